@@ -1,0 +1,255 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/wharf/wharf/internal/blobstore"
+)
+
+// maxIDLen bounds upload ids; ids become file names.
+const maxIDLen = 128
+
+// copyBufSize is the write size when copying from a reader: request bodies
+// arrive through a hashing TeeReader, so io.Copy would otherwise fall back
+// to 32 KiB writes. One pooled buffer per active upload keeps memory flat.
+const copyBufSize = 1 << 20
+
+// StartUpload creates the empty upload file; an existing id is an error.
+func (s *Store) StartUpload(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, err := s.uploadPath(id)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("blobstore/fs: start upload %s: %w", id, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("blobstore/fs: start upload %s: %w", id, err)
+	}
+	return nil
+}
+
+// WriteUpload truncates the upload to offset and returns a writer there.
+// The upload must already hold at least offset bytes.
+func (s *Store) WriteUpload(ctx context.Context, id string, offset int64) (io.WriteCloser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p, err := s.uploadPath(id)
+	if err != nil {
+		return nil, err
+	}
+	if offset < 0 {
+		return nil, fmt.Errorf("blobstore/fs: write upload: negative offset %d", offset)
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		return nil, uploadErr("write", id, err)
+	}
+	if err := seekTruncate(f, offset); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("blobstore/fs: write upload %s: %w", id, err)
+	}
+	return &uploadWriter{f: f, bufs: &s.bufs}, nil
+}
+
+// seekTruncate drops any bytes past offset and positions f there.
+func seekTruncate(f *os.File, offset int64) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() < offset {
+		return fmt.Errorf("offset %d beyond upload size %d", offset, fi.Size())
+	}
+	if err := f.Truncate(offset); err != nil {
+		return err
+	}
+	_, err = f.Seek(offset, io.SeekStart)
+	return err
+}
+
+// ReadUpload returns the upload file, opened for reading from the start.
+func (s *Store) ReadUpload(ctx context.Context, id string) (io.ReadCloser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p, err := s.uploadPath(id)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, uploadErr("read", id, err)
+	}
+	return f, nil
+}
+
+// UploadSize returns how many bytes the upload holds.
+func (s *Store) UploadSize(ctx context.Context, id string) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	p, err := s.uploadPath(id)
+	if err != nil {
+		return 0, err
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0, uploadErr("stat", id, err)
+	}
+	return fi.Size(), nil
+}
+
+// CommitUpload fsyncs the upload and renames it to blob d, then fsyncs the
+// directory so the rename survives a crash. The upload must hold exactly
+// size bytes. Concurrent commits of one digest are safe: the loser's rename
+// replaces the file atomically with identical bytes.
+func (s *Store) CommitUpload(ctx context.Context, id string, d digest.Digest, size int64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	up, err := s.uploadPath(id)
+	if err != nil {
+		return err
+	}
+	blob, err := s.blobPath(d)
+	if err != nil {
+		return err
+	}
+	if err := syncUpload(up, size); err != nil {
+		return uploadErr("commit", id, err)
+	}
+
+	if _, err := os.Stat(blob); err == nil {
+		if err := os.Remove(up); err != nil {
+			return uploadErr("commit", id, err)
+		}
+		s.log.DebugContext(ctx, "blob already exists", "digest", d, "upload", id)
+		return nil
+	}
+	// fsync may have taken a while; give up before revealing anything.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	dir := filepath.Dir(blob)
+	created, err := mkdir(dir)
+	if err != nil {
+		return fmt.Errorf("blobstore/fs: commit upload: %w", err)
+	}
+	if created {
+		if err := syncDir(filepath.Dir(dir)); err != nil {
+			return fmt.Errorf("blobstore/fs: commit upload: %w", err)
+		}
+	}
+	if err := os.Rename(up, blob); err != nil {
+		return uploadErr("commit", id, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("blobstore/fs: commit upload: %w", err)
+	}
+	s.log.DebugContext(ctx, "blob committed", "digest", d, "upload", id, "bytes", size)
+	return nil
+}
+
+// syncUpload checks the upload's size and flushes its bytes to disk.
+func syncUpload(path string, size int64) error {
+	// Opened for writing: some systems refuse to fsync read-only handles.
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() != size {
+		return fmt.Errorf("upload holds %d bytes, want %d", fi.Size(), size)
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// mkdir creates dir if missing and reports whether this call created it.
+func mkdir(dir string) (bool, error) {
+	err := os.Mkdir(dir, 0o755)
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(err, os.ErrExist) {
+		return false, nil
+	}
+	return false, err
+}
+
+// CancelUpload removes the upload file.
+func (s *Store) CancelUpload(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, err := s.uploadPath(id)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil {
+		return uploadErr("cancel", id, err)
+	}
+	return nil
+}
+
+// uploadPath maps an upload id to its file. Ids are restricted to
+// [A-Za-z0-9_-] so that no id can name a path outside uploads/.
+func (s *Store) uploadPath(id string) (string, error) {
+	if len(id) == 0 || len(id) > maxIDLen {
+		return "", fmt.Errorf("blobstore/fs: invalid upload id %q: length must be 1..%d", id, maxIDLen)
+	}
+	for _, c := range []byte(id) {
+		ok := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_'
+		if !ok {
+			return "", fmt.Errorf("blobstore/fs: invalid upload id %q: only A-Z a-z 0-9 - _ allowed", id)
+		}
+	}
+	return filepath.Join(s.uploads, id), nil
+}
+
+// uploadErr wraps err, turning a missing file into blobstore.ErrNotFound.
+func uploadErr(op, id string, err error) error {
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("blobstore/fs: %s upload %s: %w", op, id, blobstore.ErrNotFound)
+	}
+	return fmt.Errorf("blobstore/fs: %s upload %s: %w", op, id, err)
+}
+
+// uploadWriter is an upload file opened at its write offset.
+type uploadWriter struct {
+	f    *os.File
+	bufs *sync.Pool
+}
+
+func (w *uploadWriter) Write(p []byte) (int, error) { return w.f.Write(p) }
+
+func (w *uploadWriter) Close() error { return w.f.Close() }
+
+// ReadFrom lets io.Copy write in copyBufSize chunks instead of 32 KiB ones.
+func (w *uploadWriter) ReadFrom(r io.Reader) (int64, error) {
+	bp := w.bufs.Get().(*[]byte)
+	defer w.bufs.Put(bp)
+	// Hide w.f's own ReadFrom, which would copy through a 32 KiB buffer.
+	return io.CopyBuffer(struct{ io.Writer }{w.f}, r, *bp)
+}

@@ -1,0 +1,151 @@
+// Package config holds wharf's one configuration struct and loads it with
+// the precedence flags > WHARF_* environment > YAML file > defaults.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config is everything `wharf serve` can be told.
+type Config struct {
+	// Addr is the listen address, host:port.
+	Addr string `yaml:"addr"`
+	// DataDir holds the embedded stores: blobs and the SQLite database.
+	DataDir string `yaml:"data_dir"`
+	// ShutdownTimeout bounds how long in-flight requests (uploads) may run
+	// after SIGTERM.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+
+	Log        Log        `yaml:"log"`
+	Storage    Storage    `yaml:"storage"`
+	Database   Database   `yaml:"database"`
+	Validation Validation `yaml:"validation"`
+	Limits     Limits     `yaml:"limits"`
+}
+
+// Log configures the structured logs.
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is text or json.
+	Format string `yaml:"format"`
+}
+
+// Storage selects the blob store.
+type Storage struct {
+	// Driver is "filesystem" (the only one so far).
+	Driver     string            `yaml:"driver"`
+	Filesystem FilesystemStorage `yaml:"filesystem"`
+}
+
+// FilesystemStorage configures the filesystem blob store.
+type FilesystemStorage struct {
+	// Root defaults to DataDir.
+	Root string `yaml:"root"`
+}
+
+// Database selects the metadata store.
+type Database struct {
+	// Driver is "sqlite" (the only one so far).
+	Driver string         `yaml:"driver"`
+	SQLite SQLiteDatabase `yaml:"sqlite"`
+}
+
+// SQLiteDatabase configures the embedded SQLite database.
+type SQLiteDatabase struct {
+	// Path defaults to DataDir/wharf.db.
+	Path string `yaml:"path"`
+}
+
+// Validation tunes what the registry accepts.
+type Validation struct {
+	// SparseManifests accepts manifests whose layers or child manifests
+	// were never pushed.
+	SparseManifests bool `yaml:"sparse_manifests"`
+	// MaxManifestBytes bounds manifest bodies.
+	MaxManifestBytes int64 `yaml:"max_manifest_bytes"`
+}
+
+// Limits protect the server from overload.
+type Limits struct {
+	// MaxConcurrentRequests answers TOOMANYREQUESTS beyond this many
+	// requests in flight; 0 means no limit.
+	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
+}
+
+// Default returns the configuration used when nothing else is said.
+func Default() Config {
+	return Config{
+		Addr:            ":5000",
+		DataDir:         "./wharf-data",
+		ShutdownTimeout: 30 * time.Second,
+		Log:             Log{Level: "info", Format: "text"},
+		Storage:         Storage{Driver: "filesystem"},
+		Database:        Database{Driver: "sqlite"},
+		Validation:      Validation{MaxManifestBytes: 4 << 20},
+	}
+}
+
+// Resolve fills settings derived from others (store paths under DataDir).
+func (c *Config) Resolve() {
+	if c.Storage.Filesystem.Root == "" {
+		c.Storage.Filesystem.Root = filepath.Join(c.DataDir, "blobs")
+	}
+	if c.Database.SQLite.Path == "" {
+		c.Database.SQLite.Path = filepath.Join(c.DataDir, "wharf.db")
+	}
+}
+
+// Validate reports every problem with c at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if _, port, err := net.SplitHostPort(c.Addr); err != nil || port == "" {
+		bad("addr %q: want host:port, e.g. :5000 or 127.0.0.1:5000", c.Addr)
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		bad("data_dir must not be empty")
+	}
+	if c.ShutdownTimeout < 0 {
+		bad("shutdown_timeout must not be negative")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level %q: want debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format %q: want text or json", c.Log.Format)
+	}
+	if c.Storage.Driver != "filesystem" {
+		bad("storage.driver %q: want filesystem", c.Storage.Driver)
+	}
+	if c.Database.Driver != "sqlite" {
+		bad("database.driver %q: want sqlite", c.Database.Driver)
+	}
+	if c.Validation.MaxManifestBytes <= 0 {
+		bad("validation.max_manifest_bytes must be positive")
+	}
+	if c.Limits.MaxConcurrentRequests < 0 {
+		bad("limits.max_concurrent_requests must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+// readFile decodes a YAML file strictly over c.
+func readFile(c *Config, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	defer f.Close()
+	return decodeYAML(c, f, path)
+}

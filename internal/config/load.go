@@ -1,0 +1,132 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/spf13/pflag"
+	"go.yaml.in/yaml/v3"
+)
+
+// setting ties one field to its environment variable and flag.
+type setting struct {
+	env   string
+	flag  string
+	usage string
+	get   func(c *Config) string
+	set   func(c *Config, v string) error
+}
+
+// settings lists every field settable from the environment or a flag.
+var settings = []setting{
+	{"WHARF_ADDR", "addr", "listen address (host:port)",
+		func(c *Config) string { return c.Addr }, func(c *Config, v string) error { c.Addr = v; return nil }},
+	{"WHARF_DATA_DIR", "data-dir", "directory for blobs and the database",
+		func(c *Config) string { return c.DataDir }, func(c *Config, v string) error { c.DataDir = v; return nil }},
+	{"WHARF_SHUTDOWN_TIMEOUT", "shutdown-timeout", "how long in-flight requests may finish after SIGTERM",
+		func(c *Config) string { return c.ShutdownTimeout.String() }, durationSetter(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
+	{"WHARF_LOG_LEVEL", "log-level", "debug, info, warn or error",
+		func(c *Config) string { return c.Log.Level }, func(c *Config, v string) error { c.Log.Level = v; return nil }},
+	{"WHARF_LOG_FORMAT", "log-format", "text or json",
+		func(c *Config) string { return c.Log.Format }, func(c *Config, v string) error { c.Log.Format = v; return nil }},
+	{"WHARF_SPARSE_MANIFESTS", "sparse-manifests", "accept manifests whose layers or child manifests were not pushed",
+		func(c *Config) string { return strconv.FormatBool(c.Validation.SparseManifests) }, boolSetter(func(c *Config) *bool { return &c.Validation.SparseManifests })},
+	{"WHARF_MAX_CONCURRENT_REQUESTS", "max-concurrent-requests", "answer TOOMANYREQUESTS beyond this many requests in flight (0: no limit)",
+		func(c *Config) string { return strconv.Itoa(c.Limits.MaxConcurrentRequests) }, intSetter(func(c *Config) *int { return &c.Limits.MaxConcurrentRequests })},
+}
+
+// FlagConfig is the flag naming the YAML file; WHARF_CONFIG works too.
+const FlagConfig = "config"
+
+// BindFlags registers every setting's flag on fs, with its default.
+func BindFlags(fs *pflag.FlagSet) {
+	def := Default()
+	fs.String(FlagConfig, "", "YAML configuration file (also WHARF_CONFIG)")
+	for _, s := range settings {
+		if s.env == "WHARF_SPARSE_MANIFESTS" {
+			fs.Bool(s.flag, false, s.usage+" (also "+s.env+")")
+			continue
+		}
+		fs.String(s.flag, s.get(&def), s.usage+" (also "+s.env+")")
+	}
+}
+
+// Load builds the configuration: defaults, then the YAML file, then the
+// environment (looked up with getenv), then the flags the user set.
+func Load(fs *pflag.FlagSet, getenv func(string) (string, bool)) (Config, error) {
+	c := Default()
+	path, _ := getenv("WHARF_CONFIG")
+	if f := fs.Lookup(FlagConfig); f != nil && f.Changed {
+		path = f.Value.String()
+	}
+	if path != "" {
+		if err := readFile(&c, path); err != nil {
+			return c, err
+		}
+	}
+	var errs []error
+	for _, s := range settings {
+		if v, ok := getenv(s.env); ok {
+			if err := s.set(&c, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", s.env, err))
+			}
+		}
+	}
+	for _, s := range settings {
+		if f := fs.Lookup(s.flag); f != nil && f.Changed {
+			if err := s.set(&c, f.Value.String()); err != nil {
+				errs = append(errs, fmt.Errorf("--%s: %w", s.flag, err))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, err
+	}
+	c.Resolve()
+	return c, c.Validate()
+}
+
+func decodeYAML(c *Config, r io.Reader, name string) error {
+	dec := yaml.NewDecoder(r)
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config file %s: %w", name, err)
+	}
+	return nil
+}
+
+func durationSetter(field func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("invalid duration %q", v)
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+func boolSetter(field func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("invalid boolean %q", v)
+		}
+		*field(c) = b
+		return nil
+	}
+}
+
+func intSetter(field func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("invalid integer %q", v)
+		}
+		*field(c) = n
+		return nil
+	}
+}

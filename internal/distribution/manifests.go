@@ -1,0 +1,136 @@
+package distribution
+
+import (
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/wharf/wharf/internal/registry"
+)
+
+func (a *API) getManifest(w http.ResponseWriter, r *http.Request, rt Route) {
+	m, err := a.reg.GetManifest(r.Context(), rt.Name, rt.Ref)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if !acceptable(r.Header.Values("Accept"), m.MediaType) {
+		a.fail(w, r, registry.Errorf(registry.ErrNotAcceptable,
+			"manifest %s is %s, which the request's Accept header does not allow", rt.Ref, m.MediaType))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", m.MediaType)
+	h.Set("Docker-Content-Digest", m.Digest.String())
+	h.Set("ETag", `"`+m.Digest.String()+`"`)
+	h.Set("Content-Length", strconv.Itoa(len(m.Content)))
+	if match := r.Header.Get("If-None-Match"); match != "" && strings.Contains(match, m.Digest.String()) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(m.Content)
+	}
+}
+
+// acceptable reports whether a manifest of mediaType may be returned. A
+// request that names only manifest types it knows, none of them this one,
+// gets MANIFEST_UNKNOWN; anything vaguer (no Accept, */*, application/json)
+// gets the manifest as stored.
+func acceptable(accept []string, mediaType string) bool {
+	namesManifestType := false
+	for _, line := range accept {
+		for _, part := range strings.Split(line, ",") {
+			mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+			if err != nil {
+				continue
+			}
+			switch {
+			case mt == mediaType:
+				return true
+			case mt == "*/*" || mt == "application/*":
+				return true
+			case isManifestType(mt):
+				namesManifestType = true
+			}
+		}
+	}
+	return !namesManifestType
+}
+
+func isManifestType(mt string) bool {
+	for _, t := range registry.ManifestMediaTypes {
+		if t == mt {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *API) putManifest(w http.ResponseWriter, r *http.Request, rt Route) {
+	limit := a.reg.MaxManifestSize()
+	if r.ContentLength > limit {
+		a.fail(w, r, registry.Errorf(registry.ErrManifestTooLarge,
+			"manifest is %d bytes; the limit is %d", r.ContentLength, limit))
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		a.fail(w, r, registry.Errorf(registry.ErrManifestInvalid, "reading the manifest failed: %v", err))
+		return
+	}
+	if int64(len(body)) > limit {
+		a.fail(w, r, registry.Errorf(registry.ErrManifestTooLarge, "manifest is over the limit of %d bytes", limit))
+		return
+	}
+	if r.ContentLength >= 0 && int64(len(body)) != r.ContentLength {
+		a.fail(w, r, registry.Errorf(registry.ErrSizeInvalid,
+			"Content-Length is %d but the body has %d bytes", r.ContentLength, len(body)))
+		return
+	}
+	res, err := a.reg.PutManifest(r.Context(), rt.Name, rt.Ref, r.Header.Get("Content-Type"), body, r.URL.Query()["tag"])
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Location", "/v2/"+rt.Name+"/manifests/"+res.Digest.String())
+	h.Set("Docker-Content-Digest", res.Digest.String())
+	if res.Subject != "" {
+		h.Set("OCI-Subject", res.Subject.String())
+	}
+	for _, t := range res.Tags {
+		h.Add("OCI-Tag", t)
+	}
+	h.Set("Content-Length", "0")
+	w.WriteHeader(http.StatusCreated)
+}
+
+func (a *API) deleteManifest(w http.ResponseWriter, r *http.Request, rt Route) {
+	if err := a.reg.DeleteManifest(r.Context(), rt.Name, rt.Ref); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// pagination reads n and last. n < 0 means "all".
+func pagination(r *http.Request) (n int, last string, err error) {
+	q := r.URL.Query()
+	last = q.Get("last")
+	ns := q.Get("n")
+	if ns == "" {
+		return -1, last, nil
+	}
+	n, perr := strconv.Atoi(ns)
+	if perr != nil || n < 0 {
+		return 0, "", &Error{Code: CodePaginationInvalid, Status: http.StatusBadRequest,
+			Message: fmt.Sprintf("invalid n=%q: want a non-negative integer", ns)}
+	}
+	return n, last, nil
+}

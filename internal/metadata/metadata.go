@@ -1,0 +1,79 @@
+// Package metadata records what a registry holds and who points at what:
+// repositories, tags, manifests and their references, repository→blob links
+// and upload sessions. Bytes live in the blobstore; this package only knows
+// digests and sizes.
+package metadata
+
+import (
+	"errors"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// Sentinel errors returned (wrapped) by every Store implementation.
+var (
+	// ErrNotFound means the repository, tag, manifest, blob link or upload
+	// does not exist.
+	ErrNotFound = errors.New("metadata: not found")
+	// ErrConflict means a concurrent writer changed the row first (for
+	// example two chunks written to one upload session at once).
+	ErrConflict = errors.New("metadata: conflict")
+)
+
+// Manifest is a stored manifest with what it references.
+type Manifest struct {
+	Repo      string
+	Digest    digest.Digest
+	MediaType string
+	Content   []byte
+	// ArtifactType is the manifest's artifactType, or its config media type
+	// for image manifests without one, as the referrers API reports it.
+	ArtifactType string
+	// Subject is the digest of the manifest this one refers to, if any.
+	Subject digest.Digest
+	// Annotations are kept for the referrers API.
+	Annotations map[string]string
+	// Blobs are the config and layers an image manifest references.
+	Blobs []digest.Digest
+	// Children are the manifests an index references.
+	Children  []digest.Digest
+	CreatedAt time.Time
+}
+
+// Descriptor describes a manifest without its content, as listed by the
+// referrers API.
+type Descriptor struct {
+	Digest       digest.Digest
+	MediaType    string
+	Size         int64
+	ArtifactType string
+	Annotations  map[string]string
+}
+
+// Tag is a name pointing at a manifest in a repository.
+type Tag struct {
+	Name     string
+	Digest   digest.Digest
+	PushedAt time.Time
+}
+
+// Upload is the durable state of a blob upload session, enough to resume it
+// on any replica after a restart.
+type Upload struct {
+	ID        string
+	Repo      string
+	Algorithm digest.Algorithm
+	Offset    int64
+	// HashState is the marshalled state of the running hash over the first
+	// Offset bytes (encoding.BinaryMarshaler).
+	HashState []byte
+	StartedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Stats summarises what the registry holds.
+type Stats struct {
+	Blobs int64
+	Bytes int64
+}

@@ -1,0 +1,106 @@
+// Package sqldb implements metadata.Store on SQL databases. SQLite
+// (modernc.org/sqlite, pure Go) is the embedded default; the schema and
+// queries are kept portable so that PostgreSQL can share them.
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/wharf/wharf/internal/metadata"
+	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
+)
+
+var _ metadata.Store = (*DB)(nil)
+
+// DB is a metadata store on a SQL database.
+type DB struct {
+	// write serialises writers: SQLite allows one at a time, and queuing them
+	// in the pool is cheaper than retrying SQLITE_BUSY.
+	write *sql.DB
+	read  *sql.DB
+	log   *slog.Logger
+}
+
+// OpenSQLite opens (creating if needed) the SQLite database at path and
+// applies pending migrations.
+func OpenSQLite(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
+	q := url.Values{}
+	for _, p := range []string{
+		"journal_mode(WAL)",
+		"busy_timeout(10000)",
+		// In WAL mode NORMAL survives a process crash; only an OS crash may
+		// lose the last commits, never corrupt the file.
+		"synchronous(NORMAL)",
+		"foreign_keys(1)",
+	} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + path + "?" + q.Encode()
+
+	write, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	write.SetMaxOpenConns(1)
+	write.SetConnMaxIdleTime(0)
+	read, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	read.SetMaxOpenConns(8)
+	read.SetMaxIdleConns(8)
+
+	db := &DB{write: write, read: read, log: log}
+	if err := db.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Close releases both connection pools.
+func (db *DB) Close() error {
+	return errors.Join(db.read.Close(), db.write.Close())
+}
+
+// Ping reports whether the database answers a query.
+func (db *DB) Ping(ctx context.Context) error {
+	var one int
+	return db.read.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+}
+
+// inTx runs fn in a write transaction, committing when it returns nil.
+func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func now() int64 { return time.Now().UnixNano() }
+
+func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
+
+// notFound turns sql.ErrNoRows into metadata.ErrNotFound with context.
+func notFound(err error, what string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%s: %w", what, metadata.ErrNotFound)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

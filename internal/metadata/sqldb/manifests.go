@@ -1,0 +1,185 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/wharf/wharf/internal/metadata"
+)
+
+// PutManifest stores m and points tags at it in one transaction.
+func (db *DB) PutManifest(ctx context.Context, m *metadata.Manifest, tags []string) error {
+	annotations := ""
+	if len(m.Annotations) > 0 {
+		b, err := json.Marshal(m.Annotations)
+		if err != nil {
+			return fmt.Errorf("encode annotations: %w", err)
+		}
+		annotations = string(b)
+	}
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		id, err := ensureRepo(ctx, tx, m.Repo)
+		if err != nil {
+			return err
+		}
+		ts := now()
+		res, err := tx.ExecContext(ctx,
+			`INSERT INTO manifests (repo_id, digest, media_type, content, size, artifact_type, subject, annotations, created_at)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo_id, digest) DO NOTHING`,
+			id, m.Digest.String(), m.MediaType, m.Content, len(m.Content), m.ArtifactType, m.Subject.String(), annotations, ts)
+		if err != nil {
+			return fmt.Errorf("insert manifest %s: %w", m.Digest, err)
+		}
+		if inserted, _ := res.RowsAffected(); inserted == 1 {
+			if err := insertRefs(ctx, tx, id, m.Digest, "blob", m.Blobs); err != nil {
+				return err
+			}
+			if err := insertRefs(ctx, tx, id, m.Digest, "manifest", m.Children); err != nil {
+				return err
+			}
+		}
+		for _, tag := range tags {
+			_, err := tx.ExecContext(ctx,
+				`INSERT INTO tags (repo_id, name, digest, pushed_at) VALUES (?, ?, ?, ?)
+				 ON CONFLICT (repo_id, name) DO UPDATE SET digest = excluded.digest, pushed_at = excluded.pushed_at`,
+				id, tag, m.Digest.String(), ts)
+			if err != nil {
+				return fmt.Errorf("tag %s: %w", tag, err)
+			}
+		}
+		return nil
+	})
+}
+
+func insertRefs(ctx context.Context, tx *sql.Tx, repoID int64, parent digest.Digest, kind string, children []digest.Digest) error {
+	for _, c := range children {
+		_, err := tx.ExecContext(ctx,
+			`INSERT INTO manifest_refs (repo_id, parent, child, kind) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			repoID, parent.String(), c.String(), kind)
+		if err != nil {
+			return fmt.Errorf("reference %s -> %s: %w", parent, c, err)
+		}
+	}
+	return nil
+}
+
+const manifestColumns = `m.digest, m.media_type, m.content, m.artifact_type, m.subject, m.annotations, m.created_at`
+
+func scanManifest(row *sql.Row, repo string) (*metadata.Manifest, error) {
+	m := &metadata.Manifest{Repo: repo}
+	var dgst, subject, annotations string
+	var created int64
+	if err := row.Scan(&dgst, &m.MediaType, &m.Content, &m.ArtifactType, &subject, &annotations, &created); err != nil {
+		return nil, err
+	}
+	m.Digest = digest.Digest(dgst)
+	m.Subject = digest.Digest(subject)
+	m.CreatedAt = fromNanos(created)
+	if annotations != "" {
+		if err := json.Unmarshal([]byte(annotations), &m.Annotations); err != nil {
+			return nil, fmt.Errorf("decode annotations: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// GetManifest returns manifest d of repo. References are not loaded.
+func (db *DB) GetManifest(ctx context.Context, repo string, d digest.Digest) (*metadata.Manifest, error) {
+	row := db.read.QueryRowContext(ctx,
+		`SELECT `+manifestColumns+` FROM manifests m JOIN repositories r ON r.id = m.repo_id
+		 WHERE r.name = ? AND m.digest = ?`, repo, d.String())
+	m, err := scanManifest(row, repo)
+	if err != nil {
+		return nil, notFound(err, "manifest "+d.String())
+	}
+	return m, nil
+}
+
+// GetTaggedManifest returns the manifest tag points at.
+func (db *DB) GetTaggedManifest(ctx context.Context, repo, tag string) (*metadata.Manifest, error) {
+	row := db.read.QueryRowContext(ctx,
+		`SELECT `+manifestColumns+` FROM tags t
+		 JOIN repositories r ON r.id = t.repo_id
+		 JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.digest
+		 WHERE r.name = ? AND t.name = ?`, repo, tag)
+	m, err := scanManifest(row, repo)
+	if err != nil {
+		return nil, notFound(err, "tag "+tag)
+	}
+	return m, nil
+}
+
+// DeleteManifest removes manifest d; tags and references go with it.
+func (db *DB) DeleteManifest(ctx context.Context, repo string, d digest.Digest) error {
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`DELETE FROM manifests WHERE digest = ? AND repo_id = (SELECT id FROM repositories WHERE name = ?)`,
+			d.String(), repo)
+		if err != nil {
+			return fmt.Errorf("delete manifest %s: %w", d, err)
+		}
+		return expectOne(res, "manifest "+d.String())
+	})
+}
+
+// DeleteTag removes one tag.
+func (db *DB) DeleteTag(ctx context.Context, repo, tag string) error {
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`DELETE FROM tags WHERE name = ? AND repo_id = (SELECT id FROM repositories WHERE name = ?)`, tag, repo)
+		if err != nil {
+			return fmt.Errorf("delete tag %s: %w", tag, err)
+		}
+		return expectOne(res, "tag "+tag)
+	})
+}
+
+// ListTags lists repo's tags in byte order.
+func (db *DB) ListTags(ctx context.Context, repo, last string, n int) ([]string, error) {
+	ok, err := db.RepositoryExists(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("repository %s: %w", repo, metadata.ErrNotFound)
+	}
+	return db.listNames(ctx,
+		`SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repo_id
+		 WHERE r.name = ? AND t.name > ? ORDER BY t.name LIMIT ?`, repo, last, n)
+}
+
+// Referrers lists the manifests of repo whose subject is d.
+func (db *DB) Referrers(ctx context.Context, repo string, d digest.Digest, artifactType string) ([]metadata.Descriptor, error) {
+	q := `SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations
+		FROM manifests m JOIN repositories r ON r.id = m.repo_id
+		WHERE r.name = ? AND m.subject = ?`
+	args := []any{repo, d.String()}
+	if artifactType != "" {
+		q += ` AND m.artifact_type = ?`
+		args = append(args, artifactType)
+	}
+	rows, err := db.read.QueryContext(ctx, q+` ORDER BY m.created_at, m.digest`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("referrers of %s: %w", d, err)
+	}
+	defer rows.Close()
+	out := []metadata.Descriptor{}
+	for rows.Next() {
+		var desc metadata.Descriptor
+		var dgst, annotations string
+		if err := rows.Scan(&dgst, &desc.MediaType, &desc.Size, &desc.ArtifactType, &annotations); err != nil {
+			return nil, fmt.Errorf("referrers of %s: %w", d, err)
+		}
+		desc.Digest = digest.Digest(dgst)
+		if annotations != "" {
+			if err := json.Unmarshal([]byte(annotations), &desc.Annotations); err != nil {
+				return nil, fmt.Errorf("decode annotations: %w", err)
+			}
+		}
+		out = append(out, desc)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,93 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations are applied in order, each once, inside a transaction. Append
+// only: never edit a migration that has shipped.
+var migrations = []string{
+	`CREATE TABLE repositories (
+		id         INTEGER PRIMARY KEY,
+		name       TEXT NOT NULL UNIQUE,
+		created_at BIGINT NOT NULL
+	);
+	CREATE TABLE repo_blobs (
+		repo_id    INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+		digest     TEXT NOT NULL,
+		size       BIGINT NOT NULL,
+		created_at BIGINT NOT NULL,
+		PRIMARY KEY (repo_id, digest)
+	);
+	CREATE INDEX repo_blobs_digest ON repo_blobs(digest);
+	CREATE TABLE manifests (
+		repo_id       INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+		digest        TEXT NOT NULL,
+		media_type    TEXT NOT NULL,
+		content       BLOB NOT NULL,
+		size          BIGINT NOT NULL,
+		artifact_type TEXT NOT NULL DEFAULT '',
+		subject       TEXT NOT NULL DEFAULT '',
+		annotations   TEXT NOT NULL DEFAULT '',
+		created_at    BIGINT NOT NULL,
+		PRIMARY KEY (repo_id, digest)
+	);
+	CREATE INDEX manifests_subject ON manifests(repo_id, subject) WHERE subject <> '';
+	CREATE TABLE manifest_refs (
+		repo_id INTEGER NOT NULL,
+		parent  TEXT NOT NULL,
+		child   TEXT NOT NULL,
+		kind    TEXT NOT NULL CHECK (kind IN ('blob', 'manifest')),
+		PRIMARY KEY (repo_id, parent, kind, child),
+		FOREIGN KEY (repo_id, parent) REFERENCES manifests(repo_id, digest) ON DELETE CASCADE
+	);
+	CREATE INDEX manifest_refs_child ON manifest_refs(repo_id, child);
+	CREATE TABLE tags (
+		repo_id    INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+		name       TEXT NOT NULL,
+		digest     TEXT NOT NULL,
+		pushed_at  BIGINT NOT NULL,
+		PRIMARY KEY (repo_id, name),
+		FOREIGN KEY (repo_id, digest) REFERENCES manifests(repo_id, digest) ON DELETE CASCADE
+	);
+	CREATE INDEX tags_digest ON tags(repo_id, digest);
+	CREATE TABLE uploads (
+		id         TEXT PRIMARY KEY,
+		repo       TEXT NOT NULL,
+		algorithm  TEXT NOT NULL,
+		"offset"   BIGINT NOT NULL,
+		hash_state BLOB NOT NULL,
+		started_at BIGINT NOT NULL,
+		updated_at BIGINT NOT NULL
+	);`,
+}
+
+func (db *DB) migrate(ctx context.Context) error {
+	if _, err := db.write.ExecContext(ctx,
+		`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	var current int
+	if err := db.write.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if current > len(migrations) {
+		return fmt.Errorf("database schema version %d is newer than this wharf (%d): upgrade wharf", current, len(migrations))
+	}
+	for v := current + 1; v <= len(migrations); v++ {
+		err := db.inTx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, now())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migration %d: %w", v, err)
+		}
+		db.log.Info("metadata migration applied", "version", v)
+	}
+	return nil
+}

@@ -1,0 +1,195 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/wharf/wharf/internal/metadata"
+)
+
+// RepositoryExists reports whether the repository has a row.
+func (db *DB) RepositoryExists(ctx context.Context, name string) (bool, error) {
+	var id int64
+	err := db.read.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = ?`, name).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("repository %s: %w", name, err)
+	}
+	return true, nil
+}
+
+// ListRepositories lists repository names in byte order.
+func (db *DB) ListRepositories(ctx context.Context, last string, n int) ([]string, error) {
+	return db.listNames(ctx, `SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?`, last, n)
+}
+
+// listNames runs a "names after ?, limit ?" query; n <= 0 means no limit.
+func (db *DB) listNames(ctx context.Context, query string, args ...any) ([]string, error) {
+	if n := args[len(args)-1].(int); n <= 0 {
+		args[len(args)-1] = -1
+	}
+	rows, err := db.read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list: %w", err)
+	}
+	defer rows.Close()
+	names := []string{}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, fmt.Errorf("list: %w", err)
+		}
+		names = append(names, s)
+	}
+	return names, rows.Err()
+}
+
+// ensureRepo returns the id of the repository, creating it if needed.
+func ensureRepo(ctx context.Context, tx *sql.Tx, name string) (int64, error) {
+	var id int64
+	err := tx.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = ?`, name).Scan(&id)
+	if err == nil {
+		return id, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("repository %s: %w", name, err)
+	}
+	err = tx.QueryRowContext(ctx,
+		`INSERT INTO repositories (name, created_at) VALUES (?, ?) RETURNING id`, name, now()).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("create repository %s: %w", name, err)
+	}
+	return id, nil
+}
+
+// LinkBlob records that repo holds d.
+func (db *DB) LinkBlob(ctx context.Context, repo string, d digest.Digest, size int64) error {
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		id, err := ensureRepo(ctx, tx, repo)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx,
+			`INSERT INTO repo_blobs (repo_id, digest, size, created_at) VALUES (?, ?, ?, ?)
+			 ON CONFLICT (repo_id, digest) DO NOTHING`, id, d.String(), size, now())
+		if err != nil {
+			return fmt.Errorf("link blob %s to %s: %w", d, repo, err)
+		}
+		return nil
+	})
+}
+
+// BlobSize returns the size of d if repo holds it.
+func (db *DB) BlobSize(ctx context.Context, repo string, d digest.Digest) (int64, error) {
+	var size int64
+	err := db.read.QueryRowContext(ctx,
+		`SELECT b.size FROM repo_blobs b JOIN repositories r ON r.id = b.repo_id
+		 WHERE r.name = ? AND b.digest = ?`, repo, d.String()).Scan(&size)
+	if err != nil {
+		return 0, notFound(err, "blob "+d.String())
+	}
+	return size, nil
+}
+
+// AnyBlobSize returns the size of d if any repository holds it.
+func (db *DB) AnyBlobSize(ctx context.Context, d digest.Digest) (int64, error) {
+	var size int64
+	err := db.read.QueryRowContext(ctx,
+		`SELECT size FROM repo_blobs WHERE digest = ? LIMIT 1`, d.String()).Scan(&size)
+	if err != nil {
+		return 0, notFound(err, "blob "+d.String())
+	}
+	return size, nil
+}
+
+// UnlinkBlob removes repo's link to d.
+func (db *DB) UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error {
+	return db.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx,
+			`DELETE FROM repo_blobs WHERE digest = ? AND repo_id = (SELECT id FROM repositories WHERE name = ?)`,
+			d.String(), repo)
+		if err != nil {
+			return fmt.Errorf("unlink blob %s: %w", d, err)
+		}
+		return expectOne(res, "blob "+d.String())
+	})
+}
+
+// MissingBlobs returns the digests among ds that repo does not hold.
+func (db *DB) MissingBlobs(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error) {
+	return db.missing(ctx, `SELECT b.digest FROM repo_blobs b JOIN repositories r ON r.id = b.repo_id
+		WHERE r.name = ? AND b.digest IN (%s)`, repo, ds)
+}
+
+// MissingManifests returns the digests among ds that repo does not hold.
+func (db *DB) MissingManifests(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error) {
+	return db.missing(ctx, `SELECT m.digest FROM manifests m JOIN repositories r ON r.id = m.repo_id
+		WHERE r.name = ? AND m.digest IN (%s)`, repo, ds)
+}
+
+// missing runs query (with one %s for the IN list) and returns the digests
+// of ds it did not find, in the order of ds.
+func (db *DB) missing(ctx context.Context, query, repo string, ds []digest.Digest) ([]digest.Digest, error) {
+	if len(ds) == 0 {
+		return nil, nil
+	}
+	args := make([]any, 0, len(ds)+1)
+	args = append(args, repo)
+	for _, d := range ds {
+		args = append(args, d.String())
+	}
+	q := fmt.Sprintf(query, strings.TrimSuffix(strings.Repeat("?,", len(ds)), ","))
+	rows, err := db.read.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("check references: %w", err)
+	}
+	defer rows.Close()
+	found := make(map[string]bool, len(ds))
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, fmt.Errorf("check references: %w", err)
+		}
+		found[s] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("check references: %w", err)
+	}
+	var out []digest.Digest
+	for _, d := range ds {
+		if !found[d.String()] {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// expectOne maps "no row affected" to ErrNotFound.
+func expectOne(res sql.Result, what string) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", what, metadata.ErrNotFound)
+	}
+	return nil
+}
+
+// Stats counts distinct linked blobs and their bytes.
+func (db *DB) Stats(ctx context.Context) (metadata.Stats, error) {
+	var st metadata.Stats
+	err := db.read.QueryRowContext(ctx,
+		`SELECT COUNT(*), COALESCE(SUM(size), 0) FROM (SELECT digest, MAX(size) AS size FROM repo_blobs GROUP BY digest) AS b`).
+		Scan(&st.Blobs, &st.Bytes)
+	if err != nil {
+		return st, fmt.Errorf("stats: %w", err)
+	}
+	return st, nil
+}

@@ -1,0 +1,62 @@
+package sqldb
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/wharf/wharf/internal/metadata"
+)
+
+// CreateUpload records a new upload session.
+func (db *DB) CreateUpload(ctx context.Context, u *metadata.Upload) error {
+	_, err := db.write.ExecContext(ctx,
+		`INSERT INTO uploads (id, repo, algorithm, "offset", hash_state, started_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, u.Repo, string(u.Algorithm), u.Offset, u.HashState, u.StartedAt.UnixNano(), u.UpdatedAt.UnixNano())
+	if err != nil {
+		return fmt.Errorf("create upload %s: %w", u.ID, err)
+	}
+	return nil
+}
+
+// GetUpload returns session id of repo.
+func (db *DB) GetUpload(ctx context.Context, repo, id string) (*metadata.Upload, error) {
+	u := &metadata.Upload{ID: id, Repo: repo}
+	var alg string
+	var started, updated int64
+	err := db.read.QueryRowContext(ctx,
+		`SELECT algorithm, "offset", hash_state, started_at, updated_at FROM uploads WHERE id = ? AND repo = ?`, id, repo).
+		Scan(&alg, &u.Offset, &u.HashState, &started, &updated)
+	if err != nil {
+		return nil, notFound(err, "upload "+id)
+	}
+	u.Algorithm = digest.Algorithm(alg)
+	u.StartedAt, u.UpdatedAt = fromNanos(started), fromNanos(updated)
+	return u, nil
+}
+
+// AdvanceUpload moves the session from offset from to u.Offset.
+func (db *DB) AdvanceUpload(ctx context.Context, u *metadata.Upload, from int64) error {
+	res, err := db.write.ExecContext(ctx,
+		`UPDATE uploads SET "offset" = ?, hash_state = ?, updated_at = ? WHERE id = ? AND repo = ? AND "offset" = ?`,
+		u.Offset, u.HashState, u.UpdatedAt.UnixNano(), u.ID, u.Repo, from)
+	if err != nil {
+		return fmt.Errorf("advance upload %s: %w", u.ID, err)
+	}
+	if err := expectOne(res, "upload "+u.ID); err != nil {
+		if _, gerr := db.GetUpload(ctx, u.Repo, u.ID); gerr == nil {
+			return fmt.Errorf("upload %s moved past offset %d: %w", u.ID, from, metadata.ErrConflict)
+		}
+		return err
+	}
+	return nil
+}
+
+// DeleteUpload removes a session.
+func (db *DB) DeleteUpload(ctx context.Context, repo, id string) error {
+	res, err := db.write.ExecContext(ctx, `DELETE FROM uploads WHERE id = ? AND repo = ?`, id, repo)
+	if err != nil {
+		return fmt.Errorf("delete upload %s: %w", id, err)
+	}
+	return expectOne(res, "upload "+id)
+}

@@ -1,0 +1,66 @@
+package metadata
+
+import (
+	"context"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// Store is the registry's metadata. Every implementation passes the suite
+// in metadatatest. Listing methods return at most n entries after last, in
+// lexical (byte) order; n <= 0 means no limit.
+type Store interface {
+	// RepositoryExists reports whether name has ever received content.
+	RepositoryExists(ctx context.Context, name string) (bool, error)
+	// ListRepositories lists repository names.
+	ListRepositories(ctx context.Context, last string, n int) ([]string, error)
+
+	// LinkBlob records that repo holds blob d of the given size, creating the
+	// repository on first use.
+	LinkBlob(ctx context.Context, repo string, d digest.Digest, size int64) error
+	// BlobSize returns the size of blob d if repo holds it, else ErrNotFound.
+	BlobSize(ctx context.Context, repo string, d digest.Digest) (int64, error)
+	// AnyBlobSize returns the size of blob d if any repository holds it.
+	AnyBlobSize(ctx context.Context, d digest.Digest) (int64, error)
+	// UnlinkBlob removes repo's link to d, or returns ErrNotFound.
+	UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error
+	// MissingBlobs returns the digests among ds that repo does not hold.
+	MissingBlobs(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error)
+
+	// PutManifest stores m (idempotently) and points each tag at it, in one
+	// transaction, creating the repository on first use.
+	PutManifest(ctx context.Context, m *Manifest, tags []string) error
+	// GetManifest returns the manifest d of repo, or ErrNotFound.
+	GetManifest(ctx context.Context, repo string, d digest.Digest) (*Manifest, error)
+	// GetTaggedManifest returns the manifest tag points at, or ErrNotFound.
+	GetTaggedManifest(ctx context.Context, repo, tag string) (*Manifest, error)
+	// MissingManifests returns the digests among ds that repo does not hold.
+	MissingManifests(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error)
+	// DeleteManifest removes manifest d and every tag pointing at it.
+	DeleteManifest(ctx context.Context, repo string, d digest.Digest) error
+	// DeleteTag removes one tag, leaving the manifest in place.
+	DeleteTag(ctx context.Context, repo, tag string) error
+	// ListTags lists repo's tag names; ErrNotFound if repo does not exist.
+	ListTags(ctx context.Context, repo, last string, n int) ([]string, error)
+	// Referrers lists the manifests of repo whose subject is d, filtered by
+	// artifactType when it is not empty.
+	Referrers(ctx context.Context, repo string, d digest.Digest, artifactType string) ([]Descriptor, error)
+
+	// CreateUpload records a new upload session.
+	CreateUpload(ctx context.Context, u *Upload) error
+	// GetUpload returns the session id of repo, or ErrNotFound.
+	GetUpload(ctx context.Context, repo, id string) (*Upload, error)
+	// AdvanceUpload moves a session from offset from to u.Offset with a new
+	// hash state; ErrConflict if its offset is no longer from.
+	AdvanceUpload(ctx context.Context, u *Upload, from int64) error
+	// DeleteUpload removes a session, or returns ErrNotFound.
+	DeleteUpload(ctx context.Context, repo, id string) error
+
+	// Stats counts the distinct blobs linked anywhere and their bytes.
+	Stats(ctx context.Context) (Stats, error)
+
+	// Ping reports whether the database answers.
+	Ping(ctx context.Context) error
+	// Close releases the database.
+	Close() error
+}

@@ -1,0 +1,95 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/wharf/wharf/internal/blobstore"
+	"github.com/wharf/wharf/internal/metadata"
+)
+
+// StatBlob returns the size of blob d if repo holds it.
+func (s *Service) StatBlob(ctx context.Context, repo string, d digest.Digest) (int64, error) {
+	if err := ValidateName(repo); err != nil {
+		return 0, err
+	}
+	size, err := s.meta.BlobSize(ctx, repo, d)
+	if errors.Is(err, metadata.ErrNotFound) {
+		return 0, blobUnknown(d)
+	}
+	return size, err
+}
+
+// OpenBlob returns a reader of blob d if repo holds it. The reader is an
+// *os.File for the filesystem store, so callers can serve it with sendfile.
+func (s *Service) OpenBlob(ctx context.Context, repo string, d digest.Digest) (io.ReadSeekCloser, int64, error) {
+	if _, err := s.StatBlob(ctx, repo, d); err != nil {
+		return nil, 0, err
+	}
+	rc, size, err := s.blobs.Open(ctx, d)
+	if errors.Is(err, blobstore.ErrNotFound) {
+		// Linked but gone from the store: report it as unknown rather than
+		// failing the request, and say so in the log.
+		s.log.ErrorContext(ctx, "linked blob missing from blob store", "repo", repo, "digest", d)
+		return nil, 0, blobUnknown(d)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("open blob %s: %w", d, err)
+	}
+	return rc, size, nil
+}
+
+// DeleteBlob removes repo's link to blob d. The bytes stay until garbage
+// collection finds nothing else references them.
+func (s *Service) DeleteBlob(ctx context.Context, repo string, d digest.Digest) error {
+	if err := ValidateName(repo); err != nil {
+		return err
+	}
+	err := s.meta.UnlinkBlob(ctx, repo, d)
+	if errors.Is(err, metadata.ErrNotFound) {
+		return blobUnknown(d)
+	}
+	return err
+}
+
+// MountBlob links blob d into repo from repository from, or from any
+// repository that holds it when from is empty. It reports whether the blob
+// was mounted; false means the caller should upload it instead.
+func (s *Service) MountBlob(ctx context.Context, repo string, d digest.Digest, from string) (bool, error) {
+	if err := ValidateName(repo); err != nil {
+		return false, err
+	}
+	var size int64
+	var err error
+	if from != "" {
+		if ValidateName(from) != nil {
+			return false, nil
+		}
+		size, err = s.meta.BlobSize(ctx, from, d)
+	} else {
+		size, err = s.meta.AnyBlobSize(ctx, d)
+	}
+	if errors.Is(err, metadata.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if _, err := s.blobs.Stat(ctx, d); err != nil {
+		if errors.Is(err, blobstore.ErrNotFound) {
+			return false, nil
+		}
+		return false, fmt.Errorf("stat blob %s: %w", d, err)
+	}
+	if err := s.meta.LinkBlob(ctx, repo, d, size); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+func blobUnknown(d digest.Digest) error {
+	return Errorf(ErrBlobUnknown, "blob %s not found in repository", d).withDetail(map[string]any{"digest": d.String()})
+}

@@ -1,0 +1,174 @@
+package registry
+
+import (
+	"context"
+	"errors"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/wharf/wharf/internal/metadata"
+)
+
+// PutManifestResult says what a manifest push stored.
+type PutManifestResult struct {
+	Digest  digest.Digest
+	Subject digest.Digest
+	Tags    []string
+}
+
+// PutManifest validates and stores a manifest pushed to repo under ref (a
+// tag or a digest) plus any extra tags, returning its digest.
+func (s *Service) PutManifest(ctx context.Context, repo, ref, contentType string, body []byte, extraTags []string) (*PutManifestResult, error) {
+	if err := ValidateName(repo); err != nil {
+		return nil, err
+	}
+	if int64(len(body)) > s.opts.MaxManifestSize {
+		return nil, Errorf(ErrManifestTooLarge, "manifest is %d bytes; the limit is %d", len(body), s.opts.MaxManifestSize)
+	}
+	var tags []string
+	var d digest.Digest
+	if IsDigestReference(ref) {
+		want, err := ParseDigest(ref)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := newHash(want.Algorithm()); err != nil {
+			return nil, err
+		}
+		d = want.Algorithm().FromBytes(body)
+		if d != want {
+			return nil, Errorf(ErrDigestInvalid, "manifest content has digest %s, not %s", d, want).
+				withDetail(map[string]any{"expected": want.String(), "actual": d.String()})
+		}
+	} else {
+		if err := ValidateTag(ref); err != nil {
+			return nil, Errorf(ErrManifestInvalid, "%v", err)
+		}
+		tags = append(tags, ref)
+		d = digest.Canonical.FromBytes(body)
+	}
+	for _, t := range extraTags {
+		if err := ValidateTag(t); err != nil {
+			return nil, Errorf(ErrManifestInvalid, "%v", err)
+		}
+		tags = append(tags, t)
+	}
+
+	parsed, err := parseManifest(contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkReferences(ctx, repo, parsed); err != nil {
+		return nil, err
+	}
+	m := &metadata.Manifest{
+		Repo:         repo,
+		Digest:       d,
+		MediaType:    parsed.MediaType,
+		Content:      body,
+		ArtifactType: parsed.artifactType(),
+		Annotations:  parsed.Annotations,
+		Blobs:        parsed.blobDigests(),
+		Children:     parsed.childDigests(),
+	}
+	if parsed.Subject != nil {
+		m.Subject = parsed.Subject.Digest
+	}
+	if err := s.meta.PutManifest(ctx, m, tags); err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "manifest stored", "repo", repo, "digest", d, "media_type", m.MediaType, "tags", tags)
+	return &PutManifestResult{Digest: d, Subject: m.Subject, Tags: tags}, nil
+}
+
+// checkReferences makes sure what the manifest points at is in repo.
+func (s *Service) checkReferences(ctx context.Context, repo string, m *manifest) error {
+	if s.opts.SparseManifests {
+		return nil
+	}
+	missing, err := s.meta.MissingBlobs(ctx, repo, m.requiredBlobs())
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		return Errorf(ErrManifestBlobUnknown, "blob %s is referenced by the manifest but was not pushed to %s", missing[0], repo).
+			withDetail(map[string]any{"digest": missing[0].String()})
+	}
+	missing, err = s.meta.MissingManifests(ctx, repo, m.childDigests())
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		return Errorf(ErrManifestChildMissing, "manifest %s is referenced by the index but was not pushed to %s", missing[0], repo).
+			withDetail(map[string]any{"digest": missing[0].String()})
+	}
+	return nil
+}
+
+// GetManifest returns the manifest ref (a tag or a digest) of repo.
+func (s *Service) GetManifest(ctx context.Context, repo, ref string) (*metadata.Manifest, error) {
+	if err := ValidateName(repo); err != nil {
+		return nil, err
+	}
+	var m *metadata.Manifest
+	var err error
+	if IsDigestReference(ref) {
+		d, perr := ParseDigest(ref)
+		if perr != nil {
+			return nil, perr
+		}
+		m, err = s.meta.GetManifest(ctx, repo, d)
+	} else {
+		if terr := ValidateTag(ref); terr != nil {
+			return nil, Errorf(ErrManifestUnknown, "%v", terr)
+		}
+		m, err = s.meta.GetTaggedManifest(ctx, repo, ref)
+	}
+	if errors.Is(err, metadata.ErrNotFound) {
+		return nil, s.manifestUnknown(ctx, repo, ref)
+	}
+	return m, err
+}
+
+// DeleteManifest deletes a manifest by digest (with every tag pointing at
+// it) or just a tag.
+func (s *Service) DeleteManifest(ctx context.Context, repo, ref string) error {
+	if err := ValidateName(repo); err != nil {
+		return err
+	}
+	var err error
+	if IsDigestReference(ref) {
+		d, perr := ParseDigest(ref)
+		if perr != nil {
+			return perr
+		}
+		err = s.meta.DeleteManifest(ctx, repo, d)
+	} else {
+		if terr := ValidateTag(ref); terr != nil {
+			return Errorf(ErrManifestUnknown, "%v", terr)
+		}
+		err = s.meta.DeleteTag(ctx, repo, ref)
+	}
+	if errors.Is(err, metadata.ErrNotFound) {
+		return s.manifestUnknown(ctx, repo, ref)
+	}
+	if err == nil {
+		s.log.InfoContext(ctx, "manifest deleted", "repo", repo, "reference", ref)
+	}
+	return err
+}
+
+// Referrers lists the manifests in repo whose subject is d.
+func (s *Service) Referrers(ctx context.Context, repo string, d digest.Digest, artifactType string) ([]metadata.Descriptor, error) {
+	if err := ValidateName(repo); err != nil {
+		return nil, err
+	}
+	return s.meta.Referrers(ctx, repo, d, artifactType)
+}
+
+// manifestUnknown says whether the repository or the manifest is missing.
+func (s *Service) manifestUnknown(ctx context.Context, repo, ref string) error {
+	if ok, err := s.meta.RepositoryExists(ctx, repo); err == nil && !ok {
+		return Errorf(ErrNameUnknown, "repository %s not found", repo).withDetail(map[string]any{"name": repo})
+	}
+	return Errorf(ErrManifestUnknown, "manifest %s not found in %s", ref, repo).withDetail(map[string]any{"reference": ref})
+}

@@ -1,0 +1,84 @@
+// Package registry is wharf's domain: the rules of pushing and pulling
+// blobs and manifests, over a metadata store and a blob store. It knows
+// nothing about HTTP.
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/wharf/wharf/internal/blobstore"
+	"github.com/wharf/wharf/internal/metadata"
+)
+
+// DefaultMaxManifestSize is the largest manifest accepted, as in the
+// distribution spec's recommendation.
+const DefaultMaxManifestSize = 4 << 20
+
+// Options tune the rules the service enforces.
+type Options struct {
+	// SparseManifests accepts manifests whose blobs and child manifests were
+	// never pushed (what platform-filtered copies of indexes produce).
+	SparseManifests bool
+	// MaxManifestSize bounds manifest bodies; 0 means DefaultMaxManifestSize.
+	MaxManifestSize int64
+}
+
+// Service implements the registry's operations.
+type Service struct {
+	meta  metadata.Store
+	blobs blobstore.Store
+	log   *slog.Logger
+	opts  Options
+
+	// uploadLocks serialises writers of one upload session inside this
+	// process; AdvanceUpload's offset check guards across replicas.
+	uploadLocks sync.Map // id → *sync.Mutex
+}
+
+// New returns a Service over the given stores.
+func New(meta metadata.Store, blobs blobstore.Store, log *slog.Logger, opts Options) *Service {
+	if opts.MaxManifestSize <= 0 {
+		opts.MaxManifestSize = DefaultMaxManifestSize
+	}
+	return &Service{meta: meta, blobs: blobs, log: log, opts: opts}
+}
+
+// MaxManifestSize is the largest manifest body the service accepts.
+func (s *Service) MaxManifestSize() int64 { return s.opts.MaxManifestSize }
+
+// Ready reports whether both stores answer.
+func (s *Service) Ready(ctx context.Context) error {
+	if err := s.meta.Ping(ctx); err != nil {
+		return fmt.Errorf("metadata: %w", err)
+	}
+	if err := s.blobs.Ping(ctx); err != nil {
+		return fmt.Errorf("blobstore: %w", err)
+	}
+	return nil
+}
+
+// Catalog lists repository names after last, at most n.
+func (s *Service) Catalog(ctx context.Context, last string, n int) ([]string, error) {
+	return s.meta.ListRepositories(ctx, last, n)
+}
+
+// Tags lists the tags of repo after last, at most n.
+func (s *Service) Tags(ctx context.Context, repo, last string, n int) ([]string, error) {
+	if err := ValidateName(repo); err != nil {
+		return nil, err
+	}
+	tags, err := s.meta.ListTags(ctx, repo, last, n)
+	if errors.Is(err, metadata.ErrNotFound) {
+		return nil, Errorf(ErrNameUnknown, "repository %s not found", repo).withDetail(map[string]any{"name": repo})
+	}
+	return tags, err
+}
+
+// Stats summarises what the registry holds.
+func (s *Service) Stats(ctx context.Context) (metadata.Stats, error) {
+	return s.meta.Stats(ctx)
+}

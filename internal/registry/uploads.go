@@ -1,0 +1,295 @@
+package registry
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/opencontainers/go-digest"
+	"github.com/wharf/wharf/internal/blobstore"
+	"github.com/wharf/wharf/internal/metadata"
+)
+
+// Upload is the state of an upload session as callers see it.
+type Upload struct {
+	ID     string
+	Repo   string
+	Offset int64
+}
+
+// StartUpload opens an upload session in repo whose bytes are hashed with
+// alg (sha256 when empty).
+func (s *Service) StartUpload(ctx context.Context, repo string, alg digest.Algorithm) (*Upload, error) {
+	if err := ValidateName(repo); err != nil {
+		return nil, err
+	}
+	if alg == "" {
+		alg = digest.Canonical
+	}
+	h, err := newHash(alg)
+	if err != nil {
+		return nil, err
+	}
+	state, err := marshalHash(h)
+	if err != nil {
+		return nil, err
+	}
+	id := uuid.NewString()
+	if err := s.blobs.StartUpload(ctx, id); err != nil {
+		return nil, fmt.Errorf("start upload: %w", err)
+	}
+	t := time.Now()
+	u := &metadata.Upload{ID: id, Repo: repo, Algorithm: alg, HashState: state, StartedAt: t, UpdatedAt: t}
+	if err := s.meta.CreateUpload(ctx, u); err != nil {
+		_ = s.blobs.CancelUpload(ctx, id)
+		return nil, err
+	}
+	return &Upload{ID: id, Repo: repo}, nil
+}
+
+// UploadStatus returns the session's state.
+func (s *Service) UploadStatus(ctx context.Context, repo, id string) (*Upload, error) {
+	u, err := s.getUpload(ctx, repo, id)
+	if err != nil {
+		return nil, err
+	}
+	return &Upload{ID: u.ID, Repo: u.Repo, Offset: u.Offset}, nil
+}
+
+// WriteUpload appends a chunk to the session. start is where the caller
+// says the chunk begins (-1 when it did not say) and length its declared
+// size (-1 when unknown). A chunk that does not begin at the session's
+// offset is ErrRangeInvalid, carrying the offset.
+func (s *Service) WriteUpload(ctx context.Context, repo, id string, start int64, r io.Reader, length int64) (*Upload, error) {
+	unlock := s.lockUpload(id)
+	defer unlock()
+	u, err := s.getUpload(ctx, repo, id)
+	if err != nil {
+		return nil, err
+	}
+	if start >= 0 && start != u.Offset {
+		e := Errorf(ErrRangeInvalid, "chunk starts at %d but the upload has %d bytes", start, u.Offset)
+		e.Offset = u.Offset
+		return nil, e
+	}
+	if err := s.appendChunk(ctx, u, r, length); err != nil {
+		return nil, err
+	}
+	return &Upload{ID: u.ID, Repo: u.Repo, Offset: u.Offset}, nil
+}
+
+// CompleteUpload appends an optional last chunk (r may be nil), checks the
+// bytes against d, and commits the blob into repo. It returns the size.
+func (s *Service) CompleteUpload(ctx context.Context, repo, id string, d digest.Digest, r io.Reader, length int64) (int64, error) {
+	unlock := s.lockUpload(id)
+	defer unlock()
+	u, err := s.getUpload(ctx, repo, id)
+	if err != nil {
+		return 0, err
+	}
+	if r != nil && length != 0 {
+		if err := s.appendChunk(ctx, u, r, length); err != nil {
+			return 0, err
+		}
+	}
+	got, err := s.uploadDigest(ctx, u, d.Algorithm())
+	if err != nil {
+		return 0, err
+	}
+	if got != d {
+		return 0, Errorf(ErrDigestInvalid, "uploaded content has digest %s, not %s", got, d).
+			withDetail(map[string]any{"expected": d.String(), "actual": got.String()})
+	}
+	if err := s.blobs.CommitUpload(ctx, id, d, u.Offset); err != nil {
+		return 0, fmt.Errorf("commit blob %s: %w", d, err)
+	}
+	if err := s.meta.LinkBlob(ctx, repo, d, u.Offset); err != nil {
+		return 0, err
+	}
+	if err := s.meta.DeleteUpload(ctx, repo, id); err != nil && !errors.Is(err, metadata.ErrNotFound) {
+		return 0, err
+	}
+	s.uploadLocks.Delete(id)
+	s.log.InfoContext(ctx, "blob committed", "repo", repo, "digest", d, "bytes", u.Offset)
+	return u.Offset, nil
+}
+
+// PutBlob uploads a whole blob in one call (a monolithic push).
+func (s *Service) PutBlob(ctx context.Context, repo string, d digest.Digest, r io.Reader, length int64) (int64, error) {
+	up, err := s.StartUpload(ctx, repo, d.Algorithm())
+	if err != nil {
+		return 0, err
+	}
+	size, err := s.CompleteUpload(ctx, repo, up.ID, d, r, length)
+	if err != nil {
+		_ = s.CancelUpload(context.WithoutCancel(ctx), repo, up.ID)
+		return 0, err
+	}
+	return size, nil
+}
+
+// CancelUpload ends the session and discards its bytes.
+func (s *Service) CancelUpload(ctx context.Context, repo, id string) error {
+	unlock := s.lockUpload(id)
+	defer unlock()
+	if _, err := s.getUpload(ctx, repo, id); err != nil {
+		return err
+	}
+	if err := s.meta.DeleteUpload(ctx, repo, id); err != nil {
+		if errors.Is(err, metadata.ErrNotFound) {
+			return uploadUnknown(id)
+		}
+		return err
+	}
+	s.uploadLocks.Delete(id)
+	if err := s.blobs.CancelUpload(ctx, id); err != nil && !errors.Is(err, blobstore.ErrNotFound) {
+		return fmt.Errorf("discard upload %s: %w", id, err)
+	}
+	return nil
+}
+
+func (s *Service) getUpload(ctx context.Context, repo, id string) (*metadata.Upload, error) {
+	if err := ValidateName(repo); err != nil {
+		return nil, err
+	}
+	u, err := s.meta.GetUpload(ctx, repo, id)
+	if errors.Is(err, metadata.ErrNotFound) {
+		return nil, uploadUnknown(id)
+	}
+	return u, err
+}
+
+// copyBuffers keeps large buffers for streaming chunks; big reads and writes
+// matter more than anything else for upload throughput.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
+// appendChunk streams r into the upload, hashing as it writes, and records
+// the new offset and hash state. On any failure the session is unchanged:
+// the next write at the same offset discards the partial bytes.
+func (s *Service) appendChunk(ctx context.Context, u *metadata.Upload, r io.Reader, length int64) error {
+	h, err := restoreHash(u.Algorithm, u.HashState)
+	if err != nil {
+		return err
+	}
+	w, err := s.blobs.WriteUpload(ctx, u.ID, u.Offset)
+	if err != nil {
+		return fmt.Errorf("open upload %s: %w", u.ID, err)
+	}
+	src := r
+	if length >= 0 {
+		src = io.LimitReader(r, length)
+	}
+	bp := copyBuffers.Get().(*[]byte)
+	n, copyErr := io.CopyBuffer(io.MultiWriter(w, h), src, *bp)
+	copyBuffers.Put(bp)
+	closeErr := w.Close()
+	if copyErr != nil {
+		return Errorf(ErrUploadInvalid, "reading the chunk failed after %d bytes: %v", n, copyErr)
+	}
+	if closeErr != nil {
+		return fmt.Errorf("write upload %s: %w", u.ID, closeErr)
+	}
+	if length >= 0 && n != length {
+		return Errorf(ErrSizeInvalid, "chunk declared %d bytes but carried %d", length, n)
+	}
+	state, err := marshalHash(h)
+	if err != nil {
+		return err
+	}
+	from := u.Offset
+	u.Offset += n
+	u.HashState = state
+	u.UpdatedAt = time.Now()
+	if err := s.meta.AdvanceUpload(ctx, u, from); err != nil {
+		if errors.Is(err, metadata.ErrConflict) {
+			return Errorf(ErrRangeInvalid, "upload %s was written concurrently", u.ID)
+		}
+		if errors.Is(err, metadata.ErrNotFound) {
+			return uploadUnknown(u.ID)
+		}
+		return err
+	}
+	return nil
+}
+
+// uploadDigest returns the digest of the upload's bytes with alg, from the
+// saved hash state when the session used alg, else by reading them again.
+func (s *Service) uploadDigest(ctx context.Context, u *metadata.Upload, alg digest.Algorithm) (digest.Digest, error) {
+	if alg == u.Algorithm {
+		h, err := restoreHash(u.Algorithm, u.HashState)
+		if err != nil {
+			return "", err
+		}
+		return digest.NewDigest(alg, h), nil
+	}
+	// The session guessed the algorithm wrong (clients do not announce it
+	// before the final PUT): hash the stored bytes again with the right one.
+	h, err := newHash(alg)
+	if err != nil {
+		return "", err
+	}
+	rc, err := s.blobs.ReadUpload(ctx, u.ID)
+	if err != nil {
+		return "", fmt.Errorf("read upload %s: %w", u.ID, err)
+	}
+	defer rc.Close()
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	n, err := io.CopyBuffer(h, io.LimitReader(rc, u.Offset), *bp)
+	if err != nil {
+		return "", fmt.Errorf("read upload %s: %w", u.ID, err)
+	}
+	if n != u.Offset {
+		return "", fmt.Errorf("upload %s holds %d bytes, expected %d", u.ID, n, u.Offset)
+	}
+	return digest.NewDigest(alg, h), nil
+}
+
+func (s *Service) lockUpload(id string) func() {
+	v, _ := s.uploadLocks.LoadOrStore(id, new(sync.Mutex))
+	mu := v.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+func newHash(alg digest.Algorithm) (hash.Hash, error) {
+	switch alg {
+	case digest.SHA256:
+		return sha256.New(), nil
+	case digest.SHA512:
+		return sha512.New(), nil
+	default:
+		return nil, Errorf(ErrDigestInvalid, "digest algorithm %q is not supported (use sha256 or sha512)", alg)
+	}
+}
+
+func marshalHash(h hash.Hash) ([]byte, error) {
+	m, ok := h.(encoding.BinaryMarshaler)
+	if !ok {
+		return nil, errors.New("hash state cannot be saved")
+	}
+	return m.MarshalBinary()
+}
+
+func restoreHash(alg digest.Algorithm, state []byte) (hash.Hash, error) {
+	h, err := newHash(alg)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err != nil {
+		return nil, fmt.Errorf("restore hash state: %w", err)
+	}
+	return h, nil
+}
+
+func uploadUnknown(id string) error {
+	return Errorf(ErrUploadUnknown, "upload %s not found", id).withDetail(map[string]any{"uuid": id})
+}

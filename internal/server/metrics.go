@@ -1,0 +1,99 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/wharf/wharf/internal/distribution"
+	"github.com/wharf/wharf/internal/registry"
+)
+
+type metrics struct {
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	bytesIn   *prometheus.CounterVec
+	bytesOut  *prometheus.CounterVec
+	uploading prometheus.Gauge
+}
+
+func newMetrics(reg *prometheus.Registry, svc *registry.Service) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wharf_http_requests_total", Help: "HTTP requests by route, method and status code.",
+		}, []string{"route", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "wharf_http_request_duration_seconds", Help: "HTTP request latency by route and method.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"route", "method"}),
+		bytesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wharf_http_request_bytes_total", Help: "Request body bytes received, by route.",
+		}, []string{"route"}),
+		bytesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "wharf_http_response_bytes_total", Help: "Response body bytes sent, by route.",
+		}, []string{"route"}),
+		uploading: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "wharf_uploads_in_flight", Help: "Blob upload requests being received now.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.latency, m.bytesIn, m.bytesOut, m.uploading, &storedCollector{svc: svc})
+	return m
+}
+
+// routeLabel keeps label cardinality bounded: repository names and digests
+// never become labels.
+func routeLabel(path string) string {
+	switch {
+	case strings.HasPrefix(path, "/v2"):
+		return string(distribution.ParseRoute(path).Kind)
+	case path == "/healthz", path == "/readyz", path == "/metrics":
+		return strings.TrimPrefix(path, "/")
+	default:
+		return "other"
+	}
+}
+
+func (m *metrics) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		route := routeLabel(r.URL.Path)
+		uploading := r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodDelete &&
+			(route == string(distribution.KindUpload) || route == string(distribution.KindUploadStart))
+		if uploading {
+			m.uploading.Inc()
+			defer m.uploading.Dec()
+		}
+		start := time.Now()
+		rec := recordResponse(w)
+		body := countBody(r)
+		next.ServeHTTP(rec, r)
+		m.requests.WithLabelValues(route, r.Method, strconv.Itoa(rec.status())).Inc()
+		m.latency.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+		m.bytesIn.WithLabelValues(route).Add(float64(body.n))
+		m.bytesOut.WithLabelValues(route).Add(float64(rec.bytes))
+	})
+}
+
+// storedCollector reports what the registry holds, asked at scrape time.
+type storedCollector struct{ svc *registry.Service }
+
+var (
+	blobsDesc = prometheus.NewDesc("wharf_blobs_stored", "Distinct blobs linked into repositories.", nil, nil)
+	bytesDesc = prometheus.NewDesc("wharf_blob_bytes_stored", "Bytes of distinct blobs linked into repositories.", nil, nil)
+)
+
+func (c *storedCollector) Describe(ch chan<- *prometheus.Desc) { ch <- blobsDesc; ch <- bytesDesc }
+
+func (c *storedCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.svc.Stats(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(blobsDesc, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(blobsDesc, prometheus.GaugeValue, float64(st.Blobs))
+	ch <- prometheus.MustNewConstMetric(bytesDesc, prometheus.GaugeValue, float64(st.Bytes))
+}

@@ -1,0 +1,158 @@
+// Package server wires wharf together: it opens the stores, builds the
+// http.Handler tree with its middleware, and runs it until shut down.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/wharf/wharf/internal/blobstore"
+	"github.com/wharf/wharf/internal/blobstore/fs"
+	"github.com/wharf/wharf/internal/config"
+	"github.com/wharf/wharf/internal/distribution"
+	"github.com/wharf/wharf/internal/metadata"
+	"github.com/wharf/wharf/internal/metadata/sqldb"
+	"github.com/wharf/wharf/internal/registry"
+)
+
+// Server is a configured wharf registry.
+type Server struct {
+	cfg      config.Config
+	log      *slog.Logger
+	meta     metadata.Store
+	registry *registry.Service
+	handler  http.Handler
+}
+
+// New opens the stores cfg names and builds the handler tree.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	var blobs blobstore.Store
+	switch cfg.Storage.Driver {
+	case "filesystem":
+		s, err := fs.New(cfg.Storage.Filesystem.Root, log)
+		if err != nil {
+			return nil, fmt.Errorf("open blob store: %w", err)
+		}
+		blobs = s
+	default:
+		return nil, fmt.Errorf("unknown storage driver %q", cfg.Storage.Driver)
+	}
+	var meta metadata.Store
+	switch cfg.Database.Driver {
+	case "sqlite":
+		db, err := sqldb.OpenSQLite(ctx, cfg.Database.SQLite.Path, log)
+		if err != nil {
+			return nil, fmt.Errorf("open metadata: %w", err)
+		}
+		meta = db
+	default:
+		return nil, fmt.Errorf("unknown database driver %q", cfg.Database.Driver)
+	}
+	reg := registry.New(meta, blobs, log, registry.Options{
+		SparseManifests: cfg.Validation.SparseManifests,
+		MaxManifestSize: cfg.Validation.MaxManifestBytes,
+	})
+	s := &Server{cfg: cfg, log: log, meta: meta, registry: reg}
+	s.handler = s.routes(prometheus.NewRegistry())
+	return s, nil
+}
+
+// Handler is the whole HTTP surface, for tests and embedding.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Close releases the stores.
+func (s *Server) Close() error { return s.meta.Close() }
+
+// routes builds the handler tree: OCI API under /v2/, operations beside it.
+func (s *Server) routes(promReg *prometheus.Registry) http.Handler {
+	m := newMetrics(promReg, s.registry)
+	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	api := distribution.New(s.registry, s.log)
+	var v2 http.Handler = api
+	v2 = authSeam(v2)
+	v2 = limitConcurrency(v2, s.cfg.Limits.MaxConcurrentRequests, s.log)
+
+	mux := http.NewServeMux()
+	mux.Handle("/v2/", v2)
+	mux.Handle("/v2", v2)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", s.ready)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
+
+	var h http.Handler = mux
+	h = m.instrument(h)
+	h = accessLog(h, s.log)
+	h = recoverPanics(h, s.log)
+	h = requestID(h)
+	return h
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.registry.Ready(ctx); err != nil {
+		s.log.WarnContext(ctx, "not ready", "err", err)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("not ready\n"))
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// Run listens on cfg.Addr and serves until ctx is cancelled, then lets
+// in-flight requests finish for up to cfg.ShutdownTimeout.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve is Run on an existing listener.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("wharf listening", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		s.log.Warn("in-flight requests cut off at shutdown", "err", err)
+		_ = srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	s.log.Info("stopped")
+	return nil
+}
