@@ -27,6 +27,14 @@ type Config struct {
 	Database   Database   `yaml:"database"`
 	Validation Validation `yaml:"validation"`
 	Limits     Limits     `yaml:"limits"`
+	Uploads    Uploads    `yaml:"uploads"`
+}
+
+// Uploads configures upload sessions.
+type Uploads struct {
+	// PurgeAfter discards sessions not written for this long; 0 keeps them
+	// forever.
+	PurgeAfter time.Duration `yaml:"purge_after"`
 }
 
 // Log configures the structured logs.
@@ -89,6 +97,7 @@ func Default() Config {
 		Storage:         Storage{Driver: "filesystem"},
 		Database:        Database{Driver: "sqlite"},
 		Validation:      Validation{MaxManifestBytes: 4 << 20},
+		Uploads:         Uploads{PurgeAfter: 24 * time.Hour},
 	}
 }
 
@@ -133,6 +142,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Validation.MaxManifestBytes <= 0 {
 		bad("validation.max_manifest_bytes must be positive")
+	}
+	if c.Uploads.PurgeAfter < 0 {
+		bad("uploads.purge_after must not be negative")
 	}
 	if c.Limits.MaxConcurrentRequests < 0 {
 		bad("limits.max_concurrent_requests must not be negative")

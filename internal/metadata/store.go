@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"context"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -55,6 +56,8 @@ type Store interface {
 	AdvanceUpload(ctx context.Context, u *Upload, from int64) error
 	// DeleteUpload removes a session, or returns ErrNotFound.
 	DeleteUpload(ctx context.Context, repo, id string) error
+	// StaleUploads lists up to n sessions not written since before.
+	StaleUploads(ctx context.Context, before time.Time, n int) ([]Upload, error)
 
 	// Stats counts the distinct blobs linked anywhere and their bytes.
 	Stats(ctx context.Context) (Stats, error)

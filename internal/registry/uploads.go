@@ -293,3 +293,24 @@ func restoreHash(alg digest.Algorithm, state []byte) (hash.Hash, error) {
 func uploadUnknown(id string) error {
 	return Errorf(ErrUploadUnknown, "upload %s not found", id).withDetail(map[string]any{"uuid": id})
 }
+
+// PurgeStaleUploads discards sessions not written for maxAge, so abandoned
+// pushes do not fill the disk. It returns how many it removed.
+func (s *Service) PurgeStaleUploads(ctx context.Context, maxAge time.Duration) (int, error) {
+	removed := 0
+	for {
+		stale, err := s.meta.StaleUploads(ctx, time.Now().Add(-maxAge), 100)
+		if err != nil {
+			return removed, err
+		}
+		for _, u := range stale {
+			if err := s.CancelUpload(ctx, u.Repo, u.ID); err != nil && !errors.Is(err, ErrUploadUnknown) {
+				return removed, err
+			}
+			removed++
+		}
+		if len(stale) < 100 {
+			return removed, nil
+		}
+	}
+}

@@ -137,6 +137,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	janitorDone := make(chan struct{})
+	go func() { defer close(janitorDone); s.purgeUploads(ctx) }()
+	defer func() { <-janitorDone }()
 	s.log.Info("wharf listening", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir)
 	select {
 	case err := <-errc:
@@ -155,4 +158,29 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.log.Info("stopped")
 	return nil
+}
+
+// purgeUploads removes abandoned upload sessions until ctx ends.
+func (s *Server) purgeUploads(ctx context.Context) {
+	maxAge := s.cfg.Uploads.PurgeAfter
+	if maxAge <= 0 {
+		return
+	}
+	every := min(maxAge/4, time.Hour)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		n, err := s.registry.PurgeStaleUploads(ctx, maxAge)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Warn("purging stale uploads failed", "err", err)
+		case n > 0:
+			s.log.Info("stale uploads purged", "count", n, "older_than", maxAge)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -3,6 +3,7 @@ package sqldb
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/wharf/wharf/internal/metadata"
@@ -59,4 +60,28 @@ func (db *DB) DeleteUpload(ctx context.Context, repo, id string) error {
 		return fmt.Errorf("delete upload %s: %w", id, err)
 	}
 	return expectOne(res, "upload "+id)
+}
+
+// StaleUploads lists up to n sessions last written before before.
+func (db *DB) StaleUploads(ctx context.Context, before time.Time, n int) ([]metadata.Upload, error) {
+	rows, err := db.read.QueryContext(ctx,
+		`SELECT id, repo, algorithm, "offset", started_at, updated_at FROM uploads
+		 WHERE updated_at < ? ORDER BY updated_at LIMIT ?`, before.UnixNano(), n)
+	if err != nil {
+		return nil, fmt.Errorf("stale uploads: %w", err)
+	}
+	defer rows.Close()
+	var out []metadata.Upload
+	for rows.Next() {
+		var u metadata.Upload
+		var alg string
+		var started, updated int64
+		if err := rows.Scan(&u.ID, &u.Repo, &alg, &u.Offset, &started, &updated); err != nil {
+			return nil, fmt.Errorf("stale uploads: %w", err)
+		}
+		u.Algorithm = digest.Algorithm(alg)
+		u.StartedAt, u.UpdatedAt = fromNanos(started), fromNanos(updated)
+		out = append(out, u)
+	}
+	return out, rows.Err()
 }

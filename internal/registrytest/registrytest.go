@@ -1,0 +1,71 @@
+// Package registrytest runs an in-process wharf for tests: httptest, a
+// temporary data directory and a temporary SQLite database.
+package registrytest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/wharf/wharf/internal/config"
+	"github.com/wharf/wharf/internal/server"
+)
+
+// Server is a running in-process wharf.
+type Server struct {
+	*httptest.Server
+	// DataDir is the server's data directory.
+	DataDir string
+	// Config is the configuration the server runs with.
+	Config config.Config
+}
+
+// Option adjusts the configuration before the server starts.
+type Option func(*config.Config)
+
+// Sparse runs the server with validation.sparse_manifests.
+func Sparse() Option { return func(c *config.Config) { c.Validation.SparseManifests = true } }
+
+// WithDataDir reuses a data directory, e.g. to test a restart.
+func WithDataDir(dir string) Option { return func(c *config.Config) { c.DataDir = dir } }
+
+// WithConfig applies any change to the configuration.
+func WithConfig(f func(*config.Config)) Option { return Option(f) }
+
+// NewServer starts a wharf on a fresh data directory and stops it when the
+// test ends. Logs go to t.Log only with -v, to keep failures readable.
+func NewServer(t testing.TB, opts ...Option) *Server {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	cfg.Resolve()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("registrytest: invalid config: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	srv, err := server.New(context.Background(), cfg, log)
+	if err != nil {
+		t.Fatalf("registrytest: %v", err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() {
+		hs.Close()
+		_ = srv.Close()
+	})
+	return &Server{Server: hs, DataDir: cfg.DataDir, Config: cfg}
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
