@@ -1,0 +1,42 @@
+# Wharf developer entry points. `make test` is what CI runs (.ci/run).
+
+GO       ?= go
+GOPATH   := $(shell $(GO) env GOPATH)
+# crane and conformance are installed here by test/e2e/setup.sh.
+export PATH := $(GOPATH)/bin:$(PATH)
+
+# Unit tests run with the race detector; RACE= turns it off.
+RACE     ?= -race
+ARGS     ?=
+
+.PHONY: test build run fmt-check vet unit e2e-setup e2e
+
+## test: everything CI runs — formatting, vet, unit tests, end-to-end tests
+test: fmt-check vet unit e2e
+
+## build: the wharf binary in bin/
+build:
+	$(GO) build -o bin/wharf ./cmd/wharf
+
+## run: wharf serve on embedded defaults (extra flags: make run ARGS='--addr :5001')
+run:
+	$(GO) run ./cmd/wharf serve $(ARGS)
+
+fmt-check:
+	@unformatted="$$(gofmt -l .)"; \
+	if [ -n "$$unformatted" ]; then \
+		echo "gofmt needed on:"; echo "$$unformatted"; exit 1; \
+	fi
+
+vet:
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./test/e2e/...
+
+unit:
+	$(GO) test $(RACE) -timeout 10m ./...
+
+e2e-setup:
+	bash test/e2e/setup.sh
+
+e2e: e2e-setup
+	$(GO) test -tags e2e -count=1 -v -timeout 15m ./test/e2e/...

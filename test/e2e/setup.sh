@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Installs and starts what the end-to-end tests (test/e2e) need:
+#   - Debian packages: docker.io (dockerd), busybox-static (a base image rootfs)
+#   - Go tools: the OCI conformance suite and crane, in $(go env GOPATH)/bin
+#   - a running Docker engine that trusts registry.local:5000 over plain HTTP,
+#     with registry.local resolving to 127.0.0.1 (see shared/docker-engine.md)
+# Idempotent: a second run only checks, and takes a second or two.
+# Runs as root (CI and developer machines are root).
+set -euo pipefail
+
+CONFORMANCE_MOD=github.com/opencontainers/distribution-spec/conformance
+CONFORMANCE_VERSION=v0.0.0-20260831232431-97274622c111
+CRANE_MOD=github.com/google/go-containerregistry/cmd/crane
+CRANE_VERSION=v0.22.1
+DOCKER_LOG=/var/log/wharf-e2e-dockerd.log
+DOCKER_READY_TIMEOUT=60 # seconds
+
+export PATH="/usr/local/go/bin:$PATH"
+GOBIN_DIR="$(go env GOBIN)"
+GOBIN_DIR="${GOBIN_DIR:-$(go env GOPATH)/bin}"
+export PATH="$GOBIN_DIR:$PATH"
+
+log() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+# --- Debian packages ---------------------------------------------------------
+missing=()
+command -v dockerd >/dev/null || missing+=(docker.io)
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' ||
+  missing+=(busybox-static)
+if ((${#missing[@]})); then
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- Go tools ----------------------------------------------------------------
+# `go version -m` tells which module version a binary was built from.
+has_go_tool() { # binary module version
+  [[ -x "$GOBIN_DIR/$1" ]] && go version -m "$GOBIN_DIR/$1" 2>/dev/null |
+    grep -qE "^[[:space:]]+mod[[:space:]]+$2[[:space:]]+$3([[:space:]]|$)"
+}
+pids=()
+if ! has_go_tool conformance "$CONFORMANCE_MOD" "$CONFORMANCE_VERSION"; then
+  log "go install $CONFORMANCE_MOD@$CONFORMANCE_VERSION"
+  go install "$CONFORMANCE_MOD@$CONFORMANCE_VERSION" & pids+=($!)
+fi
+if ! has_go_tool crane github.com/google/go-containerregistry "$CRANE_VERSION"; then
+  log "go install $CRANE_MOD@$CRANE_VERSION"
+  go install "$CRANE_MOD@$CRANE_VERSION" & pids+=($!)
+fi
+for pid in "${pids[@]}"; do wait "$pid" || die "go install failed"; done
+has_go_tool conformance "$CONFORMANCE_MOD" "$CONFORMANCE_VERSION" || die "conformance not in $GOBIN_DIR"
+has_go_tool crane github.com/google/go-containerregistry "$CRANE_VERSION" || die "crane not in $GOBIN_DIR"
+
+# --- name and engine configuration ------------------------------------------
+if ! grep -qE '^[[:space:]]*127\.0\.0\.1[[:space:]].*\bregistry\.local\b' /etc/hosts; then
+  log "adding registry.local to /etc/hosts"
+  echo '127.0.0.1 registry.local' >>/etc/hosts
+fi
+
+daemon_json='{"storage-driver":"vfs","iptables":false,"ip6tables":false,"bridge":"none",
+ "insecure-registries":["registry.local:5000"]}'
+mkdir -p /etc/docker
+if [[ "$(cat /etc/docker/daemon.json 2>/dev/null)" != "$daemon_json" ]]; then
+  log "writing /etc/docker/daemon.json"
+  printf '%s\n' "$daemon_json" >/etc/docker/daemon.json
+  # A running engine re-reads insecure-registries on SIGHUP.
+  if [[ -s /var/run/docker.pid ]] && kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
+    kill -HUP "$(cat /var/run/docker.pid)"
+  fi
+fi
+
+# --- Docker engine -------------------------------------------------------------
+if ! docker info >/dev/null 2>&1; then
+  log "starting dockerd (log: $DOCKER_LOG)"
+  # Detached from our stdio so that nothing waits on its output.
+  setsid dockerd </dev/null >>"$DOCKER_LOG" 2>&1 &
+  deadline=$((SECONDS + DOCKER_READY_TIMEOUT))
+  until docker info >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      tail -n 40 "$DOCKER_LOG" >&2 || true
+      die "dockerd not ready after ${DOCKER_READY_TIMEOUT}s"
+    fi
+    sleep 0.5
+  done
+fi
+registries="$(docker info --format '{{range $name, $_ := .RegistryConfig.IndexConfigs}}{{$name}} {{end}}')"
+[[ " $registries " == *" registry.local:5000 "* ]] ||
+  die "dockerd does not list registry.local:5000 as insecure (it has: $registries); restart it"
+
+# --- port 5000 ---------------------------------------------------------------
+# The docker test runs wharf on 127.0.0.1:5000 (registry.local:5000).
+if (exec 3<>/dev/tcp/127.0.0.1/5000) 2>/dev/null; then
+  ss -ltnp 'sport = :5000' 2>/dev/null >&2 || true
+  die "something already listens on 127.0.0.1:5000; the docker e2e test needs that port"
+fi
+
+log "ready: docker $(docker version --format '{{.Server.Version}}'), $(crane version) crane, conformance in $GOBIN_DIR"

@@ -1,0 +1,168 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	readyTimeout    = 30 * time.Second
+	readyPoll       = 50 * time.Millisecond
+	shutdownTimeout = 15 * time.Second
+	logTailBytes    = 16 << 10
+)
+
+// wharfServer is a running `wharf serve` process.
+type wharfServer struct {
+	Addr    string // host:port it listens on
+	URL     string // http://Addr
+	DataDir string
+
+	logPath string
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed when the process has exited; then waitErr is set
+	waitErr error
+	failed  bool // startup failed and was reported with the log
+}
+
+// startWharf starts wharf on a free loopback port with a fresh data dir and
+// stops it with SIGTERM when the test ends.
+func startWharf(t *testing.T, extraArgs ...string) *wharfServer {
+	t.Helper()
+	return startWharfAt(t, freeLoopbackAddr(t), extraArgs...)
+}
+
+// startWharfAt is startWharf on a given address (the docker test needs
+// 127.0.0.1:5000).
+func startWharfAt(t *testing.T, addr string, extraArgs ...string) *wharfServer {
+	t.Helper()
+	s := &wharfServer{
+		Addr:    addr,
+		URL:     "http://" + addr,
+		DataDir: t.TempDir(),
+		logPath: filepath.Join(t.TempDir(), "wharf.log"),
+		exited:  make(chan struct{}),
+	}
+	logFile, err := os.Create(s.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close() // the child has its own copy of the descriptor
+
+	args := append([]string{"serve", "--addr", addr, "--data-dir", s.DataDir}, extraArgs...)
+	s.cmd = exec.Command(wharfBin, args...)
+	s.cmd.Stdout = logFile
+	s.cmd.Stderr = logFile
+	// If the test binary dies, take the server with it.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	t.Logf("starting %s %v", wharfBin, args)
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("start wharf: %v", err)
+	}
+	go func() {
+		s.waitErr = s.cmd.Wait()
+		close(s.exited)
+	}()
+	t.Cleanup(func() { s.stop(t) })
+
+	if err := s.waitReady(); err != nil {
+		s.failed = true
+		t.Fatalf("wharf on %s not ready: %v\n--- wharf log ---\n%s", addr, err, s.logTail())
+	}
+	return s
+}
+
+// waitReady polls /readyz until it answers 200, the process exits, or
+// readyTimeout passes.
+func (s *wharfServer) waitReady() error {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(readyTimeout)
+	var last error
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.exited:
+			return fmt.Errorf("process exited before ready: %v", s.waitErr)
+		default:
+		}
+		resp, err := client.Get(s.URL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("GET /readyz: %s", resp.Status)
+		}
+		last = err
+		time.Sleep(readyPoll)
+	}
+	return fmt.Errorf("timed out after %s; last: %v", readyTimeout, last)
+}
+
+// stop sends SIGTERM and waits for a clean exit; it kills the process if
+// it does not stop in time. A non-zero exit after SIGTERM fails the test.
+func (s *wharfServer) stop(t *testing.T) {
+	select {
+	case <-s.exited:
+		if s.failed {
+			return
+		}
+		t.Errorf("wharf on %s exited before the test ended: %v\n--- wharf log ---\n%s", s.Addr, s.waitErr, s.logTail())
+		return
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+		var exitErr *exec.ExitError
+		if errors.As(s.waitErr, &exitErr) {
+			t.Errorf("wharf on %s exited with %v after SIGTERM\n--- wharf log ---\n%s", s.Addr, s.waitErr, s.logTail())
+			return
+		}
+	case <-time.After(shutdownTimeout):
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+		t.Errorf("wharf on %s did not stop within %s of SIGTERM; killed\n--- wharf log ---\n%s", s.Addr, shutdownTimeout, s.logTail())
+		return
+	}
+	if t.Failed() {
+		t.Logf("--- wharf log (%s) ---\n%s", s.Addr, s.logTail())
+	}
+}
+
+// logTail returns the end of the server's log.
+func (s *wharfServer) logTail() string {
+	b, err := os.ReadFile(s.logPath)
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	if len(b) > logTailBytes {
+		b = b[len(b)-logTailBytes:]
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			b = b[i+1:]
+		}
+		b = append([]byte("[…]\n"), b...)
+	}
+	return string(b)
+}
+
+// freeLoopbackAddr returns a 127.0.0.1 address whose port was free a moment ago.
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
