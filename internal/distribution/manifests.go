@@ -27,7 +27,7 @@ func (a *API) getManifest(w http.ResponseWriter, r *http.Request, rt Route) {
 	h.Set("Docker-Content-Digest", m.Digest.String())
 	h.Set("ETag", `"`+m.Digest.String()+`"`)
 	h.Set("Content-Length", strconv.Itoa(len(m.Content)))
-	if match := r.Header.Get("If-None-Match"); match != "" && strings.Contains(match, m.Digest.String()) {
+	if match := strings.TrimSpace(r.Header.Get("If-None-Match")); match == "*" || match != "" && strings.Contains(match, m.Digest.String()) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
@@ -45,9 +45,18 @@ func acceptable(accept []string, mediaType string) bool {
 	namesManifestType := false
 	for _, line := range accept {
 		for _, part := range strings.Split(line, ",") {
-			mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+			mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
 			if err != nil {
 				continue
+			}
+			if q, ok := params["q"]; ok {
+				if f, err := strconv.ParseFloat(q, 64); err == nil && f == 0 {
+					// q=0 means "not this one": it names a type without accepting it.
+					if isManifestType(mt) {
+						namesManifestType = true
+					}
+					continue
+				}
 			}
 			switch {
 			case mt == mediaType:

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/wharf/wharf/internal/metadata"
@@ -50,7 +51,9 @@ func (s *Service) PutManifest(ctx context.Context, repo, ref, contentType string
 		if err := ValidateTag(t); err != nil {
 			return nil, Errorf(ErrManifestInvalid, "%v", err)
 		}
-		tags = append(tags, t)
+		if !slices.Contains(tags, t) {
+			tags = append(tags, t)
+		}
 	}
 
 	parsed, err := parseManifest(contentType, body)
