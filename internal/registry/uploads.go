@@ -187,15 +187,12 @@ func (s *Service) appendChunk(ctx context.Context, u *metadata.Upload, r io.Read
 	if length >= 0 {
 		src = io.LimitReader(r, length)
 	}
-	bp := copyBuffers.Get().(*[]byte)
-	n, copyErr := io.CopyBuffer(io.MultiWriter(w, h), src, *bp)
-	copyBuffers.Put(bp)
-	closeErr := w.Close()
-	if copyErr != nil {
-		return Errorf(ErrUploadInvalid, "reading the chunk failed after %d bytes: %v", n, copyErr)
+	n, readErr, writeErr := hashCopy(w, h, src)
+	if err := errors.Join(writeErr, w.Close()); err != nil {
+		return fmt.Errorf("write upload %s: %w", u.ID, err)
 	}
-	if closeErr != nil {
-		return fmt.Errorf("write upload %s: %w", u.ID, closeErr)
+	if readErr != nil {
+		return Errorf(ErrUploadInvalid, "reading the chunk failed after %d bytes: %v", n, readErr)
 	}
 	if length >= 0 && n != length {
 		return Errorf(ErrSizeInvalid, "chunk declared %d bytes but carried %d", length, n)

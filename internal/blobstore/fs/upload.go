@@ -62,7 +62,7 @@ func (s *Store) WriteUpload(ctx context.Context, id string, offset int64) (io.Wr
 		f.Close()
 		return nil, fmt.Errorf("blobstore/fs: write upload %s: %w", id, err)
 	}
-	return &uploadWriter{f: f, bufs: &s.bufs}, nil
+	return &uploadWriter{f: f, bufs: &s.bufs, pos: offset, flushed: offset}, nil
 }
 
 // seekTruncate drops any bytes past offset and positions f there.
@@ -236,13 +236,29 @@ func uploadErr(op, id string, err error) error {
 	return fmt.Errorf("blobstore/fs: %s upload %s: %w", op, id, err)
 }
 
+// writebackEvery is how many written bytes trigger asynchronous writeback.
+// Without it a machine with plenty of memory keeps a whole multi-GiB upload
+// dirty in the page cache, and the fsync at commit then waits for all of it;
+// starting writeback as bytes arrive overlaps the disk with the network.
+const writebackEvery = 8 << 20
+
 // uploadWriter is an upload file opened at its write offset.
 type uploadWriter struct {
-	f    *os.File
-	bufs *sync.Pool
+	f       *os.File
+	bufs    *sync.Pool
+	pos     int64 // offset of the next write
+	flushed int64 // writeback has been started for bytes before this
 }
 
-func (w *uploadWriter) Write(p []byte) (int, error) { return w.f.Write(p) }
+func (w *uploadWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.pos += int64(n)
+	if w.pos-w.flushed >= writebackEvery {
+		startWriteback(w.f, w.flushed, w.pos-w.flushed)
+		w.flushed = w.pos
+	}
+	return n, err
+}
 
 func (w *uploadWriter) Close() error { return w.f.Close() }
 
@@ -250,6 +266,6 @@ func (w *uploadWriter) Close() error { return w.f.Close() }
 func (w *uploadWriter) ReadFrom(r io.Reader) (int64, error) {
 	bp := w.bufs.Get().(*[]byte)
 	defer w.bufs.Put(bp)
-	// Hide w.f's own ReadFrom, which would copy through a 32 KiB buffer.
-	return io.CopyBuffer(struct{ io.Writer }{w.f}, r, *bp)
+	// Hide w's ReadFrom from CopyBuffer so that it uses the big buffer.
+	return io.CopyBuffer(struct{ io.Writer }{w}, r, *bp)
 }

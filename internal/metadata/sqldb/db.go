@@ -58,6 +58,9 @@ func OpenSQLite(ctx context.Context, path string, log *slog.Logger) (*DB, error)
 	read.SetMaxOpenConns(8)
 	read.SetMaxIdleConns(8)
 
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	db := &DB{write: write, read: read, log: log}
 	if err := db.migrate(ctx); err != nil {
 		db.Close()

@@ -64,30 +64,39 @@ var migrations = []string{
 	);`,
 }
 
+// migrate applies pending migrations in one write transaction, reading the
+// schema version inside it, so that several processes opening a new
+// database at once apply each migration exactly once.
 func (db *DB) migrate(ctx context.Context) error {
-	if _, err := db.write.ExecContext(ctx,
-		`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
-	}
-	var current int
-	if err := db.write.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
-		return fmt.Errorf("read schema version: %w", err)
-	}
-	if current > len(migrations) {
-		return fmt.Errorf("database schema version %d is newer than this wharf (%d): upgrade wharf", current, len(migrations))
-	}
-	for v := current + 1; v <= len(migrations); v++ {
-		err := db.inTx(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
-				return err
-			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, now())
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("migration %d: %w", v, err)
+	var applied []int
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx,
+			`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+			return fmt.Errorf("create schema_migrations: %w", err)
 		}
-		db.log.Info("metadata migration applied", "version", v)
+		var current int
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		if current > len(migrations) {
+			return fmt.Errorf("database schema version %d is newer than this wharf (%d): upgrade wharf", current, len(migrations))
+		}
+		for v := current + 1; v <= len(migrations); v++ {
+			if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+				return fmt.Errorf("migration %d: %w", v, err)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, now()); err != nil {
+				return fmt.Errorf("migration %d: %w", v, err)
+			}
+			applied = append(applied, v)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, v := range applied {
+		db.log.InfoContext(ctx, "metadata migration applied", "version", v)
 	}
 	return nil
 }

@@ -1,0 +1,50 @@
+package registry
+
+import (
+	"hash"
+	"io"
+)
+
+// hashCopy copies src to dst and into h, returning the bytes read. The
+// write of one buffer runs while the next is hashed and read, so on two
+// cores hashing and writing overlap instead of taking turns. Read and write
+// errors are returned apart: one is the client's fault, the other ours.
+func hashCopy(dst io.Writer, h hash.Hash, src io.Reader) (n int64, readErr, writeErr error) {
+	a, b := copyBuffers.Get().(*[]byte), copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(a)
+	defer copyBuffers.Put(b)
+	cur, next := *a, *b
+
+	writeDone := make(chan error, 1)
+	pending := false
+	wait := func() error {
+		if !pending {
+			return nil
+		}
+		pending = false
+		return <-writeDone
+	}
+	for {
+		k, rerr := io.ReadFull(src, cur)
+		if k > 0 {
+			if err := wait(); err != nil {
+				return n, nil, err
+			}
+			chunk := cur[:k]
+			pending = true
+			go func() {
+				_, err := dst.Write(chunk)
+				writeDone <- err
+			}()
+			h.Write(chunk)
+			n += int64(k)
+			cur, next = next, cur
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			rerr = nil
+		}
+		if rerr != nil || k < len(cur) {
+			return n, rerr, wait()
+		}
+	}
+}
