@@ -18,6 +18,9 @@ type Config struct {
 	Addr string `yaml:"addr"`
 	// DataDir holds the embedded stores: blobs and the SQLite database.
 	DataDir string `yaml:"data_dir"`
+	// DebugAddr, when set, serves Go's pprof profiles on a separate
+	// listener (keep it on loopback).
+	DebugAddr string `yaml:"debug_addr"`
 	// ShutdownTimeout bounds how long in-flight requests (uploads) may run
 	// after SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -117,6 +120,11 @@ func (c *Config) Validate() error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if _, port, err := net.SplitHostPort(c.Addr); err != nil || port == "" {
 		bad("addr %q: want host:port, e.g. :5000 or 127.0.0.1:5000", c.Addr)
+	}
+	if c.DebugAddr != "" {
+		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
+			bad("debug_addr %q: want host:port, e.g. 127.0.0.1:6060", c.DebugAddr)
+		}
 	}
 	if strings.TrimSpace(c.DataDir) == "" {
 		bad("data_dir must not be empty")

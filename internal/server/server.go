@@ -137,6 +137,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	if s.cfg.DebugAddr != "" {
+		stopDebug, err := s.serveDebug(ctx)
+		if err != nil {
+			_ = srv.Close()
+			return err
+		}
+		defer stopDebug()
+	}
 	janitorDone := make(chan struct{})
 	go func() { defer close(janitorDone); s.purgeUploads(ctx) }()
 	defer func() { <-janitorDone }()
