@@ -16,6 +16,9 @@ var (
 	// ErrNotFound means the repository, tag, manifest, blob link or upload
 	// does not exist.
 	ErrNotFound = errors.New("metadata: not found")
+	// ErrMissingReference means a manifest references a blob or manifest
+	// that the repository does not hold; see MissingReference.
+	ErrMissingReference = errors.New("metadata: missing reference")
 	// ErrConflict means a concurrent writer changed the row first (for
 	// example two chunks written to one upload session at once).
 	ErrConflict = errors.New("metadata: conflict")
@@ -39,7 +42,33 @@ type Manifest struct {
 	// Children are the manifests an index references.
 	Children  []digest.Digest
 	CreatedAt time.Time
+
+	// RequiredBlobs must all be linked to the repository for PutManifest
+	// to store the manifest.
+	RequiredBlobs []digest.Digest
+	// RequireChildren makes PutManifest refuse an index whose Children are
+	// not all in the repository.
+	RequireChildren bool
 }
+
+// MissingReference is PutManifest's error when a required blob or child
+// manifest is not in the repository. It matches ErrMissingReference.
+type MissingReference struct {
+	Digest digest.Digest
+	// Manifest is true for a missing child manifest, false for a blob.
+	Manifest bool
+}
+
+func (e *MissingReference) Error() string {
+	kind := "blob"
+	if e.Manifest {
+		kind = "manifest"
+	}
+	return "metadata: referenced " + kind + " " + e.Digest.String() + " not in repository"
+}
+
+// Is makes errors.Is(err, ErrMissingReference) hold.
+func (e *MissingReference) Is(target error) bool { return target == ErrMissingReference }
 
 // Descriptor describes a manifest without its content, as listed by the
 // referrers API.

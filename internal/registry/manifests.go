@@ -60,9 +60,6 @@ func (s *Service) PutManifest(ctx context.Context, repo, ref, contentType string
 	if err != nil {
 		return nil, err
 	}
-	if err := s.checkReferences(ctx, repo, parsed); err != nil {
-		return nil, err
-	}
 	m := &metadata.Manifest{
 		Repo:         repo,
 		Digest:       d,
@@ -76,35 +73,28 @@ func (s *Service) PutManifest(ctx context.Context, repo, ref, contentType string
 	if parsed.Subject != nil {
 		m.Subject = parsed.Subject.Digest
 	}
+	if !s.opts.SparseManifests {
+		m.RequiredBlobs = parsed.requiredBlobs()
+		m.RequireChildren = true
+	}
 	if err := s.meta.PutManifest(ctx, m, tags); err != nil {
+		var mr *metadata.MissingReference
+		if errors.As(err, &mr) {
+			return nil, missingReference(repo, mr)
+		}
 		return nil, err
 	}
 	s.log.InfoContext(ctx, "manifest stored", "repo", repo, "digest", d, "media_type", m.MediaType, "tags", tags)
 	return &PutManifestResult{Digest: d, Subject: m.Subject, Tags: tags}, nil
 }
 
-// checkReferences makes sure what the manifest points at is in repo.
-func (s *Service) checkReferences(ctx context.Context, repo string, m *manifest) error {
-	if s.opts.SparseManifests {
-		return nil
+// missingReference explains which reference of a pushed manifest is absent.
+func missingReference(repo string, mr *metadata.MissingReference) error {
+	detail := map[string]any{"digest": mr.Digest.String()}
+	if mr.Manifest {
+		return Errorf(ErrManifestChildMissing, "manifest %s is referenced by the index but was not pushed to %s", mr.Digest, repo).withDetail(detail)
 	}
-	missing, err := s.meta.MissingBlobs(ctx, repo, m.requiredBlobs())
-	if err != nil {
-		return err
-	}
-	if len(missing) > 0 {
-		return Errorf(ErrManifestBlobUnknown, "blob %s is referenced by the manifest but was not pushed to %s", missing[0], repo).
-			withDetail(map[string]any{"digest": missing[0].String()})
-	}
-	missing, err = s.meta.MissingManifests(ctx, repo, m.childDigests())
-	if err != nil {
-		return err
-	}
-	if len(missing) > 0 {
-		return Errorf(ErrManifestChildMissing, "manifest %s is referenced by the index but was not pushed to %s", missing[0], repo).
-			withDetail(map[string]any{"digest": missing[0].String()})
-	}
-	return nil
+	return Errorf(ErrManifestBlobUnknown, "blob %s is referenced by the manifest but was not pushed to %s", mr.Digest, repo).withDetail(detail)
 }
 
 // GetManifest returns the manifest ref (a tag or a digest) of repo.

@@ -25,6 +25,9 @@ func (db *DB) PutManifest(ctx context.Context, m *metadata.Manifest, tags []stri
 		if err != nil {
 			return err
 		}
+		if err := checkReferences(ctx, tx, m); err != nil {
+			return err
+		}
 		ts := now()
 		res, err := tx.ExecContext(ctx,
 			`INSERT INTO manifests (repo_id, digest, media_type, content, size, artifact_type, subject, annotations, created_at)
@@ -52,6 +55,30 @@ func (db *DB) PutManifest(ctx context.Context, m *metadata.Manifest, tags []stri
 		}
 		return nil
 	})
+}
+
+// checkReferences fails with a *metadata.MissingReference when the
+// repository lacks what m requires. It runs inside the transaction that
+// stores m so that a concurrent delete cannot slip between check and write.
+func checkReferences(ctx context.Context, tx *sql.Tx, m *metadata.Manifest) error {
+	lost, err := missing(ctx, tx, missingBlobsQuery, m.Repo, m.RequiredBlobs)
+	if err != nil {
+		return err
+	}
+	if len(lost) > 0 {
+		return &metadata.MissingReference{Digest: lost[0]}
+	}
+	if !m.RequireChildren {
+		return nil
+	}
+	lost, err = missing(ctx, tx, missingManifestsQuery, m.Repo, m.Children)
+	if err != nil {
+		return err
+	}
+	if len(lost) > 0 {
+		return &metadata.MissingReference{Digest: lost[0], Manifest: true}
+	}
+	return nil
 }
 
 func insertRefs(ctx context.Context, tx *sql.Tx, repoID int64, parent digest.Digest, kind string, children []digest.Digest) error {

@@ -123,19 +123,29 @@ func (db *DB) UnlinkBlob(ctx context.Context, repo string, d digest.Digest) erro
 
 // MissingBlobs returns the digests among ds that repo does not hold.
 func (db *DB) MissingBlobs(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error) {
-	return db.missing(ctx, `SELECT b.digest FROM repo_blobs b JOIN repositories r ON r.id = b.repo_id
-		WHERE r.name = ? AND b.digest IN (%s)`, repo, ds)
+	return missing(ctx, db.read, missingBlobsQuery, repo, ds)
 }
 
 // MissingManifests returns the digests among ds that repo does not hold.
 func (db *DB) MissingManifests(ctx context.Context, repo string, ds []digest.Digest) ([]digest.Digest, error) {
-	return db.missing(ctx, `SELECT m.digest FROM manifests m JOIN repositories r ON r.id = m.repo_id
-		WHERE r.name = ? AND m.digest IN (%s)`, repo, ds)
+	return missing(ctx, db.read, missingManifestsQuery, repo, ds)
+}
+
+const (
+	missingBlobsQuery = `SELECT b.digest FROM repo_blobs b JOIN repositories r ON r.id = b.repo_id
+		WHERE r.name = ? AND b.digest IN (%s)`
+	missingManifestsQuery = `SELECT m.digest FROM manifests m JOIN repositories r ON r.id = m.repo_id
+		WHERE r.name = ? AND m.digest IN (%s)`
+)
+
+// querier is what *sql.DB and *sql.Tx share for reads.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
 // missing runs query (with one %s for the IN list) and returns the digests
 // of ds it did not find, in the order of ds.
-func (db *DB) missing(ctx context.Context, query, repo string, ds []digest.Digest) ([]digest.Digest, error) {
+func missing(ctx context.Context, q querier, query, repo string, ds []digest.Digest) ([]digest.Digest, error) {
 	if len(ds) == 0 {
 		return nil, nil
 	}
@@ -144,8 +154,7 @@ func (db *DB) missing(ctx context.Context, query, repo string, ds []digest.Diges
 	for _, d := range ds {
 		args = append(args, d.String())
 	}
-	q := fmt.Sprintf(query, strings.TrimSuffix(strings.Repeat("?,", len(ds)), ","))
-	rows, err := db.read.QueryContext(ctx, q, args...)
+	rows, err := q.QueryContext(ctx, fmt.Sprintf(query, strings.TrimSuffix(strings.Repeat("?,", len(ds)), ",")), args...)
 	if err != nil {
 		return nil, fmt.Errorf("check references: %w", err)
 	}
