@@ -56,7 +56,7 @@ type Store interface {
 	AdvanceUpload(ctx context.Context, u *Upload, from int64) error
 	// DeleteUpload removes a session, or returns ErrNotFound.
 	DeleteUpload(ctx context.Context, repo, id string) error
-	// StaleUploads lists up to n sessions not written since before.
+	// StaleUploads lists up to n (> 0) sessions not written since before.
 	StaleUploads(ctx context.Context, before time.Time, n int) ([]Upload, error)
 
 	// Stats counts the distinct blobs linked anywhere and their bytes.

@@ -3,7 +3,12 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // migrations are applied in order, each once, inside a transaction. Append
@@ -69,28 +74,11 @@ var migrations = []string{
 // database at once apply each migration exactly once.
 func (db *DB) migrate(ctx context.Context) error {
 	var applied []int
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx,
-			`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
-			return fmt.Errorf("create schema_migrations: %w", err)
-		}
-		var current int
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
-			return fmt.Errorf("read schema version: %w", err)
-		}
-		if current > len(migrations) {
-			return fmt.Errorf("database schema version %d is newer than this wharf (%d): upgrade wharf", current, len(migrations))
-		}
-		for v := current + 1; v <= len(migrations); v++ {
-			if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
-				return fmt.Errorf("migration %d: %w", v, err)
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, now()); err != nil {
-				return fmt.Errorf("migration %d: %w", v, err)
-			}
-			applied = append(applied, v)
-		}
-		return nil
+	err := retryBusy(ctx, 10*time.Second, func() error {
+		applied = applied[:0]
+		return db.inTx(ctx, func(tx *sql.Tx) error {
+			return db.applyMigrations(ctx, tx, &applied)
+		})
 	})
 	if err != nil {
 		return err
@@ -99,4 +87,50 @@ func (db *DB) migrate(ctx context.Context) error {
 		db.log.InfoContext(ctx, "metadata migration applied", "version", v)
 	}
 	return nil
+}
+
+// ErrSchemaTooNew means the database was migrated by a newer wharf.
+var ErrSchemaTooNew = errors.New("database schema is newer than this wharf")
+
+func (db *DB) applyMigrations(ctx context.Context, tx *sql.Tx, applied *[]int) error {
+	if _, err := tx.ExecContext(ctx,
+		`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	var current int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if current > len(migrations) {
+		return fmt.Errorf("version %d, this wharf knows %d: upgrade wharf: %w", current, len(migrations), ErrSchemaTooNew)
+	}
+	for v := current + 1; v <= len(migrations); v++ {
+		if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+			return fmt.Errorf("migration %d: %w", v, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, now()); err != nil {
+			return fmt.Errorf("migration %d: %w", v, err)
+		}
+		*applied = append(*applied, v)
+	}
+	return nil
+}
+
+// retryBusy retries fn while SQLite answers SQLITE_BUSY without waiting,
+// which it does while another process turns a new file to WAL mode, in
+// spite of busy_timeout.
+func retryBusy(ctx context.Context, limit time.Duration, fn func() error) error {
+	deadline := time.Now().Add(limit)
+	for {
+		err := fn()
+		var se *sqlite.Error
+		if !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
