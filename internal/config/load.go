@@ -102,35 +102,27 @@ func decodeYAML(c *Config, r io.Reader, name string) error {
 	return nil
 }
 
-func durationSetter(field func(*Config) *time.Duration) func(*Config, string) error {
+// parsed returns a setter that parses a value with parse into field,
+// naming what was expected when it cannot.
+func parsed[T any](what string, parse func(string) (T, error), field func(*Config) *T) func(*Config, string) error {
 	return func(c *Config, v string) error {
-		d, err := time.ParseDuration(v)
+		x, err := parse(v)
 		if err != nil {
-			return fmt.Errorf("invalid duration %q", v)
+			return fmt.Errorf("invalid %s %q", what, v)
 		}
-		*field(c) = d
+		*field(c) = x
 		return nil
 	}
+}
+
+func durationSetter(field func(*Config) *time.Duration) func(*Config, string) error {
+	return parsed("duration", time.ParseDuration, field)
 }
 
 func boolSetter(field func(*Config) *bool) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("invalid boolean %q", v)
-		}
-		*field(c) = b
-		return nil
-	}
+	return parsed("boolean", strconv.ParseBool, field)
 }
 
 func intSetter(field func(*Config) *int) func(*Config, string) error {
-	return func(c *Config, v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return fmt.Errorf("invalid integer %q", v)
-		}
-		*field(c) = n
-		return nil
-	}
+	return parsed("integer", strconv.Atoi, field)
 }
