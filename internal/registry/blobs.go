@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,9 @@ func (s *Service) StatBlob(ctx context.Context, repo string, d digest.Digest) (i
 	}
 	size, err := s.meta.BlobSize(ctx, repo, d)
 	if errors.Is(err, metadata.ErrNotFound) {
+		if m, merr := s.meta.GetManifest(ctx, repo, d); merr == nil {
+			return int64(len(m.Content)), nil
+		}
 		return 0, blobUnknown(d)
 	}
 	return size, err
@@ -26,7 +30,17 @@ func (s *Service) StatBlob(ctx context.Context, repo string, d digest.Digest) (i
 // OpenBlob returns a reader of blob d if repo holds it. The reader is an
 // *os.File for the filesystem store, so callers can serve it with sendfile.
 func (s *Service) OpenBlob(ctx context.Context, repo string, d digest.Digest) (io.ReadSeekCloser, int64, error) {
-	if _, err := s.StatBlob(ctx, repo, d); err != nil {
+	if err := ValidateName(repo); err != nil {
+		return nil, 0, err
+	}
+	if _, err := s.meta.BlobSize(ctx, repo, d); errors.Is(err, metadata.ErrNotFound) {
+		// Manifests are content too: serve them by digest from the blob
+		// endpoint, as clients that fetch any descriptor there expect.
+		if m, merr := s.meta.GetManifest(ctx, repo, d); merr == nil {
+			return nopCloser{bytes.NewReader(m.Content)}, int64(len(m.Content)), nil
+		}
+		return nil, 0, blobUnknown(d)
+	} else if err != nil {
 		return nil, 0, err
 	}
 	rc, size, err := s.blobs.Open(ctx, d)
@@ -89,6 +103,10 @@ func (s *Service) MountBlob(ctx context.Context, repo string, d digest.Digest, f
 	}
 	return true, nil
 }
+
+type nopCloser struct{ *bytes.Reader }
+
+func (nopCloser) Close() error { return nil }
 
 func blobUnknown(d digest.Digest) error {
 	return Errorf(ErrBlobUnknown, "blob %s not found in repository", d).withDetail(map[string]any{"digest": d.String()})
