@@ -13,5 +13,10 @@ func NewRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCmd())
+
+	image := newImageCmd()
+	addLocalImageCommands(image, root)
+	addRemoteImageCommands(image, root)
+	root.AddCommand(image)
 	return root
 }

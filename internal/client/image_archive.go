@@ -1,0 +1,513 @@
+package client
+
+import (
+	"archive/tar"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/distribution/reference"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/wharf/wharf/internal/client/store"
+)
+
+// The docker save format as docker 25+ writes it: an OCI image layout
+// (oci-layout, index.json, blobs/sha256/…) plus the legacy manifest.json
+// and repositories files, whose layer paths point into blobs/. Layers are
+// saved as stored (compressed), as docker's containerd image store does;
+// docker load and skopeo decompress them, and a wharf load keeps the
+// manifest digests.
+
+// dockerManifest is one manifest.json entry.
+type dockerManifest struct {
+	Config   string
+	RepoTags []string
+	Layers   []string
+}
+
+const (
+	annotationContainerdName = "io.containerd.image.name"
+	annotationRefName        = "org.opencontainers.image.ref.name"
+)
+
+// savedImage is one image to write, with the tags it is saved under.
+type savedImage struct {
+	img    v1.Image
+	digest v1.Hash
+	tags   []reference.NamedTagged
+}
+
+// ImageSave writes the images refs name to w as a docker save tar. A bare
+// repository name saves every tag of that repository, as docker does.
+func ImageSave(ctx context.Context, st *store.Store, refs []string, w io.Writer) error {
+	if len(refs) == 0 {
+		return errors.New("no images to save: name at least one image")
+	}
+	imgs, err := collectSaved(ctx, st, refs)
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(w)
+	epoch := time.Unix(0, 0)
+	writeFile := func(name string, b []byte) error {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), ModTime: epoch, Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		_, err := tw.Write(b)
+		return err
+	}
+	for _, dir := range []string{"blobs/", "blobs/sha256/"} {
+		if err := tw.WriteHeader(&tar.Header{Name: dir, Mode: 0o755, ModTime: epoch, Typeflag: tar.TypeDir}); err != nil {
+			return err
+		}
+	}
+	written := map[v1.Hash]bool{}
+	writeBlob := func(h v1.Hash, size int64, open func() (io.ReadCloser, error)) error {
+		if written[h] {
+			return nil
+		}
+		written[h] = true
+		rc, err := open()
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		if err := tw.WriteHeader(&tar.Header{Name: "blobs/sha256/" + h.Hex, Mode: 0o644, Size: size, ModTime: epoch, Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		if _, err := io.Copy(tw, rc); err != nil {
+			return fmt.Errorf("save blob %s: %w", h, err)
+		}
+		return nil
+	}
+	bytesOpener := func(b []byte) func() (io.ReadCloser, error) {
+		return func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(string(b))), nil }
+	}
+
+	var manifests []dockerManifest
+	repos := map[string]map[string]string{}
+	index := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
+	for _, s := range imgs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		layers, err := s.img.Layers()
+		if err != nil {
+			return err
+		}
+		dm := dockerManifest{RepoTags: []string{}}
+		var top string
+		for _, l := range layers {
+			h, err := l.Digest()
+			if err != nil {
+				return err
+			}
+			size, err := l.Size()
+			if err != nil {
+				return err
+			}
+			if err := writeBlob(h, size, l.Compressed); err != nil {
+				return err
+			}
+			dm.Layers = append(dm.Layers, "blobs/sha256/"+h.Hex)
+			top = h.Hex
+		}
+		cfgName, err := s.img.ConfigName()
+		if err != nil {
+			return err
+		}
+		rawCfg, err := s.img.RawConfigFile()
+		if err != nil {
+			return err
+		}
+		if err := writeBlob(cfgName, int64(len(rawCfg)), bytesOpener(rawCfg)); err != nil {
+			return err
+		}
+		dm.Config = "blobs/sha256/" + cfgName.Hex
+		rawMan, err := s.img.RawManifest()
+		if err != nil {
+			return err
+		}
+		if err := writeBlob(s.digest, int64(len(rawMan)), bytesOpener(rawMan)); err != nil {
+			return err
+		}
+		desc, err := partial.Descriptor(s.img)
+		if err != nil {
+			return err
+		}
+		base := v1.Descriptor{MediaType: desc.MediaType, Size: desc.Size, Digest: desc.Digest}
+		if len(s.tags) == 0 {
+			index.Manifests = append(index.Manifests, base)
+		}
+		for _, t := range s.tags {
+			d := base
+			d.Annotations = map[string]string{annotationContainerdName: t.String(), annotationRefName: t.Tag()}
+			index.Manifests = append(index.Manifests, d)
+			dm.RepoTags = append(dm.RepoTags, reference.FamiliarString(t))
+			name := reference.FamiliarName(t)
+			if repos[name] == nil {
+				repos[name] = map[string]string{}
+			}
+			repos[name][t.Tag()] = top
+		}
+		manifests = append(manifests, dm)
+	}
+	files := []struct {
+		name string
+		v    any
+	}{{"index.json", index}, {"manifest.json", manifests}, {"oci-layout", map[string]string{"imageLayoutVersion": "1.0.0"}}}
+	if len(repos) > 0 {
+		files = append(files, struct {
+			name string
+			v    any
+		}{"repositories", repos})
+	}
+	for _, f := range files {
+		b, err := json.Marshal(f.v)
+		if err != nil {
+			return err
+		}
+		if err := writeFile(f.name, b); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}
+
+// collectSaved resolves the save arguments to images and their tags.
+func collectSaved(ctx context.Context, st *store.Store, refs []string) ([]*savedImage, error) {
+	var out []*savedImage
+	add := func(img v1.Image, d v1.Hash, tag reference.NamedTagged) {
+		i := slices.IndexFunc(out, func(s *savedImage) bool { return s.digest == d })
+		if i < 0 {
+			out = append(out, &savedImage{img: img, digest: d})
+			i = len(out) - 1
+		}
+		if tag != nil && !slices.ContainsFunc(out[i].tags, func(t reference.NamedTagged) bool { return t.String() == tag.String() }) {
+			out[i].tags = append(out[i].tags, tag)
+		}
+	}
+	var entries []store.Entry
+	for _, r := range refs {
+		// A bare repository name ("ubuntu") saves all of its tags.
+		if named, err := reference.ParseNormalizedNamed(r); err == nil && reference.IsNameOnly(named) {
+			if entries == nil {
+				if entries, err = st.Images(ctx); err != nil {
+					return nil, err
+				}
+			}
+			found := false
+			for _, e := range entries {
+				if t, ok := e.Ref.(reference.NamedTagged); ok && e.Ref.Name() == named.Name() {
+					img, d, err := st.Image(ctx, t.String())
+					if err != nil {
+						return nil, err
+					}
+					add(img, d, t)
+					found = true
+				}
+			}
+			if found {
+				continue
+			}
+		}
+		img, d, err := st.Image(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		var tag reference.NamedTagged
+		if named, err := reference.ParseNormalizedNamed(r); err == nil {
+			if t, ok := reference.TagNameOnly(named).(reference.NamedTagged); ok {
+				if _, canonical := named.(reference.Canonical); !canonical {
+					tag = t
+				}
+			}
+		}
+		add(img, d, tag)
+	}
+	return out, nil
+}
+
+// ImageLoad reads a docker save tar (docker 25+ with an OCI layout, or the
+// older manifest.json-only format) or an OCI layout tar from r, stores its
+// images and tags, and prints docker's "Loaded image: …" lines.
+func ImageLoad(ctx context.Context, st *store.Store, r io.Reader, w io.Writer) error {
+	tmp, err := os.MkdirTemp(st.Root(), ".load-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := extractTar(ctx, r, tmp); err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	var manifests []dockerManifest
+	if b, err := os.ReadFile(filepath.Join(tmp, "manifest.json")); err == nil {
+		if err := json.Unmarshal(b, &manifests); err != nil {
+			return fmt.Errorf("load: manifest.json: %w", err)
+		}
+	}
+	_, errLayout := os.Stat(filepath.Join(tmp, "index.json"))
+	switch {
+	case errLayout == nil:
+		return loadLayout(ctx, st, tmp, manifests, w)
+	case manifests != nil:
+		return loadDockerArchive(ctx, st, tmp, manifests, w)
+	default:
+		return errors.New("load: not an image archive: it has neither manifest.json nor index.json")
+	}
+}
+
+// extractTar unpacks regular files of an image archive into dir, refusing
+// paths that leave it.
+func extractTar(ctx context.Context, r io.Reader, dir string) error {
+	tr := tar.NewReader(r)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading archive: %w", err)
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		name := path.Clean(strings.TrimPrefix(h.Name, "./"))
+		if name == "." || strings.HasPrefix(name, "../") || path.IsAbs(name) {
+			return fmt.Errorf("archive entry %q is outside the archive", h.Name)
+		}
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		f, err := os.Create(p)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(f, tr)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// loadLayout loads every manifest index.json lists. Tags come from the
+// io.containerd.image.name annotation, a full reference in
+// org.opencontainers.image.ref.name, or manifest.json's RepoTags.
+func loadLayout(ctx context.Context, st *store.Store, dir string, manifests []dockerManifest, w io.Writer) error {
+	lp, err := layout.FromPath(dir)
+	if err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	ii, err := lp.ImageIndex()
+	if err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	im, err := ii.IndexManifest()
+	if err != nil {
+		return fmt.Errorf("load: index.json: %w", err)
+	}
+	tagsByConfig := map[string][]string{}
+	for _, m := range manifests {
+		tagsByConfig[path.Base(m.Config)] = append(tagsByConfig[path.Base(m.Config)], m.RepoTags...)
+	}
+	for _, desc := range im.Manifests {
+		var id v1.Hash
+		switch {
+		case desc.MediaType.IsIndex():
+			child, err := ii.ImageIndex(desc.Digest)
+			if err != nil {
+				return fmt.Errorf("load: %w", err)
+			}
+			if err := st.WriteIndex(ctx, child); err != nil {
+				return fmt.Errorf("load index %s: %w", desc.Digest, err)
+			}
+			if id, err = loadedID(ctx, st, desc.Digest); err != nil {
+				return err
+			}
+		case desc.MediaType.IsImage():
+			img, err := ii.Image(desc.Digest)
+			if err != nil {
+				return fmt.Errorf("load: %w", err)
+			}
+			if err := st.WriteImage(ctx, img); err != nil {
+				return fmt.Errorf("load image %s: %w", desc.Digest, err)
+			}
+			if id, err = img.ConfigName(); err != nil {
+				return err
+			}
+		default:
+			continue
+		}
+		var names []string
+		if n := desc.Annotations[annotationContainerdName]; n != "" {
+			names = append(names, n)
+		} else if n := desc.Annotations[annotationRefName]; strings.ContainsAny(n, ":/") {
+			names = append(names, n)
+		} else {
+			names = tagsByConfig[id.Hex]
+		}
+		if err := tagLoaded(ctx, st, desc.Digest, id, names, w); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadedID is the image ID an index resolves to, for "Loaded image ID".
+func loadedID(ctx context.Context, st *store.Store, h v1.Hash) (v1.Hash, error) {
+	img, _, err := st.Image(ctx, h.String())
+	if err != nil {
+		return v1.Hash{}, nil // no image for this platform: print no ID
+	}
+	return img.ConfigName()
+}
+
+// loadDockerArchive loads the pre-25 docker save format (manifest.json with
+// per-layer tar files) through go-containerregistry's tarball reader.
+func loadDockerArchive(ctx context.Context, st *store.Store, dir string, manifests []dockerManifest, w io.Writer) error {
+	for _, m := range manifests {
+		img, err := dockerArchiveImage(dir, m)
+		if err != nil {
+			return fmt.Errorf("load: %w", err)
+		}
+		if err := st.WriteImage(ctx, img); err != nil {
+			return fmt.Errorf("load: %w", err)
+		}
+		d, err := img.Digest()
+		if err != nil {
+			return err
+		}
+		id, err := img.ConfigName()
+		if err != nil {
+			return err
+		}
+		if err := tagLoaded(ctx, st, d, id, m.RepoTags, w); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func tagLoaded(ctx context.Context, st *store.Store, d, id v1.Hash, names []string, w io.Writer) error {
+	tagged := 0
+	for _, n := range names {
+		named, err := reference.ParseNormalizedNamed(n)
+		if err != nil {
+			return fmt.Errorf("load: invalid tag %q in archive: %w", n, err)
+		}
+		named = reference.TagNameOnly(named)
+		if err := st.Tag(ctx, named, d); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "Loaded image: %s\n", reference.FamiliarString(named))
+		tagged++
+	}
+	if tagged == 0 && id.Hex != "" {
+		fmt.Fprintf(w, "Loaded image ID: %s\n", id)
+	}
+	return nil
+}
+
+// dockerArchiveImage builds the image of one manifest.json entry from the
+// extracted files: the config as is, each layer from its (possibly
+// uncompressed) tar, in docker's schema 2 media types.
+func dockerArchiveImage(dir string, m dockerManifest) (v1.Image, error) {
+	opener := func(p string) tarball.Opener {
+		return func() (io.ReadCloser, error) { return os.Open(filepath.Join(dir, filepath.FromSlash(path.Clean(p)))) }
+	}
+	cfg, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(path.Clean(m.Config))))
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", m.Config, err)
+	}
+	var layers []v1.Layer
+	for _, l := range m.Layers {
+		layer, err := tarball.LayerFromOpener(opener(l))
+		if err != nil {
+			return nil, fmt.Errorf("layer %s: %w", l, err)
+		}
+		layers = append(layers, layer)
+	}
+	return newArchiveImage(cfg, layers)
+}
+
+// archiveImage is an image made of a config kept byte for byte (so its ID
+// is preserved) and layers; its manifest is generated.
+type archiveImage struct {
+	config   []byte
+	layers   []v1.Layer
+	manifest []byte
+}
+
+var _ partial.CompressedImageCore = (*archiveImage)(nil)
+
+func newArchiveImage(config []byte, layers []v1.Layer) (v1.Image, error) {
+	cf, err := v1.ParseConfigFile(strings.NewReader(string(config)))
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if len(cf.RootFS.DiffIDs) != len(layers) {
+		return nil, fmt.Errorf("config lists %d layers, archive has %d", len(cf.RootFS.DiffIDs), len(layers))
+	}
+	cfgDigest, cfgSize, err := v1.SHA256(strings.NewReader(string(config)))
+	if err != nil {
+		return nil, err
+	}
+	m := v1.Manifest{SchemaVersion: 2, MediaType: types.DockerManifestSchema2,
+		Config: v1.Descriptor{MediaType: types.DockerConfigJSON, Size: cfgSize, Digest: cfgDigest}}
+	for i, l := range layers {
+		diffID, err := l.DiffID()
+		if err != nil {
+			return nil, err
+		}
+		if diffID != cf.RootFS.DiffIDs[i] {
+			return nil, fmt.Errorf("layer %d has content %s, but the config expects %s", i, diffID, cf.RootFS.DiffIDs[i])
+		}
+		d, err := l.Digest()
+		if err != nil {
+			return nil, err
+		}
+		size, err := l.Size()
+		if err != nil {
+			return nil, err
+		}
+		m.Layers = append(m.Layers, v1.Descriptor{MediaType: types.DockerLayer, Size: size, Digest: d})
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return partial.CompressedToImage(&archiveImage{config: config, layers: layers, manifest: raw})
+}
+
+func (a *archiveImage) RawConfigFile() ([]byte, error) { return a.config, nil }
+func (a *archiveImage) MediaType() (types.MediaType, error) {
+	return types.DockerManifestSchema2, nil
+}
+func (a *archiveImage) RawManifest() ([]byte, error) { return a.manifest, nil }
+func (a *archiveImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
+	for _, l := range a.layers {
+		if d, err := l.Digest(); err == nil && d == h {
+			return l, nil
+		}
+	}
+	return nil, fmt.Errorf("layer %s not in archive", h)
+}

@@ -1,0 +1,101 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/distribution/reference"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/wharf/wharf/internal/client/ref"
+	"github.com/wharf/wharf/internal/client/store"
+)
+
+// ImportOptions are `image import` flags.
+type ImportOptions struct {
+	// Message is the history comment (docker's --message); default
+	// "Imported from -".
+	Message string
+	// Now stamps the image's creation time; time.Now when nil.
+	Now func() time.Time
+}
+
+// ImageImport makes a one-layer image from a root filesystem tar (plain or
+// compressed), like `docker import`, tags it as target when given, and
+// prints its ID.
+func ImageImport(ctx context.Context, st *store.Store, rootfs io.Reader, target string, opts ImportOptions, w io.Writer) error {
+	var named reference.Named
+	if target != "" {
+		n, err := ref.Parse(target)
+		if err != nil {
+			return err
+		}
+		if _, ok := n.(reference.Canonical); ok {
+			return fmt.Errorf("refusing to create a tag with a digest reference: %s", target)
+		}
+		named = n
+	}
+	now := time.Now
+	if opts.Now != nil {
+		now = opts.Now
+	}
+	// The layer is read several times (digest, diff ID, store), so spool it.
+	f, err := os.CreateTemp(st.Root(), ".import-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if _, err := io.Copy(f, rootfs); err != nil {
+		return fmt.Errorf("import: reading the filesystem tar: %w", err)
+	}
+	layer, err := tarball.LayerFromFile(f.Name())
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return err
+	}
+	cf = cf.DeepCopy()
+	created := v1.Time{Time: now().UTC().Truncate(time.Second)}
+	comment := opts.Message
+	if comment == "" {
+		comment = "Imported from -"
+	}
+	cf.Architecture = runtime.GOARCH
+	cf.OS = "linux"
+	cf.Created = created
+	cf.History = []v1.History{{Created: created, Comment: comment}}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		return err
+	}
+	if err := st.WriteImage(ctx, img); err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	if named != nil {
+		if err := st.Tag(ctx, named, d); err != nil {
+			return err
+		}
+	}
+	id, err := img.ConfigName()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(w, id)
+	return nil
+}

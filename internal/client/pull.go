@@ -1,0 +1,273 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/distribution/reference"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/wharf/wharf/internal/client/ref"
+	"github.com/wharf/wharf/internal/client/store"
+)
+
+// PullOptions are `wharf pull`'s flags.
+type PullOptions struct {
+	Remote
+	// Platform ("os/arch[/variant]") picks the image of a multi-platform
+	// index; "" means the host's.
+	Platform string
+	// AllTags pulls every tag of the repository.
+	AllTags bool
+}
+
+// Pull downloads an image into the local store and prints docker's output:
+// "TAG: Pulling from NAME", one line per layer, "Digest:", "Status:" and
+// the full reference.
+func Pull(ctx context.Context, st LocalStore, refStr string, opts PullOptions, out io.Writer) error {
+	named, err := ref.ParseName(refStr)
+	if err != nil {
+		return err
+	}
+	platform := store.HostPlatform()
+	if opts.Platform != "" {
+		p, err := v1.ParsePlatform(opts.Platform)
+		if err != nil {
+			return fmt.Errorf("invalid platform %q: %w", opts.Platform, err)
+		}
+		platform = *p
+	}
+	t, err := opts.target(ctx, ref.Domain(named))
+	if err != nil {
+		return err
+	}
+	if !opts.AllTags {
+		if _, ok := named.(reference.Canonical); !ok {
+			named = reference.TagNameOnly(named)
+		}
+		if err := pullOne(ctx, st, named, platform, t, out); err != nil {
+			return err
+		}
+		fmt.Fprintln(out, named.String())
+		return nil
+	}
+
+	if _, ok := named.(reference.Tagged); ok {
+		return errors.New("tag can't be used with --all-tags/-a")
+	}
+	if _, ok := named.(reference.Canonical); ok {
+		return errors.New("tag can't be used with --all-tags/-a")
+	}
+	repo, err := ggcrRepo(named, t)
+	if err != nil {
+		return err
+	}
+	tags, err := remote.List(repo, t.opts...)
+	if err != nil {
+		return explain(err, t.host, ref.FamiliarName(named))
+	}
+	for _, tg := range sortedTags(tags) {
+		tagged, err := withTag(named, tg)
+		if err != nil {
+			return err
+		}
+		if err := pullOne(ctx, st, tagged, platform, t, out); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(out, named.Name())
+	return nil
+}
+
+// pullOne pulls one tag or digest.
+func pullOne(ctx context.Context, st LocalStore, named reference.Named, platform v1.Platform, t target, out io.Writer) error {
+	what := ref.Familiar(named)
+	nr, err := ggcrRef(named, t)
+	if err != nil {
+		return err
+	}
+	label := tagOf(named)
+	if c, ok := named.(reference.Canonical); ok {
+		label = c.Digest().String()
+	}
+	fmt.Fprintf(out, "%s: Pulling from %s\n", label, ref.Path(named))
+
+	desc, err := remote.Get(nr, t.opts...)
+	if err != nil {
+		return explain(err, t.host, what)
+	}
+	img, err := resolvePlatform(desc, platform)
+	if err != nil {
+		return err
+	}
+	imgDigest, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return explain(err, t.host, what)
+	}
+
+	_, local, lerr := st.Image(ctx, named.String())
+	upToDate := lerr == nil && local == imgDigest
+	if !upToDate {
+		if err := download(ctx, st, img, layers, out); err != nil {
+			return explain(err, t.host, what)
+		}
+	}
+	if _, ok := named.(reference.Tagged); ok {
+		if err := st.Tag(ctx, named, imgDigest); err != nil {
+			return err
+		}
+	}
+	if err := st.SetRepoDigest(ctx, named, imgDigest); err != nil {
+		return err
+	}
+	var digests []string
+	for _, l := range layers {
+		if d, err := l.Digest(); err == nil {
+			digests = append(digests, d.String())
+		}
+	}
+	_ = newOrigins(st.Root()).record(ref.Domain(named), ref.Path(named), digests)
+
+	fmt.Fprintf(out, "Digest: %s\n", desc.Digest)
+	if upToDate {
+		fmt.Fprintf(out, "Status: Image is up to date for %s\n", what)
+	} else {
+		fmt.Fprintf(out, "Status: Downloaded newer image for %s\n", what)
+	}
+	return nil
+}
+
+// download stores img, showing each layer as docker does.
+func download(ctx context.Context, st LocalStore, img v1.Image, layers []v1.Layer, out io.Writer) error {
+	ids := make([]string, len(layers))
+	first := make([]string, len(layers))
+	wrapped := make([]v1.Layer, len(layers))
+	fetch := make([]bool, len(layers))
+	for i, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			return err
+		}
+		ids[i] = shortHash(d)
+		if st.HasBlob(d) {
+			first[i] = "Already exists"
+		} else {
+			first[i] = "Pulling fs layer"
+			fetch[i] = true
+		}
+	}
+	disp := newDisplay(out)
+	disp.begin(ids, first)
+	for i, l := range layers {
+		if !fetch[i] {
+			disp.done(i, first[i])
+			wrapped[i] = l
+			continue
+		}
+		size, _ := l.Size()
+		wrapped[i] = &downloadLayer{Layer: l, disp: disp, i: i, size: size}
+	}
+	err := st.WriteImage(ctx, layeredImage{Image: img, layers: wrapped})
+	final := make([][]string, len(layers))
+	for i := range layers {
+		if !fetch[i] {
+			continue
+		}
+		if err != nil {
+			disp.done(i, "Error")
+			continue
+		}
+		disp.done(i, "Pull complete")
+		final[i] = []string{"Download complete", "Pull complete"}
+	}
+	disp.finish(final)
+	return err
+}
+
+// resolvePlatform returns the image a descriptor names; an index resolves
+// to the image for platform, as docker does.
+func resolvePlatform(desc *remote.Descriptor, p v1.Platform) (v1.Image, error) {
+	if !desc.MediaType.IsIndex() {
+		return desc.Image()
+	}
+	idx, err := desc.ImageIndex()
+	if err != nil {
+		return nil, err
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	var match *v1.Descriptor
+	for i, d := range im.Manifests {
+		if d.Platform == nil || !d.MediaType.IsImage() {
+			continue
+		}
+		if d.Platform.OS != p.OS || d.Platform.Architecture != p.Architecture {
+			continue
+		}
+		if p.Variant != "" && d.Platform.Variant != p.Variant {
+			continue
+		}
+		match = &im.Manifests[i]
+		break
+	}
+	if match == nil {
+		var have []string
+		for _, d := range im.Manifests {
+			if d.Platform != nil {
+				have = append(have, d.Platform.String())
+			}
+		}
+		return nil, fmt.Errorf("no matching manifest for %s in the manifest list entries (the image has %s); choose one with --platform", p.String(), strings.Join(have, ", "))
+	}
+	return idx.Image(match.Digest)
+}
+
+// layeredImage is an image whose layers are replaced by wrappers that
+// report download progress.
+type layeredImage struct {
+	v1.Image
+	layers []v1.Layer
+}
+
+// Layers implements v1.Image.
+func (l layeredImage) Layers() ([]v1.Layer, error) { return l.layers, nil }
+
+// LayerByDigest implements v1.Image.
+func (l layeredImage) LayerByDigest(h v1.Hash) (v1.Layer, error) {
+	for _, x := range l.layers {
+		if d, err := x.Digest(); err == nil && d == h {
+			return x, nil
+		}
+	}
+	return l.Image.LayerByDigest(h)
+}
+
+// downloadLayer reports "Downloading" while its bytes are read.
+type downloadLayer struct {
+	v1.Layer
+	disp *display
+	i    int
+	size int64
+	once sync.Once
+}
+
+// Compressed implements v1.Layer.
+func (d *downloadLayer) Compressed() (io.ReadCloser, error) {
+	rc, err := d.Layer.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	d.once.Do(func() { d.disp.set(d.i, "Downloading") })
+	return d.disp.transfer(d.i, d.size, rc), nil
+}

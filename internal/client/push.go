@@ -1,0 +1,354 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+
+	"github.com/distribution/reference"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/wharf/wharf/internal/client/ref"
+	"github.com/wharf/wharf/internal/client/store"
+)
+
+// LocalStore is what push and pull need of the local image store
+// (*store.Store).
+type LocalStore interface {
+	Root() string
+	Image(ctx context.Context, ref string) (v1.Image, v1.Hash, error)
+	Images(ctx context.Context) ([]store.Entry, error)
+	WriteImage(ctx context.Context, img v1.Image) error
+	Tag(ctx context.Context, ref reference.Named, manifest v1.Hash) error
+	HasBlob(h v1.Hash) bool
+	SetRepoDigest(ctx context.Context, repo reference.Named, d v1.Hash) error
+}
+
+var _ LocalStore = (*store.Store)(nil)
+
+// PushOptions are `wharf push`'s flags.
+type PushOptions struct {
+	Remote
+	// AllTags pushes every local tag of the repository.
+	AllTags bool
+}
+
+// Push uploads a local image to its registry and prints docker's output:
+// the repository, one line per layer, and "TAG: digest: … size: N".
+func Push(ctx context.Context, st LocalStore, refStr string, opts PushOptions, out io.Writer) error {
+	named, err := ref.ParseName(refStr)
+	if err != nil {
+		return err
+	}
+	var tags []reference.Named
+	if opts.AllTags {
+		if _, ok := named.(reference.Tagged); ok {
+			return fmt.Errorf("tag can't be used with --all-tags/-a")
+		}
+		entries, err := st.Images(ctx)
+		if err != nil {
+			return err
+		}
+		var names []string
+		for _, e := range entries {
+			if e.Ref != nil && e.Ref.Name() == named.Name() {
+				names = append(names, tagOf(e.Ref))
+			}
+		}
+		for _, tg := range sortedTags(names) {
+			t, err := withTag(named, tg)
+			if err != nil {
+				return err
+			}
+			tags = append(tags, t)
+		}
+		if len(tags) == 0 {
+			return fmt.Errorf("%w: an image does not exist locally with the tag: %s", store.ErrNotFound, ref.FamiliarName(named))
+		}
+	} else {
+		if _, ok := named.(reference.Canonical); ok {
+			return fmt.Errorf("cannot push a digest reference: %s", refStr)
+		}
+		tags = []reference.Named{reference.TagNameOnly(named)}
+	}
+
+	// Like docker, say nothing about the registry when the image is not here.
+	for _, tag := range tags {
+		if _, _, err := st.Image(ctx, tag.String()); errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("%w: an image does not exist locally with the tag: %s", store.ErrNotFound, ref.FamiliarName(tag))
+		}
+	}
+	t, err := opts.target(ctx, ref.Domain(named))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "The push refers to repository [%s]\n", named.Name())
+	for _, tag := range tags {
+		if err := pushTag(ctx, st, tag, t, opts, out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pushTag pushes one tagged image.
+func pushTag(ctx context.Context, st LocalStore, tag reference.Named, t target, opts PushOptions, out io.Writer) error {
+	img, manifestDigest, err := st.Image(ctx, tag.String())
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: an image does not exist locally with the tag: %s", store.ErrNotFound, ref.FamiliarName(tag))
+	}
+	if err != nil {
+		return err
+	}
+	what := ref.Familiar(tag)
+	repo, err := ggcrRepo(tag, t)
+	if err != nil {
+		return err
+	}
+	dst, err := ggcrRef(tag, t)
+	if err != nil {
+		return err
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+
+	host := ref.Domain(tag)
+	path := ref.Path(tag)
+	orig := newOrigins(st.Root())
+	known := orig.lookup(host)
+
+	type item struct {
+		layer  v1.Layer
+		digest v1.Hash
+		size   int64
+		from   string
+	}
+	var items []item
+	var ids, first []string
+	scopes := []string{repo.Scope(transport.PushScope)}
+	for _, l := range layers {
+		mt, err := l.MediaType()
+		if err == nil && !mt.IsDistributable() {
+			continue // foreign layers stay where their URLs point
+		}
+		d, err := l.Digest()
+		if err != nil {
+			return err
+		}
+		diffID, err := l.DiffID()
+		if err != nil {
+			return err
+		}
+		size, err := l.Size()
+		if err != nil {
+			return err
+		}
+		it := item{layer: l, digest: d, size: size}
+		if from := known[d.String()]; from != "" && from != path {
+			it.from = from
+			if fromRepo, err := name.NewRepository(host+"/"+from, t.nameOpts()...); err == nil {
+				scopes = append(scopes, fromRepo.Scope(transport.PullScope))
+			}
+		}
+		items = append(items, it)
+		ids = append(ids, shortHash(diffID))
+		status := "Preparing"
+		first = append(first, status)
+	}
+
+	client, base, err := blobClient(ctx, opts.Remote, t, repo, scopes)
+	if err != nil {
+		return explain(err, t.host, what)
+	}
+
+	disp := newDisplay(out)
+	disp.begin(ids, first)
+	if !disp.tty {
+		for i := range items {
+			if i >= opts.jobs() {
+				disp.println("%s: Waiting", ids[i])
+			}
+		}
+	}
+	final := make([][]string, len(items))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(opts.jobs())
+	for i, it := range items {
+		if i >= opts.jobs() {
+			disp.set(i, "Waiting")
+		}
+		g.Go(func() error {
+			status, err := pushBlob(gctx, client, base, repo, it.layer, it.digest, it.size, it.from, t, disp, i)
+			if err != nil {
+				disp.done(i, "Error")
+				return err
+			}
+			disp.done(i, status)
+			final[i] = []string{status}
+			return nil
+		})
+	}
+	err = g.Wait()
+	disp.finish(final)
+	if err != nil {
+		return explain(err, t.host, what)
+	}
+	var pushed []string
+	for _, it := range items {
+		pushed = append(pushed, it.digest.String())
+	}
+	_ = orig.record(host, path, pushed)
+
+	// The config and the manifest; remote.Write finds the layers in place.
+	if err := remote.Write(dst, img, t.opts...); err != nil {
+		return explain(err, t.host, what)
+	}
+	raw, err := img.RawManifest()
+	if err != nil {
+		return err
+	}
+	if err := st.SetRepoDigest(ctx, tag, manifestDigest); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	fmt.Fprintf(out, "%s: digest: %s size: %d\n", tagOf(tag), manifestDigest, len(raw))
+	return nil
+}
+
+// shortHash is docker's 12-hex short form of a digest.
+func shortHash(h v1.Hash) string {
+	if len(h.Hex) > 12 {
+		return h.Hex[:12]
+	}
+	return h.Hex
+}
+
+// blobClient returns an HTTP client authorised for the scopes and the
+// registry's base URL ("https://host"), for the HEAD and mount requests
+// that go-containerregistry does not report on.
+func blobClient(ctx context.Context, r Remote, t target, repo name.Repository, scopes []string) (*http.Client, string, error) {
+	ch, err := transport.Ping(ctx, repo.Registry, t.rt)
+	if err != nil {
+		return nil, "", err
+	}
+	scheme := "https"
+	if ch.Insecure {
+		scheme = "http"
+	}
+	a, err := authn.Resolve(ctx, r.keychain(), repo)
+	if err != nil {
+		return nil, "", err
+	}
+	rt, err := transport.NewWithContext(ctx, repo.Registry, a, t.rt, scopes)
+	if err != nil {
+		return nil, "", err
+	}
+	return &http.Client{Transport: rt}, scheme + "://" + repo.RegistryStr(), nil
+}
+
+// pushBlob makes one layer present in repo: it is there already, or it is
+// mounted from the repository it came from, or it is uploaded. It returns
+// docker's final status for the layer.
+func pushBlob(ctx context.Context, c *http.Client, base string, repo name.Repository, l v1.Layer, d v1.Hash, size int64, from string, t target, disp *display, i int) (string, error) {
+	disp.set(i, "Preparing")
+	exists, err := blobExists(ctx, c, base, repo, d)
+	if err != nil {
+		return "", err
+	}
+	if exists {
+		return "Layer already exists", nil
+	}
+	if from != "" {
+		ok, err := mountBlob(ctx, c, base, repo, d, from)
+		if err == nil && ok {
+			return "Mounted from " + from, nil
+		}
+	}
+	disp.set(i, "Pushing")
+	if err := remote.WriteLayer(repo, progressLayer{Layer: l, disp: disp, i: i, size: size}, t.opts...); err != nil {
+		return "", err
+	}
+	return "Pushed", nil
+}
+
+// blobExists asks HEAD /v2/<repo>/blobs/<digest>.
+func blobExists(ctx context.Context, c *http.Client, base string, repo name.Repository, d v1.Hash) (bool, error) {
+	u := base + "/v2/" + repo.RepositoryStr() + "/blobs/" + d.String()
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return false, err
+	}
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return true, nil
+	case http.StatusNotFound:
+		return false, nil
+	default:
+		return false, transport.CheckError(resp, http.StatusOK, http.StatusNotFound)
+	}
+}
+
+// mountBlob asks the registry to link d from another repository. A 202
+// means it would rather have the bytes: the upload it opened is cancelled.
+func mountBlob(ctx context.Context, c *http.Client, base string, repo name.Repository, d v1.Hash, from string) (bool, error) {
+	q := url.Values{"mount": {d.String()}, "from": {from}}
+	u := base + "/v2/" + repo.RepositoryStr() + "/blobs/uploads/?" + q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	if err != nil {
+		return false, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return false, err
+	}
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusCreated:
+		return true, nil
+	case http.StatusAccepted:
+		if loc := resp.Header.Get("Location"); loc != "" {
+			if lu, err := url.Parse(loc); err == nil {
+				bu, _ := url.Parse(base + "/")
+				if del, err := http.NewRequestWithContext(ctx, http.MethodDelete, bu.ResolveReference(lu).String(), nil); err == nil {
+					if r, err := c.Do(del); err == nil {
+						r.Body.Close()
+					}
+				}
+			}
+		}
+		return false, nil
+	default:
+		return false, transport.CheckError(resp, http.StatusCreated, http.StatusAccepted)
+	}
+}
+
+// progressLayer feeds a layer's upload through the display.
+type progressLayer struct {
+	v1.Layer
+	disp *display
+	i    int
+	size int64
+}
+
+// Compressed implements v1.Layer.
+func (p progressLayer) Compressed() (io.ReadCloser, error) {
+	rc, err := p.Layer.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	return p.disp.transfer(p.i, p.size, rc), nil
+}

@@ -1,0 +1,267 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/distribution/reference"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"golang.org/x/sync/errgroup"
+)
+
+// WriteImage stores img's blobs (skipping those present) and manifest, and
+// records the image in index.json; it does not tag it.
+func (s *Store) WriteImage(ctx context.Context, img v1.Image) error {
+	if err := s.writeImageBlobs(ctx, img); err != nil {
+		return err
+	}
+	desc, err := partial.Descriptor(img)
+	if err != nil {
+		return err
+	}
+	return s.update(ctx, func(idx *v1.IndexManifest) error {
+		// A concurrent Remove may have deleted a shared blob between our
+		// write and taking the lock; write again what is missing.
+		if err := s.writeImageBlobs(ctx, img); err != nil {
+			return err
+		}
+		addRecord(idx, *desc)
+		return nil
+	})
+}
+
+// WriteIndex stores an index and every child image and index (for
+// multi-platform pulls and loads) and records the index in index.json.
+func (s *Store) WriteIndex(ctx context.Context, ii v1.ImageIndex) error {
+	if err := s.writeIndexBlobs(ctx, ii); err != nil {
+		return err
+	}
+	desc, err := partial.Descriptor(ii)
+	if err != nil {
+		return err
+	}
+	return s.update(ctx, func(idx *v1.IndexManifest) error {
+		if err := s.writeIndexBlobs(ctx, ii); err != nil {
+			return err
+		}
+		addRecord(idx, *desc)
+		return nil
+	})
+}
+
+// addRecord adds an untagged image record for desc unless one exists.
+func addRecord(idx *v1.IndexManifest, desc v1.Descriptor) {
+	for _, d := range idx.Manifests {
+		if d.Digest == desc.Digest && refName(d) == "" {
+			return
+		}
+	}
+	idx.Manifests = append(idx.Manifests, v1.Descriptor{MediaType: desc.MediaType, Size: desc.Size, Digest: desc.Digest})
+}
+
+// Tag points ref (a normalised reference with a tag) at the stored manifest
+// digest, moving the tag if it pointed elsewhere.
+func (s *Store) Tag(ctx context.Context, ref reference.Named, manifest v1.Hash) error {
+	tagged, ok := ref.(reference.NamedTagged)
+	if !ok {
+		return fmt.Errorf("cannot tag %s: reference has no tag", reference.FamiliarString(ref))
+	}
+	if _, ok := ref.(reference.Canonical); ok {
+		return fmt.Errorf("refusing to create a tag with a digest reference: %s", reference.FamiliarString(ref))
+	}
+	name := tagged.String()
+	return s.update(ctx, func(idx *v1.IndexManifest) error {
+		var rec *v1.Descriptor
+		for i, d := range idx.Manifests {
+			if d.Digest == manifest && refName(d) == "" {
+				rec = &idx.Manifests[i]
+			}
+		}
+		if rec == nil {
+			return fmt.Errorf("%w: %s", ErrNotFound, manifest)
+		}
+		tag := v1.Descriptor{MediaType: rec.MediaType, Size: rec.Size, Digest: rec.Digest,
+			Annotations: map[string]string{AnnotationRefName: name}}
+		idx.Manifests = slices.DeleteFunc(idx.Manifests, func(d v1.Descriptor) bool { return refName(d) == name })
+		idx.Manifests = append(idx.Manifests, tag)
+		return nil
+	})
+}
+
+// Untag removes the tag ref; the image stays (dangling if it was its last tag).
+func (s *Store) Untag(ctx context.Context, ref reference.Named) error {
+	name := ref.String()
+	return s.update(ctx, func(idx *v1.IndexManifest) error {
+		n := len(idx.Manifests)
+		idx.Manifests = slices.DeleteFunc(idx.Manifests, func(d v1.Descriptor) bool { return refName(d) == name })
+		if len(idx.Manifests) == n {
+			return fmt.Errorf("%w: %s", ErrNotFound, reference.FamiliarString(ref))
+		}
+		return nil
+	})
+}
+
+// SetRepoDigest records that repo (a normalised name; tag and digest are
+// ignored) holds manifest digest d at its registry, after a push or pull.
+// It feeds `image ls --digests` and RepoDigests.
+func (s *Store) SetRepoDigest(ctx context.Context, repo reference.Named, d v1.Hash) error {
+	name := repo.Name()
+	return s.update(ctx, func(idx *v1.IndexManifest) error {
+		for i, desc := range idx.Manifests {
+			if desc.Digest != d || refName(desc) != "" {
+				continue
+			}
+			repos := repoDigests(desc)
+			if !slices.Contains(repos, name) {
+				repos = append(repos, name)
+				slices.Sort(repos)
+			}
+			setRepoDigests(&idx.Manifests[i], repos)
+			return nil
+		}
+		return fmt.Errorf("%w: %s", ErrNotFound, d)
+	})
+}
+
+func (s *Store) writeImageBlobs(ctx context.Context, img v1.Image) error {
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(5)
+	for _, l := range layers {
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			mt, err := l.MediaType()
+			if err == nil && !mt.IsDistributable() {
+				return nil // foreign layers are fetched from their URLs, as docker does
+			}
+			h, err := l.Digest()
+			if err != nil {
+				return err
+			}
+			if s.HasBlob(h) {
+				return nil
+			}
+			rc, err := l.Compressed()
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			return s.writeBlob(h, rc)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	cfgName, err := img.ConfigName()
+	if err != nil {
+		return err
+	}
+	if !s.HasBlob(cfgName) {
+		raw, err := img.RawConfigFile()
+		if err != nil {
+			return err
+		}
+		if err := s.writeBlob(cfgName, bytes.NewReader(raw)); err != nil {
+			return err
+		}
+	}
+	return s.writeManifestBlob(img)
+}
+
+type rawManifester interface {
+	Digest() (v1.Hash, error)
+	RawManifest() ([]byte, error)
+}
+
+func (s *Store) writeManifestBlob(m rawManifester) error {
+	h, err := m.Digest()
+	if err != nil {
+		return err
+	}
+	if s.HasBlob(h) {
+		return nil
+	}
+	raw, err := m.RawManifest()
+	if err != nil {
+		return err
+	}
+	return s.writeBlob(h, bytes.NewReader(raw))
+}
+
+func (s *Store) writeIndexBlobs(ctx context.Context, ii v1.ImageIndex) error {
+	im, err := ii.IndexManifest()
+	if err != nil {
+		return err
+	}
+	for _, d := range im.Manifests {
+		switch {
+		case d.MediaType.IsIndex():
+			child, err := ii.ImageIndex(d.Digest)
+			if err != nil {
+				return err
+			}
+			if err := s.writeIndexBlobs(ctx, child); err != nil {
+				return err
+			}
+		case d.MediaType.IsImage():
+			child, err := ii.Image(d.Digest)
+			if err != nil {
+				return err
+			}
+			if err := s.writeImageBlobs(ctx, child); err != nil {
+				return err
+			}
+		default:
+			// Artifacts and attestations other than images are not kept.
+		}
+	}
+	return s.writeManifestBlob(ii)
+}
+
+// writeBlob streams r into a temporary file beside the blob, checks its
+// sha256 against h at EOF and only then renames it into place. (layout.Path's
+// WriteBlob writes in place, which a concurrent reader could see half done.)
+func (s *Store) writeBlob(h v1.Hash, r io.Reader) error {
+	if h.Algorithm != "sha256" {
+		return fmt.Errorf("unsupported digest algorithm %q", h.Algorithm)
+	}
+	dir := filepath.Join(s.root, "blobs", h.Algorithm)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".tmp-"+h.Hex+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	hasher := sha256.New()
+	if _, err := io.Copy(f, io.TeeReader(r, hasher)); err != nil {
+		f.Close()
+		return fmt.Errorf("write blob %s: %w", h, err)
+	}
+	if got := hex.EncodeToString(hasher.Sum(nil)); got != h.Hex {
+		f.Close()
+		return fmt.Errorf("blob %s: content has digest sha256:%s", h, got)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), s.blobPath(h))
+}
