@@ -25,6 +25,10 @@ func (a *API) getBlob(w http.ResponseWriter, r *http.Request, rt Route) {
 			a.fail(w, r, err)
 			return
 		}
+		if etagMatches(r, d) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
 		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
 		w.WriteHeader(http.StatusOK)
 		return
@@ -38,6 +42,12 @@ func (a *API) getBlob(w http.ResponseWriter, r *http.Request, rt Route) {
 	// ServeContent answers Range and If-None-Match, and sends an *os.File
 	// with sendfile.
 	http.ServeContent(w, r, "", time.Time{}, rc)
+}
+
+// etagMatches reports whether If-None-Match names d's ETag (or is "*").
+func etagMatches(r *http.Request, d digest.Digest) bool {
+	match := strings.TrimSpace(r.Header.Get("If-None-Match"))
+	return match == "*" || match != "" && strings.Contains(match, d.String())
 }
 
 func setBlobHeaders(w http.ResponseWriter, d digest.Digest) {

@@ -27,7 +27,7 @@ func (a *API) getManifest(w http.ResponseWriter, r *http.Request, rt Route) {
 	h.Set("Docker-Content-Digest", m.Digest.String())
 	h.Set("ETag", `"`+m.Digest.String()+`"`)
 	h.Set("Content-Length", strconv.Itoa(len(m.Content)))
-	if match := strings.TrimSpace(r.Header.Get("If-None-Match")); match == "*" || match != "" && strings.Contains(match, m.Digest.String()) {
+	if etagMatches(r, m.Digest) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}

@@ -25,7 +25,7 @@ func hashCopy(dst io.Writer, h hash.Hash, src io.Reader) (n int64, readErr, writ
 		return <-writeDone
 	}
 	for {
-		k, rerr := io.ReadFull(src, cur)
+		k, rerr := fill(src, cur)
 		if k > 0 {
 			if err := wait(); err != nil {
 				return n, nil, err
@@ -40,11 +40,26 @@ func hashCopy(dst io.Writer, h hash.Hash, src io.Reader) (n int64, readErr, writ
 			n += int64(k)
 			cur, next = next, cur
 		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			rerr = nil
+		if rerr == io.EOF {
+			return n, nil, wait()
 		}
-		if rerr != nil || k < len(cur) {
+		if rerr != nil {
 			return n, rerr, wait()
 		}
 	}
+}
+
+// fill reads until buf is full or src fails. Unlike io.ReadFull it keeps
+// io.ErrUnexpectedEOF from src apart from a clean io.EOF: a request body
+// cut off mid-stream reports the former, and must not pass for the end.
+func fill(src io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := src.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -86,8 +87,6 @@ func (s *Server) routes(promReg *prometheus.Registry) http.Handler {
 	v2 = limitConcurrency(v2, s.cfg.Limits.MaxConcurrentRequests, s.log)
 
 	mux := http.NewServeMux()
-	mux.Handle("/v2/", v2)
-	mux.Handle("/v2", v2)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -95,7 +94,16 @@ func (s *Server) routes(promReg *prometheus.Registry) http.Handler {
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
 
-	var h http.Handler = mux
+	// The API takes /v2 paths before ServeMux can "clean" them: a redirect
+	// from /v2/a/../b/... keeps the method, so a DELETE would land on
+	// another repository. Unclean paths must reach the name check instead.
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/") {
+			v2.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 	h = m.instrument(h)
 	h = accessLog(h, s.log)
 	h = recoverPanics(h, s.log)

@@ -1,0 +1,252 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/wharf/wharf/internal/config"
+	"github.com/wharf/wharf/internal/registrytest"
+	"github.com/wharf/wharf/internal/server"
+)
+
+func get(t *testing.T, url string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func pushBlob(t *testing.T, base, repo string, content []byte) digest.Digest {
+	t.Helper()
+	d := digest.FromBytes(content)
+	resp, err := http.Post(base+"/v2/"+repo+"/blobs/uploads/?digest="+d.String(), "application/octet-stream", bytes.NewReader(content))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("push blob: %s", resp.Status)
+	}
+	return d
+}
+
+func TestHealthEndpoints(t *testing.T) {
+	s := registrytest.NewServer(t)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, body := get(t, s.URL+path)
+		if resp.StatusCode != http.StatusOK || strings.TrimSpace(body) != "ok" {
+			t.Errorf("GET %s = %d %q, want 200 ok", path, resp.StatusCode, body)
+		}
+	}
+}
+
+func TestBaseEndpoint_AnnouncesAPIVersion(t *testing.T) {
+	s := registrytest.NewServer(t)
+	resp, body := get(t, s.URL+"/v2/")
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Docker-Distribution-API-Version") != "registry/2.0" || body != "{}" {
+		t.Errorf("GET /v2/ = %d, version %q, body %q", resp.StatusCode, resp.Header.Get("Docker-Distribution-API-Version"), body)
+	}
+}
+
+func TestRequestID_GeneratedOrEchoed(t *testing.T) {
+	s := registrytest.NewServer(t)
+	resp, _ := get(t, s.URL+"/v2/")
+	if id := resp.Header.Get("X-Request-Id"); len(id) < 16 {
+		t.Errorf("generated X-Request-Id = %q, want a random id", id)
+	}
+	for in, wantEcho := range map[string]bool{"abc-123_DEF": true, "bad id with spaces": false, strings.Repeat("a", 65): false} {
+		req, _ := http.NewRequest(http.MethodGet, s.URL+"/v2/", nil)
+		req.Header.Set("X-Request-Id", in)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("X-Request-Id"); (got == in) != wantEcho || got == "" {
+			t.Errorf("incoming %q: X-Request-Id %q, echo wanted %v", in, got, wantEcho)
+		}
+	}
+}
+
+func TestMetrics_ReportRequestsAndStoredBlobs(t *testing.T) {
+	s := registrytest.NewServer(t)
+	pushBlob(t, s.URL, "metrics/app", []byte("twelve bytes"))
+	pushBlob(t, s.URL, "metrics/other", []byte("twelve bytes")) // same blob: counted once
+	get(t, s.URL+"/v2/metrics/app/manifests/missing")
+
+	_, body := get(t, s.URL+"/metrics")
+	for _, want := range []string{
+		`wharf_http_requests_total{code="201",method="POST",route="upload_start"} 2`,
+		`wharf_http_requests_total{code="404",method="GET",route="manifest"} 1`,
+		`wharf_http_request_duration_seconds_bucket{method="POST",route="upload_start"`,
+		`wharf_http_request_bytes_total{route="upload_start"} 24`,
+		`wharf_uploads_in_flight 0`,
+		`wharf_blobs_stored 1`,
+		`wharf_blob_bytes_stored 12`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(body, "metrics/app") {
+		t.Error("/metrics uses repository names as labels")
+	}
+}
+
+func TestConcurrencyLimit_AnswersTooManyRequests(t *testing.T) {
+	s := registrytest.NewServer(t, registrytest.WithConfig(func(c *config.Config) { c.Limits.MaxConcurrentRequests = 1 }))
+	// Hold the only slot with an upload whose body has not finished.
+	resp, err := http.Post(s.URL+"/v2/limit/app/blobs/uploads/", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest(http.MethodPatch, s.URL+resp.Header.Get("Location"), pr)
+	done := make(chan *http.Response, 1)
+	go func() {
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- nil
+			return
+		}
+		r.Body.Close()
+		done <- r
+	}()
+	if _, err := pw.Write([]byte("first bytes")); err != nil { // the handler is now reading
+		t.Fatal(err)
+	}
+
+	resp, body := get(t, s.URL+"/v2/")
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("second request = %d, want 429", resp.StatusCode)
+	}
+	var e struct {
+		Errors []struct{ Code string } `json:"errors"`
+	}
+	if err := json.Unmarshal([]byte(body), &e); err != nil || len(e.Errors) != 1 || e.Errors[0].Code != "TOOMANYREQUESTS" {
+		t.Errorf("429 body = %q, want a TOOMANYREQUESTS error", body)
+	}
+	if resp.Header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+	pw.Close()
+	if r := <-done; r == nil || r.StatusCode != http.StatusAccepted {
+		t.Errorf("held upload finished with %v, want 202", r)
+	}
+	if resp, _ := get(t, s.URL+"/healthz"); resp.StatusCode != http.StatusOK {
+		t.Errorf("health checks are limited too: %d", resp.StatusCode)
+	}
+}
+
+func TestServe_ShutdownLetsInFlightUploadsFinish(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.Resolve()
+	srv, err := server.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, ln) }()
+
+	resp, err := http.Post(base+"/v2/shutdown/app/blobs/uploads/", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+
+	content := bytes.Repeat([]byte("wharf"), 1<<16)
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest(http.MethodPatch, base+loc, pr)
+	patched := make(chan error, 1)
+	go func() {
+		r, err := http.DefaultClient.Do(req)
+		if err == nil {
+			r.Body.Close()
+			if r.StatusCode != http.StatusAccepted {
+				err = errors.New(r.Status)
+			}
+		}
+		patched <- err
+	}()
+	if _, err := pw.Write(content[:1000]); err != nil {
+		t.Fatal(err)
+	}
+	waitUploadsInFlight(t, base, 1) // the handler is reading the body
+	cancel()                        // SIGTERM arrives mid-upload
+	waitRefused(t, base)            // shutdown has begun
+	if _, err := pw.Write(content[1000:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if err := <-patched; err != nil {
+		t.Fatalf("in-flight PATCH during shutdown: %v", err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("Serve returned %v after shutdown, want nil", err)
+	}
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Error("server still accepts connections after shutdown")
+	}
+}
+
+// waitUploadsInFlight polls /metrics (on a fresh connection) until the
+// server reports n uploads being received.
+func waitUploadsInFlight(t *testing.T, base string, n int) {
+	t.Helper()
+	want := "wharf_uploads_in_flight " + strconv.Itoa(n) + "\n"
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := client.Get(base + "/metrics")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), want) {
+				return
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("server never reported %d uploads in flight", n)
+}
+
+// waitRefused waits until the server stops accepting connections.
+func waitRefused(t *testing.T, base string) {
+	t.Helper()
+	addr := strings.TrimPrefix(base, "http://")
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return
+		}
+		c.Close()
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal("server still accepts connections after shutdown began")
+}
