@@ -18,6 +18,7 @@ var forbidden = map[string][]string{
 	"internal/blobstore":    {"net/http", "database/sql", module + "internal/registry", module + "internal/distribution", module + "internal/server", module + "internal/metadata"},
 	"internal/distribution": {"database/sql", module + "internal/server", module + "internal/metadata/sqldb", module + "internal/blobstore/fs"},
 	"internal/server":       {"database/sql"},
+	"internal/auth":         {"net/http", "database/sql", module + "internal/metadata/sqldb", module + "internal/registry", module + "internal/distribution", module + "internal/server"},
 	"internal/config":       {"net/http", module + "internal/server", module + "internal/registry"},
 }
 

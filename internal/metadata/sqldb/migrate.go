@@ -67,6 +67,50 @@ var migrations = []string{
 		started_at BIGINT NOT NULL,
 		updated_at BIGINT NOT NULL
 	);`,
+	// 2: accounts, organisations, visibility, tokens and signing keys
+	// (internal/auth). Users and organisations share one namespace:
+	// CreateUser and CreateOrg check the other table in their transaction.
+	`CREATE TABLE users (
+		name          TEXT PRIMARY KEY,
+		password_hash TEXT NOT NULL,
+		is_admin      BOOLEAN NOT NULL DEFAULT FALSE,
+		created_at    BIGINT NOT NULL
+	);
+	CREATE TABLE orgs (
+		name       TEXT PRIMARY KEY,
+		created_at BIGINT NOT NULL
+	);
+	CREATE TABLE org_members (
+		org       TEXT NOT NULL REFERENCES orgs(name) ON DELETE CASCADE,
+		user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+		role      TEXT NOT NULL CHECK (role IN ('read', 'write', 'admin')),
+		PRIMARY KEY (org, user_name)
+	);
+	CREATE INDEX org_members_user ON org_members(user_name);
+	CREATE TABLE repo_visibility (
+		repo       TEXT PRIMARY KEY,
+		visibility TEXT NOT NULL CHECK (visibility IN ('public', 'private'))
+	);
+	CREATE TABLE access_tokens (
+		id         TEXT PRIMARY KEY,
+		user_name  TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+		kind       TEXT NOT NULL CHECK (kind IN ('pat', 'refresh')),
+		name       TEXT NOT NULL,
+		scope      TEXT NOT NULL,
+		hash       BLOB NOT NULL UNIQUE,
+		parent     TEXT NOT NULL DEFAULT '',
+		created_at BIGINT NOT NULL,
+		expires_at BIGINT NOT NULL DEFAULT 0,
+		last_used  BIGINT NOT NULL DEFAULT 0,
+		revoked_at BIGINT NOT NULL DEFAULT 0
+	);
+	CREATE INDEX access_tokens_user ON access_tokens(user_name, kind);
+	CREATE TABLE signing_keys (
+		id          TEXT PRIMARY KEY,
+		private_key BLOB NOT NULL,
+		created_at  BIGINT NOT NULL,
+		retired_at  BIGINT NOT NULL DEFAULT 0
+	);`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the

@@ -1,0 +1,324 @@
+package auth_test
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wharf/wharf/internal/auth"
+)
+
+func TestService_AddUserValidates(t *testing.T) {
+	s, _ := newService(t, newClock())
+	ctx := t.Context()
+	must(t, s.AddUser(ctx, "alice", "correct horse", false))
+	tests := []struct {
+		name, user, password string
+		want                 error
+	}{
+		{"taken name", "alice", "another password", auth.ErrExists},
+		{"upper case", "Alice", "long enough", auth.ErrInvalid},
+		{"slash", "a/b", "long enough", auth.ErrInvalid},
+		{"empty", "", "long enough", auth.ErrInvalid},
+		{"short password", "bob", "short", auth.ErrInvalid},
+		{"token-like password", "bob", auth.PATPrefix + "xxxxxxxx", auth.ErrInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := s.AddUser(ctx, tt.user, tt.password, false); !errors.Is(err, tt.want) {
+				t.Fatalf("AddUser(%q) = %v, want %v", tt.user, err, tt.want)
+			}
+		})
+	}
+	must(t, s.AddOrg(ctx, "acme"))
+	if err := s.AddOrg(ctx, "alice"); !errors.Is(err, auth.ErrExists) {
+		t.Fatalf("AddOrg(alice) = %v, want ErrExists (users and orgs share names)", err)
+	}
+	if err := s.AddMember(ctx, "acme", "alice", "owner"); !errors.Is(err, auth.ErrInvalid) {
+		t.Fatalf("AddMember(role owner) = %v, want ErrInvalid", err)
+	}
+	users, err := s.ListUsers(ctx)
+	must(t, err)
+	if len(users) != 1 || users[0].PasswordHash != "" {
+		t.Fatalf("ListUsers = %+v, want alice without hash", users)
+	}
+}
+
+func TestService_Authenticate(t *testing.T) {
+	c := newClock()
+	s, _ := newService(t, c)
+	ctx := t.Context()
+	must(t, s.AddUser(ctx, "alice", "alice-password", false))
+	must(t, s.AddUser(ctx, "root", "root-password", true))
+	must(t, s.AddUser(ctx, "bob", "bob-password", false))
+	readPAT, _, err := s.CreatePAT(ctx, "alice", "ci", auth.ScopeRead, time.Time{})
+	must(t, err)
+	revokedPAT, revoked, err := s.CreatePAT(ctx, "alice", "old", auth.ScopeReadWrite, time.Time{})
+	must(t, err)
+	must(t, s.RevokePAT(ctx, "alice", revoked.ID))
+	expiringPAT, _, err := s.CreatePAT(ctx, "alice", "short", auth.ScopeReadWrite, c.Now().Add(time.Hour))
+	must(t, err)
+	refresh, err := s.IssueRefreshToken(ctx, auth.Subject{User: "alice"}, "docker")
+	must(t, err)
+	c.Add(2 * time.Hour) // expiringPAT is now expired
+
+	tests := []struct {
+		name, user, secret string
+		want               auth.Subject
+		wantErr            error
+	}{
+		{"password", "alice", "alice-password", auth.Subject{User: "alice"}, nil},
+		{"admin password", "root", "root-password", auth.Subject{User: "root", Admin: true}, nil},
+		{"wrong password", "alice", "bob-password", auth.Subject{}, auth.ErrUnauthenticated},
+		{"unknown user", "mallory", "alice-password", auth.Subject{}, auth.ErrUnauthenticated},
+		{"empty password", "alice", "", auth.Subject{}, auth.ErrUnauthenticated},
+		{"access token", "alice", readPAT, auth.Subject{User: "alice", Scope: auth.ScopeRead}, nil},
+		{"access token of another user", "bob", readPAT, auth.Subject{}, auth.ErrUnauthenticated},
+		{"revoked access token", "alice", revokedPAT, auth.Subject{}, auth.ErrUnauthenticated},
+		{"expired access token", "alice", expiringPAT, auth.Subject{}, auth.ErrUnauthenticated},
+		{"forged access token", "alice", auth.PATPrefix + "forged", auth.Subject{}, auth.ErrUnauthenticated},
+		{"refresh token as password", "alice", refresh, auth.Subject{}, auth.ErrUnauthenticated},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.Authenticate(ctx, tt.user, tt.secret, "")
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Authenticate = %v, want %v", err, tt.wantErr)
+			}
+			got.TokenID = ""
+			if got != tt.want {
+				t.Fatalf("subject = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestService_AuthenticateWithPATRecordsLastUsed(t *testing.T) {
+	c := newClock()
+	s, _ := newService(t, c)
+	ctx := t.Context()
+	must(t, s.AddUser(ctx, "alice", "alice-password", false))
+	secret, tok, err := s.CreatePAT(ctx, "alice", "ci", auth.ScopeReadWrite, time.Time{})
+	must(t, err)
+	if !strings.HasPrefix(secret, auth.PATPrefix) || len(secret) < len(auth.PATPrefix)+40 {
+		t.Fatalf("secret %q: want %s and 256 bits", secret, auth.PATPrefix)
+	}
+	c.Add(time.Minute)
+	sub, err := s.Authenticate(ctx, "alice", secret, "")
+	must(t, err)
+	if sub.TokenID != tok.ID {
+		t.Fatalf("TokenID = %q, want %q", sub.TokenID, tok.ID)
+	}
+	toks, err := s.ListPATs(ctx, "alice")
+	must(t, err)
+	if len(toks) != 1 || !toks[0].LastUsed.Equal(c.Now()) || toks[0].Hash != nil {
+		t.Fatalf("ListPATs = %+v, want last used %v and no hash", toks, c.Now())
+	}
+}
+
+func TestService_RateLimitsFailedLogins(t *testing.T) {
+	c := newClock()
+	s, _ := newService(t, c)
+	ctx := t.Context()
+	must(t, s.AddUser(ctx, "alice", "alice-password", false))
+	must(t, s.AddUser(ctx, "bob", "bob-password", false))
+
+	for range 5 { // the free allowance
+		if _, err := s.Authenticate(ctx, "alice", "wrong", "10.0.0.1"); !errors.Is(err, auth.ErrUnauthenticated) {
+			t.Fatalf("failure within allowance: %v", err)
+		}
+	}
+	_, err := s.Authenticate(ctx, "alice", "wrong", "10.0.0.1") // sixth: blocks for 1s
+	if !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("sixth failure: %v", err)
+	}
+	_, err = s.Authenticate(ctx, "alice", "alice-password", "10.0.0.2")
+	var rl *auth.RateLimitError
+	if !errors.Is(err, auth.ErrRateLimited) || !errors.As(err, &rl) || rl.RetryAfter != time.Second {
+		t.Fatalf("blocked account, right password: %v, want rate limited for 1s", err)
+	}
+	_, err = s.Authenticate(ctx, "bob", "bob-password", "10.0.0.1")
+	if !errors.Is(err, auth.ErrRateLimited) {
+		t.Fatalf("blocked address, other account: %v, want rate limited", err)
+	}
+	c.Add(time.Second)
+	_, _ = s.Authenticate(ctx, "alice", "wrong", "10.0.0.3") // seventh: back-off doubles
+	_, err = s.Authenticate(ctx, "alice", "alice-password", "10.0.0.3")
+	if !errors.As(err, &rl) || rl.RetryAfter != 2*time.Second {
+		t.Fatalf("after seventh failure: %v, want retry after 2s", err)
+	}
+	c.Add(2 * time.Second)
+	if _, err := s.Authenticate(ctx, "alice", "alice-password", "10.0.0.3"); err != nil {
+		t.Fatalf("after the block: %v", err)
+	}
+	// Success forgave the account, not the address 10.0.0.1.
+	if _, err := s.Authenticate(ctx, "alice", "wrong", "10.0.0.4"); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("first failure after success: %v, want unauthenticated", err)
+	}
+	_, _ = s.Authenticate(ctx, "bob", "wrong", "10.0.0.1")
+	if _, err := s.Authenticate(ctx, "bob", "bob-password", "10.0.0.1"); !errors.Is(err, auth.ErrRateLimited) {
+		t.Fatalf("address after another account's success: %v, want still limited", err)
+	}
+}
+
+func TestLimiter_BackOffCapsAndForgets(t *testing.T) {
+	c := newClock()
+	l := auth.NewLimiter(auth.LimiterConfig{Free: 1, Base: time.Second, Max: 8 * time.Second, Forget: time.Hour, Now: c.Now})
+	wantWait := func(want time.Duration) {
+		t.Helper()
+		err := l.Allow("k")
+		var rl *auth.RateLimitError
+		switch {
+		case want == 0 && err != nil:
+			t.Fatalf("Allow = %v, want nil", err)
+		case want > 0 && (!errors.As(err, &rl) || rl.RetryAfter != want):
+			t.Fatalf("Allow = %v, want retry after %s", err, want)
+		}
+	}
+	l.Fail("k")
+	wantWait(0)
+	for _, want := range []time.Duration{1, 2, 4, 8, 8, 8} {
+		l.Fail("k")
+		wantWait(want * time.Second)
+	}
+	c.Add(2 * time.Hour)
+	wantWait(0)
+	l.Fail("k") // forgotten: the count starts again within the allowance
+	wantWait(0)
+}
+
+func TestService_EnsureAdmin(t *testing.T) {
+	tests := []struct {
+		name, password string
+		existing       bool
+		wantGenerated  bool
+		wantCreated    bool
+	}{
+		{"empty database, no password: generated", "", false, true, true},
+		{"empty database, given password", "given-password", false, false, true},
+		{"users exist: nothing happens", "", true, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := newService(t, newClock())
+			ctx := t.Context()
+			if tt.existing {
+				must(t, s.AddUser(ctx, "alice", "alice-password", false))
+			}
+			gen, err := s.EnsureAdmin(ctx, tt.password)
+			must(t, err)
+			if (gen != "") != tt.wantGenerated {
+				t.Fatalf("generated = %q, want generated %v", gen, tt.wantGenerated)
+			}
+			password := tt.password
+			if gen != "" {
+				password = gen
+				if len(gen) < 20 {
+					t.Fatalf("generated password %q is short", gen)
+				}
+			}
+			sub, err := s.Authenticate(ctx, auth.AdminUser, password, "")
+			if tt.wantCreated {
+				must(t, err)
+				if !sub.Admin {
+					t.Fatal("admin user is not an admin")
+				}
+			} else if !errors.Is(err, auth.ErrUnauthenticated) {
+				t.Fatalf("admin login = %v, want unauthenticated (no admin created)", err)
+			}
+			again, err := s.EnsureAdmin(ctx, "")
+			if err != nil || again != "" {
+				t.Fatalf("second EnsureAdmin = %q, %v; want nothing", again, err)
+			}
+		})
+	}
+}
+
+func TestService_RefreshTokens(t *testing.T) {
+	c := newClock()
+	s, _ := newService(t, c)
+	ctx := t.Context()
+	must(t, s.AddUser(ctx, "alice", "alice-password", false))
+	pat, patTok, err := s.CreatePAT(ctx, "alice", "laptop", auth.ScopeRead, time.Time{})
+	must(t, err)
+
+	byPassword, err := s.IssueRefreshToken(ctx, auth.Subject{User: "alice"}, "docker")
+	must(t, err)
+	patSub, err := s.Authenticate(ctx, "alice", pat, "")
+	must(t, err)
+	byPAT, err := s.IssueRefreshToken(ctx, patSub, "docker")
+	must(t, err)
+
+	sub, err := s.Refresh(ctx, byPassword)
+	must(t, err)
+	if sub.User != "alice" || sub.Scope != "" {
+		t.Fatalf("Refresh(password login) = %+v", sub)
+	}
+	sub, err = s.Refresh(ctx, byPAT)
+	must(t, err)
+	if sub.Scope != auth.ScopeRead {
+		t.Fatalf("Refresh(PAT login) scope = %q, want the PAT's read cap", sub.Scope)
+	}
+	if _, err := s.Refresh(ctx, pat); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("Refresh(access token) = %v, want unauthenticated", err)
+	}
+	if _, err := s.IssueRefreshToken(ctx, auth.Subject{}, "docker"); !errors.Is(err, auth.ErrInvalid) {
+		t.Fatalf("refresh token for anonymous = %v, want ErrInvalid", err)
+	}
+
+	must(t, s.RevokePAT(ctx, "alice", patTok.ID))
+	if _, err := s.Refresh(ctx, byPAT); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("Refresh after its PAT was revoked = %v, want unauthenticated", err)
+	}
+	must(t, s.SetPassword(ctx, "alice", "new-password"))
+	if _, err := s.Refresh(ctx, byPassword); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("Refresh after password change = %v, want unauthenticated", err)
+	}
+	again, err := s.IssueRefreshToken(ctx, auth.Subject{User: "alice"}, "docker")
+	must(t, err)
+	c.Add(91 * 24 * time.Hour)
+	if _, err := s.Refresh(ctx, again); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("Refresh after 91 days = %v, want unauthenticated", err)
+	}
+}
+
+func TestService_Visibility(t *testing.T) {
+	s, _ := newService(t, newClock())
+	ctx := t.Context()
+	v, err := s.Visibility(ctx, "alice/app")
+	must(t, err)
+	if v != auth.Private {
+		t.Fatalf("default visibility = %q, want private", v)
+	}
+	must(t, s.SetVisibility(ctx, "alice/app", auth.Public))
+	if v, _ := s.Visibility(ctx, "alice/app"); v != auth.Public {
+		t.Fatalf("visibility = %q, want public", v)
+	}
+	if err := s.SetVisibility(ctx, "alice/app", "secret"); !errors.Is(err, auth.ErrInvalid) {
+		t.Fatalf("SetVisibility(secret) = %v, want ErrInvalid", err)
+	}
+	pub := auth.NewService(newStore(t), auth.Config{DefaultVisibility: auth.Public})
+	if v, _ := pub.Visibility(ctx, "any/repo"); v != auth.Public {
+		t.Fatalf("visibility with public default = %q", v)
+	}
+}
+
+func TestCheckPassword_RejectsMalformedHashes(t *testing.T) {
+	good, err := auth.HashPassword("secret-password", cheap)
+	must(t, err)
+	if !auth.CheckPassword(good, "secret-password") || auth.CheckPassword(good, "secret-passworD") {
+		t.Fatal("CheckPassword does not tell right from wrong")
+	}
+	for _, h := range []string{"", "plain", "$argon2i$v=19$m=64,t=1,p=1$c2FsdHNhbHQ$a2V5a2V5a2V5a2V5a2V5",
+		strings.Replace(good, "m=64", "m=99999999", 1), strings.Replace(good, "t=1", "t=0", 1)} {
+		if auth.CheckPassword(h, "secret-password") {
+			t.Errorf("CheckPassword(%q) matched", h)
+		}
+	}
+	other, _ := auth.HashPassword("secret-password", cheap)
+	if other == good || !slices.Contains([]bool{auth.CheckPassword(other, "secret-password")}, true) {
+		t.Fatal("hashes are not salted")
+	}
+}

@@ -1,0 +1,228 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Token secret prefixes: they make leaked secrets easy to scan for and
+// tell a token from a password without a database lookup.
+const (
+	PATPrefix     = "wharf_pat_"
+	RefreshPrefix = "wharf_rt_"
+)
+
+// touchEvery limits last-used writes to one per token per interval, since
+// clients using Basic auth present the token on every request.
+const touchEvery = time.Minute
+
+// Subject is who is asking: a user (possibly through a personal access
+// token, whose scope caps what it may do) or, with an empty User, an
+// anonymous caller.
+type Subject struct {
+	User  string
+	Admin bool
+	// Scope caps the subject's rights when it authenticated with an access
+	// token (or a refresh token derived from one); empty means no cap.
+	Scope TokenScope
+	// TokenID is the access or refresh token used, if any.
+	TokenID string
+}
+
+// Anonymous reports whether nobody logged in.
+func (s Subject) Anonymous() bool { return s.User == "" }
+
+// newSecret returns prefix + 256 random bits, and the secret's SHA-256.
+// A plain hash suffices: unlike passwords, the secret cannot be guessed.
+func newSecret(prefix string) (secret string, hash []byte) {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	secret = prefix + base64.RawURLEncoding.EncodeToString(b)
+	return secret, hashSecret(secret)
+}
+
+func hashSecret(secret string) []byte {
+	h := sha256.Sum256([]byte(secret))
+	return h[:]
+}
+
+func newID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// CreatePAT creates a personal access token for user and returns its
+// secret, which is shown once and never stored. A zero expires means the
+// token does not expire.
+func (s *Service) CreatePAT(ctx context.Context, user, name string, scope TokenScope, expires time.Time) (secret string, tok *Token, err error) {
+	if !scope.Valid() {
+		return "", nil, fmt.Errorf("token scope %q: want read, read-write or read-write-delete: %w", scope, ErrInvalid)
+	}
+	if name == "" || len(name) > 100 {
+		return "", nil, fmt.Errorf("token name: 1 to 100 characters: %w", ErrInvalid)
+	}
+	now := s.cfg.Now()
+	if !expires.IsZero() && !expires.After(now) {
+		return "", nil, fmt.Errorf("token expiry %s is not in the future: %w", expires, ErrInvalid)
+	}
+	secret, hash := newSecret(PATPrefix)
+	tok = &Token{ID: newID(), User: user, Kind: KindPAT, Name: name, Scope: scope, Hash: hash, CreatedAt: now, ExpiresAt: expires}
+	if err := s.store.CreateToken(ctx, tok); err != nil {
+		return "", nil, err
+	}
+	s.cfg.Log.InfoContext(ctx, "access token created", "user", user, "token_id", tok.ID, "scope", string(scope))
+	tok.Hash = nil
+	return secret, tok, nil
+}
+
+// ListPATs lists the user's personal access tokens, without hashes.
+func (s *Service) ListPATs(ctx context.Context, user string) ([]Token, error) {
+	toks, err := s.store.ListTokens(ctx, user, KindPAT)
+	for i := range toks {
+		toks[i].Hash = nil
+	}
+	return toks, err
+}
+
+// RevokePAT revokes the user's token id at once, with the refresh tokens
+// handed out to logins made with it.
+func (s *Service) RevokePAT(ctx context.Context, user, id string) error {
+	if err := s.store.RevokeToken(ctx, user, id, s.cfg.Now()); err != nil {
+		return err
+	}
+	s.cfg.Log.InfoContext(ctx, "access token revoked", "user", user, "token_id", id)
+	return nil
+}
+
+// Authenticate checks user's secret, a password or a personal access
+// token, from the client at addr. It returns ErrUnauthenticated for any
+// wrong, unknown, expired or revoked credential, and a *RateLimitError
+// (ErrRateLimited) while the account or the address is blocked after
+// failures. An unknown user costs the same password hash as a known one.
+func (s *Service) Authenticate(ctx context.Context, user, secret, addr string) (Subject, error) {
+	keys := []string{"user:" + user}
+	if addr != "" {
+		keys = append(keys, "addr:"+addr)
+	}
+	if err := s.cfg.Limiter.Allow(keys...); err != nil {
+		s.cfg.Log.InfoContext(ctx, "login rate limited", "user", user, "addr", addr)
+		return Subject{}, err
+	}
+	var (
+		sub Subject
+		err error
+	)
+	if strings.HasPrefix(secret, PATPrefix) {
+		sub, err = s.checkToken(ctx, user, secret, KindPAT)
+	} else {
+		sub, err = s.checkPassword(ctx, user, secret)
+	}
+	if errors.Is(err, ErrUnauthenticated) {
+		s.cfg.Limiter.Fail(keys...)
+		s.cfg.Log.InfoContext(ctx, "login failed", "user", user, "addr", addr)
+		return Subject{}, err
+	}
+	if err != nil {
+		return Subject{}, err
+	}
+	// Only the account's count is forgiven: forgiving the address would let
+	// one valid login reset a guesser's budget against other accounts.
+	s.cfg.Limiter.Succeed(keys[0])
+	s.cfg.Log.InfoContext(ctx, "login", "user", user, "addr", addr, "token_id", sub.TokenID)
+	return sub, nil
+}
+
+func (s *Service) dummyHash() string {
+	s.dummyOnce.Do(func() {
+		s.dummy, _ = HashPassword(randomFrom("abcdefgh", 16), s.cfg.PasswordParams)
+	})
+	return s.dummy
+}
+
+func (s *Service) checkPassword(ctx context.Context, name, password string) (Subject, error) {
+	u, err := s.store.GetUser(ctx, name)
+	if errors.Is(err, ErrNotFound) {
+		CheckPassword(s.dummyHash(), password)
+		return Subject{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return Subject{}, err
+	}
+	if !CheckPassword(u.PasswordHash, password) {
+		return Subject{}, ErrUnauthenticated
+	}
+	return Subject{User: u.Name, Admin: u.Admin}, nil
+}
+
+// checkToken finds the token of kind whose secret is secret; user, if not
+// empty, must own it.
+func (s *Service) checkToken(ctx context.Context, user, secret string, kind TokenKind) (Subject, error) {
+	tok, err := s.store.GetTokenByHash(ctx, hashSecret(secret))
+	if errors.Is(err, ErrNotFound) {
+		return Subject{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return Subject{}, err
+	}
+	now := s.cfg.Now()
+	if tok.Kind != kind || (user != "" && tok.User != user) || !tok.Usable(now) {
+		return Subject{}, ErrUnauthenticated
+	}
+	u, err := s.store.GetUser(ctx, tok.User)
+	if errors.Is(err, ErrNotFound) {
+		return Subject{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return Subject{}, err
+	}
+	if now.Sub(tok.LastUsed) >= touchEvery {
+		if err := s.store.TouchToken(ctx, tok.ID, now); err != nil {
+			// Last-used is informative; a failed write must not fail the login.
+			s.cfg.Log.WarnContext(ctx, "token last-used not recorded", "token_id", tok.ID, "err", err)
+		}
+	}
+	return Subject{User: u.Name, Admin: u.Admin, Scope: tok.Scope, TokenID: tok.ID}, nil
+}
+
+// IssueRefreshToken returns a refresh token for sub, which `docker login`
+// saves as its identity token (offline_token=true) and trades for access
+// tokens through Refresh. A refresh token carries sub's cap and dies with
+// the access token sub logged in with.
+func (s *Service) IssueRefreshToken(ctx context.Context, sub Subject, clientID string) (string, error) {
+	if sub.Anonymous() {
+		return "", fmt.Errorf("refresh token for an anonymous caller: %w", ErrInvalid)
+	}
+	now := s.cfg.Now()
+	secret, hash := newSecret(RefreshPrefix)
+	tok := &Token{
+		ID: newID(), User: sub.User, Kind: KindRefresh, Name: clientID, Scope: sub.Scope, Hash: hash,
+		Parent: sub.TokenID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTokenLifetime),
+	}
+	if err := s.store.CreateToken(ctx, tok); err != nil {
+		return "", err
+	}
+	s.cfg.Log.InfoContext(ctx, "refresh token created", "user", sub.User, "token_id", tok.ID, "client_id", clientID)
+	return secret, nil
+}
+
+// Refresh returns the subject a refresh token stands for, or
+// ErrUnauthenticated if it is unknown, expired or revoked.
+func (s *Service) Refresh(ctx context.Context, secret string) (Subject, error) {
+	if !strings.HasPrefix(secret, RefreshPrefix) {
+		return Subject{}, ErrUnauthenticated
+	}
+	return s.checkToken(ctx, "", secret, KindRefresh)
+}
+
+// RevokeRefreshTokens logs the user out of every docker login.
+func (s *Service) RevokeRefreshTokens(ctx context.Context, user string) error {
+	return s.store.RevokeTokens(ctx, user, KindRefresh, s.cfg.Now())
+}

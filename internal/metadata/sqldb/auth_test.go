@@ -1,0 +1,15 @@
+package sqldb
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/wharf/wharf/internal/auth"
+	"github.com/wharf/wharf/internal/auth/authtest"
+)
+
+func TestSQLite_AuthContract(t *testing.T) {
+	authtest.Run(t, func(t *testing.T) auth.Store {
+		return openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
+	})
+}
