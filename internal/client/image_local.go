@@ -17,16 +17,17 @@ import (
 // ImageTag makes target refer to the image source names, like `docker tag`.
 // A tag on a multi-platform index moves the whole index.
 func ImageTag(ctx context.Context, st *store.Store, source, target string, w io.Writer) error {
-	desc, err := st.Resolve(ctx, source)
-	if err != nil {
-		return err
-	}
+	// Like docker's client, check the target before looking up the source.
 	named, err := ref.Parse(target)
 	if err != nil {
 		return err
 	}
 	if _, ok := named.(reference.Canonical); ok {
 		return fmt.Errorf("refusing to create a tag with a digest reference: %s", target)
+	}
+	desc, err := st.Resolve(ctx, source)
+	if err != nil {
+		return err
 	}
 	return st.Tag(ctx, named, desc.Digest)
 }

@@ -13,16 +13,22 @@ import (
 
 // display shows per-layer progress as docker does: on a terminal, one live
 // line per layer with a bar, bytes and rate; elsewhere, plain "ID: Status"
-// lines in manifest order, so that logs read the same every time.
+// lines without the byte counts (docker leaves out its Pushing/Downloading
+// progress lines there too). Plain lines come as layers finish, but in
+// manifest order: a layer's lines wait for the layers before it, so that
+// logs read the same every time.
 type display struct {
 	out io.Writer
 	tty bool
 
-	mu     sync.Mutex
-	ids    []string
-	status []string
-	p      *mpb.Progress
-	bars   []*mpb.Bar
+	mu       sync.Mutex
+	ids      []string
+	status   []string
+	finished []bool
+	lines    [][]string // plain mode: what a finished layer prints
+	next     int        // plain mode: the first layer not printed yet
+	p        *mpb.Progress
+	bars     []*mpb.Bar
 }
 
 // isTerminal reports whether w is a terminal.
@@ -45,6 +51,8 @@ func (d *display) println(format string, args ...any) {
 func (d *display) begin(ids, status []string) {
 	d.ids = ids
 	d.status = append([]string(nil), status...)
+	d.finished = make([]bool, len(ids))
+	d.lines = make([][]string, len(ids))
 	if !d.tty {
 		for i, id := range ids {
 			d.println("%s: %s", id, status[i])
@@ -75,7 +83,7 @@ func (d *display) get(i int) string {
 }
 
 // set changes a layer's status; in plain mode only the final statuses are
-// printed (by finish), in manifest order.
+// printed (by done), in manifest order.
 func (d *display) set(i int, status string) {
 	d.mu.Lock()
 	d.status[i] = status
@@ -93,35 +101,49 @@ func (d *display) transfer(i int, size int64, r io.ReadCloser) io.ReadCloser {
 	if err != nil {
 		return r
 	}
-	return closeBoth{ReadCloser: pr, inner: r}
+	return pr // closing the proxy closes r (closing r again would fail)
 }
 
-// closeBoth closes the proxy and the reader under it.
-type closeBoth struct {
-	io.ReadCloser
-	inner io.Closer
-}
-
-func (c closeBoth) Close() error {
-	err := c.ReadCloser.Close()
-	if err2 := c.inner.Close(); err == nil {
-		err = err2
+// done marks layer i finished with its final status. In plain mode it
+// then prints lines (e.g. "Download complete", "Pull complete") for it,
+// and for the finished layers after it, once every layer before it has
+// printed. A layer is finished once; later calls are ignored.
+func (d *display) done(i int, status string, lines ...string) {
+	d.mu.Lock()
+	if d.finished[i] {
+		d.mu.Unlock()
+		return
 	}
-	return err
-}
-
-// done marks layer i finished with its final status.
-func (d *display) done(i int, status string) {
-	d.set(i, status)
+	d.finished[i] = true
+	d.status[i] = status
 	if d.tty {
+		// Unlocked: the bar's decorators take d.mu to read the status.
+		d.mu.Unlock()
 		d.bars[i].SetTotal(-1, true)
+		return
+	}
+	d.lines[i] = lines
+	d.flush(false)
+	d.mu.Unlock()
+}
+
+// flush prints, in order, the lines of the finished layers from d.next on,
+// stopping at the first unfinished one unless all is set. d.mu is held.
+func (d *display) flush(all bool) {
+	for ; d.next < len(d.ids); d.next++ {
+		if !d.finished[d.next] && !all {
+			return
+		}
+		for _, s := range d.lines[d.next] {
+			fmt.Fprintf(d.out, "%s: %s\n", d.ids[d.next], s)
+		}
 	}
 }
 
-// finish ends the block. In plain mode it prints, for each layer in
-// order, every status in lines[i] (e.g. "Download complete", "Pull
-// complete"); on a terminal the bars already show the final status.
-func (d *display) finish(lines [][]string) {
+// finish ends the block: on a terminal it waits for the bars to draw their
+// final state; in plain mode it prints what finished layers still hold
+// back (layers that never finished, after an error, print nothing).
+func (d *display) finish() {
 	if d.tty {
 		for _, b := range d.bars {
 			if !b.Completed() {
@@ -131,9 +153,7 @@ func (d *display) finish(lines [][]string) {
 		d.p.Wait()
 		return
 	}
-	for i, id := range d.ids {
-		for _, s := range lines[i] {
-			d.println("%s: %s", id, s)
-		}
-	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.flush(true)
 }

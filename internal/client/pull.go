@@ -95,12 +95,12 @@ func pullOne(ctx context.Context, st LocalStore, named reference.Named, platform
 	if c, ok := named.(reference.Canonical); ok {
 		label = c.Digest().String()
 	}
-	fmt.Fprintf(out, "%s: Pulling from %s\n", label, ref.Path(named))
-
 	desc, err := remote.Get(nr, t.opts...)
 	if err != nil {
 		return explain(err, t.host, what)
 	}
+	// Like docker, only once the manifest is found.
+	fmt.Fprintf(out, "%s: Pulling from %s\n", label, ref.Path(named))
 	img, err := resolvePlatform(desc, platform)
 	if err != nil {
 		return err
@@ -174,24 +174,30 @@ func download(ctx context.Context, st LocalStore, img v1.Image, layers []v1.Laye
 			continue
 		}
 		size, _ := l.Size()
-		wrapped[i] = &downloadLayer{Layer: l, disp: disp, i: i, size: size}
+		d, _ := l.Digest()
+		wrapped[i] = &downloadLayer{Layer: l, disp: disp, i: i, size: size,
+			stored: func() bool { return st.HasBlob(d) }}
 	}
 	err := st.WriteImage(ctx, layeredImage{Image: img, layers: wrapped})
-	final := make([][]string, len(layers))
 	for i := range layers {
 		if !fetch[i] {
 			continue
 		}
 		if err != nil {
-			disp.done(i, "Error")
+			disp.done(i, "Error") // layers stored before the error printed already
 			continue
 		}
-		disp.done(i, "Pull complete")
-		final[i] = []string{"Download complete", "Pull complete"}
+		disp.done(i, pullComplete, pullCompleteLines...)
 	}
-	disp.finish(final)
+	disp.finish()
 	return err
 }
+
+// pullComplete is a stored layer's final status; in plain output it is
+// preceded by "Download complete", as in docker's.
+const pullComplete = "Pull complete"
+
+var pullCompleteLines = []string{"Download complete", pullComplete}
 
 // resolvePlatform returns the image a descriptor names; an index resolves
 // to the image for platform, as docker does.
@@ -253,13 +259,16 @@ func (l layeredImage) LayerByDigest(h v1.Hash) (v1.Layer, error) {
 	return l.Image.LayerByDigest(h)
 }
 
-// downloadLayer reports "Downloading" while its bytes are read.
+// downloadLayer reports "Downloading" while its bytes are read, and
+// "Pull complete" as soon as the store has the blob (the store closes the
+// reader after it verified and committed the blob, or failed to).
 type downloadLayer struct {
 	v1.Layer
-	disp *display
-	i    int
-	size int64
-	once sync.Once
+	disp   *display
+	i      int
+	size   int64
+	stored func() bool
+	once   sync.Once
 }
 
 // Compressed implements v1.Layer.
@@ -269,5 +278,21 @@ func (d *downloadLayer) Compressed() (io.ReadCloser, error) {
 		return nil, err
 	}
 	d.once.Do(func() { d.disp.set(d.i, "Downloading") })
-	return d.disp.transfer(d.i, d.size, rc), nil
+	return afterClose{ReadCloser: d.disp.transfer(d.i, d.size, rc), fn: func() {
+		if d.stored() {
+			d.disp.done(d.i, pullComplete, pullCompleteLines...)
+		}
+	}}, nil
+}
+
+// afterClose calls fn once the reader is closed.
+type afterClose struct {
+	io.ReadCloser
+	fn func()
+}
+
+func (a afterClose) Close() error {
+	err := a.ReadCloser.Close()
+	a.fn()
+	return err
 }

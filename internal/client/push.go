@@ -14,6 +14,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/wharf/wharf/internal/client/ref"
@@ -25,6 +26,8 @@ import (
 type LocalStore interface {
 	Root() string
 	Image(ctx context.Context, ref string) (v1.Image, v1.Hash, error)
+	Resolve(ctx context.Context, ref string) (v1.Descriptor, error)
+	ImageIndex(ctx context.Context, h v1.Hash) (v1.ImageIndex, error)
 	Images(ctx context.Context) ([]store.Entry, error)
 	WriteImage(ctx context.Context, img v1.Image) error
 	Tag(ctx context.Context, ref reference.Named, manifest v1.Hash) error
@@ -71,7 +74,7 @@ func Push(ctx context.Context, st LocalStore, refStr string, opts PushOptions, o
 			tags = append(tags, t)
 		}
 		if len(tags) == 0 {
-			return fmt.Errorf("%w: an image does not exist locally with the tag: %s", store.ErrNotFound, ref.FamiliarName(named))
+			return notLocalError{name: ref.FamiliarName(named)}
 		}
 	} else {
 		if _, ok := named.(reference.Canonical); ok {
@@ -82,8 +85,8 @@ func Push(ctx context.Context, st LocalStore, refStr string, opts PushOptions, o
 
 	// Like docker, say nothing about the registry when the image is not here.
 	for _, tag := range tags {
-		if _, _, err := st.Image(ctx, tag.String()); errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("%w: an image does not exist locally with the tag: %s", store.ErrNotFound, ref.FamiliarName(tag))
+		if _, err := st.Resolve(ctx, tag.String()); errors.Is(err, store.ErrNotFound) {
+			return notLocalError{name: ref.FamiliarName(tag)}
 		}
 	}
 	t, err := opts.target(ctx, ref.Domain(named))
@@ -99,12 +102,93 @@ func Push(ctx context.Context, st LocalStore, refStr string, opts PushOptions, o
 	return nil
 }
 
-// pushTag pushes one tagged image.
-func pushTag(ctx context.Context, st LocalStore, tag reference.Named, t target, opts PushOptions, out io.Writer) error {
-	img, manifestDigest, err := st.Image(ctx, tag.String())
+// notLocalError is docker's message for pushing a name the local store
+// does not have; errors.Is(err, store.ErrNotFound) holds.
+type notLocalError struct{ name string }
+
+func (e notLocalError) Error() string {
+	return "An image does not exist locally with the tag: " + e.name
+}
+
+func (e notLocalError) Unwrap() error { return store.ErrNotFound }
+
+// localManifest is what a tag points at in the local store: one image, or
+// a multi-platform index and the images under it.
+type localManifest struct {
+	digest v1.Hash
+	raw    []byte
+	image  v1.Image      // nil for an index
+	index  v1.ImageIndex // nil for an image
+	images []v1.Image    // the image, or every image under the index
+}
+
+// loadLocal reads the manifest tag points at. A tag on an index gives the
+// whole index, every platform, as docker 25+ pushes it.
+func loadLocal(ctx context.Context, st LocalStore, tag reference.Named) (localManifest, error) {
+	desc, err := st.Resolve(ctx, tag.String())
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("%w: an image does not exist locally with the tag: %s", store.ErrNotFound, ref.FamiliarName(tag))
+		return localManifest{}, notLocalError{name: ref.FamiliarName(tag)}
 	}
+	if err != nil {
+		return localManifest{}, err
+	}
+	m := localManifest{digest: desc.Digest}
+	if desc.MediaType.IsIndex() {
+		if m.index, err = st.ImageIndex(ctx, desc.Digest); err != nil {
+			return localManifest{}, err
+		}
+		if m.images, err = indexImages(m.index); err != nil {
+			return localManifest{}, fmt.Errorf("%s: %w", ref.Familiar(tag), err)
+		}
+		m.raw, err = m.index.RawManifest()
+		return m, err
+	}
+	byDigest, err := reference.WithDigest(reference.TrimNamed(tag), digest.Digest(desc.Digest.String()))
+	if err != nil {
+		return localManifest{}, err
+	}
+	if m.image, _, err = st.Image(ctx, byDigest.String()); err != nil {
+		return localManifest{}, err
+	}
+	m.images = []v1.Image{m.image}
+	m.raw, err = m.image.RawManifest()
+	return m, err
+}
+
+// indexImages returns every image under ii, nested indexes included, in
+// index order.
+func indexImages(ii v1.ImageIndex) ([]v1.Image, error) {
+	im, err := ii.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	var out []v1.Image
+	for _, d := range im.Manifests {
+		switch {
+		case d.MediaType.IsIndex():
+			child, err := ii.ImageIndex(d.Digest)
+			if err != nil {
+				return nil, fmt.Errorf("index %s is not complete in the local store: %w", d.Digest, err)
+			}
+			imgs, err := indexImages(child)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, imgs...)
+		case d.MediaType.IsImage():
+			img, err := ii.Image(d.Digest)
+			if err != nil {
+				return nil, fmt.Errorf("image %s of the index is not in the local store: %w", d.Digest, err)
+			}
+			out = append(out, img)
+		}
+	}
+	return out, nil
+}
+
+// pushTag pushes one tag: an image, or an index with all its images.
+func pushTag(ctx context.Context, st LocalStore, tag reference.Named, t target, opts PushOptions, out io.Writer) error {
+	local, err := loadLocal(ctx, st, tag)
 	if err != nil {
 		return err
 	}
@@ -117,9 +201,24 @@ func pushTag(ctx context.Context, st LocalStore, tag reference.Named, t target, 
 	if err != nil {
 		return err
 	}
-	layers, err := img.Layers()
-	if err != nil {
-		return err
+	// The layers of every image, each once: platforms may share some.
+	var layers []v1.Layer
+	seen := map[v1.Hash]bool{}
+	for _, img := range local.images {
+		ls, err := img.Layers()
+		if err != nil {
+			return err
+		}
+		for _, l := range ls {
+			d, err := l.Digest()
+			if err != nil {
+				return err
+			}
+			if !seen[d] {
+				seen[d] = true
+				layers = append(layers, l)
+			}
+		}
 	}
 
 	host := ref.Domain(tag)
@@ -145,9 +244,11 @@ func pushTag(ctx context.Context, st LocalStore, tag reference.Named, t target, 
 		if err != nil {
 			return err
 		}
-		diffID, err := l.DiffID()
-		if err != nil {
-			return err
+		// docker names a layer by its diff ID; a blob that is not a
+		// filesystem layer (an attestation, say) has none: use its digest.
+		id := d
+		if diffID, err := l.DiffID(); err == nil {
+			id = diffID
 		}
 		size, err := l.Size()
 		if err != nil {
@@ -161,7 +262,7 @@ func pushTag(ctx context.Context, st LocalStore, tag reference.Named, t target, 
 			}
 		}
 		items = append(items, it)
-		ids = append(ids, shortHash(diffID))
+		ids = append(ids, shortHash(id))
 		status := "Preparing"
 		first = append(first, status)
 	}
@@ -180,7 +281,6 @@ func pushTag(ctx context.Context, st LocalStore, tag reference.Named, t target, 
 			}
 		}
 	}
-	final := make([][]string, len(items))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(opts.jobs())
 	for i, it := range items {
@@ -193,13 +293,12 @@ func pushTag(ctx context.Context, st LocalStore, tag reference.Named, t target, 
 				disp.done(i, "Error")
 				return err
 			}
-			disp.done(i, status)
-			final[i] = []string{status}
+			disp.done(i, status, status)
 			return nil
 		})
 	}
 	err = g.Wait()
-	disp.finish(final)
+	disp.finish()
 	if err != nil {
 		return explain(err, t.host, what)
 	}
@@ -209,18 +308,20 @@ func pushTag(ctx context.Context, st LocalStore, tag reference.Named, t target, 
 	}
 	_ = orig.record(host, path, pushed)
 
-	// The config and the manifest; remote.Write finds the layers in place.
-	if err := remote.Write(dst, img, t.opts...); err != nil {
+	// Configs and manifests (each child's, then the index's);
+	// go-containerregistry finds the layers in place.
+	if local.index != nil {
+		err = remote.WriteIndex(dst, local.index, t.opts...)
+	} else {
+		err = remote.Write(dst, local.image, t.opts...)
+	}
+	if err != nil {
 		return explain(err, t.host, what)
 	}
-	raw, err := img.RawManifest()
-	if err != nil {
+	if err := st.SetRepoDigest(ctx, tag, local.digest); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	if err := st.SetRepoDigest(ctx, tag, manifestDigest); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	fmt.Fprintf(out, "%s: digest: %s size: %d\n", tagOf(tag), manifestDigest, len(raw))
+	fmt.Fprintf(out, "%s: digest: %s size: %d\n", tagOf(tag), local.digest, len(local.raw))
 	return nil
 }
 
