@@ -115,7 +115,7 @@ func scanManifest(row *sql.Row, repo string) (*metadata.Manifest, error) {
 
 // GetManifest returns manifest d of repo. References are not loaded.
 func (db *DB) GetManifest(ctx context.Context, repo string, d digest.Digest) (*metadata.Manifest, error) {
-	row := db.read.QueryRowContext(ctx,
+	row := db.queryRow(ctx,
 		`SELECT `+manifestColumns+` FROM manifests m JOIN repositories r ON r.id = m.repo_id
 		 WHERE r.name = ? AND m.digest = ?`, repo, d.String())
 	m, err := scanManifest(row, repo)
@@ -127,7 +127,7 @@ func (db *DB) GetManifest(ctx context.Context, repo string, d digest.Digest) (*m
 
 // GetTaggedManifest returns the manifest tag points at.
 func (db *DB) GetTaggedManifest(ctx context.Context, repo, tag string) (*metadata.Manifest, error) {
-	row := db.read.QueryRowContext(ctx,
+	row := db.queryRow(ctx,
 		`SELECT `+manifestColumns+` FROM tags t
 		 JOIN repositories r ON r.id = t.repo_id
 		 JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.digest

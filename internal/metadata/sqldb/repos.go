@@ -14,7 +14,7 @@ import (
 // RepositoryExists reports whether the repository has a row.
 func (db *DB) RepositoryExists(ctx context.Context, name string) (bool, error) {
 	var id int64
-	err := db.read.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = ?`, name).Scan(&id)
+	err := db.queryRow(ctx, `SELECT id FROM repositories WHERE name = ?`, name).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -88,7 +88,7 @@ func (db *DB) LinkBlob(ctx context.Context, repo string, d digest.Digest, size i
 // BlobSize returns the size of d if repo holds it.
 func (db *DB) BlobSize(ctx context.Context, repo string, d digest.Digest) (int64, error) {
 	var size int64
-	err := db.read.QueryRowContext(ctx,
+	err := db.queryRow(ctx,
 		`SELECT b.size FROM repo_blobs b JOIN repositories r ON r.id = b.repo_id
 		 WHERE r.name = ? AND b.digest = ?`, repo, d.String()).Scan(&size)
 	if err != nil {
@@ -100,7 +100,7 @@ func (db *DB) BlobSize(ctx context.Context, repo string, d digest.Digest) (int64
 // AnyBlobSize returns the size of d if any repository holds it.
 func (db *DB) AnyBlobSize(ctx context.Context, d digest.Digest) (int64, error) {
 	var size int64
-	err := db.read.QueryRowContext(ctx,
+	err := db.queryRow(ctx,
 		`SELECT size FROM repo_blobs WHERE digest = ? LIMIT 1`, d.String()).Scan(&size)
 	if err != nil {
 		return 0, notFound(err, "blob "+d.String())
@@ -194,7 +194,7 @@ func expectOne(res sql.Result, what string) error {
 // Stats counts distinct linked blobs and their bytes.
 func (db *DB) Stats(ctx context.Context) (metadata.Stats, error) {
 	var st metadata.Stats
-	err := db.read.QueryRowContext(ctx,
+	err := db.queryRow(ctx,
 		`SELECT COUNT(*), COALESCE(SUM(size), 0) FROM (SELECT digest, MAX(size) AS size FROM repo_blobs GROUP BY digest) AS b`).
 		Scan(&st.Blobs, &st.Bytes)
 	if err != nil {

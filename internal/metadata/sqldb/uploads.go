@@ -25,7 +25,7 @@ func (db *DB) GetUpload(ctx context.Context, repo, id string) (*metadata.Upload,
 	u := &metadata.Upload{ID: id, Repo: repo}
 	var alg string
 	var started, updated int64
-	err := db.read.QueryRowContext(ctx,
+	err := db.queryRow(ctx,
 		`SELECT algorithm, "offset", hash_state, started_at, updated_at FROM uploads WHERE id = ? AND repo = ?`, id, repo).
 		Scan(&alg, &u.Offset, &u.HashState, &started, &updated)
 	if err != nil {
