@@ -96,8 +96,16 @@ func Load(fs *pflag.FlagSet, getenv func(string) (string, bool)) (Config, error)
 func decodeYAML(c *Config, r io.Reader, name string) error {
 	dec := yaml.NewDecoder(r)
 	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+	if err := dec.Decode(c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // an empty file keeps the defaults
+		}
 		return fmt.Errorf("config file %s: %w", name, err)
+	}
+	// A second document would otherwise be ignored, unknown keys and all.
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config file %s: more than one YAML document", name)
 	}
 	return nil
 }

@@ -10,6 +10,17 @@ import (
 	"github.com/wharf/wharf/internal/registry"
 )
 
+// tagList and catalogList are the spec's list bodies; structs encode
+// faster than maps and keep the field order stable.
+type tagList struct {
+	Name string   `json:"name"`
+	Tags []string `json:"tags"`
+}
+
+type catalogList struct {
+	Repositories []string `json:"repositories"`
+}
+
 func (a *API) tags(w http.ResponseWriter, r *http.Request, rt Route) {
 	n, last, err := pagination(r)
 	if err != nil {
@@ -22,7 +33,7 @@ func (a *API) tags(w http.ResponseWriter, r *http.Request, rt Route) {
 			a.fail(w, r, err)
 			return
 		}
-		writeJSON(w, "application/json", map[string]any{"name": rt.Name, "tags": []string{}})
+		writeJSON(w, "application/json", tagList{Name: rt.Name, Tags: []string{}})
 		return
 	}
 	tags, err := a.reg.Tags(r.Context(), rt.Name, last, fetchCount(n))
@@ -31,7 +42,7 @@ func (a *API) tags(w http.ResponseWriter, r *http.Request, rt Route) {
 		return
 	}
 	tags = a.pageLink(w, r, tags, n)
-	writeJSON(w, "application/json", map[string]any{"name": rt.Name, "tags": tags})
+	writeJSON(w, "application/json", tagList{Name: rt.Name, Tags: tags})
 }
 
 func (a *API) catalog(w http.ResponseWriter, r *http.Request, _ Route) {
@@ -41,7 +52,7 @@ func (a *API) catalog(w http.ResponseWriter, r *http.Request, _ Route) {
 		return
 	}
 	if n == 0 {
-		writeJSON(w, "application/json", map[string]any{"repositories": []string{}})
+		writeJSON(w, "application/json", catalogList{Repositories: []string{}})
 		return
 	}
 	repos, err := a.reg.Catalog(r.Context(), last, fetchCount(n))
@@ -50,7 +61,7 @@ func (a *API) catalog(w http.ResponseWriter, r *http.Request, _ Route) {
 		return
 	}
 	repos = a.pageLink(w, r, repos, n)
-	writeJSON(w, "application/json", map[string]any{"repositories": repos})
+	writeJSON(w, "application/json", catalogList{Repositories: repos})
 }
 
 // fetchCount asks the store for one more than a page so that we know

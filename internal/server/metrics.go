@@ -69,11 +69,22 @@ func (m *metrics) instrument(next http.Handler) http.Handler {
 		rec := recordResponse(w)
 		body := countBody(r)
 		next.ServeHTTP(rec, r)
-		m.requests.WithLabelValues(route, r.Method, strconv.Itoa(rec.status())).Inc()
-		m.latency.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+		method := methodLabel(r.Method)
+		m.requests.WithLabelValues(route, method, strconv.Itoa(rec.status())).Inc()
+		m.latency.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 		m.bytesIn.WithLabelValues(route).Add(float64(body.n))
 		m.bytesOut.WithLabelValues(route).Add(float64(rec.bytes))
 	})
+}
+
+// methodLabel bounds the method label: any token is a valid HTTP method,
+// and each new one would be a new time series.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
 }
 
 // storedCollector reports what the registry holds, asked at scrape time.

@@ -153,9 +153,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		defer stopDebug()
 	}
+	// The janitor has its own context so that a failing listener, which
+	// returns before ctx ends, does not leave Serve waiting on it.
+	jctx, stopJanitor := context.WithCancel(ctx)
 	janitorDone := make(chan struct{})
-	go func() { defer close(janitorDone); s.purgeUploads(ctx) }()
-	defer func() { <-janitorDone }()
+	go func() { defer close(janitorDone); s.purgeUploads(jctx) }()
+	defer func() { stopJanitor(); <-janitorDone }()
 	s.log.Info("wharf listening", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir)
 	select {
 	case err := <-errc:

@@ -117,6 +117,7 @@ func TestConcurrencyLimit_AnswersTooManyRequests(t *testing.T) {
 	}
 	resp.Body.Close()
 	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.CloseWithError(errors.New("test over")) }) // before the server's cleanup waits for this request
 	req, _ := http.NewRequest(http.MethodPatch, s.URL+resp.Header.Get("Location"), pr)
 	done := make(chan *http.Response, 1)
 	go func() {
@@ -128,29 +129,58 @@ func TestConcurrencyLimit_AnswersTooManyRequests(t *testing.T) {
 		r.Body.Close()
 		done <- r
 	}()
-	if _, err := pw.Write([]byte("first bytes")); err != nil { // the handler is now reading
+	// Far more than socket and transport buffers hold: the write returns
+	// only once the handler is reading the body, i.e. holds the slot.
+	if _, err := pw.Write(make([]byte, 32<<20)); err != nil {
 		t.Fatal(err)
 	}
 
-	resp, body := get(t, s.URL+"/v2/")
-	if resp.StatusCode != http.StatusTooManyRequests {
-		t.Fatalf("second request = %d, want 429", resp.StatusCode)
+	for _, path := range []string{"/v2/", "/v2/limit/app/tags/list", "/v2/limit/app/blobs/uploads/"} {
+		method := http.MethodGet
+		if strings.HasSuffix(path, "/uploads/") {
+			method = http.MethodPost
+		}
+		req, _ := http.NewRequest(method, s.URL+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTooManyRequests {
+			t.Errorf("%s %s while the slot is held = %d, want 429", method, path, resp.StatusCode)
+			continue
+		}
+		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+			t.Errorf("%s %s: 429 Content-Type %q, want application/json", method, path, ct)
+		}
+		var e struct {
+			Errors []struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			} `json:"errors"`
+		}
+		if err := json.Unmarshal(body, &e); err != nil || len(e.Errors) != 1 || e.Errors[0].Code != "TOOMANYREQUESTS" || e.Errors[0].Message == "" {
+			t.Errorf("%s %s: 429 body = %q, want one TOOMANYREQUESTS error with a message", method, path, body)
+		}
+		if resp.Header.Get("Retry-After") == "" {
+			t.Errorf("%s %s: 429 without Retry-After", method, path)
+		}
 	}
-	var e struct {
-		Errors []struct{ Code string } `json:"errors"`
+	// Operations endpoints stay answerable while the API is saturated.
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		if resp, _ := get(t, s.URL+path); resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s while the API is saturated = %d, want 200", path, resp.StatusCode)
+		}
 	}
-	if err := json.Unmarshal([]byte(body), &e); err != nil || len(e.Errors) != 1 || e.Errors[0].Code != "TOOMANYREQUESTS" {
-		t.Errorf("429 body = %q, want a TOOMANYREQUESTS error", body)
-	}
-	if resp.Header.Get("Retry-After") == "" {
-		t.Error("429 without Retry-After")
-	}
+
 	pw.Close()
 	if r := <-done; r == nil || r.StatusCode != http.StatusAccepted {
 		t.Errorf("held upload finished with %v, want 202", r)
 	}
-	if resp, _ := get(t, s.URL+"/healthz"); resp.StatusCode != http.StatusOK {
-		t.Errorf("health checks are limited too: %d", resp.StatusCode)
+	// The slot is free again.
+	if resp, _ := get(t, s.URL+"/v2/"); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /v2/ after the upload = %d, want 200", resp.StatusCode)
 	}
 }
 
@@ -211,6 +241,27 @@ func TestServe_ShutdownLetsInFlightUploadsFinish(t *testing.T) {
 	}
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Error("server still accepts connections after shutdown")
+	}
+
+	// Every byte of the PATCH was kept: a restarted wharf completes the
+	// upload with the content's digest and serves it back.
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again := registrytest.NewServer(t, registrytest.WithDataDir(cfg.DataDir))
+	d := digest.FromBytes(content)
+	put, _ := http.NewRequest(http.MethodPut, again.URL+loc+"?digest="+d.String(), nil)
+	resp, err = http.DefaultClient.Do(put)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("completing the upload after restart = %s, want 201", resp.Status)
+	}
+	resp, body := get(t, again.URL+"/v2/shutdown/app/blobs/"+d.String())
+	if resp.StatusCode != http.StatusOK || body != string(content) {
+		t.Errorf("blob after restart = %d, %d bytes; want 200, %d bytes", resp.StatusCode, len(body), len(content))
 	}
 }
 

@@ -188,7 +188,7 @@ func (db *DB) Referrers(ctx context.Context, repo string, d digest.Digest, artif
 		q += ` AND m.artifact_type = ?`
 		args = append(args, artifactType)
 	}
-	rows, err := db.read.QueryContext(ctx, q+` ORDER BY m.created_at, m.digest`, args...)
+	rows, err := db.query(ctx, q+` ORDER BY m.created_at, m.digest`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("referrers of %s: %w", d, err)
 	}

@@ -34,7 +34,7 @@ func (db *DB) listNames(ctx context.Context, query string, args ...any) ([]strin
 	if n := args[len(args)-1].(int); n <= 0 {
 		args[len(args)-1] = -1
 	}
-	rows, err := db.read.QueryContext(ctx, query, args...)
+	rows, err := db.query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list: %w", err)
 	}
