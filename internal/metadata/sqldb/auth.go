@@ -49,7 +49,7 @@ func optTime(n int64) time.Time {
 }
 
 // nameTaken reports whether a user or an organisation is called name.
-func nameTaken(ctx context.Context, tx *sql.Tx, name string) (bool, error) {
+func nameTaken(ctx context.Context, tx *stmtTx, name string) (bool, error) {
 	var n int
 	err := tx.QueryRowContext(ctx,
 		`SELECT (SELECT COUNT(*) FROM users WHERE name = ?) + (SELECT COUNT(*) FROM orgs WHERE name = ?)`,
@@ -62,12 +62,12 @@ func nameTaken(ctx context.Context, tx *sql.Tx, name string) (bool, error) {
 
 // CreateUser adds u unless a user or organisation has its name.
 func (db *DB) CreateUser(ctx context.Context, u *auth.User) error {
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	return db.inTx(ctx, func(tx *stmtTx) error {
 		return insertUser(ctx, tx, u)
 	})
 }
 
-func insertUser(ctx context.Context, tx *sql.Tx, u *auth.User) error {
+func insertUser(ctx context.Context, tx *stmtTx, u *auth.User) error {
 	taken, err := nameTaken(ctx, tx, u.Name)
 	if err != nil {
 		return err
@@ -87,7 +87,7 @@ func insertUser(ctx context.Context, tx *sql.Tx, u *auth.User) error {
 // CreateFirstUser adds u only if the users table is empty.
 func (db *DB) CreateFirstUser(ctx context.Context, u *auth.User) (bool, error) {
 	created := false
-	err := db.inTx(ctx, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, func(tx *stmtTx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n); err != nil {
 			return fmt.Errorf("count users: %w", err)
@@ -159,7 +159,7 @@ func (db *DB) ListUsers(ctx context.Context) ([]auth.User, error) {
 
 // CreateOrg adds o unless a user or organisation has its name.
 func (db *DB) CreateOrg(ctx context.Context, o *auth.Org) error {
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	return db.inTx(ctx, func(tx *stmtTx) error {
 		taken, err := nameTaken(ctx, tx, o.Name)
 		if err != nil {
 			return err
@@ -189,7 +189,7 @@ func (db *DB) GetOrg(ctx context.Context, name string) (*auth.Org, error) {
 
 // SetMember adds a member or changes its role.
 func (db *DB) SetMember(ctx context.Context, m auth.Member) error {
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	return db.inTx(ctx, func(tx *stmtTx) error {
 		var n int
 		err := tx.QueryRowContext(ctx,
 			`SELECT (SELECT COUNT(*) FROM orgs WHERE name = ?) * (SELECT COUNT(*) FROM users WHERE name = ?)`,
@@ -279,7 +279,7 @@ const tokenColumns = `id, user_name, kind, name, scope, hash, parent, created_at
 
 // CreateToken stores t.
 func (db *DB) CreateToken(ctx context.Context, t *auth.Token) error {
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	return db.inTx(ctx, func(tx *stmtTx) error {
 		var n int
 		err := tx.QueryRowContext(ctx,
 			`SELECT (SELECT COUNT(*) FROM access_tokens WHERE id = ? OR hash = ?)`, t.ID, t.Hash).Scan(&n)
@@ -381,7 +381,7 @@ func (db *DB) TouchToken(ctx context.Context, id string, at time.Time) error {
 
 // CreateSigningKey stores k.
 func (db *DB) CreateSigningKey(ctx context.Context, k *auth.SigningKey) error {
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	return db.inTx(ctx, func(tx *stmtTx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM signing_keys WHERE id = ?`, k.ID).Scan(&n); err != nil {
 			return fmt.Errorf("create signing key %s: %w", k.ID, err)

@@ -30,18 +30,68 @@ type DB struct {
 	// stmts caches prepared read statements by query text: SQLite spends
 	// more time parsing and planning a short query than running it.
 	stmts sync.Map // string → *sql.Stmt
+	// wstmts does the same for the write connection.
+	wstmts sync.Map // string → *sql.Stmt
+}
+
+// stmtTx is a write transaction whose queries use statements prepared on
+// the write connection. The pool has one connection, which the transaction
+// holds, so a statement cannot be prepared during it: a query seen for the
+// first time runs as is and is prepared once the transaction has ended.
+// Migrations, which run multi-statement scripts, use the embedded *sql.Tx.
+type stmtTx struct {
+	*sql.Tx
+	db  *DB
+	new []string // queries to prepare after the transaction
+}
+
+func (tx *stmtTx) stmt(ctx context.Context, query string) *sql.Stmt {
+	if st, ok := tx.db.wstmts.Load(query); ok {
+		return tx.StmtContext(ctx, st.(*sql.Stmt))
+	}
+	tx.new = append(tx.new, query)
+	return nil
+}
+
+// ExecContext runs a statement inside the transaction.
+func (tx *stmtTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := tx.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return tx.Tx.ExecContext(ctx, query, args...)
+}
+
+// QueryContext runs a query inside the transaction.
+func (tx *stmtTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := tx.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return tx.Tx.QueryContext(ctx, query, args...)
+}
+
+// QueryRowContext runs a one-row query inside the transaction.
+func (tx *stmtTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := tx.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return tx.Tx.QueryRowContext(ctx, query, args...)
 }
 
 // readStmt returns the prepared statement for query on the read pool.
 func (db *DB) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
-	if st, ok := db.stmts.Load(query); ok {
+	return db.prepared(ctx, &db.stmts, db.read, query)
+}
+
+// prepared returns query prepared on pool, from cache when it can.
+func (db *DB) prepared(ctx context.Context, cache *sync.Map, pool *sql.DB, query string) (*sql.Stmt, error) {
+	if st, ok := cache.Load(query); ok {
 		return st.(*sql.Stmt), nil
 	}
-	st, err := db.read.PrepareContext(ctx, query)
+	st, err := pool.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
-	if prev, loaded := db.stmts.LoadOrStore(query, st); loaded {
+	if prev, loaded := cache.LoadOrStore(query, st); loaded {
 		st.Close()
 		return prev.(*sql.Stmt), nil
 	}
@@ -111,7 +161,9 @@ func OpenSQLite(ctx context.Context, path string, log *slog.Logger) (*DB, error)
 
 // Close releases both connection pools.
 func (db *DB) Close() error {
-	db.stmts.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
+	for _, cache := range []*sync.Map{&db.stmts, &db.wstmts} {
+		cache.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
+	}
 	return errors.Join(db.read.Close(), db.write.Close())
 }
 
@@ -122,17 +174,22 @@ func (db *DB) Ping(ctx context.Context) error {
 }
 
 // inTx runs fn in a write transaction, committing when it returns nil.
-func (db *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (db *DB) inTx(ctx context.Context, fn func(tx *stmtTx) error) error {
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(tx); err != nil {
+	stx := &stmtTx{Tx: tx, db: db}
+	if err := fn(stx); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	for _, q := range stx.new {
+		// Best effort: a query that cannot be prepared just stays unprepared.
+		_, _ = db.prepared(ctx, &db.wstmts, db.write, q)
 	}
 	return nil
 }

@@ -20,7 +20,7 @@ func (db *DB) PutManifest(ctx context.Context, m *metadata.Manifest, tags []stri
 		}
 		annotations = string(b)
 	}
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	return db.inTx(ctx, func(tx *stmtTx) error {
 		id, err := ensureRepo(ctx, tx, m.Repo)
 		if err != nil {
 			return err
@@ -60,7 +60,7 @@ func (db *DB) PutManifest(ctx context.Context, m *metadata.Manifest, tags []stri
 // checkReferences fails with a *metadata.MissingReference when the
 // repository lacks what m requires. It runs inside the transaction that
 // stores m so that a concurrent delete cannot slip between check and write.
-func checkReferences(ctx context.Context, tx *sql.Tx, m *metadata.Manifest) error {
+func checkReferences(ctx context.Context, tx *stmtTx, m *metadata.Manifest) error {
 	lost, err := missing(ctx, tx, missingBlobsQuery, m.Repo, m.RequiredBlobs)
 	if err != nil {
 		return err
@@ -81,7 +81,7 @@ func checkReferences(ctx context.Context, tx *sql.Tx, m *metadata.Manifest) erro
 	return nil
 }
 
-func insertRefs(ctx context.Context, tx *sql.Tx, repoID int64, parent digest.Digest, kind string, children []digest.Digest) error {
+func insertRefs(ctx context.Context, tx *stmtTx, repoID int64, parent digest.Digest, kind string, children []digest.Digest) error {
 	for _, c := range children {
 		_, err := tx.ExecContext(ctx,
 			`INSERT INTO manifest_refs (repo_id, parent, child, kind) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
@@ -141,7 +141,7 @@ func (db *DB) GetTaggedManifest(ctx context.Context, repo, tag string) (*metadat
 
 // DeleteManifest removes manifest d; tags and references go with it.
 func (db *DB) DeleteManifest(ctx context.Context, repo string, d digest.Digest) error {
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	return db.inTx(ctx, func(tx *stmtTx) error {
 		res, err := tx.ExecContext(ctx,
 			`DELETE FROM manifests WHERE digest = ? AND repo_id = (SELECT id FROM repositories WHERE name = ?)`,
 			d.String(), repo)
@@ -154,7 +154,7 @@ func (db *DB) DeleteManifest(ctx context.Context, repo string, d digest.Digest) 
 
 // DeleteTag removes one tag.
 func (db *DB) DeleteTag(ctx context.Context, repo, tag string) error {
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	return db.inTx(ctx, func(tx *stmtTx) error {
 		res, err := tx.ExecContext(ctx,
 			`DELETE FROM tags WHERE name = ? AND repo_id = (SELECT id FROM repositories WHERE name = ?)`, tag, repo)
 		if err != nil {

@@ -2,7 +2,6 @@ package sqldb
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -120,7 +119,7 @@ func (db *DB) migrate(ctx context.Context) error {
 	var applied []int
 	err := retryBusy(ctx, 10*time.Second, func() error {
 		applied = applied[:0]
-		return db.inTx(ctx, func(tx *sql.Tx) error {
+		return db.inTx(ctx, func(tx *stmtTx) error {
 			return db.applyMigrations(ctx, tx, &applied)
 		})
 	})
@@ -136,23 +135,23 @@ func (db *DB) migrate(ctx context.Context) error {
 // ErrSchemaTooNew means the database was migrated by a newer wharf.
 var ErrSchemaTooNew = errors.New("database schema is newer than this wharf")
 
-func (db *DB) applyMigrations(ctx context.Context, tx *sql.Tx, applied *[]int) error {
-	if _, err := tx.ExecContext(ctx,
+func (db *DB) applyMigrations(ctx context.Context, tx *stmtTx, applied *[]int) error {
+	if _, err := tx.Tx.ExecContext(ctx,
 		`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
 	var current int
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+	if err := tx.Tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
 	if current > len(migrations) {
 		return fmt.Errorf("version %d, this wharf knows %d: upgrade wharf: %w", current, len(migrations), ErrSchemaTooNew)
 	}
 	for v := current + 1; v <= len(migrations); v++ {
-		if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
+		if _, err := tx.Tx.ExecContext(ctx, migrations[v-1]); err != nil {
 			return fmt.Errorf("migration %d: %w", v, err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, now()); err != nil {
+		if _, err := tx.Tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, now()); err != nil {
 			return fmt.Errorf("migration %d: %w", v, err)
 		}
 		*applied = append(*applied, v)

@@ -51,7 +51,7 @@ func (db *DB) listNames(ctx context.Context, query string, args ...any) ([]strin
 }
 
 // ensureRepo returns the id of the repository, creating it if needed.
-func ensureRepo(ctx context.Context, tx *sql.Tx, name string) (int64, error) {
+func ensureRepo(ctx context.Context, tx *stmtTx, name string) (int64, error) {
 	var id int64
 	err := tx.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = ?`, name).Scan(&id)
 	if err == nil {
@@ -70,7 +70,7 @@ func ensureRepo(ctx context.Context, tx *sql.Tx, name string) (int64, error) {
 
 // LinkBlob records that repo holds d.
 func (db *DB) LinkBlob(ctx context.Context, repo string, d digest.Digest, size int64) error {
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	return db.inTx(ctx, func(tx *stmtTx) error {
 		id, err := ensureRepo(ctx, tx, repo)
 		if err != nil {
 			return err
@@ -110,7 +110,7 @@ func (db *DB) AnyBlobSize(ctx context.Context, d digest.Digest) (int64, error) {
 
 // UnlinkBlob removes repo's link to d.
 func (db *DB) UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error {
-	return db.inTx(ctx, func(tx *sql.Tx) error {
+	return db.inTx(ctx, func(tx *stmtTx) error {
 		res, err := tx.ExecContext(ctx,
 			`DELETE FROM repo_blobs WHERE digest = ? AND repo_id = (SELECT id FROM repositories WHERE name = ?)`,
 			d.String(), repo)
