@@ -9,7 +9,7 @@ export PATH := $(GOPATH)/bin:$(PATH)
 RACE     ?= -race
 ARGS     ?=
 
-.PHONY: test build run fmt-check vet unit e2e-setup e2e
+.PHONY: test build run fmt-check vet unit e2e-setup e2e bench bench-quick
 
 ## test: everything CI runs — formatting, vet, unit tests, end-to-end tests
 test: fmt-check vet unit e2e
@@ -40,3 +40,16 @@ e2e-setup:
 
 e2e: e2e-setup
 	$(GO) test -tags e2e -count=1 -v -timeout 15m ./test/e2e/...
+
+# Benchmarks against the reference registry (bench/README.md). Not part of
+# `make test`: they need a quiet machine to mean anything. Extra flags:
+# make bench BENCH_ARGS='--only manifest --reps 5'.
+BENCH_ARGS ?=
+
+## bench: full side-by-side run (~20 min); writes bench/results/latest.{md,json}
+bench:
+	$(GO) run ./bench --out bench/results $(BENCH_ARGS)
+
+## bench-quick: the same harness at small sizes (~1.5 min; CI runs it so the harness never rots)
+bench-quick:
+	$(GO) run ./bench --quick --out bench/results $(BENCH_ARGS)

@@ -1,0 +1,81 @@
+package main
+
+import "time"
+
+// plan is the size of one run: the issue's sizes for the full run, smaller
+// ones for --quick (which CI runs so that the harness never rots).
+type plan struct {
+	Mode             string        `json:"mode"`
+	Reps             int           `json:"reps"`
+	PushSize         int64         `json:"push_bytes"`
+	ChunkSize        int64         `json:"chunk_bytes"`
+	PullSize         int64         `json:"pull_bytes"`
+	ConcBlob         int64         `json:"concurrent_blob_bytes"`
+	ConcClients      int           `json:"concurrent_clients"`
+	StreamDuration   time.Duration `json:"stream_duration_ns"`
+	ManifestConns    int           `json:"manifest_connections"`
+	ManifestDuration time.Duration `json:"manifest_duration_ns"`
+	Warmup           time.Duration `json:"warmup_ns"`
+	SmallImages      int           `json:"small_images"`
+	SmallClients     int           `json:"small_clients"`
+	Tags             int           `json:"tags"`
+	Repos            int           `json:"repositories"`
+	ListRequests     int           `json:"list_requests_per_rep"`
+	PageSize         int           `json:"page_size"`
+	MemSizes         []int64       `json:"memory_push_bytes"`
+	LimitSize        int64         `json:"limit_bytes"`
+	SetupClients     int           `json:"setup_clients"`
+	ProfileSeconds   int           `json:"profile_seconds"`
+}
+
+func fullPlan() plan {
+	return plan{
+		Mode:             "full",
+		Reps:             3,
+		PushSize:         1 << 30,
+		ChunkSize:        16 << 20,
+		PullSize:         1 << 30,
+		ConcBlob:         16 << 20,
+		ConcClients:      32,
+		StreamDuration:   5 * time.Second,
+		ManifestConns:    64,
+		ManifestDuration: 10 * time.Second,
+		Warmup:           time.Second,
+		SmallImages:      1000,
+		SmallClients:     8,
+		Tags:             10000,
+		Repos:            5000,
+		ListRequests:     5,
+		PageSize:         100,
+		MemSizes:         []int64{256 << 20, 1 << 30, 4 << 30},
+		LimitSize:        1 << 30,
+		SetupClients:     8,
+		ProfileSeconds:   10,
+	}
+}
+
+func quickPlan() plan {
+	return plan{
+		Mode:             "quick",
+		Reps:             3,
+		PushSize:         128 << 20,
+		ChunkSize:        16 << 20,
+		PullSize:         256 << 20,
+		ConcBlob:         16 << 20,
+		ConcClients:      32,
+		StreamDuration:   time.Second,
+		ManifestConns:    64,
+		ManifestDuration: time.Second,
+		Warmup:           300 * time.Millisecond,
+		SmallImages:      100,
+		SmallClients:     8,
+		Tags:             1000,
+		Repos:            500,
+		ListRequests:     3,
+		PageSize:         100,
+		MemSizes:         []int64{64 << 20, 512 << 20},
+		LimitSize:        256 << 20,
+		SetupClients:     8,
+		ProfileSeconds:   5,
+	}
+}
