@@ -48,3 +48,24 @@ func BenchmarkPutManifest(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkListTags lists a repository of 10,000 tags whole, as a
+// `tags/list` without n does.
+func BenchmarkListTags(b *testing.B) {
+	db := openSQLite(b, filepath.Join(b.TempDir(), "metadata.db"))
+	m := testManifest("bench/many", "one")
+	tags := make([]string, 10000)
+	for i := range tags {
+		tags[i] = fmt.Sprintf("v%05d", i)
+	}
+	if err := db.PutManifest(b.Context(), m, tags); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		got, err := db.ListTags(b.Context(), "bench/many", "", 0)
+		if err != nil || len(got) != len(tags) {
+			b.Fatalf("ListTags: %d tags, %v", len(got), err)
+		}
+	}
+}
