@@ -124,16 +124,42 @@ func (s *Service) CompleteUpload(ctx context.Context, repo, id string, d digest.
 
 // PutBlob uploads a whole blob in one call (a monolithic push).
 func (s *Service) PutBlob(ctx context.Context, repo string, d digest.Digest, r io.Reader, length int64) (int64, error) {
-	up, err := s.StartUpload(ctx, repo, d.Algorithm())
+	if err := ValidateName(repo); err != nil {
+		return 0, err
+	}
+	h, err := newHash(d.Algorithm())
 	if err != nil {
 		return 0, err
 	}
-	size, err := s.CompleteUpload(ctx, repo, up.ID, d, r, length)
+	// One request carries the whole blob, so nothing needs to resume it:
+	// skip the session row and write straight to an upload area.
+	id := uuid.NewString()
+	if err := s.blobs.StartUpload(ctx, id); err != nil {
+		return 0, fmt.Errorf("start upload: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_ = s.blobs.CancelUpload(context.WithoutCancel(ctx), id)
+		}
+	}()
+	n, err := s.writeHashed(ctx, id, 0, h, r, length)
 	if err != nil {
-		_ = s.CancelUpload(context.WithoutCancel(ctx), repo, up.ID)
 		return 0, err
 	}
-	return size, nil
+	if got := digest.NewDigest(d.Algorithm(), h); got != d {
+		return 0, Errorf(ErrDigestInvalid, "uploaded content has digest %s, not %s", got, d).
+			withDetail(map[string]any{"expected": d.String(), "actual": got.String()})
+	}
+	if err := s.blobs.CommitUpload(ctx, id, d, n); err != nil {
+		return 0, fmt.Errorf("commit blob %s: %w", d, err)
+	}
+	committed = true
+	if err := s.meta.LinkBlob(ctx, repo, d, n); err != nil {
+		return 0, err
+	}
+	s.log.InfoContext(ctx, "blob committed", "repo", repo, "digest", d, "bytes", n)
+	return n, nil
 }
 
 // CancelUpload ends the session and discards its bytes.
@@ -179,23 +205,9 @@ func (s *Service) appendChunk(ctx context.Context, u *metadata.Upload, r io.Read
 	if err != nil {
 		return err
 	}
-	w, err := s.blobs.WriteUpload(ctx, u.ID, u.Offset)
+	n, err := s.writeHashed(ctx, u.ID, u.Offset, h, r, length)
 	if err != nil {
-		return fmt.Errorf("open upload %s: %w", u.ID, err)
-	}
-	src := r
-	if length >= 0 {
-		src = io.LimitReader(r, length)
-	}
-	n, readErr, writeErr := hashCopy(w, h, src)
-	if err := errors.Join(writeErr, w.Close()); err != nil {
-		return fmt.Errorf("write upload %s: %w", u.ID, err)
-	}
-	if readErr != nil {
-		return Errorf(ErrUploadInvalid, "reading the chunk failed after %d bytes: %v", n, readErr)
-	}
-	if length >= 0 && n != length {
-		return Errorf(ErrSizeInvalid, "chunk declared %d bytes but carried %d", length, n)
+		return err
 	}
 	state, err := marshalHash(h)
 	if err != nil {
@@ -215,6 +227,30 @@ func (s *Service) appendChunk(ctx context.Context, u *metadata.Upload, r io.Read
 		return err
 	}
 	return nil
+}
+
+// writeHashed streams r (length bytes, or to EOF when length < 0) into
+// upload id at offset, through h.
+func (s *Service) writeHashed(ctx context.Context, id string, offset int64, h hash.Hash, r io.Reader, length int64) (int64, error) {
+	w, err := s.blobs.WriteUpload(ctx, id, offset)
+	if err != nil {
+		return 0, fmt.Errorf("open upload %s: %w", id, err)
+	}
+	src := r
+	if length >= 0 {
+		src = io.LimitReader(r, length)
+	}
+	n, readErr, writeErr := hashCopy(w, h, src)
+	if err := errors.Join(writeErr, w.Close()); err != nil {
+		return 0, fmt.Errorf("write upload %s: %w", id, err)
+	}
+	if readErr != nil {
+		return 0, Errorf(ErrUploadInvalid, "reading the chunk failed after %d bytes: %v", n, readErr)
+	}
+	if length >= 0 && n != length {
+		return 0, Errorf(ErrSizeInvalid, "chunk declared %d bytes but carried %d", length, n)
+	}
+	return n, nil
 }
 
 // uploadDigest returns the digest of the upload's bytes with alg, from the
