@@ -96,7 +96,10 @@ func (s *Service) CompleteUpload(ctx context.Context, repo, id string, d digest.
 		return 0, err
 	}
 	if r != nil && length != 0 {
-		if err := s.appendChunk(ctx, u, r, length); err != nil {
+		// The last chunk is hashed into u in memory only: the session either
+		// ends here or, if the digest is wrong, stays where it was recorded
+		// (its next write at that offset drops these bytes).
+		if err := s.appendInMemory(ctx, u, r, length); err != nil {
 			return 0, err
 		}
 	}
@@ -201,6 +204,26 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &
 // the new offset and hash state. On any failure the session is unchanged:
 // the next write at the same offset discards the partial bytes.
 func (s *Service) appendChunk(ctx context.Context, u *metadata.Upload, r io.Reader, length int64) error {
+	from := u.Offset
+	if err := s.appendInMemory(ctx, u, r, length); err != nil {
+		return err
+	}
+	u.UpdatedAt = time.Now()
+	if err := s.meta.AdvanceUpload(ctx, u, from); err != nil {
+		if errors.Is(err, metadata.ErrConflict) {
+			return Errorf(ErrRangeInvalid, "upload %s was written concurrently", u.ID)
+		}
+		if errors.Is(err, metadata.ErrNotFound) {
+			return uploadUnknown(u.ID)
+		}
+		return err
+	}
+	return nil
+}
+
+// appendInMemory writes a chunk to the session's bytes and advances u's
+// offset and hash state without recording them.
+func (s *Service) appendInMemory(ctx context.Context, u *metadata.Upload, r io.Reader, length int64) error {
 	h, err := restoreHash(u.Algorithm, u.HashState)
 	if err != nil {
 		return err
@@ -213,19 +236,8 @@ func (s *Service) appendChunk(ctx context.Context, u *metadata.Upload, r io.Read
 	if err != nil {
 		return err
 	}
-	from := u.Offset
 	u.Offset += n
 	u.HashState = state
-	u.UpdatedAt = time.Now()
-	if err := s.meta.AdvanceUpload(ctx, u, from); err != nil {
-		if errors.Is(err, metadata.ErrConflict) {
-			return Errorf(ErrRangeInvalid, "upload %s was written concurrently", u.ID)
-		}
-		if errors.Is(err, metadata.ErrNotFound) {
-			return uploadUnknown(u.ID)
-		}
-		return err
-	}
 	return nil
 }
 
