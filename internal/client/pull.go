@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -57,21 +56,14 @@ func Pull(ctx context.Context, st LocalStore, refStr string, opts PullOptions, o
 		return nil
 	}
 
-	if _, ok := named.(reference.Tagged); ok {
-		return errors.New("tag can't be used with --all-tags/-a")
+	if err := checkAllTags(named); err != nil {
+		return err
 	}
-	if _, ok := named.(reference.Canonical); ok {
-		return errors.New("tag can't be used with --all-tags/-a")
-	}
-	repo, err := ggcrRepo(named, t)
+	tags, err := remoteTags(named, t)
 	if err != nil {
 		return err
 	}
-	tags, err := remote.List(repo, t.opts...)
-	if err != nil {
-		return explain(err, t.host, ref.FamiliarName(named))
-	}
-	for _, tg := range sortedTags(tags) {
+	for _, tg := range tags {
 		tagged, err := withTag(named, tg)
 		if err != nil {
 			return err

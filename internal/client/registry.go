@@ -255,3 +255,27 @@ func sortedTags(tags []string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// checkAllTags refuses a tag or digest where --all-tags wants a repository.
+func checkAllTags(n reference.Named) error {
+	if _, ok := n.(reference.Tagged); ok {
+		return errors.New("tag can't be used with --all-tags/-a")
+	}
+	if _, ok := n.(reference.Canonical); ok {
+		return errors.New("digest can't be used with --all-tags/-a")
+	}
+	return nil
+}
+
+// remoteTags lists the tags of named's repository at t, sorted.
+func remoteTags(named reference.Named, t target) ([]string, error) {
+	repo, err := ggcrRepo(named, t)
+	if err != nil {
+		return nil, err
+	}
+	tags, err := remote.List(repo, t.opts...)
+	if err != nil {
+		return nil, explain(err, t.host, ref.FamiliarName(named))
+	}
+	return sortedTags(tags), nil
+}

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -61,22 +60,15 @@ func Copy(ctx context.Context, src, dst string, opts CopyOptions, out io.Writer)
 		return copyOne(ctx, srcNamed, dstNamed, st, dt, out)
 	}
 	for _, n := range []reference.Named{srcNamed, dstNamed} {
-		if _, ok := n.(reference.Tagged); ok {
-			return errors.New("tag can't be used with --all-tags/-a")
-		}
-		if _, ok := n.(reference.Canonical); ok {
-			return errors.New("digest can't be used with --all-tags/-a")
+		if err := checkAllTags(n); err != nil {
+			return err
 		}
 	}
-	repo, err := ggcrRepo(srcNamed, st)
+	tags, err := remoteTags(srcNamed, st)
 	if err != nil {
 		return err
 	}
-	tags, err := remote.List(repo, st.opts...)
-	if err != nil {
-		return explain(err, st.host, ref.FamiliarName(srcNamed))
-	}
-	for _, tg := range sortedTags(tags) {
+	for _, tg := range tags {
 		s, err := withTag(srcNamed, tg)
 		if err != nil {
 			return err
