@@ -48,6 +48,20 @@ func newServer(t *testing.T, dir string, log *slog.Logger, change func(*config.C
 	return srv, cfg
 }
 
+// serve runs srv on a fresh loopback listener until cancel is called;
+// served receives what Serve returned.
+func serve(t *testing.T, srv *server.Server) (base string, cancel context.CancelFunc, served <-chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	return "http://" + ln.Addr().String(), cancel, done
+}
+
 // logSink is a slog.Handler that hands every record's message and
 // attributes to a channel, so tests can wait for a log line.
 type logSink struct{ records chan map[string]string }
@@ -225,19 +239,13 @@ func grep(text, sub string) string {
 func TestServe_ServesPprofOnDebugAddrOnly(t *testing.T) {
 	sink := newLogSink()
 	srv, _ := newServer(t, "", slog.New(sink), func(c *config.Config) { c.DebugAddr = "127.0.0.1:0" })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, ln) }()
+	base, cancel, served := serve(t, srv)
 
 	debugAddr := sink.await(t, "pprof listening")["addr"]
 	if resp, _ := get(t, "http://"+debugAddr+"/debug/pprof/"); resp.StatusCode != http.StatusOK {
 		t.Errorf("GET /debug/pprof/ on %s = %d, want 200", debugAddr, resp.StatusCode)
 	}
-	if resp, _ := get(t, "http://"+ln.Addr().String()+"/debug/pprof/"); resp.StatusCode != http.StatusNotFound {
+	if resp, _ := get(t, base+"/debug/pprof/"); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("GET /debug/pprof/ on the registry port = %d, want 404", resp.StatusCode)
 	}
 	cancel()
@@ -321,14 +329,7 @@ func TestServe_ShutdownTimeoutCutsOffStalledUploads(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	srv, _ := newServer(t, dir, nil, func(c *config.Config) { c.ShutdownTimeout = 200 * time.Millisecond })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
-	ctx, cancel := context.WithCancel(t.Context())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, ln) }()
+	base, cancel, served := serve(t, srv)
 
 	resp, err := http.Post(base+"/v2/stall/app/blobs/uploads/", "", nil)
 	if err != nil {

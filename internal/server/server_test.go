@@ -193,14 +193,7 @@ func TestServe_ShutdownLetsInFlightUploadsFinish(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, ln) }()
+	base, cancel, served := serve(t, srv)
 
 	resp, err := http.Post(base+"/v2/shutdown/app/blobs/uploads/", "", nil)
 	if err != nil {
