@@ -143,16 +143,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	// The debug listener comes first: if it cannot start, the registry
+	// listener is closed here, before any goroutine could be serving it.
 	if s.cfg.DebugAddr != "" {
 		stopDebug, err := s.serveDebug(ctx)
 		if err != nil {
-			_ = srv.Close()
+			_ = ln.Close()
 			return err
 		}
 		defer stopDebug()
 	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
 	// The janitor has its own context so that a failing listener, which
 	// returns before ctx ends, does not leave Serve waiting on it.
 	jctx, stopJanitor := context.WithCancel(ctx)
