@@ -383,16 +383,10 @@ func pushBlob(ctx context.Context, c *http.Client, base string, repo name.Reposi
 
 // blobExists asks HEAD /v2/<repo>/blobs/<digest>.
 func blobExists(ctx context.Context, c *http.Client, base string, repo name.Repository, d v1.Hash) (bool, error) {
-	u := base + "/v2/" + repo.RepositoryStr() + "/blobs/" + d.String()
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
+	resp, err := bodiless(ctx, c, http.MethodHead, base+"/v2/"+repo.RepositoryStr()+"/blobs/"+d.String())
 	if err != nil {
 		return false, err
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return false, err
-	}
-	resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusOK:
 		return true, nil
@@ -407,16 +401,10 @@ func blobExists(ctx context.Context, c *http.Client, base string, repo name.Repo
 // means it would rather have the bytes: the upload it opened is cancelled.
 func mountBlob(ctx context.Context, c *http.Client, base string, repo name.Repository, d v1.Hash, from string) (bool, error) {
 	q := url.Values{"mount": {d.String()}, "from": {from}}
-	u := base + "/v2/" + repo.RepositoryStr() + "/blobs/uploads/?" + q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	resp, err := bodiless(ctx, c, http.MethodPost, base+"/v2/"+repo.RepositoryStr()+"/blobs/uploads/?"+q.Encode())
 	if err != nil {
 		return false, err
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return false, err
-	}
-	resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusCreated:
 		return true, nil
@@ -424,17 +412,28 @@ func mountBlob(ctx context.Context, c *http.Client, base string, repo name.Repos
 		if loc := resp.Header.Get("Location"); loc != "" {
 			if lu, err := url.Parse(loc); err == nil {
 				bu, _ := url.Parse(base + "/")
-				if del, err := http.NewRequestWithContext(ctx, http.MethodDelete, bu.ResolveReference(lu).String(), nil); err == nil {
-					if r, err := c.Do(del); err == nil {
-						r.Body.Close()
-					}
-				}
+				_, _ = bodiless(ctx, c, http.MethodDelete, bu.ResolveReference(lu).String())
 			}
 		}
 		return false, nil
 	default:
 		return false, transport.CheckError(resp, http.StatusCreated, http.StatusAccepted)
 	}
+}
+
+// bodiless sends a request without a body and returns the response with
+// its body already closed: only the status and headers matter.
+func bodiless(ctx context.Context, c *http.Client, method, u string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	return resp, nil
 }
 
 // progressLayer feeds a layer's upload through the display.
