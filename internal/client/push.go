@@ -387,6 +387,7 @@ func blobExists(ctx context.Context, c *http.Client, base string, repo name.Repo
 	if err != nil {
 		return false, err
 	}
+	defer resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusOK:
 		return true, nil
@@ -405,6 +406,7 @@ func mountBlob(ctx context.Context, c *http.Client, base string, repo name.Repos
 	if err != nil {
 		return false, err
 	}
+	defer resp.Body.Close()
 	switch resp.StatusCode {
 	case http.StatusCreated:
 		return true, nil
@@ -412,7 +414,9 @@ func mountBlob(ctx context.Context, c *http.Client, base string, repo name.Repos
 		if loc := resp.Header.Get("Location"); loc != "" {
 			if lu, err := url.Parse(loc); err == nil {
 				bu, _ := url.Parse(base + "/")
-				_, _ = bodiless(ctx, c, http.MethodDelete, bu.ResolveReference(lu).String())
+				if r, err := bodiless(ctx, c, http.MethodDelete, bu.ResolveReference(lu).String()); err == nil {
+					r.Body.Close()
+				}
 			}
 		}
 		return false, nil
@@ -421,19 +425,14 @@ func mountBlob(ctx context.Context, c *http.Client, base string, repo name.Repos
 	}
 }
 
-// bodiless sends a request without a body and returns the response with
-// its body already closed: only the status and headers matter.
+// bodiless sends a request without a body. The caller closes the
+// response body, after transport.CheckError has read any error in it.
 func bodiless(ctx context.Context, c *http.Client, method, u string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, u, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	resp.Body.Close()
-	return resp, nil
+	return c.Do(req)
 }
 
 // progressLayer feeds a layer's upload through the display.
