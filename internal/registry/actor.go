@@ -1,0 +1,19 @@
+package registry
+
+import "context"
+
+type actorKey struct{}
+
+// WithActor returns ctx naming the account a request acts for, so that
+// what it stores (a pushed tag) records who did it. The server sets it
+// from the authenticated caller; the domain never sees credentials.
+func WithActor(ctx context.Context, user string) context.Context {
+	return context.WithValue(ctx, actorKey{}, user)
+}
+
+// Actor returns the account set by WithActor, or "" for an anonymous or
+// unauthenticated request.
+func Actor(ctx context.Context) string {
+	user, _ := ctx.Value(actorKey{}).(string)
+	return user
+}
