@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/wharf/wharf/internal/auth"
 	"github.com/wharf/wharf/internal/blobstore"
 	"github.com/wharf/wharf/internal/blobstore/fs"
 	"github.com/wharf/wharf/internal/config"
@@ -31,7 +32,10 @@ type Server struct {
 	log      *slog.Logger
 	meta     metadata.Store
 	registry *registry.Service
-	handler  http.Handler
+	// auth and tokens are nil when the registry runs open (--auth=none).
+	auth    *auth.Service
+	tokens  *auth.Tokens
+	handler http.Handler
 }
 
 // New opens the stores cfg names and builds the handler tree.
@@ -93,12 +97,22 @@ func (s *Server) routes(promReg *prometheus.Registry) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
+	ui := s.webHandler()
+	if ui != nil {
+		mux.Handle("/", ui)
+	}
 
 	// The API takes /v2 paths before ServeMux can "clean" them: a redirect
 	// from /v2/a/../b/... keeps the method, so a DELETE would land on
 	// another repository. Unclean paths must reach the name check instead.
 	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/") {
+			// Docker Hub's JSON API shares the /v2/ prefix; a path the
+			// distribution API knows always goes to it.
+			if ui != nil && isHubAPIPath(r.URL.Path) && distribution.ParseRoute(r.URL.Path).Kind == distribution.KindNotFound {
+				ui.ServeHTTP(w, r)
+				return
+			}
 			v2.ServeHTTP(w, r)
 			return
 		}
