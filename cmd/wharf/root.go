@@ -13,6 +13,7 @@ func NewRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCmd())
+	addAccountCommands(root)
 
 	image := newImageCmd()
 	addLocalImageCommands(image, root)

@@ -185,14 +185,18 @@ func TestServe_ServesUntilCancelled(t *testing.T) {
 	addr, stop, done := startServe(t, "--addr", "127.0.0.1:0", "--data-dir", dir)
 	base := "http://" + addr
 
-	for _, path := range []string{"/readyz", "/v2/"} {
+	// Auth is on by default: /v2/ asks for a token.
+	for path, want := range map[string]int{"/readyz": http.StatusOK, "/v2/": http.StatusUnauthorized} {
 		resp, err := http.Get(base + path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("GET %s = %d, want 200", path, resp.StatusCode)
+		if resp.StatusCode != want {
+			t.Errorf("GET %s = %d, want %d", path, resp.StatusCode, want)
+		}
+		if want == http.StatusUnauthorized && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), `Bearer realm="http://`+addr+`/token"`) {
+			t.Errorf("GET %s: WWW-Authenticate %q, want a Bearer challenge", path, resp.Header.Get("WWW-Authenticate"))
 		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "wharf.db")); err != nil {
@@ -228,7 +232,7 @@ func TestServe_SparseManifestsFlagReachesTheServer(t *testing.T) {
 		{nil, http.StatusBadRequest},
 		{[]string{"--sparse-manifests"}, http.StatusCreated},
 	} {
-		addr, _, _ := startServe(t, append([]string{"--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, tc.flags...)...)
+		addr, _, _ := startServe(t, append([]string{"--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--auth=none"}, tc.flags...)...)
 		req, _ := http.NewRequest(http.MethodPut, "http://"+addr+"/v2/sparse/app/manifests/v1", strings.NewReader(manifest))
 		req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
 		resp, err := http.DefaultClient.Do(req)

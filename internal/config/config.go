@@ -31,7 +31,49 @@ type Config struct {
 	Validation Validation `yaml:"validation"`
 	Limits     Limits     `yaml:"limits"`
 	Uploads    Uploads    `yaml:"uploads"`
+	Auth       Auth       `yaml:"auth"`
+	TLS        TLS        `yaml:"tls"`
 }
+
+// Auth modes.
+const (
+	AuthToken = "token" // accounts, docker's token flow and HTTP Basic
+	AuthNone  = "none"  // an open registry: anyone may push and pull
+)
+
+// Auth configures who may do what.
+type Auth struct {
+	// Mode is AuthToken (default) or AuthNone.
+	Mode string `yaml:"mode"`
+	// Service names this registry in tokens (aud) and challenges.
+	Service string `yaml:"service"`
+	// Realm is the token endpoint's public URL; empty derives it from each
+	// request's scheme and Host, which is right unless a proxy rewrites them.
+	Realm string `yaml:"realm"`
+	// DefaultVisibility is recorded for repositories a push creates:
+	// private or public.
+	DefaultVisibility string `yaml:"default_visibility"`
+	// TokenLifetime is how long bearer tokens live (at least 60s).
+	TokenLifetime time.Duration `yaml:"token_lifetime"`
+	// SigningAlgorithm of new token keys: EdDSA or ES256.
+	SigningAlgorithm string `yaml:"signing_algorithm"`
+	// AdminPassword, from WHARF_ADMIN_PASSWORD only (never a file or a
+	// flag, which other users could read), is the first admin's password.
+	AdminPassword string `yaml:"-"`
+}
+
+// TLS configures HTTPS.
+type TLS struct {
+	// Cert and Key are PEM files, reloaded when they change.
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	// SelfSigned lists host names (and IPs) for a certificate signed by a
+	// CA that wharf generates into DataDir/tls.
+	SelfSigned []string `yaml:"self_signed"`
+}
+
+// Enabled reports whether wharf serves HTTPS.
+func (t TLS) Enabled() bool { return t.Cert != "" || len(t.SelfSigned) > 0 }
 
 // Uploads configures upload sessions.
 type Uploads struct {
@@ -101,6 +143,8 @@ func Default() Config {
 		Database:        Database{Driver: "sqlite"},
 		Validation:      Validation{MaxManifestBytes: 4 << 20},
 		Uploads:         Uploads{PurgeAfter: 24 * time.Hour},
+		Auth: Auth{Mode: AuthToken, Service: "wharf", DefaultVisibility: "private",
+			TokenLifetime: 5 * time.Minute, SigningAlgorithm: "EdDSA"},
 	}
 }
 
@@ -156,6 +200,30 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxConcurrentRequests < 0 {
 		bad("limits.max_concurrent_requests must not be negative")
+	}
+	if c.Auth.Mode != AuthToken && c.Auth.Mode != AuthNone {
+		bad("auth.mode %q: want token or none", c.Auth.Mode)
+	}
+	if strings.TrimSpace(c.Auth.Service) == "" || strings.ContainsAny(c.Auth.Service, "\"\\") {
+		bad("auth.service %q: want a name without quotes", c.Auth.Service)
+	}
+	if c.Auth.Realm != "" && !strings.HasPrefix(c.Auth.Realm, "http://") && !strings.HasPrefix(c.Auth.Realm, "https://") {
+		bad("auth.realm %q: want an http:// or https:// URL", c.Auth.Realm)
+	}
+	if c.Auth.DefaultVisibility != "private" && c.Auth.DefaultVisibility != "public" {
+		bad("auth.default_visibility %q: want private or public", c.Auth.DefaultVisibility)
+	}
+	if c.Auth.TokenLifetime < 60*time.Second {
+		bad("auth.token_lifetime %s: must be at least 60s", c.Auth.TokenLifetime)
+	}
+	if c.Auth.SigningAlgorithm != "EdDSA" && c.Auth.SigningAlgorithm != "ES256" {
+		bad("auth.signing_algorithm %q: want EdDSA or ES256", c.Auth.SigningAlgorithm)
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		bad("tls.cert and tls.key go together")
+	}
+	if c.TLS.Cert != "" && len(c.TLS.SelfSigned) > 0 {
+		bad("tls.cert and tls.self_signed exclude each other")
 	}
 	return errors.Join(errs...)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -40,6 +41,32 @@ var settings = []setting{
 		func(c *Config) string { return c.Uploads.PurgeAfter.String() }, durationSetter(func(c *Config) *time.Duration { return &c.Uploads.PurgeAfter })},
 	{"WHARF_MAX_CONCURRENT_REQUESTS", "max-concurrent-requests", "answer TOOMANYREQUESTS beyond this many requests in flight (0: no limit)",
 		func(c *Config) string { return strconv.Itoa(c.Limits.MaxConcurrentRequests) }, intSetter(func(c *Config) *int { return &c.Limits.MaxConcurrentRequests })},
+	{"WHARF_AUTH", "auth", "token (accounts and docker login) or none (anyone may push and pull)",
+		func(c *Config) string { return c.Auth.Mode }, func(c *Config, v string) error { c.Auth.Mode = v; return nil }},
+	{"WHARF_AUTH_SERVICE", "auth-service", "service name in tokens and challenges",
+		func(c *Config) string { return c.Auth.Service }, func(c *Config, v string) error { c.Auth.Service = v; return nil }},
+	{"WHARF_AUTH_REALM", "auth-realm", "public URL of the token endpoint (empty: from each request)",
+		func(c *Config) string { return c.Auth.Realm }, func(c *Config, v string) error { c.Auth.Realm = v; return nil }},
+	{"WHARF_DEFAULT_VISIBILITY", "default-visibility", "visibility of repositories a push creates: private or public",
+		func(c *Config) string { return c.Auth.DefaultVisibility }, func(c *Config, v string) error { c.Auth.DefaultVisibility = v; return nil }},
+	{"WHARF_TOKEN_LIFETIME", "token-lifetime", "how long bearer tokens live (at least 60s)",
+		func(c *Config) string { return c.Auth.TokenLifetime.String() }, durationSetter(func(c *Config) *time.Duration { return &c.Auth.TokenLifetime })},
+	{"WHARF_ADMIN_PASSWORD", "", "",
+		func(c *Config) string { return "" }, func(c *Config, v string) error { c.Auth.AdminPassword = v; return nil }},
+	{"WHARF_TLS_CERT", "tls-cert", "PEM certificate file for HTTPS, reloaded on change",
+		func(c *Config) string { return c.TLS.Cert }, func(c *Config, v string) error { c.TLS.Cert = v; return nil }},
+	{"WHARF_TLS_KEY", "tls-key", "PEM private key file for HTTPS, reloaded on change",
+		func(c *Config) string { return c.TLS.Key }, func(c *Config, v string) error { c.TLS.Key = v; return nil }},
+	{"WHARF_TLS_SELF_SIGNED", "tls-self-signed", "serve HTTPS with a generated CA and certificate for these hosts (comma-separated)",
+		func(c *Config) string { return strings.Join(c.TLS.SelfSigned, ",") }, func(c *Config, v string) error {
+			c.TLS.SelfSigned = nil
+			for _, h := range strings.Split(v, ",") {
+				if h = strings.TrimSpace(h); h != "" {
+					c.TLS.SelfSigned = append(c.TLS.SelfSigned, h)
+				}
+			}
+			return nil
+		}},
 }
 
 // FlagConfig is the flag naming the YAML file; WHARF_CONFIG works too.
@@ -50,6 +77,9 @@ func BindFlags(fs *pflag.FlagSet) {
 	def := Default()
 	fs.String(FlagConfig, "", "YAML configuration file (also WHARF_CONFIG)")
 	for _, s := range settings {
+		if s.flag == "" {
+			continue // environment only
+		}
 		if s.env == "WHARF_SPARSE_MANIFESTS" {
 			fs.Bool(s.flag, false, s.usage+" (also "+s.env+")")
 			continue
@@ -80,6 +110,9 @@ func Load(fs *pflag.FlagSet, getenv func(string) (string, bool)) (Config, error)
 		}
 	}
 	for _, s := range settings {
+		if s.flag == "" {
+			continue
+		}
 		if f := fs.Lookup(s.flag); f != nil && f.Changed {
 			if err := s.set(&c, f.Value.String()); err != nil {
 				errs = append(errs, fmt.Errorf("--%s: %w", s.flag, err))

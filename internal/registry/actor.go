@@ -17,3 +17,19 @@ func Actor(ctx context.Context) string {
 	user, _ := ctx.Value(actorKey{}).(string)
 	return user
 }
+
+type repoFilterKey struct{}
+
+// RepoFilter reports whether the caller may see a repository.
+type RepoFilter func(ctx context.Context, repo string) (bool, error)
+
+// WithRepoFilter returns ctx whose listings (the catalog) show only the
+// repositories keep accepts: callers see only what they may pull.
+func WithRepoFilter(ctx context.Context, keep RepoFilter) context.Context {
+	return context.WithValue(ctx, repoFilterKey{}, keep)
+}
+
+func repoFilter(ctx context.Context) RepoFilter {
+	keep, _ := ctx.Value(repoFilterKey{}).(RepoFilter)
+	return keep
+}

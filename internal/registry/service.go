@@ -37,6 +37,9 @@ type Service struct {
 	// uploadLocks serialises writers of one upload session inside this
 	// process; AdvanceUpload's offset check guards across replicas.
 	uploadLocks sync.Map // id → *sync.Mutex
+
+	// pulls counts manifest pulls in memory (pulls.go).
+	pulls pullCounter
 }
 
 // New returns a Service over the given stores.
@@ -63,7 +66,34 @@ func (s *Service) Ready(ctx context.Context) error {
 
 // Catalog lists repository names after last, at most n.
 func (s *Service) Catalog(ctx context.Context, last string, n int) ([]string, error) {
-	return s.meta.ListRepositories(ctx, last, n)
+	keep := repoFilter(ctx)
+	if keep == nil {
+		return s.meta.ListRepositories(ctx, last, n)
+	}
+	// Filtering happens after the query, so read in batches until the page
+	// is full or the names run out.
+	const batch = 500
+	out := []string{}
+	for n < 0 || len(out) < n {
+		names, err := s.meta.ListRepositories(ctx, last, batch)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range names {
+			ok, err := keep(ctx, name)
+			if err != nil {
+				return nil, err
+			}
+			if ok && (n < 0 || len(out) < n) {
+				out = append(out, name)
+			}
+		}
+		if len(names) < batch {
+			break
+		}
+		last = names[len(names)-1]
+	}
+	return out, nil
 }
 
 // Tags lists the tags of repo after last, at most n.

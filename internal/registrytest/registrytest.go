@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/wharf/wharf/internal/auth"
 	"github.com/wharf/wharf/internal/config"
 	"github.com/wharf/wharf/internal/server"
 )
@@ -20,6 +21,8 @@ type Server struct {
 	DataDir string
 	// Config is the configuration the server runs with.
 	Config config.Config
+	// Auth manages the server's accounts; nil when it runs open.
+	Auth *auth.Service
 }
 
 // Option adjusts the configuration before the server starts.
@@ -31,6 +34,15 @@ func Sparse() Option { return func(c *config.Config) { c.Validation.SparseManife
 // WithDataDir reuses a data directory, e.g. to test a restart.
 func WithDataDir(dir string) Option { return func(c *config.Config) { c.DataDir = dir } }
 
+// WithAuth runs the server with accounts and token auth, the first admin
+// having adminPassword. Without it the server is open (--auth=none).
+func WithAuth(adminPassword string) Option {
+	return func(c *config.Config) {
+		c.Auth.Mode = config.AuthToken
+		c.Auth.AdminPassword = adminPassword
+	}
+}
+
 // WithConfig applies any change to the configuration.
 func WithConfig(f func(*config.Config)) Option { return Option(f) }
 
@@ -40,6 +52,7 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
+	cfg.Auth.Mode = config.AuthNone
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -60,7 +73,7 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 		hs.Close()
 		_ = srv.Close()
 	})
-	return &Server{Server: hs, DataDir: cfg.DataDir, Config: cfg}
+	return &Server{Server: hs, DataDir: cfg.DataDir, Config: cfg, Auth: srv.Accounts()}
 }
 
 type testWriter struct{ t testing.TB }

@@ -26,6 +26,7 @@ import (
 func newServer(t *testing.T, dir string, log *slog.Logger, change func(*config.Config)) (*server.Server, config.Config) {
 	t.Helper()
 	cfg := config.Default()
+	cfg.Auth.Mode = config.AuthNone
 	cfg.DataDir = dir
 	if dir == "" {
 		cfg.DataDir = t.TempDir()

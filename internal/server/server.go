@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +37,7 @@ type Server struct {
 	// auth and tokens are nil when the registry runs open (--auth=none).
 	auth    *auth.Service
 	tokens  *auth.Tokens
+	tls     *tls.Config // nil: plain HTTP
 	handler http.Handler
 }
 
@@ -70,9 +73,24 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		MaxManifestSize: cfg.Validation.MaxManifestBytes,
 	})
 	s := &Server{cfg: cfg, log: log, meta: meta, registry: reg}
+	if cfg.Auth.Mode == config.AuthToken {
+		if err := s.openAuth(ctx, meta); err != nil {
+			_ = meta.Close()
+			return nil, err
+		}
+	}
+	tlsConf, err := tlsConfig(cfg, log)
+	if err != nil {
+		_ = meta.Close()
+		return nil, err
+	}
+	s.tls = tlsConf
 	s.handler = s.routes(prometheus.NewRegistry())
 	return s, nil
 }
+
+// Accounts is the account service, nil when the server runs open.
+func (s *Server) Accounts() *auth.Service { return s.auth }
 
 // Handler is the whole HTTP surface, for tests and embedding.
 func (s *Server) Handler() http.Handler { return s.handler }
@@ -87,7 +105,11 @@ func (s *Server) routes(promReg *prometheus.Registry) http.Handler {
 
 	api := distribution.New(s.registry, s.log)
 	var v2 http.Handler = api
-	v2 = authSeam(v2)
+	var g *gate
+	if s.auth != nil {
+		g = &gate{auth: s.auth, tokens: s.tokens, service: s.cfg.Auth.Service, realm: s.cfg.Auth.Realm, log: s.log}
+		v2 = g.wrap(v2)
+	}
 	v2 = limitConcurrency(v2, s.cfg.Limits.MaxConcurrentRequests, s.log)
 
 	mux := http.NewServeMux()
@@ -97,6 +119,9 @@ func (s *Server) routes(promReg *prometheus.Registry) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
+	if g != nil {
+		mux.HandleFunc("/token", g.token)
+	}
 	ui := s.webHandler()
 	if ui != nil {
 		mux.Handle("/", ui)
@@ -168,14 +193,22 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		defer stopDebug()
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	if s.tls != nil {
+		srv.TLSConfig = s.tls
+		go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+	}
 	// The janitor has its own context so that a failing listener, which
 	// returns before ctx ends, does not leave Serve waiting on it.
 	jctx, stopJanitor := context.WithCancel(ctx)
-	janitorDone := make(chan struct{})
-	go func() { defer close(janitorDone); s.purgeUploads(jctx) }()
-	defer func() { stopJanitor(); <-janitorDone }()
-	s.log.Info("wharf listening", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir)
+	var background sync.WaitGroup
+	background.Go(func() { s.purgeUploads(jctx) })
+	background.Go(func() { s.reloadKeys(jctx) })
+	defer func() { stopJanitor(); background.Wait() }()
+	s.log.Info("wharf listening", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir,
+		"auth", s.cfg.Auth.Mode, "tls", s.tls != nil)
+	s.warnIfOpen(ln.Addr())
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

@@ -186,6 +186,7 @@ func TestConcurrencyLimit_AnswersTooManyRequests(t *testing.T) {
 
 func TestServe_ShutdownLetsInFlightUploadsFinish(t *testing.T) {
 	cfg := config.Default()
+	cfg.Auth.Mode = config.AuthNone
 	cfg.DataDir = t.TempDir()
 	cfg.Resolve()
 	srv, err := server.New(context.Background(), cfg, slog.New(slog.DiscardHandler))

@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -60,7 +62,12 @@ func startWharfAt(t *testing.T, addr string, extraArgs ...string) *wharfServer {
 	}
 	defer logFile.Close() // the child has its own copy of the descriptor
 
-	args := append([]string{"serve", "--addr", addr, "--data-dir", s.DataDir}, extraArgs...)
+	args := []string{"serve", "--addr", addr, "--data-dir", s.DataDir}
+	if !slices.ContainsFunc(extraArgs, func(a string) bool { return strings.HasPrefix(a, "--auth") }) {
+		// Tests about the registry itself run it open; auth tests say so.
+		args = append(args, "--auth=none")
+	}
+	args = append(args, extraArgs...)
 	s.cmd = exec.Command(wharfBin, args...)
 	s.cmd.Stdout = logFile
 	s.cmd.Stderr = logFile

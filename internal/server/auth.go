@@ -1,0 +1,305 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wharf/wharf/internal/auth"
+	"github.com/wharf/wharf/internal/distribution"
+	"github.com/wharf/wharf/internal/registry"
+)
+
+// gate authenticates /v2/ requests and asks auth whether the caller may
+// do what the route needs. Handlers below it never see credentials: they
+// find the caller in the context.
+type gate struct {
+	auth    *auth.Service
+	tokens  *auth.Tokens
+	service string
+	realm   string // "" derives it from each request
+	log     *slog.Logger
+}
+
+// credentials is how a request identified itself.
+type credentials int
+
+const (
+	credNone credentials = iota
+	credBasic
+	credBearer
+)
+
+// caller is who sent a request and how they proved it.
+type caller struct {
+	sub    auth.Subject
+	how    credentials
+	claims *auth.Claims // for credBearer
+}
+
+// holds returns the actions of n the caller holds: for a bearer token,
+// exactly what the token carries (its subject's other rights do not
+// count); otherwise what auth grants the subject now.
+func (g *gate) holds(ctx context.Context, c caller, n need) ([]string, error) {
+	if c.how != credBearer {
+		return g.auth.Authorize(ctx, c.sub, n.Resource, n.Actions)
+	}
+	var out []string
+	for _, a := range n.Actions {
+		if c.claims.Allows(n.Type, n.Name, a) {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// need is one scope a route requires.
+type need = auth.Access
+
+// needs returns the scopes the request's route requires: none for /v2/
+// itself and unknown paths (which still need a caller when auth is on).
+func needs(r *http.Request, rt distribution.Route) []need {
+	repo := func(actions ...string) []need {
+		return []need{{Resource: auth.Resource{Type: auth.TypeRepository, Name: rt.Name}, Actions: actions}}
+	}
+	switch rt.Kind {
+	case distribution.KindCatalog:
+		return []need{{Resource: auth.Resource{Type: auth.TypeRegistry, Name: auth.CatalogName}, Actions: []string{auth.ActionAll}}}
+	case distribution.KindUploadStart, distribution.KindUpload:
+		// Every step of an upload, its status and its cancellation included,
+		// is part of a push.
+		return repo(auth.ActionPull, auth.ActionPush)
+	case distribution.KindManifest, distribution.KindBlob, distribution.KindTags, distribution.KindReferrers:
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			return repo(auth.ActionPull)
+		case http.MethodDelete:
+			return repo(auth.ActionDelete)
+		default:
+			return repo(auth.ActionPull, auth.ActionPush)
+		}
+	}
+	return nil
+}
+
+func (g *gate) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rt := distribution.ParseRoute(r.URL.Path)
+		required := needs(r, rt)
+		c, err := g.identify(r)
+		if err != nil {
+			g.refuseCredentials(w, r, required, err)
+			return
+		}
+		if c.how == credNone && (rt.Kind == distribution.KindBase || rt.Kind == distribution.KindNotFound) {
+			// /v2/ answers 401 so that clients discover the token service.
+			g.challenge(w, r, nil, "", distribution.NewError(distribution.CodeUnauthorized, "authentication required"))
+			return
+		}
+		for _, n := range required {
+			held, err := g.holds(r.Context(), c, n)
+			if err != nil {
+				distribution.WriteError(w, r, g.log, err)
+				return
+			}
+			if len(held) < len(n.Actions) {
+				g.deny(w, r, c, required)
+				return
+			}
+		}
+		sub := c.sub
+		ctx := auth.WithSubject(r.Context(), sub)
+		ctx = registry.WithActor(ctx, sub.User)
+		switch {
+		case rt.Kind == distribution.KindCatalog:
+			if err := g.filterCatalog(&ctx, c); err != nil {
+				distribution.WriteError(w, r, g.log, err)
+				return
+			}
+		case rt.Kind == distribution.KindUploadStart && r.URL.Query().Has("mount"):
+			if err := g.checkMountSource(ctx, r, c); err != nil {
+				distribution.WriteError(w, r, g.log, err)
+				return
+			}
+		case rt.Kind == distribution.KindManifest && r.Method == http.MethodPut:
+			if err := g.auth.EnsureVisibility(ctx, rt.Name); err != nil {
+				distribution.WriteError(w, r, g.log, err)
+				return
+			}
+		}
+		r = r.WithContext(ctx)
+		if r.Method == http.MethodDelete && rt.Kind != distribution.KindUpload {
+			rec := &statusOnly{ResponseWriter: w}
+			next.ServeHTTP(rec, r)
+			if rec.status == http.StatusAccepted {
+				g.log.InfoContext(ctx, "deleted", "user", sub.User, "repository", rt.Name, "reference", rt.Ref)
+			}
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// identify returns the caller of r. A request without credentials is
+// anonymous; wrong credentials are an error, never anonymous.
+func (g *gate) identify(r *http.Request) (caller, error) {
+	h := r.Header.Get("Authorization")
+	scheme, value, _ := strings.Cut(h, " ")
+	switch {
+	case h == "":
+		return caller{}, nil
+	case strings.EqualFold(scheme, "Bearer"):
+		claims, err := g.tokens.Verify(strings.TrimSpace(value))
+		if err != nil {
+			return caller{how: credBearer}, err
+		}
+		return caller{sub: auth.Subject{User: claims.Subject}, how: credBearer, claims: claims}, nil
+	case strings.EqualFold(scheme, "Basic"):
+		user, secret, ok := r.BasicAuth()
+		if !ok {
+			return caller{how: credBasic}, auth.ErrUnauthenticated
+		}
+		sub, err := g.auth.Authenticate(r.Context(), user, secret, clientAddr(r))
+		return caller{sub: sub, how: credBasic}, err
+	}
+	return caller{}, auth.ErrUnauthenticated
+}
+
+// filterCatalog limits the catalog to what the caller may pull. A token
+// names only its user, so the account is looked up for its admin flag.
+func (g *gate) filterCatalog(ctx *context.Context, c caller) error {
+	sub := c.sub
+	if c.how == credBearer {
+		var err error
+		if sub, err = g.auth.SubjectFor(*ctx, c.sub.User); err != nil {
+			return err
+		}
+	}
+	if !sub.Admin {
+		*ctx = registry.WithRepoFilter(*ctx, g.pullable(sub))
+	}
+	return nil
+}
+
+// pullable filters the catalog down to what sub may pull.
+func (g *gate) pullable(sub auth.Subject) registry.RepoFilter {
+	return func(ctx context.Context, repo string) (bool, error) {
+		granted, err := g.auth.Authorize(ctx, sub, auth.Resource{Type: auth.TypeRepository, Name: repo}, []string{auth.ActionPull})
+		return len(granted) == 1, err
+	}
+}
+
+// checkMountSource drops a cross-repository mount the caller may not
+// pull from, so that the request becomes a plain upload session as the
+// spec says: the blob's presence elsewhere must not leak.
+func (g *gate) checkMountSource(ctx context.Context, r *http.Request, c caller) error {
+	q := r.URL.Query()
+	if from := q.Get("from"); from != "" {
+		held, err := g.holds(ctx, c, need{Resource: auth.Resource{Type: auth.TypeRepository, Name: from}, Actions: []string{auth.ActionPull}})
+		if err != nil || len(held) == 1 {
+			return err
+		}
+	}
+	q.Del("mount")
+	q.Del("from")
+	r.URL.RawQuery = q.Encode()
+	return nil
+}
+
+// refuseCredentials answers a request whose credentials failed.
+func (g *gate) refuseCredentials(w http.ResponseWriter, r *http.Request, required []need, err error) {
+	var limited *auth.RateLimitError
+	switch {
+	case errors.As(err, &limited):
+		w.Header().Set("Retry-After", strconv.Itoa(int(limited.RetryAfter.Round(time.Second)/time.Second)))
+		distribution.WriteError(w, r, g.log, distribution.NewError(distribution.CodeTooManyRequests, "too many failed logins; try again later"))
+	case errors.Is(err, auth.ErrInvalidToken):
+		g.challenge(w, r, required, auth.ChallengeInvalidToken, distribution.NewError(distribution.CodeUnauthorized, "invalid or expired token"))
+	case errors.Is(err, auth.ErrUnauthenticated):
+		g.challenge(w, r, required, "", distribution.NewError(distribution.CodeUnauthorized, "incorrect username or password"))
+	default:
+		distribution.WriteError(w, r, g.log, err)
+	}
+}
+
+// deny answers a caller who lacks a right the route needs. Anonymous
+// callers are asked to authenticate; a token without the scope gets
+// docker's insufficient_scope challenge; a user who logged in with a
+// password is simply denied.
+func (g *gate) deny(w http.ResponseWriter, r *http.Request, c caller, required []need) {
+	denied := &distribution.Error{Code: distribution.CodeDenied, Status: http.StatusForbidden,
+		Message: "requested access to the resource is denied", Detail: scopeDetail(required)}
+	switch c.how {
+	case credNone:
+		g.challenge(w, r, required, "", &distribution.Error{Code: distribution.CodeUnauthorized,
+			Status: http.StatusUnauthorized, Message: "authentication required", Detail: scopeDetail(required)})
+	case credBearer:
+		denied.Status = http.StatusUnauthorized
+		g.log.InfoContext(r.Context(), "access denied", "user", c.sub.User, "method", r.Method, "path", r.URL.Path)
+		g.challenge(w, r, required, auth.ChallengeInsufficientScope, denied)
+	default:
+		distribution.WriteError(w, r, g.log, denied)
+	}
+}
+
+func scopeDetail(required []need) any {
+	type item struct {
+		Type   string `json:"Type"`
+		Name   string `json:"Name"`
+		Action string `json:"Action"`
+	}
+	var out []item
+	for _, n := range required {
+		for _, a := range n.Actions {
+			out = append(out, item{n.Type, n.Name, a})
+		}
+	}
+	return out
+}
+
+// challenge answers 401 with the bearer challenge for required.
+func (g *gate) challenge(w http.ResponseWriter, r *http.Request, required []need, code string, err *distribution.Error) {
+	c := auth.Challenge{Realm: g.realmFor(r), Service: g.service, Scopes: required, Error: code}
+	w.Header().Set("WWW-Authenticate", c.String())
+	distribution.WriteError(w, r, g.log, err)
+}
+
+func (g *gate) realmFor(r *http.Request) string {
+	if g.realm != "" {
+		return g.realm
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + "/token"
+}
+
+// clientAddr is the peer's IP, the key failed logins are limited by.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// statusOnly records the status a handler wrote.
+type statusOnly struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusOnly) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusOnly) Unwrap() http.ResponseWriter { return s.ResponseWriter }
