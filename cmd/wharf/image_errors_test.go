@@ -40,7 +40,7 @@ func TestImageCommands_ErrorsSayWhatIsWrong(t *testing.T) {
 		{"pull of an unknown repository", []string{"image", "pull", host + "/alice/nope:1"}, client.ErrNameUnknown, "alice/nope"},
 		{"pull from a closed port", []string{"pull", closed + "/alice/x:1"}, client.ErrUnreachable, "connection refused"},
 		{"invalid reference", []string{"image", "tag", "nope", "Not Valid"}, nil, "invalid reference format"},
-		{"unknown ls filter", []string{"image", "ls", "--filter", "label=x"}, nil, "invalid filter 'label=x'"},
+		{"unknown ls filter", []string{"image", "ls", "--filter", "colour=red"}, nil, "invalid filter 'colour'"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

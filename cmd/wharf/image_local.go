@@ -44,7 +44,7 @@ func newImageListCmd(use string) *cobra.Command {
 		cmd.Aliases = []string{"list"}
 	}
 	f := cmd.Flags()
-	f.StringArrayVarP(&opts.Filters, "filter", "f", nil, "Filter output based on conditions provided (reference=PATTERN, dangling=true|false)")
+	f.StringArrayVarP(&opts.Filters, "filter", "f", nil, "Filter output based on conditions provided (reference=PATTERN, dangling=true|false, label=KEY[=VALUE], before=IMAGE, since=IMAGE, until=TIMESTAMP)")
 	f.BoolVar(&opts.Digests, "digests", false, "Show digests")
 	f.BoolVarP(&opts.Quiet, "quiet", "q", false, "Only show image IDs")
 	f.BoolVar(&opts.NoTrunc, "no-trunc", false, "Don't truncate output")

@@ -2,8 +2,8 @@ package client
 
 import (
 	"context"
-	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,8 +13,9 @@ import (
 
 // ListOptions are `image ls` flags.
 type ListOptions struct {
-	// Filters are "key=value" pairs: reference=PATTERN (several are OR'd),
-	// dangling=true|false.
+	// Filters are docker's "key=value" pairs: reference=PATTERN,
+	// dangling=true|false, label=KEY[=VALUE], before=IMAGE, since=IMAGE,
+	// until=TIMESTAMP (see imageFilter for how they combine).
 	Filters []string
 	// Repository is the optional REPOSITORY[:TAG] argument.
 	Repository string
@@ -45,24 +46,15 @@ func ImageList(ctx context.Context, st *store.Store, opts ListOptions, w io.Writ
 	if opts.Now != nil {
 		now = opts.Now
 	}
-	var patterns []string
-	var dangling *bool
-	for _, f := range opts.Filters {
-		k, v, ok := strings.Cut(f, "=")
-		switch {
-		case ok && k == "reference":
-			patterns = append(patterns, v)
-		case ok && k == "dangling" && (v == "true" || v == "false"):
-			b := v == "true"
-			dangling = &b
-		case ok && k == "dangling":
-			return fmt.Errorf("invalid filter 'dangling=%s': use true or false", v)
-		default:
-			return fmt.Errorf("invalid filter '%s' (supported: reference=PATTERN, dangling=true|false)", f)
-		}
-	}
+	filters := opts.Filters
 	if opts.Repository != "" {
-		patterns = append(patterns, opts.Repository)
+		// docker turns the REPOSITORY[:TAG] argument into one more
+		// reference filter, OR'd with the others.
+		filters = append(slices.Clone(filters), "reference="+opts.Repository)
+	}
+	filter, err := parseImageFilter(ctx, st, filters, now())
+	if err != nil {
+		return err
 	}
 	entries, err := st.Images(ctx)
 	if err != nil {
@@ -71,25 +63,12 @@ func ImageList(ctx context.Context, st *store.Store, opts ListOptions, w io.Writ
 	var rows []imageRow
 	seen := map[string]bool{}
 	for _, e := range entries {
-		isDangling := e.Ref == nil && e.RepoDigest == ""
-		if dangling != nil && *dangling != isDangling {
-			continue
+		ok, err := filter.match(e)
+		if err != nil {
+			return err
 		}
-		if len(patterns) > 0 {
-			if e.Ref == nil {
-				continue
-			}
-			match := false
-			for _, p := range patterns {
-				m, err := reference.FamiliarMatch(p, e.Ref)
-				if err != nil {
-					return fmt.Errorf("invalid reference filter %q: %w", p, err)
-				}
-				match = match || m
-			}
-			if !match {
-				continue
-			}
+		if !ok {
+			continue
 		}
 		row := imageRow{Repository: "<none>", Tag: "<none>", Digest: "<none>",
 			ID: e.ID.String(), Size: humanSize(e.Size),

@@ -170,10 +170,62 @@ func TestImageList_Golden(t *testing.T) {
 	}
 }
 
-func TestImageList_RejectsUnknownFilter(t *testing.T) {
-	err := ImageList(context.Background(), newTestStore(t), ListOptions{Filters: []string{"label=x"}}, &bytes.Buffer{})
-	if err == nil || !strings.Contains(err.Error(), "invalid filter 'label=x'") {
-		t.Errorf("err = %v", err)
+func TestImageList_FiltersCombineLikeDocker(t *testing.T) {
+	st := galleryStore(t)
+	labelled := fixedImage(t, fixedNow.Add(-time.Hour), "labelled")
+	cf, _ := labelled.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.Config.Labels = map[string]string{"team": "web", "tier": "front"}
+	labelled, err := mutate.ConfigFile(labelled, cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	putImage(t, st, labelled, "gallery/web:1")
+	tests := []struct {
+		name    string
+		filters []string
+		want    string
+	}{
+		{"before an image", []string{"before=gallery/api:2"}, "dockerid/image-gallery:v1 image-gallery:latest registry.local:5000/gallery/ui:v1 <none>:<none>"},
+		{"since an image", []string{"since=image-gallery"}, "gallery/web:1 gallery/api:2 gallery/api:2.1.106"},
+		{"before and since", []string{"since=image-gallery", "before=gallery/web:1"}, "gallery/api:2 gallery/api:2.1.106"},
+		{"several before: the oldest bound", []string{"before=gallery/web:1", "before=gallery/api:2"}, "dockerid/image-gallery:v1 image-gallery:latest registry.local:5000/gallery/ui:v1 <none>:<none>"},
+		{"references OR'd, AND'd with before", []string{"reference=gallery/*", "reference=image-gallery", "before=gallery/web:1"}, "gallery/api:2 gallery/api:2.1.106 image-gallery:latest"},
+		{"label key", []string{"label=team"}, "gallery/web:1"},
+		{"label key=value", []string{"label=team=web"}, "gallery/web:1"},
+		{"labels AND'd", []string{"label=team=web", "label=tier=back"}, ""},
+		{"label wrong value", []string{"label=team=db"}, ""},
+		{"dangling=false", []string{"dangling=false", "before=gallery/api:2"}, "dockerid/image-gallery:v1 image-gallery:latest registry.local:5000/gallery/ui:v1"},
+		{"dangling=1", []string{"dangling=1"}, "<none>:<none>"},
+		{"until a duration ago", []string{"until=48h"}, "dockerid/image-gallery:v1 image-gallery:latest registry.local:5000/gallery/ui:v1 <none>:<none>"},
+		{"key case and spaces", []string{" Label = team "}, "gallery/web:1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			opts := ListOptions{Filters: tt.filters, Now: now, Format: "{{.Repository}}:{{.Tag}}"}
+			if err := ImageList(context.Background(), st, opts, &out); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(strings.Fields(out.String()), " "); got != tt.want {
+				t.Errorf("ls --filter %q = %q, want %q", tt.filters, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestImageList_RejectsBadFiltersWithDockersMessages(t *testing.T) {
+	st := galleryStore(t)
+	for _, tc := range []struct{ filter, want string }{
+		{"foo=bar", "invalid filter 'foo'"},
+		{"dangling=maybe", "invalid filter 'dangling=[maybe]'"},
+		{"dangling", `invalid argument "dangling" for "-f, --filter" flag: bad format of filter (expected name=value)`},
+		{"before=nosuch:1", "No such image: nosuch:1"},
+	} {
+		err := ImageList(context.Background(), st, ListOptions{Filters: []string{tc.filter}}, &bytes.Buffer{})
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("--filter %s: err = %v, want %q", tc.filter, err, tc.want)
+		}
 	}
 }
 

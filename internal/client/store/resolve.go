@@ -26,6 +26,8 @@ type Entry struct {
 	ID v1.Hash
 	// Created comes from the image config.
 	Created time.Time
+	// Labels are the image config's labels (for `image ls --filter label=`).
+	Labels map[string]string
 	// Size is the sum of the compressed layer sizes plus the config size:
 	// what the image occupies in the store and on the wire. (docker's
 	// classic store shows the uncompressed size instead.)
@@ -306,7 +308,7 @@ func (s *Store) entry(desc v1.Descriptor) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	return Entry{Manifest: desc.Digest, ID: id, Created: cfg.Created.Time, Size: size}, nil
+	return Entry{Manifest: desc.Digest, ID: id, Created: cfg.Created.Time, Labels: cfg.Config.Labels, Size: size}, nil
 }
 
 // ImageSize is the size Entry.Size reports: compressed layers plus config.
