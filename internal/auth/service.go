@@ -37,6 +37,7 @@ type Service struct {
 
 	dummyOnce sync.Once
 	dummy     string // hash checked for unknown users, to cost the same
+	logins    *loginCache
 }
 
 // NewService returns a Service over store.
@@ -59,7 +60,7 @@ func NewService(store Store, cfg Config) *Service {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: store, cfg: cfg}
+	return &Service{store: store, cfg: cfg, logins: newLoginCache()}
 }
 
 // AdminUser is the account EnsureAdmin creates.
@@ -125,6 +126,7 @@ func (s *Service) SetPassword(ctx context.Context, name, password string) error 
 	if err := s.store.SetPasswordHash(ctx, name, hash); err != nil {
 		return err
 	}
+	s.logins.forget(name)
 	if err := s.store.RevokeTokens(ctx, name, KindRefresh, s.cfg.Now()); err != nil {
 		return err
 	}
@@ -137,6 +139,7 @@ func (s *Service) RemoveUser(ctx context.Context, name string) error {
 	if err := s.store.DeleteUser(ctx, name); err != nil {
 		return err
 	}
+	s.logins.forget(name)
 	s.cfg.Log.InfoContext(ctx, "user removed", "user", name)
 	return nil
 }
