@@ -42,6 +42,9 @@ type Manifest struct {
 	// Children are the manifests an index references.
 	Children  []digest.Digest
 	CreatedAt time.Time
+	// PushedBy is the account recorded on the tags PutManifest points at
+	// the manifest ("" for an anonymous push).
+	PushedBy string
 
 	// RequiredBlobs must all be linked to the repository for PutManifest
 	// to store the manifest.

@@ -62,6 +62,27 @@ type Store interface {
 	// Stats counts the distinct blobs linked anywhere and their bytes.
 	Stats(ctx context.Context) (Stats, error)
 
+	// ListRepositoryInfo returns one page of repositories matching q and
+	// how many match in all.
+	ListRepositoryInfo(ctx context.Context, q RepositoryQuery) ([]RepositoryInfo, int, error)
+	// GetRepositoryInfo returns one repository's summary with its readme,
+	// or ErrNotFound.
+	GetRepositoryInfo(ctx context.Context, name string) (*RepositoryInfo, error)
+	// SetRepositoryDescription replaces the summary and readme of an
+	// existing repository, or returns ErrNotFound.
+	SetRepositoryDescription(ctx context.Context, name, description, readme string) error
+	// DeleteRepository removes the repository with its tags, manifests and
+	// blob links, or returns ErrNotFound.
+	DeleteRepository(ctx context.Context, name string) error
+	// ListTagInfo returns one page of repo's tags matching q and how many
+	// match in all; ErrNotFound if repo does not exist.
+	ListTagInfo(ctx context.Context, repo string, q TagQuery) ([]TagInfo, int, error)
+	// GetTagInfo returns one tag with its manifest, or ErrNotFound.
+	GetTagInfo(ctx context.Context, repo, tag string) (*TagInfo, error)
+	// AddPulls adds counted pulls to repositories and tags in one
+	// transaction; pulls of tags deleted since are skipped.
+	AddPulls(ctx context.Context, pulls []Pull) error
+
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the database.

@@ -69,6 +69,7 @@ func (s *Service) PutManifest(ctx context.Context, repo, ref, contentType string
 		Annotations:  parsed.Annotations,
 		Blobs:        parsed.blobDigests(),
 		Children:     parsed.childDigests(),
+		PushedBy:     Actor(ctx),
 	}
 	if parsed.Subject != nil {
 		m.Subject = parsed.Subject.Digest
@@ -115,6 +116,9 @@ func (s *Service) GetManifest(ctx context.Context, repo, ref string) (*metadata.
 			return nil, Errorf(ErrManifestUnknown, "%v", terr)
 		}
 		m, err = s.meta.GetTaggedManifest(ctx, repo, ref)
+		if err == nil {
+			s.recordPull(repo, ref)
+		}
 	}
 	if errors.Is(err, metadata.ErrNotFound) {
 		return nil, s.manifestUnknown(ctx, repo, ref)

@@ -46,9 +46,9 @@ func (db *DB) PutManifest(ctx context.Context, m *metadata.Manifest, tags []stri
 		}
 		for _, tag := range tags {
 			_, err := tx.ExecContext(ctx,
-				`INSERT INTO tags (repo_id, name, digest, pushed_at) VALUES (?, ?, ?, ?)
-				 ON CONFLICT (repo_id, name) DO UPDATE SET digest = excluded.digest, pushed_at = excluded.pushed_at`,
-				id, tag, m.Digest.String(), ts)
+				`INSERT INTO tags (repo_id, name, digest, pushed_at, pushed_by) VALUES (?, ?, ?, ?, ?)
+				 ON CONFLICT (repo_id, name) DO UPDATE SET digest = excluded.digest, pushed_at = excluded.pushed_at, pushed_by = excluded.pushed_by`,
+				id, tag, m.Digest.String(), ts, m.PushedBy)
 			if err != nil {
 				return fmt.Errorf("tag %s: %w", tag, err)
 			}

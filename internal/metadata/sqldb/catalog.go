@@ -1,0 +1,246 @@
+package sqldb
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/wharf/wharf/internal/metadata"
+)
+
+// lastPushedExpr is a repository's newest tag push; tags_pushed_at makes
+// it one index seek per repository.
+const lastPushedExpr = `COALESCE((SELECT MAX(t.pushed_at) FROM tags t WHERE t.repo_id = r.id), 0)`
+
+// repoWhere builds the WHERE clause shared by a page and its count.
+func repoWhere(q metadata.RepositoryQuery) (string, []any, error) {
+	conds := []string{"1 = 1"}
+	var args []any
+	if q.Namespace != "" {
+		// A range on the unique name index; '0' is the byte after '/'.
+		conds = append(conds, `r.name > ? AND r.name < ?`)
+		args = append(args, q.Namespace+"/", q.Namespace+"0")
+	}
+	if q.Search != "" {
+		s := strings.ToLower(q.Search)
+		conds = append(conds, `(instr(r.name, ?) > 0 OR instr(lower(COALESCE(i.description, '')), ?) > 0)`)
+		args = append(args, s, s)
+	}
+	if v := q.Visible; v != nil {
+		ns, err := json.Marshal(append([]string{}, v.Namespaces...))
+		if err != nil {
+			return "", nil, err
+		}
+		// repo_visibility is auth's table (migration 2) in this database.
+		conds = append(conds, `(COALESCE((SELECT vis.visibility FROM repo_visibility vis WHERE vis.repo = r.name), ?) = 'public'
+			OR substr(r.name, 1, instr(r.name, '/') - 1) IN (SELECT value FROM json_each(?)))`)
+		args = append(args, v.Default, string(ns))
+	}
+	return strings.Join(conds, " AND "), args, nil
+}
+
+// ListRepositoryInfo returns a page of repositories. The inner query picks
+// the page's ids first, so that tag counts and sizes are computed for the
+// page only, never for every repository.
+func (db *DB) ListRepositoryInfo(ctx context.Context, q metadata.RepositoryQuery) ([]metadata.RepositoryInfo, int, error) {
+	where, args, err := repoWhere(q)
+	if err != nil {
+		return nil, 0, err
+	}
+	var total int
+	err = db.queryRow(ctx, `SELECT COUNT(*) FROM repositories r LEFT JOIN repo_info i ON i.repo_id = r.id WHERE `+where, args...).Scan(&total)
+	if err != nil {
+		return nil, 0, fmt.Errorf("count repositories: %w", err)
+	}
+	order := `p.name`
+	if q.Sort == metadata.SortByLastPushed {
+		order = `p.last_pushed DESC, p.name`
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = -1
+	}
+	page := `SELECT r.id, r.name, r.created_at, ` + lastPushedExpr + ` AS last_pushed
+		FROM repositories r LEFT JOIN repo_info i ON i.repo_id = r.id WHERE ` + where +
+		` ORDER BY ` + strings.ReplaceAll(order, "p.", "") + ` LIMIT ? OFFSET ?`
+	rows, err := db.query(ctx, `SELECT p.name, p.created_at, p.last_pushed,
+		COALESCE(i.description, ''), '', COALESCE(i.pull_count, 0), COALESCE(i.last_pulled, 0),
+		(SELECT COUNT(*) FROM tags t WHERE t.repo_id = p.id),
+		COALESCE((SELECT SUM(b.size) FROM repo_blobs b WHERE b.repo_id = p.id), 0)
+		FROM (`+page+`) p LEFT JOIN repo_info i ON i.repo_id = p.id ORDER BY `+order,
+		append(args, limit, max(q.Offset, 0))...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list repositories: %w", err)
+	}
+	defer rows.Close()
+	out := []metadata.RepositoryInfo{}
+	for rows.Next() {
+		info, err := scanRepoInfo(rows)
+		if err != nil {
+			return nil, 0, fmt.Errorf("list repositories: %w", err)
+		}
+		out = append(out, *info)
+	}
+	return out, total, rows.Err()
+}
+
+func scanRepoInfo(row scanner) (*metadata.RepositoryInfo, error) {
+	var info metadata.RepositoryInfo
+	var created, pushed, pulled int64
+	if err := row.Scan(&info.Name, &created, &pushed, &info.Description, &info.Readme,
+		&info.PullCount, &pulled, &info.TagCount, &info.StorageSize); err != nil {
+		return nil, err
+	}
+	info.CreatedAt = fromNanos(created)
+	if pushed != 0 {
+		info.LastPushed = fromNanos(pushed)
+	}
+	if pulled != 0 {
+		info.LastPulled = fromNanos(pulled)
+	}
+	return &info, nil
+}
+
+// GetRepositoryInfo returns one repository's summary with its readme.
+func (db *DB) GetRepositoryInfo(ctx context.Context, name string) (*metadata.RepositoryInfo, error) {
+	row := db.queryRow(ctx, `SELECT r.name, r.created_at, `+lastPushedExpr+`,
+		COALESCE(i.description, ''), COALESCE(i.readme, ''), COALESCE(i.pull_count, 0), COALESCE(i.last_pulled, 0),
+		(SELECT COUNT(*) FROM tags t WHERE t.repo_id = r.id),
+		COALESCE((SELECT SUM(b.size) FROM repo_blobs b WHERE b.repo_id = r.id), 0)
+		FROM repositories r LEFT JOIN repo_info i ON i.repo_id = r.id WHERE r.name = ?`, name)
+	info, err := scanRepoInfo(row)
+	if err != nil {
+		return nil, notFound(err, "repository "+name)
+	}
+	return info, nil
+}
+
+// SetRepositoryDescription replaces a repository's summary and readme.
+func (db *DB) SetRepositoryDescription(ctx context.Context, name, description, readme string) error {
+	return db.inTx(ctx, func(tx *stmtTx) error {
+		res, err := tx.ExecContext(ctx,
+			`INSERT INTO repo_info (repo_id, description, readme)
+			 SELECT id, ?, ? FROM repositories WHERE name = ?
+			 ON CONFLICT (repo_id) DO UPDATE SET description = excluded.description, readme = excluded.readme`,
+			description, readme, name)
+		if err != nil {
+			return fmt.Errorf("describe repository %s: %w", name, err)
+		}
+		return expectOne(res, "repository "+name)
+	})
+}
+
+// DeleteRepository removes a repository; foreign keys cascade to its
+// tags, manifests, references, blob links and info. Its recorded
+// visibility goes too, so that a new repository of that name starts from
+// the server's default like any other.
+func (db *DB) DeleteRepository(ctx context.Context, name string) error {
+	return db.inTx(ctx, func(tx *stmtTx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM repositories WHERE name = ?`, name)
+		if err != nil {
+			return fmt.Errorf("delete repository %s: %w", name, err)
+		}
+		if err := expectOne(res, "repository "+name); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM repo_visibility WHERE repo = ?`, name); err != nil {
+			return fmt.Errorf("delete repository %s: %w", name, err)
+		}
+		return nil
+	})
+}
+
+const tagInfoColumns = `t.name, t.digest, t.pushed_at, t.pushed_by, t.last_pulled, m.media_type, m.content`
+
+func scanTagInfo(row scanner) (*metadata.TagInfo, error) {
+	var t metadata.TagInfo
+	var dgst string
+	var pushed, pulled int64
+	if err := row.Scan(&t.Name, &dgst, &pushed, &t.PushedBy, &pulled, &t.MediaType, &t.Content); err != nil {
+		return nil, err
+	}
+	t.Digest = digest.Digest(dgst)
+	t.PushedAt = fromNanos(pushed)
+	if pulled != 0 {
+		t.LastPulled = fromNanos(pulled)
+	}
+	return &t, nil
+}
+
+// ListTagInfo returns a page of repo's tags with their manifests.
+func (db *DB) ListTagInfo(ctx context.Context, repo string, q metadata.TagQuery) ([]metadata.TagInfo, int, error) {
+	var id int64
+	if err := db.queryRow(ctx, `SELECT id FROM repositories WHERE name = ?`, repo).Scan(&id); err != nil {
+		return nil, 0, notFound(err, "repository "+repo)
+	}
+	var total int
+	err := db.queryRow(ctx, `SELECT COUNT(*) FROM tags t WHERE t.repo_id = ? AND instr(t.name, ?) > 0`, id, q.Filter).Scan(&total)
+	if err != nil {
+		return nil, 0, fmt.Errorf("count tags of %s: %w", repo, err)
+	}
+	order := `t.name`
+	if q.Sort == metadata.SortByLastPushed {
+		order = `t.pushed_at DESC, t.name`
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = -1
+	}
+	rows, err := db.query(ctx, `SELECT `+tagInfoColumns+` FROM tags t
+		JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.digest
+		WHERE t.repo_id = ? AND instr(t.name, ?) > 0 ORDER BY `+order+` LIMIT ? OFFSET ?`,
+		id, q.Filter, limit, max(q.Offset, 0))
+	if err != nil {
+		return nil, 0, fmt.Errorf("list tags of %s: %w", repo, err)
+	}
+	defer rows.Close()
+	out := []metadata.TagInfo{}
+	for rows.Next() {
+		t, err := scanTagInfo(rows)
+		if err != nil {
+			return nil, 0, fmt.Errorf("list tags of %s: %w", repo, err)
+		}
+		out = append(out, *t)
+	}
+	return out, total, rows.Err()
+}
+
+// GetTagInfo returns one tag with its manifest.
+func (db *DB) GetTagInfo(ctx context.Context, repo, tag string) (*metadata.TagInfo, error) {
+	row := db.queryRow(ctx, `SELECT `+tagInfoColumns+` FROM tags t
+		JOIN repositories r ON r.id = t.repo_id
+		JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.digest
+		WHERE r.name = ? AND t.name = ?`, repo, tag)
+	t, err := scanTagInfo(row)
+	if err != nil {
+		return nil, notFound(err, "tag "+tag)
+	}
+	return t, nil
+}
+
+// AddPulls adds a batch of counted pulls.
+func (db *DB) AddPulls(ctx context.Context, pulls []metadata.Pull) error {
+	if len(pulls) == 0 {
+		return nil
+	}
+	return db.inTx(ctx, func(tx *stmtTx) error {
+		for _, p := range pulls {
+			at := p.At.UnixNano()
+			if _, err := tx.ExecContext(ctx,
+				`INSERT INTO repo_info (repo_id, pull_count, last_pulled)
+				 SELECT id, ?, ? FROM repositories WHERE name = ?
+				 ON CONFLICT (repo_id) DO UPDATE SET pull_count = pull_count + excluded.pull_count,
+				   last_pulled = MAX(last_pulled, excluded.last_pulled)`, p.Count, at, p.Repo); err != nil {
+				return fmt.Errorf("count pulls of %s: %w", p.Repo, err)
+			}
+			if _, err := tx.ExecContext(ctx,
+				`UPDATE tags SET last_pulled = MAX(last_pulled, ?)
+				 WHERE name = ? AND repo_id = (SELECT id FROM repositories WHERE name = ?)`, at, p.Tag, p.Repo); err != nil {
+				return fmt.Errorf("count pulls of %s:%s: %w", p.Repo, p.Tag, err)
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,15 @@
+package sqldb
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/wharf/wharf/internal/metadata"
+	"github.com/wharf/wharf/internal/metadata/metadatatest"
+)
+
+func TestSQLiteCatalogContract(t *testing.T) {
+	metadatatest.RunCatalog(t, func(t *testing.T) metadata.Store {
+		return openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
+	})
+}
