@@ -1,0 +1,195 @@
+package server_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/wharf/wharf/internal/registrytest"
+)
+
+// tokenFor asks GET /token for scope with Basic credentials.
+func (w *authWorld) tokenFor(t *testing.T, user, secret, scope string) string {
+	t.Helper()
+	q := url.Values{"service": {"wharf"}, "scope": {scope}}
+	resp := w.do(t, "GET", "/token?"+q.Encode(), basic(user, secret), nil)
+	if resp.status != http.StatusOK {
+		t.Fatalf("token for %s %s: %d %s", user, scope, resp.status, resp.body)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	_ = json.Unmarshal(resp.body, &tok)
+	return tok.AccessToken
+}
+
+// claimsOf decodes a JWT's payload without verifying it.
+func claimsOf(t *testing.T, token string) map[string]any {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("token %q is not a JWT", token)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func segment(v any) string {
+	b, _ := json.Marshal(v)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// TestAuth_TokensAreRefusedWhenForged: a token is good only for what it
+// was signed for, by this server, unaltered.
+func TestAuth_TokensAreRefusedWhenForged(t *testing.T) {
+	w := newAuthWorld(t)
+	pubPull := w.tokenFor(t, "alice", userPassword, "repository:alice/pub:pull")
+	parts := strings.Split(pubPull, ".")
+
+	// Claims widened to another repository, signature kept.
+	claims := claimsOf(t, pubPull)
+	claims["access"] = []map[string]any{{"type": "repository", "name": "alice/priv", "actions": []string{"pull", "push"}}}
+	tampered := parts[0] + "." + segment(claims) + "." + parts[2]
+	// alg none, no signature.
+	none := segment(map[string]string{"alg": "none", "typ": "JWT"}) + "." + segment(claims) + "."
+	// A token from another wharf: valid, but signed with a key this one never had.
+	other := registrytest.NewServer(t, registrytest.WithAuth(adminPassword))
+	ctx := context.Background()
+	must(t, other.Auth.AddUser(ctx, "alice", userPassword, false))
+	foreign := (&authWorld{srv: other}).tokenFor(t, "alice", userPassword, "repository:alice/priv:pull")
+
+	for name, tok := range map[string]string{"tampered claims": tampered, "alg none": none, "another server's key": foreign, "garbage": "not-a-token"} {
+		got := w.do(t, "GET", "/v2/alice/priv/manifests/v1", bearerAuth(tok), nil)
+		check(t, name, got, "GET", 401, "UNAUTHORIZED")
+		if !strings.Contains(got.header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+			t.Errorf("%s: WWW-Authenticate %q lacks invalid_token", name, got.header.Get("WWW-Authenticate"))
+		}
+	}
+
+	// A genuine token for repository A does not open repository B.
+	got := w.do(t, "GET", "/v2/alice/priv/manifests/v1", bearerAuth(pubPull), nil)
+	check(t, "token for alice/pub on alice/priv", got, "GET", 401, "DENIED")
+	// Pull on A is not push on A.
+	got = w.do(t, "PUT", "/v2/alice/pub/manifests/v1", bearerAuth(pubPull), w.body["alice/pub"])
+	check(t, "pull token used to push", got, "PUT", 401, "DENIED")
+}
+
+// TestAuth_TokenGrantsAreIntersected: asking for more than an account
+// may do is not an error; the token simply carries less.
+func TestAuth_TokenGrantsAreIntersected(t *testing.T) {
+	w := newAuthWorld(t)
+	tok := w.tokenFor(t, "carol", userPassword,
+		"repository:acme/priv:pull,push,delete repository:alice/priv:pull registry:catalog:*")
+	access := fmt.Sprint(claimsOf(t, tok)["access"])
+	want := "[map[actions:[pull] name:acme/priv type:repository] map[actions:[*] name:catalog type:registry]]"
+	if access != want {
+		t.Errorf("carol's access = %s, want %s", access, want)
+	}
+	c := claimsOf(t, tok)
+	if c["sub"] != "carol" || c["iss"] != "wharf" || c["aud"] == nil || c["jti"] == nil || c["exp"] == nil || c["nbf"] == nil || c["iat"] == nil {
+		t.Errorf("claims missing registered fields: %v", c)
+	}
+
+	// A name holding host:port splits at the first and last colon.
+	q := url.Values{"service": {"wharf"}, "scope": {"repository:localhost:5000/alice/pub:pull"}}
+	resp := w.do(t, "GET", "/token?"+q.Encode(), basic("alice", userPassword), nil)
+	if resp.status != http.StatusOK {
+		t.Errorf("host:port scope: %d %s", resp.status, resp.body)
+	}
+	// Another service's token is refused clearly.
+	resp = w.do(t, "GET", "/token?service=elsewhere&scope=repository:alice/pub:pull", basic("alice", userPassword), nil)
+	if resp.status != http.StatusBadRequest || !strings.Contains(string(resp.body), "elsewhere") {
+		t.Errorf("wrong service: %d %s, want 400 naming it", resp.status, resp.body)
+	}
+	resp = w.do(t, "GET", "/token?service=wharf", basic("alice", "wrong-password"), nil)
+	check(t, "wrong password", resp, "GET", 401, "UNAUTHORIZED")
+}
+
+// TestAuth_DockerLoginRefreshFlow: docker login asks for an offline
+// token and later trades it with POST /token; a password change ends it.
+func TestAuth_DockerLoginRefreshFlow(t *testing.T) {
+	w := newAuthWorld(t)
+	resp := w.do(t, "GET", "/token?service=wharf&offline_token=true&client_id=docker", basic("alice", userPassword), nil)
+	var login struct {
+		Token        string `json:"token"`
+		RefreshToken string `json:"refresh_token"`
+		ExpiresIn    int    `json:"expires_in"`
+		IssuedAt     string `json:"issued_at"`
+	}
+	_ = json.Unmarshal(resp.body, &login)
+	if resp.status != 200 || login.RefreshToken == "" || login.Token == "" || login.ExpiresIn != 300 || login.IssuedAt == "" {
+		t.Fatalf("docker login: %d %s", resp.status, resp.body)
+	}
+
+	post := func(form url.Values) reply {
+		req, _ := http.NewRequest("POST", w.srv.URL+"/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		var buf strings.Builder
+		_, _ = io.Copy(&buf, r.Body)
+		return reply{r.StatusCode, r.Header, []byte(buf.String())}
+	}
+	resp = post(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {login.RefreshToken}, "service": {"wharf"},
+		"client_id": {"docker"}, "scope": {"repository:alice/priv:pull,push"}})
+	var oauth struct {
+		AccessToken string `json:"access_token"`
+		Scope       string `json:"scope"`
+	}
+	_ = json.Unmarshal(resp.body, &oauth)
+	if resp.status != 200 || oauth.Scope != "repository:alice/priv:pull,push" {
+		t.Fatalf("refresh grant: %d %s", resp.status, resp.body)
+	}
+	got := w.do(t, "GET", "/v2/alice/priv/manifests/v1", bearerAuth(oauth.AccessToken), nil)
+	check(t, "refreshed token", got, "GET", 200, "")
+
+	resp = post(url.Values{"grant_type": {"password"}, "username": {"dave"}, "password": {userPassword},
+		"service": {"wharf"}, "client_id": {"test"}, "access_type": {"offline"}, "scope": {"repository:acme/priv:push"}})
+	if resp.status != 200 || !strings.Contains(string(resp.body), `"refresh_token":"wharf_rt_`) {
+		t.Errorf("password grant: %d %s", resp.status, resp.body)
+	}
+	resp = post(url.Values{"grant_type": {"client_credentials"}})
+	if resp.status != http.StatusBadRequest {
+		t.Errorf("unknown grant_type: %d %s", resp.status, resp.body)
+	}
+
+	must(t, w.srv.Auth.SetPassword(context.Background(), "alice", "a-new-password"))
+	resp = post(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {login.RefreshToken}, "service": {"wharf"}, "client_id": {"docker"}})
+	check(t, "refresh after a password change", resp, "POST", 401, "UNAUTHORIZED")
+}
+
+// TestAuth_MountNeedsPullOnTheSource: a mount from a repository the
+// caller may not pull becomes a plain upload session, so it learns
+// nothing about the blob; from one it may pull, the blob is mounted.
+func TestAuth_MountNeedsPullOnTheSource(t *testing.T) {
+	w := newAuthWorld(t)
+	for _, tc := range []struct {
+		from string
+		want int
+	}{
+		{"acme/priv", http.StatusAccepted}, // alice may not pull acme/priv
+		{"acme/pub", http.StatusCreated},
+	} {
+		path := "/v2/alice/new/blobs/uploads/?mount=" + w.layer[tc.from].String() + "&from=" + tc.from
+		got := w.do(t, "POST", path, basic("alice", userPassword), nil)
+		if got.status != tc.want {
+			t.Errorf("mount from %s = %d %s, want %d", tc.from, got.status, got.body, tc.want)
+		}
+	}
+}
