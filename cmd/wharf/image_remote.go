@@ -30,6 +30,7 @@ func newPushCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			opts.Notes = cmd.ErrOrStderr()
 			return client.Push(cmd.Context(), st, args[0], opts, cmd.OutOrStdout())
 		},
 	}
@@ -68,7 +69,7 @@ func newLoginCmd() *cobra.Command {
 			if len(args) == 1 {
 				opts.Server = args[0]
 			}
-			return client.Login(cmd.Context(), opts, cmd.InOrStdin(), cmd.OutOrStdout())
+			return client.Login(cmd.Context(), opts, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	cmd.Flags().StringVarP(&opts.Username, "username", "u", "", "user name")

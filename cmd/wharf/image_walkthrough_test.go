@@ -65,9 +65,15 @@ func TestWalkthrough_SharingImages(t *testing.T) {
 
 	// login: the test server has no authentication, so /v2/ answers 200 to
 	// anyone and any credentials pass the check; they are saved all the same.
-	out := mustWharfIn(t, []byte("wonderland\n"), "login", host, "--username", "alice", "--password-stdin")
-	if !strings.HasSuffix(out, "\nLogin Succeeded\n") {
-		t.Errorf("login printed %q, want it to end with Login Succeeded", out)
+	out, errOut, err := wharf(t, []byte("wonderland\n"), "login", host, "--username", "alice", "--password-stdin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != "Login Succeeded\n" {
+		t.Errorf("login printed %q, want Login Succeeded", out)
+	}
+	if !strings.Contains(errOut, "WARNING! Your credentials are stored unencrypted in '"+filepath.Join(os.Getenv("DOCKER_CONFIG"), "config.json")+"'.") {
+		t.Errorf("login's stderr %q lacks docker's warning about the unencrypted password", errOut)
 	}
 	var cfg struct {
 		Auths map[string]struct{ Auth string } `json:"auths"`

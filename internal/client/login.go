@@ -6,12 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"golang.org/x/term"
 
 	"github.com/wharf/wharf/internal/client/auth"
@@ -29,23 +26,29 @@ type LoginOptions struct {
 }
 
 // Login checks the credentials against the registry's /v2/ challenge
-// (Basic, or the Bearer token flow) and saves them in docker's
-// config.json. Missing user name or password are prompted for on in
-// when it is a terminal (the password without echo).
-func Login(ctx context.Context, opts LoginOptions, in io.Reader, out io.Writer) error {
+// (Basic, or the Bearer token flow) and saves them in docker's config.json
+// as docker 28 does: when the token service hands out a refresh token, that
+// is saved as the identity token instead of the password. Missing user name
+// or password are prompted for on in when it is a terminal (the password
+// without echo). Warnings go to errOut, as docker writes them to stderr.
+func Login(ctx context.Context, opts LoginOptions, in io.Reader, out, errOut io.Writer) error {
 	host := registryHost(opts.Server)
-	if opts.PasswordStdin {
-		if opts.Password != "" {
+	if opts.Password != "" {
+		fmt.Fprintln(errOut, "WARNING! Using --password via the CLI is insecure. Use --password-stdin.")
+		if opts.PasswordStdin {
 			return errors.New("--password and --password-stdin are mutually exclusive")
 		}
+	}
+	if opts.PasswordStdin {
 		if opts.Username == "" {
-			return errors.New("must provide --username with --password-stdin")
+			return errors.New("Must provide --username with --password-stdin")
 		}
 		b, err := io.ReadAll(in)
 		if err != nil {
 			return fmt.Errorf("read password from stdin: %w", err)
 		}
-		opts.Password = strings.TrimRight(string(b), "\r\n")
+		// docker trims one line ending, nothing else.
+		opts.Password = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
 	}
 	if opts.Username == "" || opts.Password == "" {
 		if err := prompt(&opts, in, out); err != nil {
@@ -53,26 +56,36 @@ func Login(ctx context.Context, opts LoginOptions, in io.Reader, out io.Writer) 
 		}
 	}
 	if opts.Password == "" {
-		return errors.New("error: password required")
+		return errors.New("password required")
 	}
 
 	creds := auth.Credentials{Username: opts.Username, Password: opts.Password}
-	if err := verifyLogin(ctx, opts.Remote, host, creds); err != nil {
+	identity, err := verifyLogin(ctx, opts.Remote, host, creds)
+	if err != nil {
 		return err
+	}
+	if identity != "" {
+		creds.Password, creds.IdentityToken = "", identity
 	}
 	f, err := auth.Load(opts.DockerConfig)
 	if err != nil {
 		return err
 	}
+	inFile := f.Helper(host) == ""
+	old, _ := f.Get(ctx, host)
 	if err := f.Set(ctx, host, creds); err != nil {
-		return err
+		return fmt.Errorf("error saving credentials: %w", err)
 	}
 	if err := f.Save(); err != nil {
-		return err
+		return fmt.Errorf("error saving credentials: %w", err)
 	}
-	fmt.Fprintf(out, "WARNING! Your credentials are stored unencrypted in '%s'.\n", f.Path())
-	fmt.Fprintln(out, "Configure a credential helper to remove this warning.")
-	fmt.Fprintln(out)
+	// docker warns once, when it writes a password (not a token) into the
+	// file; an unchanged login writes nothing and says nothing.
+	if inFile && creds.Password != "" && old != creds {
+		fmt.Fprintf(errOut, "\nWARNING! Your credentials are stored unencrypted in '%s'.\n"+
+			"Configure a credential helper to remove this warning. See\n"+
+			"https://docs.docker.com/go/credential-store/\n\n", f.Path())
+	}
 	fmt.Fprintln(out, "Login Succeeded")
 	return nil
 }
@@ -109,7 +122,7 @@ func prompt(opts *LoginOptions, in io.Reader, out io.Writer) error {
 		}
 		opts.Username = strings.TrimSpace(line)
 		if opts.Username == "" {
-			return errors.New("error: username required")
+			return errors.New("username required")
 		}
 	}
 	if opts.Password == "" {
@@ -122,58 +135,6 @@ func prompt(opts *LoginOptions, in io.Reader, out io.Writer) error {
 		opts.Password = string(b)
 	}
 	return nil
-}
-
-// verifyLogin asks the registry's /v2/ endpoint with the credentials,
-// going through the Basic or Bearer flow that its challenge asks for.
-func verifyLogin(ctx context.Context, r Remote, host string, creds auth.Credentials) error {
-	t, err := r.target(ctx, apiHost(host))
-	if err != nil {
-		return err
-	}
-	reg, err := name.NewRegistry(apiHost(host), t.nameOpts()...)
-	if err != nil {
-		return fmt.Errorf("invalid registry %q: %w", host, err)
-	}
-	ch, err := transport.Ping(ctx, reg, t.rt)
-	if err != nil {
-		return explain(err, host, host)
-	}
-	scheme := "https"
-	if ch.Insecure {
-		scheme = "http"
-	}
-	rt, err := transport.NewWithContext(ctx, reg, auth.Authenticator(creds), t.rt, nil)
-	if err != nil {
-		return explainLogin(err, host)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+reg.RegistryStr()+"/v2/", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := (&http.Client{Transport: rt}).Do(req)
-	if err != nil {
-		return explainLogin(err, host)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	switch resp.StatusCode {
-	case http.StatusOK:
-		return nil
-	case http.StatusUnauthorized, http.StatusForbidden:
-		return fmt.Errorf("%w: login to %s failed: incorrect username or password", ErrUnauthorized, host)
-	default:
-		return fmt.Errorf("login to %s: registry answered %s to GET /v2/", host, resp.Status)
-	}
-}
-
-// explainLogin reports a refused token request as wrong credentials.
-func explainLogin(err error, host string) error {
-	var terr *transport.Error
-	if errors.As(err, &terr) && (terr.StatusCode == http.StatusUnauthorized || terr.StatusCode == http.StatusForbidden) {
-		return fmt.Errorf("%w: login to %s failed: incorrect username or password", ErrUnauthorized, host)
-	}
-	return explain(err, host, host)
 }
 
 // apiHost is where a registry's API lives: Docker Hub's is not docker.io.

@@ -169,6 +169,10 @@ func hostOf(key string) string {
 	return s
 }
 
+// Helper returns the credential helper that stores a registry host's
+// credentials, or "" when they go into the file itself.
+func (f *File) Helper(host string) string { return f.helperFor(ServerKey(host)) }
+
 // helperFor returns the credential helper configured for key, or "".
 func (f *File) helperFor(key string) string {
 	if h, ok := f.credHelpers[key]; ok {
