@@ -46,7 +46,8 @@ func Pull(ctx context.Context, st LocalStore, refStr string, opts PullOptions, o
 		return err
 	}
 	if !opts.AllTags {
-		if _, ok := named.(reference.Canonical); !ok {
+		if reference.IsNameOnly(named) {
+			fmt.Fprintln(out, "Using default tag: latest")
 			named = reference.TagNameOnly(named)
 		}
 		if err := pullOne(ctx, st, named, platform, t, out); err != nil {
@@ -118,7 +119,17 @@ func pullOne(ctx context.Context, st LocalStore, named reference.Named, platform
 			return err
 		}
 	}
-	if err := st.SetRepoDigest(ctx, named, imgDigest); err != nil {
+	// Like docker, the repository digest is what the registry served for
+	// the name: the index, when the image came through one.
+	if desc.MediaType.IsIndex() {
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return err
+		}
+		if err := st.SetRepoIndex(ctx, named, imgDigest, idx); err != nil {
+			return err
+		}
+	} else if err := st.SetRepoDigest(ctx, named, imgDigest); err != nil {
 		return err
 	}
 	var digests []string

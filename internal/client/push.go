@@ -33,6 +33,8 @@ type LocalStore interface {
 	Tag(ctx context.Context, ref reference.Named, manifest v1.Hash) error
 	HasBlob(h v1.Hash) bool
 	SetRepoDigest(ctx context.Context, repo reference.Named, d v1.Hash) error
+	SetRepoIndex(ctx context.Context, repo reference.Named, image v1.Hash, idx v1.ImageIndex) error
+	PulledThrough(ctx context.Context, manifest v1.Hash) (v1.Hash, bool, error)
 }
 
 var _ LocalStore = (*store.Store)(nil)
@@ -42,6 +44,9 @@ type PushOptions struct {
 	Remote
 	// AllTags pushes every local tag of the repository.
 	AllTags bool
+	// Notes receives docker's "Info ->" notes, which docker writes to
+	// stderr; nil discards them.
+	Notes io.Writer
 }
 
 // Push uploads a local image to its registry and prints docker's output:
@@ -79,6 +84,9 @@ func Push(ctx context.Context, st LocalStore, refStr string, opts PushOptions, o
 	} else {
 		if _, ok := named.(reference.Canonical); ok {
 			return fmt.Errorf("cannot push a digest reference: %s", refStr)
+		}
+		if reference.IsNameOnly(named) {
+			fmt.Fprintln(out, "Using default tag: latest")
 		}
 		tags = []reference.Named{reference.TagNameOnly(named)}
 	}
@@ -322,6 +330,12 @@ func pushTag(ctx context.Context, st LocalStore, tag reference.Named, t target, 
 		return err
 	}
 	fmt.Fprintf(out, "%s: digest: %s size: %d\n", tagOf(tag), local.digest, len(local.raw))
+	if idx, ok, err := st.PulledThrough(ctx, local.digest); err == nil && ok && opts.Notes != nil {
+		// Only this platform was pulled, so only it could be pushed; docker
+		// 25+ (containerd store) says so after the push.
+		fmt.Fprintf(opts.Notes, "\n Info -> Not all multiplatform-content is present and only the available single-platform image was pushed\n"+
+			"         %s -> %s\n", idx, local.digest)
+	}
 	return nil
 }
 

@@ -254,6 +254,7 @@ func TestPull_MultiPlatformIndex(t *testing.T) {
 	if err != nil || got != wantHost {
 		t.Errorf("host platform pull stored %s (%v), want %s", got, err, wantHost)
 	}
+	checkPulledThroughIndex(t, st, r, host, idxDigest, wantHost)
 
 	st2 := newStore(t)
 	if err := Pull(ctx, st2, host+"/multi/img:1", PullOptions{Remote: r, Platform: otherP.String()}, &bytes.Buffer{}); err != nil {
@@ -283,7 +284,7 @@ func TestPull_MultiPlatformIndex(t *testing.T) {
 	if err := RepoList(ctx, host, RepoListOptions{Remote: r}, &out); err != nil {
 		t.Fatal(err)
 	}
-	if out.String() != "multi/copy\nmulti/img\n" {
+	if out.String() != "multi/copy\nmulti/img\nmulti/mine\n" {
 		t.Errorf("repo ls = %q", out.String())
 	}
 	out.Reset()
@@ -355,4 +356,70 @@ func dialTo(addr string) http.RoundTripper {
 		return d.DialContext(ctx, network, addr)
 	}
 	return t
+}
+
+// checkPulledThroughIndex holds what docker keeps after pulling one platform
+// of host/multi/img:1 (index idx, platform manifest plat): the repository
+// digest is the index's, the index manifest is kept, the name@index
+// reference resolves, a push sends the one platform and says so, and rmi
+// drops the index with the image.
+func checkPulledThroughIndex(t *testing.T, st *store.Store, r Remote, host string, idx, plat v1.Hash) {
+	t.Helper()
+	ctx := context.Background()
+	img, _, err := st.Image(ctx, host+"/multi/img:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := img.ConfigName()
+	_, digests, err := st.RepoTags(ctx, id)
+	if want := host + "/multi/img@" + idx.String(); err != nil || len(digests) != 1 || digests[0] != want {
+		t.Errorf("RepoDigests = %v (%v), want [%s] (the index, as docker reports it)", digests, err, want)
+	}
+	if !st.HasBlob(idx) {
+		t.Errorf("the index manifest %s is not kept in the layout", idx)
+	}
+	var out bytes.Buffer
+	if err := ImageList(ctx, st, ListOptions{Format: "{{.Digest}}"}, &out); err != nil || out.String() != idx.String()+"\n" {
+		t.Errorf("ls --digests shows %q (%v), want the index digest", out.String(), err)
+	}
+	out.Reset()
+	if err := Pull(ctx, st, host+"/multi/img@"+idx.String(), PullOptions{Remote: r}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "Status: Image is up to date for "+host+"/multi/img@"+idx.String()) {
+		t.Errorf("pull by the index digest again:\n%s", out.String())
+	}
+
+	// Pushing it elsewhere pushes the one platform, with docker's note.
+	tag := host + "/multi/mine:1"
+	named, _ := ref.Parse(tag)
+	if err := st.Tag(ctx, named, plat); err != nil {
+		t.Fatal(err)
+	}
+	var notes bytes.Buffer
+	out.Reset()
+	if err := Push(ctx, st, tag, PushOptions{Remote: r, Notes: &notes}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "1: digest: "+plat.String()+" size: ") {
+		t.Errorf("push did not push the platform manifest %s:\n%s", plat, out.String())
+	}
+	wantNote := "\n Info -> Not all multiplatform-content is present and only the available single-platform image was pushed\n" +
+		"         " + idx.String() + " -> " + plat.String() + "\n"
+	if notes.String() != wantNote {
+		t.Errorf("push notes %q, want %q", notes.String(), wantNote)
+	}
+
+	out.Reset()
+	if err := ImageRemove(ctx, st, []string{host + "/multi/img:1", tag}, RemoveOptions{}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Untagged: " + host + "/multi/img@" + idx.String(), "Deleted: " + id.String()} {
+		if !strings.Contains(out.String(), want+"\n") {
+			t.Errorf("rmi output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if st.HasBlob(idx) {
+		t.Errorf("rmi left the index manifest behind")
+	}
 }

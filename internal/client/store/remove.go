@@ -32,7 +32,9 @@ func (s *Store) Remove(ctx context.Context, str string, force bool) ([]string, e
 			var remaining int
 			lines, remaining = untagByName(idx, r, named)
 			if remaining > 0 {
-				return nil
+				// The image stays, but an index it was pulled through may
+				// no longer be referenced.
+				return s.deleteUnreferenced(idx, r.repos)
 			}
 		} else {
 			var refs []reference.Named
@@ -40,7 +42,9 @@ func (s *Store) Remove(ctx context.Context, str string, force bool) ([]string, e
 				for _, t := range r.tags {
 					refs = append(refs, t)
 				}
-				refs = append(refs, r.repos...)
+				for _, c := range r.repos {
+					refs = append(refs, c)
+				}
 			}
 			if !force && !isSingleReference(refs) {
 				id, _ := s.imageID(found[0].desc)
@@ -91,20 +95,26 @@ func untagByName(idx *v1.IndexManifest, r *record, named reference.Named) ([]str
 	tags := slices.Clone(r.tags)
 	repos := slices.Clone(r.repos)
 	if c, ok := named.(reference.Canonical); ok {
-		if i := slices.IndexFunc(repos, func(n reference.Named) bool { return n.Name() == c.Name() }); i >= 0 {
+		want := c.String()
+		if c.Digest().String() == r.desc.Digest.String() {
+			want = "" // by the image's own digest: any repository's entry for it
+		}
+		if i := slices.IndexFunc(repos, func(n reference.Canonical) bool {
+			return n.Name() == c.Name() && (want == "" && n.Digest() == c.Digest() || n.String() == want)
+		}); i >= 0 {
+			lines = append(lines, "Untagged: "+reference.FamiliarString(repos[i]))
 			repos = slices.Delete(repos, i, i+1)
-			lines = append(lines, "Untagged: "+reference.FamiliarName(c)+"@"+r.desc.Digest.String())
 		}
 	} else if t, ok := named.(reference.NamedTagged); ok {
 		idx.Manifests = slices.DeleteFunc(idx.Manifests, func(d v1.Descriptor) bool { return refName(d) == t.String() })
 		tags = slices.DeleteFunc(tags, func(x reference.NamedTagged) bool { return x.String() == t.String() })
 		lines = append(lines, "Untagged: "+reference.FamiliarString(t))
 		if !slices.ContainsFunc(tags, func(x reference.NamedTagged) bool { return x.Name() == t.Name() }) {
-			repos = slices.DeleteFunc(repos, func(n reference.Named) bool {
+			repos = slices.DeleteFunc(repos, func(n reference.Canonical) bool {
 				if n.Name() != t.Name() {
 					return false
 				}
-				lines = append(lines, "Untagged: "+reference.FamiliarName(n)+"@"+r.desc.Digest.String())
+				lines = append(lines, "Untagged: "+reference.FamiliarString(n))
 				return true
 			})
 		}
@@ -120,21 +130,17 @@ func untagAll(idx *v1.IndexManifest, r *record) []string {
 		lines = append(lines, "Untagged: "+reference.FamiliarString(t))
 	}
 	for _, n := range r.repos {
-		lines = append(lines, "Untagged: "+reference.FamiliarName(n)+"@"+r.desc.Digest.String())
+		lines = append(lines, "Untagged: "+reference.FamiliarString(n))
 	}
 	idx.Manifests = slices.DeleteFunc(idx.Manifests, func(d v1.Descriptor) bool { return d.Digest == r.desc.Digest && refName(d) != "" })
 	setRecordRepos(idx, r.desc.Digest, nil)
 	return lines
 }
 
-func setRecordRepos(idx *v1.IndexManifest, h v1.Hash, repos []reference.Named) {
-	var names []string
-	for _, n := range repos {
-		names = append(names, n.Name())
-	}
+func setRecordRepos(idx *v1.IndexManifest, h v1.Hash, repos []reference.Canonical) {
 	for i, d := range idx.Manifests {
 		if d.Digest == h && refName(d) == "" {
-			setRepoDigests(&idx.Manifests[i], names)
+			setRepoRefs(&idx.Manifests[i], repos)
 		}
 	}
 }
@@ -159,10 +165,17 @@ func (s *Store) deleteRecords(idx *v1.IndexManifest, all, gone []*record) ([]str
 	keep := map[v1.Hash]bool{}
 	candidates := map[v1.Hash]bool{}
 	for _, r := range all {
+		into := keep
 		if goneSet[r.desc.Digest] {
-			s.walk(r.desc, candidates)
-		} else {
-			s.walk(r.desc, keep)
+			into = candidates
+		}
+		s.walk(r.desc, into)
+		// The manifest of an index the image was pulled through is kept
+		// (only that blob: its other platforms were never stored).
+		for _, repo := range r.repos {
+			if h, err := v1.NewHash(repo.Digest().String()); err == nil {
+				into[h] = true
+			}
 		}
 	}
 	for h := range candidates {
@@ -174,6 +187,30 @@ func (s *Store) deleteRecords(idx *v1.IndexManifest, all, gone []*record) ([]str
 		}
 	}
 	return lines, nil
+}
+
+// deleteUnreferenced deletes the index manifests refs point at (when not
+// the image's own manifest) that no record in idx refers to any more.
+func (s *Store) deleteUnreferenced(idx *v1.IndexManifest, refs []reference.Canonical) error {
+	keep := map[v1.Hash]bool{}
+	for _, r := range records(idx) {
+		s.walk(r.desc, keep)
+		for _, repo := range r.repos {
+			if h, err := v1.NewHash(repo.Digest().String()); err == nil {
+				keep[h] = true
+			}
+		}
+	}
+	for _, c := range refs {
+		h, err := v1.NewHash(c.Digest().String())
+		if err != nil || keep[h] || !s.HasBlob(h) {
+			continue
+		}
+		if err := s.path.RemoveBlob(h); err != nil {
+			return fmt.Errorf("delete blob %s: %w", h, err)
+		}
+	}
+	return nil
 }
 
 // walk adds the digests of desc's manifest and everything it references.

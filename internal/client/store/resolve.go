@@ -42,7 +42,7 @@ type Entry struct {
 type record struct {
 	desc  v1.Descriptor
 	tags  []reference.NamedTagged
-	repos []reference.Named
+	repos []reference.Canonical
 }
 
 // records groups index.json entries by manifest digest, in index order.
@@ -70,11 +70,7 @@ func records(idx *v1.IndexManifest) []*record {
 			}
 			continue
 		}
-		for _, repo := range repoDigests(d) {
-			if named, err := reference.ParseNormalizedNamed(repo); err == nil {
-				r.repos = append(r.repos, named)
-			}
-		}
+		r.repos = append(r.repos, repoRefs(d)...)
 	}
 	for _, r := range out {
 		slices.SortFunc(r.tags, func(a, b reference.NamedTagged) int { return strings.Compare(a.String(), b.String()) })
@@ -156,6 +152,14 @@ func (s *Store) find(recs []*record, str string) (rs []*record, byID bool, err e
 			for _, r := range recs {
 				if r.desc.Digest.String() == c.Digest().String() {
 					return []*record{r}, false, nil
+				}
+			}
+			// The digest of an index the image was pulled through.
+			for _, r := range recs {
+				for _, repo := range r.repos {
+					if repo.String() == c.String() {
+						return []*record{r}, false, nil
+					}
 				}
 			}
 		} else if t, ok := named.(reference.NamedTagged); ok {
@@ -266,7 +270,7 @@ func (s *Store) Images(ctx context.Context) ([]Entry, error) {
 			}
 			for _, repo := range r.repos {
 				e := base
-				e.RepoDigest = repo.Name() + "@" + r.desc.Digest.String()
+				e.RepoDigest = repo.String()
 				out = append(out, e)
 			}
 			continue
@@ -275,8 +279,8 @@ func (s *Store) Images(ctx context.Context) ([]Entry, error) {
 			e := base
 			e.Ref = t
 			for _, repo := range r.repos {
-				if repo.Name() == t.Name() {
-					e.RepoDigest = repo.Name() + "@" + r.desc.Digest.String()
+				if repo.Name() == t.Name() && e.RepoDigest == "" {
+					e.RepoDigest = repo.String()
 				}
 			}
 			out = append(out, e)
@@ -343,7 +347,7 @@ func (s *Store) RepoTags(ctx context.Context, id v1.Hash) (tags, digests []strin
 			tags = append(tags, t.String())
 		}
 		for _, repo := range r.repos {
-			digests = append(digests, repo.Name()+"@"+r.desc.Digest.String())
+			digests = append(digests, repo.String())
 		}
 	}
 	return tags, digests, nil
@@ -354,4 +358,32 @@ func entryName(e Entry) string {
 		return e.Ref.String()
 	}
 	return e.RepoDigest
+}
+
+// PulledThrough returns the digest of a multi-platform index through which
+// the stored manifest was pulled, if it was: the registry has more
+// platforms than the store, so pushing the manifest pushes one platform.
+func (s *Store) PulledThrough(ctx context.Context, manifest v1.Hash) (v1.Hash, bool, error) {
+	var out v1.Hash
+	var found bool
+	err := s.view(ctx, func(idx *v1.IndexManifest) error {
+		for _, r := range records(idx) {
+			if r.desc.Digest != manifest {
+				continue
+			}
+			for _, repo := range r.repos {
+				if repo.Digest().String() == manifest.String() {
+					continue
+				}
+				h, err := v1.NewHash(repo.Digest().String())
+				if err != nil {
+					continue
+				}
+				out, found = h, true
+				return nil
+			}
+		}
+		return nil
+	})
+	return out, found, err
 }

@@ -23,12 +23,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
+	"github.com/distribution/reference"
 	"github.com/gofrs/flock"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/opencontainers/go-digest"
 )
 
 // ErrNotFound is returned (wrapped, as "No such image: X") when a reference,
@@ -43,7 +46,7 @@ const (
 	// AnnotationRefName is the OCI annotation that names a tag.
 	AnnotationRefName = "org.opencontainers.image.ref.name"
 	// annotationRepoDigests lists, comma-separated, the repositories known to
-	// hold the record's manifest digest at a registry.
+	// hold the record's manifest at a registry (see repoRefs).
 	annotationRepoDigests = "io.wharf.repo-digests"
 
 	indexFile  = "index.json"
@@ -186,16 +189,47 @@ func writeFileAtomic(name string, b []byte) error {
 
 func refName(d v1.Descriptor) string { return d.Annotations[AnnotationRefName] }
 
-func repoDigests(d v1.Descriptor) []string {
+// repoRefs parses a record's repository digests. An entry is "NAME" when the
+// registry holds the record's own manifest, or "NAME@DIGEST" when it holds
+// another manifest that resolves to this image: the multi-platform index a
+// pull went through, whose digest docker reports as the repository digest.
+func repoRefs(d v1.Descriptor) []reference.Canonical {
 	v := d.Annotations[annotationRepoDigests]
 	if v == "" {
 		return nil
 	}
-	return strings.Split(v, ",")
+	var out []reference.Canonical
+	for _, e := range strings.Split(v, ",") {
+		named, err := reference.ParseNormalizedNamed(e)
+		if err != nil {
+			continue // written by something else; not ours to interpret
+		}
+		if c, ok := named.(reference.Canonical); ok {
+			out = append(out, c)
+			continue
+		}
+		if c, err := reference.WithDigest(reference.TrimNamed(named), digest.Digest(d.Digest.String())); err == nil {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
-func setRepoDigests(d *v1.Descriptor, repos []string) {
-	if len(repos) == 0 {
+// setRepoRefs writes refs back in repoRefs' form, sorted and without
+// duplicates.
+func setRepoRefs(d *v1.Descriptor, refs []reference.Canonical) {
+	var entries []string
+	for _, r := range refs {
+		e := r.String()
+		if r.Digest().String() == d.Digest.String() {
+			e = r.Name()
+		}
+		if !slices.Contains(entries, e) {
+			entries = append(entries, e)
+		}
+	}
+	slices.Sort(entries)
+	if len(entries) == 0 {
 		delete(d.Annotations, annotationRepoDigests)
 		if len(d.Annotations) == 0 {
 			d.Annotations = nil
@@ -205,5 +239,5 @@ func setRepoDigests(d *v1.Descriptor, repos []string) {
 	if d.Annotations == nil {
 		d.Annotations = map[string]string{}
 	}
-	d.Annotations[annotationRepoDigests] = strings.Join(repos, ",")
+	d.Annotations[annotationRepoDigests] = strings.Join(entries, ",")
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/distribution/reference"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -113,22 +114,47 @@ func (s *Store) Untag(ctx context.Context, ref reference.Named) error {
 // ignored) holds manifest digest d at its registry, after a push or pull.
 // It feeds `image ls --digests` and RepoDigests.
 func (s *Store) SetRepoDigest(ctx context.Context, repo reference.Named, d v1.Hash) error {
-	name := repo.Name()
-	return s.update(ctx, func(idx *v1.IndexManifest) error {
-		for i, desc := range idx.Manifests {
-			if desc.Digest != d || refName(desc) != "" {
-				continue
-			}
-			repos := repoDigests(desc)
-			if !slices.Contains(repos, name) {
-				repos = append(repos, name)
-				slices.Sort(repos)
-			}
-			setRepoDigests(&idx.Manifests[i], repos)
-			return nil
+	return s.addRepoRef(ctx, repo, d, d)
+}
+
+// SetRepoIndex records that repo holds the multi-platform index idx, through
+// which the stored image with manifest digest image was pulled: docker
+// reports the index's digest as the repository digest, and so does wharf.
+// The index manifest itself is kept in the layout, not its other platforms.
+func (s *Store) SetRepoIndex(ctx context.Context, repo reference.Named, image v1.Hash, idx v1.ImageIndex) error {
+	d, err := idx.Digest()
+	if err != nil {
+		return err
+	}
+	return s.update(ctx, func(ix *v1.IndexManifest) error {
+		// Under the lock, so that a concurrent Remove cannot drop the blob
+		// between writing it and recording the reference to it.
+		if err := s.writeManifestBlob(idx); err != nil {
+			return err
 		}
-		return fmt.Errorf("%w: %s", ErrNotFound, d)
+		return addRepoRefTo(ix, repo, image, d)
 	})
+}
+
+func (s *Store) addRepoRef(ctx context.Context, repo reference.Named, record, d v1.Hash) error {
+	return s.update(ctx, func(ix *v1.IndexManifest) error { return addRepoRefTo(ix, repo, record, d) })
+}
+
+// addRepoRefTo adds repo@d to the repository digests of the record with
+// manifest digest record.
+func addRepoRefTo(idx *v1.IndexManifest, repo reference.Named, record, d v1.Hash) error {
+	c, err := reference.WithDigest(reference.TrimNamed(repo), digest.Digest(d.String()))
+	if err != nil {
+		return err
+	}
+	for i, desc := range idx.Manifests {
+		if desc.Digest != record || refName(desc) != "" {
+			continue
+		}
+		setRepoRefs(&idx.Manifests[i], append(repoRefs(desc), c))
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrNotFound, record)
 }
 
 func (s *Store) writeImageBlobs(ctx context.Context, img v1.Image) error {
