@@ -137,6 +137,29 @@ func loadLayout(ctx context.Context, st *store.Store, dir string, manifests []do
 			if err != nil {
 				return fmt.Errorf("load: %w", err)
 			}
+			if !indexComplete(dir, child) {
+				// docker 25+ with the containerd store saves a pulled image
+				// as its whole index but only the platforms it has: load
+				// those, as the image the tag names.
+				img, err := availableImage(dir, child)
+				if err != nil {
+					return fmt.Errorf("load index %s: %w", desc.Digest, err)
+				}
+				if err := st.WriteImage(ctx, img); err != nil {
+					return fmt.Errorf("load image: %w", err)
+				}
+				if id, err = img.ConfigName(); err != nil {
+					return err
+				}
+				d, err := img.Digest()
+				if err != nil {
+					return err
+				}
+				if err := tagLoaded(ctx, st, d, id, loadNames(desc, tagsByConfig, id), w); err != nil {
+					return err
+				}
+				continue
+			}
 			if err := st.WriteIndex(ctx, child); err != nil {
 				return fmt.Errorf("load index %s: %w", desc.Digest, err)
 			}
@@ -157,19 +180,124 @@ func loadLayout(ctx context.Context, st *store.Store, dir string, manifests []do
 		default:
 			continue
 		}
-		var names []string
-		if n := desc.Annotations[annotationContainerdName]; n != "" {
-			names = append(names, n)
-		} else if n := desc.Annotations[annotationRefName]; strings.ContainsAny(n, ":/") {
-			names = append(names, n)
-		} else {
-			names = tagsByConfig[id.Hex]
-		}
-		if err := tagLoaded(ctx, st, desc.Digest, id, names, w); err != nil {
+		if err := tagLoaded(ctx, st, desc.Digest, id, loadNames(desc, tagsByConfig, id), w); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// loadNames are the tags of one index.json entry: its
+// io.containerd.image.name, a full reference in
+// org.opencontainers.image.ref.name, or manifest.json's RepoTags for the
+// image with ID id.
+func loadNames(desc v1.Descriptor, tagsByConfig map[string][]string, id v1.Hash) []string {
+	if n := desc.Annotations[annotationContainerdName]; n != "" {
+		return []string{n}
+	}
+	if n := desc.Annotations[annotationRefName]; strings.ContainsAny(n, ":/") {
+		return []string{n}
+	}
+	return tagsByConfig[id.Hex]
+}
+
+// hasBlob reports whether the extracted layout in dir holds blob h.
+func hasBlob(dir string, h v1.Hash) bool {
+	fi, err := os.Stat(filepath.Join(dir, "blobs", h.Algorithm, h.Hex))
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// imageComplete reports whether the manifest, config and every
+// distributable layer of the image descriptor d are in dir.
+func imageComplete(dir string, ii v1.ImageIndex, d v1.Descriptor) bool {
+	if !hasBlob(dir, d.Digest) {
+		return false
+	}
+	img, err := ii.Image(d.Digest)
+	if err != nil {
+		return false
+	}
+	m, err := img.Manifest()
+	if err != nil || !hasBlob(dir, m.Config.Digest) {
+		return false
+	}
+	for _, l := range m.Layers {
+		if l.MediaType.IsDistributable() && !hasBlob(dir, l.Digest) {
+			return false
+		}
+	}
+	return true
+}
+
+// indexComplete reports whether every image and index under ii is in dir.
+func indexComplete(dir string, ii v1.ImageIndex) bool {
+	im, err := ii.IndexManifest()
+	if err != nil {
+		return false
+	}
+	for _, d := range im.Manifests {
+		switch {
+		case d.MediaType.IsIndex():
+			child, err := ii.ImageIndex(d.Digest)
+			if err != nil || !indexComplete(dir, child) {
+				return false
+			}
+		case d.MediaType.IsImage():
+			if !imageComplete(dir, ii, d) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// availableImage picks, from an index whose content is only partly in dir,
+// the host platform's image if it is complete, else the first complete
+// image with a real platform (attestations have unknown/unknown).
+func availableImage(dir string, ii v1.ImageIndex) (v1.Image, error) {
+	var first v1.Image
+	host := store.HostPlatform()
+	var walk func(ii v1.ImageIndex) (v1.Image, error)
+	walk = func(ii v1.ImageIndex) (v1.Image, error) {
+		im, err := ii.IndexManifest()
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range im.Manifests {
+			if d.MediaType.IsIndex() && hasBlob(dir, d.Digest) {
+				child, err := ii.ImageIndex(d.Digest)
+				if err != nil {
+					return nil, err
+				}
+				if img, err := walk(child); err != nil || img != nil {
+					return img, err
+				}
+				continue
+			}
+			if !d.MediaType.IsImage() || (d.Platform != nil && d.Platform.OS == "unknown") || !imageComplete(dir, ii, d) {
+				continue
+			}
+			img, err := ii.Image(d.Digest)
+			if err != nil {
+				return nil, err
+			}
+			if d.Platform != nil && d.Platform.OS == host.OS && d.Platform.Architecture == host.Architecture {
+				return img, nil
+			}
+			if first == nil {
+				first = img
+			}
+		}
+		return nil, nil
+	}
+	img, err := walk(ii)
+	if err != nil || img != nil {
+		return img, err
+	}
+	if first == nil {
+		return nil, errors.New("the archive holds none of its platforms' images")
+	}
+	return first, nil
 }
 
 // loadedID is the image ID an index resolves to, for "Loaded image ID".
