@@ -226,6 +226,8 @@ func newImageImportCmd(use string) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&opts.Message, "message", "m", "", "Set commit message for imported image")
+	cmd.Flags().StringArrayVarP(&opts.Changes, "change", "c", nil, "Apply Dockerfile instruction to the created image")
+	cmd.Flags().StringVar(&opts.Platform, "platform", "", "Set platform if server is multi-platform capable")
 	return cmd
 }
 

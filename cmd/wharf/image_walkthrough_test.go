@@ -205,3 +205,18 @@ func TestImageImport_MakesAnImageToTag(t *testing.T) {
 		t.Errorf("inspect after import: %q", got)
 	}
 }
+
+// TestImageImport_ChangeAndPlatformFlags: docker import's -c and --platform
+// reach the image config.
+func TestImageImport_ChangeAndPlatformFlags(t *testing.T) {
+	wharfEnv(t)
+	rootfs := rootfsTar(t, map[string]string{"bin/sh": "#!"})
+	mustWharfIn(t, rootfs, "import", "--platform", "linux/arm64", "-c", `CMD ["sh"]`, "--change", "WORKDIR /srv", "-", "base:1")
+	got := mustWharf(t, "image", "inspect", "--format", "{{.Os}}/{{.Architecture}} {{json .Config.Cmd}} {{.Config.WorkingDir}}", "base:1")
+	if got != `linux/arm64 ["sh"] /srv`+"\n" {
+		t.Errorf("inspect after import: %q", got)
+	}
+	if _, _, err := wharf(t, rootfs, "import", "-c", "RUN make", "-", "base:2"); err == nil || err.Error() != "RUN is not a valid change command" {
+		t.Errorf("import -c 'RUN make': err = %v", err)
+	}
+}

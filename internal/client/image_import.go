@@ -22,6 +22,13 @@ type ImportOptions struct {
 	// Message is the history comment (docker's --message); default
 	// "Imported from -".
 	Message string
+	// Changes are Dockerfile instructions applied to the config (docker's
+	// --change): CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, WORKDIR,
+	// VOLUME, STOPSIGNAL.
+	Changes []string
+	// Platform ("os/arch[/variant]") is recorded in the config; "" means
+	// linux and the host's architecture.
+	Platform string
 	// Now stamps the image's creation time; time.Now when nil.
 	Now func() time.Time
 }
@@ -44,6 +51,19 @@ func ImageImport(ctx context.Context, st *store.Store, rootfs io.Reader, target 
 	now := time.Now
 	if opts.Now != nil {
 		now = opts.Now
+	}
+	platform := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	if opts.Platform != "" {
+		p, err := v1.ParsePlatform(opts.Platform)
+		if err != nil || p.OS == "" || p.Architecture == "" {
+			return fmt.Errorf("invalid platform %q: want os/arch[/variant]", opts.Platform)
+		}
+		platform = *p
+	}
+	// Checked before the filesystem is read, which may be large.
+	var config v1.Config
+	if err := applyChanges(&config, opts.Changes); err != nil {
+		return err
 	}
 	// The layer is read several times (digest, diff ID, store), so spool it.
 	f, err := os.CreateTemp(st.Root(), ".import-")
@@ -73,8 +93,8 @@ func ImageImport(ctx context.Context, st *store.Store, rootfs io.Reader, target 
 	if comment == "" {
 		comment = "Imported from -"
 	}
-	cf.Architecture = runtime.GOARCH
-	cf.OS = "linux"
+	cf.Architecture, cf.OS, cf.Variant = platform.Architecture, platform.OS, platform.Variant
+	cf.Config = config
 	cf.Created = created
 	cf.History = []v1.History{{Created: created, Comment: comment}}
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
