@@ -207,10 +207,18 @@ func (s *Service) platforms(ctx context.Context, repo string, d digest.Digest, m
 	}
 	if !m.isIndex() {
 		p := Platform{Digest: d, MediaType: mediaType, Size: imageSize(&m)}
-		if m.Config != nil && m.Config.Platform != nil {
-			p.OS, p.Architecture, p.Variant = m.Config.Platform.OS, m.Config.Platform.Architecture, m.Config.Platform.Variant
+		if !isImageConfig(&m) {
+			return []Platform{p}, m.artifactType(), nil
 		}
-		return []Platform{p}, m.artifactType(), nil
+		// An image manifest names its platform only in its config blob.
+		cfg, err := s.readConfig(ctx, repo, m.Config.Digest, m.Config.Size)
+		if err != nil {
+			return nil, "", err
+		}
+		if cfg != nil {
+			p.OS, p.Architecture, p.Variant = cfg.OS, cfg.Architecture, cfg.Variant
+		}
+		return []Platform{p}, "", nil
 	}
 	out := []Platform{}
 	for _, c := range m.Manifests {
@@ -247,4 +255,17 @@ func imageSize(m *manifest) int64 {
 		n += l.Size
 	}
 	return n
+}
+
+// isImageConfig reports whether m is a container image rather than an
+// artifact (a signature, an SBOM, a Helm chart…).
+func isImageConfig(m *manifest) bool {
+	if m.ArtifactType != "" || m.Config == nil {
+		return false
+	}
+	switch m.Config.MediaType {
+	case "application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json":
+		return true
+	}
+	return false
 }

@@ -103,7 +103,9 @@ func (s *Service) Image(ctx context.Context, repo, ref string) (*Image, error) {
 		img.Platforms, img.ArtifactType, err = s.platforms(ctx, repo, m.Digest, m.MediaType, m.Content)
 		return img, err
 	}
-	img.ArtifactType = parsed.artifactType()
+	if !isImageConfig(&parsed) {
+		img.ArtifactType = parsed.artifactType()
+	}
 	img.Platform = Platform{Digest: m.Digest, MediaType: m.MediaType, Size: imageSize(&parsed)}
 	for _, l := range parsed.Layers {
 		img.Layers = append(img.Layers, Layer{Digest: l.Digest, MediaType: l.MediaType, Size: l.Size})

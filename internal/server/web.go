@@ -1,11 +1,17 @@
 package server
 
-import "net/http"
+import (
+	"net/http"
 
-// webHandler returns the web UI and Hub-style JSON API, or nil while the
-// server has none.
-func (s *Server) webHandler() http.Handler { return nil }
+	"github.com/wharf/wharf/internal/web"
+)
+
+// webHandler returns the web UI and Hub-style JSON API. routes calls it
+// once; without accounts (auth and tokens nil) the UI runs open.
+func (s *Server) webHandler() http.Handler {
+	return web.New(web.Options{Registry: s.registry, Auth: s.auth, Tokens: s.tokens, Log: s.log})
+}
 
 // isHubAPIPath reports whether a /v2/ path belongs to the Hub-style JSON
 // API rather than the distribution API.
-func isHubAPIPath(string) bool { return false }
+func isHubAPIPath(path string) bool { return web.IsHubAPIPath(path) }

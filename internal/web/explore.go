@@ -1,0 +1,133 @@
+package web
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/wharf/wharf/internal/auth"
+	"github.com/wharf/wharf/internal/registry"
+)
+
+// pageSize is how many rows a UI page shows.
+const pageSize = 25
+
+// pager is the pagination of a listing page.
+type pager struct {
+	Page, Pages, Total int
+	Prev, Next         string // URLs, "" at the ends
+}
+
+func newPager(u *url.URL, page, size, total int) pager {
+	p := pager{Page: page, Total: total, Pages: max(1, (total+size-1)/size)}
+	if page > 1 {
+		p.Prev = withQuery(u, "page", strconv.Itoa(page-1))
+	}
+	if page < p.Pages {
+		p.Next = withQuery(u, "page", strconv.Itoa(page+1))
+	}
+	return p
+}
+
+// pageParam reads ?page= (1-based), defaulting to 1.
+func pageParam(r *http.Request) int {
+	n, err := strconv.Atoi(r.URL.Query().Get("page"))
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
+}
+
+type repoList struct {
+	Query     string
+	Sort      string
+	Namespace string
+	Repos     []registry.RepositoryInfo
+	Pager     pager
+	// Empty is true when the registry holds nothing the viewer may see
+	// at all: the page shows how to push a first image.
+	Empty bool
+	// Members lists an organisation's members, for its admins.
+	Members []auth.Member
+	IsOrg   bool
+}
+
+// explore is "/" (and /search): the repositories the viewer may see.
+func (h *Handler) explore(w http.ResponseWriter, r *http.Request) {
+	h.listRepos(w, r, "", "explore", "Explore")
+}
+
+// namespacePage is /u/NAME: one user's or organisation's repositories.
+func (h *Handler) namespacePage(w http.ResponseWriter, r *http.Request) {
+	ns := r.PathValue("name")
+	if !h.open() && !auth.ValidName(ns) {
+		c, _ := h.identify(r)
+		h.showError(w, r, c, http.StatusNotFound, "No such user or organisation.")
+		return
+	}
+	h.listRepos(w, r, ns, "namespace", ns)
+}
+
+func (h *Handler) listRepos(w http.ResponseWriter, r *http.Request, ns, pageName, title string) {
+	c, err := h.identify(r)
+	if err != nil {
+		h.showError(w, r, caller{}, http.StatusUnauthorized, "Your credentials were not accepted.")
+		return
+	}
+	ctx := r.Context()
+	vis, err := h.visibleTo(ctx, c)
+	if err != nil {
+		h.internal(w, r, c, err)
+		return
+	}
+	q := r.URL.Query()
+	sort := registry.SortByLastPushed
+	if q.Get("sort") == "name" {
+		sort = registry.SortByName
+	}
+	page := pageParam(r)
+	data := repoList{Query: q.Get("q"), Sort: sort, Namespace: ns}
+	repos, total, err := h.reg.ListRepositoryInfo(ctx, registry.RepositoryQuery{
+		Namespace: ns, Search: data.Query, Visible: vis, Sort: sort,
+		Offset: (page - 1) * pageSize, Limit: pageSize,
+	})
+	if err != nil {
+		h.internal(w, r, c, err)
+		return
+	}
+	data.Repos, data.Pager = repos, newPager(r.URL, page, pageSize, total)
+	if total == 0 && data.Query == "" && page == 1 {
+		data.Empty = true
+	}
+	if ns != "" && !h.open() {
+		data.Members, data.IsOrg = h.orgMembers(r, c, ns)
+	}
+	h.show(w, r, c, http.StatusOK, pageName, title, data)
+}
+
+// orgMembers lists ns's members when ns is an organisation the caller
+// administers (or the caller is a registry admin).
+func (h *Handler) orgMembers(r *http.Request, c caller, ns string) ([]auth.Member, bool) {
+	if c.sub.Anonymous() {
+		return nil, false
+	}
+	members, err := h.auth.ListMembers(r.Context(), ns)
+	if err != nil {
+		return nil, false
+	}
+	if c.sub.Admin {
+		return members, true
+	}
+	for _, m := range members {
+		if m.User == c.sub.User && m.Role == auth.RoleAdmin {
+			return members, true
+		}
+	}
+	return nil, true
+}
+
+// internal logs an unexpected failure and answers 500 without detail.
+func (h *Handler) internal(w http.ResponseWriter, r *http.Request, c caller, err error) {
+	h.log.ErrorContext(r.Context(), "web request failed", "path", r.URL.Path, "err", err)
+	h.showError(w, r, c, http.StatusInternalServerError, "Something went wrong on the server.")
+}

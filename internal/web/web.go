@@ -1,0 +1,141 @@
+// Package web is wharf's browser face and its Docker Hub-shaped JSON API:
+// server-rendered pages (html/template, embedded assets, no build step)
+// and the /v2/namespaces, /v2/repositories, /v2/auth and
+// /v2/access-tokens routes that scripts written for Docker Hub call. It
+// reads and changes the registry only through internal/registry, and asks
+// internal/auth who the caller is and what they may do.
+package web
+
+import (
+	"embed"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/wharf/wharf/internal/auth"
+	"github.com/wharf/wharf/internal/registry"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Options are a Handler's dependencies.
+type Options struct {
+	Registry *registry.Service
+	// Auth and Tokens are nil when the registry runs open (--auth=none):
+	// then everyone may do everything and nobody signs in.
+	Auth   *auth.Service
+	Tokens *auth.Tokens
+	Log    *slog.Logger
+}
+
+// Handler serves the UI and the Hub-style API.
+type Handler struct {
+	reg    *registry.Service
+	auth   *auth.Service
+	tokens *auth.Tokens
+	log    *slog.Logger
+	pages  *pages
+	mux    *http.ServeMux
+}
+
+// New returns the handler; it panics only if the embedded templates are
+// broken, which the package's tests catch.
+func New(opts Options) *Handler {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Auth == nil || opts.Tokens == nil {
+		opts.Auth, opts.Tokens = nil, nil
+	}
+	h := &Handler{reg: opts.Registry, auth: opts.Auth, tokens: opts.Tokens, log: opts.Log, pages: mustParsePages()}
+	h.mux = h.routes()
+	return h
+}
+
+// open reports whether the registry runs without accounts.
+func (h *Handler) open() bool { return h.auth == nil }
+
+func (h *Handler) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	static, _ := fs.Sub(staticFS, "static")
+	mux.Handle("GET /static/", http.StripPrefix("/static/", cacheStatic(http.FileServerFS(static))))
+
+	mux.HandleFunc("GET /{$}", h.explore)
+	mux.HandleFunc("GET /search", h.explore)
+	mux.HandleFunc("GET /r/{path...}", h.repoPage)
+	mux.HandleFunc("POST /r/{path...}", h.repoAction)
+	mux.HandleFunc("GET /u/{name}", h.namespacePage)
+	mux.HandleFunc("GET /signin", h.signinForm)
+	mux.HandleFunc("POST /signin", h.signin)
+	mux.HandleFunc("POST /signout", h.signout)
+	mux.HandleFunc("GET /settings", h.accountPage)
+	mux.HandleFunc("POST /settings/password", h.changePassword)
+	mux.HandleFunc("POST /settings/tokens", h.createToken)
+	mux.HandleFunc("POST /settings/tokens/{id}/revoke", h.revokeToken)
+
+	// The Hub-style API (hub.go). Paths with a trailing slash are the
+	// legacy routes that tools still call.
+	mux.HandleFunc("GET /v2/namespaces/{ns}/repositories", h.apiListRepos)
+	mux.HandleFunc("GET /v2/namespaces/{ns}/repositories/{repo}", h.apiGetRepo)
+	mux.HandleFunc("DELETE /v2/namespaces/{ns}/repositories/{repo}", h.apiDeleteRepo)
+	mux.HandleFunc("GET /v2/namespaces/{ns}/repositories/{repo}/tags", h.apiListTags)
+	mux.HandleFunc("GET /v2/namespaces/{ns}/repositories/{repo}/tags/{tag}", h.apiGetTag)
+	mux.HandleFunc("DELETE /v2/namespaces/{ns}/repositories/{repo}/tags/{tag}", h.apiDeleteTag)
+	mux.HandleFunc("GET /v2/repositories/{ns}/{$}", h.apiListRepos)
+	mux.HandleFunc("GET /v2/repositories/{ns}/{repo}/{$}", h.apiGetRepo)
+	mux.HandleFunc("DELETE /v2/repositories/{ns}/{repo}/{$}", h.apiDeleteRepo)
+	mux.HandleFunc("GET /v2/repositories/{ns}/{repo}/tags/{$}", h.apiListTags)
+	mux.HandleFunc("GET /v2/repositories/{ns}/{repo}/tags/{tag}/{$}", h.apiGetTag)
+	mux.HandleFunc("DELETE /v2/repositories/{ns}/{repo}/tags/{tag}/{$}", h.apiDeleteTag)
+	mux.HandleFunc("POST /v2/auth/token", h.apiLogin)
+	mux.HandleFunc("POST /v2/users/login", h.apiLogin)
+	mux.HandleFunc("GET /v2/access-tokens", h.apiListTokens)
+	mux.HandleFunc("POST /v2/access-tokens", h.apiCreateToken)
+	mux.HandleFunc("GET /v2/access-tokens/{id}", h.apiGetToken)
+	mux.HandleFunc("DELETE /v2/access-tokens/{id}", h.apiRevokeToken)
+	return mux
+}
+
+// ServeHTTP serves r with the security headers every response carries.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	hd := w.Header()
+	// Scripts and styles come only from this origin; no inline script, so
+	// an escaped-but-missed injection still cannot run.
+	hd.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("X-Frame-Options", "DENY")
+	hd.Set("Referrer-Policy", "same-origin")
+	if isAPIPath(r.URL.Path) {
+		if _, pattern := h.mux.Handler(r); pattern == "" {
+			writeAPIError(w, http.StatusNotFound, "object not found")
+			return
+		}
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+func cacheStatic(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func isAPIPath(path string) bool { return strings.HasPrefix(path, "/v2/") }
+
+// IsHubAPIPath reports whether a /v2/ path is one of the Hub-style API's.
+// The server asks only for paths the distribution API does not know, so
+// a repository named like "repositories/x" still reaches the registry.
+func IsHubAPIPath(path string) bool {
+	for _, p := range []string{"/v2/namespaces/", "/v2/repositories/", "/v2/access-tokens"} {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return path == "/v2/auth/token" || path == "/v2/users/login"
+}
