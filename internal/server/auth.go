@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -122,8 +123,13 @@ func (g *gate) wrap(next http.Handler) http.Handler {
 				return
 			}
 		case rt.Kind == distribution.KindUploadStart && r.URL.Query().Has("mount"):
-			if err := g.checkMountSource(ctx, r, c); err != nil {
+			retry, err := g.checkMountSource(ctx, r, c)
+			if err != nil {
 				distribution.WriteError(w, r, g.log, err)
+				return
+			}
+			if retry {
+				g.deny(w, r, c, required)
 				return
 			}
 		case rt.Kind == distribution.KindManifest && r.Method == http.MethodPut:
@@ -196,19 +202,33 @@ func (g *gate) pullable(sub auth.Subject) registry.RepoFilter {
 
 // checkMountSource drops a cross-repository mount the caller may not
 // pull from, so that the request becomes a plain upload session as the
-// spec says: the blob's presence elsewhere must not leak.
-func (g *gate) checkMountSource(ctx context.Context, r *http.Request, c caller) error {
+// spec says: the blob's presence elsewhere must not leak. A bearer token
+// that lacks the source only because it was not asked for is answered
+// with a challenge naming it (retry reports true), as the reference
+// registry does, so that clients fetch a token good for both.
+func (g *gate) checkMountSource(ctx context.Context, r *http.Request, c caller) (retry bool, err error) {
 	q := r.URL.Query()
 	if from := q.Get("from"); from != "" {
-		held, err := g.holds(ctx, c, need{Resource: auth.Resource{Type: auth.TypeRepository, Name: from}, Actions: []string{auth.ActionPull}})
+		source := need{Resource: auth.Resource{Type: auth.TypeRepository, Name: from}, Actions: []string{auth.ActionPull}}
+		held, err := g.holds(ctx, c, source)
 		if err != nil || len(held) == 1 {
-			return err
+			return false, err
+		}
+		if c.how == credBearer {
+			sub, err := g.auth.SubjectFor(ctx, c.sub.User)
+			if err != nil {
+				return false, err
+			}
+			may, err := g.auth.Authorize(ctx, sub, source.Resource, source.Actions)
+			if err != nil || len(may) == 1 {
+				return len(may) == 1, err
+			}
 		}
 	}
 	q.Del("mount")
 	q.Del("from")
 	r.URL.RawQuery = q.Encode()
-	return nil
+	return false, nil
 }
 
 // refuseCredentials answers a request whose credentials failed.
@@ -264,7 +284,14 @@ func scopeDetail(required []need) any {
 
 // challenge answers 401 with the bearer challenge for required.
 func (g *gate) challenge(w http.ResponseWriter, r *http.Request, required []need, code string, err *distribution.Error) {
-	c := auth.Challenge{Realm: g.realmFor(r), Service: g.service, Scopes: required, Error: code}
+	scopes := required
+	if q := r.URL.Query(); r.Method == http.MethodPost && q.Has("mount") && q.Get("from") != "" {
+		// Not required (without it the mount becomes an upload), but a
+		// client that asks for it too can mount.
+		scopes = append(slices.Clone(required), need{
+			Resource: auth.Resource{Type: auth.TypeRepository, Name: q.Get("from")}, Actions: []string{auth.ActionPull}})
+	}
+	c := auth.Challenge{Realm: g.realmFor(r), Service: g.service, Scopes: scopes, Error: code}
 	w.Header().Set("WWW-Authenticate", c.String())
 	distribution.WriteError(w, r, g.log, err)
 }

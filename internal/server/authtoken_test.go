@@ -193,3 +193,25 @@ func TestAuth_MountNeedsPullOnTheSource(t *testing.T) {
 		}
 	}
 }
+
+// TestAuth_MountWithATokenLackingTheSource: a token without pull on the
+// mount's source, whose user may pull it, is challenged for both scopes;
+// a token with both mounts; a user who may not pull the source gets a
+// plain upload session.
+func TestAuth_MountWithATokenLackingTheSource(t *testing.T) {
+	w := newAuthWorld(t)
+	path := "/v2/alice/new/blobs/uploads/?mount=" + w.layer["alice/priv"].String() + "&from=alice/priv"
+	narrow := w.tokenFor(t, "alice", userPassword, "repository:alice/new:pull,push")
+	got := w.do(t, "POST", path, bearerAuth(narrow), nil)
+	check(t, "mount with a narrow token", got, "POST", 401, "DENIED")
+	if h := got.header.Get("WWW-Authenticate"); !strings.Contains(h, `scope="repository:alice/new:pull,push repository:alice/priv:pull"`) {
+		t.Errorf("challenge %q does not ask for the source", h)
+	}
+	wide := w.tokenFor(t, "alice", userPassword, "repository:alice/new:pull,push repository:alice/priv:pull")
+	got = w.do(t, "POST", path, bearerAuth(wide), nil)
+	check(t, "mount with both scopes", got, "POST", 201, "")
+
+	bob := w.tokenFor(t, "bob", userPassword, "repository:bob/new:pull,push")
+	got = w.do(t, "POST", "/v2/bob/new/blobs/uploads/?mount="+w.layer["alice/priv"].String()+"&from=alice/priv", bearerAuth(bob), nil)
+	check(t, "mount from a repository bob may not pull", got, "POST", 202, "")
+}

@@ -241,6 +241,8 @@ func checkTagList(t *testing.T, srv *wharfServer, repo string, want []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// An open server ignores the credentials; an authenticating one needs them.
+	req.SetBasicAuth("admin", adminPassword)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

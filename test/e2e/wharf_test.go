@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -49,6 +50,22 @@ func startWharf(t *testing.T, extraArgs ...string) *wharfServer {
 // 127.0.0.1:5000).
 func startWharfAt(t *testing.T, addr string, extraArgs ...string) *wharfServer {
 	t.Helper()
+	return startWharfEnv(t, addr, nil, extraArgs...)
+}
+
+// adminPassword is the first admin's password of startWharfAuth servers.
+const adminPassword = "e2e-admin-password"
+
+// startWharfAuth starts wharf with accounts and token auth on, its admin
+// user's password being adminPassword.
+func startWharfAuth(t *testing.T, addr string, extraArgs ...string) *wharfServer {
+	t.Helper()
+	return startWharfEnv(t, addr, []string{"WHARF_ADMIN_PASSWORD=" + adminPassword}, append([]string{"--auth=token"}, extraArgs...)...)
+}
+
+// startWharfEnv is startWharfAt with environment variables added.
+func startWharfEnv(t *testing.T, addr string, env []string, extraArgs ...string) *wharfServer {
+	t.Helper()
 	s := &wharfServer{
 		Addr:    addr,
 		URL:     "http://" + addr,
@@ -68,7 +85,11 @@ func startWharfAt(t *testing.T, addr string, extraArgs ...string) *wharfServer {
 		args = append(args, "--auth=none")
 	}
 	args = append(args, extraArgs...)
+	if slices.ContainsFunc(extraArgs, func(a string) bool { return strings.HasPrefix(a, "--tls") }) {
+		s.URL = "https://" + addr
+	}
 	s.cmd = exec.Command(wharfBin, args...)
+	s.cmd.Env = append(os.Environ(), env...)
 	s.cmd.Stdout = logFile
 	s.cmd.Stderr = logFile
 	// If the test binary dies, take the server with it.
@@ -93,7 +114,9 @@ func startWharfAt(t *testing.T, addr string, extraArgs ...string) *wharfServer {
 // waitReady polls /readyz until it answers 200, the process exits, or
 // readyTimeout passes.
 func (s *wharfServer) waitReady() error {
-	client := &http.Client{Timeout: time.Second}
+	// Readiness only: the certificate is checked by the tests that care.
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	deadline := time.Now().Add(readyTimeout)
 	var last error
 	for time.Now().Before(deadline) {
@@ -172,4 +195,13 @@ func freeLoopbackAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// addUser creates a user in srv's data directory with `wharf user add`,
+// beside the running server.
+func addUser(t *testing.T, srv *wharfServer, name, password string) {
+	t.Helper()
+	c := cmd(wharfBin, "user", "add", name, "--password-stdin", "--data-dir", srv.DataDir)
+	c.stdin = strings.NewReader(password + "\n")
+	c.mustRun(t)
 }
