@@ -35,6 +35,7 @@ func newPushCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&opts.AllTags, "all-tags", "a", false, "push all tags of the repository")
+	cmd.Flags().BoolVarP(&opts.Quiet, "quiet", "q", false, "Suppress verbose output")
 	insecureFlag(cmd, &opts.Remote)
 	return cmd
 }
@@ -54,6 +55,7 @@ func newPullCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&opts.AllTags, "all-tags", "a", false, "download all tags of the repository")
+	cmd.Flags().BoolVarP(&opts.Quiet, "quiet", "q", false, "Suppress verbose output")
 	cmd.Flags().StringVar(&opts.Platform, "platform", "", "platform of a multi-platform image (os/arch[/variant])")
 	insecureFlag(cmd, &opts.Remote)
 	return cmd

@@ -61,4 +61,10 @@ func TestLogin_WharfServeTokenAuth(t *testing.T) {
 	if _, got, err := fresh.Image(ctx, tag); err != nil || got != want {
 		t.Errorf("pulled %s (%v), want %s", got, err, want)
 	}
+
+	// Someone not logged in is told what to do.
+	err = Pull(ctx, newStore(t), tag, PullOptions{Remote: testRemote(t)}, &bytes.Buffer{})
+	if !errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), "run `wharf login "+host+"`") {
+		t.Errorf("pull of a private repository without login: err = %v, want ErrUnauthorized saying to run wharf login %s", err, host)
+	}
 }

@@ -23,6 +23,8 @@ type PullOptions struct {
 	Platform string
 	// AllTags pulls every tag of the repository.
 	AllTags bool
+	// Quiet prints only the pulled reference (docker's -q).
+	Quiet bool
 }
 
 // Pull downloads an image into the local store and prints docker's output:
@@ -32,6 +34,10 @@ func Pull(ctx context.Context, st LocalStore, refStr string, opts PullOptions, o
 	named, err := ref.ParseName(refStr)
 	if err != nil {
 		return err
+	}
+	final := out
+	if opts.Quiet {
+		out = io.Discard
 	}
 	platform := store.HostPlatform()
 	if opts.Platform != "" {
@@ -53,7 +59,7 @@ func Pull(ctx context.Context, st LocalStore, refStr string, opts PullOptions, o
 		if err := pullOne(ctx, st, named, platform, t, out); err != nil {
 			return err
 		}
-		fmt.Fprintln(out, named.String())
+		fmt.Fprintln(final, named.String())
 		return nil
 	}
 
@@ -73,7 +79,7 @@ func Pull(ctx context.Context, st LocalStore, refStr string, opts PullOptions, o
 			return err
 		}
 	}
-	fmt.Fprintln(out, named.Name())
+	fmt.Fprintln(final, named.Name())
 	return nil
 }
 

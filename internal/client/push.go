@@ -44,6 +44,8 @@ type PushOptions struct {
 	Remote
 	// AllTags pushes every local tag of the repository.
 	AllTags bool
+	// Quiet prints only the pushed reference (docker's -q).
+	Quiet bool
 	// Notes receives docker's "Info ->" notes, which docker writes to
 	// stderr; nil discards them.
 	Notes io.Writer
@@ -56,6 +58,20 @@ func Push(ctx context.Context, st LocalStore, refStr string, opts PushOptions, o
 	if err != nil {
 		return err
 	}
+	if opts.Quiet {
+		err := push(ctx, st, named, refStr, opts, io.Discard)
+		if err == nil && !opts.AllTags {
+			fmt.Fprintln(out, reference.TagNameOnly(named).String())
+		} else if err == nil {
+			fmt.Fprintln(out, named.String())
+		}
+		return err
+	}
+	return push(ctx, st, named, refStr, opts, out)
+}
+
+// push is Push writing its progress to out.
+func push(ctx context.Context, st LocalStore, named reference.Named, refStr string, opts PushOptions, out io.Writer) error {
 	var tags []reference.Named
 	if opts.AllTags {
 		if _, ok := named.(reference.Tagged); ok {
