@@ -133,10 +133,21 @@ func TestClientMultiPlatform(t *testing.T) {
 	cmd(crane, "validate", "--insecure", "--remote", repo+":1").mustRun(t)
 	for platform, want := range map[string]string{hostP.String(): hostDigest, otherP.String(): otherDigest} {
 		fresh := newWharfClient(t)
-		fresh.cmd("pull", "--platform", platform, repo+":1").mustRun(t)
+		out := fresh.cmd("pull", "--platform", platform, repo+":1").mustRun(t)
+		if got := pulledDigest(t, out); got != idxDigest {
+			t.Errorf("pull --platform %s printed Digest: %s, want the index %s as docker prints it", platform, got, idxDigest)
+		}
 		if got := fresh.cmd("image", "inspect", "--format", "{{.Descriptor.digest}}", repo+":1").mustRun(t); strings.TrimSpace(got) != want {
 			t.Errorf("pull --platform %s stored %s, want %s", platform, strings.TrimSpace(got), want)
 		}
+		// Like docker, the repository digest is the index's.
+		if got := fresh.cmd("image", "inspect", "--format", "{{json .RepoDigests}}", repo+":1").mustRun(t); strings.TrimSpace(got) != `["`+repo+"@"+idxDigest+`"]` {
+			t.Errorf("pull --platform %s: RepoDigests %s, want [%s@%s]", platform, strings.TrimSpace(got), repo, idxDigest)
+		}
+		// Pushed elsewhere, only that platform can go, under its own digest.
+		fresh.cmd("tag", repo+":1", srv.Addr+"/multi/"+strings.ReplaceAll(platform, "/", "-")+":1").mustRun(t)
+		out = fresh.cmd("push", srv.Addr+"/multi/"+strings.ReplaceAll(platform, "/", "-")+":1").mustRun(t)
+		checkPushDigest(t, out, "1", want)
 	}
 }
 
