@@ -254,34 +254,40 @@ var nextLink = regexp.MustCompile(`<([^>]+)>\s*;\s*rel="?next"?`)
 
 // getList GETs a tags or catalog page, decodes it into v and returns the
 // URL of the next page ("" on the last).
-func (c *regClient) getList(ctx context.Context, u string, v any) (next string, err error) {
+// getList GETs a list body into v. took is the server's latency as the
+// client sees it: from sending the request to the body's last byte. The
+// JSON is decoded after that, because decoding 10,000 names into v is the
+// load generator's work, and as slow for either server.
+func (c *regClient) getList(ctx context.Context, u string, v any) (next string, took time.Duration, err error) {
 	req, err := c.newRequest(ctx, http.MethodGet, u, nil, 0)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
+	t0 := time.Now()
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
+	took = time.Since(t0)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", &statusError{req.Method, req.URL.Redacted(), resp.StatusCode, string(body[:min(len(body), 512)])}
+		return "", 0, &statusError{req.Method, req.URL.Redacted(), resp.StatusCode, string(body[:min(len(body), 512)])}
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return "", fmt.Errorf("GET %s: %w", u, err)
+		return "", 0, fmt.Errorf("GET %s: %w", u, err)
 	}
 	if m := nextLink.FindStringSubmatch(resp.Header.Get("Link")); m != nil {
 		n, err := req.URL.Parse(m[1])
 		if err != nil {
-			return "", err
+			return "", 0, err
 		}
-		return n.String(), nil
+		return n.String(), took, nil
 	}
-	return "", nil
+	return "", took, nil
 }
 
 // image is a small OCI image: config, layers and the manifest that names

@@ -173,7 +173,9 @@ func run(ctx context.Context, opts options) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	h.fleet = &fleet{wharfBin: wharfBin, refBin: refBin, selfBin: self, work: h.work, refCache: opts.refCache}
+	h.fleet = &fleet{wharfBin: wharfBin, refBin: refBin, selfBin: self, work: h.work, refCache: opts.refCache,
+		// Older builds (--wharf-rev) have no --auth and always run open.
+		authNone: supportsFlag(wharfBin, "--auth")}
 	if opts.profile != "off" {
 		if h.fleet.debug = supportsFlag(wharfBin, "--debug-addr"); !h.fleet.debug {
 			h.progress("this wharf has no --debug-addr: profiles will be skipped")
@@ -242,13 +244,17 @@ func (h *harness) settings() settings {
 	if h.opts.refCache == "inmemory" {
 		cache = "`storage.cache.blobdescriptor: inmemory` (as in its example configuration; wharf answers the same questions from SQLite)"
 	}
+	authFlag, auth := "", "no auth (this build has no --auth flag)"
+	if h.fleet.authNone {
+		authFlag, auth = " --auth=none", "no auth (`--auth=none`: an open registry, like the reference; wharf's default is token auth)"
+	}
 	dbg := ""
 	if h.fleet.debug {
 		dbg = " `--debug-addr 127.0.0.1:PORT` (pprof listener, idle unless profiling);"
 	}
 	return settings{
-		Wharf: "`wharf serve --addr 127.0.0.1:PORT --data-dir DIR --log-level info --log-format text`;" + dbg +
-			" embedded defaults otherwise: filesystem blobs and SQLite under DIR, fsync before a blob is visible, deletes always allowed, no auth," +
+		Wharf: "`wharf serve --addr 127.0.0.1:PORT --data-dir DIR --log-level info --log-format text" + authFlag + "`;" + dbg +
+			" " + auth + "; embedded defaults otherwise: filesystem blobs and SQLite under DIR, fsync before a blob is visible, deletes always allowed," +
 			" no request limit, abandoned uploads purged after 24h, access log (one line per request) to a file.",
 		Reference: "`registry serve config.yml` (distribution " + refVersion + "): filesystem storage under DIR (fsyncs on commit), `delete.enabled: true`, no auth, no redis, " +
 			cache + ", upload purging 24h/24h, `redirect.disable: true`, `catalog.maxentries: 1000000` (so the whole catalog can be asked for in one page, as from wharf)," +

@@ -362,11 +362,11 @@ func (h *harness) measureList(ctx context.Context, t *target, full, paged string
 	var lat []float64
 	for range h.plan.ListRequests {
 		var body map[string]any
-		t0 := time.Now()
-		if _, err := c.getList(ctx, c.url("")+full, &body); err != nil {
+		_, took, err := c.getList(ctx, c.url("")+full, &body)
+		if err != nil {
 			return nil, err
 		}
-		lat = append(lat, ms(time.Since(t0)))
+		lat = append(lat, ms(took))
 		if n := names(body); n != want {
 			return nil, fmt.Errorf("GET %s: %d names, want %d", full, n, want)
 		}
@@ -376,12 +376,11 @@ func (h *harness) measureList(ctx context.Context, t *target, full, paged string
 	t0 := time.Now()
 	for u := c.url("") + paged; u != ""; {
 		var body map[string]any
-		p0 := time.Now()
-		next, err := c.getList(ctx, u, &body)
+		next, took, err := c.getList(ctx, u, &body)
 		if err != nil {
 			return nil, err
 		}
-		pages = append(pages, ms(time.Since(p0)))
+		pages = append(pages, ms(took))
 		total += names(body)
 		u = next
 		if len(pages) > want+1 {

@@ -38,6 +38,9 @@ type fleet struct {
 	work                      string // parent of every data directory
 	refCache                  string // "inmemory" or "none"
 	debug                     bool   // start wharf with a pprof listener
+	// authNone: this wharf has --auth and defaults to token auth, so it is
+	// started with --auth=none to match the reference, which runs open.
+	authNone bool
 }
 
 // server is one running registry process.
@@ -86,6 +89,9 @@ func (f *fleet) start(ctx context.Context, name, dir string, null nullOpts) (*se
 	case nameWharf:
 		args = []string{f.wharfBin, "serve", "--addr", addr, "--data-dir", s.dataDir,
 			"--log-level", "info", "--log-format", "text"}
+		if f.authNone {
+			args = append(args, "--auth=none")
+		}
 		if f.debug {
 			if s.debugAddr, err = freeAddr(); err != nil {
 				return nil, err
