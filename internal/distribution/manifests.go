@@ -3,7 +3,6 @@ package distribution
 import (
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -22,11 +21,13 @@ func (a *API) getManifest(w http.ResponseWriter, r *http.Request, rt Route) {
 			"manifest %s is %s, which the request's Accept header does not allow", rt.Ref, m.MediaType))
 		return
 	}
+	// Canonical keys assigned directly: Header.Set would canonicalise each
+	// key again on this, the hottest path.
 	h := w.Header()
-	h.Set("Content-Type", m.MediaType)
-	h.Set("Docker-Content-Digest", m.Digest.String())
-	h.Set("ETag", `"`+m.Digest.String()+`"`)
-	h.Set("Content-Length", strconv.Itoa(len(m.Content)))
+	h["Content-Type"] = []string{m.MediaType}
+	h["Docker-Content-Digest"] = []string{m.Digest.String()}
+	h["Etag"] = []string{`"` + m.Digest.String() + `"`}
+	h["Content-Length"] = []string{strconv.Itoa(len(m.Content))}
 	if etagMatches(r, m.Digest) {
 		w.WriteHeader(http.StatusNotModified)
 		return
@@ -40,28 +41,30 @@ func (a *API) getManifest(w http.ResponseWriter, r *http.Request, rt Route) {
 // acceptable reports whether a manifest of mediaType may be returned. A
 // request that names only manifest types it knows, none of them this one,
 // gets MANIFEST_UNKNOWN; anything vaguer (no Accept, */*, application/json)
-// gets the manifest as stored.
+// gets the manifest as stored. It runs on every pull, so it scans the
+// header in place instead of building maps with mime.ParseMediaType.
 func acceptable(accept []string, mediaType string) bool {
 	namesManifestType := false
 	for _, line := range accept {
-		for _, part := range strings.Split(line, ",") {
-			mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
-			if err != nil {
+		for line != "" {
+			var part string
+			part, line, _ = strings.Cut(line, ",")
+			mt, params, _ := strings.Cut(part, ";")
+			mt = strings.TrimSpace(mt)
+			if mt == "" {
 				continue
 			}
-			if q, ok := params["q"]; ok {
-				if f, err := strconv.ParseFloat(q, 64); err == nil && f == 0 {
-					// q=0 means "not this one": it names a type without accepting it.
-					if isManifestType(mt) {
-						namesManifestType = true
-					}
-					continue
+			if zeroQuality(params) {
+				// q=0 means "not this one": it names a type without accepting it.
+				if isManifestType(mt) {
+					namesManifestType = true
 				}
+				continue
 			}
 			switch {
-			case mt == mediaType:
+			case strings.EqualFold(mt, mediaType):
 				return true
-			case mt == "*/*" || mt == "application/*":
+			case mt == "*/*" || strings.EqualFold(mt, "application/*"):
 				return true
 			case isManifestType(mt):
 				namesManifestType = true
@@ -71,9 +74,25 @@ func acceptable(accept []string, mediaType string) bool {
 	return !namesManifestType
 }
 
+// zeroQuality reports whether media-type parameters (after the first ';')
+// carry q=0.
+func zeroQuality(params string) bool {
+	for params != "" {
+		var p string
+		p, params, _ = strings.Cut(params, ";")
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || !strings.EqualFold(strings.TrimSpace(k), "q") {
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.Trim(strings.TrimSpace(v), `"`), 64)
+		return err == nil && f == 0
+	}
+	return false
+}
+
 func isManifestType(mt string) bool {
 	for _, t := range registry.ManifestMediaTypes {
-		if t == mt {
+		if strings.EqualFold(t, mt) {
 			return true
 		}
 	}

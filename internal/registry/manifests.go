@@ -98,24 +98,39 @@ func missingReference(repo string, mr *metadata.MissingReference) error {
 	return Errorf(ErrManifestBlobUnknown, "blob %s is referenced by the manifest but was not pushed to %s", mr.Digest, repo).withDetail(detail)
 }
 
-// GetManifest returns the manifest ref (a tag or a digest) of repo.
+// GetManifest returns the manifest ref (a tag or a digest) of repo. Its
+// Content and Annotations may be shared with other callers: read-only.
 func (s *Service) GetManifest(ctx context.Context, repo, ref string) (*metadata.Manifest, error) {
 	if err := ValidateName(repo); err != nil {
 		return nil, err
 	}
 	var m *metadata.Manifest
 	var err error
+	// A store that resolves without reading lets the bytes come from the
+	// digest-keyed cache (manifestcache.go): pulls are the hottest path.
+	res, fast := s.meta.(manifestResolver)
 	if IsDigestReference(ref) {
 		d, perr := ParseDigest(ref)
 		if perr != nil {
 			return nil, perr
 		}
-		m, err = s.meta.GetManifest(ctx, repo, d)
+		if fast {
+			m, err = s.pullByDigest(ctx, res, repo, d)
+		} else {
+			m, err = s.meta.GetManifest(ctx, repo, d)
+		}
 	} else {
 		if terr := ValidateTag(ref); terr != nil {
 			return nil, Errorf(ErrManifestUnknown, "%v", terr)
 		}
-		m, err = s.meta.GetTaggedManifest(ctx, repo, ref)
+		if fast {
+			var d digest.Digest
+			if d, err = res.ResolveTag(ctx, repo, ref); err == nil {
+				m, err = s.manifestByDigest(ctx, repo, d)
+			}
+		} else {
+			m, err = s.meta.GetTaggedManifest(ctx, repo, ref)
+		}
 		if err == nil {
 			s.recordPull(repo, ref)
 		}
@@ -139,6 +154,7 @@ func (s *Service) DeleteManifest(ctx context.Context, repo, ref string) error {
 			return perr
 		}
 		err = s.meta.DeleteManifest(ctx, repo, d)
+		s.manifests.drop(repo, d)
 	} else {
 		if terr := ValidateTag(ref); terr != nil {
 			return Errorf(ErrManifestUnknown, "%v", terr)

@@ -40,6 +40,9 @@ type Service struct {
 
 	// pulls counts manifest pulls in memory (pulls.go).
 	pulls pullCounter
+
+	// manifests caches manifest bytes by digest for pulls (manifestcache.go).
+	manifests manifestCache
 }
 
 // New returns a Service over the given stores.

@@ -114,15 +114,28 @@ func (s *Service) CompleteUpload(ctx context.Context, repo, id string, d digest.
 	if err := s.blobs.CommitUpload(ctx, id, d, u.Offset); err != nil {
 		return 0, fmt.Errorf("commit blob %s: %w", d, err)
 	}
-	if err := s.meta.LinkBlob(ctx, repo, d, u.Offset); err != nil {
-		return 0, err
-	}
-	if err := s.meta.DeleteUpload(ctx, repo, id); err != nil && !errors.Is(err, metadata.ErrNotFound) {
-		return 0, err
+	if f, ok := s.meta.(uploadFinisher); ok {
+		if err := f.FinishUpload(ctx, repo, id, d, u.Offset); err != nil {
+			return 0, err
+		}
+	} else {
+		if err := s.meta.LinkBlob(ctx, repo, d, u.Offset); err != nil {
+			return 0, err
+		}
+		if err := s.meta.DeleteUpload(ctx, repo, id); err != nil && !errors.Is(err, metadata.ErrNotFound) {
+			return 0, err
+		}
 	}
 	s.uploadLocks.Delete(id)
 	s.log.InfoContext(ctx, "blob committed", "repo", repo, "digest", d, "bytes", u.Offset)
 	return u.Offset, nil
+}
+
+// uploadFinisher is an optional metadata.Store capability: LinkBlob and
+// DeleteUpload in one write transaction (sqldb), so that each finished
+// upload costs one commit.
+type uploadFinisher interface {
+	FinishUpload(ctx context.Context, repo, id string, d digest.Digest, size int64) error
 }
 
 // PutBlob uploads a whole blob in one call (a monolithic push).

@@ -36,6 +36,36 @@ func BenchmarkGetTaggedManifest(b *testing.B) {
 	})
 }
 
+// BenchmarkResolveTag measures the lookup the pull path makes on every
+// manifest GET or HEAD by tag (the bytes then come from a cache), over the
+// same data as BenchmarkGetTaggedManifest.
+func BenchmarkResolveTag(b *testing.B) {
+	db := openSQLite(b, filepath.Join(b.TempDir(), "metadata.db"))
+	const repos, tags = 20, 50
+	for r := range repos {
+		repo := fmt.Sprintf("bench/repo%02d", r)
+		for i := range tags {
+			m := testManifest(repo, fmt.Sprint(r, "/", i))
+			if err := db.PutManifest(b.Context(), m, []string{fmt.Sprint("v", i)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	var next atomic.Uint64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(1)
+			repo, tag := fmt.Sprintf("bench/repo%02d", i%repos), fmt.Sprint("v", (i/repos)%tags)
+			if _, err := db.ResolveTag(b.Context(), repo, tag); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
 // BenchmarkPutManifest measures a manifest push: a new manifest with two
 // blob references, moving the "latest" tag to it.
 func BenchmarkPutManifest(b *testing.B) {

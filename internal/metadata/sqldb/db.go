@@ -107,6 +107,16 @@ func (db *DB) query(ctx context.Context, query string, args ...any) (*sql.Rows, 
 	return st.QueryContext(ctx, args...)
 }
 
+// exec runs a one-statement write outside a transaction (SQLite commits
+// it alone), prepared once on the write connection.
+func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := db.prepared(ctx, &db.wstmts, db.write, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
 // queryRow runs a prepared read query returning one row.
 func (db *DB) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	st, err := db.readStmt(ctx, query)
@@ -115,6 +125,20 @@ func (db *DB) queryRow(ctx context.Context, query string, args ...any) *sql.Row 
 		return db.read.QueryRowContext(ctx, query, args...)
 	}
 	return st.QueryRowContext(ctx, args...)
+}
+
+// pointLookup strips ctx's cancellation for a query that reads one row by
+// primary key. With a cancellable context the driver starts a goroutine per
+// query to watch it and installs a progress handler, which costs more than
+// the lookup itself (microseconds), and a lookup that short has nothing
+// worth interrupting. The request's values still reach the query, and a
+// context already done is passed on as is, so the query fails with its
+// error as the metadata contract wants.
+func pointLookup(ctx context.Context) context.Context {
+	if ctx.Err() != nil {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
 }
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/opencontainers/go-digest"
@@ -115,7 +116,7 @@ func scanManifest(row *sql.Row, repo string) (*metadata.Manifest, error) {
 
 // GetManifest returns manifest d of repo. References are not loaded.
 func (db *DB) GetManifest(ctx context.Context, repo string, d digest.Digest) (*metadata.Manifest, error) {
-	row := db.queryRow(ctx,
+	row := db.queryRow(pointLookup(ctx),
 		`SELECT `+manifestColumns+` FROM manifests m JOIN repositories r ON r.id = m.repo_id
 		 WHERE r.name = ? AND m.digest = ?`, repo, d.String())
 	m, err := scanManifest(row, repo)
@@ -127,7 +128,7 @@ func (db *DB) GetManifest(ctx context.Context, repo string, d digest.Digest) (*m
 
 // GetTaggedManifest returns the manifest tag points at.
 func (db *DB) GetTaggedManifest(ctx context.Context, repo, tag string) (*metadata.Manifest, error) {
-	row := db.queryRow(ctx,
+	row := db.queryRow(pointLookup(ctx),
 		`SELECT `+manifestColumns+` FROM tags t
 		 JOIN repositories r ON r.id = t.repo_id
 		 JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.digest
@@ -137,6 +138,36 @@ func (db *DB) GetTaggedManifest(ctx context.Context, repo, tag string) (*metadat
 		return nil, notFound(err, "tag "+tag)
 	}
 	return m, nil
+}
+
+// ResolveTag returns the digest tag points at, without reading the
+// manifest: the pull path asks this on every request and serves the bytes
+// from a digest-keyed cache. The tags table's foreign key to manifests
+// (ON DELETE CASCADE) means a tag found here names a stored manifest.
+func (db *DB) ResolveTag(ctx context.Context, repo, tag string) (digest.Digest, error) {
+	var d string
+	err := db.queryRow(pointLookup(ctx),
+		`SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repo_id
+		 WHERE r.name = ? AND t.name = ?`, repo, tag).Scan(&d)
+	if err != nil {
+		return "", notFound(err, "tag "+tag)
+	}
+	return digest.Digest(d), nil
+}
+
+// HasManifest reports whether repo holds manifest d, without reading it.
+func (db *DB) HasManifest(ctx context.Context, repo string, d digest.Digest) (bool, error) {
+	var one int
+	err := db.queryRow(pointLookup(ctx),
+		`SELECT 1 FROM manifests m JOIN repositories r ON r.id = m.repo_id
+		 WHERE r.name = ? AND m.digest = ?`, repo, d.String()).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("manifest %s: %w", d, err)
+	}
+	return true, nil
 }
 
 // DeleteManifest removes manifest d; tags and references go with it.

@@ -15,7 +15,7 @@ import (
 // RepositoryExists reports whether the repository has a row.
 func (db *DB) RepositoryExists(ctx context.Context, name string) (bool, error) {
 	var id int64
-	err := db.queryRow(ctx, `SELECT id FROM repositories WHERE name = ?`, name).Scan(&id)
+	err := db.queryRow(pointLookup(ctx), `SELECT id FROM repositories WHERE name = ?`, name).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -75,25 +75,27 @@ func ensureRepo(ctx context.Context, tx *stmtTx, name string) (int64, error) {
 
 // LinkBlob records that repo holds d.
 func (db *DB) LinkBlob(ctx context.Context, repo string, d digest.Digest, size int64) error {
-	return db.inTx(ctx, func(tx *stmtTx) error {
-		id, err := ensureRepo(ctx, tx, repo)
-		if err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx,
-			`INSERT INTO repo_blobs (repo_id, digest, size, created_at) VALUES (?, ?, ?, ?)
-			 ON CONFLICT (repo_id, digest) DO NOTHING`, id, d.String(), size, now())
-		if err != nil {
-			return fmt.Errorf("link blob %s to %s: %w", d, repo, err)
-		}
-		return nil
-	})
+	return db.inTx(ctx, func(tx *stmtTx) error { return linkBlob(ctx, tx, repo, d, size) })
+}
+
+func linkBlob(ctx context.Context, tx *stmtTx, repo string, d digest.Digest, size int64) error {
+	id, err := ensureRepo(ctx, tx, repo)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx,
+		`INSERT INTO repo_blobs (repo_id, digest, size, created_at) VALUES (?, ?, ?, ?)
+		 ON CONFLICT (repo_id, digest) DO NOTHING`, id, d.String(), size, now())
+	if err != nil {
+		return fmt.Errorf("link blob %s to %s: %w", d, repo, err)
+	}
+	return nil
 }
 
 // BlobSize returns the size of d if repo holds it.
 func (db *DB) BlobSize(ctx context.Context, repo string, d digest.Digest) (int64, error) {
 	var size int64
-	err := db.queryRow(ctx,
+	err := db.queryRow(pointLookup(ctx),
 		`SELECT b.size FROM repo_blobs b JOIN repositories r ON r.id = b.repo_id
 		 WHERE r.name = ? AND b.digest = ?`, repo, d.String()).Scan(&size)
 	if err != nil {
@@ -105,7 +107,7 @@ func (db *DB) BlobSize(ctx context.Context, repo string, d digest.Digest) (int64
 // AnyBlobSize returns the size of d if any repository holds it.
 func (db *DB) AnyBlobSize(ctx context.Context, d digest.Digest) (int64, error) {
 	var size int64
-	err := db.queryRow(ctx,
+	err := db.queryRow(pointLookup(ctx),
 		`SELECT size FROM repo_blobs WHERE digest = ? LIMIT 1`, d.String()).Scan(&size)
 	if err != nil {
 		return 0, notFound(err, "blob "+d.String())

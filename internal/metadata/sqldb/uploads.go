@@ -11,7 +11,7 @@ import (
 
 // CreateUpload records a new upload session.
 func (db *DB) CreateUpload(ctx context.Context, u *metadata.Upload) error {
-	_, err := db.write.ExecContext(ctx,
+	_, err := db.exec(ctx,
 		`INSERT INTO uploads (id, repo, algorithm, "offset", hash_state, started_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		u.ID, u.Repo, string(u.Algorithm), u.Offset, u.HashState, u.StartedAt.UnixNano(), u.UpdatedAt.UnixNano())
 	if err != nil {
@@ -25,7 +25,7 @@ func (db *DB) GetUpload(ctx context.Context, repo, id string) (*metadata.Upload,
 	u := &metadata.Upload{ID: id, Repo: repo}
 	var alg string
 	var started, updated int64
-	err := db.queryRow(ctx,
+	err := db.queryRow(pointLookup(ctx),
 		`SELECT algorithm, "offset", hash_state, started_at, updated_at FROM uploads WHERE id = ? AND repo = ?`, id, repo).
 		Scan(&alg, &u.Offset, &u.HashState, &started, &updated)
 	if err != nil {
@@ -38,7 +38,7 @@ func (db *DB) GetUpload(ctx context.Context, repo, id string) (*metadata.Upload,
 
 // AdvanceUpload moves the session from offset from to u.Offset.
 func (db *DB) AdvanceUpload(ctx context.Context, u *metadata.Upload, from int64) error {
-	res, err := db.write.ExecContext(ctx,
+	res, err := db.exec(ctx,
 		`UPDATE uploads SET "offset" = ?, hash_state = ?, updated_at = ? WHERE id = ? AND repo = ? AND "offset" = ?`,
 		u.Offset, u.HashState, u.UpdatedAt.UnixNano(), u.ID, u.Repo, from)
 	if err != nil {
@@ -55,11 +55,27 @@ func (db *DB) AdvanceUpload(ctx context.Context, u *metadata.Upload, from int64)
 
 // DeleteUpload removes a session.
 func (db *DB) DeleteUpload(ctx context.Context, repo, id string) error {
-	res, err := db.write.ExecContext(ctx, `DELETE FROM uploads WHERE id = ? AND repo = ?`, id, repo)
+	res, err := db.exec(ctx, `DELETE FROM uploads WHERE id = ? AND repo = ?`, id, repo)
 	if err != nil {
 		return fmt.Errorf("delete upload %s: %w", id, err)
 	}
 	return expectOne(res, "upload "+id)
+}
+
+// FinishUpload links blob d to repo and removes upload session id in one
+// transaction: a finished push costs SQLite's single writer one commit
+// instead of two, which is what many small concurrent pushes queue on.
+// A session already gone is not an error (the blob is linked all the same).
+func (db *DB) FinishUpload(ctx context.Context, repo, id string, d digest.Digest, size int64) error {
+	return db.inTx(ctx, func(tx *stmtTx) error {
+		if err := linkBlob(ctx, tx, repo, d, size); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM uploads WHERE id = ? AND repo = ?`, id, repo); err != nil {
+			return fmt.Errorf("delete upload %s: %w", id, err)
+		}
+		return nil
+	})
 }
 
 // StaleUploads lists up to n sessions last written before before.
