@@ -5,11 +5,15 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/wharf/wharf/internal/config"
 	"github.com/wharf/wharf/internal/server"
 )
+
+// logFlushInterval is how long a log line may wait in serve's buffer.
+const logFlushInterval = 100 * time.Millisecond
 
 func newServeCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -23,7 +27,12 @@ variables, then the YAML file given with --config, then defaults.`,
 			if err != nil {
 				return fmt.Errorf("invalid configuration:\n%w", err)
 			}
-			log := newLogger(cmd.ErrOrStderr(), cfg.Log)
+			// The access log writes a line per request: buffer them rather
+			// than pay a write(2) each (server.LogBuffer says what that risks).
+			logs := server.NewLogBuffer(cmd.ErrOrStderr(), logFlushInterval)
+			defer logs.Close()
+			log := newLogger(logs, cfg.Log)
+			log = slog.New(server.FlushAtWarn(log.Handler(), logs))
 			srv, err := server.New(cmd.Context(), cfg, log)
 			if err != nil {
 				return err
