@@ -113,12 +113,14 @@ func (s *Server) routes(promReg *prometheus.Registry) http.Handler {
 	v2 = limitConcurrency(v2, s.cfg.Limits.MaxConcurrentRequests, s.log)
 
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	// Method-less patterns with getOnly: with the web UI on "/", a POST to
+	// "GET /healthz" would fall through to the UI instead of a 405.
+	mux.Handle("/healthz", getOnly(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", s.ready)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}))
+	}))
+	mux.Handle("/readyz", getOnly(s.ready))
+	mux.Handle("/metrics", getOnly(promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}).ServeHTTP))
 	if g != nil {
 		mux.HandleFunc("/token", g.token)
 	}
@@ -148,6 +150,19 @@ func (s *Server) routes(promReg *prometheus.Registry) http.Handler {
 	h = recoverPanics(h, s.log)
 	h = requestID(h)
 	return h
+}
+
+// getOnly answers 405 to anything but GET and HEAD, as a "GET " pattern
+// would.
+func getOnly(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		h(w, r)
+	})
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
