@@ -56,7 +56,7 @@ func Pull(ctx context.Context, st LocalStore, refStr string, opts PullOptions, o
 			fmt.Fprintln(out, "Using default tag: latest")
 			named = reference.TagNameOnly(named)
 		}
-		if err := pullOne(ctx, st, named, platform, t, out); err != nil {
+		if err := pullOne(ctx, st, named, platform, opts.Platform != "", t, out); err != nil {
 			return err
 		}
 		fmt.Fprintln(final, named.String())
@@ -75,7 +75,7 @@ func Pull(ctx context.Context, st LocalStore, refStr string, opts PullOptions, o
 		if err != nil {
 			return err
 		}
-		if err := pullOne(ctx, st, tagged, platform, t, out); err != nil {
+		if err := pullOne(ctx, st, tagged, platform, opts.Platform != "", t, out); err != nil {
 			return err
 		}
 	}
@@ -83,8 +83,9 @@ func Pull(ctx context.Context, st LocalStore, refStr string, opts PullOptions, o
 	return nil
 }
 
-// pullOne pulls one tag or digest.
-func pullOne(ctx context.Context, st LocalStore, named reference.Named, platform v1.Platform, t target, out io.Writer) error {
+// pullOne pulls one tag or digest. explicit says the platform came from
+// --platform rather than the host.
+func pullOne(ctx context.Context, st LocalStore, named reference.Named, platform v1.Platform, explicit bool, t target, out io.Writer) error {
 	what := ref.Familiar(named)
 	nr, err := ggcrRef(named, t)
 	if err != nil {
@@ -152,7 +153,24 @@ func pullOne(ctx context.Context, st LocalStore, named reference.Named, platform
 	} else {
 		fmt.Fprintf(out, "Status: Downloaded newer image for %s\n", what)
 	}
+	if explicit && !desc.MediaType.IsIndex() {
+		// A single-platform image is pulled whatever its platform, as
+		// docker does for compatibility, with docker's warning.
+		if cf, err := img.ConfigFile(); err == nil {
+			if actual := cf.Platform(); actual != nil && !platformMatches(*actual, platform) {
+				fmt.Fprintf(out, "WARNING: image with reference %s was found but does not match the specified platform: wanted %s, actual: %s\n",
+					ref.FamiliarName(named), platform.String(), actual.String())
+			}
+		}
+	}
 	return nil
+}
+
+// platformMatches reports whether an image's platform satisfies the wanted
+// one; a variant matters only when wanted.
+func platformMatches(have, want v1.Platform) bool {
+	return have.OS == want.OS && have.Architecture == want.Architecture &&
+		(want.Variant == "" || have.Variant == want.Variant)
 }
 
 // download stores img, showing each layer as docker does.
