@@ -90,6 +90,8 @@ func needs(r *http.Request, rt distribution.Route) []need {
 
 func (g *gate) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Refusals come from the registry too; docker looks for this header.
+		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 		rt := distribution.ParseRoute(r.URL.Path)
 		required := needs(r, rt)
 		c, err := g.identify(r)

@@ -327,6 +327,9 @@ func TestAuth_CatalogAndBase(t *testing.T) {
 		}
 		base := w.do(t, "GET", "/v2/", basic(s.user, s.secret), nil)
 		cat := w.do(t, "GET", "/v2/_catalog", basic(s.user, s.secret), nil)
+		if base.header.Get("Docker-Distribution-API-Version") != "registry/2.0" {
+			t.Errorf("%s /v2/: no Docker-Distribution-API-Version header", s.name)
+		}
 		if s.user == "" {
 			check(t, s.name+" /v2/", base, "GET", 401, "UNAUTHORIZED")
 			check(t, s.name+" catalog", cat, "GET", 401, "UNAUTHORIZED")
