@@ -175,8 +175,13 @@ func (db *DB) ListTagInfo(ctx context.Context, repo string, q metadata.TagQuery)
 	if err := db.queryRow(ctx, `SELECT id FROM repositories WHERE name = ?`, repo).Scan(&id); err != nil {
 		return nil, 0, notFound(err, "repository "+repo)
 	}
+	// Without a filter the count is the index's, without reading names.
+	filter := `instr(t.name, ?) > 0`
+	if q.Filter == "" {
+		filter = `? = ''`
+	}
 	var total int
-	err := db.queryRow(ctx, `SELECT COUNT(*) FROM tags t WHERE t.repo_id = ? AND instr(t.name, ?) > 0`, id, q.Filter).Scan(&total)
+	err := db.queryRow(ctx, `SELECT COUNT(*) FROM tags t WHERE t.repo_id = ? AND `+filter, id, q.Filter).Scan(&total)
 	if err != nil {
 		return nil, 0, fmt.Errorf("count tags of %s: %w", repo, err)
 	}
@@ -188,9 +193,12 @@ func (db *DB) ListTagInfo(ctx context.Context, repo string, q metadata.TagQuery)
 	if limit <= 0 {
 		limit = -1
 	}
-	rows, err := db.query(ctx, `SELECT `+tagInfoColumns+` FROM tags t
-		JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.digest
-		WHERE t.repo_id = ? AND instr(t.name, ?) > 0 ORDER BY `+order+` LIMIT ? OFFSET ?`,
+	// The page is chosen on the tags index alone; manifests are joined for
+	// its rows only, never carried through a sort or skipped by OFFSET.
+	rows, err := db.query(ctx, `SELECT `+tagInfoColumns+` FROM (
+		SELECT t.repo_id, t.name, t.digest, t.pushed_at, t.pushed_by, t.last_pulled FROM tags t
+		WHERE t.repo_id = ? AND `+filter+` ORDER BY `+order+` LIMIT ? OFFSET ?) t
+		JOIN manifests m ON m.repo_id = t.repo_id AND m.digest = t.digest ORDER BY `+order,
 		id, q.Filter, limit, max(q.Offset, 0))
 	if err != nil {
 		return nil, 0, fmt.Errorf("list tags of %s: %w", repo, err)

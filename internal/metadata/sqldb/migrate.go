@@ -113,10 +113,11 @@ var migrations = []string{
 	// 3: what the web UI and the Hub-style API show: who pushed each tag,
 	// when a tag was last pulled, and per repository a description, a
 	// readme and a pull count (flushed in batches, never per pull). The
-	// pushed_at index serves "newest first" listings of huge repositories.
+	// pushed_at index serves "newest first, then by name" pages of huge
+	// repositories without sorting them.
 	`ALTER TABLE tags ADD COLUMN pushed_by TEXT NOT NULL DEFAULT '';
 	ALTER TABLE tags ADD COLUMN last_pulled BIGINT NOT NULL DEFAULT 0;
-	CREATE INDEX tags_pushed_at ON tags(repo_id, pushed_at);
+	CREATE INDEX tags_pushed_at ON tags(repo_id, pushed_at DESC, name);
 	CREATE TABLE repo_info (
 		repo_id     INTEGER PRIMARY KEY REFERENCES repositories(id) ON DELETE CASCADE,
 		description TEXT NOT NULL DEFAULT '',
