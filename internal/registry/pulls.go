@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wharf/wharf/internal/metadata"
@@ -14,35 +15,35 @@ import (
 const pullFlushDelay = 5 * time.Second
 
 // pullCounter counts pulls by tag in memory and writes them in batches.
-// Its zero value is ready; a timer armed by the first pull after a flush
-// writes the batch, so nothing runs while nobody pulls.
+// Its zero value is ready. Counting takes no lock once a tag has an
+// entry, so parallel GETs of one tag do not queue on a mutex; a timer
+// armed by the first pull after a flush writes the batch, so nothing
+// runs while nobody pulls.
 type pullCounter struct {
-	mu      sync.Mutex
-	pending map[pullKey]*metadata.Pull
-	armed   bool
+	pending sync.Map // pullKey → *pullEntry
+	armed   atomic.Bool
 }
 
 type pullKey struct{ repo, tag string }
+
+type pullEntry struct {
+	count atomic.Int64
+	last  atomic.Int64 // unix nanoseconds
+}
 
 // recordPull counts one pull of repo:tag. Only pulls by tag count, as a
 // "docker pull" fetches a tag once and then its platform by digest.
 func (s *Service) recordPull(repo, tag string) {
 	c := &s.pulls
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.pending == nil {
-		c.pending = map[pullKey]*metadata.Pull{}
-	}
 	k := pullKey{repo, tag}
-	p := c.pending[k]
-	if p == nil {
-		p = &metadata.Pull{Repo: repo, Tag: tag}
-		c.pending[k] = p
+	v, ok := c.pending.Load(k)
+	if !ok {
+		v, _ = c.pending.LoadOrStore(k, &pullEntry{})
 	}
-	p.Count++
-	p.At = time.Now()
-	if !c.armed {
-		c.armed = true
+	e := v.(*pullEntry)
+	e.count.Add(1)
+	e.last.Store(time.Now().UnixNano())
+	if c.armed.CompareAndSwap(false, true) {
 		time.AfterFunc(pullFlushDelay, func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -54,17 +55,23 @@ func (s *Service) recordPull(repo, tag string) {
 	}
 }
 
-// FlushPulls writes the pulls counted in memory. The server calls it at
-// shutdown; otherwise a timer does, a few seconds after a pull. Counts
-// that fail to be written are dropped: they are statistics, not data.
+// FlushPulls writes the pulls counted in memory. The server should call
+// it at shutdown; otherwise a timer does, a few seconds after a pull.
+// Counts that fail to be written are dropped, and so may be a pull counted
+// in the instant its entry is flushed: they are statistics, and exact
+// counts would cost every pull a lock.
 func (s *Service) FlushPulls(ctx context.Context) error {
 	c := &s.pulls
-	c.mu.Lock()
-	batch := make([]metadata.Pull, 0, len(c.pending))
-	for _, p := range c.pending {
-		batch = append(batch, *p)
-	}
-	c.pending, c.armed = nil, false
-	c.mu.Unlock()
+	c.armed.Store(false)
+	var batch []metadata.Pull
+	c.pending.Range(func(k, v any) bool {
+		c.pending.Delete(k)
+		e := v.(*pullEntry)
+		key := k.(pullKey)
+		if n := e.count.Swap(0); n > 0 {
+			batch = append(batch, metadata.Pull{Repo: key.repo, Tag: key.tag, Count: n, At: time.Unix(0, e.last.Load()).UTC()})
+		}
+		return true
+	})
 	return s.meta.AddPulls(ctx, batch)
 }
