@@ -58,6 +58,9 @@ var rules = []rule{
 	{"internal/distribution", "internal/blobstore", false, "handlers go through registry, never a store"},
 	{"internal/web", "internal/metadata", false, "the UI goes through registry, never a store"},
 	{"internal/web", "internal/blobstore", false, "the UI goes through registry, never a store"},
+	{"internal/web", "internal/metadata/sqldb", true, "the UI goes through registry, never a store driver"},
+	{"internal/web", "internal/distribution", true, "the UI sits beside the OCI handlers, not on them"},
+	{"internal/web", "internal/server", true, "handlers never import the server that mounts them"},
 
 	// No SQL above metadata.
 	{"internal/registry", "database/sql", true, "no SQL above metadata"},
