@@ -114,6 +114,10 @@ func (s *Service) Image(ctx context.Context, repo, ref string) (*Image, error) {
 		return img, nil
 	}
 	img.ConfigDigest, img.ConfigType = parsed.Config.Digest, parsed.Config.MediaType
+	if !isImageConfig(&parsed) {
+		// An artifact's config is not an image's ("{}" for most).
+		return img, nil
+	}
 	cfg, err := s.readConfig(ctx, repo, parsed.Config.Digest, parsed.Config.Size)
 	if err != nil || cfg == nil {
 		return img, err

@@ -71,6 +71,15 @@ func TestExplore_ShowsOnlyWhatTheViewerMayPull(t *testing.T) {
 	}
 }
 
+func TestExplore_BadgesPrivateRepositories(t *testing.T) {
+	srv := accountsWorld(t)
+	b := newBrowser(t, srv)
+	b.signIn("alice", userPassword)
+	page := b.get("/?sort=name").body
+	wantContains(t, "explore", page, `href="/r/alice/priv">alice/priv</a> <span class="badge private">Private</span>`)
+	wantLacks(t, "explore", page, `href="/r/alice/pub">alice/pub</a> <span class="badge private">`)
+}
+
 func TestExplore_PushedByIsRecorded(t *testing.T) {
 	srv := accountsWorld(t)
 	b := newBrowser(t, srv)

@@ -47,6 +47,8 @@ type repoList struct {
 	// Empty is true when the registry holds nothing the viewer may see
 	// at all: the page shows how to push a first image.
 	Empty bool
+	// Private names the private repositories of the page, for badges.
+	Private map[string]bool
 	// Members lists an organisation's members, for its admins.
 	Members []auth.Member
 	IsOrg   bool
@@ -96,6 +98,10 @@ func (h *Handler) listRepos(w http.ResponseWriter, r *http.Request, ns, pageName
 		return
 	}
 	data.Repos, data.Pager = repos, newPager(r.URL, page, pageSize, total)
+	if data.Private, err = h.privateOf(r, repos); err != nil {
+		h.internal(w, r, c, err)
+		return
+	}
 	if total == 0 && data.Query == "" && page == 1 {
 		data.Empty = true
 	}
@@ -130,4 +136,21 @@ func (h *Handler) orgMembers(r *http.Request, c caller, ns string) ([]auth.Membe
 func (h *Handler) internal(w http.ResponseWriter, r *http.Request, c caller, err error) {
 	h.log.ErrorContext(r.Context(), "web request failed", "path", r.URL.Path, "err", err)
 	h.showError(w, r, c, http.StatusInternalServerError, "Something went wrong on the server.")
+}
+
+// privateOf says which repositories of a page are private: one lookup per
+// row of a page, never per repository of the registry.
+func (h *Handler) privateOf(r *http.Request, repos []registry.RepositoryInfo) (map[string]bool, error) {
+	out := map[string]bool{}
+	if h.open() {
+		return out, nil
+	}
+	for _, info := range repos {
+		v, err := h.auth.Visibility(r.Context(), info.Name)
+		if err != nil {
+			return nil, err
+		}
+		out[info.Name] = v == auth.Private
+	}
+	return out, nil
 }

@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"encoding/json"
+	stdhtml "html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -193,7 +194,7 @@ var tagRE = regexp.MustCompile(`<[^>]*>`)
 // text is a page's text without tags and with spaces collapsed, for
 // assertions on what a reader sees.
 func text(html string) string {
-	return strings.Join(strings.Fields(tagRE.ReplaceAllString(html, " ")), " ")
+	return strings.Join(strings.Fields(stdhtml.UnescapeString(tagRE.ReplaceAllString(html, " "))), " ")
 }
 
 func wantContains(t testing.TB, what, s string, subs ...string) {

@@ -49,6 +49,11 @@ func TestPages_RepositoryTagsAndLayers(t *testing.T) {
 
 	explore := b.get("/?sort=name")
 	wantContains(t, "explore", text(explore.body), "alice/app", "bob/other", "2 tags", "less than a minute ago")
+	push(t, srv, "carol/tags:v1", testImage(t, "amd64"))
+	// A repository whose name ends like a page is linked so that it opens.
+	wantContains(t, "explore", b.get("/?q=carol").body, `href="/r/carol/tags/_"`)
+	wantContains(t, "shadowed overview", text(b.get("/r/carol/tags/_").body), "docker pull "+host+"/carol/tags")
+	wantContains(t, "shadowed tags", text(b.get("/r/carol/tags/_?tab=tags").body), "docker pull "+host+"/carol/tags:v1")
 	search := b.get("/search?q=other")
 	wantContains(t, "search", search.body, "bob/other")
 	wantLacks(t, "search", search.body, "alice/app")
@@ -74,8 +79,8 @@ func TestPages_RepositoryTagsAndLayers(t *testing.T) {
 
 	detail := b.get("/r/alice/app/tags/v1")
 	dt := text(detail.body)
-	wantContains(t, "tag page", dt, "RUN /bin/sh -c make install # buildkit", "ENV APP_MODE=&lt;prod&gt;",
-		"APP_MODE=&lt;prod&gt;", "/bin/tini --", "/app --serve", "8080/tcp", "org.opencontainers.image.source",
+	wantContains(t, "tag page", detail.body, "ENV APP_MODE=&lt;prod&gt;")
+	wantContains(t, "tag page", dt, "RUN /bin/sh -c make install # buildkit", "ENV APP_MODE=<prod>", "/bin/tini --", "/app --serve", "8080/tcp", "org.opencontainers.image.source",
 		"linux/amd64", "Raw manifest", "No signatures, SBOMs or attestations")
 
 	multi := b.get("/r/alice/app/tags/multi")

@@ -46,6 +46,7 @@ func mustParsePages() *pages {
 		"query":    withQuery,
 		"pretty":   prettyJSON,
 		"tagURL":   func(repo, tag string) string { return repoURL(repo, viewTag, tag) },
+		"repoURL":  func(repo string) string { return repoURL(repo, viewOverview, "") },
 	}
 	for _, name := range pageNames {
 		t := template.Must(template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
