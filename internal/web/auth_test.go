@@ -200,3 +200,34 @@ func TestRepoSettings_VisibilityNeedsAdminRights(t *testing.T) {
 		t.Errorf("anonymous view of a now private repository = %d, want a sign-in redirect", got)
 	}
 }
+
+func TestNamespacePage_MembersForOrgAdmins(t *testing.T) {
+	srv := accountsWorld(t)
+	must(t, srv.Auth.AddMember(context.Background(), "acme", "bob", auth.RoleRead))
+	carol := newBrowser(t, srv)
+	carol.signIn("carol", userPassword)
+	page := text(carol.get("/u/acme").body)
+	wantContains(t, "acme as its admin", page, "acme/secret", "Members", "bob read", "carol admin")
+
+	bob := newBrowser(t, srv)
+	bob.signIn("bob", userPassword)
+	page = text(bob.get("/u/acme").body)
+	wantContains(t, "acme as a reader", page, "acme/secret")
+	wantLacks(t, "acme as a reader", page, "Members")
+
+	anon := text(newBrowser(t, srv).get("/u/acme").body)
+	wantLacks(t, "acme anonymously", anon, "acme/secret", "Members")
+	wantContains(t, "acme anonymously", anon, "no repositories you may see")
+}
+
+func TestAccountPages_OpenRegistryExplains(t *testing.T) {
+	srv := registrytest.NewServer(t)
+	b := newBrowser(t, srv)
+	resp := b.get("/settings")
+	if resp.code != http.StatusNotFound || !strings.Contains(resp.body, "--auth=none") {
+		t.Errorf("settings on an open registry = %d, want 404 saying why", resp.code)
+	}
+	if resp := b.get("/signin"); resp.code != http.StatusSeeOther {
+		t.Errorf("sign-in page on an open registry = %d, want a redirect home", resp.code)
+	}
+}
