@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -150,14 +151,28 @@ func TestWebBrowser(t *testing.T) {
 		chromedp.Submit(chromedp.ID("password")),
 		chromedp.WaitVisible(chromedp.CSS(`a.title[href="/r/alice/image-gallery"]`)),
 	)
-	screenshot(t, ctx, "explore")
 
-	do(t, ctx, "open the repository", chromedp.Click(chromedp.CSS(`a.title[href="/r/alice/image-gallery"]`)),
-		chromedp.WaitVisible(chromedp.CSS(".side .copy")))
+	do(t, ctx, "describe the repository",
+		chromedp.Click(chromedp.CSS(`a.title[href="/r/alice/image-gallery"]`)),
+		chromedp.Click(chromedp.CSS(`.tabs a[href="/r/alice/image-gallery/settings"]`)),
+		chromedp.SendKeys(chromedp.ID("description"), "The image gallery from the sharing-images tutorial"),
+		chromedp.SendKeys(chromedp.ID("readme"), "# Image gallery\n\nA tiny web server with busybox `httpd`.\n\n"+
+			"| tag | what |\n|---|---|\n| `v1` | first release |\n\n<script>alert('no')</script>\n"),
+		chromedp.Submit(chromedp.ID("description")),
+		chromedp.WaitVisible(chromedp.CSS(".md h1")),
+	)
+	if readme := textOf(t, ctx, ".md"); !strings.Contains(readme, "A tiny web server") || strings.Contains(readme, "alert") {
+		t.Errorf("rendered readme = %q", readme)
+	}
 	if cmd := textOf(t, ctx, ".side .copy code"); cmd != "docker pull "+srv.Addr+"/alice/image-gallery" {
 		t.Errorf("pull command = %q", cmd)
 	}
 	screenshot(t, ctx, "repository")
+
+	do(t, ctx, "explore", chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS("p.desc")))
+	screenshot(t, ctx, "explore")
+	do(t, ctx, "open the repository", chromedp.Click(chromedp.CSS(`a.title[href="/r/alice/image-gallery"]`)),
+		chromedp.WaitVisible(chromedp.CSS(".side .copy")))
 
 	do(t, ctx, "open the tags", chromedp.Click(chromedp.CSS(`.tabs a[href="/r/alice/image-gallery/tags"]`)),
 		chromedp.WaitVisible(chromedp.ID("tag-table")))
@@ -222,6 +237,22 @@ func TestWebBrowser(t *testing.T) {
 	if out, err := craneCmd("append", "-f", layer, "-t", srv.Addr+"/alice/image-gallery:v3").run(t); err == nil {
 		t.Errorf("a push with the revoked token succeeded: %s", out)
 	}
+
+	// The dark theme follows the system's preference.
+	if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}},
+	}); err != nil {
+		t.Fatalf("emulate a dark theme: %v", err)
+	}
+	do(t, ctx, "open the tags in the dark theme",
+		chromedp.Navigate(srv.URL+"/r/alice/image-gallery/tags"),
+		chromedp.WaitVisible(chromedp.ID("tag-table")),
+	)
+	bg, err := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.body).backgroundColor`))
+	if err != nil || bg != "rgb(15, 20, 25)" {
+		t.Errorf("dark theme background = %q (%v), want rgb(15, 20, 25)", bg, err)
+	}
+	screenshot(t, ctx, "tags-dark")
 
 	do(t, ctx, "delete tag v2",
 		chromedp.Navigate(srv.URL+"/r/alice/image-gallery/tags"),
