@@ -70,6 +70,14 @@ func TestHubAPI_LoginTokenAndAccessTokens(t *testing.T) {
 	if code != http.StatusOK || tok["access_token"] == "" {
 		t.Fatalf("login = %d %v", code, tok)
 	}
+	r0, err := http.Post(srv.URL+"/v2/users/login", "application/json", strings.NewReader(`{"username":"alice","password":"`+userPassword+`"}`))
+	must(t, err)
+	var legacy map[string]string
+	must(t, json.NewDecoder(r0.Body).Decode(&legacy))
+	r0.Body.Close()
+	if r0.StatusCode != http.StatusOK || legacy["token"] == "" {
+		t.Errorf("legacy login = %d %v, want {\"token\"}", r0.StatusCode, legacy)
+	}
 	bearer := map[string]string{"Authorization": "Bearer " + tok["access_token"]}
 	var tags struct{ Count int }
 	if code := b.getJSON("/v2/namespaces/alice/repositories/priv/tags", bearer, &tags); code != http.StatusOK || tags.Count != 1 {

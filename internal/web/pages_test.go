@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -154,5 +155,25 @@ func TestForms_RequireCSRF(t *testing.T) {
 	}
 	if got := b.get("/r/alice/app").code; got != http.StatusNotFound {
 		t.Errorf("repository after delete = %d, want 404", got)
+	}
+}
+
+func TestExplore_Paginates(t *testing.T) {
+	srv := registrytest.NewServer(t)
+	img := testImage(t, "amd64")
+	for i := range 27 {
+		push(t, srv, fmt.Sprintf("team/app%02d:v1", i), img)
+	}
+	b := newBrowser(t, srv)
+	first := b.get("/?sort=name")
+	wantContains(t, "page 1", text(first.body), "Page 1 of 2 · 27 in all", "team/app00", "team/app24")
+	wantLacks(t, "page 1", text(first.body), "team/app25")
+	wantContains(t, "page 1", first.body, `href="/?page=2&amp;sort=name" rel="next"`)
+	second := text(b.get("/?page=2&sort=name").body)
+	wantContains(t, "page 2", second, "Page 2 of 2", "team/app25", "team/app26")
+	wantLacks(t, "page 2", second, "team/app24")
+	newest := text(b.get("/u/team").body)
+	if i, j := strings.Index(newest, "team/app26"), strings.Index(newest, "team/app02"); i < 0 || j < 0 || i > j {
+		t.Errorf("the namespace page is not newest first: %q", newest)
 	}
 }
