@@ -94,6 +94,9 @@ func TestPages_RepositoryTagsAndLayers(t *testing.T) {
 	platform := b.get(link)
 	wantContains(t, "platform page", text(platform.body), "Image layers", "make install")
 
+	if resp := b.get("/no/such/page"); resp.code != http.StatusNotFound || !strings.Contains(resp.body, "There is no page here.") {
+		t.Errorf("unknown page = %d, want the 404 page", resp.code)
+	}
 	for _, path := range []string{"/r/alice/nope", "/r/alice/app/tags/nope", "/r/alice/app/manifests/sha256:" + strings.Repeat("0", 64)} {
 		if got := b.get(path).code; got != http.StatusNotFound {
 			t.Errorf("GET %s = %d, want 404", path, got)

@@ -98,6 +98,7 @@ func (h *Handler) routes() *http.ServeMux {
 	mux.HandleFunc("POST /v2/access-tokens", h.apiCreateToken)
 	mux.HandleFunc("GET /v2/access-tokens/{id}", h.apiGetToken)
 	mux.HandleFunc("DELETE /v2/access-tokens/{id}", h.apiRevokeToken)
+	mux.HandleFunc("/", h.notFound)
 	return mux
 }
 
@@ -110,13 +111,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("X-Frame-Options", "DENY")
 	hd.Set("Referrer-Policy", "same-origin")
-	if isAPIPath(r.URL.Path) {
-		if _, pattern := h.mux.Handler(r); pattern == "" {
-			writeAPIError(w, http.StatusNotFound, "object not found")
-			return
-		}
-	}
 	h.mux.ServeHTTP(w, r)
+}
+
+// notFound answers what no route matched: JSON under /v2/, a page
+// elsewhere.
+func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
+	if isAPIPath(r.URL.Path) {
+		writeAPIError(w, http.StatusNotFound, "object not found")
+		return
+	}
+	c, _ := h.identify(r)
+	h.showError(w, r, c, http.StatusNotFound, "There is no page here.")
 }
 
 func cacheStatic(next http.Handler) http.Handler {
