@@ -4,12 +4,15 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
@@ -223,6 +226,11 @@ func TestWebBrowser(t *testing.T) {
 	craneCmd("auth", "login", srv.Addr, "-u", "alice", "-p", secret).mustRun(t)
 	craneCmd("append", "-f", layer, "-t", srv.Addr+"/alice/image-gallery:v2").mustRun(t)
 
+	// A pull by tag counts. Counts reach the database in a batch a few
+	// seconds later (never a write per pull), so the check polls.
+	craneCmd("manifest", srv.Addr+"/alice/image-gallery:v1").mustRun(t)
+	waitPullCount(t, srv, "alice/image-gallery", 1)
+
 	do(t, ctx, "see the token used",
 		chromedp.Navigate(srv.URL+"/settings"),
 		chromedp.WaitVisible(chromedp.CSS(`button[aria-label="Revoke token e2e crane"]`)),
@@ -254,6 +262,23 @@ func TestWebBrowser(t *testing.T) {
 	}
 	screenshot(t, ctx, "tags-dark")
 
+	// On a phone the page fits the screen: nothing scrolls sideways but
+	// the tags table's own box.
+	if _, err := chromedp.Call(ctx, emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{
+		Width: 390, Height: 844, DeviceScaleFactor: 1, Mobile: true,
+	}); err != nil {
+		t.Fatalf("emulate a phone: %v", err)
+	}
+	do(t, ctx, "open the tags on a phone", chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("tag-table")))
+	overflow, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth`))
+	if err != nil || overflow {
+		t.Errorf("the page scrolls sideways on a phone (%v)", err)
+	}
+	screenshot(t, ctx, "tags-phone")
+	if _, err := chromedp.Call(ctx, emulation.ClearDeviceMetricsOverride, cdp.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+
 	do(t, ctx, "delete tag v2",
 		chromedp.Navigate(srv.URL+"/r/alice/image-gallery/tags"),
 		chromedp.Click(chromedp.CSS(`button[aria-label="Delete tag v2"]`)),
@@ -261,5 +286,35 @@ func TestWebBrowser(t *testing.T) {
 	)
 	if rows := textOf(t, ctx, "#tag-table tbody"); strings.Contains(rows, "v2") || !strings.Contains(rows, "v1") {
 		t.Errorf("tags after deleting v2: %q", rows)
+	}
+}
+
+// waitPullCount polls the Hub API until repo's pull_count reaches want;
+// the registry flushes counts about five seconds after a pull.
+func waitPullCount(t *testing.T, srv *wharfServer, repo string, want int) {
+	t.Helper()
+	ns, name, _ := strings.Cut(repo, "/")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		req, err := http.NewRequest(http.MethodGet, srv.URL+"/v2/namespaces/"+ns+"/repositories/"+name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth("alice", alicePassword)
+		var got struct {
+			PullCount int `json:"pull_count"`
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&got)
+			resp.Body.Close()
+		}
+		if err == nil && got.PullCount >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pull_count of %s = %d (%v), want %d", repo, got.PullCount, err, want)
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 }
