@@ -117,6 +117,23 @@ func TestHubAPI_LoginTokenAndAccessTokens(t *testing.T) {
 	if got := b.do(http.MethodDelete, "/v2/repositories/alice/priv/tags/v1/", nil, basic("alice", pat)).code; got != http.StatusForbidden {
 		t.Errorf("delete with a read-only token = %d, want 403", got)
 	}
+	// Logging in with the read-only token gives a bearer that is capped too.
+	req, _ = http.NewRequest(http.MethodPost, srv.URL+"/v2/auth/token", strings.NewReader(`{"identifier":"alice","secret":"`+pat+`"}`))
+	r, err = http.DefaultClient.Do(req)
+	must(t, err)
+	var capped map[string]string
+	must(t, json.NewDecoder(r.Body).Decode(&capped))
+	r.Body.Close()
+	cappedBearer := map[string]string{"Authorization": "Bearer " + capped["access_token"]}
+	if got := b.do(http.MethodGet, "/v2/repositories/alice/priv/tags/", nil, cappedBearer).code; got != http.StatusOK {
+		t.Errorf("read with a token-derived bearer = %d, want 200", got)
+	}
+	if got := b.do(http.MethodDelete, "/v2/repositories/alice/priv/tags/v1/", nil, cappedBearer).code; got != http.StatusForbidden {
+		t.Errorf("delete with a read-only token's bearer = %d, want 403", got)
+	}
+	if got := b.do(http.MethodGet, "/v2/access-tokens", nil, cappedBearer).code; got != http.StatusForbidden {
+		t.Errorf("token list with a token's bearer = %d, want 403", got)
+	}
 	if got := b.do(http.MethodDelete, "/v2/access-tokens/"+created["uuid"].(string), nil, bearer).code; got != http.StatusNoContent {
 		t.Errorf("revoke = %d, want 204", got)
 	}

@@ -23,7 +23,7 @@ func (h *Handler) apiAccount(w http.ResponseWriter, r *http.Request) (caller, bo
 		writeAPIError(w, http.StatusUnauthorized, "authentication required")
 		return c, false
 	}
-	if c.sub.TokenID != "" && c.how != viaCookie {
+	if c.sub.Scope != "" && c.how != viaCookie {
 		// An access token may not mint or list its siblings, as on Hub.
 		writeAPIError(w, http.StatusForbidden, "access tokens cannot manage access tokens")
 		return c, false

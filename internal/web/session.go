@@ -24,10 +24,39 @@ const (
 	csrfHeader    = "X-CSRF-Token"
 )
 
-// hubAPIAccess is the grant that marks a bearer token as issued by
+// hubAPI is the resource whose grant marks a bearer token as issued by
 // POST /v2/auth/token for this API: tokens that /token hands to docker
-// carry only repository scopes and must not act as the whole account here.
-var hubAPIAccess = auth.Access{Resource: auth.Resource{Type: "hub", Name: "api"}, Actions: []string{"*"}}
+// carry only repository scopes and must not act as the whole account
+// here. The grant's one action is "*" for a password login, or the scope
+// of the access token the caller logged in with, which keeps capping it.
+var hubAPI = auth.Resource{Type: "hub", Name: "api"}
+
+// hubGrant is the grant a Hub API bearer token carries for sub.
+func hubGrant(sub auth.Subject) auth.Access {
+	action := auth.ActionAll
+	if sub.Scope != "" {
+		action = string(sub.Scope)
+	}
+	return auth.Access{Resource: hubAPI, Actions: []string{action}}
+}
+
+// hubSubject returns the subject a Hub API bearer token stands for.
+func (h *Handler) hubSubject(ctx context.Context, claims *auth.Claims) (auth.Subject, error) {
+	for _, a := range claims.Access {
+		if a.Resource != hubAPI || len(a.Actions) != 1 {
+			continue
+		}
+		sub, err := h.auth.SubjectFor(ctx, claims.Subject)
+		if err != nil {
+			return sub, err
+		}
+		if a.Actions[0] != auth.ActionAll {
+			sub.Scope = auth.TokenScope(a.Actions[0])
+		}
+		return sub, nil
+	}
+	return auth.Subject{}, auth.ErrInvalidToken
+}
 
 // how says how a request identified itself.
 type how int
@@ -68,10 +97,7 @@ func (h *Handler) identify(r *http.Request) (caller, error) {
 		if err != nil {
 			return caller{}, err
 		}
-		if !claims.Allows(hubAPIAccess.Type, hubAPIAccess.Name, "*") {
-			return caller{}, auth.ErrInvalidToken
-		}
-		sub, err := h.auth.SubjectFor(ctx, claims.Subject)
+		sub, err := h.hubSubject(ctx, claims)
 		return caller{sub, viaBearer}, err
 	case hdr != "":
 		return caller{}, auth.ErrUnauthenticated
