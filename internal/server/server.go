@@ -95,8 +95,16 @@ func (s *Server) Accounts() *auth.Service { return s.auth }
 // Handler is the whole HTTP surface, for tests and embedding.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Close releases the stores.
-func (s *Server) Close() error { return s.meta.Close() }
+// Close saves what is kept in memory and releases the stores.
+func (s *Server) Close() error {
+	// Pull counts are batched in memory; write the last batch first.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.registry.FlushPulls(ctx); err != nil {
+		s.log.Warn("the last pull counts were not saved", "err", err)
+	}
+	return s.meta.Close()
+}
 
 // routes builds the handler tree: OCI API under /v2/, operations beside it.
 func (s *Server) routes(promReg *prometheus.Registry) http.Handler {
