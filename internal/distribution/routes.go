@@ -44,31 +44,42 @@ func ParseRoute(path string) Route {
 	case "_catalog":
 		return Route{Kind: KindCatalog}
 	}
-	seg := strings.Split(rest, "/")
-	n := len(seg)
-	if n < 3 {
+	// Cut segments off the right instead of splitting: every request
+	// passes here, and substrings of the path allocate nothing.
+	h1, last, ok1 := cutLast(rest)
+	h2, prev, ok2 := cutLast(h1)
+	if !ok1 || !ok2 {
 		return Route{Kind: KindNotFound}
 	}
-	last, prev := seg[n-1], seg[n-2]
-	name := func(k int) string { return strings.Join(seg[:n-k], "/") }
-	switch {
-	case n >= 4 && seg[n-3] == "blobs" && prev == "uploads":
+	// h2 is the name when the endpoint takes two segments.
+	if h3, third, ok3 := cutLast(h2); ok3 && third == "blobs" && prev == "uploads" {
 		if last == "" {
-			return Route{Kind: KindUploadStart, Name: name(3)}
+			return Route{Kind: KindUploadStart, Name: h3}
 		}
-		return Route{Kind: KindUpload, Name: name(3), Ref: last}
+		return Route{Kind: KindUpload, Name: h3, Ref: last}
+	}
+	switch {
 	case prev == "blobs" && last == "uploads":
-		return Route{Kind: KindUploadStart, Name: name(2)}
+		return Route{Kind: KindUploadStart, Name: h2}
 	case prev == "tags" && last == "list":
-		return Route{Kind: KindTags, Name: name(2)}
+		return Route{Kind: KindTags, Name: h2}
 	case last == "":
 		return Route{Kind: KindNotFound}
 	case prev == "manifests":
-		return Route{Kind: KindManifest, Name: name(2), Ref: last}
+		return Route{Kind: KindManifest, Name: h2, Ref: last}
 	case prev == "blobs":
-		return Route{Kind: KindBlob, Name: name(2), Ref: last}
+		return Route{Kind: KindBlob, Name: h2, Ref: last}
 	case prev == "referrers":
-		return Route{Kind: KindReferrers, Name: name(2), Ref: last}
+		return Route{Kind: KindReferrers, Name: h2, Ref: last}
 	}
 	return Route{Kind: KindNotFound}
+}
+
+// cutLast splits s at its last '/'; ok is false when there is none.
+func cutLast(s string) (head, last string, ok bool) {
+	i := strings.LastIndexByte(s, '/')
+	if i < 0 {
+		return "", s, false
+	}
+	return s[:i], s[i+1:], true
 }

@@ -35,8 +35,8 @@ const (
 // deleted elsewhere is seen by the next lookup. Deletes in this process
 // drop the entry too, only to free the memory sooner.
 //
-// The zero value is ready. Entries are read-only: GetManifest hands out
-// copies of the struct, sharing Content and Annotations.
+// The zero value is ready. Entries are read-only: GetManifest hands them
+// out as they are, to every caller.
 type manifestCache struct {
 	mu      sync.RWMutex
 	entries map[manifestKey]*metadata.Manifest
@@ -109,8 +109,7 @@ func (s *Service) manifestByDigest(ctx context.Context, repo string, d digest.Di
 		}
 		s.manifests.put(m)
 	}
-	cp := *m
-	return &cp, nil
+	return m, nil
 }
 
 // pullByDigest is GetManifest by digest through the cache: one existence

@@ -98,8 +98,8 @@ func missingReference(repo string, mr *metadata.MissingReference) error {
 	return Errorf(ErrManifestBlobUnknown, "blob %s is referenced by the manifest but was not pushed to %s", mr.Digest, repo).withDetail(detail)
 }
 
-// GetManifest returns the manifest ref (a tag or a digest) of repo. Its
-// Content and Annotations may be shared with other callers: read-only.
+// GetManifest returns the manifest ref (a tag or a digest) of repo. It may
+// be shared with other callers (it comes from a cache): read-only.
 func (s *Service) GetManifest(ctx context.Context, repo, ref string) (*metadata.Manifest, error) {
 	if err := ValidateName(repo); err != nil {
 		return nil, err
