@@ -38,6 +38,8 @@ type Service struct {
 	dummyOnce sync.Once
 	dummy     string // hash checked for unknown users, to cost the same
 	logins    *loginCache
+	wide      *Limiter // the account-wide and address-wide allowances
+	guard     *guard
 }
 
 // NewService returns a Service over store.
@@ -60,7 +62,10 @@ func NewService(store Store, cfg Config) *Service {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: store, cfg: cfg, logins: newLoginCache()}
+	return &Service{
+		store: store, cfg: cfg, logins: newLoginCache(), guard: newGuard(),
+		wide: NewLimiter(LimiterConfig{Free: wideFree, Now: cfg.Now}),
+	}
 }
 
 // AdminUser is the account EnsureAdmin creates.

@@ -2,8 +2,11 @@ package auth_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,48 +121,82 @@ func TestService_AuthenticateWithPATRecordsLastUsed(t *testing.T) {
 	}
 }
 
+// TestService_RateLimitsFailedLogins: failures block the (account,
+// address) pair after 5 free ones, the account or the address alone
+// only after 30, and access-token failures count against the address only.
 func TestService_RateLimitsFailedLogins(t *testing.T) {
 	c := newClock()
 	s, _ := newService(t, c)
 	ctx := t.Context()
 	must(t, s.AddUser(ctx, "alice", "alice-password", false))
 	must(t, s.AddUser(ctx, "bob", "bob-password", false))
+	pat, _, err := s.CreatePAT(ctx, "alice", "ci", auth.ScopeRead, time.Time{})
+	must(t, err)
 
-	for range 5 { // the free allowance
+	for i := range 6 { // 5 free, the sixth blocks the pair for 1s
 		if _, err := s.Authenticate(ctx, "alice", "wrong", "10.0.0.1"); !errors.Is(err, auth.ErrUnauthenticated) {
-			t.Fatalf("failure within allowance: %v", err)
+			t.Fatalf("failure %d: %v", i+1, err)
 		}
 	}
-	_, err := s.Authenticate(ctx, "alice", "wrong", "10.0.0.1") // sixth: blocks for 1s
-	if !errors.Is(err, auth.ErrUnauthenticated) {
-		t.Fatalf("sixth failure: %v", err)
-	}
-	_, err = s.Authenticate(ctx, "alice", "alice-password", "10.0.0.2")
+	_, err = s.Authenticate(ctx, "alice", "alice-password", "10.0.0.1")
 	var rl *auth.RateLimitError
 	if !errors.Is(err, auth.ErrRateLimited) || !errors.As(err, &rl) || rl.RetryAfter != time.Second {
-		t.Fatalf("blocked account, right password: %v, want rate limited for 1s", err)
+		t.Fatalf("blocked pair, right password: %v, want rate limited for 1s", err)
 	}
-	_, err = s.Authenticate(ctx, "bob", "bob-password", "10.0.0.1")
-	if !errors.Is(err, auth.ErrRateLimited) {
-		t.Fatalf("blocked address, other account: %v, want rate limited", err)
+	if _, err := s.Authenticate(ctx, "alice", "alice-password", "10.0.0.2"); err != nil {
+		t.Fatalf("the owner from another address: %v, want in", err)
+	}
+	if _, err := s.Authenticate(ctx, "bob", "bob-password", "10.0.0.1"); err != nil {
+		t.Fatalf("another account from the guesser's address: %v, want in", err)
 	}
 	c.Add(time.Second)
-	_, _ = s.Authenticate(ctx, "alice", "wrong", "10.0.0.3") // seventh: back-off doubles
-	_, err = s.Authenticate(ctx, "alice", "alice-password", "10.0.0.3")
-	if !errors.As(err, &rl) || rl.RetryAfter != 2*time.Second {
-		t.Fatalf("after seventh failure: %v, want retry after 2s", err)
+	_, _ = s.Authenticate(ctx, "alice", "wrong", "10.0.0.1") // seventh: back-off doubles
+	if _, err := s.Authenticate(ctx, "alice", "alice-password", "10.0.0.1"); !errors.As(err, &rl) || rl.RetryAfter != 2*time.Second {
+		t.Fatalf("after the seventh failure: %v, want retry after 2s", err)
 	}
-	c.Add(2 * time.Second)
-	if _, err := s.Authenticate(ctx, "alice", "alice-password", "10.0.0.3"); err != nil {
-		t.Fatalf("after the block: %v", err)
+
+	// Guessing spread over many addresses blocks the account itself.
+	for i := range 31 {
+		_, _ = s.Authenticate(ctx, "bob", "wrong", fmt.Sprintf("10.1.0.%d", i))
 	}
-	// Success forgave the account, not the address 10.0.0.1.
-	if _, err := s.Authenticate(ctx, "alice", "wrong", "10.0.0.4"); !errors.Is(err, auth.ErrUnauthenticated) {
-		t.Fatalf("first failure after success: %v, want unauthenticated", err)
+	if _, err := s.Authenticate(ctx, "bob", "bob-password", "10.2.0.1"); !errors.Is(err, auth.ErrRateLimited) {
+		t.Fatalf("account after 31 spread failures: %v, want rate limited", err)
 	}
-	_, _ = s.Authenticate(ctx, "bob", "wrong", "10.0.0.1")
-	if _, err := s.Authenticate(ctx, "bob", "bob-password", "10.0.0.1"); !errors.Is(err, auth.ErrRateLimited) {
-		t.Fatalf("address after another account's success: %v, want still limited", err)
+	// ...but not its access tokens, which cannot be guessed.
+	if _, err := s.Authenticate(ctx, "alice", pat, "10.0.0.1"); err != nil {
+		t.Fatalf("access token from a blocked pair's address: %v, want in", err)
+	}
+	// Guessing tokens blocks the address, not the account.
+	for range 31 {
+		_, _ = s.Authenticate(ctx, "alice", auth.PATPrefix+"guess", "10.3.0.1")
+	}
+	if _, err := s.Authenticate(ctx, "alice", pat, "10.3.0.1"); !errors.Is(err, auth.ErrRateLimited) {
+		t.Fatalf("token from the token guesser's address: %v, want rate limited", err)
+	}
+	if _, err := s.Authenticate(ctx, "alice", pat, "10.3.0.2"); err != nil {
+		t.Fatalf("token from another address: %v, want in", err)
+	}
+}
+
+// TestService_ConcurrentGuessesAreCountedOneByOne: a burst of guesses for
+// one account cannot slip past the limiter before the first failure is
+// counted.
+func TestService_ConcurrentGuessesAreCountedOneByOne(t *testing.T) {
+	s, _ := newService(t, newClock())
+	ctx := t.Context()
+	must(t, s.AddUser(ctx, "alice", "alice-password", false))
+	var wg sync.WaitGroup
+	var checked atomic.Int32
+	for range 50 {
+		wg.Go(func() {
+			if _, err := s.Authenticate(ctx, "alice", "wrong", "10.0.0.1"); errors.Is(err, auth.ErrUnauthenticated) {
+				checked.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := checked.Load(); n != 6 {
+		t.Errorf("%d of 50 concurrent guesses were checked, want 6 (5 free and the one that blocks)", n)
 	}
 }
 

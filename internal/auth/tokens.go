@@ -105,39 +105,69 @@ func (s *Service) RevokePAT(ctx context.Context, user, id string) error {
 // Authenticate checks user's secret, a password or a personal access
 // token, from the client at addr. It returns ErrUnauthenticated for any
 // wrong, unknown, expired or revoked credential, and a *RateLimitError
-// (ErrRateLimited) while the account or the address is blocked after
-// failures. An unknown user costs the same password hash as a known one.
+// (ErrRateLimited) while the caller is blocked after failures or the
+// server is too busy hashing. An unknown user costs the same password
+// hash as a known one.
 func (s *Service) Authenticate(ctx context.Context, user, secret, addr string) (Subject, error) {
-	keys := []string{"user:" + user}
-	if addr != "" {
-		keys = append(keys, "addr:"+addr)
+	if strings.HasPrefix(secret, PATPrefix) {
+		return s.authenticateToken(ctx, user, secret, addr)
 	}
-	if err := s.cfg.Limiter.Allow(keys...); err != nil {
+	unlock := s.guard.lock(user)
+	defer unlock()
+	strict, wide := []string{pairKey(user, addr)}, []string{accountKey(user), addrKey(addr)}
+	if err := s.allow(strict, wide); err != nil {
 		s.cfg.Log.InfoContext(ctx, "login rate limited", "user", user, "addr", addr)
 		return Subject{}, err
 	}
-	var (
-		sub Subject
-		err error
-	)
-	if strings.HasPrefix(secret, PATPrefix) {
-		sub, err = s.checkToken(ctx, user, secret, KindPAT)
-	} else {
-		sub, err = s.checkPassword(ctx, user, secret)
+	if sub, ok := s.logins.get(user, secret, s.cfg.Now()); ok {
+		// Remembered: HTTP Basic clients send the password on every
+		// request, and one audit line per request would drown the log.
+		return sub, nil
 	}
+	sub, err := s.checkPassword(ctx, user, secret)
 	if errors.Is(err, ErrUnauthenticated) {
-		s.cfg.Limiter.Fail(keys...)
+		s.cfg.Limiter.Fail(strict...)
+		s.wide.Fail(wide...)
 		s.cfg.Log.InfoContext(ctx, "login failed", "user", user, "addr", addr)
 		return Subject{}, err
 	}
 	if err != nil {
 		return Subject{}, err
 	}
-	// Only the account's count is forgiven: forgiving the address would let
-	// one valid login reset a guesser's budget against other accounts.
-	s.cfg.Limiter.Succeed(keys[0])
-	s.cfg.Log.InfoContext(ctx, "login", "user", user, "addr", addr, "token_id", sub.TokenID)
+	// The address's count is not forgiven: one valid login must not reset
+	// a guesser's budget against other accounts.
+	s.cfg.Limiter.Succeed(strict...)
+	s.wide.Succeed(accountKey(user))
+	s.cfg.Log.InfoContext(ctx, "login", "user", user, "addr", addr)
 	return sub, nil
+}
+
+// authenticateToken checks a personal access token. Its 256 random bits
+// cannot be guessed, so failures count against the address only: a
+// guesser must not be able to lock an account's CI tokens out.
+func (s *Service) authenticateToken(ctx context.Context, user, secret, addr string) (Subject, error) {
+	keys := []string{addrKey(addr)}
+	if err := s.wide.Allow(keys...); err != nil {
+		s.cfg.Log.InfoContext(ctx, "login rate limited", "user", user, "addr", addr)
+		return Subject{}, err
+	}
+	sub, err := s.checkToken(ctx, user, secret, KindPAT)
+	if errors.Is(err, ErrUnauthenticated) {
+		s.wide.Fail(keys...)
+		s.cfg.Log.InfoContext(ctx, "login failed", "user", user, "addr", addr, "credential", "access token")
+		return Subject{}, err
+	}
+	if err == nil {
+		s.cfg.Log.DebugContext(ctx, "login", "user", user, "addr", addr, "token_id", sub.TokenID)
+	}
+	return sub, err
+}
+
+func (s *Service) allow(strict, wide []string) error {
+	if err := s.cfg.Limiter.Allow(strict...); err != nil {
+		return err
+	}
+	return s.wide.Allow(wide...)
 }
 
 func (s *Service) dummyHash() string {
@@ -149,9 +179,11 @@ func (s *Service) dummyHash() string {
 
 func (s *Service) checkPassword(ctx context.Context, name, password string) (Subject, error) {
 	now := s.cfg.Now()
-	if sub, ok := s.logins.get(name, password, now); ok {
-		return sub, nil
+	release, err := s.guard.slot(ctx)
+	if err != nil {
+		return Subject{}, err
 	}
+	defer release()
 	u, err := s.store.GetUser(ctx, name)
 	if errors.Is(err, ErrNotFound) {
 		CheckPassword(s.dummyHash(), password)
