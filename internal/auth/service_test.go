@@ -313,9 +313,25 @@ func TestService_RefreshTokens(t *testing.T) {
 	if _, err := s.Refresh(ctx, byPassword); !errors.Is(err, auth.ErrUnauthenticated) {
 		t.Fatalf("Refresh after password change = %v, want unauthenticated", err)
 	}
+	// A login made with a short-lived access token ends with it.
+	weekPAT, _, err := s.CreatePAT(ctx, "alice", "ci", auth.ScopeReadWrite, c.Now().Add(7*24*time.Hour))
+	must(t, err)
+	weekSub, err := s.Authenticate(ctx, "alice", weekPAT, "")
+	must(t, err)
+	byWeekPAT, err := s.IssueRefreshToken(ctx, weekSub, "docker")
+	must(t, err)
+
 	again, err := s.IssueRefreshToken(ctx, auth.Subject{User: "alice"}, "docker")
 	must(t, err)
-	c.Add(91 * 24 * time.Hour)
+	c.Add(6 * 24 * time.Hour)
+	if _, err := s.Refresh(ctx, byWeekPAT); err != nil {
+		t.Fatalf("Refresh while its access token lives: %v", err)
+	}
+	c.Add(2 * 24 * time.Hour)
+	if _, err := s.Refresh(ctx, byWeekPAT); !errors.Is(err, auth.ErrUnauthenticated) {
+		t.Fatalf("Refresh after its access token expired = %v, want unauthenticated", err)
+	}
+	c.Add(83 * 24 * time.Hour)
 	if _, err := s.Refresh(ctx, again); !errors.Is(err, auth.ErrUnauthenticated) {
 		t.Fatalf("Refresh after 91 days = %v, want unauthenticated", err)
 	}

@@ -34,6 +34,8 @@ type Subject struct {
 	Scope TokenScope
 	// TokenID is the access or refresh token used, if any.
 	TokenID string
+	// TokenExpires is when that token expires; zero: never.
+	TokenExpires time.Time
 }
 
 // Anonymous reports whether nobody logged in.
@@ -227,7 +229,7 @@ func (s *Service) checkToken(ctx context.Context, user, secret string, kind Toke
 			s.cfg.Log.WarnContext(ctx, "token last-used not recorded", "token_id", tok.ID, "err", err)
 		}
 	}
-	return Subject{User: u.Name, Admin: u.Admin, Scope: tok.Scope, TokenID: tok.ID}, nil
+	return Subject{User: u.Name, Admin: u.Admin, Scope: tok.Scope, TokenID: tok.ID, TokenExpires: tok.ExpiresAt}, nil
 }
 
 // IssueRefreshToken returns a refresh token for sub, which `docker login`
@@ -239,10 +241,16 @@ func (s *Service) IssueRefreshToken(ctx context.Context, sub Subject, clientID s
 		return "", fmt.Errorf("refresh token for an anonymous caller: %w", ErrInvalid)
 	}
 	now := s.cfg.Now()
+	expires := now.Add(s.cfg.RefreshTokenLifetime)
+	if !sub.TokenExpires.IsZero() && sub.TokenExpires.Before(expires) {
+		// A login made with an access token ends when that token does:
+		// "expires in 7 days" must not become 90 through docker login.
+		expires = sub.TokenExpires
+	}
 	secret, hash := newSecret(RefreshPrefix)
 	tok := &Token{
 		ID: newID(), User: sub.User, Kind: KindRefresh, Name: clientID, Scope: sub.Scope, Hash: hash,
-		Parent: sub.TokenID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTokenLifetime),
+		Parent: sub.TokenID, CreatedAt: now, ExpiresAt: expires,
 	}
 	if err := s.store.CreateToken(ctx, tok); err != nil {
 		return "", err
