@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -112,12 +113,12 @@ func selfSigned(dir string, hosts []string, log *slog.Logger) (certFile, keyFile
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", "", err
 	}
-	caCert, caKey, err := loadOrCreateCA(dir)
+	caCert, caKey, err := loadOrCreateCA(dir, hosts, log)
 	if err != nil {
 		return "", "", err
 	}
 	certFile, keyFile = filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
-	if current(certFile, hosts) {
+	if current(certFile, hosts, caCert) {
 		return certFile, keyFile, nil
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -153,11 +154,11 @@ func selfSigned(dir string, hosts []string, log *slog.Logger) (certFile, keyFile
 	return certFile, keyFile, nil
 }
 
-// current reports whether certFile exists, names exactly hosts and has
-// more than 30 days left.
-func current(certFile string, hosts []string) bool {
+// current reports whether certFile exists, is signed by ca, names
+// exactly hosts and has more than 30 days left.
+func current(certFile string, hosts []string, ca *x509.Certificate) bool {
 	cert, err := readCert(certFile)
-	if err != nil || time.Until(cert.NotAfter) < 30*24*time.Hour {
+	if err != nil || time.Until(cert.NotAfter) < 30*24*time.Hour || cert.CheckSignatureFrom(ca) != nil {
 		return false
 	}
 	var names []string
@@ -176,9 +177,20 @@ func current(certFile string, hosts []string) bool {
 	return slices.Equal(names, slices.Compact(want))
 }
 
-func loadOrCreateCA(dir string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+// loadOrCreateCA returns the CA in dir, or makes one. The CA may sign only
+// for hosts (critical name constraints): people are told to trust it
+// system-wide, and its key sits in the data directory, so whoever reads
+// that key must not be able to impersonate any other site. A CA whose
+// constraints do not cover hosts is replaced, and the log says so.
+func loadOrCreateCA(dir string, hosts []string, log *slog.Logger) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	certFile, keyFile := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "ca.key")
-	if cert, err := readCert(certFile); err == nil {
+	cert, err := readCert(certFile)
+	if err == nil && !permits(cert, hosts) {
+		log.Warn("the generated CA does not cover the --tls-self-signed hosts; making a new one — clients must trust the new ca.crt",
+			"ca", certFile, "hosts", hosts)
+		err = os.ErrNotExist
+	}
+	if err == nil {
 		keyPEM, err := os.ReadFile(keyFile)
 		if err != nil {
 			return nil, nil, err
@@ -189,7 +201,8 @@ func loadOrCreateCA(dir string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 		}
 		key, err := x509.ParseECPrivateKey(block.Bytes)
 		return cert, key, err
-	} else if !errors.Is(err, os.ErrNotExist) {
+	}
+	if !errors.Is(err, os.ErrNotExist) {
 		return nil, nil, err
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -205,6 +218,19 @@ func loadOrCreateCA(dir string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 		MaxPathLenZero:        true,
+
+		PermittedDNSDomainsCritical: true,
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			bits := 8 * len(ip.To16())
+			if ip4 := ip.To4(); ip4 != nil {
+				ip, bits = ip4, 32
+			}
+			tmpl.PermittedIPRanges = append(tmpl.PermittedIPRanges, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
+		} else {
+			tmpl.PermittedDNSDomains = append(tmpl.PermittedDNSDomains, h)
+		}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
@@ -213,8 +239,27 @@ func loadOrCreateCA(dir string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	if err := writePair(certFile, keyFile, der, key); err != nil {
 		return nil, nil, err
 	}
-	cert, err := x509.ParseCertificate(der)
+	cert, err = x509.ParseCertificate(der)
 	return cert, key, err
+}
+
+// permits reports whether ca is name-constrained to cover every host.
+func permits(ca *x509.Certificate, hosts []string) bool {
+	if !ca.PermittedDNSDomainsCritical {
+		return false // made before constraints, or by someone else
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			if !slices.ContainsFunc(ca.PermittedIPRanges, func(n *net.IPNet) bool { return n.Contains(ip) }) {
+				return false
+			}
+			continue
+		}
+		if !slices.ContainsFunc(ca.PermittedDNSDomains, func(d string) bool { return d == h || strings.HasSuffix(h, "."+d) }) {
+			return false
+		}
+	}
+	return true
 }
 
 func readCert(path string) (*x509.Certificate, error) {

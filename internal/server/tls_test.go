@@ -1,9 +1,13 @@
 package server
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,9 +15,10 @@ import (
 	"time"
 )
 
-// TestSelfSigned_CreatesOnceAndRenewsForNewHosts: the CA is made once and
-// kept; the server certificate is kept while its hosts stay the same and
-// remade, by the same CA, when they change.
+// TestSelfSigned_CreatesOnceAndRenewsForNewHosts: the CA and the server
+// certificate are made once and kept while the hosts stay the same; new
+// hosts make a new CA (the old one may sign only for the old hosts) and
+// a certificate that verifies against it.
 func TestSelfSigned_CreatesOnceAndRenewsForNewHosts(t *testing.T) {
 	dir := t.TempDir()
 	log := slog.New(slog.DiscardHandler)
@@ -31,8 +36,9 @@ func TestSelfSigned_CreatesOnceAndRenewsForNewHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	again, _ := os.ReadFile(certFile)
-	if string(again) != string(first) {
-		t.Error("the same hosts in another order remade the certificate")
+	caAgain, _ := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	if string(again) != string(first) || string(caAgain) != string(ca) {
+		t.Error("the same hosts in another order remade the certificate or the CA")
 	}
 
 	if _, _, err := selfSigned(dir, []string{"registry.example", "other.example"}, log); err != nil {
@@ -45,14 +51,41 @@ func TestSelfSigned_CreatesOnceAndRenewsForNewHosts(t *testing.T) {
 	if !slices.Equal(cert.DNSNames, []string{"registry.example", "other.example"}) || len(cert.IPAddresses) != 0 {
 		t.Errorf("renewed certificate names %v %v", cert.DNSNames, cert.IPAddresses)
 	}
-	caAfter, _ := os.ReadFile(filepath.Join(dir, "ca.crt"))
-	if string(caAfter) != string(ca) {
-		t.Fatal("the CA changed: clients that trusted it would break")
-	}
+	newCA, _ := os.ReadFile(filepath.Join(dir, "ca.crt"))
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
+	pool.AppendCertsFromPEM(newCA)
 	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, DNSName: "other.example"}); err != nil {
 		t.Errorf("renewed certificate does not verify against the CA: %v", err)
+	}
+}
+
+// TestSelfSigned_CACannotSignForOtherSites: whoever reads the CA key may
+// not use it to impersonate a site other than the registry's hosts.
+func TestSelfSigned_CACannotSignForOtherSites(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	if _, _, err := selfSigned(dir, []string{"registry.example", "10.0.0.5"}, log); err != nil {
+		t.Fatal(err)
+	}
+	caCert, caKey, err := loadOrCreateCA(dir, []string{"registry.example", "10.0.0.5"}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		DNSNames: []string{"bank.example"}, IPAddresses: []net.IP{net.ParseIP("10.0.0.6")},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(caCert)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "bank.example"}); err == nil {
+		t.Error("a certificate for bank.example signed by wharf's CA verifies")
 	}
 }
 
