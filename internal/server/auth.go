@@ -262,11 +262,21 @@ func (g *gate) deny(w http.ResponseWriter, r *http.Request, c caller, required [
 			Status: http.StatusUnauthorized, Message: "authentication required", Detail: scopeDetail(required)})
 	case credBearer:
 		denied.Status = http.StatusUnauthorized
-		g.log.InfoContext(r.Context(), "access denied", "user", c.sub.User, "method", r.Method, "path", r.URL.Path)
+		g.logDenied(r, c, required)
 		g.challenge(w, r, required, auth.ChallengeInsufficientScope, denied)
 	default:
+		g.logDenied(r, c, required)
 		distribution.WriteError(w, r, g.log, denied)
 	}
+}
+
+// logDenied is the audit line for a refused request.
+func (g *gate) logDenied(r *http.Request, c caller, required []need) {
+	scopes := make([]string, len(required))
+	for i, n := range required {
+		scopes[i] = n.String()
+	}
+	g.log.InfoContext(r.Context(), "access denied", "user", c.sub.User, "method", r.Method, "path", r.URL.Path, "needs", scopes)
 }
 
 func scopeDetail(required []need) any {
