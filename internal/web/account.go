@@ -3,18 +3,34 @@ package web
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/wharf/wharf/internal/auth"
 )
 
-// safeNext keeps a post-sign-in redirect on this site.
+// safeNext keeps a post-sign-in redirect on this site: a path that
+// starts with exactly one "/", with no scheme or host, and no whitespace,
+// control character or backslash, raw or percent-encoded. Browsers drop
+// tabs and newlines from URLs and read "\" as "/", so "/\t/evil.example"
+// or "/\\evil.example" would leave the site as "//evil.example".
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, "\\") {
+	if !strings.HasPrefix(next, "/") || strings.ContainsFunc(next, unsafeInNext) {
+		return "/"
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") ||
+		strings.HasPrefix(u.RawPath, "//") || strings.ContainsFunc(u.Path, unsafeInNext) {
 		return "/"
 	}
 	return next
+}
+
+func unsafeInNext(r rune) bool {
+	return r == '\\' || unicode.IsSpace(r) || unicode.IsControl(r) || r == unicode.ReplacementChar
 }
 
 type signinData struct {
@@ -36,9 +52,12 @@ func (h *Handler) signin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data := signinData{Next: safeNext(r.PostFormValue("next")), User: r.PostFormValue("username")}
-	if !checkCSRF(r) {
+	// The form carries the token of whoever loaded it: the CSRF cookie's,
+	// or an existing session's.
+	c, _ := h.identify(r)
+	if !checkCSRF(r, c) {
 		data.Error = "The form expired; please try again."
-		h.show(w, r, caller{}, http.StatusForbidden, "signin", "Sign in", data)
+		h.show(w, r, c, http.StatusForbidden, "signin", "Sign in", data)
 		return
 	}
 	ctx := r.Context()
@@ -72,7 +91,7 @@ func (h *Handler) signin(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) signout(w http.ResponseWriter, r *http.Request) {
 	c, _ := h.identify(r)
-	if !checkCSRF(r) {
+	if !checkCSRF(r, c) {
 		h.showError(w, r, c, http.StatusForbidden, "The form expired; reload the page and try again.")
 		return
 	}
@@ -96,21 +115,27 @@ type accountData struct {
 }
 
 // signedIn returns the caller of an account page, or answers the request
-// (sign-in redirect, or an explanation when the registry is open).
+// (sign-in redirect, or an explanation when the registry is open). The
+// account is managed from a signed-in browser session only: never with
+// HTTP Basic (an access token is no password) or a bearer token, whose
+// scope may be capped, and whose holder is not necessarily the owner.
 func (h *Handler) signedIn(w http.ResponseWriter, r *http.Request) (caller, bool) {
 	c, err := h.identify(r)
 	switch {
 	case h.open():
 		h.showError(w, r, c, http.StatusNotFound, "This registry runs without accounts (--auth=none): there is nothing to set.")
 		return c, false
-	case err != nil || c.sub.Anonymous():
+	case err == nil && (c.how == viaBasic || c.how == viaBearer):
+		h.showError(w, r, caller{}, http.StatusForbidden, "Account settings are managed from a signed-in browser, not with an access token or API credentials.")
+		return caller{}, false
+	case err != nil || !c.session():
 		if r.Method == http.MethodGet {
 			http.Redirect(w, r, "/signin?next="+urlQueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 		} else {
-			h.showError(w, r, c, http.StatusUnauthorized, "Sign in first.")
+			h.showError(w, r, caller{}, http.StatusUnauthorized, "Sign in first.")
 		}
 		return c, false
-	case r.Method != http.MethodGet && !checkCSRF(r):
+	case r.Method != http.MethodGet && !checkCSRF(r, c):
 		h.showError(w, r, c, http.StatusForbidden, "The form expired; reload the page and try again.")
 		return c, false
 	}
@@ -142,8 +167,18 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	if _, err := h.auth.Authenticate(ctx, c.sub.User, r.PostFormValue("current"), clientAddr(r)); err != nil {
+	// The password itself, never an access token: a token's holder must
+	// not be able to take the account over.
+	err := h.auth.Reauthenticate(ctx, c.sub.User, r.PostFormValue("current"), clientAddr(r))
+	switch {
+	case errors.Is(err, auth.ErrRateLimited):
+		h.renderAccount(w, r, c, http.StatusTooManyRequests, accountData{Error: "Too many failed attempts; wait a little and try again."})
+		return
+	case errors.Is(err, auth.ErrUnauthenticated):
 		h.renderAccount(w, r, c, http.StatusForbidden, accountData{Error: "The current password is wrong."})
+		return
+	case err != nil:
+		h.internal(w, r, c, err)
 		return
 	}
 	if r.PostFormValue("new") != r.PostFormValue("confirm") {

@@ -21,6 +21,13 @@ import (
 func accountsWorld(t *testing.T) *registrytest.Server {
 	t.Helper()
 	srv := registrytest.NewServer(t, registrytest.WithAuth(adminPassword))
+	seedAccounts(t, srv)
+	return srv
+}
+
+// seedAccounts gives srv accountsWorld's users, organisation and images.
+func seedAccounts(t *testing.T, srv *registrytest.Server) {
+	t.Helper()
 	ctx := context.Background()
 	a := srv.Auth
 	for _, u := range []string{"alice", "bob", "carol"} {
@@ -34,7 +41,6 @@ func accountsWorld(t *testing.T) *registrytest.Server {
 	must(t, a.SetVisibility(ctx, "alice/pub", auth.Public))
 	must(t, a.SetVisibility(ctx, "alice/priv", auth.Private))
 	must(t, a.SetVisibility(ctx, "acme/secret", auth.Private))
-	return srv
 }
 
 func TestExplore_ShowsOnlyWhatTheViewerMayPull(t *testing.T) {

@@ -142,22 +142,24 @@ func (b *browser) do(method, path string, form url.Values, header map[string]str
 
 func (b *browser) get(path string) response { return b.do(http.MethodGet, path, nil, nil) }
 
-// csrf returns the CSRF cookie, fetching a page first if there is none.
+var csrfMetaRE = regexp.MustCompile(`<meta name="csrf-token" content="([^"]+)">`)
+
+// csrf returns the CSRF token a page would give this browser's forms:
+// a signed-in page's (derived from the session), else the CSRF cookie
+// that the sign-in form double-submits.
 func (b *browser) csrf() string {
 	b.t.Helper()
+	page := b.get("/")
+	if m := csrfMetaRE.FindStringSubmatch(page.body); m != nil {
+		return m[1]
+	}
 	u, _ := url.Parse(b.srv.URL)
 	for _, c := range b.c.Jar.Cookies(u) {
-		if c.Name == "wharf_csrf" {
+		if c.Name == "wharf_csrf" || c.Name == "__Host-wharf_csrf" {
 			return c.Value
 		}
 	}
-	b.get("/")
-	for _, c := range b.c.Jar.Cookies(u) {
-		if c.Name == "wharf_csrf" {
-			return c.Value
-		}
-	}
-	b.t.Fatal("no CSRF cookie after a page view")
+	b.t.Fatal("no CSRF token after a page view")
 	return ""
 }
 

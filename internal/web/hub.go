@@ -158,8 +158,9 @@ func (h *Handler) apiCaller(w http.ResponseWriter, r *http.Request) (caller, boo
 		return c, false
 	}
 	// A browser's cookie authorises only safe requests unless the page
-	// repeats the CSRF cookie; scripts send credentials in a header.
-	if c.how == viaCookie && r.Method != http.MethodGet && r.Method != http.MethodHead && !checkCSRF(r) {
+	// repeats the session's CSRF token; scripts send credentials in a
+	// header.
+	if c.how == viaCookie && r.Method != http.MethodGet && r.Method != http.MethodHead && !checkCSRF(r, c) {
 		writeAPIError(w, http.StatusForbidden, "missing CSRF token")
 		return c, false
 	}
@@ -197,6 +198,7 @@ func (h *Handler) apiRepoAccess(w http.ResponseWriter, r *http.Request, c caller
 		writeAPIError(w, http.StatusUnauthorized, "authentication required")
 		return false
 	case !ok:
+		h.denied(ctx, r, c, name, action)
 		writeAPIError(w, http.StatusForbidden, "insufficient permissions")
 		return false
 	}

@@ -23,8 +23,10 @@ func (h *Handler) apiAccount(w http.ResponseWriter, r *http.Request) (caller, bo
 		writeAPIError(w, http.StatusUnauthorized, "authentication required")
 		return c, false
 	}
-	if c.sub.Scope != "" && c.how != viaCookie {
-		// An access token may not mint or list its siblings, as on Hub.
+	if c.sub.Scope != "" {
+		// An access token may not mint or list its siblings, as on Hub,
+		// however it reached here: Basic, a bearer from a login with it, or
+		// a refresh token derived from it (which is no session anyway).
 		writeAPIError(w, http.StatusForbidden, "access tokens cannot manage access tokens")
 		return c, false
 	}

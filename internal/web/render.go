@@ -93,7 +93,7 @@ var flashes = map[string]string{
 func (h *Handler) show(w http.ResponseWriter, r *http.Request, c caller, status int, name, title string, data any) {
 	v := view{
 		Title: title, User: c.sub.User, Admin: c.sub.Admin, Open: h.open(), SignedIn: c.how == viaCookie,
-		CSRF: csrfToken(w, r), Host: r.Host, Path: r.URL.Path, Data: data,
+		CSRF: csrfToken(w, r, c), Host: r.Host, Path: r.URL.Path, Data: data,
 		Flash: flashes[r.URL.Query().Get("flash")],
 	}
 	if c.sub.User != "" {

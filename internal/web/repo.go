@@ -214,7 +214,7 @@ func (h *Handler) imagePage(w http.ResponseWriter, r *http.Request, c caller, hd
 // settings (description, visibility, deleting the repository).
 func (h *Handler) repoAction(w http.ResponseWriter, r *http.Request) {
 	c, err := h.identify(r)
-	if err != nil || !checkCSRF(r) {
+	if err != nil || !checkCSRF(r, c) {
 		h.showError(w, r, c, http.StatusForbidden, "The form expired or came from another site; reload the page and try again.")
 		return
 	}
@@ -228,6 +228,7 @@ func (h *Handler) repoAction(w http.ResponseWriter, r *http.Request) {
 		h.internal(w, r, c, err)
 		return
 	} else if !ok {
+		h.denied(ctx, r, c, rt.Name, need)
 		h.showError(w, r, c, http.StatusForbidden, "You may not change this repository.")
 		return
 	}

@@ -2,7 +2,9 @@ package web
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -15,14 +17,31 @@ import (
 )
 
 // Cookie names. The session cookie holds an auth refresh token (so a
-// session can be revoked, and dies with a password change); the CSRF
-// cookie holds a random value every form and unsafe API call repeats.
+// session can be revoked, and dies with a password change). A signed-in
+// browser's CSRF token is derived from it (sessionCSRF); the CSRF cookie
+// serves only callers without a session, i.e. the sign-in form. Over TLS
+// both names take the __Host- prefix (cookieName).
 const (
 	sessionCookie = "wharf_session"
 	csrfCookie    = "wharf_csrf"
 	csrfField     = "csrf"
 	csrfHeader    = "X-CSRF-Token"
 )
+
+// hostPrefix makes a browser refuse the cookie unless it is Secure, has
+// Path=/ and no Domain, and was set over HTTPS: a sibling subdomain or
+// a plain-HTTP response (a network attacker's) cannot plant or replace
+// it.
+const hostPrefix = "__Host-"
+
+// cookieName is the name of cookie name for r: __Host- prefixed over TLS.
+// Over TLS the bare names are ignored, since anyone may have set them.
+func cookieName(r *http.Request, name string) string {
+	if r.TLS != nil {
+		return hostPrefix + name
+	}
+	return name
+}
 
 // hubAPI is the resource whose grant marks a bearer token as issued by
 // POST /v2/auth/token for this API: tokens that /token hands to docker
@@ -72,6 +91,9 @@ const (
 type caller struct {
 	sub auth.Subject
 	how how
+	// csrf is the token unsafe requests made with a session cookie must
+	// repeat (sessionCSRF); empty for other callers.
+	csrf string
 }
 
 // identify returns the caller of r: an Authorization header wins over a
@@ -91,18 +113,18 @@ func (h *Handler) identify(r *http.Request) (caller, error) {
 			return caller{}, auth.ErrUnauthenticated
 		}
 		sub, err := h.auth.Authenticate(ctx, user, secret, clientAddr(r))
-		return caller{sub, viaBasic}, err
+		return caller{sub: sub, how: viaBasic}, err
 	case strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "JWT"):
 		claims, err := h.tokens.Verify(strings.TrimSpace(value))
 		if err != nil {
 			return caller{}, err
 		}
 		sub, err := h.hubSubject(ctx, claims)
-		return caller{sub, viaBearer}, err
+		return caller{sub: sub, how: viaBearer}, err
 	case hdr != "":
 		return caller{}, auth.ErrUnauthenticated
 	}
-	c, err := r.Cookie(sessionCookie)
+	c, err := r.Cookie(cookieName(r, sessionCookie))
 	if err != nil || c.Value == "" {
 		return caller{}, nil
 	}
@@ -110,7 +132,17 @@ func (h *Handler) identify(r *http.Request) (caller, error) {
 	if errors.Is(err, auth.ErrUnauthenticated) {
 		return caller{}, nil
 	}
-	return caller{sub, viaCookie}, err
+	if err != nil {
+		return caller{}, err
+	}
+	return caller{sub: sub, how: viaCookie, csrf: sessionCSRF(c.Value)}, nil
+}
+
+// session reports whether c is a signed-in browser: a web session, which
+// only a password sign-in starts, with no scope cap. Only such a caller
+// manages the account (password, access tokens) from the pages.
+func (c caller) session() bool {
+	return c.how == viaCookie && !c.sub.Anonymous() && c.sub.Scope == "" && c.csrf != ""
 }
 
 // can reports whether the caller may do action on repo.
@@ -118,8 +150,19 @@ func (h *Handler) can(ctx context.Context, c caller, repo, action string) (bool,
 	if h.open() {
 		return true, nil
 	}
-	granted, err := h.auth.Authorize(ctx, c.sub, auth.Resource{Type: auth.TypeRepository, Name: repo}, []string{action})
-	return len(granted) == 1, err
+	// Can, not Authorize: a page asks about actions the viewer never
+	// tries, and must not fill the audit log with refusals (denied logs
+	// the requests that are refused).
+	return h.auth.Can(ctx, c.sub, auth.Resource{Type: auth.TypeRepository, Name: repo}, action)
+}
+
+// denied is the audit line for a change the caller was refused.
+func (h *Handler) denied(ctx context.Context, r *http.Request, c caller, repo, action string) {
+	if c.sub.Anonymous() {
+		return
+	}
+	need := auth.Access{Resource: auth.Resource{Type: auth.TypeRepository, Name: repo}, Actions: []string{action}}
+	h.log.InfoContext(ctx, "access denied", "user", c.sub.User, "method", r.Method, "path", r.URL.Path, "needs", []string{need.String()})
 }
 
 // visibleTo is the listing filter for the caller: nil (everything) when
@@ -156,42 +199,72 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// csrfToken returns the browser's CSRF value, setting the cookie first if
-// it has none. The cookie is readable by the page's script so that fetch
-// calls can repeat it in a header.
-func csrfToken(w http.ResponseWriter, r *http.Request) string {
-	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) >= 32 {
-		return c.Value
+// sessionCSRF is the CSRF token of a session: an HMAC of a constant
+// keyed with the session secret. The secret lives in an HttpOnly cookie
+// that no script and no other site can read, so the token cannot be
+// guessed or planted; it needs no server key, survives restarts and is
+// the same on every replica, and dies with the session.
+func sessionCSRF(secret string) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte("wharf web csrf v1"))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// csrfToken returns the CSRF token the page's forms carry: the session's
+// for a signed-in browser, else the CSRF cookie's value (double submit),
+// setting the cookie first if there is none.
+func csrfToken(w http.ResponseWriter, r *http.Request, c caller) string {
+	if c.csrf != "" {
+		return c.csrf
+	}
+	name := cookieName(r, csrfCookie)
+	if ck, err := r.Cookie(name); err == nil && len(ck.Value) >= 32 {
+		return ck.Value
 	}
 	tok := randomToken()
-	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: tok, Path: "/", Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: name, Value: tok, Path: "/", HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
 	// Later reads in this request (the form being rendered) see it too.
-	r.AddCookie(&http.Cookie{Name: csrfCookie, Value: tok})
+	r.AddCookie(&http.Cookie{Name: name, Value: tok})
 	return tok
 }
 
-// checkCSRF reports whether an unsafe request repeats the CSRF cookie in
-// its form field or header (the double-submit pattern; SameSite=Lax on
-// the session cookie is the second line).
-func checkCSRF(r *http.Request) bool {
-	c, err := r.Cookie(csrfCookie)
-	if err != nil || len(c.Value) < 32 {
+// checkCSRF reports whether an unsafe request from c repeats its CSRF
+// token in the form field or the X-CSRF-Token header. A signed-in
+// browser must repeat its session's token. A caller without credentials
+// (the sign-in form, or anyone on an open registry) may double-submit the
+// CSRF cookie: forging one then gains at most a sign-in to the forger's
+// own account. Callers with an Authorization header never pass: forms
+// are for browsers, and scripts use the API, where a header is proof
+// enough.
+func checkCSRF(r *http.Request, c caller) bool {
+	var want string
+	switch c.how {
+	case viaCookie:
+		want = c.csrf
+	case viaNone:
+		ck, err := r.Cookie(cookieName(r, csrfCookie))
+		if err != nil {
+			return false
+		}
+		want = ck.Value
+	}
+	if len(want) < 32 {
 		return false
 	}
 	sent := r.Header.Get(csrfHeader)
 	if sent == "" {
 		sent = r.PostFormValue(csrfField)
 	}
-	return subtle.ConstantTimeCompare([]byte(sent), []byte(c.Value)) == 1
+	return subtle.ConstantTimeCompare([]byte(sent), []byte(want)) == 1
 }
 
 func setSession(w http.ResponseWriter, r *http.Request, secret string) {
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: secret, Path: "/", HttpOnly: true,
+	http.SetCookie(w, &http.Cookie{Name: cookieName(r, sessionCookie), Value: secret, Path: "/", HttpOnly: true,
 		Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode, MaxAge: 90 * 24 * 3600})
 }
 
 func clearSession(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", HttpOnly: true,
+	http.SetCookie(w, &http.Cookie{Name: cookieName(r, sessionCookie), Value: "", Path: "/", HttpOnly: true,
 		Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode, MaxAge: -1})
 }
 
