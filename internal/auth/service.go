@@ -196,12 +196,16 @@ func (s *Service) ListMembers(ctx context.Context, org string) ([]Member, error)
 	return s.store.ListMembers(ctx, org)
 }
 
-// Visibility returns the repository's visibility: the recorded one, or
-// the server default.
+// Visibility returns the repository's recorded visibility, or Private
+// for a repository without a record. Every push through the server
+// records the default when it may create a repository, so no record means
+// the repository does not exist (or predates accounts): answering
+// "private" for it keeps anonymous callers from telling a private
+// repository from a missing one, whatever the default.
 func (s *Service) Visibility(ctx context.Context, repo string) (Visibility, error) {
 	v, err := s.store.GetVisibility(ctx, repo)
 	if errors.Is(err, ErrNotFound) {
-		return s.cfg.DefaultVisibility, nil
+		return Private, nil
 	}
 	return v, err
 }
@@ -216,7 +220,7 @@ func (s *Service) SetVisibility(ctx context.Context, repo string, v Visibility) 
 	return s.store.SetVisibility(ctx, repo, v)
 }
 
-// DefaultVisibility is the visibility of repositories without a record.
+// DefaultVisibility is the visibility recorded for new repositories.
 func (s *Service) DefaultVisibility() Visibility { return s.cfg.DefaultVisibility }
 
 // EnsureAdmin creates the user "admin" if there are no users at all. With

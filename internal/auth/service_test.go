@@ -352,9 +352,21 @@ func TestService_Visibility(t *testing.T) {
 	if err := s.SetVisibility(ctx, "alice/app", "secret"); !errors.Is(err, auth.ErrInvalid) {
 		t.Fatalf("SetVisibility(secret) = %v, want ErrInvalid", err)
 	}
+	// With a public default, a repository is public once a push records
+	// it; one without a record (a missing repository) still answers
+	// private, so that it cannot be told from an existing private one.
 	pub := auth.NewService(newStore(t), auth.Config{DefaultVisibility: auth.Public})
+	if v, _ := pub.Visibility(ctx, "any/repo"); v != auth.Private {
+		t.Fatalf("unrecorded visibility with public default = %q, want private", v)
+	}
+	must(t, pub.EnsureVisibility(ctx, "any/repo"))
 	if v, _ := pub.Visibility(ctx, "any/repo"); v != auth.Public {
-		t.Fatalf("visibility with public default = %q", v)
+		t.Fatalf("recorded visibility with public default = %q, want public", v)
+	}
+	must(t, pub.SetVisibility(ctx, "any/repo", auth.Private))
+	must(t, pub.EnsureVisibility(ctx, "any/repo"))
+	if v, _ := pub.Visibility(ctx, "any/repo"); v != auth.Private {
+		t.Fatalf("EnsureVisibility overwrote a recorded visibility: %q", v)
 	}
 }
 

@@ -114,6 +114,15 @@ func (s *Service) Authenticate(ctx context.Context, user, secret, addr string) (
 	if strings.HasPrefix(secret, PATPrefix) {
 		return s.authenticateToken(ctx, user, secret, addr)
 	}
+	return s.passwordLogin(ctx, user, secret, addr, true)
+}
+
+// passwordLogin checks user's password under the login limits. It is
+// serialised per account, so that concurrent guesses are counted one by
+// one; remembered (true for logins; a confirmation of a sensitive change
+// is always checked against the store) lets a password verified in the
+// last 30 s pass without hashing.
+func (s *Service) passwordLogin(ctx context.Context, user, password, addr string, remembered bool) (Subject, error) {
 	unlock := s.guard.lock(user)
 	defer unlock()
 	strict, wide := []string{pairKey(user, addr)}, []string{accountKey(user), addrKey(addr)}
@@ -121,12 +130,14 @@ func (s *Service) Authenticate(ctx context.Context, user, secret, addr string) (
 		s.cfg.Log.InfoContext(ctx, "login rate limited", "user", user, "addr", addr)
 		return Subject{}, err
 	}
-	if sub, ok := s.logins.get(user, secret, s.cfg.Now()); ok {
-		// Remembered: HTTP Basic clients send the password on every
-		// request, and one audit line per request would drown the log.
-		return sub, nil
+	if remembered {
+		if sub, ok := s.logins.get(user, password, s.cfg.Now()); ok {
+			// HTTP Basic clients send the password on every request, and
+			// one audit line per request would drown the log.
+			return sub, nil
+		}
 	}
-	sub, err := s.checkPassword(ctx, user, secret)
+	sub, err := s.checkPassword(ctx, user, password)
 	if errors.Is(err, ErrUnauthenticated) {
 		s.cfg.Limiter.Fail(strict...)
 		s.wide.Fail(wide...)

@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
+	"github.com/wharf/wharf/internal/auth"
+	"github.com/wharf/wharf/internal/config"
 	"github.com/wharf/wharf/internal/registrytest"
 )
 
@@ -214,4 +217,22 @@ func TestAuth_MountWithATokenLackingTheSource(t *testing.T) {
 	bob := w.tokenFor(t, "bob", userPassword, "repository:bob/new:pull,push")
 	got = w.do(t, "POST", "/v2/bob/new/blobs/uploads/?mount="+w.layer["alice/priv"].String()+"&from=alice/priv", bearerAuth(bob), nil)
 	check(t, "mount from a repository bob may not pull", got, "POST", 202, "")
+}
+
+// TestAuth_DefaultPublic: with --default-visibility=public a push makes a
+// public repository, while an anonymous caller cannot tell a private
+// repository from a missing one.
+func TestAuth_DefaultPublic(t *testing.T) {
+	srv := registrytest.NewServer(t, registrytest.WithAuth(adminPassword),
+		registrytest.WithConfig(func(c *config.Config) { c.Auth.DefaultVisibility = "public" }))
+	w := &authWorld{srv: srv, manifest: map[string]digest.Digest{}, layer: map[string]digest.Digest{}, body: map[string][]byte{}}
+	w.push(t, "admin/open")
+	w.push(t, "admin/closed")
+	must(t, srv.Auth.SetVisibility(context.Background(), "admin/closed", auth.Private))
+
+	check(t, "public by default", w.do(t, "GET", "/v2/admin/open/tags/list", basic("", ""), nil), "GET", 200, "")
+	private := w.do(t, "GET", "/v2/admin/closed/tags/list", basic("", ""), nil)
+	missing := w.do(t, "GET", "/v2/admin/missing/tags/list", basic("", ""), nil)
+	check(t, "private", private, "GET", 401, "UNAUTHORIZED")
+	check(t, "missing", missing, "GET", 401, "UNAUTHORIZED")
 }

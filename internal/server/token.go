@@ -195,6 +195,10 @@ func clientID(id string) string {
 	if id == "" {
 		return "unknown"
 	}
+	if id == auth.WebClientID {
+		// Reserved: only the web UI's sign-in makes sessions.
+		return "token-endpoint:" + id
+	}
 	if len(id) > 100 {
 		return id[:100]
 	}

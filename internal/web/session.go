@@ -172,7 +172,8 @@ func (h *Handler) visibleTo(ctx context.Context, c caller) (*registry.VisibleTo,
 	if h.open() || c.sub.Admin {
 		return nil, nil
 	}
-	v := &registry.VisibleTo{Default: string(h.auth.DefaultVisibility())}
+	// Like auth.Service.Visibility: a repository without a record is private.
+	v := &registry.VisibleTo{Default: string(auth.Private)}
 	if c.sub.Anonymous() {
 		return v, nil
 	}
