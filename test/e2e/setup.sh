@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs and starts what the end-to-end tests (test/e2e) need:
-#   - Debian packages: docker.io (dockerd), busybox-static (a base image rootfs)
-#   - Go tools: the OCI conformance suite and crane, in $(go env GOPATH)/bin
+#   - Debian packages: docker.io (dockerd), skopeo, podman (used rootful, with
+#     vfs storage; only push and pull, no containers), busybox-static (a base
+#     image rootfs)
+#   - Go tools: the OCI conformance suite, crane, oras and regctl, in
+#     $(go env GOPATH)/bin
 #   - a running Docker engine that trusts registry.local:5000 over plain HTTP,
 #     with registry.local resolving to 127.0.0.1 (see shared/docker-engine.md)
 # Idempotent: a second run only checks, and takes a second or two.
@@ -12,6 +15,10 @@ CONFORMANCE_MOD=github.com/opencontainers/distribution-spec/conformance
 CONFORMANCE_VERSION=v0.0.0-20260831232431-97274622c111
 CRANE_MOD=github.com/google/go-containerregistry/cmd/crane
 CRANE_VERSION=v0.22.1
+ORAS_MOD=oras.land/oras/cmd/oras
+ORAS_VERSION=v1.3.6
+REGCTL_MOD=github.com/regclient/regclient/cmd/regctl
+REGCTL_VERSION=v0.9.2
 DOCKER_LOG=/var/log/wharf-e2e-dockerd.log
 DOCKER_READY_TIMEOUT=60 # seconds
 
@@ -27,6 +34,7 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 missing=()
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v skopeo >/dev/null || missing+=(skopeo)
+command -v podman >/dev/null || missing+=(podman)
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' ||
   missing+=(busybox-static)
 if ((${#missing[@]})); then
@@ -51,9 +59,19 @@ if ! has_go_tool crane github.com/google/go-containerregistry "$CRANE_VERSION"; 
   log "go install $CRANE_MOD@$CRANE_VERSION"
   go install "$CRANE_MOD@$CRANE_VERSION" & pids+=($!)
 fi
+if ! has_go_tool oras oras.land/oras "$ORAS_VERSION"; then
+  log "go install $ORAS_MOD@$ORAS_VERSION"
+  go install "$ORAS_MOD@$ORAS_VERSION" & pids+=($!)
+fi
+if ! has_go_tool regctl github.com/regclient/regclient "$REGCTL_VERSION"; then
+  log "go install $REGCTL_MOD@$REGCTL_VERSION"
+  go install "$REGCTL_MOD@$REGCTL_VERSION" & pids+=($!)
+fi
 for pid in "${pids[@]}"; do wait "$pid" || die "go install failed"; done
 has_go_tool conformance "$CONFORMANCE_MOD" "$CONFORMANCE_VERSION" || die "conformance not in $GOBIN_DIR"
 has_go_tool crane github.com/google/go-containerregistry "$CRANE_VERSION" || die "crane not in $GOBIN_DIR"
+has_go_tool oras oras.land/oras "$ORAS_VERSION" || die "oras not in $GOBIN_DIR"
+has_go_tool regctl github.com/regclient/regclient "$REGCTL_VERSION" || die "regctl not in $GOBIN_DIR"
 
 # --- name and engine configuration ------------------------------------------
 if ! grep -qE '^[[:space:]]*127\.0\.0\.1[[:space:]].*\bregistry\.local\b' /etc/hosts; then
@@ -98,4 +116,4 @@ if (exec 3<>/dev/tcp/127.0.0.1/5000) 2>/dev/null; then
   die "something already listens on 127.0.0.1:5000; the docker e2e test needs that port"
 fi
 
-log "ready: docker $(docker version --format '{{.Server.Version}}'), $(crane version) crane, conformance in $GOBIN_DIR"
+log "ready: docker $(docker version --format '{{.Server.Version}}'), $(podman --version), crane $(crane version), oras $ORAS_VERSION, regctl $REGCTL_VERSION, conformance in $GOBIN_DIR"
