@@ -35,6 +35,7 @@ missing=()
 command -v dockerd >/dev/null || missing+=(docker.io)
 command -v skopeo >/dev/null || missing+=(skopeo)
 command -v podman >/dev/null || missing+=(podman)
+command -v chromium >/dev/null || missing+=(chromium fonts-dejavu-core)
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' ||
   missing+=(busybox-static)
 if ((${#missing[@]})); then
