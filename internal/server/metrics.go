@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +20,35 @@ type metrics struct {
 	bytesIn   *prometheus.CounterVec
 	bytesOut  *prometheus.CounterVec
 	uploading prometheus.Gauge
+
+	// series holds, per (route, method), the children of the vectors
+	// above, so that a request does not pay four WithLabelValues (each
+	// hashes its labels and takes the vector's lock). Built up front for
+	// every label pair there can be (both labels are bounded); a pair's
+	// children are created on its first request, so /metrics shows only
+	// series that have been used, as before.
+	series map[routeMethod]*routeSeries
+	// extra takes label pairs missing from series (a route kind added
+	// without updating routeLabels), so that such a request is still counted.
+	extra sync.Map // routeMethod → *routeSeries
+}
+
+type routeMethod struct{ route, method string }
+
+// routeSeries is one (route, method)'s children, created once.
+type routeSeries struct {
+	once     sync.Once
+	latency  prometheus.Observer
+	bytesIn  prometheus.Counter
+	bytesOut prometheus.Counter
+	// codes is copied on write: a request only loads and scans it.
+	codes atomic.Pointer[[]codeCounter]
+	mu    sync.Mutex // serialises adding a code
+}
+
+type codeCounter struct {
+	code int
+	c    prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry, svc *registry.Service) *metrics {
@@ -40,7 +71,64 @@ func newMetrics(reg *prometheus.Registry, svc *registry.Service) *metrics {
 		}),
 	}
 	reg.MustRegister(m.requests, m.latency, m.bytesIn, m.bytesOut, m.uploading, &storedCollector{svc: svc})
+	m.series = map[routeMethod]*routeSeries{}
+	for _, route := range routeLabels {
+		for _, method := range methodLabels {
+			m.series[routeMethod{route, method}] = &routeSeries{}
+		}
+	}
 	return m
+}
+
+// seriesFor returns the children for route and method, which must come
+// from routeLabel and methodLabel.
+func (m *metrics) seriesFor(route, method string) *routeSeries {
+	s := m.series[routeMethod{route, method}]
+	if s == nil {
+		v, _ := m.extra.LoadOrStore(routeMethod{route, method}, &routeSeries{})
+		s = v.(*routeSeries)
+	}
+	s.once.Do(func() {
+		s.latency = m.latency.WithLabelValues(route, method)
+		s.bytesIn = m.bytesIn.WithLabelValues(route)
+		s.bytesOut = m.bytesOut.WithLabelValues(route)
+		s.codes.Store(&[]codeCounter{})
+	})
+	return s
+}
+
+// requests returns the request counter of status code.
+func (s *routeSeries) requests(m *metrics, route, method string, code int) prometheus.Counter {
+	for _, cc := range *s.codes.Load() {
+		if cc.code == code {
+			return cc.c
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := *s.codes.Load()
+	for _, cc := range old {
+		if cc.code == code {
+			return cc.c
+		}
+	}
+	c := m.requests.WithLabelValues(route, method, strconv.Itoa(code))
+	codes := append(old[:len(old):len(old)], codeCounter{code, c})
+	s.codes.Store(&codes)
+	return c
+}
+
+// routeLabels is every value routeLabel returns.
+var routeLabels = []string{
+	string(distribution.KindBase), string(distribution.KindCatalog), string(distribution.KindTags),
+	string(distribution.KindManifest), string(distribution.KindBlob), string(distribution.KindUploadStart),
+	string(distribution.KindUpload), string(distribution.KindReferrers), string(distribution.KindNotFound),
+	"healthz", "readyz", "metrics", "other",
+}
+
+// methodLabels is every value methodLabel returns.
+var methodLabels = []string{
+	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions, "other",
 }
 
 // routeLabel keeps label cardinality bounded: repository names and digests
@@ -70,10 +158,11 @@ func (m *metrics) instrument(next http.Handler) http.Handler {
 		body := countBody(r)
 		next.ServeHTTP(rec, r)
 		method := methodLabel(r.Method)
-		m.requests.WithLabelValues(route, method, strconv.Itoa(rec.status())).Inc()
-		m.latency.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
-		m.bytesIn.WithLabelValues(route).Add(float64(body.n))
-		m.bytesOut.WithLabelValues(route).Add(float64(rec.bytes))
+		s := m.seriesFor(route, method)
+		s.requests(m, route, method, rec.status()).Inc()
+		s.latency.Observe(time.Since(start).Seconds())
+		s.bytesIn.Add(float64(body.n))
+		s.bytesOut.Add(float64(rec.bytes))
 	})
 }
 
