@@ -25,6 +25,9 @@ type DB struct {
 	// in the pool is cheaper than retrying SQLITE_BUSY.
 	write *sql.DB
 	read  *sql.DB
+	// point runs the pull path's one-value lookups on connections of its
+	// own, bypassing database/sql (point.go).
+	point *pointReader
 	log   *slog.Logger
 
 	// stmts caches prepared read statements by query text: SQLite spends
@@ -175,7 +178,7 @@ func OpenSQLite(ctx context.Context, path string, log *slog.Logger) (*DB, error)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	db := &DB{write: write, read: read, log: log}
+	db := &DB{write: write, read: read, point: newPointReader(read.Driver(), dsn), log: log}
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -183,8 +186,9 @@ func OpenSQLite(ctx context.Context, path string, log *slog.Logger) (*DB, error)
 	return db, nil
 }
 
-// Close releases both connection pools.
+// Close releases the connection pools.
 func (db *DB) Close() error {
+	db.point.close()
 	for _, cache := range []*sync.Map{&db.stmts, &db.wstmts} {
 		cache.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
 	}

@@ -145,22 +145,24 @@ func (db *DB) GetTaggedManifest(ctx context.Context, repo, tag string) (*metadat
 // from a digest-keyed cache. The tags table's foreign key to manifests
 // (ON DELETE CASCADE) means a tag found here names a stored manifest.
 func (db *DB) ResolveTag(ctx context.Context, repo, tag string) (digest.Digest, error) {
-	var d string
-	err := db.queryRow(pointLookup(ctx),
+	v, err := db.point.lookup(ctx,
 		`SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repo_id
-		 WHERE r.name = ? AND t.name = ?`, repo, tag).Scan(&d)
+		 WHERE r.name = ? AND t.name = ?`, repo, tag)
 	if err != nil {
 		return "", notFound(err, "tag "+tag)
+	}
+	d, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("tag %s: digest stored as %T", tag, v)
 	}
 	return digest.Digest(d), nil
 }
 
 // HasManifest reports whether repo holds manifest d, without reading it.
 func (db *DB) HasManifest(ctx context.Context, repo string, d digest.Digest) (bool, error) {
-	var one int
-	err := db.queryRow(pointLookup(ctx),
+	_, err := db.point.lookup(ctx,
 		`SELECT 1 FROM manifests m JOIN repositories r ON r.id = m.repo_id
-		 WHERE r.name = ? AND m.digest = ?`, repo, d.String()).Scan(&one)
+		 WHERE r.name = ? AND m.digest = ?`, repo, d.String())
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

@@ -96,12 +96,16 @@ func linkBlob(ctx context.Context, tx *stmtTx, repo string, d digest.Digest, siz
 
 // BlobSize returns the size of d if repo holds it.
 func (db *DB) BlobSize(ctx context.Context, repo string, d digest.Digest) (int64, error) {
-	var size int64
-	err := db.queryRow(pointLookup(ctx),
+	// Blob HEADs and GETs ask this on every request: the direct path.
+	v, err := db.point.lookup(ctx,
 		`SELECT b.size FROM repo_blobs b JOIN repositories r ON r.id = b.repo_id
-		 WHERE r.name = ? AND b.digest = ?`, repo, d.String()).Scan(&size)
+		 WHERE r.name = ? AND b.digest = ?`, repo, d.String())
 	if err != nil {
 		return 0, notFound(err, "blob "+d.String())
+	}
+	size, ok := v.(int64)
+	if !ok {
+		return 0, fmt.Errorf("blob %s: size stored as %T", d, v)
 	}
 	return size, nil
 }
