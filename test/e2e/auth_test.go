@@ -38,11 +38,8 @@ func createToken(t *testing.T, srv *wharfServer, user, name, scope string) strin
 // token flow, and is refused a private repository once logged out, with
 // docker's usual message, while a public one pulls anonymously.
 func TestAuthDockerLogin(t *testing.T) {
-	docker := requireTool(t, "docker")
+	docker := requireDockerEngine(t)
 	busybox := requireStaticBusybox(t)
-	if out, err := cmd(docker, "info", "--format", "{{.ServerVersion}}").run(t); err != nil {
-		t.Fatalf("no Docker engine answers (%v): %s; run `bash test/e2e/setup.sh`", err, out)
-	}
 	srv := startWharfAuth(t, dockerListen)
 	addUser(t, srv, "alice", alicePassword)
 	pat := createToken(t, srv, "alice", "ci", "read-write")

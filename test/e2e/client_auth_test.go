@@ -15,11 +15,8 @@ import (
 // "identitytoken" (not the password), and each pushes and pulls with the
 // entry the other wrote.
 func TestClientDockerShareTokenLogins(t *testing.T) {
-	docker := requireTool(t, "docker")
+	docker := requireDockerEngine(t)
 	busybox := requireStaticBusybox(t)
-	if out, err := cmd(docker, "info", "--format", "{{.ServerVersion}}").run(t); err != nil {
-		t.Fatalf("no Docker engine answers (%v): %s; run `bash test/e2e/setup.sh`", err, out)
-	}
 	srv := startWharfAuth(t, dockerListen)
 	addUser(t, srv, "alice", alicePassword)
 	const (

@@ -15,12 +15,9 @@ import (
 // TestClientLocal moves images between wharf's local store and the real
 // docker engine in both directions, and has skopeo read wharf's archive.
 func TestClientLocal(t *testing.T) {
-	docker := requireTool(t, "docker")
+	docker := requireDockerEngine(t)
 	skopeo := requireTool(t, "skopeo")
 	busybox := requireStaticBusybox(t)
-	if out, err := cmd(docker, "info", "--format", "{{.ServerVersion}}").run(t); err != nil {
-		t.Fatalf("no Docker engine answers (%v): %s; run `bash test/e2e/setup.sh`", err, out)
-	}
 	home := t.TempDir()
 	wharf := func(args ...string) command {
 		c := cmd(wharfBin, args...)

@@ -28,13 +28,10 @@ import (
 // run it under the docker engine from that tar; push it to a real wharf
 // serve (the index and both images) and pull each platform back.
 func TestClientMultiPlatform(t *testing.T) {
-	docker := requireTool(t, "docker")
+	docker := requireDockerEngine(t)
 	skopeo := requireTool(t, "skopeo")
 	crane := requireTool(t, "crane")
 	busybox := requireStaticBusybox(t)
-	if out, err := cmd(docker, "info", "--format", "{{.ServerVersion}}").run(t); err != nil {
-		t.Fatalf("no Docker engine answers (%v): %s; run `bash test/e2e/setup.sh`", err, out)
-	}
 	const app = "wharf-e2e-multi/app:1"
 	d := func(args ...string) command {
 		c := cmd(docker, args...)

@@ -166,11 +166,8 @@ func TestClientRemote(t *testing.T) {
 // way round. It uses 127.0.0.1:5000 like TestDockerEngine (tests in this
 // package run one at a time) under its own repository names.
 func TestClientRemoteDocker(t *testing.T) {
-	docker := requireTool(t, "docker")
+	docker := requireDockerEngine(t)
 	busybox := requireStaticBusybox(t)
-	if out, err := cmd(docker, "info", "--format", "{{.ServerVersion}}").run(t); err != nil {
-		t.Fatalf("no Docker engine answers (%v): %s; run `bash test/e2e/setup.sh`", err, out)
-	}
 	if l, err := net.Listen("tcp", dockerListen); err != nil {
 		t.Fatalf("%s is taken (%v)", dockerListen, err)
 	} else {

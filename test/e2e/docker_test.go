@@ -35,11 +35,8 @@ var pushDigestLine = regexp.MustCompile(`(?m)^(\S+): digest: (sha256:[0-9a-f]{64
 // TestDockerEngine drives the real docker CLI and engine against wharf:
 // build, push, re-push, tag, pull, and build on top of a pulled image.
 func TestDockerEngine(t *testing.T) {
-	docker := requireTool(t, "docker")
+	docker := requireDockerEngine(t)
 	busybox := requireStaticBusybox(t)
-	if out, err := cmd(docker, "info", "--format", "{{.ServerVersion}}").run(t); err != nil {
-		t.Fatalf("no Docker engine answers (%v): %s; run `bash test/e2e/setup.sh`", err, out)
-	}
 	if addrs, err := net.DefaultResolver.LookupHost(t.Context(), "registry.local"); err != nil || !slices.Contains(addrs, "127.0.0.1") {
 		t.Fatalf("registry.local resolves to %v (%v), want 127.0.0.1; run `bash test/e2e/setup.sh`", addrs, err)
 	}

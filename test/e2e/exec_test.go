@@ -33,6 +33,17 @@ func requireTool(t *testing.T, name string) string {
 	return ""
 }
 
+// requireDockerEngine returns the docker CLI's path after checking that an
+// engine answers it (setup.sh starts one).
+func requireDockerEngine(t *testing.T) string {
+	t.Helper()
+	docker := requireTool(t, "docker")
+	if out, err := cmd(docker, "info", "--format", "{{.ServerVersion}}").run(t); err != nil {
+		t.Fatalf("no Docker engine answers (%v): %s; run `bash test/e2e/setup.sh`", err, out)
+	}
+	return docker
+}
+
 // goBinDirs are the directories `go install` may have put binaries in.
 func goBinDirs() []string {
 	var dirs []string
