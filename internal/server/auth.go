@@ -120,7 +120,7 @@ func (g *gate) wrap(next http.Handler) http.Handler {
 		ctx = registry.WithActor(ctx, sub.User)
 		switch {
 		case rt.Kind == distribution.KindCatalog:
-			if err := g.filterCatalog(&ctx, c); err != nil {
+			if ctx, err = g.filterCatalog(ctx, c); err != nil {
 				distribution.WriteError(w, r, g.log, err)
 				return
 			}
@@ -180,18 +180,18 @@ func (g *gate) identify(r *http.Request) (caller, error) {
 
 // filterCatalog limits the catalog to what the caller may pull. A token
 // names only its user, so the account is looked up for its admin flag.
-func (g *gate) filterCatalog(ctx *context.Context, c caller) error {
+func (g *gate) filterCatalog(ctx context.Context, c caller) (context.Context, error) {
 	sub := c.sub
 	if c.how == credBearer {
 		var err error
-		if sub, err = g.auth.SubjectFor(*ctx, c.sub.User); err != nil {
-			return err
+		if sub, err = g.auth.SubjectFor(ctx, c.sub.User); err != nil {
+			return ctx, err
 		}
 	}
-	if !sub.Admin {
-		*ctx = registry.WithRepoFilter(*ctx, g.pullable(sub))
+	if sub.Admin {
+		return ctx, nil
 	}
-	return nil
+	return registry.WithRepoFilter(ctx, g.pullable(sub)), nil
 }
 
 // pullable filters the catalog down to what sub may pull.
@@ -272,11 +272,8 @@ func (g *gate) deny(w http.ResponseWriter, r *http.Request, c caller, required [
 
 // logDenied is the audit line for a refused request.
 func (g *gate) logDenied(r *http.Request, c caller, required []need) {
-	scopes := make([]string, len(required))
-	for i, n := range required {
-		scopes[i] = n.String()
-	}
-	g.log.InfoContext(r.Context(), "access denied", "user", c.sub.User, "method", r.Method, "path", r.URL.Path, "needs", scopes)
+	g.log.InfoContext(r.Context(), "access denied", "user", c.sub.User, "method", r.Method, "path", r.URL.Path,
+		"needs", scopeStrings(required))
 }
 
 func scopeDetail(required []need) any {

@@ -51,7 +51,7 @@ func (g *gate) tokenGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var sub auth.Subject
-	if _, _, has := r.BasicAuth(); has || r.Header.Get("Authorization") != "" {
+	if r.Header.Get("Authorization") != "" {
 		user, secret, ok := r.BasicAuth()
 		if !ok {
 			g.tokenRefused(w, r, auth.ErrUnauthenticated)
