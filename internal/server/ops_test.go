@@ -339,18 +339,7 @@ func TestServe_ShutdownTimeoutCutsOffStalledUploads(t *testing.T) {
 	resp.Body.Close()
 	pr, pw := io.Pipe()
 	defer pw.Close()
-	req, _ := http.NewRequest(http.MethodPatch, base+resp.Header.Get("Location"), pr)
-	patched := make(chan error, 1)
-	go func() {
-		r, err := http.DefaultClient.Do(req)
-		if err == nil {
-			r.Body.Close()
-			if r.StatusCode != http.StatusAccepted {
-				err = errors.New(r.Status)
-			}
-		}
-		patched <- err
-	}()
+	patched := startPatch(base+resp.Header.Get("Location"), pr)
 	if _, err := pw.Write([]byte("a few bytes, then silence")); err != nil {
 		t.Fatal(err)
 	}

@@ -205,18 +205,7 @@ func TestServe_ShutdownLetsInFlightUploadsFinish(t *testing.T) {
 
 	content := bytes.Repeat([]byte("wharf"), 1<<16)
 	pr, pw := io.Pipe()
-	req, _ := http.NewRequest(http.MethodPatch, base+loc, pr)
-	patched := make(chan error, 1)
-	go func() {
-		r, err := http.DefaultClient.Do(req)
-		if err == nil {
-			r.Body.Close()
-			if r.StatusCode != http.StatusAccepted {
-				err = errors.New(r.Status)
-			}
-		}
-		patched <- err
-	}()
+	patched := startPatch(base+loc, pr)
 	if _, err := pw.Write(content[:1000]); err != nil {
 		t.Fatal(err)
 	}
@@ -294,4 +283,22 @@ func waitRefused(t *testing.T, base string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatal("server still accepts connections after shutdown began")
+}
+
+// startPatch sends a PATCH whose body is read from body as it is written,
+// and reports on the channel once it is answered: nil for 202 Accepted.
+func startPatch(url string, body io.Reader) <-chan error {
+	req, _ := http.NewRequest(http.MethodPatch, url, body)
+	patched := make(chan error, 1)
+	go func() {
+		r, err := http.DefaultClient.Do(req)
+		if err == nil {
+			r.Body.Close()
+			if r.StatusCode != http.StatusAccepted {
+				err = errors.New(r.Status)
+			}
+		}
+		patched <- err
+	}()
+	return patched
 }
