@@ -13,6 +13,18 @@ import (
 // repoName joins the {ns} and {repo} path values.
 func repoName(r *http.Request) string { return r.PathValue("ns") + "/" + r.PathValue("repo") }
 
+// apiRepo is the start of every call on one repository: it identifies the
+// caller and checks action on the repository the path names, answering
+// the request itself when either fails.
+func (h *Handler) apiRepo(w http.ResponseWriter, r *http.Request, action string) (caller, string, bool) {
+	c, ok := h.apiCaller(w, r)
+	if !ok {
+		return c, "", false
+	}
+	name := repoName(r)
+	return c, name, h.apiRepoAccess(w, r, c, name, action)
+}
+
 // apiListRepos is GET /v2/namespaces/{ns}/repositories and the legacy
 // GET /v2/repositories/{ns}/: the namespace's repositories the caller may
 // see, newest push first unless ordering=name.
@@ -61,12 +73,8 @@ func (h *Handler) apiListRepos(w http.ResponseWriter, r *http.Request) {
 
 // apiGetRepo is one repository, with its readme as full_description.
 func (h *Handler) apiGetRepo(w http.ResponseWriter, r *http.Request) {
-	c, ok := h.apiCaller(w, r)
+	_, name, ok := h.apiRepo(w, r, auth.ActionPull)
 	if !ok {
-		return
-	}
-	name := repoName(r)
-	if !h.apiRepoAccess(w, r, c, name, auth.ActionPull) {
 		return
 	}
 	info, err := h.reg.RepositoryInfo(r.Context(), name)
@@ -85,12 +93,8 @@ func (h *Handler) apiGetRepo(w http.ResponseWriter, r *http.Request) {
 
 // apiDeleteRepo deletes a repository (202, as Hub answers).
 func (h *Handler) apiDeleteRepo(w http.ResponseWriter, r *http.Request) {
-	c, ok := h.apiCaller(w, r)
+	c, name, ok := h.apiRepo(w, r, auth.ActionDelete)
 	if !ok {
-		return
-	}
-	name := repoName(r)
-	if !h.apiRepoAccess(w, r, c, name, auth.ActionDelete) {
 		return
 	}
 	if err := h.reg.DeleteRepository(actingAs(r.Context(), c), name); err != nil {
@@ -103,12 +107,8 @@ func (h *Handler) apiDeleteRepo(w http.ResponseWriter, r *http.Request) {
 // apiListTags lists a repository's tags, newest first (Hub's
 // ordering=last_updated, its default) or by name, filtered by ?name=.
 func (h *Handler) apiListTags(w http.ResponseWriter, r *http.Request) {
-	c, ok := h.apiCaller(w, r)
+	_, name, ok := h.apiRepo(w, r, auth.ActionPull)
 	if !ok {
-		return
-	}
-	name := repoName(r)
-	if !h.apiRepoAccess(w, r, c, name, auth.ActionPull) {
 		return
 	}
 	page, size, ok := paging(r)
@@ -141,12 +141,8 @@ func (h *Handler) apiListTags(w http.ResponseWriter, r *http.Request) {
 
 // apiGetTag is GET or HEAD of one tag.
 func (h *Handler) apiGetTag(w http.ResponseWriter, r *http.Request) {
-	c, ok := h.apiCaller(w, r)
+	_, name, ok := h.apiRepo(w, r, auth.ActionPull)
 	if !ok {
-		return
-	}
-	name := repoName(r)
-	if !h.apiRepoAccess(w, r, c, name, auth.ActionPull) {
 		return
 	}
 	tag, err := h.reg.TagDetail(r.Context(), name, r.PathValue("tag"))
@@ -159,12 +155,8 @@ func (h *Handler) apiGetTag(w http.ResponseWriter, r *http.Request) {
 
 // apiDeleteTag deletes one tag (204, as Hub answers); the manifest stays.
 func (h *Handler) apiDeleteTag(w http.ResponseWriter, r *http.Request) {
-	c, ok := h.apiCaller(w, r)
+	c, name, ok := h.apiRepo(w, r, auth.ActionDelete)
 	if !ok {
-		return
-	}
-	name := repoName(r)
-	if !h.apiRepoAccess(w, r, c, name, auth.ActionDelete) {
 		return
 	}
 	tag := r.PathValue("tag")
