@@ -49,6 +49,9 @@ type Store struct {
 	uploads string
 	log     *slog.Logger
 	bufs    sync.Pool // *[]byte of copyBufSize, for uploadWriter.ReadFrom
+
+	flushing sync.Map             // upload id → *uploadFlushes
+	syncFile func(*os.File) error // (*os.File).Sync; tests make it fail
 }
 
 // New opens (creating if needed) a store rooted at root. A nil log discards.
@@ -65,10 +68,11 @@ func New(root string, log *slog.Logger) (*Store, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{
-		root:    root,
-		blobs:   filepath.Join(root, "blobs"),
-		uploads: filepath.Join(root, "uploads"),
-		log:     log,
+		root:     root,
+		blobs:    filepath.Join(root, "blobs"),
+		uploads:  filepath.Join(root, "uploads"),
+		log:      log,
+		syncFile: (*os.File).Sync,
 	}
 	s.bufs.New = func() any { b := make([]byte, copyBufSize); return &b }
 

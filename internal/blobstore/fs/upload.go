@@ -62,7 +62,7 @@ func (s *Store) WriteUpload(ctx context.Context, id string, offset int64) (io.Wr
 		f.Close()
 		return nil, fmt.Errorf("blobstore/fs: write upload %s: %w", id, err)
 	}
-	return &uploadWriter{f: f, bufs: &s.bufs, pos: offset, flushed: offset}, nil
+	return s.newUploadWriter(f, id, offset), nil
 }
 
 // seekTruncate drops any bytes past offset and positions f there.
@@ -128,6 +128,9 @@ func (s *Store) CommitUpload(ctx context.Context, id string, d digest.Digest, si
 	blob, err := s.blobPath(d)
 	if err != nil {
 		return err
+	}
+	if err := s.waitFlushes(id); err != nil {
+		return uploadErr("commit", id, err)
 	}
 	if err := syncUpload(up, size); err != nil {
 		return uploadErr("commit", id, err)
@@ -207,6 +210,7 @@ func (s *Store) CancelUpload(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	s.flushing.Delete(id)
 	if err := os.Remove(p); err != nil {
 		return uploadErr("cancel", id, err)
 	}
@@ -246,20 +250,37 @@ const writebackEvery = 8 << 20
 type uploadWriter struct {
 	f       *os.File
 	bufs    *sync.Pool
+	flushes *uploadFlushes
+	sync    func(*os.File) error
 	pos     int64 // offset of the next write
-	flushed int64 // writeback has been started for bytes before this
+	started int64 // writeback has been started for bytes before this
+	synced  int64 // a background flush has been started for bytes before this
+}
+
+func (s *Store) newUploadWriter(f *os.File, id string, offset int64) *uploadWriter {
+	// Rounded down so that a chunked upload flushes at the same offsets
+	// as a monolithic one, however small its chunks.
+	return &uploadWriter{
+		f: f, bufs: &s.bufs, flushes: s.flushes(id), sync: s.syncFile,
+		pos: offset, started: offset, synced: offset - offset%flushEvery,
+	}
 }
 
 func (w *uploadWriter) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
 	w.pos += int64(n)
-	if w.pos-w.flushed >= writebackEvery {
-		startWriteback(w.f, w.flushed, w.pos-w.flushed)
-		w.flushed = w.pos
+	if w.pos-w.started >= writebackEvery {
+		startWriteback(w.f, w.started, w.pos-w.started)
+		w.started = w.pos
+	}
+	if w.pos-w.synced >= flushEvery && w.flushes.start(w.f.Name(), w.sync) {
+		w.synced = w.pos - w.pos%flushEvery
 	}
 	return n, err
 }
 
+// Close does not wait for a background flush: the next chunk should not
+// queue behind the disk. The commit waits for it instead.
 func (w *uploadWriter) Close() error { return w.f.Close() }
 
 // ReadFrom lets io.Copy write in copyBufSize chunks instead of 32 KiB ones.
