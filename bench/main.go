@@ -254,8 +254,9 @@ func (h *harness) settings() settings {
 	}
 	return settings{
 		Wharf: "`wharf serve --addr 127.0.0.1:PORT --data-dir DIR --log-level info --log-format text" + authFlag + "`;" + dbg +
-			" " + auth + "; embedded defaults otherwise: filesystem blobs and SQLite under DIR, fsync before a blob is visible, deletes always allowed," +
-			" no request limit, abandoned uploads purged after 24h, access log (one line per request) to a file, buffered and written every 100 ms.",
+			" " + auth + "; embedded defaults otherwise: filesystem blobs and SQLite under DIR, fsync before a blob is visible (uploads flushed as they arrive), deletes always allowed," +
+			" no request limit, abandoned uploads purged after 24h, access log (one line per request) to a file, buffered and written every 100 ms;" +
+			" its own caches: manifests by digest (16 MiB) and pull-path lookups (tag → digest, blob sizes) memoized until the next commit to the database, checked on every request against SQLite's WAL index.",
 		Reference: "`registry serve config.yml` (distribution " + refVersion + "): filesystem storage under DIR (fsyncs on commit), `delete.enabled: true`, no auth, no redis, " +
 			cache + ", upload purging 24h/24h, `redirect.disable: true`, `catalog.maxentries: 1000000` (so the whole catalog can be asked for in one page, as from wharf)," +
 			" log level info with access log to a file, `OTEL_TRACES_EXPORTER=none` (it would otherwise export traces to localhost:4318; it still creates spans).",

@@ -178,10 +178,19 @@ func OpenSQLite(ctx context.Context, path string, log *slog.Logger) (*DB, error)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	db := &DB{write: write, read: read, point: newPointReader(read.Driver(), dsn), log: log}
+	db := &DB{write: write, read: read, log: log}
+	db.point = newPointReader(read.Driver(), dsn, nil)
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
+	}
+	wal, err := openWALIndex(read.Driver(), dsn, path)
+	if err != nil {
+		// Lookups still work, each one asking SQLite.
+		log.Warn("sqlite: cannot map the WAL index; pull-path lookups are not memoized", "path", path, "err", err)
+	}
+	if wal != nil {
+		db.point.wal.Store(wal)
 	}
 	return db, nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,13 +19,19 @@ import (
 // pool's mutex, the per-connection statement lookup, a Rows with its locks
 // and the argument conversion, all for one short query.
 //
-// Nothing is cached but prepared statements: every lookup is its own
-// autocommit read transaction, begun and ended by SQLite as through
-// database/sql, so it sees every commit made before it started, by this
-// process or another.
+// Each lookup that reaches SQLite is its own autocommit read transaction,
+// begun and ended by SQLite as through database/sql, so it sees every
+// commit made before it started, by this process or another. Answers are
+// memoized only for as long as the WAL index header, which every commit
+// rewrites, stays the same (memo.go).
 type pointReader struct {
 	drv driver.Driver
 	dsn string
+
+	// wal is nil when the WAL index could not be mapped, and after close:
+	// no memo then.
+	wal  atomic.Pointer[walIndex]
+	memo memo
 	// idle holds connections not in use; slots bounds how many are open.
 	idle  chan *pointConn
 	slots chan struct{}
@@ -55,13 +62,14 @@ type pointConn struct {
 // holds a lock, so a few connections per core keep every core busy.
 const pointConns = 4
 
-func newPointReader(drv driver.Driver, dsn string) *pointReader {
+func newPointReader(drv driver.Driver, dsn string, wal *walIndex) *pointReader {
 	p := &pointReader{
 		drv:   drv,
 		dsn:   dsn,
 		idle:  make(chan *pointConn, pointConns),
 		slots: make(chan struct{}, pointConns),
 	}
+	p.wal.Store(wal)
 	p.linger = time.AfterFunc(time.Hour, p.endOpen)
 	p.linger.Stop()
 	return p
@@ -124,6 +132,9 @@ func (c *pointConn) close() {
 // returned.
 func (p *pointReader) close() {
 	p.linger.Stop()
+	if w := p.wal.Swap(nil); w != nil {
+		_ = w.close()
+	}
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
@@ -153,6 +164,29 @@ func (p *pointReader) lookup(ctx context.Context, query string, args ...any) (dr
 	if len(args) > 2 {
 		return nil, fmt.Errorf("sqldb: point lookup with %d arguments", len(args))
 	}
+	// The version is read before the query runs, so an answer is filed
+	// under a version no newer than the data it saw: reused only while
+	// nothing has committed since (memo.go).
+	var ver walVersion
+	known := false
+	if w := p.wal.Load(); w != nil {
+		ver, known = w.version()
+	}
+	key := newMemoKey(query, args)
+	if known {
+		if v, err, ok := p.memo.get(ver, key); ok {
+			return v, err
+		}
+	}
+	v, err := p.query(ctx, query, args)
+	if known {
+		p.memo.put(ver, key, v, err)
+	}
+	return v, err
+}
+
+// query runs the lookup on a pooled connection.
+func (p *pointReader) query(ctx context.Context, query string, args []any) (driver.Value, error) {
 	c, err := p.get(ctx)
 	if err != nil {
 		return nil, err

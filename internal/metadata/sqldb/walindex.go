@@ -1,0 +1,66 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql/driver"
+	"sync/atomic"
+)
+
+// walVersion is a snapshot of the WAL index header: SQLite rewrites it on
+// every commit (its change counter, frame count and checksums move), and
+// readers learn what the database holds from it. Two equal snapshots mean
+// no transaction committed in between, by any connection of any process.
+type walVersion [walHeaderWords]uint32
+
+// walHeaderWords is the size of one copy of the header (WalIndexHdr, 48
+// bytes; https://www.sqlite.org/walformat.html#the_wal_index_file_format).
+// The file starts with two copies: a writer updates the second, then the
+// first, so a reader that finds them equal has not caught a write halfway.
+const walHeaderWords = 12
+
+// pinSQLite opens a connection that is kept for the index's life and runs
+// a read on it, so that SQLite has opened the WAL index. While this process
+// holds a connection, no process truncates or deletes the -shm file: SQLite
+// only resets it when the first connection opens and removes it when the
+// last closes, and this pin keeps it from being either.
+func pinSQLite(drv driver.Driver, dsn string) (driver.Conn, error) {
+	conn, err := drv.Open(dsn)
+	if err != nil {
+		return nil, err
+	}
+	st, err := conn.Prepare("SELECT count(*) FROM sqlite_master")
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	defer st.Close()
+	rows, err := st.(driver.StmtQueryContext).QueryContext(context.Background(), nil)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	dest := make([]driver.Value, 1)
+	err = rows.Next(dest)
+	if cerr := rows.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// readWALHeader reads the two header copies from words, the start of the
+// mapped index, and reports whether they agree.
+func readWALHeader(words *[2 * walHeaderWords]uint32) (walVersion, bool) {
+	var a, b walVersion
+	for i := range a {
+		a[i] = atomic.LoadUint32(&words[i])
+	}
+	for i := range b {
+		b[i] = atomic.LoadUint32(&words[walHeaderWords+i])
+	}
+	// isInit (word 3) is zero until the index has been built from the WAL.
+	return a, a == b && a[3] != 0
+}
