@@ -149,6 +149,9 @@ type Store interface {
 	CreateFirstUser(ctx context.Context, u *User) (created bool, err error)
 	// GetUser returns the user name.
 	GetUser(ctx context.Context, name string) (*User, error)
+	// UserExists reports whether the user exists. Every request with a
+	// bearer token asks, so it should be cheap.
+	UserExists(ctx context.Context, name string) (bool, error)
 	// SetPasswordHash replaces the user's password hash.
 	SetPasswordHash(ctx context.Context, name, hash string) error
 	// DeleteUser removes the user, its memberships and its tokens.
@@ -187,6 +190,11 @@ type Store interface {
 	RevokeToken(ctx context.Context, user, id string, at time.Time) error
 	// RevokeTokens revokes every unrevoked token of kind the user holds.
 	RevokeTokens(ctx context.Context, user string, kind TokenKind, at time.Time) error
+	// ActiveTokenExpiry returns when the user's token id expires (zero:
+	// never); ErrNotFound if the user holds no such token or it was
+	// revoked. Every request with a bearer token asks, so it should be
+	// cheap.
+	ActiveTokenExpiry(ctx context.Context, user, id string) (time.Time, error)
 	// TouchToken records that token id was used at at.
 	TouchToken(ctx context.Context, id string, at time.Time) error
 

@@ -38,6 +38,9 @@ const (
 type Claims struct {
 	jwt.RegisteredClaims
 	Access []Access `json:"access"`
+	// TokenID is the access or refresh token the holder logged in with,
+	// if any: revoking it ends this token too (Service.CheckBearer).
+	TokenID string `json:"wharf_token_id,omitempty"`
 }
 
 // Allows reports whether the token grants action on the resource named
@@ -199,8 +202,9 @@ type Issued struct {
 	IssuedAt  time.Time
 }
 
-// Issue signs a token for subject (empty for anonymous) granting access.
-func (t *Tokens) Issue(subject string, access []Access) (Issued, error) {
+// Issue signs a token for subject (empty for anonymous) granting access;
+// tokenID names the access or refresh token the subject logged in with.
+func (t *Tokens) Issue(subject, tokenID string, access []Access) (Issued, error) {
 	t.mu.RLock()
 	k := t.signer
 	t.mu.RUnlock()
@@ -223,7 +227,8 @@ func (t *Tokens) Issue(subject string, access []Access) (Issued, error) {
 			IssuedAt:  jwt.NewNumericDate(now),
 			ID:        hex.EncodeToString(jti),
 		},
-		Access: access,
+		Access:  access,
+		TokenID: tokenID,
 	}
 	tok := jwt.NewWithClaims(jwt.GetSigningMethod(k.alg), claims)
 	tok.Header["kid"] = k.id

@@ -40,7 +40,7 @@ func TestTokens_IssueVerifyRoundTrips(t *testing.T) {
 		t.Run(alg, func(t *testing.T) {
 			c := newClock()
 			tk, _ := newTokens(t, c, alg)
-			iss, err := tk.Issue("alice", pullAliceApp)
+			iss, err := tk.Issue("alice", "", pullAliceApp)
 			must(t, err)
 			if iss.ExpiresIn != 300 || !iss.IssuedAt.Equal(c.Now()) {
 				t.Fatalf("Issued = %+v, want 300 s from now", iss)
@@ -88,7 +88,7 @@ func encodeSegment(t *testing.T, m map[string]any) string {
 func TestTokens_VerifyRefuses(t *testing.T) {
 	c := newClock()
 	tk, store := newTokens(t, c, auth.AlgEdDSA)
-	good, err := tk.Issue("bob", pullAliceApp)
+	good, err := tk.Issue("bob", "", pullAliceApp)
 	must(t, err)
 	parts := strings.Split(good.Token, ".")
 	kid := decodeSegment(t, good.Token, 0)["kid"].(string)
@@ -96,15 +96,15 @@ func TestTokens_VerifyRefuses(t *testing.T) {
 	// Same keys, other service or issuer: only the claims differ.
 	otherService, err := auth.NewTokens(t.Context(), store, auth.TokenConfig{Issuer: "wharf", Service: "elsewhere", Now: c.Now})
 	must(t, err)
-	foreign, err := otherService.Issue("bob", pullAliceApp)
+	foreign, err := otherService.Issue("bob", "", pullAliceApp)
 	must(t, err)
 	otherIssuer, err := auth.NewTokens(t.Context(), store, auth.TokenConfig{Issuer: "mallory", Service: "registry.test", Now: c.Now})
 	must(t, err)
-	fromMallory, err := otherIssuer.Issue("bob", pullAliceApp)
+	fromMallory, err := otherIssuer.Issue("bob", "", pullAliceApp)
 	must(t, err)
 	// A token signed by a key the verifier has never seen.
 	stranger2, _ := newTokensWith(t, c, auth.TokenConfig{Issuer: "wharf", Service: "registry.test"})
-	unknownKey, err := stranger2.Issue("bob", pullAliceApp)
+	unknownKey, err := stranger2.Issue("bob", "", pullAliceApp)
 	must(t, err)
 
 	// Signed by another key that claims our kid.
@@ -190,7 +190,7 @@ func TestTokens_ExpiryWithLeeway(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newClock()
 			tk, _ := newTokens(t, c, "")
-			iss, err := tk.Issue("alice", pullAliceApp)
+			iss, err := tk.Issue("alice", "", pullAliceApp)
 			must(t, err)
 			c.Add(tt.advance)
 			_, err = tk.Verify(iss.Token)
@@ -222,13 +222,13 @@ func TestTokens_RotationOverlaps(t *testing.T) {
 	c := newClock()
 	tk, store := newTokens(t, c, "")
 	ctx := t.Context()
-	old, err := tk.Issue("alice", pullAliceApp)
+	old, err := tk.Issue("alice", "", pullAliceApp)
 	must(t, err)
 	oldKid := decodeSegment(t, old.Token, 0)["kid"]
 
 	c.Add(time.Minute)
 	must(t, tk.Rotate(ctx))
-	fresh, err := tk.Issue("alice", pullAliceApp)
+	fresh, err := tk.Issue("alice", "", pullAliceApp)
 	must(t, err)
 	if kid := decodeSegment(t, fresh.Token, 0)["kid"]; kid == oldKid {
 		t.Fatal("after Rotate the old key still signs")

@@ -279,6 +279,40 @@ func (s *Service) Refresh(ctx context.Context, secret string) (Subject, error) {
 	return s.checkToken(ctx, "", secret, KindRefresh)
 }
 
+// CheckBearer reports whether the holder of a verified bearer token still
+// stands: its user must exist and the access or refresh token it logged in
+// with must be neither revoked nor expired. A bearer token lives minutes,
+// but a deleted account or a revoked token must not keep working that
+// long. The failure matches ErrInvalidToken, so clients fetch a new token
+// and meet the real refusal at the token endpoint.
+func (s *Service) CheckBearer(ctx context.Context, c *Claims) error {
+	if c.Subject == "" {
+		return nil
+	}
+	if c.TokenID == "" {
+		ok, err := s.store.UserExists(ctx, c.Subject)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%w: user %s no longer exists", ErrInvalidToken, c.Subject)
+		}
+		return nil
+	}
+	// Deleting a user deletes its tokens, so this covers the user too.
+	expires, err := s.store.ActiveTokenExpiry(ctx, c.Subject, c.TokenID)
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("%w: token %s was revoked", ErrInvalidToken, c.TokenID)
+	}
+	if err != nil {
+		return err
+	}
+	if !expires.IsZero() && !s.cfg.Now().Before(expires) {
+		return fmt.Errorf("%w: token %s has expired", ErrInvalidToken, c.TokenID)
+	}
+	return nil
+}
+
 // RevokeRefreshTokens logs the user out of every docker login.
 func (s *Service) RevokeRefreshTokens(ctx context.Context, user string) error {
 	return s.store.RevokeTokens(ctx, user, KindRefresh, s.cfg.Now())

@@ -163,6 +163,9 @@ func (g *gate) identify(r *http.Request) (caller, error) {
 		return caller{}, nil
 	case strings.EqualFold(scheme, "Bearer"):
 		claims, err := g.tokens.Verify(strings.TrimSpace(value))
+		if err == nil {
+			err = g.auth.CheckBearer(r.Context(), claims)
+		}
 		if err != nil {
 			return caller{how: credBearer}, err
 		}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/wharf/wharf/internal/auth"
@@ -175,6 +176,42 @@ func TestAuth_DockerLoginRefreshFlow(t *testing.T) {
 	must(t, w.srv.Auth.SetPassword(context.Background(), "alice", "a-new-password"))
 	resp = post(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {login.RefreshToken}, "service": {"wharf"}, "client_id": {"docker"}})
 	check(t, "refresh after a password change", resp, "POST", 401, "UNAUTHORIZED")
+	// The access token the refresh token bought dies with it, not minutes later.
+	got = w.do(t, "GET", "/v2/alice/priv/manifests/v1", bearerAuth(oauth.AccessToken), nil)
+	wantInvalidToken(t, "token from a revoked refresh token", got)
+}
+
+// wantInvalidToken checks a 401 whose challenge says invalid_token, which
+// makes docker fetch a new token instead of reporting missing rights.
+func wantInvalidToken(t *testing.T, what string, got reply) {
+	t.Helper()
+	check(t, what, got, "GET", 401, "UNAUTHORIZED")
+	if c := got.header.Get("WWW-Authenticate"); !strings.Contains(c, `error="invalid_token"`) {
+		t.Errorf("%s: challenge %q, want error=\"invalid_token\"", what, c)
+	}
+}
+
+// TestAuth_BearerTokensEndWithTheirCredentials: a bearer token stops
+// working as soon as the access token it was bought with is revoked or
+// its user deleted, though its own lifetime has minutes left.
+func TestAuth_BearerTokensEndWithTheirCredentials(t *testing.T) {
+	w := newAuthWorld(t)
+	ctx := context.Background()
+	const path = "/v2/alice/priv/manifests/v1"
+	pat, tok, err := w.srv.Auth.CreatePAT(ctx, "alice", "laptop", auth.ScopeRead, time.Time{})
+	must(t, err)
+	fromPAT := w.tokenFor(t, "alice", pat, "repository:alice/priv:pull")
+	fromPassword := w.tokenFor(t, "alice", userPassword, "repository:alice/priv:pull")
+	bobs := w.tokenFor(t, "bob", userPassword, "repository:alice/pub:pull")
+	check(t, "token from a PAT", w.do(t, "GET", path, bearerAuth(fromPAT), nil), "GET", 200, "")
+
+	must(t, w.srv.Auth.RevokePAT(ctx, "alice", tok.ID))
+	wantInvalidToken(t, "token from a revoked PAT", w.do(t, "GET", path, bearerAuth(fromPAT), nil))
+	check(t, "token from a password, after the PAT's revocation", w.do(t, "GET", path, bearerAuth(fromPassword), nil), "GET", 200, "")
+
+	check(t, "bob's token", w.do(t, "GET", "/v2/alice/pub/manifests/v1", bearerAuth(bobs), nil), "GET", 200, "")
+	must(t, w.srv.Auth.RemoveUser(ctx, "bob"))
+	wantInvalidToken(t, "token of a deleted user", w.do(t, "GET", "/v2/alice/pub/manifests/v1", bearerAuth(bobs), nil))
 }
 
 // TestAuth_MountNeedsPullOnTheSource: a mount from a repository the

@@ -125,7 +125,7 @@ func (g *gate) issue(w http.ResponseWriter, r *http.Request, sub auth.Subject, s
 		distribution.WriteError(w, r, g.log, err)
 		return
 	}
-	tok, err := g.tokens.Issue(sub.User, granted)
+	tok, err := g.tokens.Issue(sub.User, sub.TokenID, granted)
 	if err != nil {
 		distribution.WriteError(w, r, g.log, err)
 		return

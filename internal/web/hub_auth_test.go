@@ -140,6 +140,10 @@ func TestHubAPI_LoginTokenAndAccessTokens(t *testing.T) {
 	if got := b.do(http.MethodGet, "/v2/repositories/alice/priv/tags/", nil, basic("alice", pat)).code; got != http.StatusUnauthorized {
 		t.Errorf("revoked token = %d, want 401", got)
 	}
+	// The bearer bought with it ends with it, not when it expires.
+	if got := b.do(http.MethodGet, "/v2/repositories/alice/priv/tags/", nil, cappedBearer).code; got != http.StatusUnauthorized {
+		t.Errorf("bearer of a revoked token = %d, want 401", got)
+	}
 }
 
 func TestHubAPI_CookieNeedsCSRFForChanges(t *testing.T) {

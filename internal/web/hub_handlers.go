@@ -210,7 +210,7 @@ func (h *Handler) apiLogin(w http.ResponseWriter, r *http.Request) {
 		h.apiInternal(w, r, err)
 		return
 	}
-	issued, err := h.tokens.Issue(sub.User, []auth.Access{hubGrant(sub)})
+	issued, err := h.tokens.Issue(sub.User, sub.TokenID, []auth.Access{hubGrant(sub)})
 	if err != nil {
 		h.apiInternal(w, r, err)
 		return

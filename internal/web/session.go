@@ -116,6 +116,9 @@ func (h *Handler) identify(r *http.Request) (caller, error) {
 		return caller{sub: sub, how: viaBasic}, err
 	case strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "JWT"):
 		claims, err := h.tokens.Verify(strings.TrimSpace(value))
+		if err == nil {
+			err = h.auth.CheckBearer(ctx, claims)
+		}
 		if err != nil {
 			return caller{}, err
 		}

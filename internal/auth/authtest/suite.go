@@ -41,6 +41,8 @@ func Run(t *testing.T, newStore func(t *testing.T) auth.Store) {
 		{"RevokeToken_OtherUsersTokenIsNotFound", testRevokeOtherUsersToken},
 		{"RevokeTokens_RevokesOnlyKind", testRevokeTokens},
 		{"TouchToken_RecordsLastUsed", testTouchToken},
+		{"UserExists_FollowsCreateAndDelete", testUserExists},
+		{"ActiveTokenExpiry_OnlyUnrevokedTokensOfTheUser", testActiveTokenExpiry},
 		{"SigningKeys_CreateListRetireDelete", testSigningKeys},
 	}
 	for _, tt := range tests {
@@ -372,4 +374,52 @@ func testSigningKeys(t *testing.T, s auth.Store) {
 	wantErr(t, "retire unknown", s.RetireSigningKey(ctx, "nope", at), auth.ErrNotFound)
 	must(t, s.DeleteSigningKey(ctx, "k1"))
 	wantErr(t, "delete twice", s.DeleteSigningKey(ctx, "k1"), auth.ErrNotFound)
+}
+
+func testUserExists(t *testing.T, s auth.Store) {
+	ctx := t.Context()
+	if ok, err := s.UserExists(ctx, "alice"); err != nil || ok {
+		t.Fatalf("UserExists before CreateUser = %v, %v; want false", ok, err)
+	}
+	addUser(t, s, "alice")
+	if ok, err := s.UserExists(ctx, "alice"); err != nil || !ok {
+		t.Fatalf("UserExists after CreateUser = %v, %v; want true", ok, err)
+	}
+	must(t, s.DeleteUser(ctx, "alice"))
+	if ok, err := s.UserExists(ctx, "alice"); err != nil || ok {
+		t.Fatalf("UserExists after DeleteUser = %v, %v; want false", ok, err)
+	}
+}
+
+func testActiveTokenExpiry(t *testing.T, s auth.Store) {
+	ctx := t.Context()
+	addUser(t, s, "alice")
+	addUser(t, s, "bob")
+	pat := addToken(t, s, "p", "alice", auth.KindPAT, "")
+	child := addToken(t, s, "r", "alice", auth.KindRefresh, "p")
+	forever := &auth.Token{ID: "f", User: "alice", Kind: auth.KindPAT, Name: "forever", Scope: auth.ScopeRead,
+		Hash: []byte("hash-f"), CreatedAt: at}
+	must(t, s.CreateToken(ctx, forever))
+
+	got, err := s.ActiveTokenExpiry(ctx, "alice", pat.ID)
+	must(t, err)
+	if !got.Equal(pat.ExpiresAt) {
+		t.Errorf("expiry = %v, want %v", got, pat.ExpiresAt)
+	}
+	if got, err := s.ActiveTokenExpiry(ctx, "alice", forever.ID); err != nil || !got.IsZero() {
+		t.Errorf("expiry of a token without one = %v, %v; want zero", got, err)
+	}
+	_, err = s.ActiveTokenExpiry(ctx, "bob", pat.ID)
+	wantErr(t, "another user's token", err, auth.ErrNotFound)
+	_, err = s.ActiveTokenExpiry(ctx, "alice", "nope")
+	wantErr(t, "unknown token", err, auth.ErrNotFound)
+
+	must(t, s.RevokeToken(ctx, "alice", pat.ID, at))
+	for _, id := range []string{pat.ID, child.ID} {
+		_, err = s.ActiveTokenExpiry(ctx, "alice", id)
+		wantErr(t, "revoked token "+id, err, auth.ErrNotFound)
+	}
+	must(t, s.DeleteUser(ctx, "alice"))
+	_, err = s.ActiveTokenExpiry(ctx, "alice", forever.ID)
+	wantErr(t, "token of a deleted user", err, auth.ErrNotFound)
 }

@@ -118,6 +118,34 @@ func (db *DB) GetUser(ctx context.Context, name string) (*auth.User, error) {
 	return u, nil
 }
 
+// UserExists reports whether the user exists, on the memoized point path:
+// every bearer-token request asks.
+func (db *DB) UserExists(ctx context.Context, name string) (bool, error) {
+	_, err := db.point.lookup(ctx, `SELECT 1 FROM users WHERE name = ?`, name)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("user %s: %w", name, err)
+	}
+	return true, nil
+}
+
+// ActiveTokenExpiry returns when the user's unrevoked token id expires,
+// on the memoized point path: every bearer-token request asks.
+func (db *DB) ActiveTokenExpiry(ctx context.Context, user, id string) (time.Time, error) {
+	v, err := db.point.lookup(ctx,
+		`SELECT expires_at FROM access_tokens WHERE id = ? AND user_name = ? AND revoked_at = 0`, id, user)
+	if err != nil {
+		return time.Time{}, authNotFound(err, "token "+id)
+	}
+	n, ok := v.(int64)
+	if !ok {
+		return time.Time{}, fmt.Errorf("token %s: expiry stored as %T", id, v)
+	}
+	return optTime(n), nil
+}
+
 // SetPasswordHash replaces the user's password hash.
 func (db *DB) SetPasswordHash(ctx context.Context, name, hash string) error {
 	res, err := db.write.ExecContext(ctx, `UPDATE users SET password_hash = ? WHERE name = ?`, hash, name)
