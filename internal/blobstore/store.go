@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -49,4 +50,19 @@ type Store interface {
 	CancelUpload(ctx context.Context, id string) error
 	// Ping reports whether the store is reachable and writable.
 	Ping(ctx context.Context) error
+}
+
+// Collector is a Store whose blobs garbage collection can list and remove
+// while the registry keeps serving.
+type Collector interface {
+	// Walk calls fn for every committed blob, in no particular order; an
+	// error from fn stops the walk and is returned.
+	Walk(ctx context.Context, fn func(d digest.Digest, size int64) error) error
+	// Collect removes blob d unless it was written, or reused by a
+	// CommitUpload that found it present, at or after cutoff; removed
+	// says whether it went. A CommitUpload racing Collect either finds
+	// the blob gone and stores its own bytes, or marks it reused in time
+	// for Collect to keep it: a commit that returned nil always leaves
+	// the blob in place. A missing blob is not an error (removed false).
+	Collect(ctx context.Context, d digest.Digest, cutoff time.Time) (removed bool, err error)
 }
