@@ -5,10 +5,14 @@
 //
 //	blobs/<algorithm>/<first two hex chars>/<hex>   committed blobs
 //	uploads/<id>                                    in-progress uploads
+//	trash/<algorithm>-<hex>-<random>                blobs Collect is removing
+//	                                                (made by the first Collect)
 //	.ping-*                                         Ping's probe files
 //
 // An upload becomes a blob by a single rename within the same filesystem,
-// so a blob is either absent or complete, never half-written.
+// so a blob is either absent or complete, never half-written. Garbage
+// collection (collect.go) moves a blob aside the same way before deciding
+// whether to delete it or put it back.
 package fs
 
 import (
@@ -28,7 +32,10 @@ import (
 	"github.com/wharf/wharf/internal/blobstore"
 )
 
-var _ blobstore.Store = (*Store)(nil)
+var (
+	_ blobstore.Store     = (*Store)(nil)
+	_ blobstore.Collector = (*Store)(nil)
+)
 
 // hexLen lists the digest algorithms the store accepts. Naming the crypto
 // packages here also links them in, which go-digest needs for
@@ -47,11 +54,16 @@ type Store struct {
 	root    string
 	blobs   string
 	uploads string
+	trash   string
 	log     *slog.Logger
 	bufs    sync.Pool // *[]byte of copyBufSize, for uploadWriter.ReadFrom
 
 	flushing sync.Map             // upload id → *uploadFlushes
 	syncFile func(*os.File) error // (*os.File).Sync; tests make it fail
+
+	// at, if set, is called at the named points of Collect and CommitUpload
+	// between which a race matters, so that tests can run one there.
+	at func(point string)
 }
 
 // New opens (creating if needed) a store rooted at root. A nil log discards.
@@ -71,6 +83,7 @@ func New(root string, log *slog.Logger) (*Store, error) {
 		root:     root,
 		blobs:    filepath.Join(root, "blobs"),
 		uploads:  filepath.Join(root, "uploads"),
+		trash:    filepath.Join(root, "trash"),
 		log:      log,
 		syncFile: (*os.File).Sync,
 	}
@@ -100,6 +113,10 @@ func New(root string, log *slog.Logger) (*Store, error) {
 			return nil, fmt.Errorf("blobstore/fs: %w", err)
 		}
 		log.Debug("removed stale probe file", "path", p)
+	}
+	// A crash or kill during Collect can leave a blob in the trash.
+	if err := s.restoreTrash(); err != nil {
+		return nil, fmt.Errorf("blobstore/fs: %w", err)
 	}
 	return s, nil
 }
@@ -190,6 +207,13 @@ func (s *Store) blobPath(d digest.Digest) (string, error) {
 		return "", fmt.Errorf("blobstore/fs: invalid digest %q: %w", d, digest.ErrDigestUnsupported)
 	}
 	return filepath.Join(s.blobs, string(alg), hex[:2], hex), nil
+}
+
+// step calls the test hook, if any, at point.
+func (s *Store) step(point string) {
+	if s.at != nil {
+		s.at(point)
+	}
 }
 
 // blobErr wraps err, turning a missing file into blobstore.ErrNotFound.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -117,6 +118,9 @@ func (s *Store) UploadSize(ctx context.Context, id string) (int64, error) {
 // directory so the rename survives a crash. The upload must hold exactly
 // size bytes. Concurrent commits of one digest are safe: the loser's rename
 // replaces the file atomically with identical bytes.
+//
+// Either way the blob leaves with its modification time set to the commit
+// time: that is the mark Collect honours (see collect.go).
 func (s *Store) CommitUpload(ctx context.Context, id string, d digest.Digest, size int64) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -136,7 +140,7 @@ func (s *Store) CommitUpload(ctx context.Context, id string, d digest.Digest, si
 		return uploadErr("commit", id, err)
 	}
 
-	if _, err := os.Stat(blob); err == nil {
+	if s.reuse(blob) {
 		if err := os.Remove(up); err != nil {
 			return uploadErr("commit", id, err)
 		}
@@ -146,6 +150,12 @@ func (s *Store) CommitUpload(ctx context.Context, id string, d digest.Digest, si
 	// fsync may have taken a while; give up before revealing anything.
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	// The upload's own mtime is its last write, which a slow client may
+	// have made long ago, before a collection's cutoff.
+	now := time.Now()
+	if err := os.Chtimes(up, now, now); err != nil {
+		return uploadErr("commit", id, err)
 	}
 
 	dir := filepath.Dir(blob)
@@ -166,6 +176,27 @@ func (s *Store) CommitUpload(ctx context.Context, id string, d digest.Digest, si
 	}
 	s.log.DebugContext(ctx, "blob committed", "digest", d, "upload", id, "bytes", size)
 	return nil
+}
+
+// reuse marks an existing blob as reused now and reports whether the blob
+// is in place with at least that mark, so that a commit may keep it instead
+// of storing its own bytes.
+func (s *Store) reuse(blob string) bool {
+	now := time.Now()
+	if err := os.Chtimes(blob, now, now); err != nil {
+		// Missing: never stored, or collected meanwhile. Anything else
+		// (say, a file we may not touch): storing our own bytes replaces
+		// the blob atomically and carries a fresh mark too.
+		return false
+	}
+	s.step("commit-touched")
+	// The touch looks the path up before it changes the file, so a Collect
+	// can move that file to the trash in between and find it unmarked.
+	// Only a blob still at the path with a mark as recent as ours is safe.
+	// (A filesystem with coarser timestamps than ours fails this check
+	// every time; then every commit stores its bytes, which is correct.)
+	fi, err := os.Stat(blob)
+	return err == nil && !fi.ModTime().Before(now)
 }
 
 // syncUpload checks the upload's size and flushes its bytes to disk.
