@@ -19,10 +19,10 @@ import (
 	"github.com/wharf/wharf/internal/server"
 )
 
-// addAccountCommands adds `wharf user`, `org`, `token`, `visibility` and
-// `keys`: administration of a data directory's accounts, offline.
+// addAccountCommands adds `wharf user`, `org`, `token`, `visibility`,
+// `keys` and `gc`: administration of a data directory, offline.
 func addAccountCommands(root *cobra.Command) {
-	root.AddCommand(newUserCmd(), newOrgCmd(), newTokenCmd(), newVisibilityCmd(), newKeysCmd())
+	root.AddCommand(newUserCmd(), newOrgCmd(), newTokenCmd(), newVisibilityCmd(), newKeysCmd(), newGCCmd())
 }
 
 // accountsGroup is a command group whose subcommands open the data

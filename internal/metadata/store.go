@@ -88,3 +88,30 @@ type Store interface {
 	// Close releases the database.
 	Close() error
 }
+
+// ManifestRef names a manifest in a repository.
+type ManifestRef struct {
+	Repo   string
+	Digest digest.Digest
+}
+
+// Collector is a Store that garbage collection can ask what nothing uses
+// any more. "before" is the grace cutoff: what was created or linked at or
+// after it may belong to a push still under way and is never collected.
+type Collector interface {
+	// UntaggedManifests lists up to n manifests created before `before`
+	// that no tag names, that no manifest of their repository lists as a
+	// child, and whose subject, if they have one, is gone.
+	UntaggedManifests(ctx context.Context, before time.Time, n int) ([]ManifestRef, error)
+	// DeleteUntaggedManifest deletes the manifest if it is still such a
+	// manifest, in one transaction, and reports whether it did.
+	DeleteUntaggedManifest(ctx context.Context, ref ManifestRef, before time.Time) (bool, error)
+	// PruneBlobLinks removes (or with dryRun only counts) the links made
+	// before `before` to blobs that no manifest of the linking repository
+	// references.
+	PruneBlobLinks(ctx context.Context, before time.Time, dryRun bool) (int64, error)
+	// BlobInUse reports whether any manifest references d or a link to it
+	// was made at or after `before`: whether anything PruneBlobLinks keeps
+	// can reach it.
+	BlobInUse(ctx context.Context, d digest.Digest, before time.Time) (bool, error)
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/wharf/wharf/internal/auth"
 	"github.com/wharf/wharf/internal/config"
 	"github.com/wharf/wharf/internal/metadata/sqldb"
+	"github.com/wharf/wharf/internal/registry"
 )
 
 // Accounts is offline access to a data directory's users, organisations,
@@ -42,3 +43,39 @@ func OpenAccounts(ctx context.Context, cfg config.Config, log *slog.Logger) (*Ac
 	}
 	return &Accounts{Service: svc, Tokens: tokens, close: db.Close}, nil
 }
+
+// Registry is offline access to a data directory's images, for `wharf gc`
+// beside a running or a stopped server.
+type Registry struct {
+	*registry.Service
+	close func() error
+}
+
+// Close releases the stores.
+func (r *Registry) Close() error { return r.close() }
+
+// OpenRegistry opens the stores cfg names, without serving them.
+func OpenRegistry(ctx context.Context, cfg config.Config, log *slog.Logger) (*Registry, error) {
+	if _, err := os.Stat(cfg.DataDir); err != nil {
+		return nil, fmt.Errorf("data directory: %w (run `wharf serve` once, or pass --data-dir)", err)
+	}
+	blobs, meta, err := openStores(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	svc := registry.New(meta, blobs, log, registry.Options{
+		SparseManifests: cfg.Validation.SparseManifests,
+		MaxManifestSize: cfg.Validation.MaxManifestBytes,
+	})
+	return &Registry{Service: svc, close: meta.Close}, nil
+}
+
+// What `wharf gc` needs of the registry package, which main does not
+// import (it wires through this package).
+type (
+	GCOptions = registry.GCOptions
+	GCReport  = registry.GCReport
+)
+
+// DefaultGCGrace is registry.DefaultGCGrace.
+const DefaultGCGrace = registry.DefaultGCGrace

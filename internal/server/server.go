@@ -46,27 +46,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	var blobs blobstore.Store
-	switch cfg.Storage.Driver {
-	case "filesystem":
-		s, err := fs.New(cfg.Storage.Filesystem.Root, log)
-		if err != nil {
-			return nil, fmt.Errorf("open blob store: %w", err)
-		}
-		blobs = s
-	default:
-		return nil, fmt.Errorf("unknown storage driver %q", cfg.Storage.Driver)
-	}
-	var meta metadata.Store
-	switch cfg.Database.Driver {
-	case "sqlite":
-		db, err := sqldb.OpenSQLite(ctx, cfg.Database.SQLite.Path, log)
-		if err != nil {
-			return nil, fmt.Errorf("open metadata: %w", err)
-		}
-		meta = db
-	default:
-		return nil, fmt.Errorf("unknown database driver %q", cfg.Database.Driver)
+	blobs, meta, err := openStores(ctx, cfg, log)
+	if err != nil {
+		return nil, err
 	}
 	reg := registry.New(meta, blobs, log, registry.Options{
 		SparseManifests: cfg.Validation.SparseManifests,
@@ -87,6 +69,31 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s.tls = tlsConf
 	s.handler = s.routes(prometheus.NewRegistry())
 	return s, nil
+}
+
+// openStores opens the blob and metadata stores cfg names.
+func openStores(ctx context.Context, cfg config.Config, log *slog.Logger) (blobstore.Store, metadata.Store, error) {
+	var blobs blobstore.Store
+	switch cfg.Storage.Driver {
+	case "filesystem":
+		s, err := fs.New(cfg.Storage.Filesystem.Root, log)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open blob store: %w", err)
+		}
+		blobs = s
+	default:
+		return nil, nil, fmt.Errorf("unknown storage driver %q", cfg.Storage.Driver)
+	}
+	switch cfg.Database.Driver {
+	case "sqlite":
+		db, err := sqldb.OpenSQLite(ctx, cfg.Database.SQLite.Path, log)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open metadata: %w", err)
+		}
+		return blobs, db, nil
+	default:
+		return nil, nil, fmt.Errorf("unknown database driver %q", cfg.Database.Driver)
+	}
 }
 
 // Accounts is the account service, nil when the server runs open.

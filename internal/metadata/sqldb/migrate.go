@@ -125,6 +125,9 @@ var migrations = []string{
 		pull_count  BIGINT NOT NULL DEFAULT 0,
 		last_pulled BIGINT NOT NULL DEFAULT 0
 	);`,
+	// 4: garbage collection asks, for each stored blob, whether any
+	// manifest of any repository references it.
+	`CREATE INDEX manifest_refs_blob ON manifest_refs(child) WHERE kind = 'blob';`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/wharf/wharf/internal/config"
+	"github.com/wharf/wharf/internal/server"
+)
+
+func newGCCmd() *cobra.Command {
+	var opts server.GCOptions
+	cmd := accountsGroup("gc", "Delete blobs (and with --untagged, manifests) that no repository uses")
+	cmd.Long = `Delete what no repository can reach any more, beside a running or a stopped server:
+the bytes of blobs no manifest references and no repository has linked
+recently, links to blobs no manifest of their repository uses, and with
+--untagged, manifests no tag or index reaches (and referrers whose subject
+is gone). Anything pushed, linked or reused within --grace is kept, since it
+may belong to a push still under way.`
+	cmd.Flags().DurationVar(&opts.Grace, "grace", server.DefaultGCGrace, "keep what was pushed or reused more recently than this")
+	cmd.Flags().BoolVar(&opts.Untagged, "untagged", false, "also delete untagged manifests that no index references")
+	cmd.Flags().BoolVarP(&opts.DryRun, "dry-run", "n", false, "report what would be deleted, delete nothing")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if opts.Grace <= 0 {
+			return fmt.Errorf("--grace must be positive, not %s", opts.Grace)
+		}
+		fs := pflag.NewFlagSet("gc", pflag.ContinueOnError)
+		fs.AddFlagSet(cmd.InheritedFlags())
+		fs.AddFlagSet(cmd.Flags())
+		cfg, err := config.Load(fs, os.LookupEnv)
+		if err != nil {
+			return fmt.Errorf("invalid configuration:\n%w", err)
+		}
+		log := newLogger(cmd.ErrOrStderr(), config.Log{Level: "warn", Format: "text"})
+		reg, err := server.OpenRegistry(cmd.Context(), cfg, log)
+		if err != nil {
+			return err
+		}
+		defer reg.Close()
+		start := time.Now()
+		rep, err := reg.CollectGarbage(cmd.Context(), opts)
+		printGCReport(cmd, opts, rep, time.Since(start))
+		return err
+	}
+	return cmd
+}
+
+func printGCReport(cmd *cobra.Command, opts server.GCOptions, rep server.GCReport, took time.Duration) {
+	out := cmd.OutOrStdout()
+	verb := "Deleted"
+	if opts.DryRun {
+		verb = "Would delete"
+	}
+	for _, m := range rep.Manifests {
+		fmt.Fprintf(out, "%s manifest %s@%s\n", verb, m.Repo, m.Digest)
+	}
+	if opts.Untagged {
+		fmt.Fprintf(out, "%s %d untagged manifests\n", verb, len(rep.Manifests))
+	}
+	fmt.Fprintf(out, "%s %d blob links no manifest uses\n", verb, rep.Links)
+	fmt.Fprintf(out, "%s %d of %d blobs, %s (in %s)\n", verb, rep.Blobs, rep.Scanned, fmt.Sprintf("%.1f MB", float64(rep.Bytes)/1e6), took.Round(time.Millisecond))
+	if opts.DryRun && opts.Untagged {
+		fmt.Fprintln(out, "(a dry run lists one batch of untagged manifests and does not count the blobs only they hold)")
+	}
+}

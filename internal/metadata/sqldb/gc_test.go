@@ -1,0 +1,80 @@
+package sqldb
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// A manifest tagged between the listing and the delete is kept: the
+// DELETE checks the condition again.
+func TestDeleteUntaggedManifest_RechecksTheCondition(t *testing.T) {
+	ctx := t.Context()
+	db := openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
+	m := testManifest("app", "0")
+	if err := db.PutManifest(ctx, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	cutoff := time.Now().Add(time.Second)
+	refs, err := db.UntaggedManifests(ctx, cutoff, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(refs) != 1 || refs[0].Digest != m.Digest {
+		t.Fatalf("untagged = %+v, want %s", refs, m.Digest)
+	}
+	if err := db.PutManifest(ctx, m, []string{"latest"}); err != nil {
+		t.Fatal(err)
+	}
+	deleted, err := db.DeleteUntaggedManifest(ctx, refs[0], cutoff)
+	if err != nil || deleted {
+		t.Fatalf("DeleteUntaggedManifest of a manifest tagged since = %v, %v; want kept", deleted, err)
+	}
+	if err := db.DeleteTag(ctx, "app", "latest"); err != nil {
+		t.Fatal(err)
+	}
+	if deleted, err := db.DeleteUntaggedManifest(ctx, refs[0], cutoff); err != nil || !deleted {
+		t.Fatalf("DeleteUntaggedManifest once untagged = %v, %v; want deleted", deleted, err)
+	}
+	if refs, err := db.UntaggedManifests(ctx, cutoff, 10); err != nil || len(refs) != 0 {
+		t.Fatalf("untagged after delete = %+v, %v", refs, err)
+	}
+}
+
+// Grace: a manifest or link made after the cutoff is never a candidate.
+func TestGC_GraceCutoff(t *testing.T) {
+	ctx := t.Context()
+	db := openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
+	m := testManifest("app", "0")
+	for _, b := range m.Blobs {
+		if err := db.LinkBlob(ctx, "app", b, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.PutManifest(ctx, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	past := time.Now().Add(-time.Minute)
+	if refs, err := db.UntaggedManifests(ctx, past, 10); err != nil || len(refs) != 0 {
+		t.Fatalf("untagged before the cutoff = %+v, %v; want none", refs, err)
+	}
+	if n, err := db.PruneBlobLinks(ctx, time.Now().Add(time.Minute), true); err != nil || n != 0 {
+		t.Fatalf("prunable links referenced by a manifest = %d, %v; want 0", n, err)
+	}
+	if used, err := db.BlobInUse(ctx, m.Blobs[0], time.Now().Add(time.Minute)); err != nil || !used {
+		t.Fatalf("referenced blob in use = %v, %v; want true", used, err)
+	}
+	if err := db.DeleteManifest(ctx, "app", m.Digest); err != nil {
+		t.Fatal(err)
+	}
+	if used, err := db.BlobInUse(ctx, m.Blobs[0], past); err != nil || !used {
+		t.Fatalf("blob linked after the cutoff in use = %v, %v; want true", used, err)
+	}
+	future := time.Now().Add(time.Minute)
+	if used, err := db.BlobInUse(ctx, m.Blobs[0], future); err != nil || used {
+		t.Fatalf("unreferenced blob with old links in use = %v, %v; want false", used, err)
+	}
+	if n, err := db.PruneBlobLinks(ctx, future, false); err != nil || n != 2 {
+		t.Fatalf("pruned %d links, %v; want 2", n, err)
+	}
+}
