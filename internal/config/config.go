@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,9 @@ type Config struct {
 	// ShutdownTimeout bounds how long in-flight requests (uploads) may run
 	// after SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// TrustedProxies are the reverse proxies (IP addresses or CIDR
+	// prefixes) whose X-Forwarded-For and X-Forwarded-Proto are believed.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 
 	Log        Log        `yaml:"log"`
 	Storage    Storage    `yaml:"storage"`
@@ -206,6 +210,14 @@ func (c *Config) Validate() error {
 	}
 	if strings.TrimSpace(c.Auth.Service) == "" || strings.ContainsAny(c.Auth.Service, "\"\\") {
 		bad("auth.service %q: want a name without quotes", c.Auth.Service)
+	}
+	for _, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err == nil {
+			continue
+		}
+		if _, err := netip.ParseAddr(p); err != nil {
+			bad("trusted_proxies %q: want an IP address or a CIDR prefix, e.g. 10.0.0.0/8", p)
+		}
 	}
 	if c.Auth.Realm != "" && !strings.HasPrefix(c.Auth.Realm, "http://") && !strings.HasPrefix(c.Auth.Realm, "https://") {
 		bad("auth.realm %q: want an http:// or https:// URL", c.Auth.Realm)

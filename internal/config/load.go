@@ -58,15 +58,23 @@ var settings = []setting{
 	{"WHARF_TLS_KEY", "tls-key", "PEM private key file for HTTPS, reloaded on change",
 		func(c *Config) string { return c.TLS.Key }, func(c *Config, v string) error { c.TLS.Key = v; return nil }},
 	{"WHARF_TLS_SELF_SIGNED", "tls-self-signed", "serve HTTPS with a generated CA and certificate for these hosts (comma-separated)",
-		func(c *Config) string { return strings.Join(c.TLS.SelfSigned, ",") }, func(c *Config, v string) error {
-			c.TLS.SelfSigned = nil
-			for _, h := range strings.Split(v, ",") {
-				if h = strings.TrimSpace(h); h != "" {
-					c.TLS.SelfSigned = append(c.TLS.SelfSigned, h)
-				}
+		func(c *Config) string { return strings.Join(c.TLS.SelfSigned, ",") }, listSetter(func(c *Config) *[]string { return &c.TLS.SelfSigned })},
+	{"WHARF_TRUSTED_PROXIES", "trusted-proxies", "reverse proxies whose X-Forwarded-For/-Proto to believe (comma-separated IPs or CIDRs)",
+		func(c *Config) string { return strings.Join(c.TrustedProxies, ",") }, listSetter(func(c *Config) *[]string { return &c.TrustedProxies })},
+}
+
+// listSetter sets a comma-separated list, dropping empty items.
+func listSetter(field func(*Config) *[]string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		var list []string
+		for _, item := range strings.Split(v, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				list = append(list, item)
 			}
-			return nil
-		}},
+		}
+		*field(c) = list
+		return nil
+	}
 }
 
 // FlagConfig is the flag naming the YAML file; WHARF_CONFIG works too.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/wharf/wharf/internal/auth"
 	"github.com/wharf/wharf/internal/distribution"
+	"github.com/wharf/wharf/internal/forwarded"
 	"github.com/wharf/wharf/internal/registry"
 )
 
@@ -175,7 +175,7 @@ func (g *gate) identify(r *http.Request) (caller, error) {
 		if !ok {
 			return caller{how: credBasic}, auth.ErrUnauthenticated
 		}
-		sub, err := g.auth.Authenticate(r.Context(), user, secret, clientAddr(r))
+		sub, err := g.auth.Authenticate(r.Context(), user, secret, forwarded.ClientAddr(r))
 		return caller{sub: sub, how: credBasic}, err
 	}
 	return caller{}, auth.ErrUnauthenticated
@@ -313,19 +313,10 @@ func (g *gate) realmFor(r *http.Request) string {
 		return g.realm
 	}
 	scheme := "http"
-	if r.TLS != nil {
+	if forwarded.Secure(r) {
 		scheme = "https"
 	}
 	return scheme + "://" + r.Host + "/token"
-}
-
-// clientAddr is the peer's IP, the key failed logins are limited by.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // statusOnly records the status a handler wrote.

@@ -62,11 +62,11 @@ func (s *Server) warnIfOpen(addr net.Addr) {
 	if s.tls == nil && !loopback(s.cfg.Addr) {
 		s.log.Warn("serving plain HTTP on a non-loopback address: docker treats this registry as insecure and refuses it unless it is listed in insecure-registries (https://docs.docker.com/reference/cli/dockerd/#insecure-registries); use --tls-cert/--tls-key or --tls-self-signed",
 			"addr", addr.String())
-		if s.auth != nil && s.cfg.Auth.Realm == "" {
+		if s.auth != nil && s.cfg.Auth.Realm == "" && len(s.cfg.TrustedProxies) == 0 {
 			// Behind a proxy that terminates TLS, a realm derived from the
 			// request would say http://, and docker would send passwords
 			// to it in the clear.
-			s.log.Warn("behind a proxy that terminates TLS, set --auth-realm https://HOST/token: the token realm is derived from each request's scheme and Host otherwise")
+			s.log.Warn("behind a proxy that terminates TLS, set --trusted-proxies (or --auth-realm https://HOST/token): the token realm is derived from each request's scheme and Host otherwise")
 		}
 	}
 }

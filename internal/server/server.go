@@ -23,6 +23,7 @@ import (
 	"github.com/wharf/wharf/internal/blobstore/fs"
 	"github.com/wharf/wharf/internal/config"
 	"github.com/wharf/wharf/internal/distribution"
+	"github.com/wharf/wharf/internal/forwarded"
 	"github.com/wharf/wharf/internal/metadata"
 	"github.com/wharf/wharf/internal/metadata/sqldb"
 	"github.com/wharf/wharf/internal/registry"
@@ -38,6 +39,7 @@ type Server struct {
 	auth    *auth.Service
 	tokens  *auth.Tokens
 	tls     *tls.Config // nil: plain HTTP
+	proxies forwarded.Proxies
 	handler http.Handler
 }
 
@@ -67,6 +69,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 	s.tls = tlsConf
+	if s.proxies, err = forwarded.Parse(cfg.TrustedProxies); err != nil {
+		_ = meta.Close()
+		return nil, err
+	}
 	s.handler = s.routes(prometheus.NewRegistry())
 	return s, nil
 }
@@ -164,7 +170,8 @@ func (s *Server) routes(promReg *prometheus.Registry) http.Handler {
 	h = accessLog(h, s.log)
 	h = recoverPanics(h, s.log)
 	h = requestID(h)
-	return h
+	// Outermost, so that the access log and the login limits see the client.
+	return s.proxies.Handler(h)
 }
 
 // getOnly answers 405 to anything but GET and HEAD, as a "GET " pattern

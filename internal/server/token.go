@@ -10,6 +10,7 @@ import (
 
 	"github.com/wharf/wharf/internal/auth"
 	"github.com/wharf/wharf/internal/distribution"
+	"github.com/wharf/wharf/internal/forwarded"
 )
 
 // tokenResponse is docker's token reply: token and access_token are the
@@ -58,7 +59,7 @@ func (g *gate) tokenGet(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		var err error
-		if sub, err = g.auth.Authenticate(r.Context(), user, secret, clientAddr(r)); err != nil {
+		if sub, err = g.auth.Authenticate(r.Context(), user, secret, forwarded.ClientAddr(r)); err != nil {
 			g.tokenRefused(w, r, err)
 			return
 		}
@@ -100,7 +101,7 @@ func (g *gate) tokenPost(w http.ResponseWriter, r *http.Request) {
 	)
 	switch f.Get("grant_type") {
 	case "password":
-		sub, err = g.auth.Authenticate(r.Context(), f.Get("username"), f.Get("password"), clientAddr(r))
+		sub, err = g.auth.Authenticate(r.Context(), f.Get("username"), f.Get("password"), forwarded.ClientAddr(r))
 		if err == nil && f.Get("access_type") == "offline" {
 			refresh, err = g.auth.IssueRefreshToken(r.Context(), sub, clientID(f.Get("client_id")))
 		}

@@ -9,6 +9,7 @@ import (
 	"unicode"
 
 	"github.com/wharf/wharf/internal/auth"
+	"github.com/wharf/wharf/internal/forwarded"
 )
 
 // safeNext keeps a post-sign-in redirect on this site: a path that
@@ -61,7 +62,7 @@ func (h *Handler) signin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	sub, err := h.auth.Authenticate(ctx, data.User, r.PostFormValue("password"), clientAddr(r))
+	sub, err := h.auth.Authenticate(ctx, data.User, r.PostFormValue("password"), forwarded.ClientAddr(r))
 	if err == nil && sub.TokenID != "" {
 		// A session is the account's, not an access token's: signing in
 		// with a token would outlive its revocation as a session.
@@ -169,7 +170,7 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	// The password itself, never an access token: a token's holder must
 	// not be able to take the account over.
-	err := h.auth.Reauthenticate(ctx, c.sub.User, r.PostFormValue("current"), clientAddr(r))
+	err := h.auth.Reauthenticate(ctx, c.sub.User, r.PostFormValue("current"), forwarded.ClientAddr(r))
 	switch {
 	case errors.Is(err, auth.ErrRateLimited):
 		h.renderAccount(w, r, c, http.StatusTooManyRequests, accountData{Error: "Too many failed attempts; wait a little and try again."})

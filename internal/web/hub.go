@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wharf/wharf/internal/auth"
+	"github.com/wharf/wharf/internal/forwarded"
 	"github.com/wharf/wharf/internal/registry"
 )
 
@@ -121,7 +122,7 @@ func paging(r *http.Request) (page, size int, ok bool) {
 func envelope(r *http.Request, page, size, total int, results any) hubPage {
 	link := func(p int) *string {
 		u := url.URL{Scheme: "http", Host: r.Host, Path: r.URL.Path}
-		if r.TLS != nil {
+		if forwarded.Secure(r) {
 			u.Scheme = "https"
 		}
 		q := r.URL.Query()

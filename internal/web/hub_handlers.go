@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wharf/wharf/internal/auth"
+	"github.com/wharf/wharf/internal/forwarded"
 	"github.com/wharf/wharf/internal/registry"
 )
 
@@ -197,7 +198,7 @@ func (h *Handler) apiLogin(w http.ResponseWriter, r *http.Request) {
 	if user == "" && secret == "" {
 		user, secret = body.Username, body.Password
 	}
-	sub, err := h.auth.Authenticate(r.Context(), user, secret, clientAddr(r))
+	sub, err := h.auth.Authenticate(r.Context(), user, secret, forwarded.ClientAddr(r))
 	var limited *auth.RateLimitError
 	switch {
 	case errors.As(err, &limited):

@@ -8,11 +8,11 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
-	"net"
 	"net/http"
 	"strings"
 
 	"github.com/wharf/wharf/internal/auth"
+	"github.com/wharf/wharf/internal/forwarded"
 	"github.com/wharf/wharf/internal/registry"
 )
 
@@ -37,7 +37,7 @@ const hostPrefix = "__Host-"
 // cookieName is the name of cookie name for r: __Host- prefixed over TLS.
 // Over TLS the bare names are ignored, since anyone may have set them.
 func cookieName(r *http.Request, name string) string {
-	if r.TLS != nil {
+	if forwarded.Secure(r) {
 		return hostPrefix + name
 	}
 	return name
@@ -112,7 +112,7 @@ func (h *Handler) identify(r *http.Request) (caller, error) {
 		if !ok {
 			return caller{}, auth.ErrUnauthenticated
 		}
-		sub, err := h.auth.Authenticate(ctx, user, secret, clientAddr(r))
+		sub, err := h.auth.Authenticate(ctx, user, secret, forwarded.ClientAddr(r))
 		return caller{sub: sub, how: viaBasic}, err
 	case strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "JWT"):
 		claims, err := h.tokens.Verify(strings.TrimSpace(value))
@@ -226,7 +226,7 @@ func csrfToken(w http.ResponseWriter, r *http.Request, c caller) string {
 		return ck.Value
 	}
 	tok := randomToken()
-	http.SetCookie(w, &http.Cookie{Name: name, Value: tok, Path: "/", HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: name, Value: tok, Path: "/", HttpOnly: true, Secure: forwarded.Secure(r), SameSite: http.SameSiteLaxMode})
 	// Later reads in this request (the form being rendered) see it too.
 	r.AddCookie(&http.Cookie{Name: name, Value: tok})
 	return tok
@@ -264,19 +264,10 @@ func checkCSRF(r *http.Request, c caller) bool {
 
 func setSession(w http.ResponseWriter, r *http.Request, secret string) {
 	http.SetCookie(w, &http.Cookie{Name: cookieName(r, sessionCookie), Value: secret, Path: "/", HttpOnly: true,
-		Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode, MaxAge: 90 * 24 * 3600})
+		Secure: forwarded.Secure(r), SameSite: http.SameSiteLaxMode, MaxAge: 90 * 24 * 3600})
 }
 
 func clearSession(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: cookieName(r, sessionCookie), Value: "", Path: "/", HttpOnly: true,
-		Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode, MaxAge: -1})
-}
-
-// clientAddr is the peer's IP, the key failed logins are limited by.
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+		Secure: forwarded.Secure(r), SameSite: http.SameSiteLaxMode, MaxAge: -1})
 }
