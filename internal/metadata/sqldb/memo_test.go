@@ -117,6 +117,19 @@ func TestMemo_SeesOtherProcessesCommits(t *testing.T) {
 		return ""
 	}
 
+	// Another process merely reading must not disturb the index: if this
+	// process had lost its lock on the -shm file, the reader would think
+	// itself first and rebuild the index, and the header would change.
+	if _, err := db.ResolveTag(ctx, "app", "latest"); !errors.Is(err, metadata.ErrNotFound) {
+		t.Fatal(err)
+	}
+	before, ok := db.point.wal.Load().version()
+	ask("read")
+	after, ok2 := db.point.wal.Load().version()
+	if !ok || !ok2 || before != after {
+		t.Fatalf("another process's read changed the WAL index header: %v (%v) -> %v (%v)", before, ok, after, ok2)
+	}
+
 	for i := range 30 {
 		want := digest.Digest(ask(fmt.Sprint("put ", i)))
 		for range 3 { // warm: the later lookups come from the memo
@@ -152,6 +165,11 @@ func runWriterChild(t *testing.T, path string) {
 				t.Fatal(err)
 			}
 			fmt.Println("writer:", m.Digest)
+		case cmd == "read":
+			if _, err := db.ResolveTag(ctx, "app", "latest"); err != nil && !errors.Is(err, metadata.ErrNotFound) {
+				t.Fatal(err)
+			}
+			fmt.Println("writer: read")
 		case cmd == "delete":
 			if err := db.DeleteTag(ctx, "app", "latest"); err != nil {
 				t.Fatal(err)

@@ -20,9 +20,10 @@ const walHeaderWords = 12
 
 // pinSQLite opens a connection that is kept for the index's life and runs
 // a read on it, so that SQLite has opened the WAL index. While this process
-// holds a connection, no process truncates or deletes the -shm file: SQLite
-// only resets it when the first connection opens and removes it when the
-// last closes, and this pin keeps it from being either.
+// holds a connection (and its locks: see walIndexMaps), no process
+// truncates or deletes the -shm file: SQLite only resets it when the first
+// connection opens and removes it when the last closes, and this pin keeps
+// it from being either.
 func pinSQLite(drv driver.Driver, dsn string) (driver.Conn, error) {
 	conn, err := drv.Open(dsn)
 	if err != nil {
