@@ -65,4 +65,8 @@ type Collector interface {
 	// for Collect to keep it: a commit that returned nil always leaves
 	// the blob in place. A missing blob is not an error (removed false).
 	Collect(ctx context.Context, d digest.Digest, cutoff time.Time) (removed bool, err error)
+	// Reuse marks blob d as reused now, as CommitUpload does when it finds
+	// the blob present, and reports whether it is in place: a Collect
+	// racing it then either keeps the blob or took it first (false).
+	Reuse(ctx context.Context, d digest.Digest) (present bool, err error)
 }

@@ -110,8 +110,9 @@ type Collector interface {
 	// before `before` to blobs that no manifest of the linking repository
 	// references.
 	PruneBlobLinks(ctx context.Context, before time.Time, dryRun bool) (int64, error)
-	// BlobInUse reports whether any manifest references d or a link to it
-	// was made at or after `before`: whether anything PruneBlobLinks keeps
-	// can reach it.
+	// BlobInUse reports whether any manifest references d or any link to
+	// it was made at or after `before`; with a zero `before`, whether any
+	// link at all reaches it. A collection passes zero: a link pruning
+	// kept may have lost its manifest since, and is pruned next time.
 	BlobInUse(ctx context.Context, d digest.Digest, before time.Time) (bool, error)
 }

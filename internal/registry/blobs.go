@@ -92,7 +92,18 @@ func (s *Service) MountBlob(ctx context.Context, repo string, d digest.Digest, f
 	if err != nil {
 		return false, err
 	}
-	if _, err := s.blobs.Stat(ctx, d); err != nil {
+	if c, ok := s.blobs.(blobstore.Collector); ok {
+		// Marked as reused, like a commit that finds the blob present, so
+		// that a garbage collection racing the mount keeps the bytes (or
+		// has taken them first, and the mount becomes an upload).
+		present, err := c.Reuse(ctx, d)
+		if err != nil {
+			return false, fmt.Errorf("reuse blob %s: %w", d, err)
+		}
+		if !present {
+			return false, nil
+		}
+	} else if _, err := s.blobs.Stat(ctx, d); err != nil {
 		if errors.Is(err, blobstore.ErrNotFound) {
 			return false, nil
 		}

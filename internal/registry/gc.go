@@ -73,9 +73,16 @@ func (s *Service) CollectGarbage(ctx context.Context, opts GCOptions) (GCReport,
 		return rep, err
 	}
 	rep.Links = n
+	// A real run counts every link that pruning left: one whose manifest
+	// was deleted since is pruned by the next run. A dry run pruned
+	// nothing, so it discounts the links pruning would remove.
+	linksBefore := time.Time{}
+	if opts.DryRun {
+		linksBefore = cutoff
+	}
 	err = blobs.Walk(ctx, func(d digest.Digest, size int64) error {
 		rep.Scanned++
-		used, err := meta.BlobInUse(ctx, d, cutoff)
+		used, err := meta.BlobInUse(ctx, d, linksBefore)
 		if err != nil || used {
 			return err
 		}

@@ -245,3 +245,16 @@ func (s *Store) restoreTrash() error {
 	}
 	return nil
 }
+
+// Reuse marks blob d as reused now and reports whether it is in place
+// (see reuse).
+func (s *Store) Reuse(ctx context.Context, d digest.Digest) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	p, err := s.blobPath(d)
+	if err != nil {
+		return false, err
+	}
+	return s.reuse(p), nil
+}

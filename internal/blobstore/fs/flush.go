@@ -58,7 +58,15 @@ func flushFile(path string, sync func(*os.File) error) error {
 		return err
 	}
 	defer f.Close()
-	return sync(f)
+	if err := sync(f); err != nil {
+		// Remembering the failure in memory is not enough: after a restart
+		// the session resumes, and the commit's fsync on a new descriptor
+		// would not hear of it. Emptying the file fails every later write
+		// at the session's offset and every commit, whoever makes it.
+		_ = f.Truncate(0)
+		return err
+	}
+	return nil
 }
 
 // wait blocks until no flush runs and returns the first failure.

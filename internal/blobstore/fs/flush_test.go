@@ -85,6 +85,15 @@ func TestUpload_FailedBackgroundFlushFailsEveryCommit(t *testing.T) {
 	if _, _, err := s.Open(t.Context(), d); !errors.Is(err, blobstore.ErrNotFound) {
 		t.Fatalf("Open after failed commits: %v; want ErrNotFound", err)
 	}
+	// A restarted server has forgotten the failure; the upload must still
+	// not commit.
+	restarted, err := New(s.root, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := restarted.CommitUpload(t.Context(), "doomed", d, size); err == nil {
+		t.Fatal("after a restart, an upload whose background flush failed committed")
+	}
 	if err := s.CancelUpload(t.Context(), "doomed"); err != nil {
 		t.Fatal(err)
 	}

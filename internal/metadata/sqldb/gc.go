@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -86,11 +87,15 @@ func (db *DB) PruneBlobLinks(ctx context.Context, before time.Time, dryRun bool)
 
 // BlobInUse reports whether anything garbage collection keeps reaches d.
 func (db *DB) BlobInUse(ctx context.Context, d digest.Digest, before time.Time) (bool, error) {
+	since := int64(math.MinInt64) // every link counts
+	if !before.IsZero() {
+		since = before.UnixNano()
+	}
 	var one int
 	err := db.read.QueryRowContext(ctx,
 		`SELECT 1 WHERE EXISTS (SELECT 1 FROM manifest_refs WHERE kind = 'blob' AND child = ?)
 		 OR EXISTS (SELECT 1 FROM repo_blobs WHERE digest = ? AND created_at >= ?)`,
-		d.String(), d.String(), before.UnixNano()).Scan(&one)
+		d.String(), d.String(), since).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

@@ -74,7 +74,35 @@ func TestGC_GraceCutoff(t *testing.T) {
 	if used, err := db.BlobInUse(ctx, m.Blobs[0], future); err != nil || used {
 		t.Fatalf("unreferenced blob with old links in use = %v, %v; want false", used, err)
 	}
+	// A collection asks with a zero time: until pruned, any link keeps the
+	// bytes (its manifest may have gone after pruning ran).
+	if used, err := db.BlobInUse(ctx, m.Blobs[0], time.Time{}); err != nil || !used {
+		t.Fatalf("linked blob in use for a collection = %v, %v; want true", used, err)
+	}
 	if n, err := db.PruneBlobLinks(ctx, future, false); err != nil || n != 2 {
 		t.Fatalf("pruned %d links, %v; want 2", n, err)
+	}
+	if used, err := db.BlobInUse(ctx, m.Blobs[0], time.Time{}); err != nil || used {
+		t.Fatalf("blob without links in use for a collection = %v, %v; want false", used, err)
+	}
+}
+
+// Linking a blob again renews the link: a push that re-sends a layer its
+// repository held long ago must not lose the link to pruning before its
+// manifest arrives.
+func TestLinkBlob_RenewsTheLink(t *testing.T) {
+	ctx := t.Context()
+	db := openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
+	d := testManifest("app", "0").Blobs[0]
+	if err := db.LinkBlob(ctx, "app", d, 1); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	cutoff := time.Now()
+	if err := db.LinkBlob(ctx, "app", d, 1); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.PruneBlobLinks(ctx, cutoff, false); err != nil || n != 0 {
+		t.Fatalf("pruned %d renewed links, %v; want 0", n, err)
 	}
 }

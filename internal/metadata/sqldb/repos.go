@@ -75,7 +75,9 @@ func ensureRepo(ctx context.Context, tx *stmtTx, name string) (int64, error) {
 	return id, nil
 }
 
-// LinkBlob records that repo holds d.
+// LinkBlob records that repo holds d. Linking again renews the link's
+// date: garbage collection spares recent links, which may belong to a
+// push whose manifest has not arrived yet.
 func (db *DB) LinkBlob(ctx context.Context, repo string, d digest.Digest, size int64) error {
 	return db.inTx(ctx, func(tx *stmtTx) error { return linkBlob(ctx, tx, repo, d, size) })
 }
@@ -87,7 +89,7 @@ func linkBlob(ctx context.Context, tx *stmtTx, repo string, d digest.Digest, siz
 	}
 	_, err = tx.ExecContext(ctx,
 		`INSERT INTO repo_blobs (repo_id, digest, size, created_at) VALUES (?, ?, ?, ?)
-		 ON CONFLICT (repo_id, digest) DO NOTHING`, id, d.String(), size, now())
+		 ON CONFLICT (repo_id, digest) DO UPDATE SET created_at = excluded.created_at`, id, d.String(), size, now())
 	if err != nil {
 		return fmt.Errorf("link blob %s to %s: %w", d, repo, err)
 	}
