@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -38,20 +39,29 @@ func accountsGroup(use, short string) *cobra.Command {
 // withAccounts runs fn with the accounts of the data directory the
 // command's flags name.
 func withAccounts(cmd *cobra.Command, fn func(a *server.Accounts) error) error {
-	fs := pflag.NewFlagSet("accounts", pflag.ContinueOnError)
-	fs.AddFlagSet(cmd.InheritedFlags())
-	fs.AddFlagSet(cmd.Flags())
-	cfg, err := config.Load(fs, os.LookupEnv)
+	cfg, log, err := dataDirConfig(cmd)
 	if err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
+		return err
 	}
-	log := newLogger(cmd.ErrOrStderr(), config.Log{Level: "warn", Format: "text"})
 	a, err := server.OpenAccounts(cmd.Context(), cfg, log)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
 	return fn(a)
+}
+
+// dataDirConfig is the configuration the command's flags and the
+// environment give, as serve would load it, and a logger for warnings.
+func dataDirConfig(cmd *cobra.Command) (config.Config, *slog.Logger, error) {
+	fs := pflag.NewFlagSet(cmd.Name(), pflag.ContinueOnError)
+	fs.AddFlagSet(cmd.InheritedFlags())
+	fs.AddFlagSet(cmd.Flags())
+	cfg, err := config.Load(fs, os.LookupEnv)
+	if err != nil {
+		return cfg, nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return cfg, newLogger(cmd.ErrOrStderr(), config.Log{Level: "warn", Format: "text"}), nil
 }
 
 func newUserCmd() *cobra.Command {

@@ -2,13 +2,10 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
-	"github.com/wharf/wharf/internal/config"
 	"github.com/wharf/wharf/internal/server"
 )
 
@@ -28,14 +25,10 @@ may belong to a push still under way.`
 		if opts.Grace <= 0 {
 			return fmt.Errorf("--grace must be positive, not %s", opts.Grace)
 		}
-		fs := pflag.NewFlagSet("gc", pflag.ContinueOnError)
-		fs.AddFlagSet(cmd.InheritedFlags())
-		fs.AddFlagSet(cmd.Flags())
-		cfg, err := config.Load(fs, os.LookupEnv)
+		cfg, log, err := dataDirConfig(cmd)
 		if err != nil {
-			return fmt.Errorf("invalid configuration:\n%w", err)
+			return err
 		}
-		log := newLogger(cmd.ErrOrStderr(), config.Log{Level: "warn", Format: "text"})
 		reg, err := server.OpenRegistry(cmd.Context(), cfg, log)
 		if err != nil {
 			return err
