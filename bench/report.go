@@ -181,6 +181,12 @@ func (res *Results) markdown() string {
 			break
 		}
 	}
+	for _, r := range res.Rows {
+		if strings.HasPrefix(r.Scenario, "push-") && r.Fraction != nil && *r.Fraction > 1 {
+			w("%s", pushAboveLimit)
+			break
+		}
+	}
 
 	var missed []string
 	for _, r := range res.Rows {
@@ -374,3 +380,8 @@ func (res *Results) missed() []string {
 	}
 	return slices.Clip(out)
 }
+
+// pushAboveLimit explains a push row above its write+fsync limit.
+const pushAboveLimit = "*wharf/limit* above 100% on a push row: the limit writes the whole blob, then fsyncs, so the disk " +
+	"starts when the writes end; wharf starts writeback and background fsyncs as the bytes arrive, so the disk works " +
+	"while the network does, and the sequential figure is not a ceiling for it.\n\n"
