@@ -179,7 +179,7 @@ func OpenSQLite(ctx context.Context, path string, log *slog.Logger) (*DB, error)
 		log = slog.New(slog.DiscardHandler)
 	}
 	db := &DB{write: write, read: read, log: log}
-	db.point = newPointReader(read.Driver(), dsn, nil)
+	db.point = newPointReader(read.Driver(), dsn)
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -189,9 +189,7 @@ func OpenSQLite(ctx context.Context, path string, log *slog.Logger) (*DB, error)
 		// Lookups still work, each one asking SQLite.
 		log.Warn("sqlite: cannot map the WAL index; pull-path lookups are not memoized", "path", path, "err", err)
 	}
-	if wal != nil {
-		db.point.wal.Store(wal)
-	}
+	db.point.wal.Store(wal) // nil: no memo
 	return db, nil
 }
 

@@ -62,14 +62,13 @@ type pointConn struct {
 // holds a lock, so a few connections per core keep every core busy.
 const pointConns = 4
 
-func newPointReader(drv driver.Driver, dsn string, wal *walIndex) *pointReader {
+func newPointReader(drv driver.Driver, dsn string) *pointReader {
 	p := &pointReader{
 		drv:   drv,
 		dsn:   dsn,
 		idle:  make(chan *pointConn, pointConns),
 		slots: make(chan struct{}, pointConns),
 	}
-	p.wal.Store(wal)
 	p.linger = time.AfterFunc(time.Hour, p.endOpen)
 	p.linger.Stop()
 	return p
@@ -133,7 +132,7 @@ func (c *pointConn) close() {
 func (p *pointReader) close() {
 	p.linger.Stop()
 	if w := p.wal.Swap(nil); w != nil {
-		_ = w.close()
+		w.close()
 	}
 	p.mu.Lock()
 	p.closed = true

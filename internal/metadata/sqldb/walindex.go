@@ -24,32 +24,21 @@ const walHeaderWords = 12
 // truncates or deletes the -shm file: SQLite only resets it when the first
 // connection opens and removes it when the last closes, and this pin keeps
 // it from being either.
-func pinSQLite(drv driver.Driver, dsn string) (driver.Conn, error) {
+func pinSQLite(drv driver.Driver, dsn string) (*pointConn, error) {
 	conn, err := drv.Open(dsn)
 	if err != nil {
 		return nil, err
 	}
-	st, err := conn.Prepare("SELECT count(*) FROM sqlite_master")
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
-	defer st.Close()
-	rows, err := st.(driver.StmtQueryContext).QueryContext(context.Background(), nil)
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
-	dest := make([]driver.Value, 1)
-	err = rows.Next(dest)
-	if cerr := rows.Close(); err == nil {
-		err = cerr
+	c := &pointConn{conn: conn, stmts: map[string]driver.Stmt{}}
+	_, err = c.lookup(context.Background(), "SELECT count(*) FROM sqlite_master", nil)
+	if err == nil {
+		err = c.finish()
 	}
 	if err != nil {
-		conn.Close()
+		c.close()
 		return nil, err
 	}
-	return conn, nil
+	return c, nil
 }
 
 // readWALHeader reads the two header copies from words, the start of the

@@ -16,7 +16,7 @@ import (
 // read-only, to tell cheaply whether anything committed since a lookup.
 type walIndex struct {
 	words *[2 * walHeaderWords]uint32
-	pin   driver.Conn
+	pin   *pointConn
 }
 
 // walIndexMap is how much of the file is mapped; the headers are at its
@@ -33,12 +33,12 @@ func openWALIndex(drv driver.Driver, dsn, path string) (*walIndex, error) {
 	// we might watch a stale file that no commit ever touches.
 	real, err := filepath.EvalSymlinks(path)
 	if err != nil {
-		pin.Close()
+		pin.close()
 		return nil, err
 	}
 	words, err := mapWALIndex(real + "-shm")
 	if err != nil {
-		pin.Close()
+		pin.close()
 		return nil, err
 	}
 	return &walIndex{words: words, pin: pin}, nil
@@ -98,4 +98,4 @@ func mapWALIndex(path string) (*[2 * walHeaderWords]uint32, error) {
 func (w *walIndex) version() (walVersion, bool) { return readWALHeader(w.words) }
 
 // close releases the pin; the mapping stays (see walIndexMaps).
-func (w *walIndex) close() error { return w.pin.Close() }
+func (w *walIndex) close() { w.pin.close() }
