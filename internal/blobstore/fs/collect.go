@@ -175,6 +175,13 @@ func (s *Store) Collect(ctx context.Context, d digest.Digest, cutoff time.Time) 
 	return true, nil
 }
 
+// touch sets path's modification time to now, the mark of a commit or a
+// reuse that Collect honours, and returns it.
+func touch(path string) (time.Time, error) {
+	now := time.Now()
+	return now, os.Chtimes(path, now, now)
+}
+
 // makeTrash creates trash/ on first use, durably: a blob renamed into a
 // directory that a crash then forgets would be lost.
 func (s *Store) makeTrash() error {
@@ -207,8 +214,7 @@ func (s *Store) trashedBlob(name string) (string, bool) {
 // meanwhile, and that commit's mark must not be lost to an older one. A
 // trash file that is gone was put back, or removed, by someone else.
 func putBack(trash, blob string) error {
-	now := time.Now()
-	err := os.Chtimes(trash, now, now)
+	_, err := touch(trash)
 	if err == nil {
 		err = os.Rename(trash, blob)
 	}

@@ -8,7 +8,7 @@ import (
 )
 
 // flushEvery is how many bytes of upload offset separate background
-// fdatasyncs. Writeback alone only moves bytes into the device's volatile
+// fsyncs. Writeback alone only moves bytes into the device's volatile
 // cache (on a VM, the host's page cache); the device writes them out for
 // good at a cache flush, which otherwise comes all at once at commit and
 // makes the client wait for the whole blob. Flushing as the upload grows

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -153,8 +152,7 @@ func (s *Store) CommitUpload(ctx context.Context, id string, d digest.Digest, si
 	}
 	// The upload's own mtime is its last write, which a slow client may
 	// have made long ago, before a collection's cutoff.
-	now := time.Now()
-	if err := os.Chtimes(up, now, now); err != nil {
+	if _, err := touch(up); err != nil {
 		return uploadErr("commit", id, err)
 	}
 
@@ -182,8 +180,8 @@ func (s *Store) CommitUpload(ctx context.Context, id string, d digest.Digest, si
 // is in place with at least that mark, so that a commit may keep it instead
 // of storing its own bytes.
 func (s *Store) reuse(blob string) bool {
-	now := time.Now()
-	if err := os.Chtimes(blob, now, now); err != nil {
+	now, err := touch(blob)
+	if err != nil {
 		// Missing: never stored, or collected meanwhile. Anything else
 		// (say, a file we may not touch): storing our own bytes replaces
 		// the blob atomically and carries a fresh mark too.
