@@ -29,8 +29,8 @@ func OpenAccounts(ctx context.Context, cfg config.Config, log *slog.Logger) (*Ac
 	if cfg.Database.Driver != "sqlite" {
 		return nil, fmt.Errorf("unknown database driver %q", cfg.Database.Driver)
 	}
-	if _, err := os.Stat(cfg.DataDir); err != nil {
-		return nil, fmt.Errorf("data directory: %w (run `wharf serve` once, or pass --data-dir)", err)
+	if err := existingDataDir(cfg); err != nil {
+		return nil, err
 	}
 	db, err := sqldb.OpenSQLite(ctx, cfg.Database.SQLite.Path, log)
 	if err != nil {
@@ -56,18 +56,23 @@ func (r *Registry) Close() error { return r.close() }
 
 // OpenRegistry opens the stores cfg names, without serving them.
 func OpenRegistry(ctx context.Context, cfg config.Config, log *slog.Logger) (*Registry, error) {
-	if _, err := os.Stat(cfg.DataDir); err != nil {
-		return nil, fmt.Errorf("data directory: %w (run `wharf serve` once, or pass --data-dir)", err)
+	if err := existingDataDir(cfg); err != nil {
+		return nil, err
 	}
-	blobs, meta, err := openStores(ctx, cfg, log)
+	svc, meta, err := openRegistry(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	svc := registry.New(meta, blobs, log, registry.Options{
-		SparseManifests: cfg.Validation.SparseManifests,
-		MaxManifestSize: cfg.Validation.MaxManifestBytes,
-	})
 	return &Registry{Service: svc, close: meta.Close}, nil
+}
+
+// existingDataDir refuses a data directory that is not there: the offline
+// commands administer a server's data and must not create an empty one.
+func existingDataDir(cfg config.Config) error {
+	if _, err := os.Stat(cfg.DataDir); err != nil {
+		return fmt.Errorf("data directory: %w (run `wharf serve` once, or pass --data-dir)", err)
+	}
+	return nil
 }
 
 // What `wharf gc` needs of the registry package, which main does not

@@ -48,14 +48,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	blobs, meta, err := openStores(ctx, cfg, log)
+	reg, meta, err := openRegistry(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	reg := registry.New(meta, blobs, log, registry.Options{
-		SparseManifests: cfg.Validation.SparseManifests,
-		MaxManifestSize: cfg.Validation.MaxManifestBytes,
-	})
 	s := &Server{cfg: cfg, log: log, meta: meta, registry: reg}
 	if cfg.Auth.Mode == config.AuthToken {
 		if err := s.openAuth(ctx, meta); err != nil {
@@ -75,6 +71,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	s.handler = s.routes(prometheus.NewRegistry())
 	return s, nil
+}
+
+// openRegistry opens the stores cfg names and the registry service over
+// them; closing the metadata store releases them.
+func openRegistry(ctx context.Context, cfg config.Config, log *slog.Logger) (*registry.Service, metadata.Store, error) {
+	blobs, meta, err := openStores(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	reg := registry.New(meta, blobs, log, registry.Options{
+		SparseManifests: cfg.Validation.SparseManifests,
+		MaxManifestSize: cfg.Validation.MaxManifestBytes,
+	})
+	return reg, meta, nil
 }
 
 // openStores opens the blob and metadata stores cfg names.
