@@ -39,7 +39,7 @@ type Claims struct {
 	jwt.RegisteredClaims
 	Access []Access `json:"access"`
 	// TokenID is the access or refresh token the holder logged in with,
-	// if any: revoking it ends this token too (Service.CheckBearer).
+	// if any: revoking it ends this token too (Service.VerifyBearer).
 	TokenID string `json:"wharf_token_id,omitempty"`
 }
 

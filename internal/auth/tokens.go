@@ -279,13 +279,25 @@ func (s *Service) Refresh(ctx context.Context, secret string) (Subject, error) {
 	return s.checkToken(ctx, "", secret, KindRefresh)
 }
 
-// CheckBearer reports whether the holder of a verified bearer token still
-// stands: its user must exist and the access or refresh token it logged in
-// with must be neither revoked nor expired. A bearer token lives minutes,
-// but a deleted account or a revoked token must not keep working that
-// long. The failure matches ErrInvalidToken, so clients fetch a new token
-// and meet the real refusal at the token endpoint.
-func (s *Service) CheckBearer(ctx context.Context, c *Claims) error {
+// VerifyBearer checks a bearer token's signature and claims (t.Verify),
+// then that its holder still stands: its user must exist and the access
+// or refresh token it logged in with must be neither revoked nor expired.
+// A bearer token lives minutes, but a deleted account or a revoked token
+// must not keep working that long. Every failure matches ErrInvalidToken,
+// so clients fetch a new token and meet the real refusal at the token
+// endpoint (a store error is returned as is).
+func (s *Service) VerifyBearer(ctx context.Context, t *Tokens, raw string) (*Claims, error) {
+	c, err := t.Verify(raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkHolder(ctx, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (s *Service) checkHolder(ctx context.Context, c *Claims) error {
 	if c.Subject == "" {
 		return nil
 	}

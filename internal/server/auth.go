@@ -162,10 +162,7 @@ func (g *gate) identify(r *http.Request) (caller, error) {
 	case h == "":
 		return caller{}, nil
 	case strings.EqualFold(scheme, "Bearer"):
-		claims, err := g.tokens.Verify(strings.TrimSpace(value))
-		if err == nil {
-			err = g.auth.CheckBearer(r.Context(), claims)
-		}
+		claims, err := g.auth.VerifyBearer(r.Context(), g.tokens, strings.TrimSpace(value))
 		if err != nil {
 			return caller{how: credBearer}, err
 		}

@@ -115,10 +115,7 @@ func (h *Handler) identify(r *http.Request) (caller, error) {
 		sub, err := h.auth.Authenticate(ctx, user, secret, forwarded.ClientAddr(r))
 		return caller{sub: sub, how: viaBasic}, err
 	case strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "JWT"):
-		claims, err := h.tokens.Verify(strings.TrimSpace(value))
-		if err == nil {
-			err = h.auth.CheckBearer(ctx, claims)
-		}
+		claims, err := h.auth.VerifyBearer(ctx, h.tokens, strings.TrimSpace(value))
 		if err != nil {
 			return caller{}, err
 		}
