@@ -44,16 +44,23 @@ func memoized(t *testing.T, db *DB, repo, tag string) bool {
 	return found
 }
 
+// resolvedOnce opens a database holding app:latest and resolves the tag
+// once, so that a lookup has run on the point path.
+func resolvedOnce(t *testing.T) *DB {
+	t.Helper()
+	db := openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
+	if err := db.PutManifest(t.Context(), testManifest("app", "0"), []string{"latest"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ResolveTag(t.Context(), "app", "latest"); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 func TestMemo_ReusesAnswersUntilACommit(t *testing.T) {
 	ctx := t.Context()
-	db := openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
-	m := testManifest("app", "0")
-	if err := db.PutManifest(ctx, m, []string{"latest"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.ResolveTag(ctx, "app", "latest"); err != nil {
-		t.Fatal(err)
-	}
+	db := resolvedOnce(t)
 	if !memoized(t, db, "app", "latest") {
 		t.Fatal("a lookup's answer was not memoized")
 	}

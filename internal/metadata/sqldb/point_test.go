@@ -88,14 +88,7 @@ func TestPointLookupSeesEveryCommit(t *testing.T) {
 // lookup after Close fails instead of reopening connections.
 func TestPointLookupAfterClose(t *testing.T) {
 	ctx := t.Context()
-	db := openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
-	m := testManifest("app", "0")
-	if err := db.PutManifest(ctx, m, []string{"latest"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.ResolveTag(ctx, "app", "latest"); err != nil {
-		t.Fatal(err)
-	}
+	db := resolvedOnce(t)
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
