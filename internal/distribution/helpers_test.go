@@ -155,8 +155,8 @@ func blobSend(s *registrytest.Server, method, path string, header http.Header, b
 	return blobResult{code: res.StatusCode, header: res.Header, body: b}, nil
 }
 
-// blobErrCodes returns the codes of a spec error body.
-func blobErrCodes(t testing.TB, body []byte) []string {
+// errCodes returns the codes of a spec error body.
+func errCodes(t testing.TB, body []byte) []string {
 	t.Helper()
 	var e struct {
 		Errors []struct {
@@ -212,7 +212,7 @@ func (bs *blobSession) run(what string, c blobCall) blobResult {
 		}
 	}
 	if c.wantErrCode != "" {
-		if codes := blobErrCodes(t, res.body); !slices.Equal(codes, []string{c.wantErrCode}) {
+		if codes := errCodes(t, res.body); !slices.Equal(codes, []string{c.wantErrCode}) {
 			t.Errorf("%s: error codes %v, want [%s]; body %s", what, codes, c.wantErrCode, res.body)
 		}
 		if ct := res.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {

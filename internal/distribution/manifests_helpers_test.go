@@ -171,25 +171,6 @@ func mfDo(t testing.TB, s *registrytest.Server, method, path string, header http
 	return res
 }
 
-// mfErrCodes returns the codes of a spec error body.
-func mfErrCodes(t testing.TB, body []byte) []string {
-	t.Helper()
-	var e struct {
-		Errors []struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"errors"`
-	}
-	if err := json.Unmarshal(body, &e); err != nil {
-		t.Fatalf("error body %q is not the spec's error JSON: %v", body, err)
-	}
-	codes := make([]string, 0, len(e.Errors))
-	for _, x := range e.Errors {
-		codes = append(codes, x.Code)
-	}
-	return codes
-}
-
 // mfErrMessage returns the message of the first error of a spec error body.
 func mfErrMessage(t testing.TB, body []byte) string {
 	t.Helper()
@@ -273,7 +254,7 @@ func mfWantNoManifest(t testing.TB, s *registrytest.Server, repo, ref, wantErrCo
 	if res.code != http.StatusNotFound {
 		t.Fatalf("GET %s:%s: status %d, want 404; body %s", repo, ref, res.code, res.body)
 	}
-	if codes := mfErrCodes(t, res.body); !slices.Equal(codes, []string{wantErrCode}) {
+	if codes := errCodes(t, res.body); !slices.Equal(codes, []string{wantErrCode}) {
 		t.Errorf("GET %s:%s: error codes %v, want [%s]", repo, ref, codes, wantErrCode)
 	}
 }
@@ -360,7 +341,7 @@ func mfRun(t *testing.T, cases []mfCase) {
 				}
 			}
 			if c.wantErrCode != "" {
-				if codes := mfErrCodes(t, res.body); !slices.Equal(codes, []string{c.wantErrCode}) {
+				if codes := errCodes(t, res.body); !slices.Equal(codes, []string{c.wantErrCode}) {
 					t.Errorf("error codes %v, want [%s]; body %s", codes, c.wantErrCode, res.body)
 				}
 				if ct := res.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
