@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -113,11 +112,7 @@ func mfHeader(kv ...string) http.Header {
 func mfCT(mediaType string) http.Header { return mfHeader("Content-Type", mediaType) }
 
 // mfResult is a finished HTTP exchange.
-type mfResult struct {
-	code   int
-	header http.Header
-	body   []byte
-}
+type mfResult = blobResult
 
 // mfRequest is one HTTP call against the registry.
 type mfRequest struct {
@@ -131,34 +126,7 @@ type mfRequest struct {
 
 // mfSend makes the call; it is safe to use from several goroutines.
 func mfSend(s *registrytest.Server, r mfRequest) (mfResult, error) {
-	var body io.Reader
-	if r.body != nil {
-		body = bytes.NewReader(r.body)
-	}
-	req, err := http.NewRequest(r.method, s.URL+r.path, body)
-	if err != nil {
-		return mfResult{}, err
-	}
-	for k, vs := range r.header {
-		for _, v := range vs {
-			req.Header.Add(k, v)
-		}
-	}
-	if r.chunked {
-		req.Body = io.NopCloser(bytes.NewReader(r.body))
-		req.GetBody = nil
-		req.ContentLength = -1
-	}
-	res, err := s.Client().Do(req)
-	if err != nil {
-		return mfResult{}, err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		return mfResult{}, err
-	}
-	return mfResult{code: res.StatusCode, header: res.Header, body: b}, nil
+	return blobSend(s, r.method, r.path, r.header, r.body, r.chunked)
 }
 
 // mfDo makes the call and fails the test if it could not be made.
