@@ -67,14 +67,15 @@ func (p Proxies) Handler(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		r2 := r.Clone(r.Context())
-		if client, ok := p.client(r.Header.Values("X-Forwarded-For")); ok {
-			r2.RemoteAddr = netip.AddrPortFrom(client, 0).String()
-		}
+		ctx := r.Context()
 		if proto := firstValue(r.Header.Values("X-Forwarded-Proto")); strings.EqualFold(proto, "https") {
-			r2 = r2.WithContext(context.WithValue(r2.Context(), secureKey{}, true))
+			ctx = context.WithValue(ctx, secureKey{}, true)
 		}
-		next.ServeHTTP(w, r2)
+		r = r.WithContext(ctx) // a shallow copy: headers need no deep one
+		if client, ok := p.client(r.Header.Values("X-Forwarded-For")); ok {
+			r.RemoteAddr = netip.AddrPortFrom(client, 0).String()
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 
