@@ -9,14 +9,19 @@ export PATH := $(GOPATH)/bin:$(PATH)
 RACE     ?= -race
 ARGS     ?=
 
-.PHONY: test build run fmt-check vet unit e2e-setup e2e bench bench-quick
+.PHONY: test build image run fmt-check vet unit e2e-setup e2e bench bench-quick
 
 ## test: everything CI runs — formatting, vet, unit tests, end-to-end tests
 test: fmt-check vet unit e2e
 
-## build: the wharf binary in bin/
+## build: the wharf binary in bin/ (-buildvcs: `wharf version` names the commit)
 build:
-	$(GO) build -o bin/wharf ./cmd/wharf
+	$(GO) build -buildvcs=true -o bin/wharf ./cmd/wharf
+
+## image: the wharf container image (IMAGE=wharf:dev), built offline FROM scratch
+IMAGE ?= wharf:dev
+image:
+	bash build/container/build.sh $(IMAGE)
 
 ## run: wharf serve on embedded defaults (extra flags: make run ARGS='--addr :5001')
 run:
