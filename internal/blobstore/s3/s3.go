@@ -109,7 +109,9 @@ func (s *Store) check(ctx context.Context) error {
 	if _, err := s.client.PutObject(ctx, s.cfg.Bucket, key, strings.NewReader("wharf"), 5, minio.PutObjectOptions{}); err != nil {
 		return fmt.Errorf("%s: cannot write objects (s3:PutObject): %s", where, explain(err))
 	}
-	defer func() { _ = s.client.RemoveObject(context.WithoutCancel(ctx), s.cfg.Bucket, key, minio.RemoveObjectOptions{}) }()
+	defer func() {
+		_ = s.client.RemoveObject(context.WithoutCancel(ctx), s.cfg.Bucket, key, minio.RemoveObjectOptions{})
+	}()
 	obj, err := s.client.GetObject(ctx, s.cfg.Bucket, key, minio.GetObjectOptions{})
 	if err == nil {
 		var b []byte

@@ -177,15 +177,15 @@ func (s *Store) WriteUpload(ctx context.Context, id string, offset int64, state 
 
 // UploadWriter streams bytes into an upload, one part in memory at most.
 type UploadWriter struct {
-	s      *Store
-	ctx    context.Context
-	id     string
-	st     uploadState
-	buf    *[]byte // len = bytes waiting for the next part
+	s   *Store
+	ctx context.Context
+	id  string
+	st  uploadState
+	buf *[]byte // len = bytes waiting for the next part
 	// loadedTail is the end offset of the tail read at the start, -1 if none.
 	loadedTail int64
 	err        error
-	closed bool
+	closed     bool
 }
 
 func (w *UploadWriter) loadTail() error {
