@@ -188,7 +188,7 @@ func (db *DB) applyMigrations(ctx context.Context, tx *stmtTx, applied *[]int) e
 		if _, err := tx.Tx.ExecContext(ctx, migrations[v-1]); err != nil {
 			return fmt.Errorf("migration %d: %w", v, err)
 		}
-		if _, err := tx.Tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, now()); err != nil {
+		if _, err := tx.Tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, db.now()); err != nil {
 			return fmt.Errorf("migration %d: %w", v, err)
 		}
 		*applied = append(*applied, v)

@@ -68,7 +68,7 @@ func ensureRepo(ctx context.Context, tx *stmtTx, name string) (int64, error) {
 		return 0, fmt.Errorf("repository %s: %w", name, err)
 	}
 	err = tx.QueryRowContext(ctx,
-		`INSERT INTO repositories (name, created_at) VALUES (?, ?) RETURNING id`, name, now()).Scan(&id)
+		`INSERT INTO repositories (name, created_at) VALUES (?, ?) RETURNING id`, name, tx.db.now()).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("create repository %s: %w", name, err)
 	}
@@ -87,7 +87,7 @@ func linkBlob(ctx context.Context, tx *stmtTx, repo string, d digest.Digest, siz
 	if err != nil {
 		return err
 	}
-	ts := now()
+	ts := tx.db.now()
 	res, err := tx.ExecContext(ctx,
 		`INSERT INTO repo_blobs (repo_id, digest, size, created_at) VALUES (?, ?, ?, ?)
 		 ON CONFLICT (repo_id, digest) DO NOTHING`, id, d.String(), size, ts)
