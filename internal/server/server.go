@@ -41,6 +41,9 @@ type Server struct {
 	tls     *tls.Config // nil: plain HTTP
 	proxies forwarded.Proxies
 	handler http.Handler
+	// metrics serves /metrics: on the registry's listener, or on its own
+	// when cfg.MetricsAddr is set.
+	metrics http.Handler
 	opts    options
 }
 
@@ -154,7 +157,10 @@ func (s *Server) routes(promReg *prometheus.Registry) http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	}))
 	mux.Handle("/readyz", getOnly(s.ready))
-	mux.Handle("/metrics", getOnly(promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}).ServeHTTP))
+	s.metrics = getOnly(promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}).ServeHTTP)
+	if s.cfg.MetricsAddr == "" {
+		mux.Handle("/metrics", s.metrics)
+	}
 	if g != nil {
 		mux.HandleFunc("/token", g.token)
 	}
@@ -232,8 +238,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	// The debug listener comes first: if it cannot start, the registry
-	// listener is closed here, before any goroutine could be serving it.
+	// The debug and metrics listeners come first: if one cannot start, the
+	// registry listener is closed here, before any goroutine could be
+	// serving it.
 	if s.cfg.DebugAddr != "" {
 		stopDebug, err := s.serveDebug(ctx)
 		if err != nil {
@@ -241,6 +248,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			return err
 		}
 		defer stopDebug()
+	}
+	if s.cfg.MetricsAddr != "" {
+		stopMetrics, err := s.serveMetrics(ctx)
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		defer stopMetrics()
 	}
 	errc := make(chan error, 1)
 	if s.tls != nil {
