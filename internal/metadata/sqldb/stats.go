@@ -3,6 +3,8 @@ package sqldb
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/opencontainers/go-digest"
 
@@ -92,8 +94,10 @@ func deleteLinks(ctx context.Context, tx *stmtTx, query string, args ...any) (in
 	if err := rows.Err(); err != nil {
 		return 0, err
 	}
-	for d, n := range removed {
-		if err := uncountLinks(ctx, tx, d, n); err != nil {
+	// In digest order, so that two such deletes lock linked_blobs rows in
+	// the same order on a database that locks rows (PostgreSQL).
+	for _, d := range slices.Sorted(maps.Keys(removed)) {
+		if err := uncountLinks(ctx, tx, d, removed[d]); err != nil {
 			return 0, err
 		}
 	}
