@@ -22,6 +22,10 @@ type Config struct {
 	// DebugAddr, when set, serves Go's pprof profiles on a separate
 	// listener (keep it on loopback).
 	DebugAddr string `yaml:"debug_addr"`
+	// MetricsAddr, when set, serves /metrics and pprof on a separate
+	// listener, and /metrics leaves the registry's listener: scrapers and
+	// profilers belong on an internal network, not on the public port.
+	MetricsAddr string `yaml:"metrics_addr"`
 	// ShutdownTimeout bounds how long in-flight requests (uploads) may run
 	// after SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -172,6 +176,14 @@ func (c *Config) Validate() error {
 	if c.DebugAddr != "" {
 		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
 			bad("debug_addr %q: want host:port, e.g. 127.0.0.1:6060", c.DebugAddr)
+		}
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			bad("metrics_addr %q: want host:port, e.g. 127.0.0.1:9090", c.MetricsAddr)
+		}
+		if c.MetricsAddr == c.Addr || c.MetricsAddr == c.DebugAddr {
+			bad("metrics_addr %q: must differ from addr and debug_addr", c.MetricsAddr)
 		}
 	}
 	if strings.TrimSpace(c.DataDir) == "" {

@@ -29,6 +29,8 @@ var everySetting = []layered{
 		func(c config.Config) string { return c.DataDir }},
 	{"WHARF_DEBUG_ADDR", "debug-addr", "debug_addr: 127.0.0.1:6061\n", "127.0.0.1:6061", "127.0.0.1:6062", "127.0.0.1:6063",
 		func(c config.Config) string { return c.DebugAddr }},
+	{"WHARF_METRICS_ADDR", "metrics-addr", "metrics_addr: 127.0.0.1:9091\n", "127.0.0.1:9091", "127.0.0.1:9092", "127.0.0.1:9093",
+		func(c config.Config) string { return c.MetricsAddr }},
 	{"WHARF_SHUTDOWN_TIMEOUT", "shutdown-timeout", "shutdown_timeout: 1m\n", "1m0s", "2m0s", "3m0s",
 		func(c config.Config) string { return c.ShutdownTimeout.String() }},
 	{"WHARF_LOG_LEVEL", "log-level", "log:\n  level: warn\n", "warn", "error", "debug",

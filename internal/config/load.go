@@ -29,6 +29,8 @@ var settings = []setting{
 		func(c *Config) string { return c.DataDir }, func(c *Config, v string) error { c.DataDir = v; return nil }},
 	{"WHARF_DEBUG_ADDR", "debug-addr", "serve pprof profiles on this address (host:port; empty: off)",
 		func(c *Config) string { return c.DebugAddr }, func(c *Config, v string) error { c.DebugAddr = v; return nil }},
+	{"WHARF_METRICS_ADDR", "metrics-addr", "serve /metrics and pprof on this address instead of the registry's (host:port; empty: /metrics on the registry's address)",
+		func(c *Config) string { return c.MetricsAddr }, func(c *Config, v string) error { c.MetricsAddr = v; return nil }},
 	{"WHARF_SHUTDOWN_TIMEOUT", "shutdown-timeout", "how long in-flight requests may finish after SIGTERM",
 		func(c *Config) string { return c.ShutdownTimeout.String() }, durationSetter(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 	{"WHARF_LOG_LEVEL", "log-level", "debug, info, warn or error",

@@ -34,6 +34,8 @@ func TestValidate_RejectsEachProblem(t *testing.T) {
 		{"addr without port", func(c *config.Config) { c.Addr = "localhost" }, []string{"addr", `"localhost"`, "host:port"}},
 		{"addr with empty port", func(c *config.Config) { c.Addr = "localhost:" }, []string{"addr", `"localhost:"`}},
 		{"debug addr without port", func(c *config.Config) { c.DebugAddr = "6060" }, []string{"debug_addr", `"6060"`}},
+		{"metrics addr without port", func(c *config.Config) { c.MetricsAddr = "9090" }, []string{"metrics_addr", `"9090"`}},
+		{"metrics addr is the registry's", func(c *config.Config) { c.MetricsAddr = c.Addr }, []string{"metrics_addr", "must differ"}},
 		{"empty data dir", func(c *config.Config) { c.DataDir = " " }, []string{"data_dir"}},
 		{"negative shutdown timeout", func(c *config.Config) { c.ShutdownTimeout = -time.Second }, []string{"shutdown_timeout", "negative"}},
 		{"unknown log level", func(c *config.Config) { c.Log.Level = "loud" }, []string{"log.level", `"loud"`, "debug, info, warn or error"}},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/wharf/wharf/internal/auth"
 	"github.com/wharf/wharf/internal/config"
@@ -36,7 +37,7 @@ func OpenAccounts(ctx context.Context, cfg config.Config, log *slog.Logger) (*Ac
 	if err != nil {
 		return nil, fmt.Errorf("open metadata: %w", err)
 	}
-	svc, tokens, err := newAuth(ctx, cfg, db, log)
+	svc, tokens, err := newAuth(ctx, cfg, db, log, time.Now)
 	if err != nil {
 		_ = db.Close()
 		return nil, err
@@ -55,11 +56,11 @@ type Registry struct {
 func (r *Registry) Close() error { return r.close() }
 
 // OpenRegistry opens the stores cfg names, without serving them.
-func OpenRegistry(ctx context.Context, cfg config.Config, log *slog.Logger) (*Registry, error) {
+func OpenRegistry(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (*Registry, error) {
 	if err := existingDataDir(cfg); err != nil {
 		return nil, err
 	}
-	svc, meta, err := openRegistry(ctx, cfg, log)
+	svc, meta, err := openRegistry(ctx, cfg, log, newOptions(opts))
 	if err != nil {
 		return nil, err
 	}

@@ -41,18 +41,23 @@ type Server struct {
 	tls     *tls.Config // nil: plain HTTP
 	proxies forwarded.Proxies
 	handler http.Handler
+	// metrics serves /metrics: on the registry's listener, or on its own
+	// when cfg.MetricsAddr is set.
+	metrics http.Handler
+	opts    options
 }
 
 // New opens the stores cfg names and builds the handler tree.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	reg, meta, err := openRegistry(ctx, cfg, log)
+	o := newOptions(opts)
+	reg, meta, err := openRegistry(ctx, cfg, log, o)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, meta: meta, registry: reg}
+	s := &Server{cfg: cfg, log: log, meta: meta, registry: reg, opts: o}
 	if cfg.Auth.Mode == config.AuthToken {
 		if err := s.openAuth(ctx, meta); err != nil {
 			_ = meta.Close()
@@ -75,20 +80,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 
 // openRegistry opens the stores cfg names and the registry service over
 // them; closing the metadata store releases them.
-func openRegistry(ctx context.Context, cfg config.Config, log *slog.Logger) (*registry.Service, metadata.Store, error) {
-	blobs, meta, err := openStores(ctx, cfg, log)
+func openRegistry(ctx context.Context, cfg config.Config, log *slog.Logger, o options) (*registry.Service, metadata.Store, error) {
+	blobs, meta, err := openStores(ctx, cfg, log, o)
 	if err != nil {
 		return nil, nil, err
 	}
 	reg := registry.New(meta, blobs, log, registry.Options{
 		SparseManifests: cfg.Validation.SparseManifests,
 		MaxManifestSize: cfg.Validation.MaxManifestBytes,
+		Now:             o.now,
 	})
 	return reg, meta, nil
 }
 
 // openStores opens the blob and metadata stores cfg names.
-func openStores(ctx context.Context, cfg config.Config, log *slog.Logger) (blobstore.Store, metadata.Store, error) {
+func openStores(ctx context.Context, cfg config.Config, log *slog.Logger, o options) (blobstore.Store, metadata.Store, error) {
 	var blobs blobstore.Store
 	switch cfg.Storage.Driver {
 	case "filesystem":
@@ -102,7 +108,7 @@ func openStores(ctx context.Context, cfg config.Config, log *slog.Logger) (blobs
 	}
 	switch cfg.Database.Driver {
 	case "sqlite":
-		db, err := sqldb.OpenSQLite(ctx, cfg.Database.SQLite.Path, log)
+		db, err := sqldb.OpenSQLite(ctx, cfg.Database.SQLite.Path, log, sqldb.WithClock(o.now))
 		if err != nil {
 			return nil, nil, fmt.Errorf("open metadata: %w", err)
 		}
@@ -151,7 +157,10 @@ func (s *Server) routes(promReg *prometheus.Registry) http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	}))
 	mux.Handle("/readyz", getOnly(s.ready))
-	mux.Handle("/metrics", getOnly(promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}).ServeHTTP))
+	s.metrics = getOnly(promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}).ServeHTTP)
+	if s.cfg.MetricsAddr == "" {
+		mux.Handle("/metrics", s.metrics)
+	}
 	if g != nil {
 		mux.HandleFunc("/token", g.token)
 	}
@@ -229,8 +238,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	// The debug listener comes first: if it cannot start, the registry
-	// listener is closed here, before any goroutine could be serving it.
+	// The debug and metrics listeners come first: if one cannot start, the
+	// registry listener is closed here, before any goroutine could be
+	// serving it.
 	if s.cfg.DebugAddr != "" {
 		stopDebug, err := s.serveDebug(ctx)
 		if err != nil {
@@ -238,6 +248,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			return err
 		}
 		defer stopDebug()
+	}
+	if s.cfg.MetricsAddr != "" {
+		stopMetrics, err := s.serveMetrics(ctx)
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		defer stopMetrics()
 	}
 	errc := make(chan error, 1)
 	if s.tls != nil {

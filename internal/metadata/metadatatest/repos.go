@@ -282,4 +282,17 @@ func testStats(t *testing.T, s metadata.Store) {
 		t.Fatal(err)
 	}
 	wantStats(metadata.Stats{Blobs: 1, Bytes: 100})
+
+	// A repository's delete takes its links along; the blob stays counted
+	// while another repository holds it.
+	if err := s.DeleteRepository(t.Context(), "c"); err != nil {
+		t.Fatal(err)
+	}
+	wantStats(metadata.Stats{Blobs: 1, Bytes: 100})
+	if err := s.DeleteRepository(t.Context(), "b"); err != nil {
+		t.Fatal(err)
+	}
+	wantStats(metadata.Stats{})
+	linkBlob(t, s, "b", shared, 100)
+	wantStats(metadata.Stats{Blobs: 1, Bytes: 100})
 }

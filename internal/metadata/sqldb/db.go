@@ -29,6 +29,7 @@ type DB struct {
 	// own, bypassing database/sql (point.go).
 	point *pointReader
 	log   *slog.Logger
+	clock func() time.Time
 
 	// stmts caches prepared read statements by query text: SQLite spends
 	// more time parsing and planning a short query than running it.
@@ -146,7 +147,7 @@ func pointLookup(ctx context.Context) context.Context {
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and
 // applies pending migrations.
-func OpenSQLite(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
+func OpenSQLite(ctx context.Context, path string, log *slog.Logger, opts ...Option) (*DB, error) {
 	q := url.Values{}
 	for _, p := range []string{
 		"journal_mode(WAL)",
@@ -178,7 +179,10 @@ func OpenSQLite(ctx context.Context, path string, log *slog.Logger) (*DB, error)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	db := &DB{write: write, read: read, log: log}
+	db := &DB{write: write, read: read, log: log, clock: time.Now}
+	for _, o := range opts {
+		o(db)
+	}
 	db.point = newPointReader(read.Driver(), dsn)
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
@@ -228,8 +232,6 @@ func (db *DB) inTx(ctx context.Context, fn func(tx *stmtTx) error) error {
 	}
 	return nil
 }
-
-func now() int64 { return time.Now().UnixNano() }
 
 func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
 

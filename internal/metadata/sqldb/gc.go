@@ -78,11 +78,16 @@ func (db *DB) PruneBlobLinks(ctx context.Context, before time.Time, dryRun bool)
 		}
 		return n, nil
 	}
-	res, err := db.write.ExecContext(ctx, `DELETE FROM repo_blobs WHERE `+prunableLinks, before.UnixNano())
+	var n int64
+	err := db.inTx(ctx, func(tx *stmtTx) error {
+		var err error
+		n, err = deleteLinks(ctx, tx, `DELETE FROM repo_blobs WHERE `+prunableLinks+` RETURNING digest`, before.UnixNano())
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("prune blob links: %w", err)
 	}
-	return res.RowsAffected()
+	return n, nil
 }
 
 // BlobInUse reports whether anything garbage collection keeps reaches d.

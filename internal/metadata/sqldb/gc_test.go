@@ -2,6 +2,7 @@ package sqldb
 
 import (
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -92,17 +93,44 @@ func TestGC_GraceCutoff(t *testing.T) {
 // manifest arrives.
 func TestLinkBlob_RenewsTheLink(t *testing.T) {
 	ctx := t.Context()
-	db := openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
+	clock := newTestClock()
+	db, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "metadata.db"), nil, WithClock(clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
 	d := testManifest("app", "0").Blobs[0]
 	if err := db.LinkBlob(ctx, "app", d, 1); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(5 * time.Millisecond)
-	cutoff := time.Now()
+	clock.Advance(time.Hour)
+	cutoff := clock.Now().Add(-time.Minute)
 	if err := db.LinkBlob(ctx, "app", d, 1); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := db.PruneBlobLinks(ctx, cutoff, false); err != nil || n != 0 {
 		t.Fatalf("pruned %d renewed links, %v; want 0", n, err)
 	}
+}
+
+// testClock is a clock a test moves by hand.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newTestClock() *testClock { return &testClock{t: time.Now()} }
+
+// Now returns the clock's time.
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward by d.
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
 }

@@ -29,7 +29,7 @@ func (db *DB) PutManifest(ctx context.Context, m *metadata.Manifest, tags []stri
 		if err := checkReferences(ctx, tx, m); err != nil {
 			return err
 		}
-		ts := now()
+		ts := tx.db.now()
 		res, err := tx.ExecContext(ctx,
 			`INSERT INTO manifests (repo_id, digest, media_type, content, size, artifact_type, subject, annotations, created_at)
 			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo_id, digest) DO NOTHING`,

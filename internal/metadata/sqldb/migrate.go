@@ -128,6 +128,25 @@ var migrations = []string{
 	// 4: garbage collection asks, for each stored blob, whether any
 	// manifest of any repository references it.
 	`CREATE INDEX manifest_refs_blob ON manifest_refs(child) WHERE kind = 'blob';`,
+	// 5: what /metrics reports, kept up to date by every write that adds or
+	// removes a blob link (stats.go) so that a scrape reads one row instead
+	// of grouping every link. linked_blobs counts each digest's links, so
+	// that the last unlink of a digest is known without a scan, and its row
+	// lock orders concurrent writers of one digest on PostgreSQL.
+	`CREATE TABLE linked_blobs (
+		digest TEXT PRIMARY KEY,
+		size   BIGINT NOT NULL,
+		links  BIGINT NOT NULL
+	);
+	INSERT INTO linked_blobs (digest, size, links)
+		SELECT digest, MAX(size), COUNT(*) FROM repo_blobs GROUP BY digest;
+	CREATE TABLE blob_totals (
+		id    INTEGER PRIMARY KEY CHECK (id = 1),
+		blobs BIGINT NOT NULL,
+		bytes BIGINT NOT NULL
+	);
+	INSERT INTO blob_totals (id, blobs, bytes)
+		SELECT 1, COUNT(*), COALESCE(SUM(size), 0) FROM linked_blobs;`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the
@@ -169,7 +188,7 @@ func (db *DB) applyMigrations(ctx context.Context, tx *stmtTx, applied *[]int) e
 		if _, err := tx.Tx.ExecContext(ctx, migrations[v-1]); err != nil {
 			return fmt.Errorf("migration %d: %w", v, err)
 		}
-		if _, err := tx.Tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, now()); err != nil {
+		if _, err := tx.Tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, db.now()); err != nil {
 			return fmt.Errorf("migration %d: %w", v, err)
 		}
 		*applied = append(*applied, v)

@@ -68,7 +68,7 @@ func ensureRepo(ctx context.Context, tx *stmtTx, name string) (int64, error) {
 		return 0, fmt.Errorf("repository %s: %w", name, err)
 	}
 	err = tx.QueryRowContext(ctx,
-		`INSERT INTO repositories (name, created_at) VALUES (?, ?) RETURNING id`, name, now()).Scan(&id)
+		`INSERT INTO repositories (name, created_at) VALUES (?, ?) RETURNING id`, name, tx.db.now()).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("create repository %s: %w", name, err)
 	}
@@ -87,11 +87,22 @@ func linkBlob(ctx context.Context, tx *stmtTx, repo string, d digest.Digest, siz
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx,
+	ts := tx.db.now()
+	res, err := tx.ExecContext(ctx,
 		`INSERT INTO repo_blobs (repo_id, digest, size, created_at) VALUES (?, ?, ?, ?)
-		 ON CONFLICT (repo_id, digest) DO UPDATE SET created_at = excluded.created_at`, id, d.String(), size, now())
+		 ON CONFLICT (repo_id, digest) DO NOTHING`, id, d.String(), size, ts)
 	if err != nil {
 		return fmt.Errorf("link blob %s to %s: %w", d, repo, err)
+	}
+	// Only a new link counts in the totals; an old one is renewed. An
+	// upsert would not say which of the two it did.
+	if inserted, _ := res.RowsAffected(); inserted == 1 {
+		return countLink(ctx, tx, d, size)
+	}
+	_, err = tx.ExecContext(ctx,
+		`UPDATE repo_blobs SET created_at = ? WHERE repo_id = ? AND digest = ?`, ts, id, d.String())
+	if err != nil {
+		return fmt.Errorf("renew link of %s in %s: %w", d, repo, err)
 	}
 	return nil
 }
@@ -132,7 +143,10 @@ func (db *DB) UnlinkBlob(ctx context.Context, repo string, d digest.Digest) erro
 		if err != nil {
 			return fmt.Errorf("unlink blob %s: %w", d, err)
 		}
-		return expectOne(res, "blob "+d.String())
+		if err := expectOne(res, "blob "+d.String()); err != nil {
+			return err
+		}
+		return uncountLinks(ctx, tx, d, 1)
 	})
 }
 
@@ -204,16 +218,4 @@ func expectOne(res sql.Result, what string) error {
 		return fmt.Errorf("%s: %w", what, metadata.ErrNotFound)
 	}
 	return nil
-}
-
-// Stats counts distinct linked blobs and their bytes.
-func (db *DB) Stats(ctx context.Context) (metadata.Stats, error) {
-	var st metadata.Stats
-	err := db.queryRow(ctx,
-		`SELECT COUNT(*), COALESCE(SUM(size), 0) FROM (SELECT digest, MAX(size) AS size FROM repo_blobs GROUP BY digest) AS b`).
-		Scan(&st.Blobs, &st.Bytes)
-	if err != nil {
-		return st, fmt.Errorf("stats: %w", err)
-	}
-	return st, nil
 }
