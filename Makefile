@@ -11,8 +11,11 @@ ARGS     ?=
 
 .PHONY: test build image run fmt-check vet unit e2e-setup e2e bench bench-quick
 
-## test: everything CI runs — formatting, vet, unit tests, end-to-end tests
-test: fmt-check vet unit e2e
+## test: everything CI runs — formatting, vet, unit tests, end-to-end tests.
+## The set-up comes first: the S3 driver's tests need versitygw, and under
+## WHARF_TEST_SERVICES=require a missing server fails them instead of skipping.
+test: fmt-check vet e2e-setup
+	WHARF_TEST_SERVICES=require $(MAKE) unit e2e
 
 ## build: the wharf binary in bin/ (-buildvcs: `wharf version` names the commit)
 build:
