@@ -142,20 +142,26 @@ func (im *importer) repo(ctx context.Context, repo string) error {
 		im.problem(Problem{Repo: repo, Err: err})
 		return nil
 	}
-	layers, err := im.src.Layers(repo)
+	layers, bad, err := im.src.Layers(repo)
 	if err != nil {
 		im.problem(Problem{Repo: repo, Err: err})
 		return nil
+	}
+	for _, err := range bad {
+		im.problem(Problem{Repo: repo, Err: err})
 	}
 	for _, d := range layers {
 		if err := im.blob(ctx, repo, d); err != nil {
 			return err
 		}
 	}
-	revisions, err := im.src.Revisions(repo)
+	revisions, bad, err := im.src.Revisions(repo)
 	if err != nil {
 		im.problem(Problem{Repo: repo, Err: err})
 		return nil
+	}
+	for _, err := range bad {
+		im.problem(Problem{Repo: repo, Err: err})
 	}
 	present, err := im.manifests(ctx, repo, revisions)
 	if err != nil {

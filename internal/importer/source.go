@@ -79,13 +79,15 @@ func (s *Source) Repositories() ([]string, error) {
 	return names, nil
 }
 
-// Layers lists the blobs linked into repo, sorted.
-func (s *Source) Layers(repo string) ([]digest.Digest, error) {
+// Layers lists the blobs linked into repo, sorted, and the links that
+// name another digest than their path (skipped: neither can be trusted).
+func (s *Source) Layers(repo string) (links []digest.Digest, bad []error, err error) {
 	return s.links(s.repoPath(repo, "_layers"))
 }
 
-// Revisions lists the manifests repo holds, sorted.
-func (s *Source) Revisions(repo string) ([]digest.Digest, error) {
+// Revisions lists the manifests repo holds, sorted, and the bad links as
+// Layers does.
+func (s *Source) Revisions(repo string) (links []digest.Digest, bad []error, err error) {
 	return s.links(s.repoPath(repo, "_manifests", "revisions"))
 }
 
@@ -128,22 +130,21 @@ func (s *Source) repoPath(repo string, elem ...string) string {
 
 // links reads every <alg>/<hex>/link under dir. A link whose content does
 // not name the digest of its own path is reported, not trusted.
-func (s *Source) links(dir string) ([]digest.Digest, error) {
+func (s *Source) links(dir string) (out []digest.Digest, bad []error, err error) {
 	algs, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []digest.Digest
 	for _, alg := range algs {
 		if !alg.IsDir() {
 			continue
 		}
 		hexes, err := os.ReadDir(filepath.Join(dir, alg.Name()))
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, hex := range hexes {
 			path := filepath.Join(dir, alg.Name(), hex.Name(), "link")
@@ -152,16 +153,18 @@ func (s *Source) links(dir string) ([]digest.Digest, error) {
 				continue // being deleted by the registry
 			}
 			if err != nil {
-				return nil, err
+				bad = append(bad, err)
+				continue
 			}
 			if want := digest.NewDigestFromEncoded(digest.Algorithm(alg.Name()), hex.Name()); d != want {
-				return nil, fmt.Errorf("%s names %s, not %s", path, d, want)
+				bad = append(bad, fmt.Errorf("%s names %s, not %s: skipped", path, d, want))
+				continue
 			}
 			out = append(out, d)
 		}
 	}
 	slices.Sort(out)
-	return out, nil
+	return out, bad, nil
 }
 
 // readLink reads a link file: one digest.
