@@ -125,6 +125,10 @@ func Import(ctx context.Context, reg Registry, src *Source, opts Options) (Repor
 	return im.rep, nil
 }
 
+// bigBlob is the size from which a blob gets its own progress line: a
+// large layer takes long enough that silence would look like a hang.
+const bigBlob = 64 << 20
+
 type importer struct {
 	reg  Registry
 	src  *Source
@@ -205,11 +209,17 @@ func (im *importer) blob(ctx context.Context, repo string, d digest.Digest) erro
 	if err != nil {
 		return err
 	}
+	if st.Size() >= bigBlob && im.opts.Progress != nil {
+		fmt.Fprintf(im.opts.Progress, "%s: reading blob %s (%s)\n", repo, d, MB(st.Size()))
+	}
 	var n int64
 	if im.opts.DryRun {
 		n, err = verify(d, f)
 	} else {
 		n, err = im.reg.PutBlob(ctx, repo, d, f, st.Size())
+	}
+	if errors.Is(err, registry.ErrDigestInvalid) {
+		return im.badBlob(repo, d, fmt.Errorf("corrupt in the source, not imported: %w", err))
 	}
 	var re *registry.Error
 	if errors.As(err, &re) {
@@ -258,8 +268,8 @@ func (im *importer) progressRepo(i, n int, repo string, before Report) {
 	}
 	r := im.rep
 	parts := []string{
-		fmt.Sprintf("blobs %d imported (%s), %d skipped", r.BlobsImported-before.BlobsImported, MB(r.Bytes-before.Bytes), r.BlobsSkipped-before.BlobsSkipped),
-		fmt.Sprintf("manifests %d imported, %d skipped", r.ManifestsImported-before.ManifestsImported, r.ManifestsSkipped-before.ManifestsSkipped),
+		fmt.Sprintf("blobs %d imported (%s), %d already present", r.BlobsImported-before.BlobsImported, MB(r.Bytes-before.Bytes), r.BlobsSkipped-before.BlobsSkipped),
+		fmt.Sprintf("manifests %d imported, %d already present", r.ManifestsImported-before.ManifestsImported, r.ManifestsSkipped-before.ManifestsSkipped),
 		fmt.Sprintf("tags %d set, %d unchanged", r.TagsSet-before.TagsSet, r.TagsUnchanged-before.TagsUnchanged),
 	}
 	if v := len(r.TagsVanished) - len(before.TagsVanished); v > 0 {
