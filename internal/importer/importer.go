@@ -287,10 +287,13 @@ func MB(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
 // tags points each tag of the source at its target in wharf, and reports
 // (or prunes) the tags wharf has that the source does not.
 func (im *importer) tags(ctx context.Context, repo string, present map[digest.Digest]bool) error {
-	tags, err := im.src.Tags(repo)
+	tags, bad, err := im.src.Tags(repo)
 	if err != nil {
 		im.problem(Problem{Repo: repo, Err: err})
 		return nil
+	}
+	for _, err := range bad {
+		im.problem(Problem{Repo: repo, Err: err})
 	}
 	names := make([]string, 0, len(tags))
 	for t := range tags {
@@ -299,6 +302,9 @@ func (im *importer) tags(ctx context.Context, repo string, present map[digest.Di
 	slices.Sort(names)
 	for _, tag := range names {
 		d := tags[tag]
+		if d == "" {
+			continue // unreadable, reported above
+		}
 		cur, err := im.reg.TagTarget(ctx, repo, tag)
 		switch {
 		case err == nil && cur == d:

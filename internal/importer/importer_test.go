@@ -337,3 +337,22 @@ func TestSource_LinkNamingAnotherDigestIsAProblem(t *testing.T) {
 		t.Errorf("import: %v, %+v", err, rep)
 	}
 }
+
+func TestImport_UnreadableTagIsReportedNeverPruned(t *testing.T) {
+	tr := newTree(t)
+	d, _ := tr.image("app", "layer")
+	tr.tag("app", "v1", d)
+	tr.tag("app", "v2", d)
+	reg := newService(t, registry.Options{})
+	mustImport(t, reg, tr, importer.Options{})
+	// As a link caught mid-write by a registry that still runs.
+	tr.write(tr.v2("repositories", "app", "_manifests", "tags", "v2", "current", "link"), nil)
+
+	rep, err, _ := runImport(t, reg, tr, importer.Options{PruneTags: true})
+	if !errors.Is(err, importer.ErrIncomplete) || len(rep.Problems) != 1 || len(rep.TagsVanished) != 0 || rep.TagsUnchanged != 1 {
+		t.Errorf("import: %v, %+v", err, rep)
+	}
+	if got, err := reg.TagTarget(t.Context(), "app", "v2"); got != d {
+		t.Errorf("tag v2 after an unreadable link: %s, %v", got, err)
+	}
+}

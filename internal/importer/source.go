@@ -28,6 +28,11 @@ const maxLinkSize = 1 << 10
 // <name> has one or more components; a directory holding _manifests is a
 // repository, and names never have a component starting with "_", which
 // is how the special directories are told apart from nested names.
+//
+// Reading while that registry runs is safe: it writes a blob under
+// _uploads and moves it into place before linking it, so a link never
+// names bytes still being written. A link caught mid-write is reported,
+// and the final pass, after the registry stops, reads it whole.
 type Source struct {
 	root string // the v2 directory
 }
@@ -91,17 +96,19 @@ func (s *Source) Revisions(repo string) (links []digest.Digest, bad []error, err
 	return s.links(s.repoPath(repo, "_manifests", "revisions"))
 }
 
-// Tags maps each tag of repo to the manifest it points at now.
-func (s *Source) Tags(repo string) (map[string]digest.Digest, error) {
+// Tags maps each tag of repo to the manifest it points at now. A tag
+// whose link cannot be read maps to "" and its error is in bad: it is
+// still the source's tag, so nothing may prune it.
+func (s *Source) Tags(repo string) (tags map[string]digest.Digest, bad []error, err error) {
 	dir := s.repoPath(repo, "_manifests", "tags")
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return map[string]digest.Digest{}, nil
+		return map[string]digest.Digest{}, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	tags := make(map[string]digest.Digest, len(entries))
+	tags = make(map[string]digest.Digest, len(entries))
 	for _, e := range entries {
 		if !e.IsDir() {
 			continue
@@ -111,11 +118,11 @@ func (s *Source) Tags(repo string) (map[string]digest.Digest, error) {
 			continue // a tag the registry was deleting: it has no current target
 		}
 		if err != nil {
-			return nil, err
+			bad = append(bad, err)
 		}
 		tags[e.Name()] = d
 	}
-	return tags, nil
+	return tags, bad, nil
 }
 
 // BlobPath is where the bytes of d are.
