@@ -7,12 +7,25 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/wharf/wharf/internal/config"
 	"github.com/wharf/wharf/internal/importer"
 	"github.com/wharf/wharf/internal/server"
 )
 
-func newImportCmd() *cobra.Command {
-	cmd := accountsGroup("import", "Bring images in from another registry's storage")
+// addImportDistributionCmd makes `wharf import distribution ROOTDIR` a
+// subcommand of docker's `wharf import FILE`, which keeps its meaning: a
+// file named "distribution" can still be imported as ./distribution.
+func addImportDistributionCmd(root *cobra.Command) {
+	for _, c := range root.Commands() {
+		if c.Name() == "import" {
+			c.AddCommand(newImportDistributionCmd())
+			return
+		}
+	}
+	panic("wharf: no import command to add `import distribution` to")
+}
+
+func newImportDistributionCmd() *cobra.Command {
 	var opts importer.Options
 	dist := &cobra.Command{
 		Use:   "distribution ROOTDIR",
@@ -57,10 +70,12 @@ wharf serve on the same data directory.`,
 			return err
 		},
 	}
+	def := config.Default()
+	dist.Flags().String("data-dir", def.DataDir, "the server's data directory (also WHARF_DATA_DIR)")
+	dist.Flags().String(config.FlagConfig, "", "the server's YAML configuration file (also WHARF_CONFIG)")
 	dist.Flags().BoolVarP(&opts.DryRun, "dry-run", "n", false, "read and verify the source and report what would be imported, import nothing")
 	dist.Flags().BoolVar(&opts.PruneTags, "prune-tags", false, "delete tags of imported repositories that the source no longer has")
-	cmd.AddCommand(dist)
-	return cmd
+	return dist
 }
 
 func printImportReport(cmd *cobra.Command, opts importer.Options, rep importer.Report, took time.Duration) {

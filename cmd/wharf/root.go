@@ -17,12 +17,13 @@ func NewRootCmd() *cobra.Command {
 	}
 	// --version prints the same line as `wharf version`.
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.AddCommand(newServeCmd(), newVersionCmd(), newHealthcheckCmd(), newImportCmd())
+	root.AddCommand(newServeCmd(), newVersionCmd(), newHealthcheckCmd())
 	addAccountCommands(root)
 
 	image := newImageCmd()
 	addLocalImageCommands(image, root)
 	addRemoteImageCommands(image, root)
+	addImportDistributionCmd(root)
 	root.AddCommand(image)
 	return root
 }
