@@ -25,6 +25,9 @@ type gate struct {
 	service string
 	realm   string // "" derives it from each request
 	log     *slog.Logger
+	// loginRefreshTokens: a password login at /token that asks for an
+	// offline token gets a refresh token (config auth.login_refresh_tokens).
+	loginRefreshTokens bool
 }
 
 // credentials is how a request identified itself.
