@@ -24,7 +24,8 @@ type repoFilterKey struct{}
 type RepoFilter func(ctx context.Context, repo string) (bool, error)
 
 // WithRepoFilter returns ctx whose listings (the catalog) show only the
-// repositories keep accepts: callers see only what they may pull.
+// repositories keep accepts, and whose mounts without a source mount only
+// from those: callers see only what they may pull.
 func WithRepoFilter(ctx context.Context, keep RepoFilter) context.Context {
 	return context.WithValue(ctx, repoFilterKey{}, keep)
 }
