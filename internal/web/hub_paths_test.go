@@ -51,6 +51,8 @@ func TestHubAPI_EveryRouteAnswersWithAndWithoutTrailingSlash(t *testing.T) {
 	}
 	tok1, tok2 := tokenID("one"), tokenID("two")
 
+	// The field each login answers with, whichever form of the path.
+	loginKey := map[string]string{"/v2/auth/token": "access_token", "/v2/users/login": "token"}
 	// Each route once without and once with the slash; a change acts on
 	// its own object each time.
 	for _, tc := range []struct {
@@ -93,6 +95,12 @@ func TestHubAPI_EveryRouteAnswersWithAndWithoutTrailingSlash(t *testing.T) {
 			}
 			if resp.code != http.StatusNoContent && resp.code != http.StatusAccepted && !json.Valid([]byte(resp.body)) {
 				t.Errorf("%s %s: body is not JSON: %q", tc.method, path, resp.body)
+			}
+			if key := loginKey[tc.bare]; key != "" {
+				var fields map[string]any
+				if json.Unmarshal([]byte(resp.body), &fields) != nil || fields[key] == nil {
+					t.Errorf("%s %s = %s, want a %q field", tc.method, path, resp.body, key)
+				}
 			}
 			bodies = append(bodies, resp.body)
 		}

@@ -82,8 +82,8 @@ func (h *Handler) routes() *http.ServeMux {
 	// slash: Hub answers both with JSON, and the scripts people copy from
 	// its docs (curl | jq) follow no redirect.
 	hub := func(pattern string, handler http.HandlerFunc) {
-		mux.HandleFunc(pattern, handler)
-		mux.HandleFunc(pattern+"/{$}", handler)
+		mux.HandleFunc(pattern, apiGuard(handler))
+		mux.HandleFunc(pattern+"/{$}", apiGuard(handler))
 	}
 	hub("GET /v2/namespaces/{ns}/repositories", h.apiListRepos)
 	hub("GET /v2/namespaces/{ns}/repositories/{repo}", h.apiGetRepo)
