@@ -34,3 +34,10 @@ func repoFilter(ctx context.Context) RepoFilter {
 	keep, _ := ctx.Value(repoFilterKey{}).(RepoFilter)
 	return keep
 }
+
+// auditDelete writes the one audit line of a delete, whichever way it
+// came (OCI API, web UI, Hub API): what went and who asked, from the
+// actor the server set ("" on an open registry, where nobody signs in).
+func (s *Service) auditDelete(ctx context.Context, kind, repo, ref string) {
+	s.log.InfoContext(ctx, "deleted", "user", Actor(ctx), "kind", kind, "repository", repo, "reference", ref)
+}

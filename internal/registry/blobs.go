@@ -66,6 +66,9 @@ func (s *Service) DeleteBlob(ctx context.Context, repo string, d digest.Digest) 
 	if errors.Is(err, metadata.ErrNotFound) {
 		return blobUnknown(d)
 	}
+	if err == nil {
+		s.auditDelete(ctx, "blob", repo, d.String())
+	}
 	return err
 }
 

@@ -146,16 +146,8 @@ func (g *gate) wrap(next http.Handler) http.Handler {
 				return
 			}
 		}
-		r = r.WithContext(ctx)
-		if r.Method == http.MethodDelete && rt.Kind != distribution.KindUpload {
-			rec := &statusOnly{ResponseWriter: w}
-			next.ServeHTTP(rec, r)
-			if rec.status == http.StatusAccepted {
-				g.log.InfoContext(ctx, "deleted", "user", sub.User, "repository", rt.Name, "reference", rt.Ref)
-			}
-			return
-		}
-		next.ServeHTTP(w, r)
+		// The registry writes the audit line of a delete, with the actor.
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
@@ -320,18 +312,3 @@ func (g *gate) realmFor(r *http.Request) string {
 	}
 	return scheme + "://" + r.Host + "/token"
 }
-
-// statusOnly records the status a handler wrote.
-type statusOnly struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusOnly) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusOnly) Unwrap() http.ResponseWriter { return s.ResponseWriter }
