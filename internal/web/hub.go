@@ -157,7 +157,7 @@ func apiGuard(next http.HandlerFunc) http.HandlerFunc {
 			next(w, r)
 			return
 		}
-		if _, err := r.Cookie(cookieName(r, sessionCookie)); err != nil && !sameOrigin(r) {
+		if !cookieCall(r) && !sameOrigin(r) {
 			writeAPIError(w, http.StatusForbidden, "requests from another site's pages are refused (Origin "+r.Header.Get("Origin")+")")
 			return
 		}
@@ -171,17 +171,26 @@ func apiGuard(next http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// sameOrigin reports whether r's Origin, if it has one, is this site.
+// cookieCall reports whether r authenticates with the session cookie:
+// credentials in a header win over it (identify).
+func cookieCall(r *http.Request) bool {
+	if r.Header.Get("Authorization") != "" {
+		return false
+	}
+	_, err := r.Cookie(cookieName(r, sessionCookie))
+	return err == nil
+}
+
+// sameOrigin reports whether r's Origin, if it has one, is this site. The
+// scheme is not compared: behind a TLS proxy that is not a trusted proxy,
+// wharf sees http while the browser says https.
 func sameOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return true
 	}
-	scheme := "http://"
-	if forwarded.Secure(r) {
-		scheme = "https://"
-	}
-	return strings.EqualFold(origin, scheme+r.Host)
+	u, err := url.Parse(origin)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && strings.EqualFold(u.Host, r.Host)
 }
 
 // apiCaller identifies an API caller; wrong credentials are answered 401.

@@ -25,18 +25,20 @@ func TestHubAPI_ChangesNeedJSONAndThisSite(t *testing.T) {
 	for _, tc := range []struct {
 		name, method, path, contentType, origin, body string
 		want                                          int
+		cookie                                        bool // a (stale) session cookie beside the Basic credentials
 	}{
-		{"text/plain form post mints no token", "POST", "/v2/access-tokens", "text/plain", "", tokenBody, 415},
-		{"urlencoded form post", "POST", "/v2/access-tokens/", "application/x-www-form-urlencoded", "", tokenBody, 415},
-		{"multipart form post", "POST", "/v2/access-tokens", "multipart/form-data; boundary=x", "", tokenBody, 415},
-		{"no Content-Type", "POST", "/v2/access-tokens", "", "", tokenBody, 415},
-		{"text/plain login", "POST", "/v2/auth/token", "text/plain", "", `{"identifier":"alice","secret":"` + userPassword + `"}`, 415},
-		{"text/plain legacy login", "POST", "/v2/users/login", "text/plain", "", `{"username":"alice","password":"` + userPassword + `"}`, 415},
-		{"JSON from another site", "POST", "/v2/access-tokens", "application/json", "https://evil.example", tokenBody, 403},
-		{"JSON from an opaque origin", "POST", "/v2/access-tokens", "application/json", "null", tokenBody, 403},
-		{"login from another site", "POST", "/v2/auth/token", "application/json", "https://evil.example", `{"identifier":"alice","secret":"` + userPassword + `"}`, 403},
-		{"delete from another site", "DELETE", "/v2/repositories/alice/pub/tags/v1", "", "https://evil.example", "", 403},
-		{"delete from another port", "DELETE", "/v2/repositories/alice/pub/tags/v1", "", "http://127.0.0.1:1", "", 403},
+		{"text/plain form post mints no token", "POST", "/v2/access-tokens", "text/plain", "", tokenBody, 415, false},
+		{"urlencoded form post", "POST", "/v2/access-tokens/", "application/x-www-form-urlencoded", "", tokenBody, 415, false},
+		{"multipart form post", "POST", "/v2/access-tokens", "multipart/form-data; boundary=x", "", tokenBody, 415, false},
+		{"no Content-Type", "POST", "/v2/access-tokens", "", "", tokenBody, 415, false},
+		{"text/plain login", "POST", "/v2/auth/token", "text/plain", "", `{"identifier":"alice","secret":"` + userPassword + `"}`, 415, false},
+		{"text/plain legacy login", "POST", "/v2/users/login", "text/plain", "", `{"username":"alice","password":"` + userPassword + `"}`, 415, false},
+		{"JSON from another site", "POST", "/v2/access-tokens", "application/json", "https://evil.example", tokenBody, 403, false},
+		{"JSON from an opaque origin", "POST", "/v2/access-tokens", "application/json", "null", tokenBody, 403, false},
+		{"login from another site", "POST", "/v2/auth/token", "application/json", "https://evil.example", `{"identifier":"alice","secret":"` + userPassword + `"}`, 403, false},
+		{"delete from another site", "DELETE", "/v2/repositories/alice/pub/tags/v1", "", "https://evil.example", "", 403, false},
+		{"delete from another port", "DELETE", "/v2/repositories/alice/pub/tags/v1", "", "http://127.0.0.1:1", "", 403, false},
+		{"Basic beside a session cookie, from another site", "POST", "/v2/access-tokens", "application/json", "https://evil.example", tokenBody, 403, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := tokens()
@@ -47,6 +49,9 @@ func TestHubAPI_ChangesNeedJSONAndThisSite(t *testing.T) {
 			}
 			if tc.origin != "" {
 				req.Header.Set("Origin", tc.origin)
+			}
+			if tc.cookie {
+				req.AddCookie(&http.Cookie{Name: "wharf_session", Value: "stale"})
 			}
 			resp, err := http.DefaultClient.Do(req)
 			must(t, err)
