@@ -65,6 +65,11 @@ type Auth struct {
 	TokenLifetime time.Duration `yaml:"token_lifetime"`
 	// SigningAlgorithm of new token keys: EdDSA or ES256.
 	SigningAlgorithm string `yaml:"signing_algorithm"`
+	// LoginRefreshTokens hands `docker login` a refresh token, which docker
+	// saves as its identity token instead of the password. Off by default,
+	// as on Docker Hub: podman and skopeo read docker's config.json and
+	// refuse to log in beside an identity token.
+	LoginRefreshTokens bool `yaml:"login_refresh_tokens"`
 	// AdminPassword, from WHARF_ADMIN_PASSWORD only (never a file or a
 	// flag, which other users could read), is the first admin's password.
 	AdminPassword string `yaml:"-"`

@@ -43,6 +43,8 @@ var everySetting = []layered{
 		func(c config.Config) string { return strconv.Itoa(c.Limits.MaxConcurrentRequests) }},
 	{"WHARF_SPARSE_MANIFESTS", "sparse-manifests", "validation:\n  sparse_manifests: true\n", "true", "false", "true",
 		func(c config.Config) string { return strconv.FormatBool(c.Validation.SparseManifests) }},
+	{"WHARF_LOGIN_REFRESH_TOKENS", "login-refresh-tokens", "auth:\n  login_refresh_tokens: true\n", "true", "false", "true",
+		func(c config.Config) string { return strconv.FormatBool(c.Auth.LoginRefreshTokens) }},
 }
 
 // TestLoad_EverySettingHonoursPrecedence sets each field in the file, then

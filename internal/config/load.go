@@ -53,6 +53,8 @@ var settings = []setting{
 		func(c *Config) string { return c.Auth.DefaultVisibility }, func(c *Config, v string) error { c.Auth.DefaultVisibility = v; return nil }},
 	{"WHARF_TOKEN_LIFETIME", "token-lifetime", "how long bearer tokens live (at least 60s)",
 		func(c *Config) string { return c.Auth.TokenLifetime.String() }, durationSetter(func(c *Config) *time.Duration { return &c.Auth.TokenLifetime })},
+	{"WHARF_LOGIN_REFRESH_TOKENS", "login-refresh-tokens", "hand docker login a refresh token to save instead of the password (podman and skopeo then refuse that config.json)",
+		func(c *Config) string { return strconv.FormatBool(c.Auth.LoginRefreshTokens) }, boolSetter(func(c *Config) *bool { return &c.Auth.LoginRefreshTokens })},
 	{"WHARF_ADMIN_PASSWORD", "", "",
 		func(c *Config) string { return "" }, func(c *Config, v string) error { c.Auth.AdminPassword = v; return nil }},
 	{"WHARF_TLS_CERT", "tls-cert", "PEM certificate file for HTTPS, reloaded on change",
@@ -90,7 +92,7 @@ func BindFlags(fs *pflag.FlagSet) {
 		if s.flag == "" {
 			continue // environment only
 		}
-		if s.env == "WHARF_SPARSE_MANIFESTS" {
+		if s.env == "WHARF_SPARSE_MANIFESTS" || s.env == "WHARF_LOGIN_REFRESH_TOKENS" {
 			fs.Bool(s.flag, false, s.usage+" (also "+s.env+")")
 			continue
 		}

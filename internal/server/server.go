@@ -144,7 +144,8 @@ func (s *Server) routes(promReg *prometheus.Registry) http.Handler {
 	var v2 http.Handler = api
 	var g *gate
 	if s.auth != nil {
-		g = &gate{auth: s.auth, tokens: s.tokens, service: s.cfg.Auth.Service, realm: s.cfg.Auth.Realm, log: s.log}
+		g = &gate{auth: s.auth, tokens: s.tokens, service: s.cfg.Auth.Service, realm: s.cfg.Auth.Realm, log: s.log,
+			loginRefreshTokens: s.cfg.Auth.LoginRefreshTokens}
 		v2 = g.wrap(v2)
 	}
 	v2 = limitConcurrency(v2, s.cfg.Limits.MaxConcurrentRequests, s.log)
