@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 
 	"github.com/wharf/wharf/internal/blobstore"
 	"github.com/wharf/wharf/internal/metadata"
@@ -36,7 +35,7 @@ type Service struct {
 
 	// uploadLocks serialises writers of one upload session inside this
 	// process; AdvanceUpload's offset check guards across replicas.
-	uploadLocks sync.Map // id → *sync.Mutex
+	uploadLocks uploadLocks
 
 	// pulls counts manifest pulls in memory (pulls.go).
 	pulls pullCounter
