@@ -41,6 +41,8 @@ var settings = []setting{
 		func(c *Config) string { return c.Uploads.PurgeAfter.String() }, durationSetter(func(c *Config) *time.Duration { return &c.Uploads.PurgeAfter })},
 	{"WHARF_MAX_CONCURRENT_REQUESTS", "max-concurrent-requests", "answer TOOMANYREQUESTS beyond this many requests in flight (0: no limit)",
 		func(c *Config) string { return strconv.Itoa(c.Limits.MaxConcurrentRequests) }, intSetter(func(c *Config) *int { return &c.Limits.MaxConcurrentRequests })},
+	{"WHARF_IDLE_TIMEOUT", "idle-timeout", "cut off a request whose body sends nothing for this long (0: never)",
+		func(c *Config) string { return c.Limits.IdleTimeout.String() }, durationSetter(func(c *Config) *time.Duration { return &c.Limits.IdleTimeout })},
 	{"WHARF_AUTH", "auth", "token (accounts and docker login) or none (anyone may push and pull)",
 		func(c *Config) string { return c.Auth.Mode }, func(c *Config, v string) error { c.Auth.Mode = v; return nil }},
 	{"WHARF_AUTH_SERVICE", "auth-service", "service name in tokens and challenges",
