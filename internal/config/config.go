@@ -132,7 +132,9 @@ type Validation struct {
 // Limits protect the server from overload.
 type Limits struct {
 	// MaxConcurrentRequests answers TOOMANYREQUESTS beyond this many
-	// requests in flight; 0 means no limit.
+	// requests in flight in each of two pools: registry clients (the
+	// distribution API and /token) and the web (UI, Hub JSON API,
+	// /metrics). 0 means no limit.
 	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
 	// IdleTimeout cuts off a request whose body sends nothing for this
 	// long, so that a stalled client does not hold a goroutine and its

@@ -39,7 +39,7 @@ var settings = []setting{
 		func(c *Config) string { return strconv.FormatBool(c.Validation.SparseManifests) }, boolSetter(func(c *Config) *bool { return &c.Validation.SparseManifests })},
 	{"WHARF_UPLOAD_PURGE_AFTER", "upload-purge-after", "discard upload sessions not written for this long (0: never)",
 		func(c *Config) string { return c.Uploads.PurgeAfter.String() }, durationSetter(func(c *Config) *time.Duration { return &c.Uploads.PurgeAfter })},
-	{"WHARF_MAX_CONCURRENT_REQUESTS", "max-concurrent-requests", "answer TOOMANYREQUESTS beyond this many requests in flight (0: no limit)",
+	{"WHARF_MAX_CONCURRENT_REQUESTS", "max-concurrent-requests", "answer TOOMANYREQUESTS beyond this many requests in flight, for registry clients and for the web UI and Hub API each (0: no limit)",
 		func(c *Config) string { return strconv.Itoa(c.Limits.MaxConcurrentRequests) }, intSetter(func(c *Config) *int { return &c.Limits.MaxConcurrentRequests })},
 	{"WHARF_IDLE_TIMEOUT", "idle-timeout", "cut off a request whose body sends nothing for this long (0: never)",
 		func(c *Config) string { return c.Limits.IdleTimeout.String() }, durationSetter(func(c *Config) *time.Duration { return &c.Limits.IdleTimeout })},
