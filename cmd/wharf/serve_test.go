@@ -30,7 +30,7 @@ func TestServeHelp_ListsSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, flag := range []string{"--addr", "--data-dir", "--config", "--sparse-manifests", "--log-level", "--max-concurrent-requests",
+	for _, flag := range []string{"--addr", "--data-dir", "--config", "--sparse-manifests", "--log-level", "--max-concurrent-requests", "--idle-timeout",
 		"WHARF_ADDR", "WHARF_DATA_DIR", "WHARF_CONFIG", "WHARF_SPARSE_MANIFESTS", ":5000", "./wharf-data",
 		"--login-refresh-tokens", "WHARF_LOGIN_REFRESH_TOKENS"} {
 		if !strings.Contains(out, flag) {
