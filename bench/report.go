@@ -381,7 +381,8 @@ func (res *Results) missed() []string {
 	return slices.Clip(out)
 }
 
-// pushAboveLimit explains a push row above its write+fsync limit.
-const pushAboveLimit = "*wharf/limit* above 100% on a push row: the limit writes the whole blob, then fsyncs, so the disk " +
-	"starts when the writes end; wharf starts writeback and background fsyncs as the bytes arrive, so the disk works " +
-	"while the network does, and the sequential figure is not a ceiling for it.\n\n"
+// pushAboveLimit explains a push row above its ceiling, which should not
+// happen: the ceiling does a registry's storage work and nothing else.
+const pushAboveLimit = "*wharf/limit* above 100% on a push row: the ceiling (the null registry storing through wharf's own " +
+	"blob writer, with nothing of a registry around it) does strictly less work than wharf, so a figure above it is the " +
+	"spread of this run (see ±; a busy machine or the page cache), not a result.\n\n"

@@ -24,9 +24,6 @@ type harness struct {
 	wrk     string // path of wrk, or "" to skip the cross-check
 	limits  map[string]*summary
 	start   time.Time
-	// disk is the write+fsync limit measured alternating with the servers
-	// in the current scenario, for its push rows (nil elsewhere).
-	disk *summary
 }
 
 func (h *harness) progress(format string, args ...any) {
@@ -90,16 +87,6 @@ func (h *harness) waitQuiet(ctx context.Context) time.Duration {
 	}
 }
 
-// pushLimit is min(sha256, write+fsync): a push can go no faster than the
-// registry can hash and durably write its bytes.
-func (h *harness) pushLimit() (float64, bool) {
-	s, f := h.limits["sha256"], h.limits["fsync"]
-	if s == nil || f == nil {
-		return 0, false
-	}
-	return min(s.Median, f.Median), true
-}
-
 // runScenario starts fresh servers, runs sc against them alternating, and
 // records its rows.
 func (h *harness) runScenario(ctx context.Context, sc *scenario) error {
@@ -139,32 +126,16 @@ func (h *harness) runScenario(ctx context.Context, sc *scenario) error {
 
 	reps := orDefault(sc.Reps, h.plan.Reps)
 	samples := map[string][]sample{}
-	// The push rows' disk limit takes its turn among the servers: this
-	// disk is faster after an idle spell than after gigabytes of writes,
-	// so a limit measured once at the start says little about a push
-	// measured minutes later.
-	diskTurn := slices.ContainsFunc(sc.Rows, func(r rowSpec) bool { return r.Limit == limitPush })
-	var disk []float64
+	// The null registry takes its turn among the servers: this disk is
+	// faster after an idle spell than after gigabytes of writes, so a
+	// limit measured once at the start says little about a push measured
+	// minutes later.
 	turns := len(targets)
-	if diskTurn {
-		turns++
-	}
 	for rep := range reps {
 		// Rotate the order every repetition so that no server always runs
 		// first (or right after another's writeback).
 		for i := range turns {
-			k := (i + rep) % turns
-			if k == len(targets) {
-				h.waitQuiet(ctx)
-				v, err := fsyncLimit(dir, h.plan.LimitSize)
-				if err != nil {
-					return fmt.Errorf("write+fsync limit: %w", err)
-				}
-				disk = append(disk, v)
-				h.progress("  rep %d %-9s mbps=%.0f", rep+1, "disk", v)
-				continue
-			}
-			t := targets[k]
+			t := targets[(i+rep)%turns]
 			if _, failed := sr.Errors[t.name]; failed {
 				continue
 			}
@@ -196,10 +167,6 @@ func (h *harness) runScenario(ctx context.Context, sc *scenario) error {
 		sr.Metrics[name] = summarizeSamples(ss)
 	}
 
-	if len(disk) > 0 {
-		h.disk = summarize(disk)
-		defer func() { h.disk = nil }()
-	}
 	var missed bool
 	for _, spec := range sc.Rows {
 		r := h.row(sc, spec, samples, rss, sr.Errors)
@@ -325,22 +292,13 @@ func (h *harness) row(sc *scenario, spec rowSpec, samples map[string][]sample, r
 	switch spec.Limit {
 	case limitNull:
 		if r.Null != nil {
+			how := spec.LimitHow
+			if how == "" {
+				how = "the null registry (bare net/http, no storage) driven by the same client code, alternating with the registries"
+			}
 			r.LimitName, r.Limit = spec.LimitName, ptr(r.Null.Median)
 			h.res.Limits = append(h.res.Limits, limitResult{Name: spec.LimitName, Unit: spec.Unit, Value: r.Null,
-				How: "the null registry (bare net/http, no storage) driven by the same client code, alternating with the registries in " + sc.ID})
-		}
-	case limitPush:
-		if v, ok := h.pushLimit(); ok {
-			r.LimitName, r.Limit = "min(sha256, write+fsync)", ptr(v)
-		}
-		if h.disk != nil && h.limits["sha256"] != nil {
-			r.Limit = ptr(min(h.limits["sha256"].Median, h.disk.Median))
-			h.res.Limits = append(h.res.Limits, limitResult{Name: "sequential write+fsync, " + sc.ID, Unit: "MB/s", Value: h.disk,
-				How: fmt.Sprintf("as above (%s), alternating with the registries in %s; this is the limit of that row", sizeName(h.plan.LimitSize), sc.ID)})
-		}
-		if r.Null != nil {
-			h.res.Limits = append(h.res.Limits, limitResult{Name: spec.LimitName, Unit: spec.Unit, Value: r.Null,
-				How: "the null registry (reads and drops the body) driven by the same client code, alternating with the registries in " + sc.ID})
+				How: how + " in " + sc.ID})
 		}
 	}
 	if r.Limit != nil && *r.Limit > 0 {
