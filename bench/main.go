@@ -105,6 +105,13 @@ func defaultCacheDir() string {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == readmeCmd {
+		if err := runReadme(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench readme:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == nullRegistryCmd {
 		if err := runNullRegistry(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "null-registry:", err)
