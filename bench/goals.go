@@ -38,6 +38,15 @@ func ratioAtLeast(x float64) check {
 	}
 }
 
+func ratioAbove(x float64) check {
+	return func(r *rowResult, _ *Results) (bool, string) {
+		if r.Ratio == nil {
+			return false, "no ratio"
+		}
+		return *r.Ratio > x, fmt.Sprintf("%.2f×, want > %.2g×", *r.Ratio, x)
+	}
+}
+
 func ratioBelow(x float64, inclusive bool) check {
 	return func(r *rowResult, _ *Results) (bool, string) {
 		if r.Ratio == nil {
@@ -95,6 +104,7 @@ var (
 	goalLowerP99 = &goal{"< reference", []check{ratioBelow(1, false)}}
 	goalSmall    = &goal{"≥ 3× reference", []check{ratioAtLeast(3)}}
 	goalList     = &goal{"≤ 0.1× reference (10× faster)", []check{ratioBelow(0.1, true)}}
+	goalClient   = &goal{"wharf's client ahead (> 1×)", []check{ratioAbove(1)}}
 	goalRSS      = &goal{"wharf ≤ 64 MiB", []check{wharfAtMost(64, "MiB")}}
 	goalRSSFlat  = &goal{"wharf ≤ 64 MiB and ≤ smallest push + 16 MiB",
 		[]check{wharfAtMost(64, "MiB"), flatRSS(16)}}

@@ -97,6 +97,9 @@ func (h *harness) runScenario(ctx context.Context, sc *scenario) error {
 		defer os.RemoveAll(dir)
 	}
 	names := []string{nameWharf, nameRef}
+	if sc.Servers != nil {
+		names = sc.Servers
+	}
 	var null nullOpts
 	if sc.Null != nil {
 		names, null = append(names, nameNull), *sc.Null
@@ -270,22 +273,11 @@ func orDefault(v, def int) int {
 // row builds one table row from the samples of the three servers.
 func (h *harness) row(sc *scenario, spec rowSpec, samples map[string][]sample, rss map[string]float64, errs map[string]string) rowResult {
 	r := rowResult{Scenario: sc.ID, Metric: spec.Metric, Title: spec.Title, Unit: spec.Unit, HigherIsBetter: spec.Higher}
-	get := func(name string) *summary {
-		if spec.Metric == metricRSS {
-			if v, ok := rss[name]; ok {
-				return summarize([]float64{v})
-			}
-			return nil
-		}
-		var xs []float64
-		for _, s := range samples[name] {
-			if v, ok := s[spec.Metric]; ok {
-				xs = append(xs, v)
-			}
-		}
-		return summarize(xs)
-	}
+	get := func(name string) *summary { return h.metric(spec.Metric, name, samples, rss) }
 	r.Wharf, r.Reference, r.Null = get(nameWharf), get(nameRef), get(nameNull)
+	if spec.RefMetric != "" {
+		r.Reference = h.metric(spec.RefMetric, nameWharf, samples, rss)
+	}
 	if r.Wharf != nil && r.Reference != nil && r.Reference.Median != 0 {
 		r.Ratio = ptr(r.Wharf.Median / r.Reference.Median)
 	}
@@ -315,12 +307,33 @@ func (h *harness) row(sc *scenario, spec rowSpec, samples map[string][]sample, r
 			r.Errors[n] = e
 		}
 	}
+	if spec.RefMissing != "" {
+		r.Errors[nameRef] = spec.RefMissing
+	}
 	if spec.Goal != nil {
 		r.Goal = spec.Goal.Text
 		ok, why := spec.Goal.eval(&r, h.res)
 		r.Met, r.Why = &ok, why
 	}
 	return r
+}
+
+// metric summarizes one metric of the named server's samples (peak RSS
+// from rss).
+func (h *harness) metric(metric, name string, samples map[string][]sample, rss map[string]float64) *summary {
+	if metric == metricRSS {
+		if v, ok := rss[name]; ok {
+			return summarize([]float64{v})
+		}
+		return nil
+	}
+	var xs []float64
+	for _, s := range samples[name] {
+		if v, ok := s[metric]; ok {
+			xs = append(xs, v)
+		}
+	}
+	return summarize(xs)
 }
 
 func ptr(v float64) *float64 { return &v }
@@ -344,7 +357,7 @@ func summarizeSamples(ss []sample) map[string]*summary {
 func brief(s sample, rows []rowSpec) string {
 	var keys []string
 	for _, r := range rows {
-		if _, ok := s[r.Metric]; ok {
+		if _, ok := s[r.Metric]; ok && !slices.Contains(keys, r.Metric) {
 			keys = append(keys, r.Metric)
 		}
 	}

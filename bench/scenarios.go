@@ -32,6 +32,9 @@ type scenario struct {
 	// Null, when set, runs the null registry too: its figures are the
 	// loopback limits of this scenario's rows.
 	Null *nullOpts
+	// Servers, when set, are the servers to start instead of wharf and
+	// the reference (and the null registry).
+	Servers []string
 	// Reps overrides the plan's repetitions when positive.
 	Reps    int
 	Rows    []rowSpec
@@ -59,7 +62,12 @@ type rowSpec struct {
 	Limit     limitKind
 	LimitName string // for limitNull rows: the name of the limit it measures
 	LimitHow  string // how the null registry measures it, when not the default
-	Goal      *goal
+	// RefMetric, when set, fills the reference column with this metric of
+	// wharf's samples: another client measured against the same wharf.
+	RefMetric string
+	// RefMissing says why RefMetric cannot be measured (a tool missing).
+	RefMissing string
+	Goal       *goal
 }
 
 // metricRSS names the scenario's peak RSS (VmHWM, MiB) in a rowSpec.
@@ -79,6 +87,7 @@ func (h *harness) scenarios() []*scenario {
 		h.smallImagesScenario(),
 		h.tagsScenario(),
 		h.catalogScenario(),
+		h.clientScenario(),
 	)
 	for i, sz := range p.MemSizes {
 		out = append(out, h.memoryScenario(sz, i == len(p.MemSizes)-1))
