@@ -28,13 +28,18 @@ func RequestIDFrom(ctx context.Context) string {
 // kept, so ids follow a request through proxies) and echoes it back.
 func requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get("X-Request-Id")
+		// Canonical keys used directly: Get and Set would canonicalise them
+		// on every request (and Set allocate the result).
+		var id string
+		if v := r.Header["X-Request-Id"]; len(v) > 0 {
+			id = v[0]
+		}
 		if !saneID(id) {
 			var b [12]byte
 			_, _ = rand.Read(b[:])
 			id = hex.EncodeToString(b[:])
 		}
-		w.Header().Set("X-Request-Id", id)
+		w.Header()["X-Request-Id"] = []string{id}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
 	})
 }
@@ -174,6 +179,11 @@ func (r *responseRecorder) ReadFrom(src io.Reader) (int64, error) {
 // Unwrap lets http.ResponseController reach the real writer.
 func (r *responseRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
+// noBodyCount stands for the count of a request without a body. It is
+// never read through (the request's body stays http.NoBody), so its n
+// stays 0.
+var noBodyCount countingBody
+
 type countingBody struct {
 	io.ReadCloser
 	n int64
@@ -190,6 +200,9 @@ func (b *countingBody) Read(p []byte) (int, error) {
 func countBody(r *http.Request) *countingBody {
 	if b, ok := r.Body.(*countingBody); ok {
 		return b
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		return &noBodyCount // nothing to count (GET, HEAD): no wrapper
 	}
 	b := &countingBody{ReadCloser: r.Body}
 	r.Body = b
