@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -101,21 +102,42 @@ func (h *LogHandler) writeAccess(ctx context.Context, e accessEntry) bool {
 	return true
 }
 
+// What slog's text format does with a byte of a value: nothing, quote the
+// value (space, '='), or escape it (quotes, backslashes, control bytes, and
+// anything not ASCII, which this writer leaves to slog).
+const (
+	textPlain = iota
+	textQuote
+	textEscape
+)
+
+var textClass, jsonEscape = func() (t [256]uint8, j [256]bool) {
+	for c := range 256 {
+		switch {
+		case c <= ' ' && c != ' ' || c >= 0x7f || c == '"' || c == '\\':
+			t[c] = textEscape
+		case c == ' ' || c == '=':
+			t[c] = textQuote
+		}
+		j[c] = c < ' ' || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&'
+	}
+	return t, j
+}()
+
 // appendAccessText formats e as slog's TextHandler does, or reports false
 // when a value holds a byte that slog would escape.
 func appendAccessText(b []byte, e *accessEntry, id string) ([]byte, bool) {
 	b = append(b, "time="...)
-	b = appendRFC3339Millis(b, e.end.Round(0))
+	b = appendTextTime(b, e.end.Round(0))
 	b = append(b, " level=INFO msg=request method="...)
 	ok := true
 	str := func(s string) {
 		quote := s == ""
 		for i := 0; i < len(s); i++ {
-			c := s[i]
-			switch {
-			case c == ' ' || c == '=':
+			switch textClass[s[i]] {
+			case textQuote:
 				quote = true
-			case c <= ' ' || c >= 0x7f || c == '"' || c == '\\':
+			case textEscape:
 				ok = false
 			}
 		}
@@ -158,7 +180,7 @@ func appendAccessJSON(b []byte, e *accessEntry, id string) ([]byte, bool) {
 	ok := true
 	str := func(s string) {
 		for i := 0; i < len(s); i++ {
-			if c := s[i]; c < ' ' || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			if jsonEscape[s[i]] {
 				ok = false
 			}
 		}
@@ -199,6 +221,35 @@ func appendRFC3339Millis(b []byte, t time.Time) []byte {
 	t = t.Truncate(time.Millisecond).Add(time.Millisecond / 10)
 	b = t.AppendFormat(b, time.RFC3339Nano)
 	return append(b[:n+prefixLen], b[n+prefixLen+1:]...)
+}
+
+// textSecond caches the formatted second of the last access line: most
+// lines fall in the same second as the one before, and formatting a time
+// is a good part of a line's cost.
+type textSecond struct {
+	unix int64
+	loc  *time.Location
+	head []byte // "2006-01-02T15:04:05."
+	zone []byte // "Z07:00" as formatted
+}
+
+var lastSecond atomic.Pointer[textSecond]
+
+// appendTextTime is appendRFC3339Millis, from the cached second when it
+// can be.
+func appendTextTime(b []byte, t time.Time) []byte {
+	sec, loc := t.Unix(), t.Location()
+	c := lastSecond.Load()
+	if c == nil || c.unix != sec || c.loc != loc {
+		full := appendRFC3339Millis(nil, t.Truncate(time.Second))
+		const head = len("2006-01-02T15:04:05.")
+		c = &textSecond{unix: sec, loc: loc, head: full[:head], zone: full[head+3:]}
+		lastSecond.Store(c)
+	}
+	ms := t.Nanosecond() / 1e6
+	b = append(b, c.head...)
+	b = append(b, byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10))
+	return append(b, c.zone...)
 }
 
 // appendDuration appends d as slog's text format does (d.String()).

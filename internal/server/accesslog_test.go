@@ -42,6 +42,9 @@ func accessEntries() []accessEntry {
 	add(func(e *accessEntry) { e.status, e.bytesIn, e.bytesOut = 404, -1, 0 })
 	add(func(e *accessEntry) { e.end = time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("X", 5*3600+1800)) })
 	add(func(e *accessEntry) { e.end = t0.Add(999 * time.Microsecond) })
+	add(func(e *accessEntry) { e.end = t0.Add(876 * time.Millisecond) }) // same second: the cached one
+	add(func(e *accessEntry) { e.end = t0.Add(time.Second) })
+	add(func(e *accessEntry) { e.end = t0.In(time.FixedZone("Y", -3600)) }) // same second, another zone
 	for _, d := range []time.Duration{0, 1, 999, 1500 * time.Nanosecond, 12 * time.Millisecond, 3 * time.Second, 2*time.Hour + time.Nanosecond} {
 		add(func(e *accessEntry) { e.duration = d })
 	}
