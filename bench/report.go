@@ -172,7 +172,10 @@ func (res *Results) markdown() string {
 			r.ratioCell(), lim, pct(r.Fraction), r.Goal, r.metCell())
 	}
 	w("\n↑ higher is better, ↓ lower is better. *wharf/ref* is the ratio of medians (below 1 is better for ↓ rows). " +
-		"*limit* is the physical limit of that row measured in this run (see below); *wharf/limit* the share of it wharf reached.\n\n")
+		"*limit* is the best this machine does for that row's work with no registry, measured in the same rotation as the servers " +
+		"(push rows: the null registry hashing the body and storing it through wharf's own blob writer, with its writeback and fsyncs; " +
+		"GET rows: a bare net/http server sending the bytes from memory; manifest rows: a bare net/http handler answering from memory; " +
+		"details below); *wharf/limit* the share of it wharf reached.\n\n")
 
 	for _, r := range res.Rows {
 		if r.Scenario == "pull" && r.Fraction != nil && *r.Fraction > 1 {
