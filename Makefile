@@ -9,7 +9,7 @@ export PATH := $(GOPATH)/bin:$(PATH)
 RACE     ?= -race
 ARGS     ?=
 
-.PHONY: test build image run fmt-check vet unit e2e-setup e2e bench bench-quick
+.PHONY: test build image run fmt-check vet unit e2e-setup e2e bench bench-quick bench-readme
 
 ## test: everything CI runs — formatting, vet, unit tests, end-to-end tests.
 ## The set-up comes first: the S3 driver's tests need versitygw, and under
@@ -61,3 +61,7 @@ bench:
 ## bench-quick: the same harness at small sizes (~1.5 min; CI runs it so the harness never rots)
 bench-quick:
 	$(GO) run ./bench --quick --out bench/results $(BENCH_ARGS)
+
+## bench-readme: copy the table and commit of bench/results/latest.md into README.md (after a full run)
+bench-readme:
+	$(GO) run ./bench readme

@@ -60,6 +60,7 @@ type server struct {
 type nullOpts struct {
 	blobSize int64
 	manifest []byte
+	store    bool // hash and store uploads in its data directory
 }
 
 // freeAddr picks a free loopback port. The tiny window between closing it
@@ -118,6 +119,9 @@ func (f *fleet) start(ctx context.Context, name, dir string, null nullOpts) (*se
 				return nil, err
 			}
 			args = append(args, "--manifest", mf)
+		}
+		if null.store {
+			args = append(args, "--data-dir", filepath.Join(s.dataDir, "store"))
 		}
 	default:
 		return nil, fmt.Errorf("unknown server %q", name)

@@ -96,9 +96,11 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("registrytest: invalid config: %v", err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// The handler wharf serve uses, so that benchmarks pay for the access
+	// log as a server does.
+	log := slog.New(server.NewLogHandler(io.Discard, false, slog.LevelInfo))
 	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		log = slog.New(server.NewLogHandler(testWriter{t}, false, slog.LevelWarn))
 	}
 	srv, err := server.New(context.Background(), cfg, log, s.opts...)
 	if err != nil {
