@@ -142,6 +142,17 @@ func (db *DB) SetRepositoryDescription(ctx context.Context, name, description, r
 // the server's default like any other.
 func (db *DB) DeleteRepository(ctx context.Context, name string) error {
 	return db.inTx(ctx, func(tx *stmtTx) error {
+		if db.postgres {
+			// A link committed after the DELETE below began would go by
+			// cascade, uncounted. Locking the repository row waits for
+			// the writers whose foreign key checks hold it, and makes
+			// later ones wait for this transaction (then fail and retry).
+			var id int64
+			err := tx.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = ? FOR UPDATE`, name).Scan(&id)
+			if err != nil {
+				return notFound(err, "repository "+name)
+			}
+		}
 		// The links go here rather than by cascade, so that the totals
 		// learn which blobs they held.
 		if _, err := deleteLinks(ctx, tx,
