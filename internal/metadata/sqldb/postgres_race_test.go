@@ -55,7 +55,9 @@ func TestPostgres_UserAndOrgRaceForOneName(t *testing.T) {
 		name := fmt.Sprint("name", i)
 		var uerr, oerr error
 		race(
-			func() { uerr = dbs[0].CreateUser(ctx, &auth.User{Name: name, PasswordHash: "x", CreatedAt: time.Now()}) },
+			func() {
+				uerr = dbs[0].CreateUser(ctx, &auth.User{Name: name, PasswordHash: "x", CreatedAt: time.Now()})
+			},
 			func() { oerr = dbs[1].CreateOrg(ctx, &auth.Org{Name: name, CreatedAt: time.Now()}) },
 		)
 		if (uerr == nil) == (oerr == nil) {
@@ -117,7 +119,9 @@ func TestPostgres_TagRacingGCIsNeverLost(t *testing.T) {
 		var perr, gerr error
 		race(
 			func() { perr = dbs[0].PutManifest(ctx, m, []string{tag}) },
-			func() { _, gerr = dbs[1].DeleteUntaggedManifest(ctx, metadata.ManifestRef{Repo: "repo", Digest: m.Digest}, now) },
+			func() {
+				_, gerr = dbs[1].DeleteUntaggedManifest(ctx, metadata.ManifestRef{Repo: "repo", Digest: m.Digest}, now)
+			},
 		)
 		if gerr != nil {
 			t.Fatalf("round %d: DeleteUntaggedManifest: %v", i, gerr)
@@ -216,4 +220,3 @@ func TestPostgres_StatsMatchRecountUnderConcurrentWrites(t *testing.T) {
 	}
 	wantStatsMatchRecount(t, dbs[0], "concurrent writes")
 }
-
