@@ -16,16 +16,16 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
-// IsPostgresURL reports whether s names a PostgreSQL database rather than
+// isPostgresURL reports whether s names a PostgreSQL database rather than
 // a SQLite file.
-func IsPostgresURL(s string) bool {
+func isPostgresURL(s string) bool {
 	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
 }
 
 // Open opens the metadata database that location names: a
 // postgres:// or postgresql:// URL, or else the path of a SQLite file.
 func Open(ctx context.Context, location string, log *slog.Logger, opts ...Option) (*DB, error) {
-	if IsPostgresURL(location) {
+	if isPostgresURL(location) {
 		return OpenPostgres(ctx, location, log, opts...)
 	}
 	return OpenSQLite(ctx, location, log, opts...)
