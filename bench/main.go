@@ -19,6 +19,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/wharf/wharf/bench/reference"
 )
 
 type options struct {
@@ -95,14 +97,8 @@ func parseFlags(args []string) (options, error) {
 	return o, nil
 }
 
-// defaultCacheDir is ~/.cache/wharf-bench (or $XDG_CACHE_HOME/wharf-bench).
-func defaultCacheDir() string {
-	d, err := os.UserCacheDir()
-	if err != nil {
-		d = os.TempDir()
-	}
-	return filepath.Join(d, "wharf-bench")
-}
+// defaultCacheDir is where the reference registry is installed.
+func defaultCacheDir() string { return reference.DefaultCacheDir() }
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == nullRegistryCmd {

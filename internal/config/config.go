@@ -66,6 +66,11 @@ type Auth struct {
 	TokenLifetime time.Duration `yaml:"token_lifetime"`
 	// SigningAlgorithm of new token keys: EdDSA or ES256.
 	SigningAlgorithm string `yaml:"signing_algorithm"`
+	// LoginRefreshTokens hands `docker login` a refresh token, which docker
+	// saves as its identity token instead of the password. Off by default,
+	// as on Docker Hub: podman and skopeo read docker's config.json and
+	// refuse to log in beside an identity token.
+	LoginRefreshTokens bool `yaml:"login_refresh_tokens"`
 	// AdminPassword, from WHARF_ADMIN_PASSWORD only (never a file or a
 	// flag, which other users could read), is the first admin's password.
 	AdminPassword string `yaml:"-"`
@@ -146,8 +151,14 @@ type Validation struct {
 // Limits protect the server from overload.
 type Limits struct {
 	// MaxConcurrentRequests answers TOOMANYREQUESTS beyond this many
-	// requests in flight; 0 means no limit.
+	// requests in flight in each of two pools: registry clients (the
+	// distribution API and /token) and the web (UI, Hub JSON API,
+	// /metrics). 0 means no limit.
 	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
+	// IdleTimeout cuts off a request whose body sends nothing for this
+	// long, so that a stalled client does not hold a goroutine and its
+	// buffers forever; 0 waits forever.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
 
 // Default returns the configuration used when nothing else is said.
@@ -161,6 +172,7 @@ func Default() Config {
 		Database:        Database{Driver: "sqlite"},
 		Validation:      Validation{MaxManifestBytes: 4 << 20},
 		Uploads:         Uploads{PurgeAfter: 24 * time.Hour},
+		Limits:          Limits{IdleTimeout: 60 * time.Second},
 		Auth: Auth{Mode: AuthToken, Service: "wharf", DefaultVisibility: "private",
 			TokenLifetime: 5 * time.Minute, SigningAlgorithm: "EdDSA"},
 	}
@@ -241,6 +253,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxConcurrentRequests < 0 {
 		bad("limits.max_concurrent_requests must not be negative")
+	}
+	if c.Limits.IdleTimeout < 0 {
+		bad("limits.idle_timeout must not be negative")
 	}
 	if c.Auth.Mode != AuthToken && c.Auth.Mode != AuthNone {
 		bad("auth.mode %q: want token or none", c.Auth.Mode)

@@ -41,8 +41,12 @@ var everySetting = []layered{
 		func(c config.Config) string { return c.Uploads.PurgeAfter.String() }},
 	{"WHARF_MAX_CONCURRENT_REQUESTS", "max-concurrent-requests", "limits:\n  max_concurrent_requests: 10\n", "10", "20", "30",
 		func(c config.Config) string { return strconv.Itoa(c.Limits.MaxConcurrentRequests) }},
+	{"WHARF_IDLE_TIMEOUT", "idle-timeout", "limits:\n  idle_timeout: 10s\n", "10s", "20s", "0s",
+		func(c config.Config) string { return c.Limits.IdleTimeout.String() }},
 	{"WHARF_SPARSE_MANIFESTS", "sparse-manifests", "validation:\n  sparse_manifests: true\n", "true", "false", "true",
 		func(c config.Config) string { return strconv.FormatBool(c.Validation.SparseManifests) }},
+	{"WHARF_LOGIN_REFRESH_TOKENS", "login-refresh-tokens", "auth:\n  login_refresh_tokens: true\n", "true", "false", "true",
+		func(c config.Config) string { return strconv.FormatBool(c.Auth.LoginRefreshTokens) }},
 }
 
 // TestLoad_EverySettingHonoursPrecedence sets each field in the file, then

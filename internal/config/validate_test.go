@@ -45,6 +45,7 @@ func TestValidate_RejectsEachProblem(t *testing.T) {
 		{"zero manifest limit", func(c *config.Config) { c.Validation.MaxManifestBytes = 0 }, []string{"validation.max_manifest_bytes", "positive"}},
 		{"negative purge age", func(c *config.Config) { c.Uploads.PurgeAfter = -time.Hour }, []string{"uploads.purge_after", "negative"}},
 		{"negative request limit", func(c *config.Config) { c.Limits.MaxConcurrentRequests = -1 }, []string{"limits.max_concurrent_requests", "negative"}},
+		{"negative idle timeout", func(c *config.Config) { c.Limits.IdleTimeout = -time.Second }, []string{"limits.idle_timeout", "negative"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := valid()

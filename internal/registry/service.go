@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/wharf/wharf/internal/blobstore"
@@ -40,7 +39,7 @@ type Service struct {
 
 	// uploadLocks serialises writers of one upload session inside this
 	// process; AdvanceUpload's offset check guards across replicas.
-	uploadLocks sync.Map // id → *sync.Mutex
+	uploadLocks uploadLocks
 
 	// pulls counts manifest pulls in memory (pulls.go).
 	pulls pullCounter

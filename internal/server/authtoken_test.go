@@ -123,10 +123,51 @@ func TestAuth_TokenGrantsAreIntersected(t *testing.T) {
 	check(t, "wrong password", resp, "GET", 401, "UNAUTHORIZED")
 }
 
-// TestAuth_DockerLoginRefreshFlow: docker login asks for an offline
-// token and later trades it with POST /token; a password change ends it.
-func TestAuth_DockerLoginRefreshFlow(t *testing.T) {
+// loginRefreshTokens runs the server with auth.login_refresh_tokens.
+func loginRefreshTokens(c *config.Config) { c.Auth.LoginRefreshTokens = true }
+
+// tokenPost sends form to POST /token.
+func (w *authWorld) tokenPost(t *testing.T, form url.Values) reply {
+	t.Helper()
+	req, _ := http.NewRequest("POST", w.srv.URL+"/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	var buf strings.Builder
+	_, _ = io.Copy(&buf, r.Body)
+	return reply{r.StatusCode, r.Header, []byte(buf.String())}
+}
+
+// TestAuth_DockerLoginGetsNoRefreshTokenByDefault: by default a password
+// login that asks for an offline token gets an access token and no refresh
+// token, as on Docker Hub, so docker saves the password, which podman and
+// skopeo can use from the same config.json; an identity token there makes
+// them refuse to log in.
+func TestAuth_DockerLoginGetsNoRefreshTokenByDefault(t *testing.T) {
 	w := newAuthWorld(t)
+	resp := w.do(t, "GET", "/token?service=wharf&offline_token=true&client_id=docker", basic("alice", userPassword), nil)
+	var login map[string]any
+	_ = json.Unmarshal(resp.body, &login)
+	if _, has := login["refresh_token"]; resp.status != 200 || has || login["token"] == nil || login["access_token"] == nil {
+		t.Errorf("GET /token with offline_token=true: %d %s, want a token and no refresh_token", resp.status, resp.body)
+	}
+	resp = w.tokenPost(t, url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {userPassword},
+		"service": {"wharf"}, "client_id": {"docker"}, "access_type": {"offline"}, "scope": {"repository:alice/priv:pull"}})
+	login = nil
+	_ = json.Unmarshal(resp.body, &login)
+	if _, has := login["refresh_token"]; resp.status != 200 || has || login["access_token"] == nil {
+		t.Errorf("POST /token with access_type=offline: %d %s, want an access token and no refresh_token", resp.status, resp.body)
+	}
+}
+
+// TestAuth_DockerLoginRefreshFlow: with auth.login_refresh_tokens, docker
+// login asks for an offline token and later trades it with POST /token; a
+// password change ends it.
+func TestAuth_DockerLoginRefreshFlow(t *testing.T) {
+	w := newAuthWorld(t, registrytest.WithConfig(loginRefreshTokens))
 	resp := w.do(t, "GET", "/token?service=wharf&offline_token=true&client_id=docker", basic("alice", userPassword), nil)
 	var login struct {
 		Token        string `json:"token"`
@@ -139,18 +180,7 @@ func TestAuth_DockerLoginRefreshFlow(t *testing.T) {
 		t.Fatalf("docker login: %d %s", resp.status, resp.body)
 	}
 
-	post := func(form url.Values) reply {
-		req, _ := http.NewRequest("POST", w.srv.URL+"/token", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		r, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Body.Close()
-		var buf strings.Builder
-		_, _ = io.Copy(&buf, r.Body)
-		return reply{r.StatusCode, r.Header, []byte(buf.String())}
-	}
+	post := func(form url.Values) reply { return w.tokenPost(t, form) }
 	resp = post(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {login.RefreshToken}, "service": {"wharf"},
 		"client_id": {"docker"}, "scope": {"repository:alice/priv:pull,push"}})
 	var oauth struct {

@@ -64,11 +64,11 @@ func inNamespace(ns string, own []string) func(string, bool) []string {
 
 var everything = []string{"pull", "push", "delete"}
 
-func newAuthWorld(t *testing.T) *authWorld {
+func newAuthWorld(t *testing.T, opts ...registrytest.Option) *authWorld {
 	t.Helper()
 	ctx := context.Background()
 	clock := registrytest.NewClock()
-	srv := registrytest.NewServer(t, registrytest.WithAuth(adminPassword), registrytest.WithClock(clock.Now))
+	srv := registrytest.NewServer(t, append([]registrytest.Option{registrytest.WithAuth(adminPassword), registrytest.WithClock(clock.Now)}, opts...)...)
 	a := srv.Auth
 	for _, u := range []string{"alice", "bob", "carol", "dave", "erin"} {
 		must(t, a.AddUser(ctx, u, userPassword, false))

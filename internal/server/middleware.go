@@ -104,12 +104,21 @@ func accessLog(next http.Handler, log *slog.Logger) http.Handler {
 // do what; for now every request passes.
 func authSeam(next http.Handler) http.Handler { return next }
 
-// limitConcurrency answers TOOMANYREQUESTS when max requests are in flight.
-func limitConcurrency(next http.Handler, max int, log *slog.Logger) http.Handler {
+// newSlots returns a pool of max concurrency slots for limitConcurrency;
+// nil (no limit) when max is 0.
+func newSlots(max int) chan struct{} {
 	if max <= 0 {
+		return nil
+	}
+	return make(chan struct{}, max)
+}
+
+// limitConcurrency answers TOOMANYREQUESTS when every slot of the pool is
+// taken. Handlers wrapped with the same pool share its slots.
+func limitConcurrency(next http.Handler, slots chan struct{}, log *slog.Logger) http.Handler {
+	if slots == nil {
 		return next
 	}
-	slots := make(chan struct{}, max)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case slots <- struct{}{}:
@@ -118,7 +127,7 @@ func limitConcurrency(next http.Handler, max int, log *slog.Logger) http.Handler
 		default:
 			w.Header().Set("Retry-After", "1")
 			distribution.WriteError(w, r, log, distribution.NewError(distribution.CodeTooManyRequests,
-				fmt.Sprintf("the registry is serving %d requests; retry shortly", max)))
+				fmt.Sprintf("the registry is serving %d requests of this kind; retry shortly", cap(slots))))
 		}
 	})
 }

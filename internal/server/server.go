@@ -144,10 +144,20 @@ func (s *Server) routes(promReg *prometheus.Registry) http.Handler {
 	var v2 http.Handler = api
 	var g *gate
 	if s.auth != nil {
-		g = &gate{auth: s.auth, tokens: s.tokens, service: s.cfg.Auth.Service, realm: s.cfg.Auth.Realm, log: s.log}
+		g = &gate{auth: s.auth, tokens: s.tokens, service: s.cfg.Auth.Service, realm: s.cfg.Auth.Realm, log: s.log,
+			loginRefreshTokens: s.cfg.Auth.LoginRefreshTokens}
 		v2 = g.wrap(v2)
 	}
-	v2 = limitConcurrency(v2, s.cfg.Limits.MaxConcurrentRequests, s.log)
+	// Two pools of max_concurrent_requests slots: one for what registry
+	// clients call (the distribution API and /token), one for what people
+	// and scripts call (web UI, Hub JSON API, /metrics). A flood of page
+	// loads, searches or scrapes then cannot take the slots that pushes and
+	// pulls need, nor the other way round. Health checks take no slot: a
+	// busy registry is not a dead one.
+	limit := s.cfg.Limits.MaxConcurrentRequests
+	registrySlots := newSlots(limit)
+	webSlots := newSlots(limit)
+	v2 = limitConcurrency(v2, registrySlots, s.log)
 
 	mux := http.NewServeMux()
 	// Method-less patterns with getOnly: with the web UI on "/", a POST to
@@ -159,13 +169,16 @@ func (s *Server) routes(promReg *prometheus.Registry) http.Handler {
 	mux.Handle("/readyz", getOnly(s.ready))
 	s.metrics = getOnly(promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}).ServeHTTP)
 	if s.cfg.MetricsAddr == "" {
-		mux.Handle("/metrics", s.metrics)
+		// On the registry's port, scrapes share the web pool; a separate
+		// metrics listener is the operator's own and has no limit.
+		mux.Handle("/metrics", limitConcurrency(s.metrics, webSlots, s.log))
 	}
 	if g != nil {
-		mux.HandleFunc("/token", g.token)
+		mux.Handle("/token", limitConcurrency(http.HandlerFunc(g.token), registrySlots, s.log))
 	}
 	ui := s.webHandler()
 	if ui != nil {
+		ui = limitConcurrency(ui, webSlots, s.log)
 		mux.Handle("/", ui)
 	}
 
@@ -187,6 +200,8 @@ func (s *Server) routes(promReg *prometheus.Registry) http.Handler {
 	})
 	h = m.instrument(h)
 	h = accessLog(h, s.log)
+	// Outside the access log, whose body counter then counts through it.
+	h = cutIdleBodies(h, s.cfg.Limits.IdleTimeout)
 	h = recoverPanics(h, s.log)
 	h = requestID(h)
 	// Outermost, so that the access log and the login limits see the client.

@@ -6,7 +6,8 @@
 #   - versitygw (an S3 gateway over a directory) in /var/cache/wharf-test/bin,
 #     for the S3 driver tests
 #   - Go tools: the OCI conformance suite, crane, oras and regctl, in
-#     $(go env GOPATH)/bin
+#     $(go env GOPATH)/bin; the reference registry (distribution) in the
+#     benchmarks' cache directory
 #   - a running Docker engine that trusts registry.local:5000 over plain HTTP,
 #     with registry.local resolving to 127.0.0.1 (see shared/docker-engine.md)
 # Idempotent: a second run only checks, and takes a second or two.
@@ -92,6 +93,14 @@ has_go_tool conformance "$CONFORMANCE_MOD" "$CONFORMANCE_VERSION" || die "confor
 has_go_tool crane github.com/google/go-containerregistry "$CRANE_VERSION" || die "crane not in $GOBIN_DIR"
 has_go_tool oras oras.land/oras "$ORAS_VERSION" || die "oras not in $GOBIN_DIR"
 has_go_tool regctl github.com/regclient/regclient "$REGCTL_VERSION" || die "regctl not in $GOBIN_DIR"
+
+# The reference registry (CNCF distribution), whose data the import test
+# moves into wharf: installed where the benchmarks keep it, by the same code
+# (bench/reference), so one install serves both.
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+REFERENCE_BIN="$(cd "$REPO_ROOT" && go run ./bench/reference/install)" ||
+  die "installing the reference registry failed"
+log "reference registry: $REFERENCE_BIN"
 
 # --- name and engine configuration ------------------------------------------
 if ! grep -qE '^[[:space:]]*127\.0\.0\.1[[:space:]].*\bregistry\.local\b' /etc/hosts; then

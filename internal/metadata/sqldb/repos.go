@@ -147,6 +147,13 @@ func (db *DB) AnyBlobSize(ctx context.Context, d digest.Digest) (int64, error) {
 	return size, nil
 }
 
+// BlobRepositories lists the repositories that hold d, in byte order.
+func (db *DB) BlobRepositories(ctx context.Context, d digest.Digest, last string, n int) ([]string, error) {
+	return db.listNames(ctx,
+		`SELECT r.name AS name FROM repo_blobs b JOIN repositories r ON r.id = b.repo_id
+		 WHERE b.digest = ? AND r.name > ? ORDER BY r.name LIMIT ?`, d.String(), last, n)
+}
+
 // UnlinkBlob removes repo's link to d.
 func (db *DB) UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error {
 	return db.inTx(ctx, func(tx *stmtTx) error {
