@@ -135,3 +135,59 @@ func TestRebind(t *testing.T) {
 		}
 	}
 }
+
+// No query leaves a named prepared statement on the server: behind
+// PgBouncer in transaction mode the next query may run on another server
+// connection, where it does not exist.
+func TestPostgres_NoServerSidePreparedStatements(t *testing.T) {
+	db := openPostgres(t)
+	// One connection, so that the statements the writes below could have
+	// left are on the one the check runs on.
+	db.read.SetMaxOpenConns(1)
+	ctx := t.Context()
+	m := testManifest("repo", "x")
+	for range 3 { // statements are cached (db.stmts) from the second time on
+		for _, b := range m.Blobs {
+			if err := db.LinkBlob(ctx, "repo", b, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.PutManifest(ctx, m, []string{"latest"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ResolveTag(ctx, "repo", "latest"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ListTags(ctx, "repo", "", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	if err := db.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM pg_prepared_statements`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d prepared statements on the server; want 0", n)
+	}
+}
+
+// A database migrated by a newer wharf stops Open with one line.
+func TestPostgres_SchemaTooNewIsOneLine(t *testing.T) {
+	url := servicetest.StartPostgres(t).Database(t)
+	db, err := Open(t.Context(), url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.write.ExecContext(t.Context(), `INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)`, 99); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db, err = Open(t.Context(), url, nil)
+	if err == nil {
+		db.Close()
+		t.Fatal("Open succeeded on a schema from the future")
+	}
+	if msg := err.Error(); !strings.Contains(msg, "migrate the schema") || !strings.Contains(msg, "upgrade wharf") || strings.Contains(msg, "\n") {
+		t.Errorf("Open error = %q; want one line saying the migration failed and to upgrade", msg)
+	}
+}
