@@ -159,7 +159,11 @@ func (p *Postgres) Database(t testing.TB) string {
 	defer admin.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+	// A natural-language collation (ICU's en-US), as production databases
+	// often have: where wharf needs byte order it must ask for it, and a
+	// test on a C-collated database would not notice if it did not.
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name+
+		" TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C'"); err != nil {
 		t.Fatalf("create database %s: %v", name, err)
 	}
 	t.Cleanup(func() {
