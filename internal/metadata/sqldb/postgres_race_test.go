@@ -220,3 +220,41 @@ func TestPostgres_StatsMatchRecountUnderConcurrentWrites(t *testing.T) {
 	}
 	wantStatsMatchRecount(t, dbs[0], "concurrent writes")
 }
+
+// Two replicas advancing one upload session from the same offset: one
+// wins, the other gets ErrConflict (the registry answers it with 416).
+func TestPostgres_AdvanceUploadRaceAcrossReplicas(t *testing.T) {
+	dbs := replicas(t, 2)
+	ctx := t.Context()
+	for i := range 30 {
+		u := &metadata.Upload{ID: fmt.Sprint("u", i), Repo: "repo", Algorithm: digest.SHA256,
+			HashState: []byte{0}, StartedAt: time.Now(), UpdatedAt: time.Now()}
+		if err := dbs[0].CreateUpload(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		errs := make([]error, 2)
+		race(
+			func() { a := *u; a.Offset, a.HashState = 10, []byte{1}; errs[0] = dbs[0].AdvanceUpload(ctx, &a, 0) },
+			func() { b := *u; b.Offset, b.HashState = 20, []byte{2}; errs[1] = dbs[1].AdvanceUpload(ctx, &b, 0) },
+		)
+		won := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				won++
+			case !errors.Is(err, metadata.ErrConflict):
+				t.Fatalf("round %d: AdvanceUpload: %v; want nil or ErrConflict", i, err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("round %d: %d replicas advanced the session from offset 0; want 1 (%v)", i, won, errs)
+		}
+		got, err := dbs[1].GetUpload(ctx, "repo", u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (got.Offset == 10) != (errs[0] == nil) {
+			t.Fatalf("round %d: session at offset %d after the race %v", i, got.Offset, errs)
+		}
+	}
+}
