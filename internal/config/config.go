@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,9 +119,18 @@ type FilesystemStorage struct {
 
 // Database selects the metadata store.
 type Database struct {
-	// Driver is "sqlite" (the only one so far).
+	// URL names the database: a postgres:// or postgresql:// URL
+	// (postgres://USER[:PASS]@HOST:PORT/DB?sslmode=…), or the path of a
+	// SQLite file. Empty means SQLite.Path. Resolve sets Driver from it.
+	URL string `yaml:"url"`
+	// Driver is "sqlite" or "postgres".
 	Driver string         `yaml:"driver"`
 	SQLite SQLiteDatabase `yaml:"sqlite"`
+}
+
+// IsPostgresURL reports whether a database URL names PostgreSQL.
+func IsPostgresURL(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
 }
 
 // SQLiteDatabase configures the embedded SQLite database.
@@ -173,8 +183,17 @@ func (c *Config) Resolve() {
 	if c.Storage.Filesystem.Root == "" {
 		c.Storage.Filesystem.Root = filepath.Join(c.DataDir, "blobs")
 	}
+	switch {
+	case IsPostgresURL(c.Database.URL):
+		c.Database.Driver = "postgres"
+	case c.Database.URL != "":
+		c.Database.Driver, c.Database.SQLite.Path = "sqlite", c.Database.URL
+	}
 	if c.Database.SQLite.Path == "" {
 		c.Database.SQLite.Path = filepath.Join(c.DataDir, "wharf.db")
+	}
+	if c.Database.URL == "" {
+		c.Database.URL = c.Database.SQLite.Path
 	}
 }
 
@@ -217,8 +236,14 @@ func (c *Config) Validate() error {
 	if c.Storage.Driver != "filesystem" {
 		bad("storage.driver %q: want filesystem", c.Storage.Driver)
 	}
-	if c.Database.Driver != "sqlite" {
-		bad("database.driver %q: want sqlite", c.Database.Driver)
+	switch c.Database.Driver {
+	case "sqlite":
+	case "postgres":
+		if u, err := url.Parse(c.Database.URL); err != nil || u.Host == "" || strings.Trim(u.Path, "/") == "" {
+			bad("database.url: want postgres://USER[:PASS]@HOST:PORT/DATABASE?sslmode=…")
+		}
+	default:
+		bad("database.driver %q: want sqlite or postgres", c.Database.Driver)
 	}
 	if c.Validation.MaxManifestBytes <= 0 {
 		bad("validation.max_manifest_bytes must be positive")

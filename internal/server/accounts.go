@@ -27,15 +27,19 @@ func (a *Accounts) Close() error { return a.close() }
 
 // OpenAccounts opens the accounts of the database cfg names.
 func OpenAccounts(ctx context.Context, cfg config.Config, log *slog.Logger) (*Accounts, error) {
-	if cfg.Database.Driver != "sqlite" {
+	switch cfg.Database.Driver {
+	case "sqlite":
+		// Accounts live in the data directory's database file.
+		if err := existingDataDir(cfg); err != nil {
+			return nil, err
+		}
+	case "postgres":
+	default:
 		return nil, fmt.Errorf("unknown database driver %q", cfg.Database.Driver)
 	}
-	if err := existingDataDir(cfg); err != nil {
-		return nil, err
-	}
-	db, err := sqldb.OpenSQLite(ctx, cfg.Database.SQLite.Path, log)
+	db, err := openMetadata(ctx, cfg, log)
 	if err != nil {
-		return nil, fmt.Errorf("open metadata: %w", err)
+		return nil, err
 	}
 	svc, tokens, err := newAuth(ctx, cfg, db, log, time.Now)
 	if err != nil {
@@ -85,3 +89,17 @@ type (
 
 // DefaultGCGrace is registry.DefaultGCGrace.
 const DefaultGCGrace = registry.DefaultGCGrace
+
+// openMetadata opens the metadata database cfg names, SQLite or
+// PostgreSQL.
+func openMetadata(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...sqldb.Option) (*sqldb.DB, error) {
+	location := cfg.Database.SQLite.Path
+	if cfg.Database.Driver == "postgres" {
+		location = cfg.Database.URL
+	}
+	db, err := sqldb.Open(ctx, location, log, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("open metadata: %w", err)
+	}
+	return db, nil
+}

@@ -107,10 +107,10 @@ func openStores(ctx context.Context, cfg config.Config, log *slog.Logger, o opti
 		return nil, nil, fmt.Errorf("unknown storage driver %q", cfg.Storage.Driver)
 	}
 	switch cfg.Database.Driver {
-	case "sqlite":
-		db, err := sqldb.OpenSQLite(ctx, cfg.Database.SQLite.Path, log, sqldb.WithClock(o.now))
+	case "sqlite", "postgres":
+		db, err := openMetadata(ctx, cfg, log, sqldb.WithClock(o.now))
 		if err != nil {
-			return nil, nil, fmt.Errorf("open metadata: %w", err)
+			return nil, nil, err
 		}
 		return blobs, db, nil
 	default:

@@ -1,6 +1,6 @@
 // Package servicetest starts the real external servers that the shared-
-// storage drivers are tested against (an S3 gateway today; PostgreSQL next)
-// as throwaway processes on loopback.
+// storage drivers are tested against (an S3 gateway, PostgreSQL) as
+// throwaway processes on loopback.
 //
 // `go test ./...` needs no server: where one is not installed, a test that
 // asks for it is skipped. `make test` installs them and sets

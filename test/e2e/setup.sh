@@ -44,6 +44,10 @@ command -v podman >/dev/null || missing+=(podman)
 command -v chromium >/dev/null || missing+=(chromium fonts-dejavu-core)
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' ||
   missing+=(busybox-static)
+# PostgreSQL 15: the metadata suites run on a throwaway cluster of it
+# (internal/servicetest); the packaged `main` cluster is never started.
+dpkg-query -W -f='${Status}' postgresql-15 2>/dev/null | grep -q 'install ok installed' ||
+  missing+=(postgresql-15)
 if ((${#missing[@]})); then
   log "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1

@@ -30,6 +30,9 @@ type DB struct {
 	point *pointReader
 	log   *slog.Logger
 	clock func() time.Time
+	// postgres selects PostgreSQL's dialect where SQL differs; write and
+	// read are then one pool, and point is nil.
+	postgres bool
 
 	// stmts caches prepared read statements by query text: SQLite spends
 	// more time parsing and planning a short query than running it.
@@ -199,9 +202,14 @@ func OpenSQLite(ctx context.Context, path string, log *slog.Logger, opts ...Opti
 
 // Close releases the connection pools.
 func (db *DB) Close() error {
-	db.point.close()
+	if db.point != nil {
+		db.point.close()
+	}
 	for _, cache := range []*sync.Map{&db.stmts, &db.wstmts} {
 		cache.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
+	}
+	if db.read == db.write {
+		return db.read.Close()
 	}
 	return errors.Join(db.read.Close(), db.write.Close())
 }
@@ -213,7 +221,16 @@ func (db *DB) Ping(ctx context.Context) error {
 }
 
 // inTx runs fn in a write transaction, committing when it returns nil.
+// On PostgreSQL a transaction that lost a race to a concurrent one is run
+// again (see retryable).
 func (db *DB) inTx(ctx context.Context, fn func(tx *stmtTx) error) error {
+	if !db.postgres {
+		return db.inTxOnce(ctx, fn)
+	}
+	return db.retryTx(ctx, fn)
+}
+
+func (db *DB) inTxOnce(ctx context.Context, fn func(tx *stmtTx) error) error {
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -36,7 +37,11 @@ func (db *DB) ListRepositories(ctx context.Context, last string, n int) ([]strin
 // newline) and are split here: 10,000 tags in 3.3 ms instead of 8.2 ms.
 func (db *DB) listNames(ctx context.Context, query string, args ...any) ([]string, error) {
 	if n := args[len(args)-1].(int); n <= 0 {
-		args[len(args)-1] = -1
+		args[len(args)-1] = noLimit
+	}
+	if db.postgres {
+		// PostgreSQL sends rows in batches: no need to join them.
+		return db.listRows(ctx, query, args...)
 	}
 	var joined sql.NullString
 	// The separator is a literal newline, not char(10): SQLite calls char()
@@ -58,21 +63,29 @@ func (db *DB) listNames(ctx context.Context, query string, args ...any) ([]strin
 }
 
 // ensureRepo returns the id of the repository, creating it if needed.
+// Two transactions may both find no row and both insert on a database
+// with concurrent writers: the one that loses finds the winner's row.
 func ensureRepo(ctx context.Context, tx *stmtTx, name string) (int64, error) {
 	var id int64
-	err := tx.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = ?`, name).Scan(&id)
-	if err == nil {
-		return id, nil
+	for range 2 {
+		err := tx.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = ?`, name).Scan(&id)
+		if err == nil {
+			return id, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return 0, fmt.Errorf("repository %s: %w", name, err)
+		}
+		err = tx.QueryRowContext(ctx,
+			`INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING RETURNING id`,
+			name, tx.db.now()).Scan(&id)
+		if err == nil {
+			return id, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return 0, fmt.Errorf("create repository %s: %w", name, err)
+		}
 	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("repository %s: %w", name, err)
-	}
-	err = tx.QueryRowContext(ctx,
-		`INSERT INTO repositories (name, created_at) VALUES (?, ?) RETURNING id`, name, tx.db.now()).Scan(&id)
-	if err != nil {
-		return 0, fmt.Errorf("create repository %s: %w", name, err)
-	}
-	return id, nil
+	return 0, fmt.Errorf("create repository %s: created and deleted concurrently: %w", name, metadata.ErrConflict)
 }
 
 // LinkBlob records that repo holds d. Linking again renews the link's
@@ -110,7 +123,7 @@ func linkBlob(ctx context.Context, tx *stmtTx, repo string, d digest.Digest, siz
 // BlobSize returns the size of d if repo holds it.
 func (db *DB) BlobSize(ctx context.Context, repo string, d digest.Digest) (int64, error) {
 	// Blob HEADs and GETs ask this on every request: the direct path.
-	v, err := db.point.lookup(ctx,
+	v, err := db.lookup(ctx,
 		`SELECT b.size FROM repo_blobs b JOIN repositories r ON r.id = b.repo_id
 		 WHERE r.name = ? AND b.digest = ?`, repo, d.String())
 	if err != nil {
@@ -225,4 +238,29 @@ func expectOne(res sql.Result, what string) error {
 		return fmt.Errorf("%s: %w", what, metadata.ErrNotFound)
 	}
 	return nil
+}
+
+// noLimit is "LIMIT none" in both dialects (SQLite's -1 is an error to
+// PostgreSQL, PostgreSQL's ALL unknown to SQLite).
+const noLimit = math.MaxInt64
+
+// listRows runs a one-column query and returns its strings.
+func (db *DB) listRows(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := db.query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list: %w", err)
+	}
+	defer rows.Close()
+	names := []string{}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, fmt.Errorf("list: %w", err)
+		}
+		names = append(names, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list: %w", err)
+	}
+	return names, nil
 }

@@ -49,21 +49,37 @@ func countLink(ctx context.Context, tx *stmtTx, d digest.Digest, size int64) err
 // repo_blobs rows of d are gone. The last link of a digest takes it out
 // of the totals, with the size it was counted with.
 func uncountLinks(ctx context.Context, tx *stmtTx, d digest.Digest, n int64) error {
-	var links, size int64
-	err := tx.QueryRowContext(ctx,
-		`UPDATE linked_blobs SET links = links - ? WHERE digest = ? RETURNING links, size`, n, d.String()).Scan(&links, &size)
-	if err != nil {
-		return fmt.Errorf("uncount links of %s: %w", d, err)
+	return uncountRemoved(ctx, tx, map[digest.Digest]int64{d: n})
+}
+
+// uncountRemoved uncounts the links removed per digest. The linked_blobs
+// rows are updated in digest order and the one blob_totals row last, so
+// that on a database that locks rows (PostgreSQL) every writer takes the
+// locks in one order and none waits for another in a cycle.
+func uncountRemoved(ctx context.Context, tx *stmtTx, removed map[digest.Digest]int64) error {
+	var blobs, bytes int64
+	for _, d := range slices.Sorted(maps.Keys(removed)) {
+		var links, size int64
+		err := tx.QueryRowContext(ctx,
+			`UPDATE linked_blobs SET links = links - ? WHERE digest = ? RETURNING links, size`, removed[d], d.String()).Scan(&links, &size)
+		if err != nil {
+			return fmt.Errorf("uncount links of %s: %w", d, err)
+		}
+		if links > 0 {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM linked_blobs WHERE digest = ?`, d.String()); err != nil {
+			return fmt.Errorf("uncount blob %s: %w", d, err)
+		}
+		blobs++
+		bytes += size
 	}
-	if links > 0 {
+	if blobs == 0 {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM linked_blobs WHERE digest = ?`, d.String()); err != nil {
-		return fmt.Errorf("uncount blob %s: %w", d, err)
-	}
 	if _, err := tx.ExecContext(ctx,
-		`UPDATE blob_totals SET blobs = blobs - 1, bytes = bytes - ? WHERE id = 1`, size); err != nil {
-		return fmt.Errorf("uncount blob %s: %w", d, err)
+		`UPDATE blob_totals SET blobs = blobs - ?, bytes = bytes - ? WHERE id = 1`, blobs, bytes); err != nil {
+		return fmt.Errorf("uncount %d blobs: %w", blobs, err)
 	}
 	return nil
 }
@@ -94,12 +110,8 @@ func deleteLinks(ctx context.Context, tx *stmtTx, query string, args ...any) (in
 	if err := rows.Err(); err != nil {
 		return 0, err
 	}
-	// In digest order, so that two such deletes lock linked_blobs rows in
-	// the same order on a database that locks rows (PostgreSQL).
-	for _, d := range slices.Sorted(maps.Keys(removed)) {
-		if err := uncountLinks(ctx, tx, d, removed[d]); err != nil {
-			return 0, err
-		}
+	if err := uncountRemoved(ctx, tx, removed); err != nil {
+		return 0, err
 	}
 	return total, nil
 }
