@@ -30,26 +30,46 @@ type Store interface {
 	// Delete removes a committed blob. Deleting a missing blob is ErrNotFound.
 	Delete(ctx context.Context, d digest.Digest) error
 
-	// StartUpload creates an empty upload area for id.
-	StartUpload(ctx context.Context, id string) error
-	// WriteUpload returns a writer that appends to the upload at offset.
-	// Bytes beyond offset from an earlier, failed write are discarded first,
-	// so a retried chunk replaces a partial one. Close must be called; its
-	// error says whether the bytes were written.
-	WriteUpload(ctx context.Context, id string, offset int64) (io.WriteCloser, error)
-	// ReadUpload returns a reader of the upload's bytes so far.
-	ReadUpload(ctx context.Context, id string) (io.ReadCloser, error)
-	// UploadSize returns how many bytes the upload holds.
-	UploadSize(ctx context.Context, id string) (int64, error)
+	// StartUpload begins upload id and returns its initial state. A
+	// driver that keeps an upload's progress outside itself (S3) returns
+	// it as State; the caller records that state with the session and
+	// passes the latest recorded one back on every later call, so that any
+	// process may continue any upload. A driver that keeps its progress
+	// itself (the filesystem) returns nil and ignores the states passed.
+	StartUpload(ctx context.Context, id string) (State, error)
+	// WriteUpload returns a writer that appends to the upload at offset,
+	// the size that state records. Bytes beyond offset from an earlier,
+	// failed write are discarded, so a retry that passes the state
+	// recorded at the offset it retries from replaces a partial chunk.
+	// Close must be called; its error says whether the bytes were written,
+	// and after a successful Close the writer's State is the state to
+	// record with the new offset.
+	WriteUpload(ctx context.Context, id string, offset int64, state State) (UploadWriter, error)
+	// ReadUpload returns a reader of the upload's bytes so far and the
+	// state to record: a driver may have to finish storing the bytes to
+	// read them (S3 completes its multipart upload), after which the
+	// upload can be committed or cancelled but perhaps not appended to.
+	ReadUpload(ctx context.Context, id string, state State) (io.ReadCloser, State, error)
 	// CommitUpload makes the upload (exactly size bytes) durable and visible as
 	// blob d, atomically, then removes the upload. If d already exists the
 	// upload is simply removed (blobs are immutable and deduplicated).
-	CommitUpload(ctx context.Context, id string, d digest.Digest, size int64) error
-	// CancelUpload removes the upload area. Cancelling a missing upload is
-	// ErrNotFound.
-	CancelUpload(ctx context.Context, id string) error
+	CommitUpload(ctx context.Context, id string, state State, d digest.Digest, size int64) error
+	// CancelUpload removes the upload's bytes. Cancelling a missing upload
+	// (for a driver with states: a nil state) is ErrNotFound.
+	CancelUpload(ctx context.Context, id string, state State) error
 	// Ping reports whether the store is reachable and writable.
 	Ping(ctx context.Context) error
+}
+
+// State is a driver's opaque record of an upload's progress (see
+// Store.StartUpload); nil means no upload.
+type State []byte
+
+// UploadWriter appends to an upload.
+type UploadWriter interface {
+	io.WriteCloser
+	// State is the upload's state after a successful Close.
+	State() State
 }
 
 // Collector is a Store whose blobs garbage collection can list and remove

@@ -100,7 +100,12 @@ type Upload struct {
 	// HashState is the marshalled state of the running hash over the first
 	// Offset bytes (encoding.BinaryMarshaler).
 	HashState []byte
-	StartedAt time.Time
+	// StoreState is the blob store driver's record of the upload's bytes
+	// (blobstore.State: for S3 the multipart upload, its parts and tail),
+	// kept here, in the same write as Offset, so that any replica can
+	// continue the upload. Nil for a driver that keeps its own.
+	StoreState []byte
+	StartedAt  time.Time
 	UpdatedAt time.Time
 }
 

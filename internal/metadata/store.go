@@ -54,7 +54,8 @@ type Store interface {
 	// GetUpload returns the session id of repo, or ErrNotFound.
 	GetUpload(ctx context.Context, repo, id string) (*Upload, error)
 	// AdvanceUpload moves a session from offset from to u.Offset with a new
-	// hash state; ErrConflict if its offset is no longer from.
+	// hash state and store state, in one write; ErrConflict (and nothing
+	// changed) if its offset is no longer from.
 	AdvanceUpload(ctx context.Context, u *Upload, from int64) error
 	// DeleteUpload removes a session, or returns ErrNotFound.
 	DeleteUpload(ctx context.Context, repo, id string) error

@@ -45,10 +45,10 @@ func sha512Digest(b []byte) digest.Digest {
 // startWith starts upload id holding b.
 func startWith(t *testing.T, s *Store, id string, b []byte) {
 	t.Helper()
-	if err := s.StartUpload(t.Context(), id); err != nil {
+	if _, err := s.StartUpload(t.Context(), id); err != nil {
 		t.Fatal(err)
 	}
-	w, err := s.WriteUpload(t.Context(), id, 0)
+	w, err := s.WriteUpload(t.Context(), id, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func startWith(t *testing.T, s *Store, id string, b []byte) {
 func store(t *testing.T, s *Store, id string, d digest.Digest, b []byte) {
 	t.Helper()
 	startWith(t, s, id, b)
-	if err := s.CommitUpload(t.Context(), id, d, int64(len(b))); err != nil {
+	if err := s.CommitUpload(t.Context(), id, nil, d, int64(len(b))); err != nil {
 		t.Fatalf("CommitUpload(%s): %v", d, err)
 	}
 }
@@ -385,7 +385,7 @@ func TestCommitUpload_MarksBlobWithCommitTimeNotLastWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := time.Now()
-	if err := s.CommitUpload(t.Context(), "slow", d, int64(len(b))); err != nil {
+	if err := s.CommitUpload(t.Context(), "slow", nil, d, int64(len(b))); err != nil {
 		t.Fatal(err)
 	}
 	if m := mtime(t, s, d); m.Before(before) {
@@ -408,7 +408,7 @@ func TestCollect_PutsBackBlobReusedJustBeforeTheMove(t *testing.T) {
 	s.at = func(point string) {
 		if point == "collect-trash" {
 			// Collect has seen the blob unmarked; the reuse lands now.
-			if err := s.CommitUpload(t.Context(), "second", d, int64(len(b))); err != nil {
+			if err := s.CommitUpload(t.Context(), "second", nil, d, int64(len(b))); err != nil {
 				t.Errorf("CommitUpload during Collect: %v", err)
 			}
 		}
@@ -433,7 +433,7 @@ func TestCollect_CommitAfterTheMoveStoresItsOwnBytes(t *testing.T) {
 
 	s.at = func(point string) {
 		if point == "collect-trashed" {
-			if err := s.CommitUpload(t.Context(), "second", d, int64(len(b))); err != nil {
+			if err := s.CommitUpload(t.Context(), "second", nil, d, int64(len(b))); err != nil {
 				t.Errorf("CommitUpload during Collect: %v", err)
 			}
 		}
@@ -482,7 +482,7 @@ func TestCommitUpload_TouchThatMissesTheBlobStoresItsOwnBytes(t *testing.T) {
 				}
 			}
 			before := time.Now()
-			if err := s.CommitUpload(t.Context(), "second", d, int64(len(b))); err != nil {
+			if err := s.CommitUpload(t.Context(), "second", nil, d, int64(len(b))); err != nil {
 				t.Fatal(err)
 			}
 			s.at = nil
@@ -584,7 +584,7 @@ func TestCollect_RacingCommitsKeepTheirBlob(t *testing.T) {
 		for i := range committers {
 			wg.Go(func() {
 				<-start
-				commitErrs[i] = s.CommitUpload(t.Context(), fmt.Sprintf("r%d-c%d", r, i), d, int64(len(b)))
+				commitErrs[i] = s.CommitUpload(t.Context(), fmt.Sprintf("r%d-c%d", r, i), nil, d, int64(len(b)))
 			})
 		}
 		results := make([]bool, collectors)
@@ -654,11 +654,11 @@ func TestCollect_StressWithCommitsReadersAndWalks(t *testing.T) {
 		workers.Go(func() {
 			for j := range commits {
 				id := fmt.Sprintf("c%d-%d", i, j)
-				if err := s.StartUpload(context.Background(), id); err != nil {
+				if _, err := s.StartUpload(context.Background(), id); err != nil {
 					fail(err)
 					return
 				}
-				w, err := s.WriteUpload(context.Background(), id, 0)
+				w, err := s.WriteUpload(context.Background(), id, 0, nil)
 				if err != nil {
 					fail(err)
 					return
@@ -668,7 +668,7 @@ func TestCollect_StressWithCommitsReadersAndWalks(t *testing.T) {
 					err = cerr
 				}
 				if err == nil {
-					err = s.CommitUpload(context.Background(), id, d, int64(len(b)))
+					err = s.CommitUpload(context.Background(), id, nil, d, int64(len(b)))
 				}
 				if err != nil {
 					fail(fmt.Errorf("commit %s: %w", id, err))

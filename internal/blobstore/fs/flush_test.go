@@ -17,13 +17,13 @@ import (
 // own writer as the PATCHes of a chunked push do, and returns the digest.
 func writeChunks(t *testing.T, s *Store, id string, size, chunk int) digest.Digest {
 	t.Helper()
-	if err := s.StartUpload(t.Context(), id); err != nil {
+	if _, err := s.StartUpload(t.Context(), id); err != nil {
 		t.Fatal(err)
 	}
 	buf := bytes.Repeat([]byte("wharf"), chunk/5+1)[:chunk]
 	h := sha256.New()
 	for off := 0; off < size; off += chunk {
-		w, err := s.WriteUpload(t.Context(), id, int64(off))
+		w, err := s.WriteUpload(t.Context(), id, int64(off), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -51,7 +51,7 @@ func TestUpload_FlushesInBackgroundAndCommitWaits(t *testing.T) {
 	}
 	const size, chunk = 3*flushEvery + flushEvery/2, flushEvery / 2
 	d := writeChunks(t, s, "chunked", size, chunk)
-	if err := s.CommitUpload(t.Context(), "chunked", d, size); err != nil {
+	if err := s.CommitUpload(t.Context(), "chunked", nil, d, size); err != nil {
 		t.Fatal(err)
 	}
 	// A flush is skipped while another runs, so there may be fewer than
@@ -77,7 +77,7 @@ func TestUpload_FailedBackgroundFlushFailsEveryCommit(t *testing.T) {
 	const size = flushEvery + 1<<20
 	d := writeChunks(t, s, "doomed", size, size)
 	for range 2 {
-		err := s.CommitUpload(t.Context(), "doomed", d, size)
+		err := s.CommitUpload(t.Context(), "doomed", nil, d, size)
 		if !errors.Is(err, errDisk) {
 			t.Fatalf("CommitUpload error = %v; want the flush's failure", err)
 		}
@@ -91,10 +91,10 @@ func TestUpload_FailedBackgroundFlushFailsEveryCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := restarted.CommitUpload(t.Context(), "doomed", d, size); err == nil {
+	if err := restarted.CommitUpload(t.Context(), "doomed", nil, d, size); err == nil {
 		t.Fatal("after a restart, an upload whose background flush failed committed")
 	}
-	if err := s.CancelUpload(t.Context(), "doomed"); err != nil {
+	if err := s.CancelUpload(t.Context(), "doomed", nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := s.flushing.Load("doomed"); ok {

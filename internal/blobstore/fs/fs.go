@@ -49,6 +49,12 @@ var hexLen = map[digest.Algorithm]int{
 // so probes and uploads cannot collide.
 const pingPattern = ".ping-*"
 
+
+var (
+	_ blobstore.Store     = (*Store)(nil)
+	_ blobstore.Collector = (*Store)(nil)
+)
+
 // Store is a blobstore.Store on a local filesystem.
 type Store struct {
 	root    string

@@ -43,10 +43,10 @@ func sha256Of(b []byte) digest.Digest {
 // put writes b to a new upload id and commits it as its sha256 digest.
 func put(t *testing.T, s *fs.Store, id string, b []byte) digest.Digest {
 	t.Helper()
-	if err := s.StartUpload(t.Context(), id); err != nil {
+	if _, err := s.StartUpload(t.Context(), id); err != nil {
 		t.Fatal(err)
 	}
-	w, err := s.WriteUpload(t.Context(), id, 0)
+	w, err := s.WriteUpload(t.Context(), id, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func put(t *testing.T, s *fs.Store, id string, b []byte) digest.Digest {
 		t.Fatal(err)
 	}
 	d := sha256Of(b)
-	if err := s.CommitUpload(t.Context(), id, d, int64(len(b))); err != nil {
+	if err := s.CommitUpload(t.Context(), id, nil, d, int64(len(b))); err != nil {
 		t.Fatal(err)
 	}
 	return d
@@ -109,7 +109,7 @@ func TestUploadIDs_CannotEscapeRoot(t *testing.T) {
 	root := filepath.Join(parent, "root")
 	s := newStore(t, root)
 	for _, id := range []string{"../x", "../../x", "..", "a/b", "../root/blobs/x", root + "/x"} {
-		if err := s.StartUpload(t.Context(), id); err == nil {
+		if _, err := s.StartUpload(t.Context(), id); err == nil {
 			t.Errorf("StartUpload(%q) succeeded; want an error", id)
 		}
 	}
@@ -146,11 +146,34 @@ func TestNew_RemovesStaleProbeFiles(t *testing.T) {
 
 func TestNew_KeepsUploadsAcrossRestarts(t *testing.T) {
 	root := t.TempDir()
-	if err := newStore(t, root).StartUpload(t.Context(), "resumed"); err != nil {
+	if _, err := newStore(t, root).StartUpload(t.Context(), "resumed"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := newStore(t, root).UploadSize(t.Context(), "resumed"); err != nil {
 		t.Errorf("UploadSize after reopening: %v", err)
+	}
+}
+
+// The upload file is the upload's whole progress, so a second start of an
+// id must not truncate it (moved here from the contract: a driver whose
+// progress is in its caller's state cannot tell).
+func TestStartUpload_ExistingIDFails(t *testing.T) {
+	s := newStore(t, t.TempDir())
+	if _, err := s.StartUpload(t.Context(), "kept"); err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.WriteUpload(t.Context(), "kept", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("kept")); err != nil || w.Close() != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if _, err := s.StartUpload(t.Context(), "kept"); err == nil {
+		t.Fatal("second StartUpload succeeded; want an error")
+	}
+	if size, err := s.UploadSize(t.Context(), "kept"); err != nil || size != 4 {
+		t.Errorf("UploadSize = %d, %v; want 4, nil", size, err)
 	}
 }
 
@@ -171,13 +194,13 @@ type plainReader struct{ io.Reader }
 
 func TestWriteUpload_MemoryStaysFlat(t *testing.T) {
 	s := newStore(t, t.TempDir())
-	if err := s.StartUpload(t.Context(), "big"); err != nil {
+	if _, err := s.StartUpload(t.Context(), "big"); err != nil {
 		t.Fatal(err)
 	}
 	const size = 64 << 20
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	w, err := s.WriteUpload(t.Context(), "big", 0)
+	w, err := s.WriteUpload(t.Context(), "big", 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,10 +247,10 @@ func BenchmarkCommit(b *testing.B) {
 					seed = 0
 				}
 				d := sha256Of(binary.BigEndian.AppendUint64(nil, seed))
-				if err := s.StartUpload(ctx, id); err != nil {
+				if _, err := s.StartUpload(ctx, id); err != nil {
 					b.Fatal(err)
 				}
-				w, err := s.WriteUpload(ctx, id, 0)
+				w, err := s.WriteUpload(ctx, id, 0, nil)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -237,7 +260,7 @@ func BenchmarkCommit(b *testing.B) {
 				if err := w.Close(); err != nil {
 					b.Fatal(err)
 				}
-				if err := s.CommitUpload(ctx, id, d, int64(len(payload))); err != nil {
+				if err := s.CommitUpload(ctx, id, nil, d, int64(len(payload))); err != nil {
 					b.Fatal(err)
 				}
 				if !tc.dedup {

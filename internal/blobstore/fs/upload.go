@@ -23,27 +23,28 @@ const maxIDLen = 128
 const copyBufSize = 1 << 20
 
 // StartUpload creates the empty upload file; an existing id is an error.
-func (s *Store) StartUpload(ctx context.Context, id string) error {
+// The file is the upload's whole progress, so its state is nil.
+func (s *Store) StartUpload(ctx context.Context, id string) (blobstore.State, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	p, err := s.uploadPath(id)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return fmt.Errorf("blobstore/fs: start upload %s: %w", id, err)
+		return nil, fmt.Errorf("blobstore/fs: start upload %s: %w", id, err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("blobstore/fs: start upload %s: %w", id, err)
+		return nil, fmt.Errorf("blobstore/fs: start upload %s: %w", id, err)
 	}
-	return nil
+	return nil, nil
 }
 
 // WriteUpload truncates the upload to offset and returns a writer there.
-// The upload must already hold at least offset bytes.
-func (s *Store) WriteUpload(ctx context.Context, id string, offset int64) (io.WriteCloser, error) {
+// The upload must already hold at least offset bytes. The state is ignored.
+func (s *Store) WriteUpload(ctx context.Context, id string, offset int64, _ blobstore.State) (blobstore.UploadWriter, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -82,22 +83,23 @@ func seekTruncate(f *os.File, offset int64) error {
 }
 
 // ReadUpload returns the upload file, opened for reading from the start.
-func (s *Store) ReadUpload(ctx context.Context, id string) (io.ReadCloser, error) {
+func (s *Store) ReadUpload(ctx context.Context, id string, _ blobstore.State) (io.ReadCloser, blobstore.State, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	p, err := s.uploadPath(id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	f, err := os.Open(p)
 	if err != nil {
-		return nil, uploadErr("read", id, err)
+		return nil, nil, uploadErr("read", id, err)
 	}
-	return f, nil
+	return f, nil, nil
 }
 
-// UploadSize returns how many bytes the upload holds.
+// UploadSize returns how many bytes the upload holds (not part of
+// blobstore.Store: callers know it from their records).
 func (s *Store) UploadSize(ctx context.Context, id string) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
@@ -120,7 +122,7 @@ func (s *Store) UploadSize(ctx context.Context, id string) (int64, error) {
 //
 // Either way the blob leaves with its modification time set to the commit
 // time: that is the mark Collect honours (see collect.go).
-func (s *Store) CommitUpload(ctx context.Context, id string, d digest.Digest, size int64) error {
+func (s *Store) CommitUpload(ctx context.Context, id string, _ blobstore.State, d digest.Digest, size int64) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -231,7 +233,7 @@ func mkdir(dir string) (bool, error) {
 }
 
 // CancelUpload removes the upload file.
-func (s *Store) CancelUpload(ctx context.Context, id string) error {
+func (s *Store) CancelUpload(ctx context.Context, id string, _ blobstore.State) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -311,6 +313,9 @@ func (w *uploadWriter) Write(p []byte) (int, error) {
 // Close does not wait for a background flush: the next chunk should not
 // queue behind the disk. The commit waits for it instead.
 func (w *uploadWriter) Close() error { return w.f.Close() }
+
+// State is nil: the file is the upload's progress.
+func (w *uploadWriter) State() blobstore.State { return nil }
 
 // ReadFrom lets io.Copy write in copyBufSize chunks instead of 32 KiB ones.
 func (w *uploadWriter) ReadFrom(r io.Reader) (int64, error) {

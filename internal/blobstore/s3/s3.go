@@ -42,6 +42,8 @@ var hexLen = map[digest.Algorithm]int{
 	digest.SHA512: sha512.Size * 2,
 }
 
+var _ blobstore.Store = (*Store)(nil)
+
 // Store keeps blobs in an S3 bucket.
 type Store struct {
 	cfg    Config
@@ -171,6 +173,10 @@ func (s *Store) blobKey(d digest.Digest) (string, error) {
 }
 
 func validDigest(d digest.Digest) error {
+	if !strings.Contains(string(d), ":") {
+		// go-digest's Algorithm panics without the separator.
+		return fmt.Errorf("blobstore/s3: invalid digest %q", d)
+	}
 	n, ok := hexLen[d.Algorithm()]
 	if !ok {
 		return fmt.Errorf("blobstore/s3: unsupported digest algorithm in %q", d)

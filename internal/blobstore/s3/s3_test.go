@@ -16,6 +16,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/wharf/wharf/internal/blobstore"
+	"github.com/wharf/wharf/internal/blobstore/blobstoretest"
 	"github.com/wharf/wharf/internal/servicetest"
 )
 
@@ -321,4 +322,13 @@ func TestNew_SaysWhatToFix(t *testing.T) {
 	if _, err := New(t.Context(), good, nil); err != nil {
 		t.Errorf("New with good settings: %v", err)
 	}
+}
+
+// TestStore_Contract runs the blob store contract on versitygw, a fresh
+// bucket per store, with 5 MiB parts so that its larger bodies cross them.
+func TestStore_Contract(t *testing.T) {
+	blobstoretest.Run(t, func(t *testing.T) blobstore.Store {
+		s, _ := newStore(t)
+		return s
+	})
 }

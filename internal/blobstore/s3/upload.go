@@ -60,10 +60,12 @@ func (st *uploadState) partsSize() int64 {
 
 func (st *uploadState) size() int64 { return st.partsSize() + st.Tail }
 
-func decodeState(state []byte) (uploadState, error) {
+// decodeState reads a recorded state; nil is no upload (StartUpload never
+// returns one), so a caller without a recorded state gets ErrNotFound.
+func decodeState(id string, state blobstore.State) (uploadState, error) {
 	var st uploadState
 	if len(state) == 0 {
-		return st, nil
+		return st, fmt.Errorf("blobstore/s3: upload %s: no state recorded: %w", id, blobstore.ErrNotFound)
 	}
 	if err := json.Unmarshal(state, &st); err != nil {
 		return st, fmt.Errorf("blobstore/s3: corrupt upload state: %w", err)
@@ -71,7 +73,7 @@ func decodeState(state []byte) (uploadState, error) {
 	return st, nil
 }
 
-func (st *uploadState) encode() []byte {
+func (st *uploadState) encode() blobstore.State {
 	b, _ := json.Marshal(st) // plain data: cannot fail
 	return b
 }
@@ -119,7 +121,7 @@ func (s *Store) dropOldTails(ctx context.Context, id string, st *uploadState) {
 
 // StartUpload begins upload id and returns its initial state. Nothing is
 // written to the bucket until bytes arrive.
-func (s *Store) StartUpload(ctx context.Context, id string) ([]byte, error) {
+func (s *Store) StartUpload(ctx context.Context, id string) (blobstore.State, error) {
 	if err := validID(id); err != nil {
 		return nil, err
 	}
@@ -129,12 +131,13 @@ func (s *Store) StartUpload(ctx context.Context, id string) ([]byte, error) {
 	return (&uploadState{}).encode(), nil
 }
 
-// UploadSize returns how many bytes the upload in state holds.
-func (s *Store) UploadSize(ctx context.Context, id string, state []byte) (int64, error) {
+// UploadSize returns how many bytes the upload in state holds (not part
+// of blobstore.Store: callers know it from their records).
+func (s *Store) UploadSize(ctx context.Context, id string, state blobstore.State) (int64, error) {
 	if err := validID(id); err != nil {
 		return 0, err
 	}
-	st, err := decodeState(state)
+	st, err := decodeState(id, state)
 	if err != nil {
 		return 0, err
 	}
@@ -145,11 +148,11 @@ func (s *Store) UploadSize(ctx context.Context, id string, state []byte) (int64,
 // must be the size that state records (a retry passes the state of the
 // offset it retries from: parts written after it are then replaced).
 // After Close, State returns the state to record with the new offset.
-func (s *Store) WriteUpload(ctx context.Context, id string, offset int64, state []byte) (*UploadWriter, error) {
+func (s *Store) WriteUpload(ctx context.Context, id string, offset int64, state blobstore.State) (blobstore.UploadWriter, error) {
 	if err := validID(id); err != nil {
 		return nil, err
 	}
-	st, err := decodeState(state)
+	st, err := decodeState(id, state)
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +302,7 @@ func (w *UploadWriter) Close() error {
 }
 
 // State is the upload's state after a successful Close.
-func (w *UploadWriter) State() []byte { return w.st.encode() }
+func (w *UploadWriter) State() blobstore.State { return w.st.encode() }
 
 func (w *UploadWriter) release() {
 	if w.buf != nil {
@@ -312,11 +315,11 @@ func (w *UploadWriter) release() {
 // to record: S3 cannot read the parts of an unfinished multipart upload,
 // so they are completed into the data object first, after which the
 // upload can be committed or cancelled but not appended to.
-func (s *Store) ReadUpload(ctx context.Context, id string, state []byte) (io.ReadCloser, []byte, error) {
+func (s *Store) ReadUpload(ctx context.Context, id string, state blobstore.State) (io.ReadCloser, blobstore.State, error) {
 	if err := validID(id); err != nil {
 		return nil, nil, err
 	}
-	st, err := decodeState(state)
+	st, err := decodeState(id, state)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -330,6 +333,13 @@ func (s *Store) ReadUpload(ctx context.Context, id string, state []byte) (io.Rea
 	var closers []io.Closer
 	open := func(key string, opts minio.GetObjectOptions) error {
 		obj, err := s.client.GetObject(ctx, s.cfg.Bucket, key, opts)
+		if err == nil {
+			// GetObject is lazy: Stat sends the request, so that a missing
+			// object is ErrNotFound here rather than on the first Read.
+			if _, err = obj.Stat(); err != nil {
+				obj.Close()
+			}
+		}
 		if err != nil {
 			return ctxOr(ctx, notFound(err))
 		}
@@ -375,7 +385,7 @@ func (s *Store) assemble(ctx context.Context, id string, st *uploadState) error 
 		parts[i] = minio.CompletePart{PartNumber: p.N, ETag: p.ETag}
 	}
 	if _, err := s.core.CompleteMultipartUpload(ctx, s.cfg.Bucket, s.dataKey(id), st.MPU, parts, minio.PutObjectOptions{}); err != nil {
-		return ctxOr(ctx, fmt.Errorf("blobstore/s3: complete upload %s: %w", id, err))
+		return ctxOr(ctx, fmt.Errorf("blobstore/s3: complete upload %s: %w", id, notFound(err)))
 	}
 	st.Assembled = true
 	return nil
@@ -384,7 +394,7 @@ func (s *Store) assemble(ctx context.Context, id string, st *uploadState) error 
 // CommitUpload makes the upload (exactly size bytes) visible as blob d with
 // server-side copies, then removes the upload's objects. A blob that is
 // already there stays as it is (blobs are immutable and deduplicated).
-func (s *Store) CommitUpload(ctx context.Context, id string, state []byte, d digest.Digest, size int64) error {
+func (s *Store) CommitUpload(ctx context.Context, id string, state blobstore.State, d digest.Digest, size int64) error {
 	if err := validID(id); err != nil {
 		return err
 	}
@@ -392,7 +402,7 @@ func (s *Store) CommitUpload(ctx context.Context, id string, state []byte, d dig
 	if err != nil {
 		return err
 	}
-	st, err := decodeState(state)
+	st, err := decodeState(id, state)
 	if err != nil {
 		return err
 	}
@@ -464,11 +474,11 @@ func (s *Store) place(ctx context.Context, id string, st *uploadState, key strin
 
 // CancelUpload removes the upload's objects and aborts its multipart
 // upload. Objects already gone are no error.
-func (s *Store) CancelUpload(ctx context.Context, id string, state []byte) error {
+func (s *Store) CancelUpload(ctx context.Context, id string, state blobstore.State) error {
 	if err := validID(id); err != nil {
 		return err
 	}
-	st, err := decodeState(state)
+	st, err := decodeState(id, state)
 	if err != nil {
 		return err
 	}

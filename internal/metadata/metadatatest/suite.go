@@ -71,6 +71,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"GetUpload_MissingIsNotFound", testGetUploadMissing},
 		{"AdvanceUpload_MovesOffsetAndHashState", testAdvanceUpload},
 		{"AdvanceUpload_StaleOffsetIsConflict", testAdvanceUploadConflict},
+		{"Upload_StoreStateRoundTripsAndLosingAdvanceKeepsIt", testUploadStoreState},
 		{"AdvanceUpload_MissingIsNotFound", testAdvanceUploadMissing},
 		{"DeleteUpload_RemovesSession", testDeleteUpload},
 		{"DeleteUpload_MissingIsNotFound", testDeleteUploadMissing},

@@ -77,6 +77,9 @@ func wantUpload(t *testing.T, s metadata.Store, want *metadata.Upload) {
 	if !bytes.Equal(got.HashState, want.HashState) {
 		t.Errorf("%s hash state = %x; want %x", call, got.HashState, want.HashState)
 	}
+	if !bytes.Equal(got.StoreState, want.StoreState) {
+		t.Errorf("%s store state = %q; want %q", call, got.StoreState, want.StoreState)
+	}
 	if !got.StartedAt.Equal(want.StartedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
 		t.Errorf("%s times = started %v, updated %v; want %v, %v", call,
 			got.StartedAt, got.UpdatedAt, want.StartedAt, want.UpdatedAt)
@@ -169,6 +172,35 @@ func testAdvanceUploadConflict(t *testing.T, s metadata.Store) {
 	}
 	// A failed advance changes nothing.
 	wantUpload(t, s, v)
+}
+
+// testUploadStoreState: the blob store's state of an upload is kept with
+// the offset, replaced by the advance that moves the offset, and left
+// alone by one that lost the race.
+func testUploadStoreState(t *testing.T, s metadata.Store) {
+	u := newUpload(t, "repo")
+	u.StoreState = []byte(`{"mpu":"m-1"}`)
+	createUpload(t, s, u)
+	wantUpload(t, s, u)
+	v := advance(t, u, 6<<20, timeAt(0))
+	v.StoreState = []byte("\x00binary\xff{\"mpu\":\"m-1\",\"parts\":[1]}")
+	if err := s.AdvanceUpload(t.Context(), v, 0); err != nil {
+		t.Fatalf("AdvanceUpload(0 -> %d): %v", v.Offset, err)
+	}
+	wantUpload(t, s, v)
+	lost := advance(t, u, 10, timeAt(time.Second))
+	lost.StoreState = []byte(`{"mpu":"m-2"}`)
+	err := s.AdvanceUpload(t.Context(), lost, 0)
+	wantErr(t, "AdvanceUpload(from 0) at a later offset", err, metadata.ErrConflict)
+	wantUpload(t, s, v)
+	// An advance that keeps the offset (a driver's read-back) may still
+	// replace the state.
+	w := *v
+	w.StoreState = []byte(`{"assembled":true}`)
+	if err := s.AdvanceUpload(t.Context(), &w, v.Offset); err != nil {
+		t.Fatalf("AdvanceUpload(same offset): %v", err)
+	}
+	wantUpload(t, s, &w)
 }
 
 func testAdvanceUploadMissing(t *testing.T, s metadata.Store) {

@@ -147,6 +147,9 @@ var migrations = []string{
 	);
 	INSERT INTO blob_totals (id, blobs, bytes)
 		SELECT 1, COUNT(*), COALESCE(SUM(size), 0) FROM linked_blobs;`,
+	// 6: the blob store's state of an upload (blobstore.State), written
+	// with the offset so that any replica can continue any upload.
+	`ALTER TABLE uploads ADD COLUMN store_state BLOB;`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the

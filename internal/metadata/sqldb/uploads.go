@@ -12,8 +12,8 @@ import (
 // CreateUpload records a new upload session.
 func (db *DB) CreateUpload(ctx context.Context, u *metadata.Upload) error {
 	_, err := db.exec(ctx,
-		`INSERT INTO uploads (id, repo, algorithm, "offset", hash_state, started_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		u.ID, u.Repo, string(u.Algorithm), u.Offset, u.HashState, u.StartedAt.UnixNano(), u.UpdatedAt.UnixNano())
+		`INSERT INTO uploads (id, repo, algorithm, "offset", hash_state, store_state, started_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, u.Repo, string(u.Algorithm), u.Offset, u.HashState, u.StoreState, u.StartedAt.UnixNano(), u.UpdatedAt.UnixNano())
 	if err != nil {
 		return fmt.Errorf("create upload %s: %w", u.ID, err)
 	}
@@ -26,8 +26,8 @@ func (db *DB) GetUpload(ctx context.Context, repo, id string) (*metadata.Upload,
 	var alg string
 	var started, updated int64
 	err := db.queryRow(pointLookup(ctx),
-		`SELECT algorithm, "offset", hash_state, started_at, updated_at FROM uploads WHERE id = ? AND repo = ?`, id, repo).
-		Scan(&alg, &u.Offset, &u.HashState, &started, &updated)
+		`SELECT algorithm, "offset", hash_state, store_state, started_at, updated_at FROM uploads WHERE id = ? AND repo = ?`, id, repo).
+		Scan(&alg, &u.Offset, &u.HashState, &u.StoreState, &started, &updated)
 	if err != nil {
 		return nil, notFound(err, "upload "+id)
 	}
@@ -36,11 +36,12 @@ func (db *DB) GetUpload(ctx context.Context, repo, id string) (*metadata.Upload,
 	return u, nil
 }
 
-// AdvanceUpload moves the session from offset from to u.Offset.
+// AdvanceUpload moves the session from offset from to u.Offset, with the
+// hash and store states in the same write.
 func (db *DB) AdvanceUpload(ctx context.Context, u *metadata.Upload, from int64) error {
 	res, err := db.exec(ctx,
-		`UPDATE uploads SET "offset" = ?, hash_state = ?, updated_at = ? WHERE id = ? AND repo = ? AND "offset" = ?`,
-		u.Offset, u.HashState, u.UpdatedAt.UnixNano(), u.ID, u.Repo, from)
+		`UPDATE uploads SET "offset" = ?, hash_state = ?, store_state = ?, updated_at = ? WHERE id = ? AND repo = ? AND "offset" = ?`,
+		u.Offset, u.HashState, u.StoreState, u.UpdatedAt.UnixNano(), u.ID, u.Repo, from)
 	if err != nil {
 		return fmt.Errorf("advance upload %s: %w", u.ID, err)
 	}
