@@ -106,7 +106,7 @@ type Upload struct {
 	// continue the upload. Nil for a driver that keeps its own.
 	StoreState []byte
 	StartedAt  time.Time
-	UpdatedAt time.Time
+	UpdatedAt  time.Time
 }
 
 // Stats summarises what the registry holds.

@@ -49,7 +49,6 @@ var hexLen = map[digest.Algorithm]int{
 // so probes and uploads cannot collide.
 const pingPattern = ".ping-*"
 
-
 var (
 	_ blobstore.Store     = (*Store)(nil)
 	_ blobstore.Collector = (*Store)(nil)
