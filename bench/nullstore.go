@@ -16,6 +16,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/wharf/wharf/internal/blobstore"
 	"github.com/wharf/wharf/internal/blobstore/fs"
 )
 
@@ -38,6 +39,7 @@ type nullStore struct {
 type nullUpload struct {
 	h      hash.Hash
 	offset int64
+	state  blobstore.State // the driver's, recorded after each write
 }
 
 func newNullStore(dir string) (*nullStore, error) {
@@ -58,12 +60,13 @@ func (n *nullStore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var b [16]byte
 		_, _ = rand.Read(b[:])
 		id := hex.EncodeToString(b[:])
-		if err := n.store.StartUpload(ctx, id); err != nil {
+		st, err := n.store.StartUpload(ctx, id)
+		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
 		n.mu.Lock()
-		n.uploads[id] = &nullUpload{h: sha256.New()}
+		n.uploads[id] = &nullUpload{h: sha256.New(), state: st}
 		n.mu.Unlock()
 		w.Header().Set("Location", r.URL.Path+id)
 		w.WriteHeader(http.StatusAccepted)
@@ -96,7 +99,7 @@ func (n *nullStore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, fmt.Sprintf("digest %s, want %s", got, want), http.StatusBadRequest)
 			return
 		}
-		if err := n.store.CommitUpload(ctx, id, got, u.offset); err != nil {
+		if err := n.store.CommitUpload(ctx, id, u.state, got, u.offset); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
@@ -110,7 +113,7 @@ func (n *nullStore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // goroutine writes one buffer while the next is hashed and read: the
 // ceiling is the best the machine does, so it gets the same overlap.
 func (n *nullStore) write(ctx context.Context, id string, u *nullUpload, body io.Reader) error {
-	wc, err := n.store.WriteUpload(ctx, id, u.offset)
+	wc, err := n.store.WriteUpload(ctx, id, u.offset, u.state)
 	if err != nil {
 		return err
 	}
@@ -149,5 +152,9 @@ func (n *nullStore) write(ctx context.Context, id string, u *nullUpload, body io
 			break
 		}
 	}
-	return errors.Join(werr, wc.Close())
+	if err := errors.Join(werr, wc.Close()); err != nil {
+		return err
+	}
+	u.state = wc.State()
+	return nil
 }

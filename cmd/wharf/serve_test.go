@@ -32,7 +32,7 @@ func TestServeHelp_ListsSettings(t *testing.T) {
 	}
 	for _, flag := range []string{"--addr", "--data-dir", "--config", "--sparse-manifests", "--log-level", "--max-concurrent-requests", "--idle-timeout",
 		"WHARF_ADDR", "WHARF_DATA_DIR", "WHARF_CONFIG", "WHARF_SPARSE_MANIFESTS", ":5000", "./wharf-data",
-		"--login-refresh-tokens", "WHARF_LOGIN_REFRESH_TOKENS"} {
+		"--login-refresh-tokens", "WHARF_LOGIN_REFRESH_TOKENS", "--storage-url", "WHARF_STORAGE_URL", "s3://BUCKET"} {
 		if !strings.Contains(out, flag) {
 			t.Errorf("serve --help does not mention %s", flag)
 		}

@@ -106,9 +106,26 @@ type Log struct {
 
 // Storage selects the blob store.
 type Storage struct {
-	// Driver is "filesystem" (the only one so far).
+	// URL names the blob store: a directory, or an S3 bucket as
+	// s3://BUCKET[/PREFIX]?endpoint=URL&region=…&path_style=true. Empty
+	// means Filesystem.Root. Resolve sets Driver from it.
+	URL string `yaml:"url"`
+	// Driver is "filesystem" or "s3".
 	Driver     string            `yaml:"driver"`
 	Filesystem FilesystemStorage `yaml:"filesystem"`
+	S3         S3Storage         `yaml:"s3"`
+}
+
+// IsS3URL reports whether a storage URL names an S3 bucket.
+func IsS3URL(s string) bool { return strings.HasPrefix(s, "s3://") }
+
+// S3Storage holds the S3 credentials, which never go in the URL (URLs end
+// up in logs and process listings). When AccessKey is empty the driver
+// reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN,
+// then the shared credentials file.
+type S3Storage struct {
+	AccessKey string `yaml:"access_key"`
+	SecretKey string `yaml:"secret_key"`
 }
 
 // FilesystemStorage configures the filesystem blob store.
@@ -180,8 +197,17 @@ func Default() Config {
 
 // Resolve fills settings derived from others (store paths under DataDir).
 func (c *Config) Resolve() {
+	switch {
+	case IsS3URL(c.Storage.URL):
+		c.Storage.Driver = "s3"
+	case c.Storage.URL != "":
+		c.Storage.Driver, c.Storage.Filesystem.Root = "filesystem", c.Storage.URL
+	}
 	if c.Storage.Filesystem.Root == "" {
 		c.Storage.Filesystem.Root = filepath.Join(c.DataDir, "blobs")
+	}
+	if c.Storage.URL == "" && c.Storage.Driver == "filesystem" {
+		c.Storage.URL = c.Storage.Filesystem.Root
 	}
 	switch {
 	case IsPostgresURL(c.Database.URL):
@@ -233,8 +259,24 @@ func (c *Config) Validate() error {
 	default:
 		bad("log.format %q: want text or json", c.Log.Format)
 	}
-	if c.Storage.Driver != "filesystem" {
-		bad("storage.driver %q: want filesystem", c.Storage.Driver)
+	switch c.Storage.Driver {
+	case "filesystem":
+	case "s3":
+		// The driver checks the rest (s3.ParseURL) and the bucket itself.
+		u, err := url.Parse(c.Storage.URL)
+		switch {
+		case err != nil || u.Scheme != "s3" || u.Host == "":
+			bad("storage.url: want s3://BUCKET[/PREFIX]?endpoint=URL&region=…&path_style=true")
+		case u.User != nil:
+			bad("storage.url: credentials do not belong in the URL; use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or storage.s3.access_key/secret_key")
+		case u.Query().Get("endpoint") == "":
+			bad("storage.url: no endpoint (?endpoint=https://…)")
+		}
+		if (c.Storage.S3.AccessKey == "") != (c.Storage.S3.SecretKey == "") {
+			bad("storage.s3: access_key and secret_key go together")
+		}
+	default:
+		bad("storage.driver %q: want filesystem or s3", c.Storage.Driver)
 	}
 	switch c.Database.Driver {
 	case "sqlite":

@@ -29,6 +29,8 @@ var settings = []setting{
 		func(c *Config) string { return c.DataDir }, func(c *Config, v string) error { c.DataDir = v; return nil }},
 	{"WHARF_DATABASE_URL", "database-url", "metadata database: postgres://USER[:PASS]@HOST:PORT/DB?sslmode=… or a SQLite file (default DATA_DIR/wharf.db)",
 		func(c *Config) string { return c.Database.URL }, func(c *Config, v string) error { c.Database.URL = v; return nil }},
+	{"WHARF_STORAGE_URL", "storage-url", "blob store: a directory (default DATA_DIR/blobs) or s3://BUCKET[/PREFIX]?endpoint=URL&region=…&path_style=true (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)",
+		func(c *Config) string { return c.Storage.URL }, func(c *Config, v string) error { c.Storage.URL = v; return nil }},
 	{"WHARF_DEBUG_ADDR", "debug-addr", "serve pprof profiles on this address (host:port; empty: off)",
 		func(c *Config) string { return c.DebugAddr }, func(c *Config, v string) error { c.DebugAddr = v; return nil }},
 	{"WHARF_METRICS_ADDR", "metrics-addr", "serve /metrics and pprof on this address instead of the registry's (host:port; empty: /metrics on the registry's address)",

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -43,13 +44,14 @@ func (s *Service) StartUpload(ctx context.Context, repo string, alg digest.Algor
 		return nil, err
 	}
 	id := uuid.NewString()
-	if err := s.blobs.StartUpload(ctx, id); err != nil {
+	stored, err := s.blobs.StartUpload(ctx, id)
+	if err != nil {
 		return nil, fmt.Errorf("start upload: %w", err)
 	}
 	t := time.Now()
-	u := &metadata.Upload{ID: id, Repo: repo, Algorithm: alg, HashState: state, StartedAt: t, UpdatedAt: t}
+	u := &metadata.Upload{ID: id, Repo: repo, Algorithm: alg, HashState: state, StoreState: stored, StartedAt: t, UpdatedAt: t}
 	if err := s.meta.CreateUpload(ctx, u); err != nil {
-		_ = s.blobs.CancelUpload(ctx, id)
+		_ = s.blobs.CancelUpload(ctx, id, stored)
 		return nil, err
 	}
 	return &Upload{ID: id, Repo: repo}, nil
@@ -93,6 +95,7 @@ func (s *Service) CompleteUpload(ctx context.Context, repo, id string, d digest.
 		return 0, err
 	}
 	defer unlock()
+	from := u.Offset
 	if r != nil && length != 0 {
 		// The last chunk is hashed into u in memory only: the session either
 		// ends here or, if the digest is wrong, stays where it was recorded
@@ -101,7 +104,7 @@ func (s *Service) CompleteUpload(ctx context.Context, repo, id string, d digest.
 			return 0, err
 		}
 	}
-	got, err := s.uploadDigest(ctx, u, d.Algorithm())
+	got, err := s.uploadDigest(ctx, u, d.Algorithm(), from)
 	if err != nil {
 		return 0, err
 	}
@@ -109,7 +112,7 @@ func (s *Service) CompleteUpload(ctx context.Context, repo, id string, d digest.
 		return 0, Errorf(ErrDigestInvalid, "uploaded content has digest %s, not %s", got, d).
 			withDetail(map[string]any{"expected": d.String(), "actual": got.String()})
 	}
-	if err := s.blobs.CommitUpload(ctx, id, d, u.Offset); err != nil {
+	if err := s.blobs.CommitUpload(ctx, id, u.StoreState, d, u.Offset); err != nil {
 		return 0, fmt.Errorf("commit blob %s: %w", d, err)
 	}
 	if f, ok := s.meta.(uploadFinisher); ok {
@@ -147,24 +150,26 @@ func (s *Service) PutBlob(ctx context.Context, repo string, d digest.Digest, r i
 	// One request carries the whole blob, so nothing needs to resume it:
 	// skip the session row and write straight to an upload area.
 	id := uuid.NewString()
-	if err := s.blobs.StartUpload(ctx, id); err != nil {
+	stored, err := s.blobs.StartUpload(ctx, id)
+	if err != nil {
 		return 0, fmt.Errorf("start upload: %w", err)
 	}
 	committed := false
 	defer func() {
 		if !committed {
-			_ = s.blobs.CancelUpload(context.WithoutCancel(ctx), id)
+			_ = s.blobs.CancelUpload(context.WithoutCancel(ctx), id, stored)
 		}
 	}()
-	n, err := s.writeHashed(ctx, id, 0, h, r, length)
+	n, written, err := s.writeHashed(ctx, id, 0, stored, h, r, length)
 	if err != nil {
 		return 0, err
 	}
+	stored = written
 	if got := digest.NewDigest(d.Algorithm(), h); got != d {
 		return 0, Errorf(ErrDigestInvalid, "uploaded content has digest %s, not %s", got, d).
 			withDetail(map[string]any{"expected": d.String(), "actual": got.String()})
 	}
-	if err := s.blobs.CommitUpload(ctx, id, d, n); err != nil {
+	if err := s.blobs.CommitUpload(ctx, id, stored, d, n); err != nil {
 		return 0, fmt.Errorf("commit blob %s: %w", d, err)
 	}
 	committed = true
@@ -177,7 +182,7 @@ func (s *Service) PutBlob(ctx context.Context, repo string, d digest.Digest, r i
 
 // CancelUpload ends the session and discards its bytes.
 func (s *Service) CancelUpload(ctx context.Context, repo, id string) error {
-	_, unlock, err := s.lockUpload(ctx, repo, id)
+	u, unlock, err := s.lockUpload(ctx, repo, id)
 	if err != nil {
 		return err
 	}
@@ -188,7 +193,7 @@ func (s *Service) CancelUpload(ctx context.Context, repo, id string) error {
 		}
 		return err
 	}
-	if err := s.blobs.CancelUpload(ctx, id); err != nil && !errors.Is(err, blobstore.ErrNotFound) {
+	if err := s.blobs.CancelUpload(ctx, id, u.StoreState); err != nil && !errors.Is(err, blobstore.ErrNotFound) {
 		return fmt.Errorf("discard upload %s: %w", id, err)
 	}
 	return nil
@@ -214,8 +219,9 @@ func (s *Service) getUpload(ctx context.Context, repo, id string) (*metadata.Upl
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
 // appendChunk streams r into the upload, hashing as it writes, and records
-// the new offset and hash state. On any failure the session is unchanged:
-// the next write at the same offset discards the partial bytes.
+// the new offset, hash state and store state, in one write. On any failure
+// the session is unchanged: the next write at the same offset, from the
+// recorded store state, discards the partial bytes.
 func (s *Service) appendChunk(ctx context.Context, u *metadata.Upload, r io.Reader, length int64) error {
 	from := u.Offset
 	if err := s.appendInMemory(ctx, u, r, length); err != nil {
@@ -235,13 +241,13 @@ func (s *Service) appendChunk(ctx context.Context, u *metadata.Upload, r io.Read
 }
 
 // appendInMemory writes a chunk to the session's bytes and advances u's
-// offset and hash state without recording them.
+// offset, hash state and store state without recording them.
 func (s *Service) appendInMemory(ctx context.Context, u *metadata.Upload, r io.Reader, length int64) error {
 	h, err := restoreHash(u.Algorithm, u.HashState)
 	if err != nil {
 		return err
 	}
-	n, err := s.writeHashed(ctx, u.ID, u.Offset, h, r, length)
+	n, stored, err := s.writeHashed(ctx, u.ID, u.Offset, u.StoreState, h, r, length)
 	if err != nil {
 		return err
 	}
@@ -251,15 +257,17 @@ func (s *Service) appendInMemory(ctx context.Context, u *metadata.Upload, r io.R
 	}
 	u.Offset += n
 	u.HashState = state
+	u.StoreState = stored
 	return nil
 }
 
 // writeHashed streams r (length bytes, or to EOF when length < 0) into
-// upload id at offset, through h.
-func (s *Service) writeHashed(ctx context.Context, id string, offset int64, h hash.Hash, r io.Reader, length int64) (int64, error) {
-	w, err := s.blobs.WriteUpload(ctx, id, offset)
+// upload id at offset, from store state stored, through h. It returns the
+// bytes written and the store state to record with the new offset.
+func (s *Service) writeHashed(ctx context.Context, id string, offset int64, stored blobstore.State, h hash.Hash, r io.Reader, length int64) (int64, blobstore.State, error) {
+	w, err := s.blobs.WriteUpload(ctx, id, offset, stored)
 	if err != nil {
-		return 0, fmt.Errorf("open upload %s: %w", id, err)
+		return 0, nil, fmt.Errorf("open upload %s: %w", id, err)
 	}
 	src := r
 	if length >= 0 {
@@ -267,20 +275,24 @@ func (s *Service) writeHashed(ctx context.Context, id string, offset int64, h ha
 	}
 	n, readErr, writeErr := hashCopy(w, h, src)
 	if err := errors.Join(writeErr, w.Close()); err != nil {
-		return 0, fmt.Errorf("write upload %s: %w", id, err)
+		return 0, nil, fmt.Errorf("write upload %s: %w", id, err)
 	}
 	if readErr != nil {
-		return 0, Errorf(ErrUploadInvalid, "reading the chunk failed after %d bytes: %v", n, readErr)
+		return 0, nil, Errorf(ErrUploadInvalid, "reading the chunk failed after %d bytes: %v", n, readErr)
 	}
 	if length >= 0 && n != length {
-		return 0, Errorf(ErrSizeInvalid, "chunk declared %d bytes but carried %d", length, n)
+		return 0, nil, Errorf(ErrSizeInvalid, "chunk declared %d bytes but carried %d", length, n)
 	}
-	return n, nil
+	return n, w.State(), nil
 }
 
 // uploadDigest returns the digest of the upload's bytes with alg, from the
 // saved hash state when the session used alg, else by reading them again.
-func (s *Service) uploadDigest(ctx context.Context, u *metadata.Upload, alg digest.Algorithm) (digest.Digest, error) {
+// A store that had to change the upload to read it back (S3 completes its
+// multipart upload) gets its new state recorded with the session, which
+// was recorded at offset from, so that a retried or failed commit finds
+// the upload as it now is.
+func (s *Service) uploadDigest(ctx context.Context, u *metadata.Upload, alg digest.Algorithm, from int64) (digest.Digest, error) {
 	if alg == u.Algorithm {
 		h, err := restoreHash(u.Algorithm, u.HashState)
 		if err != nil {
@@ -294,11 +306,21 @@ func (s *Service) uploadDigest(ctx context.Context, u *metadata.Upload, alg dige
 	if err != nil {
 		return "", err
 	}
-	rc, err := s.blobs.ReadUpload(ctx, u.ID)
+	rc, stored, err := s.blobs.ReadUpload(ctx, u.ID, u.StoreState)
 	if err != nil {
 		return "", fmt.Errorf("read upload %s: %w", u.ID, err)
 	}
 	defer rc.Close()
+	if !bytes.Equal(stored, u.StoreState) {
+		u.StoreState = stored
+		u.UpdatedAt = time.Now()
+		if err := s.meta.AdvanceUpload(ctx, u, from); err != nil {
+			if errors.Is(err, metadata.ErrConflict) {
+				return "", Errorf(ErrRangeInvalid, "upload %s was written concurrently", u.ID)
+			}
+			return "", err
+		}
+	}
 	bp := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(bp)
 	n, err := io.CopyBuffer(h, io.LimitReader(rc, u.Offset), *bp)

@@ -21,6 +21,7 @@ import (
 	"github.com/wharf/wharf/internal/auth"
 	"github.com/wharf/wharf/internal/blobstore"
 	"github.com/wharf/wharf/internal/blobstore/fs"
+	"github.com/wharf/wharf/internal/blobstore/s3"
 	"github.com/wharf/wharf/internal/config"
 	"github.com/wharf/wharf/internal/distribution"
 	"github.com/wharf/wharf/internal/forwarded"
@@ -99,6 +100,18 @@ func openStores(ctx context.Context, cfg config.Config, log *slog.Logger, o opti
 	switch cfg.Storage.Driver {
 	case "filesystem":
 		s, err := fs.New(cfg.Storage.Filesystem.Root, log)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open blob store: %w", err)
+		}
+		blobs = s
+	case "s3":
+		s3cfg, err := s3.ParseURL(cfg.Storage.URL)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open blob store: %w", err)
+		}
+		s3cfg.AccessKey, s3cfg.SecretKey = cfg.Storage.S3.AccessKey, cfg.Storage.S3.SecretKey
+		// New checks the bucket once and says in one line what to fix.
+		s, err := s3.New(ctx, s3cfg, log)
 		if err != nil {
 			return nil, nil, fmt.Errorf("open blob store: %w", err)
 		}
