@@ -34,6 +34,7 @@ func accountsGroup(use, short string) *cobra.Command {
 	cmd.PersistentFlags().String("data-dir", def.DataDir, "the server's data directory (also WHARF_DATA_DIR)")
 	cmd.PersistentFlags().String(config.FlagConfig, "", "the server's YAML configuration file (also WHARF_CONFIG)")
 	cmd.PersistentFlags().String("database-url", "", "the server's metadata database, if not DATA_DIR/wharf.db: postgres://… or a SQLite file (also WHARF_DATABASE_URL)")
+	cmd.PersistentFlags().String("storage-url", "", "the server's blob store, if not DATA_DIR/blobs: s3://… or a directory (also WHARF_STORAGE_URL)")
 	return cmd
 }
 
