@@ -151,9 +151,12 @@ func OpenSQLite(ctx context.Context, path string, log *slog.Logger) (*DB, error)
 	for _, p := range []string{
 		"journal_mode(WAL)",
 		"busy_timeout(10000)",
-		// In WAL mode NORMAL survives a process crash; only an OS crash may
-		// lose the last commits, never corrupt the file.
-		"synchronous(NORMAL)",
+		// FULL syncs the WAL at every commit. NORMAL would survive a process
+		// crash but not a machine crash, which could undo manifests, tags
+		// and links already answered 201: a write is acknowledged only once
+		// it is on disk. Every connection gets the same DSN, so the setting
+		// holds for all of them (TestOpenSQLite_EveryConnectionSyncsFull).
+		"synchronous(FULL)",
 		"foreign_keys(1)",
 	} {
 		q.Add("_pragma", p)
