@@ -99,7 +99,12 @@ func (s *Service) CompleteUpload(ctx context.Context, repo, id string, d digest.
 		// The last chunk is hashed into u in memory only: the session either
 		// ends here or, if the digest is wrong, stays where it was recorded
 		// (its next write at that offset drops these bytes).
-		if err := s.appendInMemory(ctx, u, r, length); err != nil {
+		err := s.appendInMemory(ctx, u, r, length)
+		if errors.Is(err, blobstore.ErrNotFound) {
+			// Committed by an earlier attempt (uploadcrash.go).
+			err = s.hashWithoutStoring(u, r, length)
+		}
+		if err != nil {
 			return 0, err
 		}
 	}
@@ -111,7 +116,11 @@ func (s *Service) CompleteUpload(ctx context.Context, repo, id string, d digest.
 		return 0, Errorf(ErrDigestInvalid, "uploaded content has digest %s, not %s", got, d).
 			withDetail(map[string]any{"expected": d.String(), "actual": got.String()})
 	}
-	if err := s.blobs.CommitUpload(ctx, id, d, u.Offset); err != nil {
+	if err := s.blobs.CommitUpload(ctx, id, d, u.Offset); errors.Is(err, blobstore.ErrNotFound) {
+		if err := s.adoptCommitted(ctx, u, d); err != nil {
+			return 0, err
+		}
+	} else if err != nil {
 		return 0, fmt.Errorf("commit blob %s: %w", d, err)
 	}
 	if f, ok := s.meta.(uploadFinisher); ok {
