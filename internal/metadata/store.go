@@ -58,6 +58,8 @@ type Store interface {
 	DeleteUpload(ctx context.Context, repo, id string) error
 	// StaleUploads lists up to n (> 0) sessions not written since before.
 	StaleUploads(ctx context.Context, before time.Time, n int) ([]Upload, error)
+	// UploadExists reports whether session id exists, in any repository.
+	UploadExists(ctx context.Context, id string) (bool, error)
 
 	// Stats counts the distinct blobs linked anywhere and their bytes.
 	Stats(ctx context.Context) (Stats, error)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/wharf/wharf/internal/blobstore"
 	"github.com/wharf/wharf/internal/metadata"
@@ -25,6 +26,9 @@ type Options struct {
 	SparseManifests bool
 	// MaxManifestSize bounds manifest bodies; 0 means DefaultMaxManifestSize.
 	MaxManifestSize int64
+	// Now is the clock of upload sessions and their janitor; nil means
+	// time.Now. Tests move it instead of waiting.
+	Now func() time.Time
 }
 
 // Service implements the registry's operations.
@@ -49,6 +53,9 @@ type Service struct {
 func New(meta metadata.Store, blobs blobstore.Store, log *slog.Logger, opts Options) *Service {
 	if opts.MaxManifestSize <= 0 {
 		opts.MaxManifestSize = DefaultMaxManifestSize
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	return &Service{meta: meta, blobs: blobs, log: log, opts: opts}
 }

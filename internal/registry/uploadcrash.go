@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -86,4 +87,38 @@ func (s *Service) adoptCommitted(ctx context.Context, u *metadata.Upload, d dige
 	}
 	s.log.InfoContext(ctx, "upload finished from its committed blob", "repo", u.Repo, "upload", u.ID, "digest", d)
 	return nil
+}
+
+// purgeOrphanUploads removes the upload files written before cutoff that
+// no session owns: a crash between creating the file and recording its
+// session, or between ending a session and removing its file, leaves one,
+// and so does a monolithic push (which has no session) cut off by a
+// crash. A file whose session exists is the session purge's business;
+// a younger file may belong to a push under way, whose session is about
+// to be recorded or which streams without one.
+func (s *Service) purgeOrphanUploads(ctx context.Context, cutoff time.Time) (int, error) {
+	w, ok := s.blobs.(blobstore.UploadWalker)
+	if !ok {
+		return 0, nil
+	}
+	removed := 0
+	err := w.WalkUploads(ctx, func(id string, written time.Time) error {
+		if !written.Before(cutoff) {
+			return nil
+		}
+		owned, err := s.meta.UploadExists(ctx, id)
+		if err != nil || owned {
+			return err
+		}
+		if err := s.blobs.CancelUpload(ctx, id); err != nil {
+			if errors.Is(err, blobstore.ErrNotFound) {
+				return nil // gone meanwhile
+			}
+			return fmt.Errorf("discard orphan upload %s: %w", id, err)
+		}
+		removed++
+		s.log.InfoContext(ctx, "orphan upload removed", "upload", id, "written", written)
+		return nil
+	})
+	return removed, err
 }

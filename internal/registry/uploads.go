@@ -46,7 +46,7 @@ func (s *Service) StartUpload(ctx context.Context, repo string, alg digest.Algor
 	if err := s.blobs.StartUpload(ctx, id); err != nil {
 		return nil, fmt.Errorf("start upload: %w", err)
 	}
-	t := time.Now()
+	t := s.opts.Now()
 	u := &metadata.Upload{ID: id, Repo: repo, Algorithm: alg, HashState: state, StartedAt: t, UpdatedAt: t}
 	if err := s.meta.CreateUpload(ctx, u); err != nil {
 		_ = s.blobs.CancelUpload(ctx, id)
@@ -230,7 +230,7 @@ func (s *Service) appendChunk(ctx context.Context, u *metadata.Upload, r io.Read
 	if err := s.appendInMemory(ctx, u, r, length); err != nil {
 		return err
 	}
-	u.UpdatedAt = time.Now()
+	u.UpdatedAt = s.opts.Now()
 	if err := s.meta.AdvanceUpload(ctx, u, from); err != nil {
 		if errors.Is(err, metadata.ErrConflict) {
 			return Errorf(ErrRangeInvalid, "upload %s was written concurrently", u.ID)
@@ -361,12 +361,14 @@ func uploadUnknown(id string) error {
 	return Errorf(ErrUploadUnknown, "upload %s not found", id).withDetail(map[string]any{"uuid": id})
 }
 
-// PurgeStaleUploads discards sessions not written for maxAge, so abandoned
-// pushes do not fill the disk. It returns how many it removed.
+// PurgeStaleUploads discards sessions not written for maxAge, and upload
+// files not written for maxAge that no session owns (a crash left them),
+// so abandoned pushes do not fill the disk. It returns how many it removed.
 func (s *Service) PurgeStaleUploads(ctx context.Context, maxAge time.Duration) (int, error) {
 	removed := 0
+	cutoff := s.opts.Now().Add(-maxAge)
 	for {
-		stale, err := s.meta.StaleUploads(ctx, time.Now().Add(-maxAge), 100)
+		stale, err := s.meta.StaleUploads(ctx, cutoff, 100)
 		if err != nil {
 			return removed, err
 		}
@@ -377,7 +379,8 @@ func (s *Service) PurgeStaleUploads(ctx context.Context, maxAge time.Duration) (
 			removed++
 		}
 		if len(stale) < 100 {
-			return removed, nil
+			n, err := s.purgeOrphanUploads(ctx, cutoff)
+			return removed + n, err
 		}
 	}
 }
