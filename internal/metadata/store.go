@@ -117,4 +117,9 @@ type Collector interface {
 	// link at all reaches it. A collection passes zero: a link pruning
 	// kept may have lost its manifest since, and is pruned next time.
 	BlobInUse(ctx context.Context, d digest.Digest, before time.Time) (bool, error)
+	// RenewBlobLink dates repo's link to d now, as linking it again would,
+	// unless the link was made or renewed at or after since (so that a
+	// read renews a link at most once in a while). ErrNotFound when repo
+	// holds no such link, pruned perhaps since it was last read.
+	RenewBlobLink(ctx context.Context, repo string, d digest.Digest, since time.Time) error
 }
