@@ -35,6 +35,9 @@ type DB struct {
 	stmts sync.Map // string → *sql.Stmt
 	// wstmts does the same for the write connection.
 	wstmts sync.Map // string → *sql.Stmt
+
+	// group runs the write transactions (groupcommit.go).
+	group groupCommit
 }
 
 // stmtTx is a write transaction whose queries use statements prepared on
@@ -42,6 +45,10 @@ type DB struct {
 // holds, so a statement cannot be prepared during it: a query seen for the
 // first time runs as is and is prepared once the transaction has ended.
 // Migrations, which run multi-statement scripts, use the embedded *sql.Tx.
+//
+// Its methods drop the cancellation of their context: the transaction is
+// shared by several writers (groupcommit.go), and SQLite may roll back a
+// whole transaction when one of its statements is interrupted.
 type stmtTx struct {
 	*sql.Tx
 	db  *DB
@@ -58,6 +65,7 @@ func (tx *stmtTx) stmt(ctx context.Context, query string) *sql.Stmt {
 
 // ExecContext runs a statement inside the transaction.
 func (tx *stmtTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx = context.WithoutCancel(ctx)
 	if st := tx.stmt(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -66,6 +74,7 @@ func (tx *stmtTx) ExecContext(ctx context.Context, query string, args ...any) (s
 
 // QueryContext runs a query inside the transaction.
 func (tx *stmtTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx = context.WithoutCancel(ctx)
 	if st := tx.stmt(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -74,6 +83,7 @@ func (tx *stmtTx) QueryContext(ctx context.Context, query string, args ...any) (
 
 // QueryRowContext runs a one-row query inside the transaction.
 func (tx *stmtTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	ctx = context.WithoutCancel(ctx)
 	if st := tx.stmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
@@ -110,14 +120,16 @@ func (db *DB) query(ctx context.Context, query string, args ...any) (*sql.Rows, 
 	return st.QueryContext(ctx, args...)
 }
 
-// exec runs a one-statement write outside a transaction (SQLite commits
-// it alone), prepared once on the write connection.
+// exec runs a one-statement write, prepared once on the write connection,
+// in a transaction shared with other writers (groupcommit.go).
 func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	st, err := db.prepared(ctx, &db.wstmts, db.write, query)
-	if err != nil {
-		return nil, err
-	}
-	return st.ExecContext(ctx, args...)
+	var res sql.Result
+	err := db.inTx(ctx, func(tx *stmtTx) error {
+		var err error
+		res, err = tx.ExecContext(ctx, query, args...)
+		return err
+	})
+	return res, err
 }
 
 // queryRow runs a prepared read query returning one row.
@@ -181,7 +193,7 @@ func OpenSQLite(ctx context.Context, path string, log *slog.Logger) (*DB, error)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	db := &DB{write: write, read: read, log: log}
+	db := &DB{write: write, read: read, log: log, group: newGroupCommit()}
 	db.point = newPointReader(read.Driver(), dsn)
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
@@ -209,27 +221,6 @@ func (db *DB) Close() error {
 func (db *DB) Ping(ctx context.Context) error {
 	var one int
 	return db.read.QueryRowContext(ctx, "SELECT 1").Scan(&one)
-}
-
-// inTx runs fn in a write transaction, committing when it returns nil.
-func (db *DB) inTx(ctx context.Context, fn func(tx *stmtTx) error) error {
-	tx, err := db.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	stx := &stmtTx{Tx: tx, db: db}
-	if err := fn(stx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	for _, q := range stx.new {
-		// Best effort: a query that cannot be prepared just stays unprepared.
-		_, _ = db.prepared(ctx, &db.wstmts, db.write, q)
-	}
-	return nil
 }
 
 func now() int64 { return time.Now().UnixNano() }
