@@ -38,6 +38,15 @@ func ratioAtLeast(x float64) check {
 	}
 }
 
+func ratioAbove(x float64) check {
+	return func(r *rowResult, _ *Results) (bool, string) {
+		if r.Ratio == nil {
+			return false, "no ratio"
+		}
+		return *r.Ratio > x, fmt.Sprintf("%.2f×, want > %.2g×", *r.Ratio, x)
+	}
+}
+
 func ratioBelow(x float64, inclusive bool) check {
 	return func(r *rowResult, _ *Results) (bool, string) {
 		if r.Ratio == nil {
@@ -86,8 +95,8 @@ func flatRSS(slack float64) check {
 }
 
 var (
-	goalPush = &goal{"≥ 1.5× reference and ≥ 80% of min(sha256, write+fsync)",
-		[]check{ratioAtLeast(1.5), fractionAtLeast(0.8)}}
+	goalPush = &goal{"≥ 1.5× reference and ≥ 85% of the storing null registry",
+		[]check{ratioAtLeast(1.5), fractionAtLeast(0.85)}}
 	goalPull = &goal{"≥ reference and ≥ 90% of loopback GET",
 		[]check{ratioAtLeast(1), fractionAtLeast(0.9)}}
 	goalRate = &goal{"≥ 4× reference and ≥ 50% of bare handler",
@@ -95,6 +104,7 @@ var (
 	goalLowerP99 = &goal{"< reference", []check{ratioBelow(1, false)}}
 	goalSmall    = &goal{"≥ 3× reference", []check{ratioAtLeast(3)}}
 	goalList     = &goal{"≤ 0.1× reference (10× faster)", []check{ratioBelow(0.1, true)}}
+	goalClient   = &goal{"wharf's client ahead (> 1×)", []check{ratioAbove(1)}}
 	goalRSS      = &goal{"wharf ≤ 64 MiB", []check{wharfAtMost(64, "MiB")}}
 	goalRSSFlat  = &goal{"wharf ≤ 64 MiB and ≤ smallest push + 16 MiB",
 		[]check{wharfAtMost(64, "MiB"), flatRSS(16)}}

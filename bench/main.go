@@ -19,6 +19,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/wharf/wharf/bench/reference"
 )
 
 type options struct {
@@ -50,7 +52,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.out, "out", "bench/results", "directory for the markdown and JSON results (and profiles/)")
 	fs.StringVar(&o.name, "name", "", `base name of the result files (default "latest", or "quick" with --quick)`)
 	fs.IntVar(&o.reps, "reps", 0, "repetitions per scenario and server (default 3)")
-	fs.StringVar(&o.only, "only", "", "comma-separated scenario ids to run (push-mono, push-chunked, pull, pull-concurrent, manifest, small-images, tags, catalog, memory)")
+	fs.StringVar(&o.only, "only", "", "comma-separated scenario ids to run (push-mono, push-chunked, pull, pull-concurrent, manifest, small-images, tags, catalog, memory, client)")
 	fs.StringVar(&o.workDir, "work-dir", os.TempDir(), "parent of the temporary data directories (both servers' data live on this filesystem)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary data directories and server logs")
 	fs.StringVar(&o.cacheDir, "cache-dir", defaultCacheDir(), "where the reference registry is installed (go install) when missing")
@@ -95,16 +97,17 @@ func parseFlags(args []string) (options, error) {
 	return o, nil
 }
 
-// defaultCacheDir is ~/.cache/wharf-bench (or $XDG_CACHE_HOME/wharf-bench).
-func defaultCacheDir() string {
-	d, err := os.UserCacheDir()
-	if err != nil {
-		d = os.TempDir()
-	}
-	return filepath.Join(d, "wharf-bench")
-}
+// defaultCacheDir is where the reference registry is installed.
+func defaultCacheDir() string { return reference.DefaultCacheDir() }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == readmeCmd {
+		if err := runReadme(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench readme:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == nullRegistryCmd {
 		if err := runNullRegistry(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "null-registry:", err)
@@ -260,7 +263,10 @@ func (h *harness) settings() settings {
 		Reference: "`registry serve config.yml` (distribution " + refVersion + "): filesystem storage under DIR (fsyncs on commit), `delete.enabled: true`, no auth, no redis, " +
 			cache + ", upload purging 24h/24h, `redirect.disable: true`, `catalog.maxentries: 1000000` (so the whole catalog can be asked for in one page, as from wharf)," +
 			" log level info with access log to a file, `OTEL_TRACES_EXPORTER=none` (it would otherwise export traces to localhost:4318; it still creates spans).",
-		Null: "this program's `null-registry` sub-command: a bare `net/http` server that reads and drops upload bodies, serves blob bytes and the manifest from memory (1 MiB writes), no logging, no storage.",
+		Null: "this program's `null-registry` sub-command: a bare `net/http` server that serves blob bytes and the manifest from memory (1 MiB writes), no logging;" +
+			" in the pull and manifest scenarios it reads and drops upload bodies, in the push scenarios it is the push ceiling:" +
+			" it hashes each body (sha256) while writing it through wharf's own blobstore/fs upload writer (the same writeback, background fsyncs every 32 MiB, final fsync, rename)," +
+			" with no metadata database and no access log.",
 		Client: "this program: Go `net/http` client, HTTP/1.1 keep-alive, one connection per concurrent client, 256 KiB socket buffers for blobs," +
 			" 1 MiB reads; bodies come from a 64 MiB in-memory pattern (no generation cost while timing); digests are computed before the clock starts." +
 			" Every measurement starts after `sync` so that no server pays for another's writeback.",

@@ -19,8 +19,9 @@ import (
 // nullRegistryCmd is the hidden sub-command that turns this binary into the
 // null registry: the bare net/http server whose figures are the loopback
 // limits. It speaks just enough of the distribution API for the harness's
-// own client code to drive it unchanged, and does no work: uploads are
-// read and dropped, blobs and the manifest come from memory.
+// own client code to drive it unchanged, and does no registry work: blobs
+// and the manifest come from memory, and uploads are read and dropped or,
+// with --data-dir, hashed and stored as a registry must (see nullStore).
 const nullRegistryCmd = "null-registry"
 
 func runNullRegistry(args []string) error {
@@ -28,6 +29,7 @@ func runNullRegistry(args []string) error {
 	addr := fs.String("addr", "127.0.0.1:5999", "listen address")
 	blobSize := fs.Int64("blob-size", 0, "length of every blob GET answer")
 	manifestFile := fs.String("manifest", "", "file whose bytes answer every manifest GET")
+	dataDir := fs.String("data-dir", "", "hash and store uploads here (the push ceiling) instead of dropping them")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -42,6 +44,13 @@ func runNullRegistry(args []string) error {
 		n.manifest, n.manifestDigest = b, sha256Digest(b)
 	}
 	n.bufs.New = func() any { return make([]byte, 1<<20) }
+	if *dataDir != "" {
+		st, err := newNullStore(*dataDir)
+		if err != nil {
+			return err
+		}
+		n.store = st
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -62,6 +71,7 @@ type nullRegistry struct {
 	manifest       []byte
 	manifestDigest string
 	bufs           sync.Pool
+	store          *nullStore // stores uploads when set
 }
 
 func (n *nullRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -69,6 +79,8 @@ func (n *nullRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case p == "/readyz" || p == "/v2/":
 		w.WriteHeader(http.StatusOK)
+	case strings.Contains(p, "/blobs/uploads/") && n.store != nil:
+		n.store.ServeHTTP(w, r)
 	case strings.Contains(p, "/blobs/uploads/"):
 		n.upload(w, r)
 	case strings.Contains(p, "/manifests/"):

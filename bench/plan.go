@@ -26,6 +26,7 @@ type plan struct {
 	LimitSize        int64         `json:"limit_bytes"`
 	SetupClients     int           `json:"setup_clients"`
 	ProfileSeconds   int           `json:"profile_seconds"`
+	ClientImage      int64         `json:"client_image_bytes"`
 }
 
 func fullPlan() plan {
@@ -51,6 +52,7 @@ func fullPlan() plan {
 		LimitSize:        1 << 30,
 		SetupClients:     8,
 		ProfileSeconds:   10,
+		ClientImage:      1 << 30,
 	}
 }
 
@@ -77,5 +79,6 @@ func quickPlan() plan {
 		LimitSize:        256 << 20,
 		SetupClients:     8,
 		ProfileSeconds:   5,
+		ClientImage:      64 << 20,
 	}
 }

@@ -172,7 +172,10 @@ func (res *Results) markdown() string {
 			r.ratioCell(), lim, pct(r.Fraction), r.Goal, r.metCell())
 	}
 	w("\n↑ higher is better, ↓ lower is better. *wharf/ref* is the ratio of medians (below 1 is better for ↓ rows). " +
-		"*limit* is the physical limit of that row measured in this run (see below); *wharf/limit* the share of it wharf reached.\n\n")
+		"*limit* is the best this machine does for that row's work with no registry, measured in the same rotation as the servers " +
+		"(push rows: the null registry hashing the body and storing it through wharf's own blob writer, with its writeback and fsyncs; " +
+		"GET rows: a bare net/http server sending the bytes from memory; manifest rows: a bare net/http handler answering from memory; " +
+		"details below); *wharf/limit* the share of it wharf reached.\n\n")
 
 	for _, r := range res.Rows {
 		if r.Scenario == "pull" && r.Fraction != nil && *r.Fraction > 1 {
@@ -381,7 +384,8 @@ func (res *Results) missed() []string {
 	return slices.Clip(out)
 }
 
-// pushAboveLimit explains a push row above its write+fsync limit.
-const pushAboveLimit = "*wharf/limit* above 100% on a push row: the limit writes the whole blob, then fsyncs, so the disk " +
-	"starts when the writes end; wharf starts writeback and background fsyncs as the bytes arrive, so the disk works " +
-	"while the network does, and the sequential figure is not a ceiling for it.\n\n"
+// pushAboveLimit explains a push row above its ceiling, which should not
+// happen: the ceiling does a registry's storage work and nothing else.
+const pushAboveLimit = "*wharf/limit* above 100% on a push row: the ceiling (the null registry storing through wharf's own " +
+	"blob writer, with nothing of a registry around it) does strictly less work than wharf, so a figure above it is the " +
+	"spread of this run (see ±; a busy machine or the page cache), not a result.\n\n"

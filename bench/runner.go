@@ -24,9 +24,6 @@ type harness struct {
 	wrk     string // path of wrk, or "" to skip the cross-check
 	limits  map[string]*summary
 	start   time.Time
-	// disk is the write+fsync limit measured alternating with the servers
-	// in the current scenario, for its push rows (nil elsewhere).
-	disk *summary
 }
 
 func (h *harness) progress(format string, args ...any) {
@@ -90,16 +87,6 @@ func (h *harness) waitQuiet(ctx context.Context) time.Duration {
 	}
 }
 
-// pushLimit is min(sha256, write+fsync): a push can go no faster than the
-// registry can hash and durably write its bytes.
-func (h *harness) pushLimit() (float64, bool) {
-	s, f := h.limits["sha256"], h.limits["fsync"]
-	if s == nil || f == nil {
-		return 0, false
-	}
-	return min(s.Median, f.Median), true
-}
-
 // runScenario starts fresh servers, runs sc against them alternating, and
 // records its rows.
 func (h *harness) runScenario(ctx context.Context, sc *scenario) error {
@@ -110,6 +97,9 @@ func (h *harness) runScenario(ctx context.Context, sc *scenario) error {
 		defer os.RemoveAll(dir)
 	}
 	names := []string{nameWharf, nameRef}
+	if sc.Servers != nil {
+		names = sc.Servers
+	}
 	var null nullOpts
 	if sc.Null != nil {
 		names, null = append(names, nameNull), *sc.Null
@@ -139,32 +129,16 @@ func (h *harness) runScenario(ctx context.Context, sc *scenario) error {
 
 	reps := orDefault(sc.Reps, h.plan.Reps)
 	samples := map[string][]sample{}
-	// The push rows' disk limit takes its turn among the servers: this
-	// disk is faster after an idle spell than after gigabytes of writes,
-	// so a limit measured once at the start says little about a push
-	// measured minutes later.
-	diskTurn := slices.ContainsFunc(sc.Rows, func(r rowSpec) bool { return r.Limit == limitPush })
-	var disk []float64
+	// The null registry takes its turn among the servers: this disk is
+	// faster after an idle spell than after gigabytes of writes, so a
+	// limit measured once at the start says little about a push measured
+	// minutes later.
 	turns := len(targets)
-	if diskTurn {
-		turns++
-	}
 	for rep := range reps {
 		// Rotate the order every repetition so that no server always runs
 		// first (or right after another's writeback).
 		for i := range turns {
-			k := (i + rep) % turns
-			if k == len(targets) {
-				h.waitQuiet(ctx)
-				v, err := fsyncLimit(dir, h.plan.LimitSize)
-				if err != nil {
-					return fmt.Errorf("write+fsync limit: %w", err)
-				}
-				disk = append(disk, v)
-				h.progress("  rep %d %-9s mbps=%.0f", rep+1, "disk", v)
-				continue
-			}
-			t := targets[k]
+			t := targets[(i+rep)%turns]
 			if _, failed := sr.Errors[t.name]; failed {
 				continue
 			}
@@ -196,10 +170,6 @@ func (h *harness) runScenario(ctx context.Context, sc *scenario) error {
 		sr.Metrics[name] = summarizeSamples(ss)
 	}
 
-	if len(disk) > 0 {
-		h.disk = summarize(disk)
-		defer func() { h.disk = nil }()
-	}
 	var missed bool
 	for _, spec := range sc.Rows {
 		r := h.row(sc, spec, samples, rss, sr.Errors)
@@ -303,44 +273,24 @@ func orDefault(v, def int) int {
 // row builds one table row from the samples of the three servers.
 func (h *harness) row(sc *scenario, spec rowSpec, samples map[string][]sample, rss map[string]float64, errs map[string]string) rowResult {
 	r := rowResult{Scenario: sc.ID, Metric: spec.Metric, Title: spec.Title, Unit: spec.Unit, HigherIsBetter: spec.Higher}
-	get := func(name string) *summary {
-		if spec.Metric == metricRSS {
-			if v, ok := rss[name]; ok {
-				return summarize([]float64{v})
-			}
-			return nil
-		}
-		var xs []float64
-		for _, s := range samples[name] {
-			if v, ok := s[spec.Metric]; ok {
-				xs = append(xs, v)
-			}
-		}
-		return summarize(xs)
-	}
+	get := func(name string) *summary { return h.metric(spec.Metric, name, samples, rss) }
 	r.Wharf, r.Reference, r.Null = get(nameWharf), get(nameRef), get(nameNull)
+	if spec.RefMetric != "" {
+		r.Reference = h.metric(spec.RefMetric, nameWharf, samples, rss)
+	}
 	if r.Wharf != nil && r.Reference != nil && r.Reference.Median != 0 {
 		r.Ratio = ptr(r.Wharf.Median / r.Reference.Median)
 	}
 	switch spec.Limit {
 	case limitNull:
 		if r.Null != nil {
+			how := spec.LimitHow
+			if how == "" {
+				how = "the null registry (bare net/http, no storage) driven by the same client code, alternating with the registries"
+			}
 			r.LimitName, r.Limit = spec.LimitName, ptr(r.Null.Median)
 			h.res.Limits = append(h.res.Limits, limitResult{Name: spec.LimitName, Unit: spec.Unit, Value: r.Null,
-				How: "the null registry (bare net/http, no storage) driven by the same client code, alternating with the registries in " + sc.ID})
-		}
-	case limitPush:
-		if v, ok := h.pushLimit(); ok {
-			r.LimitName, r.Limit = "min(sha256, write+fsync)", ptr(v)
-		}
-		if h.disk != nil && h.limits["sha256"] != nil {
-			r.Limit = ptr(min(h.limits["sha256"].Median, h.disk.Median))
-			h.res.Limits = append(h.res.Limits, limitResult{Name: "sequential write+fsync, " + sc.ID, Unit: "MB/s", Value: h.disk,
-				How: fmt.Sprintf("as above (%s), alternating with the registries in %s; this is the limit of that row", sizeName(h.plan.LimitSize), sc.ID)})
-		}
-		if r.Null != nil {
-			h.res.Limits = append(h.res.Limits, limitResult{Name: spec.LimitName, Unit: spec.Unit, Value: r.Null,
-				How: "the null registry (reads and drops the body) driven by the same client code, alternating with the registries in " + sc.ID})
+				How: how + " in " + sc.ID})
 		}
 	}
 	if r.Limit != nil && *r.Limit > 0 {
@@ -357,12 +307,33 @@ func (h *harness) row(sc *scenario, spec rowSpec, samples map[string][]sample, r
 			r.Errors[n] = e
 		}
 	}
+	if spec.RefMissing != "" {
+		r.Errors[nameRef] = spec.RefMissing
+	}
 	if spec.Goal != nil {
 		r.Goal = spec.Goal.Text
 		ok, why := spec.Goal.eval(&r, h.res)
 		r.Met, r.Why = &ok, why
 	}
 	return r
+}
+
+// metric summarizes one metric of the named server's samples (peak RSS
+// from rss).
+func (h *harness) metric(metric, name string, samples map[string][]sample, rss map[string]float64) *summary {
+	if metric == metricRSS {
+		if v, ok := rss[name]; ok {
+			return summarize([]float64{v})
+		}
+		return nil
+	}
+	var xs []float64
+	for _, s := range samples[name] {
+		if v, ok := s[metric]; ok {
+			xs = append(xs, v)
+		}
+	}
+	return summarize(xs)
 }
 
 func ptr(v float64) *float64 { return &v }
@@ -386,7 +357,7 @@ func summarizeSamples(ss []sample) map[string]*summary {
 func brief(s sample, rows []rowSpec) string {
 	var keys []string
 	for _, r := range rows {
-		if _, ok := s[r.Metric]; ok {
+		if _, ok := s[r.Metric]; ok && !slices.Contains(keys, r.Metric) {
 			keys = append(keys, r.Metric)
 		}
 	}

@@ -32,6 +32,9 @@ type scenario struct {
 	// Null, when set, runs the null registry too: its figures are the
 	// loopback limits of this scenario's rows.
 	Null *nullOpts
+	// Servers, when set, are the servers to start instead of wharf and
+	// the reference (and the null registry).
+	Servers []string
 	// Reps overrides the plan's repetitions when positive.
 	Reps    int
 	Rows    []rowSpec
@@ -48,7 +51,6 @@ type limitKind int
 const (
 	limitNone limitKind = iota
 	limitNull           // the null registry's figure for the same metric
-	limitPush           // min(sha256, write+fsync)
 )
 
 // rowSpec turns one metric of a scenario into a row of the table.
@@ -59,7 +61,13 @@ type rowSpec struct {
 	Higher    bool // higher is better
 	Limit     limitKind
 	LimitName string // for limitNull rows: the name of the limit it measures
-	Goal      *goal
+	LimitHow  string // how the null registry measures it, when not the default
+	// RefMetric, when set, fills the reference column with this metric of
+	// wharf's samples: another client measured against the same wharf.
+	RefMetric string
+	// RefMissing says why RefMetric cannot be measured (a tool missing).
+	RefMissing string
+	Goal       *goal
 }
 
 // metricRSS names the scenario's peak RSS (VmHWM, MiB) in a rowSpec.
@@ -69,16 +77,17 @@ func (h *harness) scenarios() []*scenario {
 	p := h.plan
 	var out []*scenario
 	out = append(out,
-		h.pushScenario("push-mono", 0, rowSpec{Metric: "mbps", Unit: "MB/s", Higher: true, Limit: limitPush, Goal: goalPush,
-			Title: fmt.Sprintf("1. monolithic push of %s (POST+PUT)", sizeName(p.PushSize)), LimitName: "loopback HTTP PUT, one request"}),
-		h.pushScenario("push-chunked", p.ChunkSize, rowSpec{Metric: "mbps", Unit: "MB/s", Higher: true, Limit: limitPush, Goal: goalPush,
-			Title: fmt.Sprintf("2. chunked push of %s in %s PATCHes", sizeName(p.PushSize), sizeName(p.ChunkSize)), LimitName: fmt.Sprintf("loopback HTTP PUT, %s PATCHes", sizeName(p.ChunkSize))}),
+		h.pushScenario("push-mono", 0, fmt.Sprintf("1. monolithic push of %s (POST+PUT)", sizeName(p.PushSize)),
+			"one request"),
+		h.pushScenario("push-chunked", p.ChunkSize, fmt.Sprintf("2. chunked push of %s in %s PATCHes", sizeName(p.PushSize), sizeName(p.ChunkSize)),
+			sizeName(p.ChunkSize)+" PATCHes"),
 		h.pullScenario(),
 		h.pullConcurrentScenario(),
 		h.manifestScenario(),
 		h.smallImagesScenario(),
 		h.tagsScenario(),
 		h.catalogScenario(),
+		h.clientScenario(),
 	)
 	for i, sz := range p.MemSizes {
 		out = append(out, h.memoryScenario(sz, i == len(p.MemSizes)-1))
@@ -86,9 +95,18 @@ func (h *harness) scenarios() []*scenario {
 	return out
 }
 
-func (h *harness) pushScenario(id string, chunk int64, row rowSpec) *scenario {
+// pushHow says what the push rows' limit does; see nullStore.
+const pushHow = "the null registry in its storing mode, driven by the same client code, alternating with the registries: " +
+	"the body from a loopback HTTP request, sha256 and the write overlapped, written through wharf's blobstore/fs " +
+	"(sync_file_range every 8 MiB, background fsync every 32 MiB, final fsync, rename, directory fsync); " +
+	"no metadata database, no sessions beyond memory, no access log"
+
+func (h *harness) pushScenario(id string, chunk int64, title, requests string) *scenario {
 	sz := h.plan.PushSize
-	sc := &scenario{ID: id, Title: row.Title, Null: &nullOpts{}, Rows: []rowSpec{row}}
+	row := rowSpec{Metric: "mbps", Unit: "MB/s", Higher: true, Limit: limitNull, Goal: goalPush, Title: title,
+		LimitName: "ceiling: loopback HTTP PUT + sha256 + wharf's blob writer and fsyncs, no registry, " + requests,
+		LimitHow:  pushHow}
+	sc := &scenario{ID: id, Title: row.Title, Null: &nullOpts{store: true}, Rows: []rowSpec{row}}
 	sc.Measure = func(ctx context.Context, t *target, rep int) (sample, error) {
 		return h.push(ctx, t, blob{Size: sz, Seed: uint64(rep) + 1}, chunk)
 	}

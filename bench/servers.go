@@ -17,12 +17,14 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/wharf/wharf/bench/reference"
 )
 
 // The reference registry: CNCF distribution, installed with go install.
 const (
-	refModule  = "github.com/distribution/distribution/v3/cmd/registry"
-	refVersion = "v3.1.2"
+	refModule  = reference.Module
+	refVersion = reference.Version
 )
 
 // Target names, as they appear in the report.
@@ -58,6 +60,7 @@ type server struct {
 type nullOpts struct {
 	blobSize int64
 	manifest []byte
+	store    bool // hash and store uploads in its data directory
 }
 
 // freeAddr picks a free loopback port. The tiny window between closing it
@@ -116,6 +119,9 @@ func (f *fleet) start(ctx context.Context, name, dir string, null nullOpts) (*se
 				return nil, err
 			}
 			args = append(args, "--manifest", mf)
+		}
+		if null.store {
+			args = append(args, "--data-dir", filepath.Join(s.dataDir, "store"))
 		}
 	default:
 		return nil, fmt.Errorf("unknown server %q", name)
@@ -303,36 +309,13 @@ catalog:
 `, root, c, addr)
 }
 
-// ensureReference returns the reference registry binary, installing it into
-// the cache directory with go install when it is not there yet.
+// ensureReference returns the reference registry binary: override if
+// set, else the one reference.Ensure installs in the cache directory.
 func ensureReference(ctx context.Context, cacheDir, override string, progress func(string, ...any)) (string, error) {
 	if override != "" {
 		return override, nil
 	}
-	dir := filepath.Join(cacheDir, "registry-"+refVersion)
-	bin := filepath.Join(dir, "registry")
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
-		return "", err
-	}
-	tmp, err := os.MkdirTemp(cacheDir, "install-*")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(tmp)
-	progress("installing the reference registry: go install %s@%s into %s (a few minutes the first time)", refModule, refVersion, dir)
-	cmd := exec.CommandContext(ctx, "go", "install", refModule+"@"+refVersion)
-	cmd.Env = append(os.Environ(), "GOBIN="+tmp, "GOFLAGS=")
-	cmd.Dir = tmp // outside any module
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go install %s@%s: %w\n%s", refModule, refVersion, err, out)
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return "", err
-	}
-	return bin, nil
+	return reference.Ensure(ctx, cacheDir, progress)
 }
 
 // buildWharf compiles ./cmd/wharf from the module at root into dir: from

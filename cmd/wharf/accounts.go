@@ -33,6 +33,7 @@ func accountsGroup(use, short string) *cobra.Command {
 	def := config.Default()
 	cmd.PersistentFlags().String("data-dir", def.DataDir, "the server's data directory (also WHARF_DATA_DIR)")
 	cmd.PersistentFlags().String(config.FlagConfig, "", "the server's YAML configuration file (also WHARF_CONFIG)")
+	cmd.PersistentFlags().String("database-url", "", "the server's metadata database, if not DATA_DIR/wharf.db: postgres://… or a SQLite file (also WHARF_DATABASE_URL)")
 	return cmd
 }
 

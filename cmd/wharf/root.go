@@ -2,6 +2,8 @@ package main
 
 import (
 	"github.com/spf13/cobra"
+
+	"github.com/wharf/wharf/internal/version"
 )
 
 // NewRootCmd builds the command tree; tests run it in-process.
@@ -11,13 +13,17 @@ func NewRootCmd() *cobra.Command {
 		Short:         "A container image registry and a daemonless image client",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.Get().String(),
 	}
-	root.AddCommand(newServeCmd())
+	// --version prints the same line as `wharf version`.
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.AddCommand(newServeCmd(), newVersionCmd(), newHealthcheckCmd())
 	addAccountCommands(root)
 
 	image := newImageCmd()
 	addLocalImageCommands(image, root)
 	addRemoteImageCommands(image, root)
+	addImportDistributionCmd(root)
 	root.AddCommand(image)
 	return root
 }

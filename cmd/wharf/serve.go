@@ -48,12 +48,5 @@ variables, then the YAML file given with --config, then defaults.`,
 func newLogger(w io.Writer, c config.Log) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler
-	if c.Format == "json" {
-		h = slog.NewJSONHandler(w, opts)
-	} else {
-		h = slog.NewTextHandler(w, opts)
-	}
-	return slog.New(server.WithRequestID(h))
+	return slog.New(server.NewLogHandler(w, c.Format == "json", level))
 }

@@ -30,8 +30,9 @@ func TestServeHelp_ListsSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, flag := range []string{"--addr", "--data-dir", "--config", "--sparse-manifests", "--log-level", "--max-concurrent-requests",
-		"WHARF_ADDR", "WHARF_DATA_DIR", "WHARF_CONFIG", "WHARF_SPARSE_MANIFESTS", ":5000", "./wharf-data"} {
+	for _, flag := range []string{"--addr", "--data-dir", "--config", "--sparse-manifests", "--log-level", "--max-concurrent-requests", "--idle-timeout",
+		"WHARF_ADDR", "WHARF_DATA_DIR", "WHARF_CONFIG", "WHARF_SPARSE_MANIFESTS", ":5000", "./wharf-data",
+		"--login-refresh-tokens", "WHARF_LOGIN_REFRESH_TOKENS"} {
 		if !strings.Contains(out, flag) {
 			t.Errorf("serve --help does not mention %s", flag)
 		}

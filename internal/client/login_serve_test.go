@@ -9,14 +9,23 @@ import (
 
 	"github.com/wharf/wharf/internal/auth"
 	clientauth "github.com/wharf/wharf/internal/client/auth"
+	"github.com/wharf/wharf/internal/config"
 	"github.com/wharf/wharf/internal/registrytest"
 )
 
 // TestLogin_WharfServeTokenAuth runs the tutorial's login against a wharf
-// server that requires token auth: docker's flow yields a refresh token,
-// which is saved as the identity token and then carries push and pull.
+// server that requires token auth. By default wharf hands out no refresh
+// token (as Docker Hub), so the password is saved; with
+// auth.login_refresh_tokens docker's flow yields a refresh token, which is
+// saved as the identity token instead. Either then carries push and pull.
 func TestLogin_WharfServeTokenAuth(t *testing.T) {
-	srv := registrytest.NewServer(t, registrytest.WithAuth("s3cret-admin"))
+	t.Run("default", func(t *testing.T) { testLoginWharfServe(t, false) })
+	t.Run("login refresh tokens", func(t *testing.T) { testLoginWharfServe(t, true) })
+}
+
+func testLoginWharfServe(t *testing.T, refresh bool) {
+	srv := registrytest.NewServer(t, registrytest.WithAuth("s3cret-admin"),
+		registrytest.WithConfig(func(c *config.Config) { c.Auth.LoginRefreshTokens = refresh }))
 	host := strings.TrimPrefix(srv.URL, "http://")
 	ctx := context.Background()
 	r := testRemote(t)
@@ -47,16 +56,21 @@ func TestLogin_WharfServeTokenAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, err := f.Get(ctx, host)
-	if err != nil || c.Username != auth.AdminUser || c.Password != "" || c.IdentityToken == "" {
-		t.Fatalf("saved %+v (%v); want the user name and an identity token, no password", c, err)
+	switch {
+	case err != nil:
+		t.Fatal(err)
+	case refresh && (c.Username != auth.AdminUser || c.Password != "" || c.IdentityToken == ""):
+		t.Fatalf("saved %+v; want the user name and an identity token, no password", c)
+	case !refresh && (c.Username != auth.AdminUser || c.Password != "s3cret-admin" || c.IdentityToken != ""):
+		t.Fatalf("saved %+v; want the user name and password, no identity token", c)
 	}
 
 	if err := Push(ctx, st, tag, PushOptions{Remote: r}, &bytes.Buffer{}); err != nil {
-		t.Fatalf("push with the identity token: %v", err)
+		t.Fatalf("push with the saved login: %v", err)
 	}
 	fresh := newStore(t)
 	if err := Pull(ctx, fresh, tag, PullOptions{Remote: r}, &bytes.Buffer{}); err != nil {
-		t.Fatalf("pull with the identity token: %v", err)
+		t.Fatalf("pull with the saved login: %v", err)
 	}
 	if _, got, err := fresh.Image(ctx, tag); err != nil || got != want {
 		t.Errorf("pulled %s (%v), want %s", got, err, want)

@@ -228,10 +228,21 @@ func pushTag(ctx context.Context, st LocalStore, tag reference.Named, t target, 
 	// The layers of every image, each once: platforms may share some.
 	var layers []v1.Layer
 	seen := map[v1.Hash]bool{}
+	// docker names a layer by its diff ID. Its config lists them; asking
+	// the layer instead (l.DiffID) decompresses and hashes all of it, which
+	// was most of the CPU of a push and read the whole image once more.
+	diffIDs := map[v1.Hash]v1.Hash{}
 	for _, img := range local.images {
 		ls, err := img.Layers()
 		if err != nil {
 			return err
+		}
+		if cf, err := img.ConfigFile(); err == nil && len(cf.RootFS.DiffIDs) == len(ls) {
+			for i, l := range ls {
+				if d, err := l.Digest(); err == nil {
+					diffIDs[d] = cf.RootFS.DiffIDs[i]
+				}
+			}
 		}
 		for _, l := range ls {
 			d, err := l.Digest()
@@ -268,10 +279,10 @@ func pushTag(ctx context.Context, st LocalStore, tag reference.Named, t target, 
 		if err != nil {
 			return err
 		}
-		// docker names a layer by its diff ID; a blob that is not a
-		// filesystem layer (an attestation, say) has none: use its digest.
+		// A blob that is not a filesystem layer (an attestation, say) has
+		// no diff ID: use its digest.
 		id := d
-		if diffID, err := l.DiffID(); err == nil {
+		if diffID, ok := diffIDs[d]; ok {
 			id = diffID
 		}
 		size, err := l.Size()

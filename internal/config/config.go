@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +23,10 @@ type Config struct {
 	// DebugAddr, when set, serves Go's pprof profiles on a separate
 	// listener (keep it on loopback).
 	DebugAddr string `yaml:"debug_addr"`
+	// MetricsAddr, when set, serves /metrics and pprof on a separate
+	// listener, and /metrics leaves the registry's listener: scrapers and
+	// profilers belong on an internal network, not on the public port.
+	MetricsAddr string `yaml:"metrics_addr"`
 	// ShutdownTimeout bounds how long in-flight requests (uploads) may run
 	// after SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -61,6 +66,11 @@ type Auth struct {
 	TokenLifetime time.Duration `yaml:"token_lifetime"`
 	// SigningAlgorithm of new token keys: EdDSA or ES256.
 	SigningAlgorithm string `yaml:"signing_algorithm"`
+	// LoginRefreshTokens hands `docker login` a refresh token, which docker
+	// saves as its identity token instead of the password. Off by default,
+	// as on Docker Hub: podman and skopeo read docker's config.json and
+	// refuse to log in beside an identity token.
+	LoginRefreshTokens bool `yaml:"login_refresh_tokens"`
 	// AdminPassword, from WHARF_ADMIN_PASSWORD only (never a file or a
 	// flag, which other users could read), is the first admin's password.
 	AdminPassword string `yaml:"-"`
@@ -109,9 +119,18 @@ type FilesystemStorage struct {
 
 // Database selects the metadata store.
 type Database struct {
-	// Driver is "sqlite" (the only one so far).
+	// URL names the database: a postgres:// or postgresql:// URL
+	// (postgres://USER[:PASS]@HOST:PORT/DB?sslmode=…), or the path of a
+	// SQLite file. Empty means SQLite.Path. Resolve sets Driver from it.
+	URL string `yaml:"url"`
+	// Driver is "sqlite" or "postgres".
 	Driver string         `yaml:"driver"`
 	SQLite SQLiteDatabase `yaml:"sqlite"`
+}
+
+// IsPostgresURL reports whether a database URL names PostgreSQL.
+func IsPostgresURL(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
 }
 
 // SQLiteDatabase configures the embedded SQLite database.
@@ -132,8 +151,14 @@ type Validation struct {
 // Limits protect the server from overload.
 type Limits struct {
 	// MaxConcurrentRequests answers TOOMANYREQUESTS beyond this many
-	// requests in flight; 0 means no limit.
+	// requests in flight in each of two pools: registry clients (the
+	// distribution API and /token) and the web (UI, Hub JSON API,
+	// /metrics). 0 means no limit.
 	MaxConcurrentRequests int `yaml:"max_concurrent_requests"`
+	// IdleTimeout cuts off a request whose body sends nothing for this
+	// long, so that a stalled client does not hold a goroutine and its
+	// buffers forever; 0 waits forever.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
 
 // Default returns the configuration used when nothing else is said.
@@ -147,6 +172,7 @@ func Default() Config {
 		Database:        Database{Driver: "sqlite"},
 		Validation:      Validation{MaxManifestBytes: 4 << 20},
 		Uploads:         Uploads{PurgeAfter: 24 * time.Hour},
+		Limits:          Limits{IdleTimeout: 60 * time.Second},
 		Auth: Auth{Mode: AuthToken, Service: "wharf", DefaultVisibility: "private",
 			TokenLifetime: 5 * time.Minute, SigningAlgorithm: "EdDSA"},
 	}
@@ -157,8 +183,17 @@ func (c *Config) Resolve() {
 	if c.Storage.Filesystem.Root == "" {
 		c.Storage.Filesystem.Root = filepath.Join(c.DataDir, "blobs")
 	}
+	switch {
+	case IsPostgresURL(c.Database.URL):
+		c.Database.Driver = "postgres"
+	case c.Database.URL != "":
+		c.Database.Driver, c.Database.SQLite.Path = "sqlite", c.Database.URL
+	}
 	if c.Database.SQLite.Path == "" {
 		c.Database.SQLite.Path = filepath.Join(c.DataDir, "wharf.db")
+	}
+	if c.Database.URL == "" {
+		c.Database.URL = c.Database.SQLite.Path
 	}
 }
 
@@ -172,6 +207,14 @@ func (c *Config) Validate() error {
 	if c.DebugAddr != "" {
 		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
 			bad("debug_addr %q: want host:port, e.g. 127.0.0.1:6060", c.DebugAddr)
+		}
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			bad("metrics_addr %q: want host:port, e.g. 127.0.0.1:9090", c.MetricsAddr)
+		}
+		if c.MetricsAddr == c.Addr || c.MetricsAddr == c.DebugAddr {
+			bad("metrics_addr %q: must differ from addr and debug_addr", c.MetricsAddr)
 		}
 	}
 	if strings.TrimSpace(c.DataDir) == "" {
@@ -193,8 +236,14 @@ func (c *Config) Validate() error {
 	if c.Storage.Driver != "filesystem" {
 		bad("storage.driver %q: want filesystem", c.Storage.Driver)
 	}
-	if c.Database.Driver != "sqlite" {
-		bad("database.driver %q: want sqlite", c.Database.Driver)
+	switch c.Database.Driver {
+	case "sqlite":
+	case "postgres":
+		if u, err := url.Parse(c.Database.URL); err != nil || u.Host == "" || strings.Trim(u.Path, "/") == "" {
+			bad("database.url: want postgres://USER[:PASS]@HOST:PORT/DATABASE?sslmode=…")
+		}
+	default:
+		bad("database.driver %q: want sqlite or postgres", c.Database.Driver)
 	}
 	if c.Validation.MaxManifestBytes <= 0 {
 		bad("validation.max_manifest_bytes must be positive")
@@ -204,6 +253,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxConcurrentRequests < 0 {
 		bad("limits.max_concurrent_requests must not be negative")
+	}
+	if c.Limits.IdleTimeout < 0 {
+		bad("limits.idle_timeout must not be negative")
 	}
 	if c.Auth.Mode != AuthToken && c.Auth.Mode != AuthNone {
 		bad("auth.mode %q: want token or none", c.Auth.Mode)

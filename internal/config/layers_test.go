@@ -29,6 +29,8 @@ var everySetting = []layered{
 		func(c config.Config) string { return c.DataDir }},
 	{"WHARF_DEBUG_ADDR", "debug-addr", "debug_addr: 127.0.0.1:6061\n", "127.0.0.1:6061", "127.0.0.1:6062", "127.0.0.1:6063",
 		func(c config.Config) string { return c.DebugAddr }},
+	{"WHARF_METRICS_ADDR", "metrics-addr", "metrics_addr: 127.0.0.1:9091\n", "127.0.0.1:9091", "127.0.0.1:9092", "127.0.0.1:9093",
+		func(c config.Config) string { return c.MetricsAddr }},
 	{"WHARF_SHUTDOWN_TIMEOUT", "shutdown-timeout", "shutdown_timeout: 1m\n", "1m0s", "2m0s", "3m0s",
 		func(c config.Config) string { return c.ShutdownTimeout.String() }},
 	{"WHARF_LOG_LEVEL", "log-level", "log:\n  level: warn\n", "warn", "error", "debug",
@@ -39,8 +41,12 @@ var everySetting = []layered{
 		func(c config.Config) string { return c.Uploads.PurgeAfter.String() }},
 	{"WHARF_MAX_CONCURRENT_REQUESTS", "max-concurrent-requests", "limits:\n  max_concurrent_requests: 10\n", "10", "20", "30",
 		func(c config.Config) string { return strconv.Itoa(c.Limits.MaxConcurrentRequests) }},
+	{"WHARF_IDLE_TIMEOUT", "idle-timeout", "limits:\n  idle_timeout: 10s\n", "10s", "20s", "0s",
+		func(c config.Config) string { return c.Limits.IdleTimeout.String() }},
 	{"WHARF_SPARSE_MANIFESTS", "sparse-manifests", "validation:\n  sparse_manifests: true\n", "true", "false", "true",
 		func(c config.Config) string { return strconv.FormatBool(c.Validation.SparseManifests) }},
+	{"WHARF_LOGIN_REFRESH_TOKENS", "login-refresh-tokens", "auth:\n  login_refresh_tokens: true\n", "true", "false", "true",
+		func(c config.Config) string { return strconv.FormatBool(c.Auth.LoginRefreshTokens) }},
 }
 
 // TestLoad_EverySettingHonoursPrecedence sets each field in the file, then

@@ -27,8 +27,12 @@ var settings = []setting{
 		func(c *Config) string { return c.Addr }, func(c *Config, v string) error { c.Addr = v; return nil }},
 	{"WHARF_DATA_DIR", "data-dir", "directory for blobs and the database",
 		func(c *Config) string { return c.DataDir }, func(c *Config, v string) error { c.DataDir = v; return nil }},
+	{"WHARF_DATABASE_URL", "database-url", "metadata database: postgres://USER[:PASS]@HOST:PORT/DB?sslmode=… or a SQLite file (default DATA_DIR/wharf.db)",
+		func(c *Config) string { return c.Database.URL }, func(c *Config, v string) error { c.Database.URL = v; return nil }},
 	{"WHARF_DEBUG_ADDR", "debug-addr", "serve pprof profiles on this address (host:port; empty: off)",
 		func(c *Config) string { return c.DebugAddr }, func(c *Config, v string) error { c.DebugAddr = v; return nil }},
+	{"WHARF_METRICS_ADDR", "metrics-addr", "serve /metrics and pprof on this address instead of the registry's (host:port; empty: /metrics on the registry's address)",
+		func(c *Config) string { return c.MetricsAddr }, func(c *Config, v string) error { c.MetricsAddr = v; return nil }},
 	{"WHARF_SHUTDOWN_TIMEOUT", "shutdown-timeout", "how long in-flight requests may finish after SIGTERM",
 		func(c *Config) string { return c.ShutdownTimeout.String() }, durationSetter(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 	{"WHARF_LOG_LEVEL", "log-level", "debug, info, warn or error",
@@ -39,8 +43,10 @@ var settings = []setting{
 		func(c *Config) string { return strconv.FormatBool(c.Validation.SparseManifests) }, boolSetter(func(c *Config) *bool { return &c.Validation.SparseManifests })},
 	{"WHARF_UPLOAD_PURGE_AFTER", "upload-purge-after", "discard upload sessions not written for this long (0: never)",
 		func(c *Config) string { return c.Uploads.PurgeAfter.String() }, durationSetter(func(c *Config) *time.Duration { return &c.Uploads.PurgeAfter })},
-	{"WHARF_MAX_CONCURRENT_REQUESTS", "max-concurrent-requests", "answer TOOMANYREQUESTS beyond this many requests in flight (0: no limit)",
+	{"WHARF_MAX_CONCURRENT_REQUESTS", "max-concurrent-requests", "answer TOOMANYREQUESTS beyond this many requests in flight, for registry clients and for the web UI and Hub API each (0: no limit)",
 		func(c *Config) string { return strconv.Itoa(c.Limits.MaxConcurrentRequests) }, intSetter(func(c *Config) *int { return &c.Limits.MaxConcurrentRequests })},
+	{"WHARF_IDLE_TIMEOUT", "idle-timeout", "cut off a request whose body sends nothing for this long (0: never)",
+		func(c *Config) string { return c.Limits.IdleTimeout.String() }, durationSetter(func(c *Config) *time.Duration { return &c.Limits.IdleTimeout })},
 	{"WHARF_AUTH", "auth", "token (accounts and docker login) or none (anyone may push and pull)",
 		func(c *Config) string { return c.Auth.Mode }, func(c *Config, v string) error { c.Auth.Mode = v; return nil }},
 	{"WHARF_AUTH_SERVICE", "auth-service", "service name in tokens and challenges",
@@ -51,6 +57,8 @@ var settings = []setting{
 		func(c *Config) string { return c.Auth.DefaultVisibility }, func(c *Config, v string) error { c.Auth.DefaultVisibility = v; return nil }},
 	{"WHARF_TOKEN_LIFETIME", "token-lifetime", "how long bearer tokens live (at least 60s)",
 		func(c *Config) string { return c.Auth.TokenLifetime.String() }, durationSetter(func(c *Config) *time.Duration { return &c.Auth.TokenLifetime })},
+	{"WHARF_LOGIN_REFRESH_TOKENS", "login-refresh-tokens", "hand docker login a refresh token to save instead of the password (podman and skopeo then refuse that config.json)",
+		func(c *Config) string { return strconv.FormatBool(c.Auth.LoginRefreshTokens) }, boolSetter(func(c *Config) *bool { return &c.Auth.LoginRefreshTokens })},
 	{"WHARF_ADMIN_PASSWORD", "", "",
 		func(c *Config) string { return "" }, func(c *Config, v string) error { c.Auth.AdminPassword = v; return nil }},
 	{"WHARF_TLS_CERT", "tls-cert", "PEM certificate file for HTTPS, reloaded on change",
@@ -88,7 +96,7 @@ func BindFlags(fs *pflag.FlagSet) {
 		if s.flag == "" {
 			continue // environment only
 		}
-		if s.env == "WHARF_SPARSE_MANIFESTS" {
+		if s.env == "WHARF_SPARSE_MANIFESTS" || s.env == "WHARF_LOGIN_REFRESH_TOKENS" {
 			fs.Bool(s.flag, false, s.usage+" (also "+s.env+")")
 			continue
 		}

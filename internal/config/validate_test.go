@@ -34,6 +34,8 @@ func TestValidate_RejectsEachProblem(t *testing.T) {
 		{"addr without port", func(c *config.Config) { c.Addr = "localhost" }, []string{"addr", `"localhost"`, "host:port"}},
 		{"addr with empty port", func(c *config.Config) { c.Addr = "localhost:" }, []string{"addr", `"localhost:"`}},
 		{"debug addr without port", func(c *config.Config) { c.DebugAddr = "6060" }, []string{"debug_addr", `"6060"`}},
+		{"metrics addr without port", func(c *config.Config) { c.MetricsAddr = "9090" }, []string{"metrics_addr", `"9090"`}},
+		{"metrics addr is the registry's", func(c *config.Config) { c.MetricsAddr = c.Addr }, []string{"metrics_addr", "must differ"}},
 		{"empty data dir", func(c *config.Config) { c.DataDir = " " }, []string{"data_dir"}},
 		{"negative shutdown timeout", func(c *config.Config) { c.ShutdownTimeout = -time.Second }, []string{"shutdown_timeout", "negative"}},
 		{"unknown log level", func(c *config.Config) { c.Log.Level = "loud" }, []string{"log.level", `"loud"`, "debug, info, warn or error"}},
@@ -43,6 +45,7 @@ func TestValidate_RejectsEachProblem(t *testing.T) {
 		{"zero manifest limit", func(c *config.Config) { c.Validation.MaxManifestBytes = 0 }, []string{"validation.max_manifest_bytes", "positive"}},
 		{"negative purge age", func(c *config.Config) { c.Uploads.PurgeAfter = -time.Hour }, []string{"uploads.purge_after", "negative"}},
 		{"negative request limit", func(c *config.Config) { c.Limits.MaxConcurrentRequests = -1 }, []string{"limits.max_concurrent_requests", "negative"}},
+		{"negative idle timeout", func(c *config.Config) { c.Limits.IdleTimeout = -time.Second }, []string{"limits.idle_timeout", "negative"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := valid()

@@ -45,7 +45,9 @@ func New(reg *registry.Service, log *slog.Logger) *API {
 
 // ServeHTTP dispatches on the parsed route and the method.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	// The canonical key assigned directly: Header.Set would allocate its
+	// canonical form on every request.
+	w.Header()["Docker-Distribution-Api-Version"] = []string{"registry/2.0"}
 	rt := ParseRoute(r.URL.Path)
 	methods, ok := a.routes[rt.Kind]
 	if !ok {

@@ -23,6 +23,8 @@ type Store interface {
 	BlobSize(ctx context.Context, repo string, d digest.Digest) (int64, error)
 	// AnyBlobSize returns the size of blob d if any repository holds it.
 	AnyBlobSize(ctx context.Context, d digest.Digest) (int64, error)
+	// BlobRepositories lists the repositories that hold blob d.
+	BlobRepositories(ctx context.Context, d digest.Digest, last string, n int) ([]string, error)
 	// UnlinkBlob removes repo's link to d, or returns ErrNotFound.
 	UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error
 	// MissingBlobs returns the digests among ds that repo does not hold.

@@ -24,7 +24,8 @@ type repoFilterKey struct{}
 type RepoFilter func(ctx context.Context, repo string) (bool, error)
 
 // WithRepoFilter returns ctx whose listings (the catalog) show only the
-// repositories keep accepts: callers see only what they may pull.
+// repositories keep accepts, and whose mounts without a source mount only
+// from those: callers see only what they may pull.
 func WithRepoFilter(ctx context.Context, keep RepoFilter) context.Context {
 	return context.WithValue(ctx, repoFilterKey{}, keep)
 }
@@ -47,4 +48,11 @@ func WithPullOnly(ctx context.Context) context.Context {
 func pullOnly(ctx context.Context) bool {
 	only, _ := ctx.Value(pullOnlyKey{}).(bool)
 	return only
+}
+
+// auditDelete writes the one audit line of a delete, whichever way it
+// came (OCI API, web UI, Hub API): what went and who asked, from the
+// actor the server set ("" on an open registry, where nobody signs in).
+func (s *Service) auditDelete(ctx context.Context, kind, repo, ref string) {
+	s.log.InfoContext(ctx, "deleted", "user", Actor(ctx), "kind", kind, "repository", repo, "reference", ref)
 }

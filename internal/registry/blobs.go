@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/wharf/wharf/internal/blobstore"
@@ -53,8 +52,8 @@ func (s *Service) renewLink(ctx context.Context, repo string, d digest.Digest) e
 	if !ok {
 		return nil
 	}
-	// The metadata dates links by the wall clock, as collections do.
-	return c.RenewBlobLink(ctx, repo, d, time.Now().Add(-LinkRenewAfter))
+	// The clock collections measure their grace with.
+	return c.RenewBlobLink(ctx, repo, d, s.opts.Now().Add(-LinkRenewAfter))
 }
 
 // OpenBlob returns a reader of blob d if repo holds it. The reader is an
@@ -96,24 +95,34 @@ func (s *Service) DeleteBlob(ctx context.Context, repo string, d digest.Digest) 
 	if errors.Is(err, metadata.ErrNotFound) {
 		return blobUnknown(d)
 	}
+	if err == nil {
+		s.auditDelete(ctx, "blob", repo, d.String())
+	}
 	return err
 }
 
 // MountBlob links blob d into repo from repository from, or from any
-// repository that holds it when from is empty. It reports whether the blob
-// was mounted; false means the caller should upload it instead.
+// repository that holds it when from is empty; with a RepoFilter in ctx,
+// any that the filter accepts (the caller may pull it, so the mount tells
+// it nothing it could not read). It reports whether the blob was mounted;
+// false means the caller should upload it instead.
 func (s *Service) MountBlob(ctx context.Context, repo string, d digest.Digest, from string) (bool, error) {
 	if err := ValidateName(repo); err != nil {
 		return false, err
 	}
 	var size int64
 	var err error
-	if from != "" {
+	switch keep := repoFilter(ctx); {
+	case from != "":
 		if ValidateName(from) != nil {
 			return false, nil
 		}
 		size, err = s.meta.BlobSize(ctx, from, d)
-	} else {
+	case keep != nil:
+		if from, err = s.visibleHolder(ctx, d, keep); err == nil {
+			size, err = s.meta.BlobSize(ctx, from, d)
+		}
+	default:
 		size, err = s.meta.AnyBlobSize(ctx, d)
 	}
 	if errors.Is(err, metadata.ErrNotFound) {
@@ -143,6 +152,39 @@ func (s *Service) MountBlob(ctx context.Context, repo string, d digest.Digest, f
 		return false, err
 	}
 	return true, nil
+}
+
+// Bounds of visibleHolder's search: a mount that finds no repository it
+// may use among this many holders becomes an upload, which is always
+// correct, so a blob held by many repositories the caller may not pull
+// costs at most this many filter calls.
+const (
+	holderBatch = 100
+	maxHolders  = 1000
+)
+
+// visibleHolder returns a repository that holds d and that keep accepts,
+// or metadata.ErrNotFound.
+func (s *Service) visibleHolder(ctx context.Context, d digest.Digest, keep RepoFilter) (string, error) {
+	last := ""
+	for seen := 0; seen < maxHolders; {
+		names, err := s.meta.BlobRepositories(ctx, d, last, holderBatch)
+		if err != nil {
+			return "", err
+		}
+		for _, name := range names {
+			ok, err := keep(ctx, name)
+			if err != nil || ok {
+				return name, err
+			}
+		}
+		if len(names) < holderBatch {
+			break
+		}
+		seen += len(names)
+		last = names[len(names)-1]
+	}
+	return "", fmt.Errorf("blob %s in a repository the caller may read: %w", d, metadata.ErrNotFound)
 }
 
 type nopCloser struct{ *bytes.Reader }

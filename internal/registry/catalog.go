@@ -127,7 +127,7 @@ func (s *Service) DeleteRepository(ctx context.Context, name string) error {
 		return nameUnknown(name)
 	}
 	if err == nil {
-		s.log.InfoContext(ctx, "repository deleted", "repo", name, "by", Actor(ctx))
+		s.auditDelete(ctx, "repository", name, "")
 	}
 	return err
 }

@@ -64,7 +64,7 @@ func (s *Service) CollectGarbage(ctx context.Context, opts GCOptions) (GCReport,
 	if opts.Grace <= 0 {
 		opts.Grace = DefaultGCGrace
 	}
-	cutoff := time.Now().Add(-opts.Grace)
+	cutoff := s.opts.Now().Add(-opts.Grace)
 
 	if opts.Untagged {
 		if err := s.collectManifests(ctx, meta, cutoff, opts.DryRun, &rep); err != nil {

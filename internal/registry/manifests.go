@@ -165,7 +165,11 @@ func (s *Service) DeleteManifest(ctx context.Context, repo, ref string) error {
 		return s.manifestUnknown(ctx, repo, ref)
 	}
 	if err == nil {
-		s.log.InfoContext(ctx, "manifest deleted", "repo", repo, "reference", ref)
+		kind := "tag"
+		if IsDigestReference(ref) {
+			kind = "manifest"
+		}
+		s.auditDelete(ctx, kind, repo, ref)
 	}
 	return err
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/wharf/wharf/internal/blobstore"
@@ -26,8 +25,9 @@ type Options struct {
 	SparseManifests bool
 	// MaxManifestSize bounds manifest bodies; 0 means DefaultMaxManifestSize.
 	MaxManifestSize int64
-	// Now is the clock of upload sessions and their janitor; nil means
-	// time.Now. Tests move it instead of waiting.
+	// Now is the clock of garbage collection's grace period, of upload
+	// sessions and of their janitor (default time.Now). Tests move it
+	// instead of waiting.
 	Now func() time.Time
 }
 
@@ -40,7 +40,7 @@ type Service struct {
 
 	// uploadLocks serialises writers of one upload session inside this
 	// process; AdvanceUpload's offset check guards across replicas.
-	uploadLocks sync.Map // id → *sync.Mutex
+	uploadLocks uploadLocks
 
 	// pulls counts manifest pulls in memory (pulls.go).
 	pulls pullCounter

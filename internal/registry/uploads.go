@@ -69,12 +69,11 @@ func (s *Service) UploadStatus(ctx context.Context, repo, id string) (*Upload, e
 // size (-1 when unknown). A chunk that does not begin at the session's
 // offset is ErrRangeInvalid, carrying the offset.
 func (s *Service) WriteUpload(ctx context.Context, repo, id string, start int64, r io.Reader, length int64) (*Upload, error) {
-	unlock := s.lockUpload(id)
-	defer unlock()
-	u, err := s.getUpload(ctx, repo, id)
+	u, unlock, err := s.lockUpload(ctx, repo, id)
 	if err != nil {
 		return nil, err
 	}
+	defer unlock()
 	if start >= 0 && start != u.Offset {
 		e := Errorf(ErrRangeInvalid, "chunk starts at %d but the upload has %d bytes", start, u.Offset)
 		e.Offset = u.Offset
@@ -89,12 +88,11 @@ func (s *Service) WriteUpload(ctx context.Context, repo, id string, start int64,
 // CompleteUpload appends an optional last chunk (r may be nil), checks the
 // bytes against d, and commits the blob into repo. It returns the size.
 func (s *Service) CompleteUpload(ctx context.Context, repo, id string, d digest.Digest, r io.Reader, length int64) (int64, error) {
-	unlock := s.lockUpload(id)
-	defer unlock()
-	u, err := s.getUpload(ctx, repo, id)
+	u, unlock, err := s.lockUpload(ctx, repo, id)
 	if err != nil {
 		return 0, err
 	}
+	defer unlock()
 	if r != nil && length != 0 {
 		// The last chunk is hashed into u in memory only: the session either
 		// ends here or, if the digest is wrong, stays where it was recorded
@@ -135,7 +133,6 @@ func (s *Service) CompleteUpload(ctx context.Context, repo, id string, d digest.
 			return 0, err
 		}
 	}
-	s.uploadLocks.Delete(id)
 	s.log.InfoContext(ctx, "blob committed", "repo", repo, "digest", d, "bytes", u.Offset)
 	return u.Offset, nil
 }
@@ -189,18 +186,17 @@ func (s *Service) PutBlob(ctx context.Context, repo string, d digest.Digest, r i
 
 // CancelUpload ends the session and discards its bytes.
 func (s *Service) CancelUpload(ctx context.Context, repo, id string) error {
-	unlock := s.lockUpload(id)
-	defer unlock()
-	if _, err := s.getUpload(ctx, repo, id); err != nil {
+	_, unlock, err := s.lockUpload(ctx, repo, id)
+	if err != nil {
 		return err
 	}
+	defer unlock()
 	if err := s.meta.DeleteUpload(ctx, repo, id); err != nil {
 		if errors.Is(err, metadata.ErrNotFound) {
 			return uploadUnknown(id)
 		}
 		return err
 	}
-	s.uploadLocks.Delete(id)
 	if err := s.blobs.CancelUpload(ctx, id); err != nil && !errors.Is(err, blobstore.ErrNotFound) {
 		return fmt.Errorf("discard upload %s: %w", id, err)
 	}
@@ -210,6 +206,10 @@ func (s *Service) CancelUpload(ctx context.Context, repo, id string) error {
 func (s *Service) getUpload(ctx context.Context, repo, id string) (*metadata.Upload, error) {
 	if err := ValidateName(repo); err != nil {
 		return nil, err
+	}
+	if !validUploadID(id) {
+		// Not echoed back: the id may be kilobytes of anything.
+		return nil, Errorf(ErrUploadUnknown, "no upload has an id like that (ids are at most %d letters, digits, - and _)", maxUploadIDLen)
 	}
 	u, err := s.meta.GetUpload(ctx, repo, id)
 	if errors.Is(err, metadata.ErrNotFound) {
@@ -320,11 +320,22 @@ func (s *Service) uploadDigest(ctx context.Context, u *metadata.Upload, alg dige
 	return digest.NewDigest(alg, h), nil
 }
 
-func (s *Service) lockUpload(id string) func() {
-	v, _ := s.uploadLocks.LoadOrStore(id, new(sync.Mutex))
-	mu := v.(*sync.Mutex)
-	mu.Lock()
-	return mu.Unlock
+// lockUpload takes the writer lock of session id of repo and returns the
+// session as it is under that lock. The session is looked up before the
+// lock too, so that an id which is not a live session of repo never gets
+// an entry in the lock map: anyone may send any id.
+func (s *Service) lockUpload(ctx context.Context, repo, id string) (*metadata.Upload, func(), error) {
+	if _, err := s.getUpload(ctx, repo, id); err != nil {
+		return nil, nil, err
+	}
+	unlock := s.uploadLocks.lock(id)
+	// Read again: a writer that held the lock may have moved the session.
+	u, err := s.getUpload(ctx, repo, id)
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return u, unlock, nil
 }
 
 func newHash(alg digest.Algorithm) (hash.Hash, error) {

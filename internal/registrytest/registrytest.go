@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/wharf/wharf/internal/auth"
 	"github.com/wharf/wharf/internal/config"
@@ -25,46 +27,82 @@ type Server struct {
 	Auth *auth.Service
 }
 
-// Option adjusts the configuration before the server starts.
-type Option func(*config.Config)
+// Option adjusts the server before it starts.
+type Option func(*setup)
+
+type setup struct {
+	cfg  config.Config
+	opts []server.Option
+}
 
 // Sparse runs the server with validation.sparse_manifests.
-func Sparse() Option { return func(c *config.Config) { c.Validation.SparseManifests = true } }
+func Sparse() Option { return func(s *setup) { s.cfg.Validation.SparseManifests = true } }
 
 // WithDataDir reuses a data directory, e.g. to test a restart.
-func WithDataDir(dir string) Option { return func(c *config.Config) { c.DataDir = dir } }
+func WithDataDir(dir string) Option { return func(s *setup) { s.cfg.DataDir = dir } }
 
 // WithAuth runs the server with accounts and token auth, the first admin
 // having adminPassword. Without it the server is open (--auth=none).
 func WithAuth(adminPassword string) Option {
-	return func(c *config.Config) {
-		c.Auth.Mode = config.AuthToken
-		c.Auth.AdminPassword = adminPassword
+	return func(s *setup) {
+		s.cfg.Auth.Mode = config.AuthToken
+		s.cfg.Auth.AdminPassword = adminPassword
 	}
 }
 
 // WithConfig applies any change to the configuration.
-func WithConfig(f func(*config.Config)) Option { return Option(f) }
+func WithConfig(f func(*config.Config)) Option { return func(s *setup) { f(&s.cfg) } }
+
+// WithClock makes the server read the time from now (server.WithClock).
+func WithClock(now func() time.Time) Option {
+	return func(s *setup) { s.opts = append(s.opts, server.WithClock(now)) }
+}
+
+// Clock is a clock that a test moves by hand, safe for concurrent use.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a Clock set to the current time.
+func NewClock() *Clock { return &Clock{t: time.Now()} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
 
 // NewServer starts a wharf on a fresh data directory and stops it when the
 // test ends. Logs go to t.Log only with -v, to keep failures readable.
 func NewServer(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.Auth.Mode = config.AuthNone
+	s := setup{cfg: config.Default()}
+	s.cfg.DataDir = t.TempDir()
+	s.cfg.Auth.Mode = config.AuthNone
 	for _, o := range opts {
-		o(&cfg)
+		o(&s)
 	}
+	cfg := s.cfg
 	cfg.Resolve()
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("registrytest: invalid config: %v", err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// The handler wharf serve uses, so that benchmarks pay for the access
+	// log as a server does.
+	log := slog.New(server.NewLogHandler(io.Discard, false, slog.LevelInfo))
 	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		log = slog.New(server.NewLogHandler(testWriter{t}, false, slog.LevelWarn))
 	}
-	srv, err := server.New(context.Background(), cfg, log)
+	srv, err := server.New(context.Background(), cfg, log, s.opts...)
 	if err != nil {
 		t.Fatalf("registrytest: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/wharf/wharf/internal/auth"
 	"github.com/wharf/wharf/internal/config"
@@ -26,17 +27,21 @@ func (a *Accounts) Close() error { return a.close() }
 
 // OpenAccounts opens the accounts of the database cfg names.
 func OpenAccounts(ctx context.Context, cfg config.Config, log *slog.Logger) (*Accounts, error) {
-	if cfg.Database.Driver != "sqlite" {
+	switch cfg.Database.Driver {
+	case "sqlite":
+		// Accounts live in the data directory's database file.
+		if err := existingDataDir(cfg); err != nil {
+			return nil, err
+		}
+	case "postgres":
+	default:
 		return nil, fmt.Errorf("unknown database driver %q", cfg.Database.Driver)
 	}
-	if err := existingDataDir(cfg); err != nil {
+	db, err := openMetadata(ctx, cfg, log)
+	if err != nil {
 		return nil, err
 	}
-	db, err := sqldb.OpenSQLite(ctx, cfg.Database.SQLite.Path, log)
-	if err != nil {
-		return nil, fmt.Errorf("open metadata: %w", err)
-	}
-	svc, tokens, err := newAuth(ctx, cfg, db, log)
+	svc, tokens, err := newAuth(ctx, cfg, db, log, time.Now)
 	if err != nil {
 		_ = db.Close()
 		return nil, err
@@ -55,11 +60,11 @@ type Registry struct {
 func (r *Registry) Close() error { return r.close() }
 
 // OpenRegistry opens the stores cfg names, without serving them.
-func OpenRegistry(ctx context.Context, cfg config.Config, log *slog.Logger) (*Registry, error) {
+func OpenRegistry(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (*Registry, error) {
 	if err := existingDataDir(cfg); err != nil {
 		return nil, err
 	}
-	svc, meta, err := openRegistry(ctx, cfg, log)
+	svc, meta, err := openRegistry(ctx, cfg, log, newOptions(opts))
 	if err != nil {
 		return nil, err
 	}
@@ -84,3 +89,17 @@ type (
 
 // DefaultGCGrace is registry.DefaultGCGrace.
 const DefaultGCGrace = registry.DefaultGCGrace
+
+// openMetadata opens the metadata database cfg names, SQLite or
+// PostgreSQL.
+func openMetadata(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...sqldb.Option) (*sqldb.DB, error) {
+	location := cfg.Database.SQLite.Path
+	if cfg.Database.Driver == "postgres" {
+		location = cfg.Database.URL
+	}
+	db, err := sqldb.Open(ctx, location, log, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("open metadata: %w", err)
+	}
+	return db, nil
+}

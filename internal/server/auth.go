@@ -25,6 +25,9 @@ type gate struct {
 	service string
 	realm   string // "" derives it from each request
 	log     *slog.Logger
+	// loginRefreshTokens: a password login at /token that asks for an
+	// offline token gets a refresh token (config auth.login_refresh_tokens).
+	loginRefreshTokens bool
 }
 
 // credentials is how a request identified itself.
@@ -119,8 +122,11 @@ func (g *gate) wrap(next http.Handler) http.Handler {
 		ctx := auth.WithSubject(r.Context(), sub)
 		ctx = registry.WithActor(ctx, sub.User)
 		switch {
-		case rt.Kind == distribution.KindCatalog:
-			if ctx, err = g.filterCatalog(ctx, c); err != nil {
+		case rt.Kind == distribution.KindCatalog,
+			rt.Kind == distribution.KindUploadStart && r.URL.Query().Has("mount") && r.URL.Query().Get("from") == "":
+			// A mount without a source may use any repository holding the
+			// blob that the caller may pull, as the catalog lists those.
+			if ctx, err = g.filterPullable(ctx, c); err != nil {
 				distribution.WriteError(w, r, g.log, err)
 				return
 			}
@@ -152,16 +158,8 @@ func (g *gate) wrap(next http.Handler) http.Handler {
 				return
 			}
 		}
-		r = r.WithContext(ctx)
-		if r.Method == http.MethodDelete && rt.Kind != distribution.KindUpload {
-			rec := &statusOnly{ResponseWriter: w}
-			next.ServeHTTP(rec, r)
-			if rec.status == http.StatusAccepted {
-				g.log.InfoContext(ctx, "deleted", "user", sub.User, "repository", rt.Name, "reference", rt.Ref)
-			}
-			return
-		}
-		next.ServeHTTP(w, r)
+		// The registry writes the audit line of a delete, with the actor.
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
@@ -190,9 +188,10 @@ func (g *gate) identify(r *http.Request) (caller, error) {
 	return caller{}, auth.ErrUnauthenticated
 }
 
-// filterCatalog limits the catalog to what the caller may pull. A token
-// names only its user, so the account is looked up for its admin flag.
-func (g *gate) filterCatalog(ctx context.Context, c caller) (context.Context, error) {
+// filterPullable limits the catalog, and the repositories a mount without
+// a source may use, to what the caller may pull. A token names only its
+// user, so the account is looked up for its admin flag.
+func (g *gate) filterPullable(ctx context.Context, c caller) (context.Context, error) {
 	sub := c.sub
 	if c.how == credBearer {
 		var err error
@@ -214,7 +213,7 @@ func (g *gate) pullable(sub auth.Subject) registry.RepoFilter {
 	}
 }
 
-// checkMountSource drops a cross-repository mount the caller may not
+// checkMountSource drops a mount from a source (from=) the caller may not
 // pull from, so that the request becomes a plain upload session as the
 // spec says: the blob's presence elsewhere must not leak. A bearer token
 // that lacks the source only because it was not asked for is answered
@@ -222,21 +221,19 @@ func (g *gate) pullable(sub auth.Subject) registry.RepoFilter {
 // registry does, so that clients fetch a token good for both.
 func (g *gate) checkMountSource(ctx context.Context, r *http.Request, c caller) (retry bool, err error) {
 	q := r.URL.Query()
-	if from := q.Get("from"); from != "" {
-		source := need{Resource: auth.Resource{Type: auth.TypeRepository, Name: from}, Actions: []string{auth.ActionPull}}
-		held, err := g.holds(ctx, c, source)
-		if err != nil || len(held) == 1 {
+	source := need{Resource: auth.Resource{Type: auth.TypeRepository, Name: q.Get("from")}, Actions: []string{auth.ActionPull}}
+	held, err := g.holds(ctx, c, source)
+	if err != nil || len(held) == 1 {
+		return false, err
+	}
+	if c.how == credBearer {
+		sub, err := g.auth.SubjectFor(ctx, c.sub.User)
+		if err != nil {
 			return false, err
 		}
-		if c.how == credBearer {
-			sub, err := g.auth.SubjectFor(ctx, c.sub.User)
-			if err != nil {
-				return false, err
-			}
-			may, err := g.auth.Authorize(ctx, sub, source.Resource, source.Actions)
-			if err != nil || len(may) == 1 {
-				return len(may) == 1, err
-			}
+		may, err := g.auth.Authorize(ctx, sub, source.Resource, source.Actions)
+		if err != nil || len(may) == 1 {
+			return len(may) == 1, err
 		}
 	}
 	q.Del("mount")
@@ -327,18 +324,3 @@ func (g *gate) realmFor(r *http.Request) string {
 	}
 	return scheme + "://" + r.Host + "/token"
 }
-
-// statusOnly records the status a handler wrote.
-type statusOnly struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusOnly) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusOnly) Unwrap() http.ResponseWriter { return s.ResponseWriter }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -122,10 +123,51 @@ func TestAuth_TokenGrantsAreIntersected(t *testing.T) {
 	check(t, "wrong password", resp, "GET", 401, "UNAUTHORIZED")
 }
 
-// TestAuth_DockerLoginRefreshFlow: docker login asks for an offline
-// token and later trades it with POST /token; a password change ends it.
-func TestAuth_DockerLoginRefreshFlow(t *testing.T) {
+// loginRefreshTokens runs the server with auth.login_refresh_tokens.
+func loginRefreshTokens(c *config.Config) { c.Auth.LoginRefreshTokens = true }
+
+// tokenPost sends form to POST /token.
+func (w *authWorld) tokenPost(t *testing.T, form url.Values) reply {
+	t.Helper()
+	req, _ := http.NewRequest("POST", w.srv.URL+"/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	var buf strings.Builder
+	_, _ = io.Copy(&buf, r.Body)
+	return reply{r.StatusCode, r.Header, []byte(buf.String())}
+}
+
+// TestAuth_DockerLoginGetsNoRefreshTokenByDefault: by default a password
+// login that asks for an offline token gets an access token and no refresh
+// token, as on Docker Hub, so docker saves the password, which podman and
+// skopeo can use from the same config.json; an identity token there makes
+// them refuse to log in.
+func TestAuth_DockerLoginGetsNoRefreshTokenByDefault(t *testing.T) {
 	w := newAuthWorld(t)
+	resp := w.do(t, "GET", "/token?service=wharf&offline_token=true&client_id=docker", basic("alice", userPassword), nil)
+	var login map[string]any
+	_ = json.Unmarshal(resp.body, &login)
+	if _, has := login["refresh_token"]; resp.status != 200 || has || login["token"] == nil || login["access_token"] == nil {
+		t.Errorf("GET /token with offline_token=true: %d %s, want a token and no refresh_token", resp.status, resp.body)
+	}
+	resp = w.tokenPost(t, url.Values{"grant_type": {"password"}, "username": {"alice"}, "password": {userPassword},
+		"service": {"wharf"}, "client_id": {"docker"}, "access_type": {"offline"}, "scope": {"repository:alice/priv:pull"}})
+	login = nil
+	_ = json.Unmarshal(resp.body, &login)
+	if _, has := login["refresh_token"]; resp.status != 200 || has || login["access_token"] == nil {
+		t.Errorf("POST /token with access_type=offline: %d %s, want an access token and no refresh_token", resp.status, resp.body)
+	}
+}
+
+// TestAuth_DockerLoginRefreshFlow: with auth.login_refresh_tokens, docker
+// login asks for an offline token and later trades it with POST /token; a
+// password change ends it.
+func TestAuth_DockerLoginRefreshFlow(t *testing.T) {
+	w := newAuthWorld(t, registrytest.WithConfig(loginRefreshTokens))
 	resp := w.do(t, "GET", "/token?service=wharf&offline_token=true&client_id=docker", basic("alice", userPassword), nil)
 	var login struct {
 		Token        string `json:"token"`
@@ -138,18 +180,7 @@ func TestAuth_DockerLoginRefreshFlow(t *testing.T) {
 		t.Fatalf("docker login: %d %s", resp.status, resp.body)
 	}
 
-	post := func(form url.Values) reply {
-		req, _ := http.NewRequest("POST", w.srv.URL+"/token", strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		r, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Body.Close()
-		var buf strings.Builder
-		_, _ = io.Copy(&buf, r.Body)
-		return reply{r.StatusCode, r.Header, []byte(buf.String())}
-	}
+	post := func(form url.Values) reply { return w.tokenPost(t, form) }
 	resp = post(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {login.RefreshToken}, "service": {"wharf"},
 		"client_id": {"docker"}, "scope": {"repository:alice/priv:pull,push"}})
 	var oauth struct {
@@ -258,7 +289,10 @@ func TestAuth_MountWithATokenLackingTheSource(t *testing.T) {
 
 // TestAuth_DefaultPublic: with --default-visibility=public a push makes a
 // public repository, while an anonymous caller cannot tell a private
-// repository from a missing one.
+// repository from a missing one: every answer it gets about the one is,
+// byte for byte, the answer about the other (with the name swapped), on
+// every endpoint, with no credentials, with the anonymous token docker
+// fetches, and as a signed-in user with no rights there.
 func TestAuth_DefaultPublic(t *testing.T) {
 	srv := registrytest.NewServer(t, registrytest.WithAuth(adminPassword),
 		registrytest.WithConfig(func(c *config.Config) { c.Auth.DefaultVisibility = "public" }))
@@ -266,10 +300,91 @@ func TestAuth_DefaultPublic(t *testing.T) {
 	w.push(t, "admin/open")
 	w.push(t, "admin/closed")
 	must(t, srv.Auth.SetVisibility(context.Background(), "admin/closed", auth.Private))
+	must(t, srv.Auth.AddUser(context.Background(), "bob", userPassword, false))
 
 	check(t, "public by default", w.do(t, "GET", "/v2/admin/open/tags/list", basic("", ""), nil), "GET", 200, "")
-	private := w.do(t, "GET", "/v2/admin/closed/tags/list", basic("", ""), nil)
-	missing := w.do(t, "GET", "/v2/admin/missing/tags/list", basic("", ""), nil)
-	check(t, "private", private, "GET", 401, "UNAUTHORIZED")
-	check(t, "missing", missing, "GET", 401, "UNAUTHORIZED")
+
+	// Names of one length, so that Content-Length may be compared as is.
+	const private, missing = "admin/closed", "admin/absent"
+	m, layer := w.manifest[private], w.layer[private]
+	requests := []struct{ method, path string }{
+		{"GET", "/v2/%s/manifests/v1"},
+		{"HEAD", "/v2/%s/manifests/v1"},
+		{"GET", "/v2/%s/manifests/" + m.String()},
+		{"HEAD", "/v2/%s/manifests/" + m.String()},
+		{"GET", "/v2/%s/blobs/" + layer.String()},
+		{"HEAD", "/v2/%s/blobs/" + layer.String()},
+		{"GET", "/v2/%s/tags/list"},
+		{"GET", "/v2/%s/referrers/" + m.String()},
+		{"POST", "/v2/%s/blobs/uploads/"},
+		{"POST", "/v2/%s/blobs/uploads/?mount=" + layer.String() + "&from=admin/open"},
+		{"PUT", "/v2/%s/manifests/v2"},
+		{"DELETE", "/v2/%s/manifests/" + m.String()},
+	}
+	anonymousToken := func(repo string) func(*http.Request) {
+		q := url.Values{"service": {"wharf"}, "scope": {"repository:" + repo + ":pull,push,delete"}}
+		resp := w.do(t, "GET", "/token?"+q.Encode(), basic("", ""), nil)
+		if resp.status != http.StatusOK {
+			t.Fatalf("anonymous token for %s: %d %s", repo, resp.status, resp.body)
+		}
+		var tok struct {
+			Token string `json:"token"`
+		}
+		must(t, json.Unmarshal(resp.body, &tok))
+		if access, _ := claimsOf(t, tok.Token)["access"].([]any); len(access) != 0 {
+			t.Errorf("anonymous token for %s grants %v, want nothing", repo, access)
+		}
+		return bearerAuth(tok.Token)
+	}
+	for _, as := range []struct {
+		name  string
+		authz func(repo string) func(*http.Request)
+	}{
+		{"without credentials", func(string) func(*http.Request) { return basic("", "") }},
+		{"with an anonymous token", anonymousToken},
+		{"as a user without rights", func(string) func(*http.Request) { return basic("bob", userPassword) }},
+	} {
+		for _, r := range requests {
+			what := fmt.Sprintf("%s %s %s", as.name, r.method, r.path)
+			got := w.do(t, r.method, fmt.Sprintf(r.path, private), as.authz(private), nil)
+			want := w.do(t, r.method, fmt.Sprintf(r.path, missing), as.authz(missing), nil)
+			if got.status < 400 {
+				t.Errorf("%s on the private repository = %d, want refused", what, got.status)
+			}
+			if d := replyDiff(got, want, private, missing); d != "" {
+				t.Errorf("%s: a private repository answers unlike a missing one:\n%s", what, d)
+			}
+		}
+	}
+}
+
+// replyDiff describes how a differs from b once a's mentions of nameA are
+// read as nameB, ignoring the headers that differ on every request.
+func replyDiff(a, b reply, nameA, nameB string) string {
+	var diffs []string
+	if a.status != b.status {
+		diffs = append(diffs, fmt.Sprintf("status %d vs %d", a.status, b.status))
+	}
+	keys := map[string]bool{}
+	for k := range a.header {
+		keys[k] = true
+	}
+	for k := range b.header {
+		keys[k] = true
+	}
+	for k := range keys {
+		if k == "Date" || k == "X-Request-Id" {
+			continue
+		}
+		va := strings.ReplaceAll(strings.Join(a.header.Values(k), "\n"), nameA, nameB)
+		vb := strings.Join(b.header.Values(k), "\n")
+		if va != vb {
+			diffs = append(diffs, fmt.Sprintf("header %s: %q vs %q", k, va, vb))
+		}
+	}
+	if ba := strings.ReplaceAll(string(a.body), nameA, nameB); ba != string(b.body) {
+		diffs = append(diffs, fmt.Sprintf("body %q vs %q", ba, b.body))
+	}
+	slices.Sort(diffs)
+	return strings.Join(diffs, "\n")
 }

@@ -19,7 +19,7 @@ func (s *Server) openAuth(ctx context.Context, meta metadata.Store) error {
 	if !ok {
 		return fmt.Errorf("database driver %q keeps no accounts; run with --auth=none", s.cfg.Database.Driver)
 	}
-	svc, tokens, err := newAuth(ctx, s.cfg, store, s.log)
+	svc, tokens, err := newAuth(ctx, s.cfg, store, s.log, s.opts.now)
 	if err != nil {
 		return err
 	}
@@ -36,16 +36,18 @@ func (s *Server) openAuth(ctx context.Context, meta metadata.Store) error {
 	return nil
 }
 
-func newAuth(ctx context.Context, cfg config.Config, store auth.Store, log *slog.Logger) (*auth.Service, *auth.Tokens, error) {
+func newAuth(ctx context.Context, cfg config.Config, store auth.Store, log *slog.Logger, now func() time.Time) (*auth.Service, *auth.Tokens, error) {
 	svc := auth.NewService(store, auth.Config{
 		DefaultVisibility: auth.Visibility(cfg.Auth.DefaultVisibility),
 		Log:               log,
+		Now:               now,
 	})
 	tokens, err := auth.NewTokens(ctx, store, auth.TokenConfig{
 		Issuer:    "wharf",
 		Service:   cfg.Auth.Service,
 		Lifetime:  cfg.Auth.TokenLifetime,
 		Algorithm: cfg.Auth.SigningAlgorithm,
+		Now:       now,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("token signing keys: %w", err)

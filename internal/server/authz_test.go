@@ -64,10 +64,11 @@ func inNamespace(ns string, own []string) func(string, bool) []string {
 
 var everything = []string{"pull", "push", "delete"}
 
-func newAuthWorld(t *testing.T) *authWorld {
+func newAuthWorld(t *testing.T, opts ...registrytest.Option) *authWorld {
 	t.Helper()
 	ctx := context.Background()
-	srv := registrytest.NewServer(t, registrytest.WithAuth(adminPassword))
+	clock := registrytest.NewClock()
+	srv := registrytest.NewServer(t, append([]registrytest.Option{registrytest.WithAuth(adminPassword), registrytest.WithClock(clock.Now)}, opts...)...)
 	a := srv.Auth
 	for _, u := range []string{"alice", "bob", "carol", "dave", "erin"} {
 		must(t, a.AddUser(ctx, u, userPassword, false))
@@ -83,7 +84,7 @@ func newAuthWorld(t *testing.T) *authWorld {
 	revokedPAT, revoked, err := a.CreatePAT(ctx, "alice", "old", auth.ScopeReadWriteDelete, time.Time{})
 	must(t, err)
 	must(t, a.RevokePAT(ctx, "alice", revoked.ID))
-	expiredPAT, _, err := a.CreatePAT(ctx, "alice", "short", auth.ScopeReadWriteDelete, time.Now().Add(1500*time.Millisecond))
+	expiredPAT, _, err := a.CreatePAT(ctx, "alice", "short", auth.ScopeReadWriteDelete, clock.Now().Add(time.Minute))
 	must(t, err)
 
 	w := &authWorld{
@@ -113,7 +114,7 @@ func newAuthWorld(t *testing.T) *authWorld {
 		{name: "revoked token", user: "alice", secret: revokedPAT, badCreds: true},
 		{name: "expired token", user: "alice", secret: expiredPAT, badCreds: true},
 	}
-	time.Sleep(time.Until(time.Now().Add(1600 * time.Millisecond)))
+	clock.Advance(2 * time.Minute) // the short token has expired
 	return w
 }
 

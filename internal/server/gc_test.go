@@ -20,21 +20,24 @@ import (
 )
 
 // gcWorld is a running registry and offline access to its data directory,
-// as `wharf gc` has beside `wharf serve`.
+// as `wharf gc` has beside `wharf serve`. Both read the time from clock,
+// which the tests move past grace periods instead of waiting them out.
 type gcWorld struct {
-	srv *registrytest.Server
-	reg *server.Registry
+	srv   *registrytest.Server
+	reg   *server.Registry
+	clock *registrytest.Clock
 }
 
 func newGCWorld(t *testing.T) *gcWorld {
 	t.Helper()
-	srv := registrytest.NewServer(t)
-	reg, err := server.OpenRegistry(context.Background(), srv.Config, slog.New(slog.DiscardHandler))
+	clock := registrytest.NewClock()
+	srv := registrytest.NewServer(t, registrytest.WithClock(clock.Now))
+	reg, err := server.OpenRegistry(context.Background(), srv.Config, slog.New(slog.DiscardHandler), server.WithClock(clock.Now))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close() })
-	return &gcWorld{srv: srv, reg: reg}
+	return &gcWorld{srv: srv, reg: reg, clock: clock}
 }
 
 func (w *gcWorld) do(t *testing.T, method, path, mediaType string, body []byte) (int, []byte) {
@@ -128,7 +131,7 @@ func TestGC_DeletesWhatNoManifestReferences(t *testing.T) {
 	if rep := w.collect(t, registry.GCOptions{Grace: time.Hour}); rep.Blobs != 0 || rep.Links != 0 {
 		t.Fatalf("collected within the grace period: %+v", rep)
 	}
-	time.Sleep(20 * time.Millisecond)
+	w.clock.Advance(time.Minute)
 	grace := 10 * time.Millisecond
 	dry := w.collect(t, registry.GCOptions{Grace: grace, DryRun: true})
 	// v0's config and only-old layer, and the orphan.
@@ -183,7 +186,7 @@ func TestGC_UntaggedManifests(t *testing.T) {
 	if status, b := w.do(t, "PUT", "/v2/team/app/manifests/multi", ociIndex, index); status != http.StatusCreated {
 		t.Fatalf("push index: %d %s", status, b)
 	}
-	time.Sleep(20 * time.Millisecond)
+	w.clock.Advance(time.Minute)
 	grace := 10 * time.Millisecond
 
 	// Without --untagged manifests stay, and so do their blobs.
@@ -207,7 +210,7 @@ func TestGC_UntaggedManifests(t *testing.T) {
 	if status, b := w.do(t, "DELETE", "/v2/team/app/manifests/v1", "", nil); status != http.StatusAccepted {
 		t.Fatalf("delete tag v1: %d %s", status, b)
 	}
-	time.Sleep(20 * time.Millisecond)
+	w.clock.Advance(time.Minute)
 	rep = w.collect(t, registry.GCOptions{Grace: grace, Untagged: true})
 	got := map[digest.Digest]bool{}
 	for _, m := range rep.Manifests {

@@ -108,6 +108,13 @@ func (h flushAtWarn) Handle(ctx context.Context, r slog.Record) error {
 	return err
 }
 
+// writeAccess passes access lines (level Info: no flush) to a handler that
+// writes them itself.
+func (h flushAtWarn) writeAccess(ctx context.Context, e accessEntry) bool {
+	aw, ok := h.Handler.(accessWriter)
+	return ok && aw.writeAccess(ctx, e)
+}
+
 func (h flushAtWarn) WithAttrs(attrs []slog.Attr) slog.Handler {
 	return flushAtWarn{h.Handler.WithAttrs(attrs), h.b}
 }

@@ -41,18 +41,23 @@ type Server struct {
 	tls     *tls.Config // nil: plain HTTP
 	proxies forwarded.Proxies
 	handler http.Handler
+	// metrics serves /metrics: on the registry's listener, or on its own
+	// when cfg.MetricsAddr is set.
+	metrics http.Handler
+	opts    options
 }
 
 // New opens the stores cfg names and builds the handler tree.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	reg, meta, err := openRegistry(ctx, cfg, log)
+	o := newOptions(opts)
+	reg, meta, err := openRegistry(ctx, cfg, log, o)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, meta: meta, registry: reg}
+	s := &Server{cfg: cfg, log: log, meta: meta, registry: reg, opts: o}
 	if cfg.Auth.Mode == config.AuthToken {
 		if err := s.openAuth(ctx, meta); err != nil {
 			_ = meta.Close()
@@ -75,20 +80,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 
 // openRegistry opens the stores cfg names and the registry service over
 // them; closing the metadata store releases them.
-func openRegistry(ctx context.Context, cfg config.Config, log *slog.Logger) (*registry.Service, metadata.Store, error) {
-	blobs, meta, err := openStores(ctx, cfg, log)
+func openRegistry(ctx context.Context, cfg config.Config, log *slog.Logger, o options) (*registry.Service, metadata.Store, error) {
+	blobs, meta, err := openStores(ctx, cfg, log, o)
 	if err != nil {
 		return nil, nil, err
 	}
 	reg := registry.New(meta, blobs, log, registry.Options{
 		SparseManifests: cfg.Validation.SparseManifests,
 		MaxManifestSize: cfg.Validation.MaxManifestBytes,
+		Now:             o.now,
 	})
 	return reg, meta, nil
 }
 
 // openStores opens the blob and metadata stores cfg names.
-func openStores(ctx context.Context, cfg config.Config, log *slog.Logger) (blobstore.Store, metadata.Store, error) {
+func openStores(ctx context.Context, cfg config.Config, log *slog.Logger, o options) (blobstore.Store, metadata.Store, error) {
 	var blobs blobstore.Store
 	switch cfg.Storage.Driver {
 	case "filesystem":
@@ -101,10 +107,10 @@ func openStores(ctx context.Context, cfg config.Config, log *slog.Logger) (blobs
 		return nil, nil, fmt.Errorf("unknown storage driver %q", cfg.Storage.Driver)
 	}
 	switch cfg.Database.Driver {
-	case "sqlite":
-		db, err := sqldb.OpenSQLite(ctx, cfg.Database.SQLite.Path, log)
+	case "sqlite", "postgres":
+		db, err := openMetadata(ctx, cfg, log, sqldb.WithClock(o.now))
 		if err != nil {
-			return nil, nil, fmt.Errorf("open metadata: %w", err)
+			return nil, nil, err
 		}
 		return blobs, db, nil
 	default:
@@ -138,10 +144,20 @@ func (s *Server) routes(promReg *prometheus.Registry) http.Handler {
 	var v2 http.Handler = api
 	var g *gate
 	if s.auth != nil {
-		g = &gate{auth: s.auth, tokens: s.tokens, service: s.cfg.Auth.Service, realm: s.cfg.Auth.Realm, log: s.log}
+		g = &gate{auth: s.auth, tokens: s.tokens, service: s.cfg.Auth.Service, realm: s.cfg.Auth.Realm, log: s.log,
+			loginRefreshTokens: s.cfg.Auth.LoginRefreshTokens}
 		v2 = g.wrap(v2)
 	}
-	v2 = limitConcurrency(v2, s.cfg.Limits.MaxConcurrentRequests, s.log)
+	// Two pools of max_concurrent_requests slots: one for what registry
+	// clients call (the distribution API and /token), one for what people
+	// and scripts call (web UI, Hub JSON API, /metrics). A flood of page
+	// loads, searches or scrapes then cannot take the slots that pushes and
+	// pulls need, nor the other way round. Health checks take no slot: a
+	// busy registry is not a dead one.
+	limit := s.cfg.Limits.MaxConcurrentRequests
+	registrySlots := newSlots(limit)
+	webSlots := newSlots(limit)
+	v2 = limitConcurrency(v2, registrySlots, s.log)
 
 	mux := http.NewServeMux()
 	// Method-less patterns with getOnly: with the web UI on "/", a POST to
@@ -151,12 +167,18 @@ func (s *Server) routes(promReg *prometheus.Registry) http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	}))
 	mux.Handle("/readyz", getOnly(s.ready))
-	mux.Handle("/metrics", getOnly(promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}).ServeHTTP))
+	s.metrics = getOnly(promhttp.HandlerFor(promReg, promhttp.HandlerOpts{}).ServeHTTP)
+	if s.cfg.MetricsAddr == "" {
+		// On the registry's port, scrapes share the web pool; a separate
+		// metrics listener is the operator's own and has no limit.
+		mux.Handle("/metrics", limitConcurrency(s.metrics, webSlots, s.log))
+	}
 	if g != nil {
-		mux.HandleFunc("/token", g.token)
+		mux.Handle("/token", limitConcurrency(http.HandlerFunc(g.token), registrySlots, s.log))
 	}
 	ui := s.webHandler()
 	if ui != nil {
+		ui = limitConcurrency(ui, webSlots, s.log)
 		mux.Handle("/", ui)
 	}
 
@@ -178,6 +200,8 @@ func (s *Server) routes(promReg *prometheus.Registry) http.Handler {
 	})
 	h = m.instrument(h)
 	h = accessLog(h, s.log)
+	// Outside the access log, whose body counter then counts through it.
+	h = cutIdleBodies(h, s.cfg.Limits.IdleTimeout)
 	h = recoverPanics(h, s.log)
 	h = requestID(h)
 	// Outermost, so that the access log and the login limits see the client.
@@ -229,8 +253,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	// The debug listener comes first: if it cannot start, the registry
-	// listener is closed here, before any goroutine could be serving it.
+	// The debug and metrics listeners come first: if one cannot start, the
+	// registry listener is closed here, before any goroutine could be
+	// serving it.
 	if s.cfg.DebugAddr != "" {
 		stopDebug, err := s.serveDebug(ctx)
 		if err != nil {
@@ -238,6 +263,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			return err
 		}
 		defer stopDebug()
+	}
+	if s.cfg.MetricsAddr != "" {
+		stopMetrics, err := s.serveMetrics(ctx)
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		defer stopMetrics()
 	}
 	errc := make(chan error, 1)
 	if s.tls != nil {

@@ -29,6 +29,10 @@ const maxTokenForm = 64 << 10
 
 // token serves docker's token endpoint: GET with optional Basic
 // credentials (token.md) and POST with an OAuth2 form (oauth.md).
+// A request for an offline token gets a refresh token only when
+// loginRefreshTokens is on; otherwise the answer simply lacks one, which
+// the spec allows and which makes docker keep the password, as it does
+// for Docker Hub.
 func (g *gate) token(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	switch r.Method {
@@ -65,7 +69,7 @@ func (g *gate) tokenGet(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	refresh := ""
-	if q.Get("offline_token") == "true" && !sub.Anonymous() {
+	if q.Get("offline_token") == "true" && g.loginRefreshTokens && !sub.Anonymous() {
 		var err error
 		if refresh, err = g.auth.IssueRefreshToken(r.Context(), sub, clientID(q.Get("client_id"))); err != nil {
 			distribution.WriteError(w, r, g.log, err)
@@ -102,7 +106,7 @@ func (g *gate) tokenPost(w http.ResponseWriter, r *http.Request) {
 	switch f.Get("grant_type") {
 	case "password":
 		sub, err = g.auth.Authenticate(r.Context(), f.Get("username"), f.Get("password"), forwarded.ClientAddr(r))
-		if err == nil && f.Get("access_type") == "offline" {
+		if err == nil && f.Get("access_type") == "offline" && g.loginRefreshTokens {
 			refresh, err = g.auth.IssueRefreshToken(r.Context(), sub, clientID(f.Get("client_id")))
 		}
 	case "refresh_token":

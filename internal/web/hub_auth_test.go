@@ -84,12 +84,14 @@ func TestHubAPI_LoginTokenAndAccessTokens(t *testing.T) {
 		t.Errorf("private tags with the bearer = %d %+v", code, tags)
 	}
 
-	resp := b.do(http.MethodPost, "/v2/access-tokens", nil, bearer)
+	resp := b.do(http.MethodPost, "/v2/access-tokens", nil, map[string]string{
+		"Authorization": bearer["Authorization"], "Content-Type": "application/json"})
 	if resp.code != http.StatusBadRequest {
 		t.Errorf("create token without a body = %d, want 400", resp.code)
 	}
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v2/access-tokens", strings.NewReader(`{"token_label":"script","scopes":["repo:read"]}`))
 	req.Header.Set("Authorization", bearer["Authorization"])
+	req.Header.Set("Content-Type", "application/json")
 	r, err := http.DefaultClient.Do(req)
 	must(t, err)
 	var created map[string]any
@@ -119,6 +121,7 @@ func TestHubAPI_LoginTokenAndAccessTokens(t *testing.T) {
 	}
 	// Logging in with the read-only token gives a bearer that is capped too.
 	req, _ = http.NewRequest(http.MethodPost, srv.URL+"/v2/auth/token", strings.NewReader(`{"identifier":"alice","secret":"`+pat+`"}`))
+	req.Header.Set("Content-Type", "application/json")
 	r, err = http.DefaultClient.Do(req)
 	must(t, err)
 	var capped map[string]string

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/wharf/wharf/internal/auth"
@@ -216,7 +217,7 @@ func (h *Handler) apiLogin(w http.ResponseWriter, r *http.Request) {
 		h.apiInternal(w, r, err)
 		return
 	}
-	if r.URL.Path == "/v2/users/login" {
+	if strings.TrimSuffix(r.URL.Path, "/") == "/v2/users/login" {
 		writeJSON(w, http.StatusOK, map[string]string{"token": issued.Token})
 		return
 	}

@@ -30,6 +30,7 @@ func TestIsHubAPIPath(t *testing.T) {
 	for path, want := range map[string]bool{
 		"/v2/namespaces/a/repositories": true, "/v2/repositories/a/": true, "/v2/auth/token": true,
 		"/v2/access-tokens": true, "/v2/access-tokens/x": true, "/v2/users/login": true,
+		"/v2/auth/token/": true, "/v2/users/login/": true, "/v2/repositories/a": true,
 		"/v2/": false, "/v2/_catalog": false, "/v2/alice/app/tags/list": false, "/v2/auth/tokens": false,
 	} {
 		if got := IsHubAPIPath(path); got != want {

@@ -185,7 +185,9 @@ func TestSettings_TokenFormsNeedASession(t *testing.T) {
 // parent the token, scope read); as a session cookie it minted a
 // read-write-delete token through the Hub API.
 func TestSession_RefreshTokensOtherThanSessionsAreNot(t *testing.T) {
-	srv := accountsWorld(t)
+	srv := registrytest.NewServer(t, registrytest.WithAuth(adminPassword),
+		registrytest.WithConfig(func(c *config.Config) { c.Auth.LoginRefreshTokens = true }))
+	seedAccounts(t, srv)
 	pat, _ := readToken(t, srv)
 	identity := func(secret, clientID string) string {
 		t.Helper()

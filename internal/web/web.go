@@ -78,26 +78,31 @@ func (h *Handler) routes() *http.ServeMux {
 	mux.HandleFunc("POST /settings/tokens", h.createToken)
 	mux.HandleFunc("POST /settings/tokens/{id}/revoke", h.revokeToken)
 
-	// The Hub-style API (hub.go). Paths with a trailing slash are the
-	// legacy routes that tools still call.
-	mux.HandleFunc("GET /v2/namespaces/{ns}/repositories", h.apiListRepos)
-	mux.HandleFunc("GET /v2/namespaces/{ns}/repositories/{repo}", h.apiGetRepo)
-	mux.HandleFunc("DELETE /v2/namespaces/{ns}/repositories/{repo}", h.apiDeleteRepo)
-	mux.HandleFunc("GET /v2/namespaces/{ns}/repositories/{repo}/tags", h.apiListTags)
-	mux.HandleFunc("GET /v2/namespaces/{ns}/repositories/{repo}/tags/{tag}", h.apiGetTag)
-	mux.HandleFunc("DELETE /v2/namespaces/{ns}/repositories/{repo}/tags/{tag}", h.apiDeleteTag)
-	mux.HandleFunc("GET /v2/repositories/{ns}/{$}", h.apiListRepos)
-	mux.HandleFunc("GET /v2/repositories/{ns}/{repo}/{$}", h.apiGetRepo)
-	mux.HandleFunc("DELETE /v2/repositories/{ns}/{repo}/{$}", h.apiDeleteRepo)
-	mux.HandleFunc("GET /v2/repositories/{ns}/{repo}/tags/{$}", h.apiListTags)
-	mux.HandleFunc("GET /v2/repositories/{ns}/{repo}/tags/{tag}/{$}", h.apiGetTag)
-	mux.HandleFunc("DELETE /v2/repositories/{ns}/{repo}/tags/{tag}/{$}", h.apiDeleteTag)
-	mux.HandleFunc("POST /v2/auth/token", h.apiLogin)
-	mux.HandleFunc("POST /v2/users/login", h.apiLogin)
-	mux.HandleFunc("GET /v2/access-tokens", h.apiListTokens)
-	mux.HandleFunc("POST /v2/access-tokens", h.apiCreateToken)
-	mux.HandleFunc("GET /v2/access-tokens/{id}", h.apiGetToken)
-	mux.HandleFunc("DELETE /v2/access-tokens/{id}", h.apiRevokeToken)
+	// The Hub-style API (hub.go), every path with and without a trailing
+	// slash: Hub answers both with JSON, and the scripts people copy from
+	// its docs (curl | jq) follow no redirect.
+	hub := func(pattern string, handler http.HandlerFunc) {
+		mux.HandleFunc(pattern, apiGuard(handler))
+		mux.HandleFunc(pattern+"/{$}", apiGuard(handler))
+	}
+	hub("GET /v2/namespaces/{ns}/repositories", h.apiListRepos)
+	hub("GET /v2/namespaces/{ns}/repositories/{repo}", h.apiGetRepo)
+	hub("DELETE /v2/namespaces/{ns}/repositories/{repo}", h.apiDeleteRepo)
+	hub("GET /v2/namespaces/{ns}/repositories/{repo}/tags", h.apiListTags)
+	hub("GET /v2/namespaces/{ns}/repositories/{repo}/tags/{tag}", h.apiGetTag)
+	hub("DELETE /v2/namespaces/{ns}/repositories/{repo}/tags/{tag}", h.apiDeleteTag)
+	hub("GET /v2/repositories/{ns}", h.apiListRepos)
+	hub("GET /v2/repositories/{ns}/{repo}", h.apiGetRepo)
+	hub("DELETE /v2/repositories/{ns}/{repo}", h.apiDeleteRepo)
+	hub("GET /v2/repositories/{ns}/{repo}/tags", h.apiListTags)
+	hub("GET /v2/repositories/{ns}/{repo}/tags/{tag}", h.apiGetTag)
+	hub("DELETE /v2/repositories/{ns}/{repo}/tags/{tag}", h.apiDeleteTag)
+	hub("POST /v2/auth/token", h.apiLogin)
+	hub("POST /v2/users/login", h.apiLogin)
+	hub("GET /v2/access-tokens", h.apiListTokens)
+	hub("POST /v2/access-tokens", h.apiCreateToken)
+	hub("GET /v2/access-tokens/{id}", h.apiGetToken)
+	hub("DELETE /v2/access-tokens/{id}", h.apiRevokeToken)
 	mux.HandleFunc("/", h.notFound)
 	return mux
 }
@@ -143,5 +148,6 @@ func IsHubAPIPath(path string) bool {
 			return true
 		}
 	}
+	path = strings.TrimSuffix(path, "/")
 	return path == "/v2/auth/token" || path == "/v2/users/login"
 }

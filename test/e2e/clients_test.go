@@ -297,35 +297,8 @@ func TestPodman(t *testing.T) {
 	addUser(t, srv, "alice", alicePassword)
 	pat := createToken(t, srv, "alice", "podman", "read-write")
 
-	// Storage, runtime state and credentials all live in the test's
-	// directory, set by configuration files of its own.
 	dir := t.TempDir()
-	storageConf := filepath.Join(dir, "storage.conf")
-	containersConf := filepath.Join(dir, "containers.conf")
-	files := map[string]string{
-		storageConf: fmt.Sprintf("[storage]\ndriver = \"vfs\"\ngraphroot = %q\nrunroot = %q\n",
-			filepath.Join(dir, "root"), filepath.Join(dir, "run")),
-		containersConf: fmt.Sprintf("[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"none\"\ntmp_dir = %q\n",
-			filepath.Join(dir, "tmp")),
-	}
-	for name, content := range files {
-		if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	env := []string{
-		"CONTAINERS_STORAGE_CONF=" + storageConf,
-		"CONTAINERS_CONF=" + containersConf,
-		"REGISTRY_AUTH_FILE=" + filepath.Join(dir, "auth.json"),
-	}
-	p := func(args ...string) command {
-		c := cmd(podman, args...)
-		c.env = env
-		return c
-	}
-	if out := p("info", "--format", "{{.Store.GraphDriverName}} {{.Store.GraphRoot}}").mustRun(t); !strings.Contains(out, "vfs "+filepath.Join(dir, "root")) {
-		t.Fatalf("podman does not use the test's storage: %q", out)
-	}
+	p := podmanIn(t, podman, dir, filepath.Join(dir, "auth.json"))
 	login := func(secret string) command {
 		c := p("login", "--tls-verify=false", "--username", "alice", "--password-stdin", host)
 		c.stdin = strings.NewReader(secret + "\n")
@@ -387,6 +360,40 @@ func TestPodman(t *testing.T) {
 	if out, err := p("pull", "--tls-verify=false", repo+":v1").run(t); err == nil || !strings.Contains(out, "denied") {
 		t.Errorf("anonymous podman pull of a private repository: err=%v, output:\n%s", err, out)
 	}
+}
+
+// podmanIn returns a runner of podman whose storage and runtime state live
+// in dir, set by configuration files of its own, and whose credentials are
+// authFile (REGISTRY_AUTH_FILE).
+func podmanIn(t *testing.T, podman, dir, authFile string) func(args ...string) command {
+	t.Helper()
+	storageConf := filepath.Join(dir, "storage.conf")
+	containersConf := filepath.Join(dir, "containers.conf")
+	files := map[string]string{
+		storageConf: fmt.Sprintf("[storage]\ndriver = \"vfs\"\ngraphroot = %q\nrunroot = %q\n",
+			filepath.Join(dir, "root"), filepath.Join(dir, "run")),
+		containersConf: fmt.Sprintf("[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"none\"\ntmp_dir = %q\n",
+			filepath.Join(dir, "tmp")),
+	}
+	for name, content := range files {
+		if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := []string{
+		"CONTAINERS_STORAGE_CONF=" + storageConf,
+		"CONTAINERS_CONF=" + containersConf,
+		"REGISTRY_AUTH_FILE=" + authFile,
+	}
+	p := func(args ...string) command {
+		c := cmd(podman, args...)
+		c.env = env
+		return c
+	}
+	if out := p("info", "--format", "{{.Store.GraphDriverName}} {{.Store.GraphRoot}}").mustRun(t); !strings.Contains(out, "vfs "+filepath.Join(dir, "root")) {
+		t.Fatalf("podman does not use the test's storage: %q", out)
+	}
+	return p
 }
 
 // orasJSON runs an oras command with --format json and decodes its output.

@@ -58,15 +58,33 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
+// findModuleRoot is the directory of wharf's go.mod.
+func findModuleRoot(ctx context.Context) (string, error) {
+	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(gomod))), nil
+}
+
+// moduleRoot is findModuleRoot for a test.
+func moduleRoot(t *testing.T) string {
+	t.Helper()
+	root, err := findModuleRoot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
 // buildWharf compiles ./cmd/wharf from the module root into out.
 func buildWharf(out string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	root, err := findModuleRoot(ctx)
 	if err != nil {
-		return fmt.Errorf("go env GOMOD: %w", err)
+		return err
 	}
-	root := filepath.Dir(strings.TrimSpace(string(gomod)))
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/wharf")
 	cmd.Dir = root

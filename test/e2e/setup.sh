@@ -3,8 +3,11 @@
 #   - Debian packages: docker.io (dockerd), skopeo, podman (used rootful, with
 #     vfs storage; only push and pull, no containers), busybox-static (a base
 #     image rootfs)
+#   - versitygw (an S3 gateway over a directory) in /var/cache/wharf-test/bin,
+#     for the S3 driver tests
 #   - Go tools: the OCI conformance suite, crane, oras and regctl, in
-#     $(go env GOPATH)/bin
+#     $(go env GOPATH)/bin; the reference registry (distribution) in the
+#     benchmarks' cache directory
 #   - a running Docker engine that trusts registry.local:5000 over plain HTTP,
 #     with registry.local resolving to 127.0.0.1 (see shared/docker-engine.md)
 # Idempotent: a second run only checks, and takes a second or two.
@@ -19,6 +22,9 @@ ORAS_MOD=oras.land/oras/cmd/oras
 ORAS_VERSION=v1.3.6
 REGCTL_MOD=github.com/regclient/regclient/cmd/regctl
 REGCTL_VERSION=v0.9.2
+VERSITYGW_MOD=github.com/versity/versitygw/cmd/versitygw
+VERSITYGW_VERSION=v1.8.0
+SERVICE_BIN=/var/cache/wharf-test/bin # internal/servicetest.DefaultBinDir
 DOCKER_LOG=/var/log/wharf-e2e-dockerd.log
 DOCKER_READY_TIMEOUT=60 # seconds
 
@@ -38,6 +44,10 @@ command -v podman >/dev/null || missing+=(podman)
 command -v chromium >/dev/null || missing+=(chromium fonts-dejavu-core)
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' ||
   missing+=(busybox-static)
+# PostgreSQL 15: the metadata suites run on a throwaway cluster of it
+# (internal/servicetest); the packaged `main` cluster is never started.
+dpkg-query -W -f='${Status}' postgresql-15 2>/dev/null | grep -q 'install ok installed' ||
+  missing+=(postgresql-15)
 if ((${#missing[@]})); then
   log "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
@@ -47,10 +57,11 @@ fi
 
 # --- Go tools ----------------------------------------------------------------
 # `go version -m` tells which module version a binary was built from.
-has_go_tool() { # binary module version
-  [[ -x "$GOBIN_DIR/$1" ]] && go version -m "$GOBIN_DIR/$1" 2>/dev/null |
-    grep -qE "^[[:space:]]+mod[[:space:]]+$2[[:space:]]+$3([[:space:]]|$)"
+has_go_tool_in() { # dir binary module version
+  [[ -x "$1/$2" ]] && go version -m "$1/$2" 2>/dev/null |
+    grep -qE "^[[:space:]]+mod[[:space:]]+$3[[:space:]]+$4([[:space:]]|$)"
 }
+has_go_tool() { has_go_tool_in "$GOBIN_DIR" "$@"; }
 pids=()
 if ! has_go_tool conformance "$CONFORMANCE_MOD" "$CONFORMANCE_VERSION"; then
   log "go install $CONFORMANCE_MOD@$CONFORMANCE_VERSION"
@@ -68,11 +79,28 @@ if ! has_go_tool regctl github.com/regclient/regclient "$REGCTL_VERSION"; then
   log "go install $REGCTL_MOD@$REGCTL_VERSION"
   go install "$REGCTL_MOD@$REGCTL_VERSION" & pids+=($!)
 fi
+# versitygw, a real S3 gateway over a directory, for the S3 driver's tests
+# (internal/servicetest finds it here). Cached outside the repository: it
+# takes minutes to build.
+if ! has_go_tool_in "$SERVICE_BIN" versitygw github.com/versity/versitygw "$VERSITYGW_VERSION"; then
+  log "go install $VERSITYGW_MOD@$VERSITYGW_VERSION into $SERVICE_BIN (a few minutes the first time)"
+  mkdir -p "$SERVICE_BIN"
+  GOBIN="$SERVICE_BIN" go install "$VERSITYGW_MOD@$VERSITYGW_VERSION" & pids+=($!)
+fi
 for pid in "${pids[@]}"; do wait "$pid" || die "go install failed"; done
+has_go_tool_in "$SERVICE_BIN" versitygw github.com/versity/versitygw "$VERSITYGW_VERSION" || die "versitygw not in $SERVICE_BIN"
 has_go_tool conformance "$CONFORMANCE_MOD" "$CONFORMANCE_VERSION" || die "conformance not in $GOBIN_DIR"
 has_go_tool crane github.com/google/go-containerregistry "$CRANE_VERSION" || die "crane not in $GOBIN_DIR"
 has_go_tool oras oras.land/oras "$ORAS_VERSION" || die "oras not in $GOBIN_DIR"
 has_go_tool regctl github.com/regclient/regclient "$REGCTL_VERSION" || die "regctl not in $GOBIN_DIR"
+
+# The reference registry (CNCF distribution), whose data the import test
+# moves into wharf: installed where the benchmarks keep it, by the same code
+# (bench/reference), so one install serves both.
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+REFERENCE_BIN="$(cd "$REPO_ROOT" && go run ./bench/reference/install)" ||
+  die "installing the reference registry failed"
+log "reference registry: $REFERENCE_BIN"
 
 # --- name and engine configuration ------------------------------------------
 if ! grep -qE '^[[:space:]]*127\.0\.0\.1[[:space:]].*\bregistry\.local\b' /etc/hosts; then

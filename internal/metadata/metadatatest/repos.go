@@ -170,6 +170,37 @@ func testAnyBlobSize(t *testing.T, s metadata.Store) {
 	wantErr(t, "AnyBlobSize after every link is removed", err, metadata.ErrNotFound)
 }
 
+func testBlobRepositories(t *testing.T, s metadata.Store) {
+	d := blobDigest("shared")
+	list := func(last string, n int) []string {
+		t.Helper()
+		got, err := s.BlobRepositories(t.Context(), d, last, n)
+		if err != nil {
+			t.Fatalf("BlobRepositories(%q, %d): %v", last, n, err)
+		}
+		return got
+	}
+	if got := list("", 0); len(got) != 0 {
+		t.Errorf("BlobRepositories before any link = %v, want none", got)
+	}
+	for _, repo := range []string{"repo/c", "repo/a", "repo/b"} {
+		linkBlob(t, s, repo, d, 5)
+	}
+	linkBlob(t, s, "other", blobDigest("another"), 5)
+	if got := list("", 0); !slices.Equal(got, []string{"repo/a", "repo/b", "repo/c"}) {
+		t.Errorf("BlobRepositories = %v, want repo/a repo/b repo/c", got)
+	}
+	if got := list("repo/a", 1); !slices.Equal(got, []string{"repo/b"}) {
+		t.Errorf("BlobRepositories after repo/a, 1 = %v, want repo/b", got)
+	}
+	if err := s.UnlinkBlob(t.Context(), "repo/b", d); err != nil {
+		t.Fatal(err)
+	}
+	if got := list("repo/a", 0); !slices.Equal(got, []string{"repo/c"}) {
+		t.Errorf("BlobRepositories after unlinking repo/b = %v, want repo/c", got)
+	}
+}
+
 func testUnlinkBlob(t *testing.T, s metadata.Store) {
 	d, e := blobDigest("a"), blobDigest("b")
 	linkBlob(t, s, "repo/a", d, 1)
@@ -281,5 +312,18 @@ func testStats(t *testing.T, s metadata.Store) {
 	if err := s.UnlinkBlob(t.Context(), "b", own); err != nil {
 		t.Fatal(err)
 	}
+	wantStats(metadata.Stats{Blobs: 1, Bytes: 100})
+
+	// A repository's delete takes its links along; the blob stays counted
+	// while another repository holds it.
+	if err := s.DeleteRepository(t.Context(), "c"); err != nil {
+		t.Fatal(err)
+	}
+	wantStats(metadata.Stats{Blobs: 1, Bytes: 100})
+	if err := s.DeleteRepository(t.Context(), "b"); err != nil {
+		t.Fatal(err)
+	}
+	wantStats(metadata.Stats{})
+	linkBlob(t, s, "b", shared, 100)
 	wantStats(metadata.Stats{Blobs: 1, Bytes: 100})
 }

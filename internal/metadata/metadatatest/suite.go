@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"BlobSize_ScopedToRepository", testBlobSizeScoped},
 		{"BlobSize_UnknownRepositoryIsNotFound", testBlobSizeUnknownRepo},
 		{"AnyBlobSize_FindsBlobInAnyRepository", testAnyBlobSize},
+		{"BlobRepositories_ListsHoldersInByteOrder", testBlobRepositories},
 		{"UnlinkBlob_RemovesOnlyThatLink", testUnlinkBlob},
 		{"UnlinkBlob_MissingIsNotFound", testUnlinkBlobMissing},
 		{"MissingBlobs_ReportsUnlinkedDigests", testMissingBlobs},

@@ -63,6 +63,9 @@ func nameTaken(ctx context.Context, tx *stmtTx, name string) (bool, error) {
 // CreateUser adds u unless a user or organisation has its name.
 func (db *DB) CreateUser(ctx context.Context, u *auth.User) error {
 	return db.inTx(ctx, func(tx *stmtTx) error {
+		if err := lockAccounts(ctx, tx); err != nil {
+			return err
+		}
 		return insertUser(ctx, tx, u)
 	})
 }
@@ -88,6 +91,10 @@ func insertUser(ctx context.Context, tx *stmtTx, u *auth.User) error {
 func (db *DB) CreateFirstUser(ctx context.Context, u *auth.User) (bool, error) {
 	created := false
 	err := db.inTx(ctx, func(tx *stmtTx) error {
+		created = false
+		if err := lockAccounts(ctx, tx); err != nil {
+			return err
+		}
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users`).Scan(&n); err != nil {
 			return fmt.Errorf("count users: %w", err)
@@ -121,7 +128,7 @@ func (db *DB) GetUser(ctx context.Context, name string) (*auth.User, error) {
 // UserExists reports whether the user exists, on the memoized point path:
 // every bearer-token request asks.
 func (db *DB) UserExists(ctx context.Context, name string) (bool, error) {
-	_, err := db.point.lookup(ctx, `SELECT 1 FROM users WHERE name = ?`, name)
+	_, err := db.lookup(ctx, `SELECT 1 FROM users WHERE name = ?`, name)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -134,7 +141,7 @@ func (db *DB) UserExists(ctx context.Context, name string) (bool, error) {
 // ActiveTokenExpiry returns when the user's unrevoked token id expires,
 // on the memoized point path: every bearer-token request asks.
 func (db *DB) ActiveTokenExpiry(ctx context.Context, user, id string) (time.Time, error) {
-	v, err := db.point.lookup(ctx,
+	v, err := db.lookup(ctx,
 		`SELECT expires_at FROM access_tokens WHERE id = ? AND user_name = ? AND revoked_at = 0`, id, user)
 	if err != nil {
 		return time.Time{}, authNotFound(err, "token "+id)
@@ -188,6 +195,9 @@ func (db *DB) ListUsers(ctx context.Context) ([]auth.User, error) {
 // CreateOrg adds o unless a user or organisation has its name.
 func (db *DB) CreateOrg(ctx context.Context, o *auth.Org) error {
 	return db.inTx(ctx, func(tx *stmtTx) error {
+		if err := lockAccounts(ctx, tx); err != nil {
+			return err
+		}
 		taken, err := nameTaken(ctx, tx, o.Name)
 		if err != nil {
 			return err

@@ -1,9 +1,11 @@
 package sqldb
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -15,7 +17,8 @@ import (
 const lastPushedExpr = `COALESCE((SELECT MAX(t.pushed_at) FROM tags t WHERE t.repo_id = r.id), 0)`
 
 // repoWhere builds the WHERE clause shared by a page and its count.
-func repoWhere(q metadata.RepositoryQuery) (string, []any, error) {
+func (db *DB) repoWhere(q metadata.RepositoryQuery) (string, []any, error) {
+	instr, greatest := db.fn("instr"), db.fn("max")
 	conds := []string{"1 = 1"}
 	var args []any
 	if q.Namespace != "" {
@@ -25,7 +28,7 @@ func repoWhere(q metadata.RepositoryQuery) (string, []any, error) {
 	}
 	if q.Search != "" {
 		s := strings.ToLower(q.Search)
-		conds = append(conds, `(instr(r.name, ?) > 0 OR instr(lower(COALESCE(i.description, '')), ?) > 0)`)
+		conds = append(conds, `(`+instr+`(r.name, ?) > 0 OR `+instr+`(lower(COALESCE(i.description, '')), ?) > 0)`)
 		args = append(args, s, s)
 	}
 	if v := q.Visible; v != nil {
@@ -34,8 +37,9 @@ func repoWhere(q metadata.RepositoryQuery) (string, []any, error) {
 			return "", nil, err
 		}
 		// repo_visibility is auth's table (migration 2) in this database.
+		// The namespace is what precedes the first '/', '' if none.
 		conds = append(conds, `(COALESCE((SELECT vis.visibility FROM repo_visibility vis WHERE vis.repo = r.name), ?) = 'public'
-			OR substr(r.name, 1, instr(r.name, '/') - 1) IN (SELECT value FROM json_each(?)))`)
+			OR substr(r.name, 1, `+greatest+`(`+instr+`(r.name, '/') - 1, 0)) IN (`+db.jsonStrings()+`))`)
 		args = append(args, v.Default, string(ns))
 	}
 	return strings.Join(conds, " AND "), args, nil
@@ -45,7 +49,7 @@ func repoWhere(q metadata.RepositoryQuery) (string, []any, error) {
 // the page's ids first, so that tag counts and sizes are computed for the
 // page only, never for every repository.
 func (db *DB) ListRepositoryInfo(ctx context.Context, q metadata.RepositoryQuery) ([]metadata.RepositoryInfo, int, error) {
-	where, args, err := repoWhere(q)
+	where, args, err := db.repoWhere(q)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -60,7 +64,7 @@ func (db *DB) ListRepositoryInfo(ctx context.Context, q metadata.RepositoryQuery
 	}
 	limit := q.Limit
 	if limit <= 0 {
-		limit = -1
+		limit = noLimit
 	}
 	page := `SELECT r.id, r.name, r.created_at, ` + lastPushedExpr + ` AS last_pushed
 		FROM repositories r LEFT JOIN repo_info i ON i.repo_id = r.id WHERE ` + where +
@@ -68,7 +72,7 @@ func (db *DB) ListRepositoryInfo(ctx context.Context, q metadata.RepositoryQuery
 	rows, err := db.query(ctx, `SELECT p.name, p.created_at, p.last_pushed,
 		COALESCE(i.description, ''), '', COALESCE(i.pull_count, 0), COALESCE(i.last_pulled, 0),
 		(SELECT COUNT(*) FROM tags t WHERE t.repo_id = p.id),
-		COALESCE((SELECT SUM(b.size) FROM repo_blobs b WHERE b.repo_id = p.id), 0)
+		CAST(COALESCE((SELECT SUM(b.size) FROM repo_blobs b WHERE b.repo_id = p.id), 0) AS BIGINT)
 		FROM (`+page+`) p LEFT JOIN repo_info i ON i.repo_id = p.id ORDER BY `+order,
 		append(args, limit, max(q.Offset, 0))...)
 	if err != nil {
@@ -108,7 +112,7 @@ func (db *DB) GetRepositoryInfo(ctx context.Context, name string) (*metadata.Rep
 	row := db.queryRow(ctx, `SELECT r.name, r.created_at, `+lastPushedExpr+`,
 		COALESCE(i.description, ''), COALESCE(i.readme, ''), COALESCE(i.pull_count, 0), COALESCE(i.last_pulled, 0),
 		(SELECT COUNT(*) FROM tags t WHERE t.repo_id = r.id),
-		COALESCE((SELECT SUM(b.size) FROM repo_blobs b WHERE b.repo_id = r.id), 0)
+		CAST(COALESCE((SELECT SUM(b.size) FROM repo_blobs b WHERE b.repo_id = r.id), 0) AS BIGINT)
 		FROM repositories r LEFT JOIN repo_info i ON i.repo_id = r.id WHERE r.name = ?`, name)
 	info, err := scanRepoInfo(row)
 	if err != nil {
@@ -138,6 +142,23 @@ func (db *DB) SetRepositoryDescription(ctx context.Context, name, description, r
 // the server's default like any other.
 func (db *DB) DeleteRepository(ctx context.Context, name string) error {
 	return db.inTx(ctx, func(tx *stmtTx) error {
+		if db.postgres {
+			// A link committed after the DELETE below began would go by
+			// cascade, uncounted. Locking the repository row waits for
+			// the writers whose foreign key checks hold it, and makes
+			// later ones wait for this transaction (then fail and retry).
+			var id int64
+			err := tx.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = ? FOR UPDATE`, name).Scan(&id)
+			if err != nil {
+				return notFound(err, "repository "+name)
+			}
+		}
+		// The links go here rather than by cascade, so that the totals
+		// learn which blobs they held.
+		if _, err := deleteLinks(ctx, tx,
+			`DELETE FROM repo_blobs WHERE repo_id = (SELECT id FROM repositories WHERE name = ?) RETURNING digest`, name); err != nil {
+			return fmt.Errorf("delete repository %s: %w", name, err)
+		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM repositories WHERE name = ?`, name)
 		if err != nil {
 			return fmt.Errorf("delete repository %s: %w", name, err)
@@ -176,7 +197,7 @@ func (db *DB) ListTagInfo(ctx context.Context, repo string, q metadata.TagQuery)
 		return nil, 0, notFound(err, "repository "+repo)
 	}
 	// Without a filter the count is the index's, without reading names.
-	filter := `instr(t.name, ?) > 0`
+	filter := db.fn("instr") + `(t.name, ?) > 0`
 	if q.Filter == "" {
 		filter = `? = ''`
 	}
@@ -191,7 +212,7 @@ func (db *DB) ListTagInfo(ctx context.Context, repo string, q metadata.TagQuery)
 	}
 	limit := q.Limit
 	if limit <= 0 {
-		limit = -1
+		limit = noLimit
 	}
 	// The page is chosen on the tags index alone; manifests are joined for
 	// its rows only, never carried through a sort or skipped by OFFSET.
@@ -233,18 +254,24 @@ func (db *DB) AddPulls(ctx context.Context, pulls []metadata.Pull) error {
 	if len(pulls) == 0 {
 		return nil
 	}
+	// In one order, so that two replicas flushing at once lock rows in
+	// the same order on PostgreSQL.
+	pulls = slices.SortedFunc(slices.Values(pulls), func(a, b metadata.Pull) int {
+		return cmp.Or(cmp.Compare(a.Repo, b.Repo), cmp.Compare(a.Tag, b.Tag))
+	})
+	greatest := db.fn("max")
 	return db.inTx(ctx, func(tx *stmtTx) error {
 		for _, p := range pulls {
 			at := p.At.UnixNano()
 			if _, err := tx.ExecContext(ctx,
 				`INSERT INTO repo_info (repo_id, pull_count, last_pulled)
 				 SELECT id, ?, ? FROM repositories WHERE name = ?
-				 ON CONFLICT (repo_id) DO UPDATE SET pull_count = pull_count + excluded.pull_count,
-				   last_pulled = MAX(last_pulled, excluded.last_pulled)`, p.Count, at, p.Repo); err != nil {
+				 ON CONFLICT (repo_id) DO UPDATE SET pull_count = repo_info.pull_count + excluded.pull_count,
+				   last_pulled = `+greatest+`(repo_info.last_pulled, excluded.last_pulled)`, p.Count, at, p.Repo); err != nil {
 				return fmt.Errorf("count pulls of %s: %w", p.Repo, err)
 			}
 			if _, err := tx.ExecContext(ctx,
-				`UPDATE tags SET last_pulled = MAX(last_pulled, ?)
+				`UPDATE tags SET last_pulled = `+greatest+`(last_pulled, ?)
 				 WHERE name = ? AND repo_id = (SELECT id FROM repositories WHERE name = ?)`, at, p.Tag, p.Repo); err != nil {
 				return fmt.Errorf("count pulls of %s:%s: %w", p.Repo, p.Tag, err)
 			}

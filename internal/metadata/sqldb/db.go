@@ -29,6 +29,10 @@ type DB struct {
 	// own, bypassing database/sql (point.go).
 	point *pointReader
 	log   *slog.Logger
+	clock func() time.Time
+	// postgres selects PostgreSQL's dialect where SQL differs; write and
+	// read are then one pool, and point is nil.
+	postgres bool
 
 	// stmts caches prepared read statements by query text: SQLite spends
 	// more time parsing and planning a short query than running it.
@@ -46,9 +50,10 @@ type DB struct {
 // first time runs as is and is prepared once the transaction has ended.
 // Migrations, which run multi-statement scripts, use the embedded *sql.Tx.
 //
-// Its methods drop the cancellation of their context: the transaction is
-// shared by several writers (groupcommit.go), and SQLite may roll back a
-// whole transaction when one of its statements is interrupted.
+// On SQLite its methods drop the cancellation of their context: the
+// transaction is shared by several writers (groupcommit.go), and SQLite
+// may roll back a whole transaction when one of its statements is
+// interrupted.
 type stmtTx struct {
 	*sql.Tx
 	db  *DB
@@ -63,9 +68,18 @@ func (tx *stmtTx) stmt(ctx context.Context, query string) *sql.Stmt {
 	return nil
 }
 
+// uncancelled drops ctx's cancellation on SQLite, whose transactions
+// writers share (see stmtTx).
+func (tx *stmtTx) uncancelled(ctx context.Context) context.Context {
+	if tx.db.postgres {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
+}
+
 // ExecContext runs a statement inside the transaction.
 func (tx *stmtTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	ctx = context.WithoutCancel(ctx)
+	ctx = tx.uncancelled(ctx)
 	if st := tx.stmt(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -74,7 +88,7 @@ func (tx *stmtTx) ExecContext(ctx context.Context, query string, args ...any) (s
 
 // QueryContext runs a query inside the transaction.
 func (tx *stmtTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	ctx = context.WithoutCancel(ctx)
+	ctx = tx.uncancelled(ctx)
 	if st := tx.stmt(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -83,7 +97,7 @@ func (tx *stmtTx) QueryContext(ctx context.Context, query string, args ...any) (
 
 // QueryRowContext runs a one-row query inside the transaction.
 func (tx *stmtTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	ctx = context.WithoutCancel(ctx)
+	ctx = tx.uncancelled(ctx)
 	if st := tx.stmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
@@ -120,9 +134,16 @@ func (db *DB) query(ctx context.Context, query string, args ...any) (*sql.Rows, 
 	return st.QueryContext(ctx, args...)
 }
 
-// exec runs a one-statement write, prepared once on the write connection,
-// in a transaction shared with other writers (groupcommit.go).
+// exec runs a one-statement write, prepared once on the write connection;
+// on SQLite in a transaction shared with other writers (groupcommit.go).
 func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if db.postgres {
+		st, err := db.prepared(ctx, &db.wstmts, db.write, query)
+		if err != nil {
+			return nil, err
+		}
+		return st.ExecContext(ctx, args...)
+	}
 	var res sql.Result
 	err := db.inTx(ctx, func(tx *stmtTx) error {
 		var err error
@@ -158,7 +179,7 @@ func pointLookup(ctx context.Context) context.Context {
 
 // OpenSQLite opens (creating if needed) the SQLite database at path and
 // applies pending migrations.
-func OpenSQLite(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
+func OpenSQLite(ctx context.Context, path string, log *slog.Logger, opts ...Option) (*DB, error) {
 	q := url.Values{}
 	for _, p := range []string{
 		"journal_mode(WAL)",
@@ -193,7 +214,10 @@ func OpenSQLite(ctx context.Context, path string, log *slog.Logger) (*DB, error)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	db := &DB{write: write, read: read, log: log, group: newGroupCommit()}
+	db := &DB{write: write, read: read, log: log, clock: time.Now, group: newGroupCommit()}
+	for _, o := range opts {
+		o(db)
+	}
 	db.point = newPointReader(read.Driver(), dsn)
 	if err := db.migrate(ctx); err != nil {
 		db.Close()
@@ -210,9 +234,14 @@ func OpenSQLite(ctx context.Context, path string, log *slog.Logger) (*DB, error)
 
 // Close releases the connection pools.
 func (db *DB) Close() error {
-	db.point.close()
+	if db.point != nil {
+		db.point.close()
+	}
 	for _, cache := range []*sync.Map{&db.stmts, &db.wstmts} {
 		cache.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
+	}
+	if db.read == db.write {
+		return db.read.Close()
 	}
 	return errors.Join(db.read.Close(), db.write.Close())
 }
@@ -223,7 +252,36 @@ func (db *DB) Ping(ctx context.Context) error {
 	return db.read.QueryRowContext(ctx, "SELECT 1").Scan(&one)
 }
 
-func now() int64 { return time.Now().UnixNano() }
+// inTx runs fn in a write transaction, committing when it returns nil.
+// On SQLite the transaction is shared with concurrent writers (groupTx);
+// on PostgreSQL a transaction that lost a race to a concurrent one is run
+// again (see retryable).
+func (db *DB) inTx(ctx context.Context, fn func(tx *stmtTx) error) error {
+	if !db.postgres {
+		return db.groupTx(ctx, fn)
+	}
+	return db.retryTx(ctx, fn)
+}
+
+func (db *DB) inTxOnce(ctx context.Context, fn func(tx *stmtTx) error) error {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	stx := &stmtTx{Tx: tx, db: db}
+	if err := fn(stx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	for _, q := range stx.new {
+		// Best effort: a query that cannot be prepared just stays unprepared.
+		_, _ = db.prepared(ctx, &db.wstmts, db.write, q)
+	}
+	return nil
+}
 
 func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
 

@@ -50,17 +50,45 @@ func (db *DB) UntaggedManifests(ctx context.Context, before time.Time, n int) ([
 // DeleteUntaggedManifest deletes the manifest if it still qualifies: the
 // condition is checked by the DELETE itself, so a tag pushed since the
 // listing saves it. Tags, references and referrer rows go by cascade.
+//
+// On PostgreSQL the DELETE's condition is read from the snapshot its
+// statement began with, and a tag committed while it waited for the row
+// would be deleted by the cascade. So the manifest row is locked first:
+// that waits for a transaction tagging it (its foreign key check holds a
+// share lock on the row), and the DELETE, a new statement, then sees its
+// tag; a tag that comes later waits for the DELETE, and its push, finding
+// the manifest gone, stores it again (inTx's retry).
 func (db *DB) DeleteUntaggedManifest(ctx context.Context, ref metadata.ManifestRef, before time.Time) (bool, error) {
-	res, err := db.write.ExecContext(ctx,
-		`DELETE FROM manifests WHERE rowid IN (
-			SELECT m.rowid FROM manifests m JOIN repositories r ON r.id = m.repo_id
-			WHERE r.name = ? AND m.digest = ? AND `+untaggedWhere+`)`,
-		ref.Repo, ref.Digest.String(), before.UnixNano())
+	var n int64
+	err := db.inTx(ctx, func(tx *stmtTx) error {
+		n = 0
+		if db.postgres {
+			var one int
+			err := tx.QueryRowContext(ctx,
+				`SELECT 1 FROM manifests m JOIN repositories r ON r.id = m.repo_id
+				 WHERE r.name = ? AND m.digest = ? FOR UPDATE OF m`, ref.Repo, ref.Digest.String()).Scan(&one)
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+		res, err := tx.ExecContext(ctx,
+			`DELETE FROM manifests WHERE (repo_id, digest) IN (
+				SELECT m.repo_id, m.digest FROM manifests m JOIN repositories r ON r.id = m.repo_id
+				WHERE r.name = ? AND m.digest = ? AND `+untaggedWhere+`)`,
+			ref.Repo, ref.Digest.String(), before.UnixNano())
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("delete manifest %s@%s: %w", ref.Repo, ref.Digest, err)
 	}
-	n, err := res.RowsAffected()
-	return n > 0, err
+	return n > 0, nil
 }
 
 // prunableLinks selects repo_blobs rows older than the cutoff (its one
@@ -78,11 +106,20 @@ func (db *DB) PruneBlobLinks(ctx context.Context, before time.Time, dryRun bool)
 		}
 		return n, nil
 	}
-	res, err := db.write.ExecContext(ctx, `DELETE FROM repo_blobs WHERE `+prunableLinks, before.UnixNano())
+	var n int64
+	err := db.inTx(ctx, func(tx *stmtTx) error {
+		var err error
+		if db.postgres {
+			n, err = pgPruneBlobLinks(ctx, tx, before.UnixNano())
+			return err
+		}
+		n, err = deleteLinks(ctx, tx, `DELETE FROM repo_blobs WHERE `+prunableLinks+` RETURNING digest`, before.UnixNano())
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("prune blob links: %w", err)
 	}
-	return res.RowsAffected()
+	return n, nil
 }
 
 // BlobInUse reports whether anything garbage collection keeps reaches d.
@@ -111,7 +148,7 @@ func (db *DB) BlobInUse(ctx context.Context, d digest.Digest, before time.Time) 
 // that the link exists, so that a link pruned since the read is reported
 // gone rather than silently left missing.
 func (db *DB) RenewBlobLink(ctx context.Context, repo string, d digest.Digest, since time.Time) error {
-	v, err := db.point.lookup(ctx,
+	v, err := db.lookup(ctx,
 		`SELECT b.created_at FROM repo_blobs b JOIN repositories r ON r.id = b.repo_id
 		 WHERE r.name = ? AND b.digest = ?`, repo, d.String())
 	if err != nil {
@@ -122,9 +159,59 @@ func (db *DB) RenewBlobLink(ctx context.Context, repo string, d digest.Digest, s
 	}
 	res, err := db.exec(ctx,
 		`UPDATE repo_blobs SET created_at = ? WHERE digest = ? AND repo_id = (SELECT id FROM repositories WHERE name = ?)`,
-		now(), d.String(), repo)
+		db.now(), d.String(), repo)
 	if err != nil {
 		return fmt.Errorf("renew blob link %s in %s: %w", d, repo, err)
 	}
 	return expectOne(res, "blob link "+d.String())
+}
+
+// pgPruneBlobLinks is PruneBlobLinks on PostgreSQL, in two statements. A
+// single DELETE would judge "no manifest references it" on the snapshot it
+// began with, and delete a link that a manifest committed while it waited
+// for the row now references. So the candidates are locked first,
+// skipping those a push holds (checkReferences locks the links it relies
+// on; they wait for the next collection), and each is deleted by a new
+// statement, which sees every manifest committed before it, only if it
+// still qualifies. A push that comes later waits for the lock and finds
+// the link gone, as it would after a collection on SQLite.
+func pgPruneBlobLinks(ctx context.Context, tx *stmtTx, before int64) (int64, error) {
+	rows, err := tx.QueryContext(ctx,
+		`SELECT repo_id, digest FROM repo_blobs WHERE `+prunableLinks+` ORDER BY repo_id, digest FOR UPDATE SKIP LOCKED`, before)
+	if err != nil {
+		return 0, err
+	}
+	type link struct {
+		repo   int64
+		digest string
+	}
+	var locked []link
+	for rows.Next() {
+		var l link
+		if err := rows.Scan(&l.repo, &l.digest); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		locked = append(locked, l)
+	}
+	if err := rows.Close(); err != nil {
+		return 0, err
+	}
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	removed := map[digest.Digest]int64{}
+	var total int64
+	for _, l := range locked {
+		res, err := tx.ExecContext(ctx,
+			`DELETE FROM repo_blobs WHERE repo_id = ? AND digest = ? AND `+prunableLinks, l.repo, l.digest, before)
+		if err != nil {
+			return 0, err
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			removed[digest.Digest(l.digest)] += n
+			total += n
+		}
+	}
+	return total, uncountRemoved(ctx, tx, removed)
 }

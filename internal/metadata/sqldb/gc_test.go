@@ -3,6 +3,7 @@ package sqldb
 import (
 	"errors"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,13 +96,18 @@ func TestGC_GraceCutoff(t *testing.T) {
 // manifest arrives.
 func TestLinkBlob_RenewsTheLink(t *testing.T) {
 	ctx := t.Context()
-	db := openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
+	clock := newTestClock()
+	db, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "metadata.db"), nil, WithClock(clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
 	d := testManifest("app", "0").Blobs[0]
 	if err := db.LinkBlob(ctx, "app", d, 1); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(5 * time.Millisecond)
-	cutoff := time.Now()
+	clock.Advance(time.Hour)
+	cutoff := clock.Now().Add(-time.Minute)
 	if err := db.LinkBlob(ctx, "app", d, 1); err != nil {
 		t.Fatal(err)
 	}
@@ -165,4 +171,26 @@ func TestRenewBlobLink(t *testing.T) {
 	if _, err := db.BlobSize(ctx, "app", d); !errors.Is(err, metadata.ErrNotFound) {
 		t.Errorf("BlobSize after renewing a missing link = %v, want ErrNotFound", err)
 	}
+}
+
+// testClock is a clock a test moves by hand.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newTestClock() *testClock { return &testClock{t: time.Now()} }
+
+// Now returns the clock's time.
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward by d.
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
 }

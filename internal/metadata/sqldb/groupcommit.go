@@ -32,13 +32,13 @@ type writeOp struct {
 
 func newGroupCommit() groupCommit { return groupCommit{run: make(chan struct{}, 1)} }
 
-// inTx runs fn in a write transaction, shared with other writers (see
-// groupCommit), and returns once fn's changes are committed or undone. fn
+// groupTx runs fn in a SQLite write transaction, shared with other
+// writers (see groupCommit), and returns once fn's changes are committed or undone. fn
 // must use tx's methods, which ignore the cancellation of their context:
 // interrupting a statement could roll back the whole shared transaction.
 // A write whose context is done before it runs fails with the context's
 // error.
-func (db *DB) inTx(ctx context.Context, fn func(tx *stmtTx) error) error {
+func (db *DB) groupTx(ctx context.Context, fn func(tx *stmtTx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -29,7 +29,7 @@ func (db *DB) PutManifest(ctx context.Context, m *metadata.Manifest, tags []stri
 		if err := checkReferences(ctx, tx, m); err != nil {
 			return err
 		}
-		ts := now()
+		ts := tx.db.now()
 		res, err := tx.ExecContext(ctx,
 			`INSERT INTO manifests (repo_id, digest, media_type, content, size, artifact_type, subject, annotations, created_at)
 			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo_id, digest) DO NOTHING`,
@@ -61,8 +61,16 @@ func (db *DB) PutManifest(ctx context.Context, m *metadata.Manifest, tags []stri
 // checkReferences fails with a *metadata.MissingReference when the
 // repository lacks what m requires. It runs inside the transaction that
 // stores m so that a concurrent delete cannot slip between check and write.
+//
+// On PostgreSQL the rows found are locked (FOR SHARE) until the commit, as
+// SQLite's single writer excludes the delete: an unlink or a manifest
+// delete that comes later waits, one that came first hides the row.
 func checkReferences(ctx context.Context, tx *stmtTx, m *metadata.Manifest) error {
-	lost, err := missing(ctx, tx, missingBlobsQuery, m.Repo, m.RequiredBlobs)
+	blobs, manifests := missingBlobsQuery, missingManifestsQuery
+	if tx.db.postgres {
+		blobs, manifests = blobs+` FOR SHARE OF b`, manifests+` FOR SHARE OF m`
+	}
+	lost, err := missing(ctx, tx, blobs, m.Repo, m.RequiredBlobs)
 	if err != nil {
 		return err
 	}
@@ -72,7 +80,7 @@ func checkReferences(ctx context.Context, tx *stmtTx, m *metadata.Manifest) erro
 	if !m.RequireChildren {
 		return nil
 	}
-	lost, err = missing(ctx, tx, missingManifestsQuery, m.Repo, m.Children)
+	lost, err = missing(ctx, tx, manifests, m.Repo, m.Children)
 	if err != nil {
 		return err
 	}
@@ -145,7 +153,7 @@ func (db *DB) GetTaggedManifest(ctx context.Context, repo, tag string) (*metadat
 // from a digest-keyed cache. The tags table's foreign key to manifests
 // (ON DELETE CASCADE) means a tag found here names a stored manifest.
 func (db *DB) ResolveTag(ctx context.Context, repo, tag string) (digest.Digest, error) {
-	v, err := db.point.lookup(ctx,
+	v, err := db.lookup(ctx,
 		`SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repo_id
 		 WHERE r.name = ? AND t.name = ?`, repo, tag)
 	if err != nil {
@@ -160,7 +168,7 @@ func (db *DB) ResolveTag(ctx context.Context, repo, tag string) (digest.Digest, 
 
 // HasManifest reports whether repo holds manifest d, without reading it.
 func (db *DB) HasManifest(ctx context.Context, repo string, d digest.Digest) (bool, error) {
-	_, err := db.point.lookup(ctx,
+	_, err := db.lookup(ctx,
 		`SELECT 1 FROM manifests m JOIN repositories r ON r.id = m.repo_id
 		 WHERE r.name = ? AND m.digest = ?`, repo, d.String())
 	if errors.Is(err, sql.ErrNoRows) {

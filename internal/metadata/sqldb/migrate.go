@@ -128,6 +128,25 @@ var migrations = []string{
 	// 4: garbage collection asks, for each stored blob, whether any
 	// manifest of any repository references it.
 	`CREATE INDEX manifest_refs_blob ON manifest_refs(child) WHERE kind = 'blob';`,
+	// 5: what /metrics reports, kept up to date by every write that adds or
+	// removes a blob link (stats.go) so that a scrape reads one row instead
+	// of grouping every link. linked_blobs counts each digest's links, so
+	// that the last unlink of a digest is known without a scan, and its row
+	// lock orders concurrent writers of one digest on PostgreSQL.
+	`CREATE TABLE linked_blobs (
+		digest TEXT PRIMARY KEY,
+		size   BIGINT NOT NULL,
+		links  BIGINT NOT NULL
+	);
+	INSERT INTO linked_blobs (digest, size, links)
+		SELECT digest, MAX(size), COUNT(*) FROM repo_blobs GROUP BY digest;
+	CREATE TABLE blob_totals (
+		id    INTEGER PRIMARY KEY CHECK (id = 1),
+		blobs BIGINT NOT NULL,
+		bytes BIGINT NOT NULL
+	);
+	INSERT INTO blob_totals (id, blobs, bytes)
+		SELECT 1, COUNT(*), COALESCE(SUM(size), 0) FROM linked_blobs;`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the
@@ -137,7 +156,10 @@ func (db *DB) migrate(ctx context.Context) error {
 	var applied []int
 	err := retryBusy(ctx, 10*time.Second, func() error {
 		applied = applied[:0]
-		return db.inTx(ctx, func(tx *stmtTx) error {
+		// Once, not retried on PostgreSQL: the advisory lock, not a
+		// retry, is what keeps replicas from racing (and the test that
+		// they do not shows it).
+		return db.inTxOnce(ctx, func(tx *stmtTx) error {
 			return db.applyMigrations(ctx, tx, &applied)
 		})
 	})
@@ -154,6 +176,13 @@ func (db *DB) migrate(ctx context.Context) error {
 var ErrSchemaTooNew = errors.New("database schema is newer than this wharf")
 
 func (db *DB) applyMigrations(ctx context.Context, tx *stmtTx, applied *[]int) error {
+	if err := db.lockMigrations(ctx, tx); err != nil {
+		return err
+	}
+	list := migrations
+	if db.postgres {
+		list = pgMigrations
+	}
 	if _, err := tx.Tx.ExecContext(ctx,
 		`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
@@ -162,14 +191,14 @@ func (db *DB) applyMigrations(ctx context.Context, tx *stmtTx, applied *[]int) e
 	if err := tx.Tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
 	}
-	if current > len(migrations) {
-		return fmt.Errorf("version %d, this wharf knows %d: upgrade wharf: %w", current, len(migrations), ErrSchemaTooNew)
+	if current > len(list) {
+		return fmt.Errorf("version %d, this wharf knows %d: upgrade wharf: %w", current, len(list), ErrSchemaTooNew)
 	}
-	for v := current + 1; v <= len(migrations); v++ {
-		if _, err := tx.Tx.ExecContext(ctx, migrations[v-1]); err != nil {
+	for v := current + 1; v <= len(list); v++ {
+		if _, err := tx.Tx.ExecContext(ctx, list[v-1]); err != nil {
 			return fmt.Errorf("migration %d: %w", v, err)
 		}
-		if _, err := tx.Tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, now()); err != nil {
+		if _, err := tx.Tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, db.now()); err != nil {
 			return fmt.Errorf("migration %d: %w", v, err)
 		}
 		*applied = append(*applied, v)

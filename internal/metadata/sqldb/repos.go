@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -36,7 +37,11 @@ func (db *DB) ListRepositories(ctx context.Context, last string, n int) ([]strin
 // newline) and are split here: 10,000 tags in 3.3 ms instead of 8.2 ms.
 func (db *DB) listNames(ctx context.Context, query string, args ...any) ([]string, error) {
 	if n := args[len(args)-1].(int); n <= 0 {
-		args[len(args)-1] = -1
+		args[len(args)-1] = noLimit
+	}
+	if db.postgres {
+		// PostgreSQL sends rows in batches: no need to join them.
+		return db.listRows(ctx, query, args...)
 	}
 	var joined sql.NullString
 	// The separator is a literal newline, not char(10): SQLite calls char()
@@ -58,21 +63,29 @@ func (db *DB) listNames(ctx context.Context, query string, args ...any) ([]strin
 }
 
 // ensureRepo returns the id of the repository, creating it if needed.
+// Two transactions may both find no row and both insert on a database
+// with concurrent writers: the one that loses finds the winner's row.
 func ensureRepo(ctx context.Context, tx *stmtTx, name string) (int64, error) {
 	var id int64
-	err := tx.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = ?`, name).Scan(&id)
-	if err == nil {
-		return id, nil
+	for range 2 {
+		err := tx.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = ?`, name).Scan(&id)
+		if err == nil {
+			return id, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return 0, fmt.Errorf("repository %s: %w", name, err)
+		}
+		err = tx.QueryRowContext(ctx,
+			`INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING RETURNING id`,
+			name, tx.db.now()).Scan(&id)
+		if err == nil {
+			return id, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return 0, fmt.Errorf("create repository %s: %w", name, err)
+		}
 	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("repository %s: %w", name, err)
-	}
-	err = tx.QueryRowContext(ctx,
-		`INSERT INTO repositories (name, created_at) VALUES (?, ?) RETURNING id`, name, now()).Scan(&id)
-	if err != nil {
-		return 0, fmt.Errorf("create repository %s: %w", name, err)
-	}
-	return id, nil
+	return 0, fmt.Errorf("create repository %s: created and deleted concurrently: %w", name, metadata.ErrConflict)
 }
 
 // LinkBlob records that repo holds d. Linking again renews the link's
@@ -87,11 +100,22 @@ func linkBlob(ctx context.Context, tx *stmtTx, repo string, d digest.Digest, siz
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx,
+	ts := tx.db.now()
+	res, err := tx.ExecContext(ctx,
 		`INSERT INTO repo_blobs (repo_id, digest, size, created_at) VALUES (?, ?, ?, ?)
-		 ON CONFLICT (repo_id, digest) DO UPDATE SET created_at = excluded.created_at`, id, d.String(), size, now())
+		 ON CONFLICT (repo_id, digest) DO NOTHING`, id, d.String(), size, ts)
 	if err != nil {
 		return fmt.Errorf("link blob %s to %s: %w", d, repo, err)
+	}
+	// Only a new link counts in the totals; an old one is renewed. An
+	// upsert would not say which of the two it did.
+	if inserted, _ := res.RowsAffected(); inserted == 1 {
+		return countLink(ctx, tx, d, size)
+	}
+	_, err = tx.ExecContext(ctx,
+		`UPDATE repo_blobs SET created_at = ? WHERE repo_id = ? AND digest = ?`, ts, id, d.String())
+	if err != nil {
+		return fmt.Errorf("renew link of %s in %s: %w", d, repo, err)
 	}
 	return nil
 }
@@ -99,7 +123,7 @@ func linkBlob(ctx context.Context, tx *stmtTx, repo string, d digest.Digest, siz
 // BlobSize returns the size of d if repo holds it.
 func (db *DB) BlobSize(ctx context.Context, repo string, d digest.Digest) (int64, error) {
 	// Blob HEADs and GETs ask this on every request: the direct path.
-	v, err := db.point.lookup(ctx,
+	v, err := db.lookup(ctx,
 		`SELECT b.size FROM repo_blobs b JOIN repositories r ON r.id = b.repo_id
 		 WHERE r.name = ? AND b.digest = ?`, repo, d.String())
 	if err != nil {
@@ -123,6 +147,13 @@ func (db *DB) AnyBlobSize(ctx context.Context, d digest.Digest) (int64, error) {
 	return size, nil
 }
 
+// BlobRepositories lists the repositories that hold d, in byte order.
+func (db *DB) BlobRepositories(ctx context.Context, d digest.Digest, last string, n int) ([]string, error) {
+	return db.listNames(ctx,
+		`SELECT r.name AS name FROM repo_blobs b JOIN repositories r ON r.id = b.repo_id
+		 WHERE b.digest = ? AND r.name > ? ORDER BY r.name LIMIT ?`, d.String(), last, n)
+}
+
 // UnlinkBlob removes repo's link to d.
 func (db *DB) UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error {
 	return db.inTx(ctx, func(tx *stmtTx) error {
@@ -132,7 +163,10 @@ func (db *DB) UnlinkBlob(ctx context.Context, repo string, d digest.Digest) erro
 		if err != nil {
 			return fmt.Errorf("unlink blob %s: %w", d, err)
 		}
-		return expectOne(res, "blob "+d.String())
+		if err := expectOne(res, "blob "+d.String()); err != nil {
+			return err
+		}
+		return uncountLinks(ctx, tx, d, 1)
 	})
 }
 
@@ -206,14 +240,27 @@ func expectOne(res sql.Result, what string) error {
 	return nil
 }
 
-// Stats counts distinct linked blobs and their bytes.
-func (db *DB) Stats(ctx context.Context) (metadata.Stats, error) {
-	var st metadata.Stats
-	err := db.queryRow(ctx,
-		`SELECT COUNT(*), COALESCE(SUM(size), 0) FROM (SELECT digest, MAX(size) AS size FROM repo_blobs GROUP BY digest) AS b`).
-		Scan(&st.Blobs, &st.Bytes)
+// noLimit is "LIMIT none" in both dialects (SQLite's -1 is an error to
+// PostgreSQL, PostgreSQL's ALL unknown to SQLite).
+const noLimit = math.MaxInt64
+
+// listRows runs a one-column query and returns its strings.
+func (db *DB) listRows(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := db.query(ctx, query, args...)
 	if err != nil {
-		return st, fmt.Errorf("stats: %w", err)
+		return nil, fmt.Errorf("list: %w", err)
 	}
-	return st, nil
+	defer rows.Close()
+	names := []string{}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, fmt.Errorf("list: %w", err)
+		}
+		names = append(names, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list: %w", err)
+	}
+	return names, nil
 }

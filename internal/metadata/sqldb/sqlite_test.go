@@ -240,7 +240,7 @@ func TestOpenSQLite_RefusesNewerSchema(t *testing.T) {
 	// A newer wharf has migrated this database further.
 	newer := len(migrations) + 1
 	if _, err := db.write.ExecContext(t.Context(),
-		`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, newer, now()); err != nil {
+		`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, newer, time.Now().UnixNano()); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {

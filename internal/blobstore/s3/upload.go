@@ -1,0 +1,511 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/wharf/wharf/internal/blobstore"
+)
+
+// maxCopySize is the largest object a single server-side CopyObject may
+// copy; above it the copy is a multipart copy.
+const maxCopySize = 5 << 30
+
+// uploadState is an upload's progress, kept by the caller (with the
+// session, in the database) and handed back on every call. The bytes of
+// the upload are, in order: the parts of the multipart upload at
+// uploads/<id>/data (or, once Assembled, that object itself), then the
+// tail object.
+type uploadState struct {
+	// MPU is the multipart upload id, "" until the first whole part.
+	MPU   string `json:"mpu,omitempty"`
+	Parts []part `json:"parts,omitempty"`
+	// Assembled is set once the parts were completed into the data object
+	// (to read them back); no more parts can be added then.
+	Assembled bool `json:"assembled,omitempty"`
+	// Tail is how many bytes follow the parts, in TailKey's object; S3
+	// refuses non-final parts under 5 MiB, so bytes short of a whole part
+	// wait there for the next write instead of in a replica's memory.
+	Tail     int64  `json:"tail,omitempty"`
+	TailETag string `json:"tail_etag,omitempty"`
+	// OldTails are the end offsets of tails that this state replaced. They
+	// are deleted on the next call, when this state has been recorded: a
+	// writer that deleted its predecessor's tail itself would lose it if
+	// its caller then failed to record the new state.
+	OldTails []int64 `json:"old_tails,omitempty"`
+}
+
+type part struct {
+	N    int    `json:"n"`
+	ETag string `json:"etag"`
+	Size int64  `json:"size"`
+}
+
+func (st *uploadState) partsSize() int64 {
+	var n int64
+	for _, p := range st.Parts {
+		n += p.Size
+	}
+	return n
+}
+
+func (st *uploadState) size() int64 { return st.partsSize() + st.Tail }
+
+func decodeState(state []byte) (uploadState, error) {
+	var st uploadState
+	if len(state) == 0 {
+		return st, nil
+	}
+	if err := json.Unmarshal(state, &st); err != nil {
+		return st, fmt.Errorf("blobstore/s3: corrupt upload state: %w", err)
+	}
+	return st, nil
+}
+
+func (st *uploadState) encode() []byte {
+	b, _ := json.Marshal(st) // plain data: cannot fail
+	return b
+}
+
+// validID accepts the ids the registry makes (and the contract suite
+// tries): 1–128 of [A-Za-z0-9_-], which are safe in an object key.
+func validID(id string) error {
+	if id == "" || len(id) > 128 {
+		return fmt.Errorf("blobstore/s3: invalid upload id %q", id)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return fmt.Errorf("blobstore/s3: invalid upload id %q", id)
+		}
+	}
+	return nil
+}
+
+func (s *Store) dataKey(id string) string { return s.cfg.Prefix + "uploads/" + id + "/data" }
+
+// tailKey names a tail by the offset where it ends: a writer that died
+// after writing its tail but before its caller recorded the new state
+// wrote a different key than the recorded one, so the recorded tail is
+// still intact for the retry.
+func (s *Store) tailKey(id string, st *uploadState) string {
+	return s.cfg.Prefix + "uploads/" + id + "/tail-" + strconv.FormatInt(st.size(), 10)
+}
+
+func (s *Store) oldTailKey(id string, end int64) string {
+	return s.cfg.Prefix + "uploads/" + id + "/tail-" + strconv.FormatInt(end, 10)
+}
+
+// dropOldTails deletes the tails that the recorded state st replaced. A
+// failure only leaves litter (for the janitor), so it is logged, not
+// returned.
+func (s *Store) dropOldTails(ctx context.Context, id string, st *uploadState) {
+	for _, end := range st.OldTails {
+		if err := s.client.RemoveObject(ctx, s.cfg.Bucket, s.oldTailKey(id, end), minio.RemoveObjectOptions{}); err != nil {
+			s.log.WarnContext(ctx, "old upload tail not removed", "upload", id, "end", end, "err", err)
+		}
+	}
+	st.OldTails = nil
+}
+
+// StartUpload begins upload id and returns its initial state. Nothing is
+// written to the bucket until bytes arrive.
+func (s *Store) StartUpload(ctx context.Context, id string) ([]byte, error) {
+	if err := validID(id); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return (&uploadState{}).encode(), nil
+}
+
+// UploadSize returns how many bytes the upload in state holds.
+func (s *Store) UploadSize(ctx context.Context, id string, state []byte) (int64, error) {
+	if err := validID(id); err != nil {
+		return 0, err
+	}
+	st, err := decodeState(state)
+	if err != nil {
+		return 0, err
+	}
+	return st.size(), ctx.Err()
+}
+
+// WriteUpload returns a writer that appends to the upload at offset, which
+// must be the size that state records (a retry passes the state of the
+// offset it retries from: parts written after it are then replaced).
+// After Close, State returns the state to record with the new offset.
+func (s *Store) WriteUpload(ctx context.Context, id string, offset int64, state []byte) (*UploadWriter, error) {
+	if err := validID(id); err != nil {
+		return nil, err
+	}
+	st, err := decodeState(state)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if offset != st.size() {
+		return nil, fmt.Errorf("blobstore/s3: write at %d, but upload %s holds %d bytes", offset, id, st.size())
+	}
+	if st.Assembled {
+		return nil, fmt.Errorf("blobstore/s3: upload %s was read back and can no longer be appended to", id)
+	}
+	s.dropOldTails(ctx, id, &st)
+	w := &UploadWriter{s: s, ctx: ctx, id: id, st: st, buf: s.parts.get()}
+	w.loadedTail = -1
+	if st.Tail > 0 {
+		// The tail becomes the start of the next part.
+		if err := w.loadTail(); err != nil {
+			w.release()
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+// UploadWriter streams bytes into an upload, one part in memory at most.
+type UploadWriter struct {
+	s   *Store
+	ctx context.Context
+	id  string
+	st  uploadState
+	buf *[]byte // len = bytes waiting for the next part
+	// loadedTail is the end offset of the tail read at the start, -1 if none.
+	loadedTail int64
+	err        error
+	closed     bool
+}
+
+func (w *UploadWriter) loadTail() error {
+	obj, err := w.s.core.Client.GetObject(w.ctx, w.s.cfg.Bucket, w.s.tailKey(w.id, &uploadState{Parts: w.st.Parts, Tail: w.st.Tail}), tailGetOptions(w.st.TailETag))
+	if err != nil {
+		return ctxOr(w.ctx, notFound(err))
+	}
+	defer obj.Close()
+	b := (*w.buf)[:w.st.Tail]
+	if _, err := io.ReadFull(obj, b); err != nil {
+		return ctxOr(w.ctx, fmt.Errorf("blobstore/s3: read tail of upload %s: %w", w.id, notFound(err)))
+	}
+	*w.buf = b
+	w.loadedTail = w.st.size()
+	w.st.Tail, w.st.TailETag = 0, ""
+	return nil
+}
+
+// tailGetOptions reads the tail only if it is the object the state
+// recorded: a writer that should be dead but is not may have replaced it.
+func tailGetOptions(etag string) minio.GetObjectOptions {
+	var o minio.GetObjectOptions
+	if etag != "" {
+		_ = o.SetMatchETag(etag)
+	}
+	return o
+}
+
+// Write buffers p and sends each whole part as it fills.
+func (w *UploadWriter) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.closed {
+		return 0, errors.New("blobstore/s3: write after close")
+	}
+	written := 0
+	size := int(w.s.parts.size)
+	for len(p) > 0 {
+		b := *w.buf
+		n := copy(b[len(b):size], p)
+		*w.buf = b[:len(b)+n]
+		p = p[n:]
+		written += n
+		if len(*w.buf) == size {
+			if err := w.sendPart(); err != nil {
+				w.err = err
+				return written, err
+			}
+		}
+	}
+	return written, nil
+}
+
+func (w *UploadWriter) sendPart() error {
+	if w.loadedTail >= 0 {
+		// The loaded tail is inside this part now; once the state is
+		// recorded its object is litter.
+		w.st.OldTails = append(w.st.OldTails, w.loadedTail)
+		w.loadedTail = -1
+	}
+	if len(w.st.Parts) == maxParts {
+		return fmt.Errorf("blobstore/s3: upload %s reached S3's %d parts; raise the part size", w.id, maxParts)
+	}
+	key := w.s.dataKey(w.id)
+	if w.st.MPU == "" {
+		mpu, err := w.s.core.NewMultipartUpload(w.ctx, w.s.cfg.Bucket, key, minio.PutObjectOptions{})
+		if err != nil {
+			return ctxOr(w.ctx, fmt.Errorf("blobstore/s3: start multipart upload %s: %w", w.id, err))
+		}
+		w.st.MPU = mpu
+	}
+	n := len(w.st.Parts) + 1
+	b := *w.buf
+	p, err := w.s.core.PutObjectPart(w.ctx, w.s.cfg.Bucket, key, w.st.MPU, n, bytes.NewReader(b), int64(len(b)), minio.PutObjectPartOptions{})
+	if err != nil {
+		return ctxOr(w.ctx, fmt.Errorf("blobstore/s3: upload %s part %d: %w", w.id, n, err))
+	}
+	w.st.Parts = append(w.st.Parts, part{N: n, ETag: p.ETag, Size: int64(len(b))})
+	*w.buf = b[:0]
+	return nil
+}
+
+// Close stores the bytes short of a whole part as the tail object. Its
+// error says whether everything written is durable; State then describes
+// it.
+func (w *UploadWriter) Close() error {
+	if w.closed {
+		return w.err
+	}
+	w.closed = true
+	defer w.release()
+	if w.err != nil {
+		return w.err
+	}
+	if b := *w.buf; len(b) > 0 {
+		next := w.st
+		next.Tail = int64(len(b))
+		if w.loadedTail >= 0 && w.loadedTail != next.size() {
+			next.OldTails = append(next.OldTails, w.loadedTail)
+		}
+		info, err := w.s.client.PutObject(w.ctx, w.s.cfg.Bucket, w.s.tailKey(w.id, &next), bytes.NewReader(b), int64(len(b)), minio.PutObjectOptions{})
+		if err != nil {
+			w.err = ctxOr(w.ctx, fmt.Errorf("blobstore/s3: write tail of upload %s: %w", w.id, err))
+			return w.err
+		}
+		next.TailETag = info.ETag
+		w.st = next
+	}
+	return nil
+}
+
+// State is the upload's state after a successful Close.
+func (w *UploadWriter) State() []byte { return w.st.encode() }
+
+func (w *UploadWriter) release() {
+	if w.buf != nil {
+		w.s.parts.put(w.buf)
+		w.buf = nil
+	}
+}
+
+// ReadUpload returns a reader of the upload's bytes so far and the state
+// to record: S3 cannot read the parts of an unfinished multipart upload,
+// so they are completed into the data object first, after which the
+// upload can be committed or cancelled but not appended to.
+func (s *Store) ReadUpload(ctx context.Context, id string, state []byte) (io.ReadCloser, []byte, error) {
+	if err := validID(id); err != nil {
+		return nil, nil, err
+	}
+	st, err := decodeState(state)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	if err := s.assemble(ctx, id, &st); err != nil {
+		return nil, nil, err
+	}
+	var readers []io.Reader
+	var closers []io.Closer
+	open := func(key string, opts minio.GetObjectOptions) error {
+		obj, err := s.client.GetObject(ctx, s.cfg.Bucket, key, opts)
+		if err != nil {
+			return ctxOr(ctx, notFound(err))
+		}
+		readers, closers = append(readers, obj), append(closers, obj)
+		return nil
+	}
+	if st.Assembled {
+		if err := open(s.dataKey(id), minio.GetObjectOptions{}); err != nil {
+			return nil, nil, err
+		}
+	}
+	if st.Tail > 0 {
+		if err := open(s.tailKey(id, &st), tailGetOptions(st.TailETag)); err != nil {
+			closeAll(closers)
+			return nil, nil, err
+		}
+	}
+	return multiReadCloser{io.MultiReader(readers...), closers}, st.encode(), nil
+}
+
+type multiReadCloser struct {
+	io.Reader
+	closers []io.Closer
+}
+
+func (m multiReadCloser) Close() error { return closeAll(m.closers) }
+
+func closeAll(cs []io.Closer) error {
+	var errs []error
+	for _, c := range cs {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// assemble completes the multipart upload into the data object.
+func (s *Store) assemble(ctx context.Context, id string, st *uploadState) error {
+	if st.Assembled || len(st.Parts) == 0 {
+		return nil
+	}
+	parts := make([]minio.CompletePart, len(st.Parts))
+	for i, p := range st.Parts {
+		parts[i] = minio.CompletePart{PartNumber: p.N, ETag: p.ETag}
+	}
+	if _, err := s.core.CompleteMultipartUpload(ctx, s.cfg.Bucket, s.dataKey(id), st.MPU, parts, minio.PutObjectOptions{}); err != nil {
+		return ctxOr(ctx, fmt.Errorf("blobstore/s3: complete upload %s: %w", id, err))
+	}
+	st.Assembled = true
+	return nil
+}
+
+// CommitUpload makes the upload (exactly size bytes) visible as blob d with
+// server-side copies, then removes the upload's objects. A blob that is
+// already there stays as it is (blobs are immutable and deduplicated).
+func (s *Store) CommitUpload(ctx context.Context, id string, state []byte, d digest.Digest, size int64) error {
+	if err := validID(id); err != nil {
+		return err
+	}
+	key, err := s.blobKey(d)
+	if err != nil {
+		return err
+	}
+	st, err := decodeState(state)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if st.size() != size {
+		return fmt.Errorf("blobstore/s3: upload %s holds %d bytes, not %d", id, st.size(), size)
+	}
+	if _, err := s.Stat(ctx, d); err == nil {
+		return s.CancelUpload(ctx, id, state)
+	} else if !errors.Is(err, blobstore.ErrNotFound) {
+		return err
+	}
+	if err := s.place(ctx, id, &st, key); err != nil {
+		return err
+	}
+	if err := s.CancelUpload(context.WithoutCancel(ctx), id, st.encode()); err != nil {
+		// The blob is in place; what is left is litter for the janitor.
+		s.log.WarnContext(ctx, "upload objects not removed after commit", "upload", id, "err", err)
+	}
+	return nil
+}
+
+// place writes the upload's bytes to key: one copy of the tail, or the
+// multipart object (with the tail as its last part) copied over.
+func (s *Store) place(ctx context.Context, id string, st *uploadState, key string) error {
+	bucket := s.cfg.Bucket
+	if len(st.Parts) == 0 {
+		if st.Tail == 0 {
+			_, err := s.client.PutObject(ctx, bucket, key, bytes.NewReader(nil), 0, minio.PutObjectOptions{})
+			return ctxOr(ctx, err)
+		}
+		src := minio.CopySrcOptions{Bucket: bucket, Object: s.tailKey(id, st), MatchETag: st.TailETag}
+		_, err := s.client.CopyObject(ctx, minio.CopyDestOptions{Bucket: bucket, Object: key}, src)
+		return ctxOr(ctx, notFound(err))
+	}
+	data := minio.CopySrcOptions{Bucket: bucket, Object: s.dataKey(id)}
+	srcs := []minio.CopySrcOptions{data}
+	if !st.Assembled && st.Tail > 0 {
+		// S3 lets only the last part be small: the tail becomes it.
+		p, err := s.core.CopyObjectPart(ctx, bucket, s.tailKey(id, st), bucket, s.dataKey(id), st.MPU, len(st.Parts)+1, 0, st.Tail, nil)
+		if err != nil {
+			return ctxOr(ctx, fmt.Errorf("blobstore/s3: copy tail of upload %s: %w", id, notFound(err)))
+		}
+		st.OldTails = append(st.OldTails, st.size()) // the tail's key, now a part
+		st.Parts = append(st.Parts, part{N: p.PartNumber, ETag: p.ETag, Size: st.Tail})
+		st.Tail, st.TailETag = 0, ""
+	}
+	if err := s.assemble(ctx, id, st); err != nil {
+		return err
+	}
+	if st.Tail > 0 {
+		srcs = append(srcs, minio.CopySrcOptions{Bucket: bucket, Object: s.tailKey(id, st), MatchETag: st.TailETag})
+	}
+	dst := minio.CopyDestOptions{Bucket: bucket, Object: key}
+	var err error
+	if len(srcs) == 1 && st.size() <= maxCopySize {
+		_, err = s.client.CopyObject(ctx, dst, data)
+	} else {
+		// Multipart copy: above 5 GiB, or data object + tail.
+		_, err = s.client.ComposeObject(ctx, dst, srcs...)
+	}
+	if err != nil {
+		return ctxOr(ctx, fmt.Errorf("blobstore/s3: place blob of upload %s: %w", id, err))
+	}
+	return nil
+}
+
+// CancelUpload removes the upload's objects and aborts its multipart
+// upload. Objects already gone are no error.
+func (s *Store) CancelUpload(ctx context.Context, id string, state []byte) error {
+	if err := validID(id); err != nil {
+		return err
+	}
+	st, err := decodeState(state)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var errs []error
+	if st.MPU != "" && !st.Assembled {
+		if err := s.core.AbortMultipartUpload(ctx, s.cfg.Bucket, s.dataKey(id), st.MPU); err != nil && !errors.Is(notFound(err), blobstore.ErrNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	keys := []string{s.dataKey(id)}
+	if st.Tail > 0 {
+		keys = append(keys, s.tailKey(id, &st))
+	}
+	for _, end := range st.OldTails {
+		keys = append(keys, s.oldTailKey(id, end))
+	}
+	for _, k := range keys {
+		if err := s.client.RemoveObject(ctx, s.cfg.Bucket, k, minio.RemoveObjectOptions{}); err != nil && !errors.Is(notFound(err), blobstore.ErrNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	return ctxOr(ctx, errors.Join(errs...))
+}
+
+// partPool recycles part buffers: each writing upload holds one.
+type partPool struct {
+	size int64
+	pool *sync.Pool
+}
+
+func newPartPool(size int64) partPool {
+	return partPool{size: size, pool: &sync.Pool{New: func() any { b := make([]byte, 0, size); return &b }}}
+}
+
+func (p partPool) get() *[]byte { b := p.pool.Get().(*[]byte); *b = (*b)[:0]; return b }
+
+func (p partPool) put(b *[]byte) { p.pool.Put(b) }

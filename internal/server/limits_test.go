@@ -1,0 +1,114 @@
+package server_test
+
+import (
+	"encoding/base64"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/wharf/wharf/internal/config"
+	"github.com/wharf/wharf/internal/registrytest"
+)
+
+// stallRequest opens a connection, sends head and the first bytes of a
+// longer body, and leaves it there; closing the connection ends it.
+func stallRequest(t *testing.T, base, head, partialBody string) net.Conn {
+	t.Helper()
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := io.WriteString(conn, head+"\r\n"+partialBody); err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// statusOf is the status of a bodiless request.
+func statusOf(t *testing.T, method, url string) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// awaitLimited waits until GET url is refused with 429 (limited) or is
+// not (!limited): a slot is taken or freed by another connection's
+// handler, which the test cannot watch directly.
+func awaitLimited(t *testing.T, url string, limited bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if (statusOf(t, http.MethodGet, url) == http.StatusTooManyRequests) == limited {
+			return
+		}
+		time.Sleep(5 * time.Millisecond) // between polls, not a wait for time
+	}
+	t.Fatalf("GET %s: still limited=%v after 20s", url, !limited)
+}
+
+// The concurrency limit covers every route, in two pools: registry
+// clients (the distribution API and /token) and the web (UI, Hub JSON
+// API, metrics). Filling one leaves the other, and health checks, alone.
+func TestConcurrencyLimit_WebAndRegistryPoolsApart(t *testing.T) {
+	s := registrytest.NewServer(t, registrytest.WithAuth("pool-password"),
+		registrytest.WithConfig(func(c *config.Config) { c.Limits.MaxConcurrentRequests = 1 }))
+	web := []string{"/", "/v2/repositories/admin/", "/metrics"}
+	registry := []string{"/v2/", "/token?service=wharf"}
+	checkOthers := func(t *testing.T, free []string) {
+		t.Helper()
+		for _, path := range append(free, "/healthz", "/readyz") {
+			if code := statusOf(t, http.MethodGet, s.URL+path); code == http.StatusTooManyRequests || code >= 500 {
+				t.Errorf("GET %s = %d while the other pool is full", path, code)
+			}
+		}
+	}
+
+	// A Hub API login whose JSON body stalls holds the web slot.
+	login := stallRequest(t, s.URL, "POST /v2/users/login HTTP/1.1\r\nHost: wharf\r\nContent-Type: application/json\r\nContent-Length: 100\r\n",
+		`{"username": "admin", `)
+	awaitLimited(t, s.URL+web[0], true)
+	for _, path := range web {
+		if code := statusOf(t, http.MethodGet, s.URL+path); code != http.StatusTooManyRequests {
+			t.Errorf("GET %s = %d with the web pool full, want 429", path, code)
+		}
+	}
+	checkOthers(t, registry)
+	login.Close()
+	awaitLimited(t, s.URL+web[0], false)
+
+	// An upload whose body stalls holds the registry slot.
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:pool-password"))
+	req, _ := http.NewRequest(http.MethodPost, s.URL+"/v2/admin/app/blobs/uploads/", nil)
+	req.Header.Set("Authorization", basic)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST uploads: %s", resp.Status)
+	}
+	stallRequest(t, s.URL, "PATCH "+resp.Header.Get("Location")+" HTTP/1.1\r\nHost: wharf\r\nAuthorization: "+basic+"\r\nContent-Length: 100\r\n", "a few bytes")
+	awaitLimited(t, s.URL+registry[0], true)
+	for _, path := range registry {
+		if code := statusOf(t, http.MethodGet, s.URL+path); code != http.StatusTooManyRequests {
+			t.Errorf("GET %s = %d with the registry pool full, want 429", path, code)
+		}
+	}
+	checkOthers(t, web)
+}
