@@ -90,3 +90,12 @@ type Collector interface {
 	// racing it then either keeps the blob or took it first (false).
 	Reuse(ctx context.Context, d digest.Digest) (present bool, err error)
 }
+
+// UploadWalker is a Store whose upload area can be listed, so that the
+// uploads a crash left without a session can be found and removed.
+type UploadWalker interface {
+	// WalkUploads calls fn for every upload in the upload area with the
+	// time of its last write, in no particular order; an error from fn
+	// stops the walk and is returned.
+	WalkUploads(ctx context.Context, fn func(id string, written time.Time) error) error
+}

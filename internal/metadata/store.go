@@ -61,6 +61,8 @@ type Store interface {
 	DeleteUpload(ctx context.Context, repo, id string) error
 	// StaleUploads lists up to n (> 0) sessions not written since before.
 	StaleUploads(ctx context.Context, before time.Time, n int) ([]Upload, error)
+	// UploadExists reports whether session id exists, in any repository.
+	UploadExists(ctx context.Context, id string) (bool, error)
 
 	// Stats counts the distinct blobs linked anywhere and their bytes.
 	Stats(ctx context.Context) (Stats, error)
@@ -118,4 +120,9 @@ type Collector interface {
 	// link at all reaches it. A collection passes zero: a link pruning
 	// kept may have lost its manifest since, and is pruned next time.
 	BlobInUse(ctx context.Context, d digest.Digest, before time.Time) (bool, error)
+	// RenewBlobLink dates repo's link to d now, as linking it again would,
+	// unless the link was made or renewed at or after since (so that a
+	// read renews a link at most once in a while). ErrNotFound when repo
+	// holds no such link, pruned perhaps since it was last read.
+	RenewBlobLink(ctx context.Context, repo string, d digest.Digest, since time.Time) error
 }

@@ -35,6 +35,21 @@ func repoFilter(ctx context.Context) RepoFilter {
 	return keep
 }
 
+type pullOnlyKey struct{}
+
+// WithPullOnly returns ctx for a caller that may pull from the request's
+// repository but not push to it. The server sets it; what such a caller
+// reads renews nothing (StatBlob), so that readers cannot keep unused
+// links from garbage collection.
+func WithPullOnly(ctx context.Context) context.Context {
+	return context.WithValue(ctx, pullOnlyKey{}, true)
+}
+
+func pullOnly(ctx context.Context) bool {
+	only, _ := ctx.Value(pullOnlyKey{}).(bool)
+	return only
+}
+
 // auditDelete writes the one audit line of a delete, whichever way it
 // came (OCI API, web UI, Hub API): what went and who asked, from the
 // actor the server set ("" on an open registry, where nobody signs in).

@@ -12,12 +12,19 @@ import (
 	"github.com/wharf/wharf/internal/metadata"
 )
 
-// StatBlob returns the size of blob d if repo holds it.
+// StatBlob returns the size of blob d if repo holds it. Unless the caller
+// may only pull (WithPullOnly), the answer also renews repo's link to d
+// for a garbage collection's grace period: a client that finds a layer
+// present skips it and names it in its manifest later, which must still
+// find it linked.
 func (s *Service) StatBlob(ctx context.Context, repo string, d digest.Digest) (int64, error) {
 	if err := ValidateName(repo); err != nil {
 		return 0, err
 	}
 	size, err := s.meta.BlobSize(ctx, repo, d)
+	if err == nil {
+		err = s.renewLink(ctx, repo, d)
+	}
 	if errors.Is(err, metadata.ErrNotFound) {
 		if m, merr := s.meta.GetManifest(ctx, repo, d); merr == nil {
 			return int64(len(m.Content)), nil
@@ -25,6 +32,28 @@ func (s *Service) StatBlob(ctx context.Context, repo string, d digest.Digest) (i
 		return 0, blobUnknown(d)
 	}
 	return size, err
+}
+
+// LinkRenewAfter is how old a link must be before a pusher's blob HEAD
+// renews it: a write at most once a minute per link, instead of one per
+// HEAD. A garbage collection's grace must exceed it by the longest time a
+// push takes from its HEADs to its manifest (the default grace is an hour).
+const LinkRenewAfter = DefaultGCGrace / 60
+
+// renewLink renews repo's existing link to d if it is older than
+// LinkRenewAfter. ErrNotFound means a collection pruned it since it was
+// read: the caller then reports the blob unknown, and the client uploads
+// it again instead of naming a blob its manifest could not use.
+func (s *Service) renewLink(ctx context.Context, repo string, d digest.Digest) error {
+	if pullOnly(ctx) {
+		return nil
+	}
+	c, ok := s.meta.(metadata.Collector)
+	if !ok {
+		return nil
+	}
+	// The clock collections measure their grace with.
+	return c.RenewBlobLink(ctx, repo, d, s.opts.Now().Add(-LinkRenewAfter))
 }
 
 // OpenBlob returns a reader of blob d if repo holds it. The reader is an

@@ -16,7 +16,10 @@ import (
 type GCOptions struct {
 	// Grace protects what was pushed, linked or reused less than this long
 	// ago: it may belong to a push still under way (layers go up before
-	// their manifest, an index's children before the index).
+	// their manifest, an index's children before the index). A pusher's
+	// blob HEAD or mount renews a link (LinkRenewAfter), so the grace must
+	// exceed that by the longest a push takes from its HEADs to its
+	// manifest.
 	Grace time.Duration
 	// Untagged also deletes manifests no tag or index reaches, and
 	// referrers whose subject is gone.

@@ -25,8 +25,9 @@ type Options struct {
 	SparseManifests bool
 	// MaxManifestSize bounds manifest bodies; 0 means DefaultMaxManifestSize.
 	MaxManifestSize int64
-	// Now is the clock garbage collection measures its grace period with
-	// (default time.Now).
+	// Now is the clock of garbage collection's grace period, of upload
+	// sessions and of their janitor (default time.Now). Tests move it
+	// instead of waiting.
 	Now func() time.Time
 }
 

@@ -48,7 +48,7 @@ func (s *Service) StartUpload(ctx context.Context, repo string, alg digest.Algor
 	if err != nil {
 		return nil, fmt.Errorf("start upload: %w", err)
 	}
-	t := time.Now()
+	t := s.opts.Now()
 	u := &metadata.Upload{ID: id, Repo: repo, Algorithm: alg, HashState: state, StoreState: stored, StartedAt: t, UpdatedAt: t}
 	if err := s.meta.CreateUpload(ctx, u); err != nil {
 		_ = s.blobs.CancelUpload(ctx, id, stored)
@@ -100,7 +100,12 @@ func (s *Service) CompleteUpload(ctx context.Context, repo, id string, d digest.
 		// The last chunk is hashed into u in memory only: the session either
 		// ends here or, if the digest is wrong, stays where it was recorded
 		// (its next write at that offset drops these bytes).
-		if err := s.appendInMemory(ctx, u, r, length); err != nil {
+		err := s.appendInMemory(ctx, u, r, length)
+		if errors.Is(err, blobstore.ErrNotFound) {
+			// Committed by an earlier attempt (uploadcrash.go).
+			err = s.hashWithoutStoring(u, r, length)
+		}
+		if err != nil {
 			return 0, err
 		}
 	}
@@ -112,7 +117,11 @@ func (s *Service) CompleteUpload(ctx context.Context, repo, id string, d digest.
 		return 0, Errorf(ErrDigestInvalid, "uploaded content has digest %s, not %s", got, d).
 			withDetail(map[string]any{"expected": d.String(), "actual": got.String()})
 	}
-	if err := s.blobs.CommitUpload(ctx, id, u.StoreState, d, u.Offset); err != nil {
+	if err := s.blobs.CommitUpload(ctx, id, u.StoreState, d, u.Offset); errors.Is(err, blobstore.ErrNotFound) {
+		if err := s.adoptCommitted(ctx, u, d); err != nil {
+			return 0, err
+		}
+	} else if err != nil {
 		return 0, fmt.Errorf("commit blob %s: %w", d, err)
 	}
 	if f, ok := s.meta.(uploadFinisher); ok {
@@ -227,7 +236,7 @@ func (s *Service) appendChunk(ctx context.Context, u *metadata.Upload, r io.Read
 	if err := s.appendInMemory(ctx, u, r, length); err != nil {
 		return err
 	}
-	u.UpdatedAt = time.Now()
+	u.UpdatedAt = s.opts.Now()
 	if err := s.meta.AdvanceUpload(ctx, u, from); err != nil {
 		if errors.Is(err, metadata.ErrConflict) {
 			return Errorf(ErrRangeInvalid, "upload %s was written concurrently", u.ID)
@@ -313,7 +322,7 @@ func (s *Service) uploadDigest(ctx context.Context, u *metadata.Upload, alg dige
 	defer rc.Close()
 	if !bytes.Equal(stored, u.StoreState) {
 		u.StoreState = stored
-		u.UpdatedAt = time.Now()
+		u.UpdatedAt = s.opts.Now()
 		if err := s.meta.AdvanceUpload(ctx, u, from); err != nil {
 			if errors.Is(err, metadata.ErrConflict) {
 				return "", Errorf(ErrRangeInvalid, "upload %s was written concurrently", u.ID)
@@ -385,12 +394,14 @@ func uploadUnknown(id string) error {
 	return Errorf(ErrUploadUnknown, "upload %s not found", id).withDetail(map[string]any{"uuid": id})
 }
 
-// PurgeStaleUploads discards sessions not written for maxAge, so abandoned
-// pushes do not fill the disk. It returns how many it removed.
+// PurgeStaleUploads discards sessions not written for maxAge, and upload
+// files not written for maxAge that no session owns (a crash left them),
+// so abandoned pushes do not fill the disk. It returns how many it removed.
 func (s *Service) PurgeStaleUploads(ctx context.Context, maxAge time.Duration) (int, error) {
 	removed := 0
+	cutoff := s.opts.Now().Add(-maxAge)
 	for {
-		stale, err := s.meta.StaleUploads(ctx, time.Now().Add(-maxAge), 100)
+		stale, err := s.meta.StaleUploads(ctx, cutoff, 100)
 		if err != nil {
 			return removed, err
 		}
@@ -401,7 +412,8 @@ func (s *Service) PurgeStaleUploads(ctx context.Context, maxAge time.Duration) (
 			removed++
 		}
 		if len(stale) < 100 {
-			return removed, nil
+			n, err := s.purgeOrphanUploads(ctx, cutoff)
+			return removed + n, err
 		}
 	}
 }

@@ -140,6 +140,18 @@ func (g *gate) wrap(next http.Handler) http.Handler {
 				g.deny(w, r, c, required)
 				return
 			}
+		case rt.Kind == distribution.KindBlob && r.Method == http.MethodHead:
+			// A pusher's HEAD renews the blob's link (registry.StatBlob);
+			// a reader's must not.
+			push := need{Resource: auth.Resource{Type: auth.TypeRepository, Name: rt.Name}, Actions: []string{auth.ActionPush}}
+			held, err := g.holds(ctx, c, push)
+			if err != nil {
+				distribution.WriteError(w, r, g.log, err)
+				return
+			}
+			if len(held) == 0 {
+				ctx = registry.WithPullOnly(ctx)
+			}
 		case rt.Kind == distribution.KindManifest && r.Method == http.MethodPut:
 			if err := g.auth.EnsureVisibility(ctx, rt.Name); err != nil {
 				distribution.WriteError(w, r, g.log, err)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -21,6 +22,8 @@ const maxIDLen = 128
 // arrive through a hashing TeeReader, so io.Copy would otherwise fall back
 // to 32 KiB writes. One pooled buffer per active upload keeps memory flat.
 const copyBufSize = 1 << 20
+
+var _ blobstore.UploadWalker = (*Store)(nil)
 
 // StartUpload creates the empty upload file; an existing id is an error.
 // The file is the upload's whole progress, so its state is nil.
@@ -244,6 +247,38 @@ func (s *Store) CancelUpload(ctx context.Context, id string, _ blobstore.State) 
 	s.flushing.Delete(id)
 	if err := os.Remove(p); err != nil {
 		return uploadErr("cancel", id, err)
+	}
+	return nil
+}
+
+// WalkUploads calls fn for every upload file with its modification time.
+// Entries that are not upload files (an id no upload could have) are
+// skipped: CancelUpload could not name them.
+func (s *Store) WalkUploads(ctx context.Context, fn func(id string, written time.Time) error) error {
+	entries, err := os.ReadDir(s.uploads)
+	if err != nil {
+		return fmt.Errorf("blobstore/fs: list uploads: %w", err)
+	}
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !e.Type().IsRegular() {
+			continue
+		}
+		if _, err := s.uploadPath(e.Name()); err != nil {
+			continue
+		}
+		fi, err := e.Info()
+		if errors.Is(err, os.ErrNotExist) {
+			continue // committed or cancelled since the listing
+		}
+		if err != nil {
+			return fmt.Errorf("blobstore/fs: list uploads: %w", err)
+		}
+		if err := fn(e.Name(), fi.ModTime()); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -76,6 +76,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"DeleteUpload_RemovesSession", testDeleteUpload},
 		{"DeleteUpload_MissingIsNotFound", testDeleteUploadMissing},
 		{"StaleUploads_ListsSessionsNotWrittenSince", testStaleUploads},
+		{"UploadExists_InAnyRepository", testUploadExists},
 
 		{"PutManifest_ConcurrentSameTag", testConcurrentPutSameTag},
 		{"PutManifest_ConcurrentSameManifest", testConcurrentPutSameManifest},

@@ -311,3 +311,20 @@ func testStaleUploads(t *testing.T, s metadata.Store) {
 	}
 	wantStale(10)
 }
+
+func testUploadExists(t *testing.T, s metadata.Store) {
+	ctx := t.Context()
+	u := newUpload(t, "repo/a")
+	createUpload(t, s, u)
+	for id, want := range map[string]bool{u.ID: true, newUploadID(): false} {
+		if got, err := s.UploadExists(ctx, id); err != nil || got != want {
+			t.Errorf("UploadExists(%s) = %v, %v; want %v", id, got, err, want)
+		}
+	}
+	if err := s.DeleteUpload(ctx, u.Repo, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.UploadExists(ctx, u.ID); err != nil || got {
+		t.Errorf("UploadExists of a deleted session = %v, %v; want false", got, err)
+	}
+}

@@ -39,6 +39,9 @@ type DB struct {
 	stmts sync.Map // string → *sql.Stmt
 	// wstmts does the same for the write connection.
 	wstmts sync.Map // string → *sql.Stmt
+
+	// group runs the write transactions (groupcommit.go).
+	group groupCommit
 }
 
 // stmtTx is a write transaction whose queries use statements prepared on
@@ -46,6 +49,11 @@ type DB struct {
 // holds, so a statement cannot be prepared during it: a query seen for the
 // first time runs as is and is prepared once the transaction has ended.
 // Migrations, which run multi-statement scripts, use the embedded *sql.Tx.
+//
+// On SQLite its methods drop the cancellation of their context: the
+// transaction is shared by several writers (groupcommit.go), and SQLite
+// may roll back a whole transaction when one of its statements is
+// interrupted.
 type stmtTx struct {
 	*sql.Tx
 	db  *DB
@@ -60,8 +68,18 @@ func (tx *stmtTx) stmt(ctx context.Context, query string) *sql.Stmt {
 	return nil
 }
 
+// uncancelled drops ctx's cancellation on SQLite, whose transactions
+// writers share (see stmtTx).
+func (tx *stmtTx) uncancelled(ctx context.Context) context.Context {
+	if tx.db.postgres {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
+}
+
 // ExecContext runs a statement inside the transaction.
 func (tx *stmtTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx = tx.uncancelled(ctx)
 	if st := tx.stmt(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -70,6 +88,7 @@ func (tx *stmtTx) ExecContext(ctx context.Context, query string, args ...any) (s
 
 // QueryContext runs a query inside the transaction.
 func (tx *stmtTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx = tx.uncancelled(ctx)
 	if st := tx.stmt(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -78,6 +97,7 @@ func (tx *stmtTx) QueryContext(ctx context.Context, query string, args ...any) (
 
 // QueryRowContext runs a one-row query inside the transaction.
 func (tx *stmtTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	ctx = tx.uncancelled(ctx)
 	if st := tx.stmt(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
@@ -114,14 +134,23 @@ func (db *DB) query(ctx context.Context, query string, args ...any) (*sql.Rows, 
 	return st.QueryContext(ctx, args...)
 }
 
-// exec runs a one-statement write outside a transaction (SQLite commits
-// it alone), prepared once on the write connection.
+// exec runs a one-statement write, prepared once on the write connection;
+// on SQLite in a transaction shared with other writers (groupcommit.go).
 func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	st, err := db.prepared(ctx, &db.wstmts, db.write, query)
-	if err != nil {
-		return nil, err
+	if db.postgres {
+		st, err := db.prepared(ctx, &db.wstmts, db.write, query)
+		if err != nil {
+			return nil, err
+		}
+		return st.ExecContext(ctx, args...)
 	}
-	return st.ExecContext(ctx, args...)
+	var res sql.Result
+	err := db.inTx(ctx, func(tx *stmtTx) error {
+		var err error
+		res, err = tx.ExecContext(ctx, query, args...)
+		return err
+	})
+	return res, err
 }
 
 // queryRow runs a prepared read query returning one row.
@@ -155,9 +184,12 @@ func OpenSQLite(ctx context.Context, path string, log *slog.Logger, opts ...Opti
 	for _, p := range []string{
 		"journal_mode(WAL)",
 		"busy_timeout(10000)",
-		// In WAL mode NORMAL survives a process crash; only an OS crash may
-		// lose the last commits, never corrupt the file.
-		"synchronous(NORMAL)",
+		// FULL syncs the WAL at every commit. NORMAL would survive a process
+		// crash but not a machine crash, which could undo manifests, tags
+		// and links already answered 201: a write is acknowledged only once
+		// it is on disk. Every connection gets the same DSN, so the setting
+		// holds for all of them (TestOpenSQLite_EveryConnectionSyncsFull).
+		"synchronous(FULL)",
 		"foreign_keys(1)",
 	} {
 		q.Add("_pragma", p)
@@ -182,7 +214,7 @@ func OpenSQLite(ctx context.Context, path string, log *slog.Logger, opts ...Opti
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	db := &DB{write: write, read: read, log: log, clock: time.Now}
+	db := &DB{write: write, read: read, log: log, clock: time.Now, group: newGroupCommit()}
 	for _, o := range opts {
 		o(db)
 	}
@@ -221,11 +253,12 @@ func (db *DB) Ping(ctx context.Context) error {
 }
 
 // inTx runs fn in a write transaction, committing when it returns nil.
-// On PostgreSQL a transaction that lost a race to a concurrent one is run
+// On SQLite the transaction is shared with concurrent writers (groupTx);
+// on PostgreSQL a transaction that lost a race to a concurrent one is run
 // again (see retryable).
 func (db *DB) inTx(ctx context.Context, fn func(tx *stmtTx) error) error {
 	if !db.postgres {
-		return db.inTxOnce(ctx, fn)
+		return db.groupTx(ctx, fn)
 	}
 	return db.retryTx(ctx, fn)
 }

@@ -142,6 +142,30 @@ func (db *DB) BlobInUse(ctx context.Context, d digest.Digest, before time.Time) 
 	return true, nil
 }
 
+// RenewBlobLink renews repo's link to d unless it is recent. The date is
+// read by the pull path's point lookup, so that the blob HEADs that ask
+// this cost no write while the link is recent; the UPDATE then re-checks
+// that the link exists, so that a link pruned since the read is reported
+// gone rather than silently left missing.
+func (db *DB) RenewBlobLink(ctx context.Context, repo string, d digest.Digest, since time.Time) error {
+	v, err := db.lookup(ctx,
+		`SELECT b.created_at FROM repo_blobs b JOIN repositories r ON r.id = b.repo_id
+		 WHERE r.name = ? AND b.digest = ?`, repo, d.String())
+	if err != nil {
+		return notFound(err, "blob link "+d.String())
+	}
+	if at, ok := v.(int64); ok && at >= since.UnixNano() {
+		return nil
+	}
+	res, err := db.exec(ctx,
+		`UPDATE repo_blobs SET created_at = ? WHERE digest = ? AND repo_id = (SELECT id FROM repositories WHERE name = ?)`,
+		db.now(), d.String(), repo)
+	if err != nil {
+		return fmt.Errorf("renew blob link %s in %s: %w", d, repo, err)
+	}
+	return expectOne(res, "blob link "+d.String())
+}
+
 // pgPruneBlobLinks is PruneBlobLinks on PostgreSQL, in two statements. A
 // single DELETE would judge "no manifest references it" on the snapshot it
 // began with, and delete a link that a manifest committed while it waited

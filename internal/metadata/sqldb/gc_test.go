@@ -1,10 +1,13 @@
 package sqldb
 
 import (
+	"errors"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wharf/wharf/internal/metadata"
 )
 
 // A manifest tagged between the listing and the delete is kept: the
@@ -110,6 +113,63 @@ func TestLinkBlob_RenewsTheLink(t *testing.T) {
 	}
 	if n, err := db.PruneBlobLinks(ctx, cutoff, false); err != nil || n != 0 {
 		t.Fatalf("pruned %d renewed links, %v; want 0", n, err)
+	}
+}
+
+// A blob HEAD by a pusher renews the link it reads, so that pruning spares
+// a layer the client skipped; a recent link is left as it is (no write),
+// and a link pruned meanwhile is reported gone, never recreated.
+func TestRenewBlobLink(t *testing.T) {
+	ctx := t.Context()
+	db := openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
+	d := testManifest("app", "0").Blobs[0]
+	if err := db.LinkBlob(ctx, "app", d, 1); err != nil {
+		t.Fatal(err)
+	}
+	linkedAt := func() int64 {
+		t.Helper()
+		var at int64
+		if err := db.read.QueryRowContext(ctx, `SELECT created_at FROM repo_blobs WHERE digest = ?`, d.String()).Scan(&at); err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+	// Made an hour ago, as by a push that never sent its manifest.
+	hourAgo := time.Now().Add(-time.Hour).UnixNano()
+	if _, err := db.write.ExecContext(ctx, `UPDATE repo_blobs SET created_at = ?`, hourAgo); err != nil {
+		t.Fatal(err)
+	}
+
+	// Recent enough for the caller: untouched.
+	if err := db.RenewBlobLink(ctx, "app", d, time.Now().Add(-2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if at := linkedAt(); at != hourAgo {
+		t.Fatalf("a recent link was renewed: created_at %d, want %d", at, hourAgo)
+	}
+	// Older than the caller allows: renewed, so pruning spares it.
+	cutoff := time.Now().Add(-time.Minute)
+	if err := db.RenewBlobLink(ctx, "app", d, cutoff); err != nil {
+		t.Fatal(err)
+	}
+	if at := linkedAt(); at < cutoff.UnixNano() {
+		t.Fatalf("link not renewed: created_at %d, want at least %d", at, cutoff.UnixNano())
+	}
+	if n, err := db.PruneBlobLinks(ctx, cutoff, false); err != nil || n != 0 {
+		t.Fatalf("pruned %d renewed links, %v; want 0", n, err)
+	}
+
+	// Gone: not found, and not linked again.
+	if err := db.UnlinkBlob(ctx, "app", d); err != nil {
+		t.Fatal(err)
+	}
+	for _, since := range []time.Time{cutoff, time.Now().Add(time.Hour)} {
+		if err := db.RenewBlobLink(ctx, "app", d, since); !errors.Is(err, metadata.ErrNotFound) {
+			t.Errorf("RenewBlobLink of a missing link = %v, want ErrNotFound", err)
+		}
+	}
+	if _, err := db.BlobSize(ctx, "app", d); !errors.Is(err, metadata.ErrNotFound) {
+		t.Errorf("BlobSize after renewing a missing link = %v, want ErrNotFound", err)
 	}
 }
 

@@ -2,6 +2,8 @@ package sqldb
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -101,4 +103,17 @@ func (db *DB) StaleUploads(ctx context.Context, before time.Time, n int) ([]meta
 		out = append(out, u)
 	}
 	return out, rows.Err()
+}
+
+// UploadExists reports whether session id exists, in any repository.
+func (db *DB) UploadExists(ctx context.Context, id string) (bool, error) {
+	var one int
+	err := db.queryRow(ctx, `SELECT 1 FROM uploads WHERE id = ?`, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("upload %s exists: %w", id, err)
+	}
+	return true, nil
 }
