@@ -82,7 +82,7 @@ func TestPurgeStaleUploads_RemovesOrphanFilesAfterThePurgeAge(t *testing.T) {
 	const maxAge = time.Hour
 
 	// A crash between creating an upload file and recording its session.
-	if err := w.blobs.StartUpload(ctx, "crashed-before-record"); err != nil {
+	if _, err := w.blobs.StartUpload(ctx, "crashed-before-record"); err != nil {
 		t.Fatal(err)
 	}
 	// A crash between ending a session and removing its file.

@@ -82,7 +82,7 @@ func (w *crashWorld) startUpload(t *testing.T, repo string, first []byte) (locat
 func (w *crashWorld) commitBehindTheRegistry(t *testing.T, id string, offset int64, last []byte, d digest.Digest) {
 	t.Helper()
 	ctx := t.Context()
-	wc, err := w.store.WriteUpload(ctx, id, offset)
+	wc, err := w.store.WriteUpload(ctx, id, offset, nil) // fs keeps its own state
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func (w *crashWorld) commitBehindTheRegistry(t *testing.T, id string, offset int
 	if err := wc.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.store.CommitUpload(ctx, id, d, offset+int64(len(last))); err != nil {
+	if err := w.store.CommitUpload(ctx, id, nil, d, offset+int64(len(last))); err != nil {
 		t.Fatal(err)
 	}
 }

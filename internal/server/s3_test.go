@@ -108,14 +108,14 @@ func chunkedPush(t *testing.T, servers []*registrytest.Server, last *registrytes
 		path = uploadPath(t, resp)
 		at += n
 	}
-	resp, body = do(t, http.MethodPut, putURL(t, last, path, d), b[at:], map[string]string{"Content-Type": "application/octet-stream"})
+	resp, body = do(t, http.MethodPut, s3PutURL(t, last, path, d), b[at:], map[string]string{"Content-Type": "application/octet-stream"})
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("PUT %s with the last %d bytes = %d %s", d, len(b)-at, resp.StatusCode, body)
 	}
 }
 
 // putURL is the final PUT's URL for the session at path on srv.
-func putURL(t *testing.T, srv *registrytest.Server, path string, d digest.Digest) string {
+func s3PutURL(t *testing.T, srv *registrytest.Server, path string, d digest.Digest) string {
 	t.Helper()
 	u, err := url.Parse(srv.URL + path)
 	if err != nil {
@@ -239,7 +239,7 @@ func TestS3_ReplicasOnPostgres_UploadMovesBetweenReplicas(t *testing.T) {
 	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Range") != "0-"+strconv.Itoa(at-1) {
 		t.Fatalf("GET upload status on a = %d, Range %q %s; want 204, 0-%d", resp.StatusCode, resp.Header.Get("Range"), body, at-1)
 	}
-	resp, body = do(t, http.MethodPut, putURL(t, a, path, d), blob[at:], map[string]string{"Content-Type": "application/octet-stream"})
+	resp, body = do(t, http.MethodPut, s3PutURL(t, a, path, d), blob[at:], map[string]string{"Content-Type": "application/octet-stream"})
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("PUT on a = %d %s", resp.StatusCode, body)
 	}

@@ -14,7 +14,7 @@ func TestWalkUploads_ListsUploadFilesWithTheirWriteTime(t *testing.T) {
 	s := newStore(t, root)
 	ctx := t.Context()
 	for _, id := range []string{"a", "b", "committed"} {
-		if err := s.StartUpload(ctx, id); err != nil {
+		if _, err := s.StartUpload(ctx, id); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -22,7 +22,7 @@ func TestWalkUploads_ListsUploadFilesWithTheirWriteTime(t *testing.T) {
 	if err := os.Chtimes(filepath.Join(root, "uploads", "a"), old, old); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CommitUpload(ctx, "committed", sha256Of(nil), 0); err != nil {
+	if err := s.CommitUpload(ctx, "committed", nil, sha256Of(nil), 0); err != nil {
 		t.Fatal(err)
 	}
 	// Not uploads: a directory and a name no id can have.
