@@ -68,9 +68,10 @@ func (b *batch) has(h v1.Hash) bool {
 	return ok || b.s.HasBlob(h)
 }
 
-// stage streams r into a temporary file beside the blob h. Unless r
-// verifies itself (verified), it hashes the bytes as it writes them and
-// fails unless they have digest h.
+// stage streams r into a temporary file beside the blob h (layout.Path's
+// WriteBlob writes in place, which a concurrent reader could see half
+// done). Unless r verifies itself (verified), it hashes the bytes as it
+// writes them and fails unless they have digest h.
 func (b *batch) stage(h v1.Hash, r io.Reader, verified bool) error {
 	if h.Algorithm != "sha256" {
 		return fmt.Errorf("unsupported digest algorithm %q", h.Algorithm)
