@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -306,6 +307,15 @@ func pushTag(ctx context.Context, st LocalStore, tag reference.Named, t target, 
 	if err != nil {
 		return explain(err, t.host, what)
 	}
+	// One pusher for the layers and the manifests: it pings and
+	// authenticates once per repository (each remote.WriteLayer would do
+	// it again), and the manifest push skips the layers it uploaded
+	// instead of asking about each of them again.
+	pusher, err := remote.NewPusher(t.opts...)
+	if err != nil {
+		return err
+	}
+	popts := append(slices.Clip(t.opts), remote.Reuse(pusher))
 
 	disp := newDisplay(out)
 	disp.begin(ids, first)
@@ -323,7 +333,7 @@ func pushTag(ctx context.Context, st LocalStore, tag reference.Named, t target, 
 			disp.set(i, "Waiting")
 		}
 		g.Go(func() error {
-			status, err := pushBlob(gctx, client, base, repo, it.layer, it.digest, it.size, it.from, t, disp, i)
+			status, err := pushBlob(gctx, client, base, repo, it.layer, it.digest, it.size, it.from, popts, disp, i)
 			if err != nil {
 				disp.done(i, "Error")
 				return err
@@ -346,9 +356,9 @@ func pushTag(ctx context.Context, st LocalStore, tag reference.Named, t target, 
 	// Configs and manifests (each child's, then the index's);
 	// go-containerregistry finds the layers in place.
 	if local.index != nil {
-		err = remote.WriteIndex(dst, local.index, t.opts...)
+		err = remote.WriteIndex(dst, local.index, popts...)
 	} else {
-		err = remote.Write(dst, local.image, t.opts...)
+		err = remote.Write(dst, local.image, popts...)
 	}
 	if err != nil {
 		return explain(err, t.host, what)
@@ -400,7 +410,7 @@ func blobClient(ctx context.Context, r Remote, t target, repo name.Repository, s
 // pushBlob makes one layer present in repo: it is there already, or it is
 // mounted from the repository it came from, or it is uploaded. It returns
 // docker's final status for the layer.
-func pushBlob(ctx context.Context, c *http.Client, base string, repo name.Repository, l v1.Layer, d v1.Hash, size int64, from string, t target, disp *display, i int) (string, error) {
+func pushBlob(ctx context.Context, c *http.Client, base string, repo name.Repository, l v1.Layer, d v1.Hash, size int64, from string, popts []remote.Option, disp *display, i int) (string, error) {
 	disp.set(i, "Preparing")
 	exists, err := blobExists(ctx, c, base, repo, d)
 	if err != nil {
@@ -416,7 +426,7 @@ func pushBlob(ctx context.Context, c *http.Client, base string, repo name.Reposi
 		}
 	}
 	disp.set(i, "Pushing")
-	if err := remote.WriteLayer(repo, progressLayer{Layer: l, disp: disp, i: i, size: size}, t.opts...); err != nil {
+	if err := remote.WriteLayer(repo, progressLayer{Layer: l, disp: disp, i: i, size: size}, popts...); err != nil {
 		return "", err
 	}
 	return "Pushed", nil

@@ -1,27 +1,20 @@
 package store
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/distribution/reference"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/opencontainers/go-digest"
-	"golang.org/x/sync/errgroup"
 )
 
 // WriteImage stores img's blobs (skipping those present) and manifest, and
 // records the image in index.json; it does not tag it.
 func (s *Store) WriteImage(ctx context.Context, img v1.Image) error {
-	if err := s.writeImageBlobs(ctx, img); err != nil {
+	if err := s.commitBlobs(func(b *batch) error { return s.writeImageBlobs(ctx, b, img) }); err != nil {
 		return err
 	}
 	desc, err := partial.Descriptor(img)
@@ -31,7 +24,7 @@ func (s *Store) WriteImage(ctx context.Context, img v1.Image) error {
 	return s.update(ctx, func(idx *v1.IndexManifest) error {
 		// A concurrent Remove may have deleted a shared blob between our
 		// write and taking the lock; write again what is missing.
-		if err := s.writeImageBlobs(ctx, img); err != nil {
+		if err := s.commitBlobs(func(b *batch) error { return s.writeImageBlobs(ctx, b, img) }); err != nil {
 			return err
 		}
 		addRecord(idx, *desc)
@@ -42,7 +35,7 @@ func (s *Store) WriteImage(ctx context.Context, img v1.Image) error {
 // WriteIndex stores an index and every child image and index (for
 // multi-platform pulls and loads) and records the index in index.json.
 func (s *Store) WriteIndex(ctx context.Context, ii v1.ImageIndex) error {
-	if err := s.writeIndexBlobs(ctx, ii); err != nil {
+	if err := s.commitBlobs(func(b *batch) error { return s.writeIndexBlobs(ctx, b, ii) }); err != nil {
 		return err
 	}
 	desc, err := partial.Descriptor(ii)
@@ -50,7 +43,7 @@ func (s *Store) WriteIndex(ctx context.Context, ii v1.ImageIndex) error {
 		return err
 	}
 	return s.update(ctx, func(idx *v1.IndexManifest) error {
-		if err := s.writeIndexBlobs(ctx, ii); err != nil {
+		if err := s.commitBlobs(func(b *batch) error { return s.writeIndexBlobs(ctx, b, ii) }); err != nil {
 			return err
 		}
 		addRecord(idx, *desc)
@@ -129,7 +122,7 @@ func (s *Store) SetRepoIndex(ctx context.Context, repo reference.Named, image v1
 	return s.update(ctx, func(ix *v1.IndexManifest) error {
 		// Under the lock, so that a concurrent Remove cannot drop the blob
 		// between writing it and recording the reference to it.
-		if err := s.writeManifestBlob(idx); err != nil {
+		if err := s.commitBlobs(func(b *batch) error { return s.writeManifestBlob(b, idx) }); err != nil {
 			return err
 		}
 		return addRepoRefTo(ix, repo, image, d)
@@ -155,139 +148,4 @@ func addRepoRefTo(idx *v1.IndexManifest, repo reference.Named, record, d v1.Hash
 		return nil
 	}
 	return fmt.Errorf("%w: %s", ErrNotFound, record)
-}
-
-func (s *Store) writeImageBlobs(ctx context.Context, img v1.Image) error {
-	layers, err := img.Layers()
-	if err != nil {
-		return err
-	}
-	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(5)
-	for _, l := range layers {
-		g.Go(func() error {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			mt, err := l.MediaType()
-			if err == nil && !mt.IsDistributable() {
-				return nil // foreign layers are fetched from their URLs, as docker does
-			}
-			h, err := l.Digest()
-			if err != nil {
-				return err
-			}
-			if s.HasBlob(h) {
-				return nil
-			}
-			rc, err := l.Compressed()
-			if err != nil {
-				return err
-			}
-			defer rc.Close()
-			return s.writeBlob(h, rc)
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	cfgName, err := img.ConfigName()
-	if err != nil {
-		return err
-	}
-	if !s.HasBlob(cfgName) {
-		raw, err := img.RawConfigFile()
-		if err != nil {
-			return err
-		}
-		if err := s.writeBlob(cfgName, bytes.NewReader(raw)); err != nil {
-			return err
-		}
-	}
-	return s.writeManifestBlob(img)
-}
-
-type rawManifester interface {
-	Digest() (v1.Hash, error)
-	RawManifest() ([]byte, error)
-}
-
-func (s *Store) writeManifestBlob(m rawManifester) error {
-	h, err := m.Digest()
-	if err != nil {
-		return err
-	}
-	if s.HasBlob(h) {
-		return nil
-	}
-	raw, err := m.RawManifest()
-	if err != nil {
-		return err
-	}
-	return s.writeBlob(h, bytes.NewReader(raw))
-}
-
-func (s *Store) writeIndexBlobs(ctx context.Context, ii v1.ImageIndex) error {
-	im, err := ii.IndexManifest()
-	if err != nil {
-		return err
-	}
-	for _, d := range im.Manifests {
-		switch {
-		case d.MediaType.IsIndex():
-			child, err := ii.ImageIndex(d.Digest)
-			if err != nil {
-				return err
-			}
-			if err := s.writeIndexBlobs(ctx, child); err != nil {
-				return err
-			}
-		case d.MediaType.IsImage():
-			child, err := ii.Image(d.Digest)
-			if err != nil {
-				return err
-			}
-			if err := s.writeImageBlobs(ctx, child); err != nil {
-				return err
-			}
-		default:
-			// Artifacts and attestations other than images are not kept.
-		}
-	}
-	return s.writeManifestBlob(ii)
-}
-
-// writeBlob streams r into a temporary file beside the blob, checks its
-// sha256 against h at EOF and only then renames it into place. (layout.Path's
-// WriteBlob writes in place, which a concurrent reader could see half done.)
-func (s *Store) writeBlob(h v1.Hash, r io.Reader) error {
-	if h.Algorithm != "sha256" {
-		return fmt.Errorf("unsupported digest algorithm %q", h.Algorithm)
-	}
-	dir := filepath.Join(s.root, "blobs", h.Algorithm)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, ".tmp-"+h.Hex+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	hasher := sha256.New()
-	if _, err := io.Copy(f, io.TeeReader(r, hasher)); err != nil {
-		f.Close()
-		return fmt.Errorf("write blob %s: %w", h, err)
-	}
-	if got := hex.EncodeToString(hasher.Sum(nil)); got != h.Hex {
-		f.Close()
-		return fmt.Errorf("blob %s: content has digest sha256:%s", h, got)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), s.blobPath(h))
 }

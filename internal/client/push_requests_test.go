@@ -1,0 +1,67 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/wharf/wharf/internal/registrytest"
+)
+
+// requestLog counts the requests a client sends, by method and path.
+type requestLog struct {
+	mu   sync.Mutex
+	seen map[string]int
+	next http.RoundTripper
+}
+
+func (l *requestLog) RoundTrip(req *http.Request) (*http.Response, error) {
+	l.mu.Lock()
+	l.seen[req.Method+" "+req.URL.Path]++
+	l.mu.Unlock()
+	return l.next.RoundTrip(req)
+}
+
+// TestPush_PingsOnceAndAsksAboutEachLayerOnce: every ping (GET /v2/, tried
+// over https first on a plain-HTTP registry) and every HEAD is a round trip
+// before the bytes move. The layers share one go-containerregistry pusher
+// with the manifest push, so the pings do not grow with the layers, and the
+// manifest push does not ask again about layers just uploaded.
+func TestPush_PingsOnceAndAsksAboutEachLayerOnce(t *testing.T) {
+	srv := registrytest.NewServer(t)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	ctx := context.Background()
+	pings := map[int]int{}
+	for _, n := range []int{1, 6} {
+		st := newStore(t)
+		img := testImage(t, fmt.Sprintf("requests%d", n), n)
+		repo := fmt.Sprintf("team/req%d", n)
+		localImage(t, st, img, host+"/"+repo+":v1")
+		log := &requestLog{seen: map[string]int{}, next: http.DefaultTransport}
+		r := testRemote(t)
+		r.Transport = log
+		if err := Push(ctx, st, host+"/"+repo+":v1", PushOptions{Remote: r}, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		pings[n] = log.seen["GET /v2/"]
+		layers, err := img.Layers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range layers {
+			d, _ := l.Digest()
+			// wharf's own check (for "Layer already exists"), and the
+			// pusher's before it uploads; not a third for the manifest.
+			if got := log.seen["HEAD /v2/"+repo+"/blobs/"+d.String()]; got > 2 {
+				t.Errorf("layer %s: %d HEAD requests, want at most 2", d, got)
+			}
+		}
+	}
+	if pings[6] != pings[1] {
+		t.Errorf("pings: %d for 1 layer, %d for 6 layers; want the same", pings[1], pings[6])
+	}
+}
