@@ -10,14 +10,15 @@ import (
 	"testing"
 )
 
-// TestClientDockerShareTokenLogins: against a wharf that requires token
-// auth, `wharf login` and `docker login` both keep the refresh token as
-// "identitytoken" (not the password), and each pushes and pulls with the
-// entry the other wrote.
+// TestClientDockerShareTokenLogins: against a wharf that hands out refresh
+// tokens at login (--login-refresh-tokens; by default it does not, as
+// Docker Hub), `wharf login` and `docker login` both keep the refresh token
+// as "identitytoken" (not the password), and each pushes and pulls with
+// the entry the other wrote.
 func TestClientDockerShareTokenLogins(t *testing.T) {
 	docker := requireDockerEngine(t)
 	busybox := requireStaticBusybox(t)
-	srv := startWharfAuth(t, dockerListen)
+	srv := startWharfAuth(t, dockerListen, "--login-refresh-tokens")
 	addUser(t, srv, "alice", alicePassword)
 	const (
 		fromWharf  = dockerRegistry + "/alice/client-from-wharf:1"
