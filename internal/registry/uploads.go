@@ -234,6 +234,13 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &
 func (s *Service) appendChunk(ctx context.Context, u *metadata.Upload, r io.Reader, length int64) error {
 	from := u.Offset
 	if err := s.appendInMemory(ctx, u, r, length); err != nil {
+		if errors.Is(err, blobstore.ErrNotFound) {
+			// The session's bytes are gone (committed by an attempt whose
+			// record a crash lost, or removed by the janitor): it cannot
+			// go on, and the client restarts the blob as the spec's
+			// BLOB_UPLOAD_UNKNOWN tells it to.
+			return uploadUnknown(u.ID)
+		}
 		return err
 	}
 	u.UpdatedAt = s.opts.Now()
