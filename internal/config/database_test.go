@@ -4,10 +4,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/spf13/pflag"
-
-	"github.com/wharf/wharf/internal/config"
 )
 
 func TestDatabaseURL(t *testing.T) {
@@ -30,16 +26,11 @@ func TestDatabaseURL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-			config.BindFlags(fs)
 			args := append([]string{"--data-dir", "d"}, tt.flags...)
 			if tt.yaml != "" {
 				args = append(args, "--config", writeFile(t, tt.yaml))
 			}
-			if err := fs.Parse(args); err != nil {
-				t.Fatal(err)
-			}
-			c, err := config.Load(fs, func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok })
+			c, err := load(t, args, tt.env)
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
@@ -55,12 +46,7 @@ func TestDatabaseURL(t *testing.T) {
 
 func TestDatabaseURL_InvalidPostgresURL(t *testing.T) {
 	for _, u := range []string{"postgres://", "postgres://host:5432", "postgres://h:1/"} {
-		fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-		config.BindFlags(fs)
-		if err := fs.Parse([]string{"--database-url", u}); err != nil {
-			t.Fatal(err)
-		}
-		_, err := config.Load(fs, func(string) (string, bool) { return "", false })
+		_, err := load(t, []string{"--database-url", u}, nil)
 		if err == nil || !strings.Contains(err.Error(), "database.url") {
 			t.Errorf("Load with --database-url %q: err = %v; want one naming database.url", u, err)
 		}

@@ -4,21 +4,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/spf13/pflag"
-
-	"github.com/wharf/wharf/internal/config"
 )
-
-func loadArgs(t *testing.T, args []string, env map[string]string) (config.Config, error) {
-	t.Helper()
-	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-	config.BindFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		t.Fatal(err)
-	}
-	return config.Load(fs, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
-}
 
 func TestStorageURL(t *testing.T) {
 	const s3 = "s3://images/reg?endpoint=http://127.0.0.1:7070&region=eu-1&path_style=true"
@@ -45,7 +31,7 @@ func TestStorageURL(t *testing.T) {
 			if tt.yaml != "" {
 				args = append(args, "--config", writeFile(t, tt.yaml))
 			}
-			c, err := loadArgs(t, args, tt.env)
+			c, err := load(t, args, tt.env)
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
@@ -61,7 +47,7 @@ func TestStorageURL(t *testing.T) {
 
 func TestStorageURL_S3Credentials(t *testing.T) {
 	file := writeFile(t, "storage:\n  url: s3://b?endpoint=http://h:1\n  s3:\n    access_key: AK\n    secret_key: SK\n")
-	c, err := loadArgs(t, []string{"--config", file}, nil)
+	c, err := load(t, []string{"--config", file}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,14 +55,14 @@ func TestStorageURL_S3Credentials(t *testing.T) {
 		t.Errorf("s3 keys = %q, %q; want AK, SK", c.Storage.S3.AccessKey, c.Storage.S3.SecretKey)
 	}
 	file = writeFile(t, "storage:\n  url: s3://b?endpoint=http://h:1\n  s3:\n    access_key: AK\n")
-	if _, err := loadArgs(t, []string{"--config", file}, nil); err == nil || !strings.Contains(err.Error(), "secret_key") {
+	if _, err := load(t, []string{"--config", file}, nil); err == nil || !strings.Contains(err.Error(), "secret_key") {
 		t.Errorf("an access key without its secret: err = %v; want one naming secret_key", err)
 	}
 }
 
 func TestStorageURL_InvalidS3URL(t *testing.T) {
 	for _, u := range []string{"s3://", "s3://bucket", "s3://bucket/p?region=x", "s3://ak:sk@bucket?endpoint=http://h:1"} {
-		_, err := loadArgs(t, []string{"--storage-url", u}, nil)
+		_, err := load(t, []string{"--storage-url", u}, nil)
 		if err == nil || !strings.Contains(err.Error(), "storage.url") {
 			t.Errorf("Load with --storage-url %q: err = %v; want one naming storage.url", u, err)
 		}
