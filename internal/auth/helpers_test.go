@@ -6,33 +6,16 @@ import (
 	"crypto/x509"
 	"log/slog"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/wharf/wharf/internal/auth"
+	"github.com/wharf/wharf/internal/clocktest"
 	"github.com/wharf/wharf/internal/metadata/sqldb"
 )
 
-// clock is a settable test clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+// newClock is the auth tests' clock, at a fixed start.
+func newClock() *clocktest.Clock { return clocktest.At(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)) }
 
 // cheap keeps argon2id fast in tests; production uses DefaultPasswordParams.
 var cheap = auth.PasswordParams{Memory: 64, Time: 1, Threads: 1}
@@ -47,7 +30,7 @@ func newStore(t *testing.T) *sqldb.DB {
 	return db
 }
 
-func newService(t *testing.T, c *clock) (*auth.Service, *sqldb.DB) {
+func newService(t *testing.T, c *clocktest.Clock) (*auth.Service, *sqldb.DB) {
 	t.Helper()
 	db := newStore(t)
 	return auth.NewService(db, auth.Config{PasswordParams: cheap, Now: c.Now}), db

@@ -12,6 +12,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/wharf/wharf/internal/auth"
+	"github.com/wharf/wharf/internal/clocktest"
 )
 
 func TestThumbprint_RFC8037Example(t *testing.T) {
@@ -25,7 +26,7 @@ func TestThumbprint_RFC8037Example(t *testing.T) {
 	}
 }
 
-func newTokens(t *testing.T, c *clock, alg string) (*auth.Tokens, auth.Store) {
+func newTokens(t *testing.T, c *clocktest.Clock, alg string) (*auth.Tokens, auth.Store) {
 	t.Helper()
 	store := newStore(t)
 	tk, err := auth.NewTokens(t.Context(), store, auth.TokenConfig{Issuer: "wharf", Service: "registry.test", Algorithm: alg, Now: c.Now})
@@ -164,7 +165,7 @@ func TestTokens_VerifyRefuses(t *testing.T) {
 	}
 }
 
-func newTokensWith(t *testing.T, c *clock, cfg auth.TokenConfig) (*auth.Tokens, auth.Store) {
+func newTokensWith(t *testing.T, c *clocktest.Clock, cfg auth.TokenConfig) (*auth.Tokens, auth.Store) {
 	t.Helper()
 	cfg.Now = c.Now
 	store := newStore(t)
@@ -192,7 +193,7 @@ func TestTokens_ExpiryWithLeeway(t *testing.T) {
 			tk, _ := newTokens(t, c, "")
 			iss, err := tk.Issue("alice", "", pullAliceApp)
 			must(t, err)
-			c.Add(tt.advance)
+			c.Advance(tt.advance)
 			_, err = tk.Verify(iss.Token)
 			if tt.ok && err != nil {
 				t.Fatalf("Verify = %v, want ok", err)
@@ -226,7 +227,7 @@ func TestTokens_RotationOverlaps(t *testing.T) {
 	must(t, err)
 	oldKid := decodeSegment(t, old.Token, 0)["kid"]
 
-	c.Add(time.Minute)
+	c.Advance(time.Minute)
 	must(t, tk.Rotate(ctx))
 	fresh, err := tk.Issue("alice", "", pullAliceApp)
 	must(t, err)
@@ -251,7 +252,7 @@ func TestTokens_RotationOverlaps(t *testing.T) {
 
 	// Once every token of the old key has expired, the key verifies nothing
 	// and Prune deletes it.
-	c.Add(tk.Lifetime() + auth.Leeway + time.Second)
+	c.Advance(tk.Lifetime() + auth.Leeway + time.Second)
 	forged := reSign(t, keys[0], old.Token, c.Now())
 	if _, err := tk.Verify(forged); !errors.Is(err, auth.ErrInvalidToken) {
 		t.Fatalf("Verify by a key retired long ago = %v, want ErrInvalidToken", err)

@@ -33,7 +33,7 @@ func TestService_RememberedLoginsFollowPasswordChanges(t *testing.T) {
 	}
 	other := auth.NewService(db, auth.Config{PasswordParams: cheap, Now: c.Now})
 	must(t, other.SetPassword(ctx, "alice", "third-password"))
-	c.Add(31 * time.Second)
+	c.Advance(31 * time.Second)
 	if _, err := svc.Authenticate(ctx, "alice", "second-password", ""); !errors.Is(err, auth.ErrUnauthenticated) {
 		t.Fatalf("password changed elsewhere, after the TTL: err = %v, want ErrUnauthenticated", err)
 	}

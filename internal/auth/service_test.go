@@ -65,7 +65,7 @@ func TestService_Authenticate(t *testing.T) {
 	must(t, err)
 	refresh, err := s.IssueRefreshToken(ctx, auth.Subject{User: "alice"}, "docker")
 	must(t, err)
-	c.Add(2 * time.Hour) // expiringPAT is now expired
+	c.Advance(2 * time.Hour) // expiringPAT is now expired
 
 	tests := []struct {
 		name, user, secret string
@@ -108,7 +108,7 @@ func TestService_AuthenticateWithPATRecordsLastUsed(t *testing.T) {
 	if !strings.HasPrefix(secret, auth.PATPrefix) || len(secret) < len(auth.PATPrefix)+40 {
 		t.Fatalf("secret %q: want %s and 256 bits", secret, auth.PATPrefix)
 	}
-	c.Add(time.Minute)
+	c.Advance(time.Minute)
 	sub, err := s.Authenticate(ctx, "alice", secret, "")
 	must(t, err)
 	if sub.TokenID != tok.ID {
@@ -149,7 +149,7 @@ func TestService_RateLimitsFailedLogins(t *testing.T) {
 	if _, err := s.Authenticate(ctx, "bob", "bob-password", "10.0.0.1"); err != nil {
 		t.Fatalf("another account from the guesser's address: %v, want in", err)
 	}
-	c.Add(time.Second)
+	c.Advance(time.Second)
 	_, _ = s.Authenticate(ctx, "alice", "wrong", "10.0.0.1") // seventh: back-off doubles
 	if _, err := s.Authenticate(ctx, "alice", "alice-password", "10.0.0.1"); !errors.As(err, &rl) || rl.RetryAfter != 2*time.Second {
 		t.Fatalf("after the seventh failure: %v, want retry after 2s", err)
@@ -220,7 +220,7 @@ func TestLimiter_BackOffCapsAndForgets(t *testing.T) {
 		l.Fail("k")
 		wantWait(want * time.Second)
 	}
-	c.Add(2 * time.Hour)
+	c.Advance(2 * time.Hour)
 	wantWait(0)
 	l.Fail("k") // forgotten: the count starts again within the allowance
 	wantWait(0)
@@ -323,15 +323,15 @@ func TestService_RefreshTokens(t *testing.T) {
 
 	again, err := s.IssueRefreshToken(ctx, auth.Subject{User: "alice"}, "docker")
 	must(t, err)
-	c.Add(6 * 24 * time.Hour)
+	c.Advance(6 * 24 * time.Hour)
 	if _, err := s.Refresh(ctx, byWeekPAT); err != nil {
 		t.Fatalf("Refresh while its access token lives: %v", err)
 	}
-	c.Add(2 * 24 * time.Hour)
+	c.Advance(2 * 24 * time.Hour)
 	if _, err := s.Refresh(ctx, byWeekPAT); !errors.Is(err, auth.ErrUnauthenticated) {
 		t.Fatalf("Refresh after its access token expired = %v, want unauthenticated", err)
 	}
-	c.Add(83 * 24 * time.Hour)
+	c.Advance(83 * 24 * time.Hour)
 	if _, err := s.Refresh(ctx, again); !errors.Is(err, auth.ErrUnauthenticated) {
 		t.Fatalf("Refresh after 91 days = %v, want unauthenticated", err)
 	}

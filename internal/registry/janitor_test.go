@@ -5,34 +5,16 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
 	"github.com/wharf/wharf/internal/blobstore/fs"
+	"github.com/wharf/wharf/internal/clocktest"
 	"github.com/wharf/wharf/internal/metadata/sqldb"
 	"github.com/wharf/wharf/internal/registry"
 )
-
-// clock is a settable time source for registry.Options.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // janitorWorld is a registry on real stores in a temporary directory.
 type janitorWorld struct {
@@ -40,7 +22,7 @@ type janitorWorld struct {
 	blobs   *fs.Store
 	meta    *sqldb.DB
 	uploads string // the blob store's upload area
-	clock   *clock
+	clock   *clocktest.Clock
 }
 
 func newJanitorWorld(t *testing.T) *janitorWorld {
@@ -55,7 +37,7 @@ func newJanitorWorld(t *testing.T) *janitorWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { meta.Close() })
-	c := &clock{t: time.Now()}
+	c := clocktest.New()
 	svc := registry.New(meta, blobs, slog.New(slog.DiscardHandler), registry.Options{Now: c.Now})
 	return &janitorWorld{svc: svc, blobs: blobs, meta: meta, uploads: filepath.Join(dir, "blobs", "uploads"), clock: c}
 }

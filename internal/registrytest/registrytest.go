@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -56,29 +55,6 @@ func WithConfig(f func(*config.Config)) Option { return func(s *setup) { f(&s.cf
 // WithClock makes the server read the time from now (server.WithClock).
 func WithClock(now func() time.Time) Option {
 	return func(s *setup) { s.opts = append(s.opts, server.WithClock(now)) }
-}
-
-// Clock is a clock that a test moves by hand, safe for concurrent use.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-// NewClock returns a Clock set to the current time.
-func NewClock() *Clock { return &Clock{t: time.Now()} }
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
 
 // NewServer starts a wharf on a fresh data directory and stops it when the

@@ -16,6 +16,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/wharf/wharf/internal/auth"
+	"github.com/wharf/wharf/internal/clocktest"
 	"github.com/wharf/wharf/internal/registrytest"
 )
 
@@ -67,7 +68,7 @@ var everything = []string{"pull", "push", "delete"}
 func newAuthWorld(t *testing.T, opts ...registrytest.Option) *authWorld {
 	t.Helper()
 	ctx := context.Background()
-	clock := registrytest.NewClock()
+	clock := clocktest.New()
 	srv := registrytest.NewServer(t, append([]registrytest.Option{registrytest.WithAuth(adminPassword), registrytest.WithClock(clock.Now)}, opts...)...)
 	a := srv.Auth
 	for _, u := range []string{"alice", "bob", "carol", "dave", "erin"} {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/wharf/wharf/internal/clocktest"
 	"github.com/wharf/wharf/internal/registry"
 	"github.com/wharf/wharf/internal/registrytest"
 	"github.com/wharf/wharf/internal/server"
@@ -25,12 +26,12 @@ import (
 type gcWorld struct {
 	srv   *registrytest.Server
 	reg   *server.Registry
-	clock *registrytest.Clock
+	clock *clocktest.Clock
 }
 
 func newGCWorld(t *testing.T) *gcWorld {
 	t.Helper()
-	clock := registrytest.NewClock()
+	clock := clocktest.New()
 	srv := registrytest.NewServer(t, registrytest.WithClock(clock.Now))
 	reg, err := server.OpenRegistry(context.Background(), srv.Config, slog.New(slog.DiscardHandler), server.WithClock(clock.Now))
 	if err != nil {

@@ -3,10 +3,10 @@ package sqldb
 import (
 	"errors"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/wharf/wharf/internal/clocktest"
 	"github.com/wharf/wharf/internal/metadata"
 )
 
@@ -96,7 +96,7 @@ func TestGC_GraceCutoff(t *testing.T) {
 // manifest arrives.
 func TestLinkBlob_RenewsTheLink(t *testing.T) {
 	ctx := t.Context()
-	clock := newTestClock()
+	clock := clocktest.New()
 	db, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "metadata.db"), nil, WithClock(clock.Now))
 	if err != nil {
 		t.Fatal(err)
@@ -171,26 +171,4 @@ func TestRenewBlobLink(t *testing.T) {
 	if _, err := db.BlobSize(ctx, "app", d); !errors.Is(err, metadata.ErrNotFound) {
 		t.Errorf("BlobSize after renewing a missing link = %v, want ErrNotFound", err)
 	}
-}
-
-// testClock is a clock a test moves by hand.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newTestClock() *testClock { return &testClock{t: time.Now()} }
-
-// Now returns the clock's time.
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock forward by d.
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
