@@ -25,18 +25,26 @@ type janitorWorld struct {
 	clock   *clocktest.Clock
 }
 
-func newJanitorWorld(t *testing.T) *janitorWorld {
+// realStores opens a SQLite database and a filesystem blob store in a
+// temporary directory (blobs under dir/blobs), closed when the test ends.
+func realStores(t *testing.T) (dir string, meta *sqldb.DB, blobs *fs.Store) {
 	t.Helper()
-	dir := t.TempDir()
+	dir = t.TempDir()
 	blobs, err := fs.New(filepath.Join(dir, "blobs"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	meta, err := sqldb.OpenSQLite(t.Context(), filepath.Join(dir, "metadata.db"), nil)
+	meta, err = sqldb.OpenSQLite(t.Context(), filepath.Join(dir, "metadata.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { meta.Close() })
+	t.Cleanup(func() { _ = meta.Close() })
+	return dir, meta, blobs
+}
+
+func newJanitorWorld(t *testing.T) *janitorWorld {
+	t.Helper()
+	dir, meta, blobs := realStores(t)
 	c := clocktest.New()
 	svc := registry.New(meta, blobs, slog.New(slog.DiscardHandler), registry.Options{Now: c.Now})
 	return &janitorWorld{svc: svc, blobs: blobs, meta: meta, uploads: filepath.Join(dir, "blobs", "uploads"), clock: c}

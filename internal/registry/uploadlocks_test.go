@@ -2,14 +2,12 @@ package registry_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -17,9 +15,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/opencontainers/go-digest"
-	"github.com/wharf/wharf/internal/blobstore/fs"
 	"github.com/wharf/wharf/internal/distribution"
-	"github.com/wharf/wharf/internal/metadata/sqldb"
 	"github.com/wharf/wharf/internal/registry"
 )
 
@@ -27,17 +23,8 @@ import (
 // temporary directory; the Service is returned for its lock map.
 func uploadAPI(t *testing.T) (*registry.Service, http.Handler) {
 	t.Helper()
-	dir := t.TempDir()
 	log := slog.New(slog.DiscardHandler)
-	meta, err := sqldb.OpenSQLite(context.Background(), filepath.Join(dir, "wharf.db"), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = meta.Close() })
-	blobs, err := fs.New(filepath.Join(dir, "blobs"), log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, meta, blobs := realStores(t)
 	svc := registry.New(meta, blobs, log, registry.Options{})
 	return svc, distribution.New(svc, log)
 }
