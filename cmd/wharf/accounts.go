@@ -30,12 +30,18 @@ func addAccountCommands(root *cobra.Command) {
 // directory named by --data-dir / --config / WHARF_*, as serve would.
 func accountsGroup(use, short string) *cobra.Command {
 	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs}
-	def := config.Default()
-	cmd.PersistentFlags().String("data-dir", def.DataDir, "the server's data directory (also WHARF_DATA_DIR)")
-	cmd.PersistentFlags().String(config.FlagConfig, "", "the server's YAML configuration file (also WHARF_CONFIG)")
-	cmd.PersistentFlags().String("database-url", "", "the server's metadata database, if not DATA_DIR/wharf.db: postgres://… or a SQLite file (also WHARF_DATABASE_URL)")
-	cmd.PersistentFlags().String("storage-url", "", "the server's blob store, if not DATA_DIR/blobs: s3://… or a directory (also WHARF_STORAGE_URL)")
+	addStoreFlags(cmd.PersistentFlags())
 	return cmd
+}
+
+// addStoreFlags declares the flags that name a server's stores, for the
+// offline commands that open them as serve would (dataDirConfig reads them).
+func addStoreFlags(fs *pflag.FlagSet) {
+	def := config.Default()
+	fs.String("data-dir", def.DataDir, "the server's data directory (also WHARF_DATA_DIR)")
+	fs.String(config.FlagConfig, "", "the server's YAML configuration file (also WHARF_CONFIG)")
+	fs.String("database-url", "", "the server's metadata database, if not DATA_DIR/wharf.db: postgres://… or a SQLite file (also WHARF_DATABASE_URL)")
+	fs.String("storage-url", "", "the server's blob store, if not DATA_DIR/blobs: s3://… or a directory (also WHARF_STORAGE_URL)")
 }
 
 // withAccounts runs fn with the accounts of the data directory the

@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/wharf/wharf/internal/config"
 	"github.com/wharf/wharf/internal/importer"
 	"github.com/wharf/wharf/internal/server"
 )
@@ -70,9 +69,7 @@ wharf serve on the same data directory.`,
 			return err
 		},
 	}
-	def := config.Default()
-	dist.Flags().String("data-dir", def.DataDir, "the server's data directory (also WHARF_DATA_DIR)")
-	dist.Flags().String(config.FlagConfig, "", "the server's YAML configuration file (also WHARF_CONFIG)")
+	addStoreFlags(dist.Flags())
 	dist.Flags().BoolVarP(&opts.DryRun, "dry-run", "n", false, "read and verify the source and report what would be imported, import nothing")
 	dist.Flags().BoolVar(&opts.PruneTags, "prune-tags", false, "delete tags of imported repositories that the source no longer has")
 	return dist
