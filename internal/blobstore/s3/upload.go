@@ -73,6 +73,20 @@ func decodeState(id string, state blobstore.State) (uploadState, error) {
 	return st, nil
 }
 
+// uploadOf checks a call's upload id, decodes its recorded state and
+// checks the context, in the order every upload method needs: bad input
+// first, then a missing upload, then a cancelled call.
+func uploadOf(ctx context.Context, id string, state blobstore.State) (uploadState, error) {
+	if err := validID(id); err != nil {
+		return uploadState{}, err
+	}
+	st, err := decodeState(id, state)
+	if err != nil {
+		return st, err
+	}
+	return st, ctx.Err()
+}
+
 func (st *uploadState) encode() blobstore.State {
 	b, _ := json.Marshal(st) // plain data: cannot fail
 	return b
@@ -134,14 +148,11 @@ func (s *Store) StartUpload(ctx context.Context, id string) (blobstore.State, er
 // UploadSize returns how many bytes the upload in state holds (not part
 // of blobstore.Store: callers know it from their records).
 func (s *Store) UploadSize(ctx context.Context, id string, state blobstore.State) (int64, error) {
-	if err := validID(id); err != nil {
-		return 0, err
-	}
-	st, err := decodeState(id, state)
+	st, err := uploadOf(ctx, id, state)
 	if err != nil {
 		return 0, err
 	}
-	return st.size(), ctx.Err()
+	return st.size(), nil
 }
 
 // WriteUpload returns a writer that appends to the upload at offset, which
@@ -149,14 +160,8 @@ func (s *Store) UploadSize(ctx context.Context, id string, state blobstore.State
 // offset it retries from: parts written after it are then replaced).
 // After Close, State returns the state to record with the new offset.
 func (s *Store) WriteUpload(ctx context.Context, id string, offset int64, state blobstore.State) (blobstore.UploadWriter, error) {
-	if err := validID(id); err != nil {
-		return nil, err
-	}
-	st, err := decodeState(id, state)
+	st, err := uploadOf(ctx, id, state)
 	if err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if offset != st.size() {
@@ -316,14 +321,8 @@ func (w *UploadWriter) release() {
 // so they are completed into the data object first, after which the
 // upload can be committed or cancelled but not appended to.
 func (s *Store) ReadUpload(ctx context.Context, id string, state blobstore.State) (io.ReadCloser, blobstore.State, error) {
-	if err := validID(id); err != nil {
-		return nil, nil, err
-	}
-	st, err := decodeState(id, state)
+	st, err := uploadOf(ctx, id, state)
 	if err != nil {
-		return nil, nil, err
-	}
-	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
 	if err := s.assemble(ctx, id, &st); err != nil {
@@ -395,18 +394,12 @@ func (s *Store) assemble(ctx context.Context, id string, st *uploadState) error 
 // server-side copies, then removes the upload's objects. A blob that is
 // already there stays as it is (blobs are immutable and deduplicated).
 func (s *Store) CommitUpload(ctx context.Context, id string, state blobstore.State, d digest.Digest, size int64) error {
-	if err := validID(id); err != nil {
-		return err
-	}
 	key, err := s.blobKey(d)
 	if err != nil {
 		return err
 	}
-	st, err := decodeState(id, state)
+	st, err := uploadOf(ctx, id, state)
 	if err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if st.size() != size {
@@ -475,14 +468,8 @@ func (s *Store) place(ctx context.Context, id string, st *uploadState, key strin
 // CancelUpload removes the upload's objects and aborts its multipart
 // upload. Objects already gone are no error.
 func (s *Store) CancelUpload(ctx context.Context, id string, state blobstore.State) error {
-	if err := validID(id); err != nil {
-		return err
-	}
-	st, err := decodeState(id, state)
+	st, err := uploadOf(ctx, id, state)
 	if err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
 		return err
 	}
 	var errs []error
