@@ -343,7 +343,7 @@ func TestServe_ShutdownTimeoutCutsOffStalledUploads(t *testing.T) {
 	if _, err := pw.Write([]byte("a few bytes, then silence")); err != nil {
 		t.Fatal(err)
 	}
-	waitUploadsInFlight(t, base, 1)
+	waitUploadsInFlight(t, base, 1, 5*time.Second)
 
 	start := time.Now()
 	cancel()

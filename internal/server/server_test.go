@@ -209,9 +209,9 @@ func TestServe_ShutdownLetsInFlightUploadsFinish(t *testing.T) {
 	if _, err := pw.Write(content[:1000]); err != nil {
 		t.Fatal(err)
 	}
-	waitUploadsInFlight(t, base, 1) // the handler is reading the body
-	cancel()                        // SIGTERM arrives mid-upload
-	waitRefused(t, base)            // shutdown has begun
+	waitUploadsInFlight(t, base, 1, 5*time.Second) // the handler is reading the body
+	cancel()                                       // SIGTERM arrives mid-upload
+	waitRefused(t, base)                           // shutdown has begun
 	if _, err := pw.Write(content[1000:]); err != nil {
 		t.Fatal(err)
 	}
@@ -249,12 +249,12 @@ func TestServe_ShutdownLetsInFlightUploadsFinish(t *testing.T) {
 }
 
 // waitUploadsInFlight polls /metrics (on a fresh connection) until the
-// server reports n uploads being received.
-func waitUploadsInFlight(t *testing.T, base string, n int) {
+// server reports n uploads being received, failing after within.
+func waitUploadsInFlight(t *testing.T, base string, n int, within time.Duration) {
 	t.Helper()
 	want := "wharf_uploads_in_flight " + strconv.Itoa(n) + "\n"
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
 		resp, err := client.Get(base + "/metrics")
 		if err == nil {

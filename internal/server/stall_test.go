@@ -77,26 +77,6 @@ func pushBoth(client *http.Client, base, repo string, content, other []byte) err
 	return nil
 }
 
-// awaitUploadsInFlight waits until the server reports n upload requests
-// being received.
-func awaitUploadsInFlight(t *testing.T, base string, n int) {
-	t.Helper()
-	want := "wharf_uploads_in_flight " + strconv.Itoa(n) + "\n"
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(base + "/metrics")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if strings.Contains(string(b), want) {
-				return
-			}
-		}
-		time.Sleep(10 * time.Millisecond) // between polls, not a wait for time
-	}
-	t.Fatalf("server never reported %d uploads in flight", n)
-}
-
 // stillOpen reports whether the server has neither answered nor closed
 // conn.
 func stillOpen(conn net.Conn) bool {
@@ -162,7 +142,7 @@ func TestStalledClients_DoNotHoldUpAPush(t *testing.T) {
 	for range 2 * perKind {
 		stall("GET /v2/ HTTP/1.1\r\nHost: wharf\r\n", "X-Half-A-Header: ")
 	}
-	awaitUploadsInFlight(t, base, uploads)
+	waitUploadsInFlight(t, base, uploads, 60*time.Second)
 
 	start = time.Now()
 	if err := pushBoth(client, base, "push/app", blob(3<<20), blob(3<<20)); err != nil {
