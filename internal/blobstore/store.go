@@ -91,6 +91,17 @@ type Collector interface {
 	Reuse(ctx context.Context, d digest.Digest) (present bool, err error)
 }
 
+// Redirector is a Store that can send clients to fetch a blob's bytes
+// from the store itself (an object store's presigned URL), so that they
+// do not pass through wharf.
+type Redirector interface {
+	// RedirectURL returns a short-lived URL from which a client without
+	// credentials can GET blob d, Range requests included, or "" when the
+	// store is configured not to redirect. It may not check that d
+	// exists: callers ask only for blobs the metadata holds.
+	RedirectURL(ctx context.Context, d digest.Digest) (string, error)
+}
+
 // UploadWalker is a Store whose upload area can be listed, so that the
 // uploads a crash left without a session can be found and removed.
 type UploadWalker interface {

@@ -126,7 +126,25 @@ func IsS3URL(s string) bool { return strings.HasPrefix(s, "s3://") }
 type S3Storage struct {
 	AccessKey string `yaml:"access_key"`
 	SecretKey string `yaml:"secret_key"`
+	// Redirect answers blob GETs, after the authorization check, with a
+	// 307 to a presigned URL of the blob's object, so that layer bytes go
+	// from the store to the client without passing through wharf. Off by
+	// default: the URL must be reachable by clients, which an internal
+	// endpoint is not.
+	Redirect bool `yaml:"redirect"`
+	// PublicEndpoint is the store's URL as clients reach it, which
+	// presigned URLs are signed for; empty means the storage URL's
+	// endpoint.
+	PublicEndpoint string `yaml:"public_endpoint"`
+	// RedirectExpiry is how long a presigned URL stays valid: anyone who
+	// holds one may read the blob until then without asking wharf.
+	RedirectExpiry time.Duration `yaml:"redirect_expiry"`
 }
+
+// MaxRedirectExpiry bounds storage.s3.redirect_expiry: a URL only has to
+// outlive the moment the client follows it, and a leaked one bypasses
+// authorization until it expires.
+const MaxRedirectExpiry = time.Hour
 
 // FilesystemStorage configures the filesystem blob store.
 type FilesystemStorage struct {
@@ -185,7 +203,7 @@ func Default() Config {
 		DataDir:         "./wharf-data",
 		ShutdownTimeout: 30 * time.Second,
 		Log:             Log{Level: "info", Format: "text"},
-		Storage:         Storage{Driver: "filesystem"},
+		Storage:         Storage{Driver: "filesystem", S3: S3Storage{RedirectExpiry: 10 * time.Minute}},
 		Database:        Database{Driver: "sqlite"},
 		Validation:      Validation{MaxManifestBytes: 4 << 20},
 		Uploads:         Uploads{PurgeAfter: 24 * time.Hour},
@@ -275,8 +293,19 @@ func (c *Config) Validate() error {
 		if (c.Storage.S3.AccessKey == "") != (c.Storage.S3.SecretKey == "") {
 			bad("storage.s3: access_key and secret_key go together")
 		}
+		if p := c.Storage.S3.PublicEndpoint; p != "" {
+			if u, err := url.Parse(p); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {
+				bad("storage.s3.public_endpoint %q: want the store's public http(s) URL without a path, e.g. https://s3.example.com", p)
+			}
+		}
+		if e := c.Storage.S3.RedirectExpiry; e < time.Minute || e > MaxRedirectExpiry {
+			bad("storage.s3.redirect_expiry %s: want between 1m and %s", e, MaxRedirectExpiry)
+		}
 	default:
 		bad("storage.driver %q: want filesystem or s3", c.Storage.Driver)
+	}
+	if c.Storage.S3.Redirect && c.Storage.Driver != "s3" {
+		bad("storage.s3.redirect: blob redirects need an s3:// storage URL")
 	}
 	switch c.Database.Driver {
 	case "sqlite":

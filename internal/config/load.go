@@ -31,6 +31,12 @@ var settings = []setting{
 		func(c *Config) string { return c.Database.URL }, func(c *Config, v string) error { c.Database.URL = v; return nil }},
 	{"WHARF_STORAGE_URL", "storage-url", "blob store: a directory (default DATA_DIR/blobs) or s3://BUCKET[/PREFIX]?endpoint=URL&region=…&path_style=true (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)",
 		func(c *Config) string { return c.Storage.URL }, func(c *Config, v string) error { c.Storage.URL = v; return nil }},
+	{"WHARF_S3_REDIRECT", "s3-redirect", "answer blob GETs with a redirect to a presigned URL of the S3 object (clients must reach the public endpoint)",
+		func(c *Config) string { return strconv.FormatBool(c.Storage.S3.Redirect) }, boolSetter(func(c *Config) *bool { return &c.Storage.S3.Redirect })},
+	{"WHARF_S3_PUBLIC_ENDPOINT", "s3-public-endpoint", "the S3 endpoint as clients reach it, which redirect URLs are signed for (empty: the storage URL's endpoint)",
+		func(c *Config) string { return c.Storage.S3.PublicEndpoint }, func(c *Config, v string) error { c.Storage.S3.PublicEndpoint = v; return nil }},
+	{"WHARF_S3_REDIRECT_EXPIRY", "s3-redirect-expiry", "how long a redirect URL stays valid (1m to 1h)",
+		func(c *Config) string { return c.Storage.S3.RedirectExpiry.String() }, durationSetter(func(c *Config) *time.Duration { return &c.Storage.S3.RedirectExpiry })},
 	{"WHARF_DEBUG_ADDR", "debug-addr", "serve pprof profiles on this address (host:port; empty: off)",
 		func(c *Config) string { return c.DebugAddr }, func(c *Config, v string) error { c.DebugAddr = v; return nil }},
 	{"WHARF_METRICS_ADDR", "metrics-addr", "serve /metrics and pprof on this address instead of the registry's (host:port; empty: /metrics on the registry's address)",
@@ -98,7 +104,7 @@ func BindFlags(fs *pflag.FlagSet) {
 		if s.flag == "" {
 			continue // environment only
 		}
-		if s.env == "WHARF_SPARSE_MANIFESTS" || s.env == "WHARF_LOGIN_REFRESH_TOKENS" {
+		if s.env == "WHARF_SPARSE_MANIFESTS" || s.env == "WHARF_LOGIN_REFRESH_TOKENS" || s.env == "WHARF_S3_REDIRECT" {
 			fs.Bool(s.flag, false, s.usage+" (also "+s.env+")")
 			continue
 		}

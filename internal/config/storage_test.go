@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestStorageURL(t *testing.T) {
@@ -69,5 +70,64 @@ func TestStorageURL_InvalidS3URL(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "sk@") {
 			t.Errorf("the error repeats the secret: %v", err)
 		}
+	}
+}
+
+func TestStorageS3Redirect(t *testing.T) {
+	const s3 = "s3://images?endpoint=http://10.0.0.5:7070"
+	t.Run("off by default", func(t *testing.T) {
+		c, err := load(t, []string{"--storage-url", s3}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Storage.S3.Redirect || c.Storage.S3.PublicEndpoint != "" || c.Storage.S3.RedirectExpiry != 10*time.Minute {
+			t.Errorf("s3 redirect defaults = %+v; want off, no public endpoint, 10m", c.Storage.S3)
+		}
+	})
+	for _, tt := range []struct {
+		name  string
+		flags []string
+		env   map[string]string
+		yaml  string
+	}{
+		{"flags", []string{"--s3-redirect", "--s3-public-endpoint", "https://blobs.example.com", "--s3-redirect-expiry", "5m"}, nil, ""},
+		{"environment", nil, map[string]string{"WHARF_S3_REDIRECT": "true", "WHARF_S3_PUBLIC_ENDPOINT": "https://blobs.example.com", "WHARF_S3_REDIRECT_EXPIRY": "5m"}, ""},
+		{"YAML", nil, nil, "storage:\n  s3:\n    redirect: true\n    public_endpoint: https://blobs.example.com\n    redirect_expiry: 5m\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"--storage-url", s3}, tt.flags...)
+			if tt.yaml != "" {
+				args = append(args, "--config", writeFile(t, tt.yaml))
+			}
+			c, err := load(t, args, tt.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Storage.S3; !got.Redirect || got.PublicEndpoint != "https://blobs.example.com" || got.RedirectExpiry != 5*time.Minute {
+				t.Errorf("s3 redirect = %+v; want on, https://blobs.example.com, 5m", got)
+			}
+		})
+	}
+}
+
+func TestStorageS3Redirect_Invalid(t *testing.T) {
+	const s3 = "s3://images?endpoint=http://10.0.0.5:7070"
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"on the filesystem", []string{"--s3-redirect"}, "storage.s3.redirect"},
+		{"public endpoint with a path", []string{"--storage-url", s3, "--s3-redirect", "--s3-public-endpoint", "https://h/bucket"}, "storage.s3.public_endpoint"},
+		{"public endpoint not a URL", []string{"--storage-url", s3, "--s3-public-endpoint", "blobs.example.com"}, "storage.s3.public_endpoint"},
+		{"expiry too short", []string{"--storage-url", s3, "--s3-redirect", "--s3-redirect-expiry", "10s"}, "storage.s3.redirect_expiry"},
+		{"expiry too long", []string{"--storage-url", s3, "--s3-redirect", "--s3-redirect-expiry", "24h"}, "storage.s3.redirect_expiry"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := load(t, tt.args, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Load(%v): err = %v; want one naming %s", tt.args, err, tt.want)
+			}
+		})
 	}
 }

@@ -33,15 +33,42 @@ func (a *API) getBlob(w http.ResponseWriter, r *http.Request, rt Route) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	rc, _, err := a.reg.OpenBlob(r.Context(), rt.Name, d)
+	b, err := a.reg.GetBlob(r.Context(), rt.Name, d)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	defer rc.Close()
+	if b.URL != "" {
+		redirectBlob(w, r, d, b.URL)
+		return
+	}
+	defer b.Body.Close()
 	// ServeContent answers Range and If-None-Match, and sends an *os.File
 	// with sendfile.
-	http.ServeContent(w, r, "", time.Time{}, rc)
+	http.ServeContent(w, r, "", time.Time{}, b.Body)
+}
+
+// redirectBlob sends the client to fetch blob d from url, an object
+// store's presigned URL. HEADs never get here: a client checking for a
+// blob needs only its size, and a redirect would cost it a second round
+// trip for that.
+func redirectBlob(w http.ResponseWriter, r *http.Request, d digest.Digest, url string) {
+	h := w.Header()
+	// The bytes' headers come from the store; the URL expires, so no
+	// cache may keep this answer as it may keep the bytes.
+	h.Del("Content-Type")
+	h.Del("Accept-Ranges")
+	h.Set("Cache-Control", "no-store")
+	if etagMatches(r, d) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	// 307, as the reference registry answers: clients repeat the GET at
+	// the store with their Range, which the store honours because the URL
+	// signs no headers.
+	h.Set("Location", url)
+	h.Set("Content-Length", "0")
+	w.WriteHeader(http.StatusTemporaryRedirect)
 }
 
 // etagMatches reports whether If-None-Match names d's ETag (or is "*").

@@ -59,30 +59,65 @@ func (s *Service) renewLink(ctx context.Context, repo string, d digest.Digest) e
 // OpenBlob returns a reader of blob d if repo holds it. The reader is an
 // *os.File for the filesystem store, so callers can serve it with sendfile.
 func (s *Service) OpenBlob(ctx context.Context, repo string, d digest.Digest) (io.ReadSeekCloser, int64, error) {
+	b, err := s.readBlob(ctx, repo, d, false)
+	return b.Body, b.Size, err
+}
+
+// BlobRead is what a GET of a blob answers: a URL to send the client to,
+// or the bytes.
+type BlobRead struct {
+	// URL, when not empty, is where the client fetches the bytes itself
+	// (Body is then nil).
+	URL string
+	// Body holds the bytes otherwise; the caller closes it.
+	Body io.ReadSeekCloser
+	// Size is Body's size.
+	Size int64
+}
+
+// GetBlob is OpenBlob for a client's GET: when the blob store hands out
+// URLs of its own (blobstore.Redirector) it answers with one instead of
+// the bytes, after the same check that repo holds d, so that no caller
+// the metadata would refuse ever learns a URL. Manifests read through the
+// blob endpoint come from the database and are always served as bytes.
+func (s *Service) GetBlob(ctx context.Context, repo string, d digest.Digest) (BlobRead, error) {
+	return s.readBlob(ctx, repo, d, true)
+}
+
+func (s *Service) readBlob(ctx context.Context, repo string, d digest.Digest, redirect bool) (BlobRead, error) {
 	if err := ValidateName(repo); err != nil {
-		return nil, 0, err
+		return BlobRead{}, err
 	}
 	if _, err := s.meta.BlobSize(ctx, repo, d); errors.Is(err, metadata.ErrNotFound) {
 		// Manifests are content too: serve them by digest from the blob
 		// endpoint, as clients that fetch any descriptor there expect.
 		if m, merr := s.meta.GetManifest(ctx, repo, d); merr == nil {
-			return nopCloser{bytes.NewReader(m.Content)}, int64(len(m.Content)), nil
+			return BlobRead{Body: nopCloser{bytes.NewReader(m.Content)}, Size: int64(len(m.Content))}, nil
 		}
-		return nil, 0, blobUnknown(d)
+		return BlobRead{}, blobUnknown(d)
 	} else if err != nil {
-		return nil, 0, err
+		return BlobRead{}, err
+	}
+	if rd, ok := s.blobs.(blobstore.Redirector); ok && redirect {
+		u, err := rd.RedirectURL(ctx, d)
+		if err != nil {
+			return BlobRead{}, fmt.Errorf("redirect blob %s: %w", d, err)
+		}
+		if u != "" {
+			return BlobRead{URL: u}, nil
+		}
 	}
 	rc, size, err := s.blobs.Open(ctx, d)
 	if errors.Is(err, blobstore.ErrNotFound) {
 		// Linked but gone from the store: report it as unknown rather than
 		// failing the request, and say so in the log.
 		s.log.ErrorContext(ctx, "linked blob missing from blob store", "repo", repo, "digest", d)
-		return nil, 0, blobUnknown(d)
+		return BlobRead{}, blobUnknown(d)
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("open blob %s: %w", d, err)
+		return BlobRead{}, fmt.Errorf("open blob %s: %w", d, err)
 	}
-	return rc, size, nil
+	return BlobRead{Body: rc, Size: size}, nil
 }
 
 // DeleteBlob removes repo's link to blob d. The bytes stay until garbage

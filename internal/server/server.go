@@ -110,6 +110,9 @@ func openStores(ctx context.Context, cfg config.Config, log *slog.Logger, o opti
 			return nil, nil, fmt.Errorf("open blob store: %w", err)
 		}
 		s3cfg.AccessKey, s3cfg.SecretKey = cfg.Storage.S3.AccessKey, cfg.Storage.S3.SecretKey
+		if cfg.Storage.S3.Redirect {
+			s3cfg.RedirectExpiry, s3cfg.PublicEndpoint = cfg.Storage.S3.RedirectExpiry, cfg.Storage.S3.PublicEndpoint
+		}
 		// New checks the bucket once and says in one line what to fix.
 		s, err := s3.New(ctx, s3cfg, log)
 		if err != nil {

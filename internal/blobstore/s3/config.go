@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7/pkg/credentials"
 )
@@ -16,6 +17,9 @@ const minPartSize = 5 << 20
 
 // maxParts is S3's limit on the parts of one multipart upload.
 const maxParts = 10000
+
+// maxPresignExpiry is the longest a SigV4 presigned URL may be valid.
+const maxPresignExpiry = 7 * 24 * time.Hour
 
 // DefaultPartSize is the part size when the configuration names none: large
 // enough that a blob of 100 GiB fits in S3's 10,000 parts, small enough
@@ -45,6 +49,12 @@ type Config struct {
 	// PartSize is the size of each multipart part and so the memory one
 	// writing upload holds (DefaultPartSize when 0; at least 5 MiB).
 	PartSize int64
+	// RedirectExpiry, when not 0, turns on RedirectURL: presigned GET URLs
+	// valid this long (at most S3's 7 days).
+	RedirectExpiry time.Duration
+	// PublicEndpoint is the endpoint as clients reach it, which redirect
+	// URLs are signed for; Endpoint when empty.
+	PublicEndpoint string
 }
 
 // ParseURL reads s3://BUCKET[/PREFIX]?endpoint=URL&region=R&path_style=true
@@ -100,6 +110,14 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("s3: endpoint %q is not an http(s) URL", c.Endpoint))
 	} else if u.Path != "" && u.Path != "/" {
 		errs = append(errs, fmt.Errorf("s3: endpoint %q has a path; put the bucket and prefix in the s3:// URL", c.Endpoint))
+	}
+	if c.PublicEndpoint != "" {
+		if u, err := url.Parse(c.PublicEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			errs = append(errs, fmt.Errorf("s3: public endpoint %q is not an http(s) URL without a path", c.PublicEndpoint))
+		}
+	}
+	if c.RedirectExpiry < 0 || c.RedirectExpiry > maxPresignExpiry {
+		errs = append(errs, fmt.Errorf("s3: redirect expiry %s is outside S3's limits (up to 7 days)", c.RedirectExpiry))
 	}
 	if c.PartSize != 0 && c.PartSize < minPartSize {
 		errs = append(errs, fmt.Errorf("s3: part size %d is below S3's minimum of 5 MiB", c.PartSize))

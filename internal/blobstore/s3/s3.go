@@ -30,6 +30,7 @@ import (
 	"strings"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/wharf/wharf/internal/blobstore"
@@ -42,7 +43,10 @@ var hexLen = map[digest.Algorithm]int{
 	digest.SHA512: sha512.Size * 2,
 }
 
-var _ blobstore.Store = (*Store)(nil)
+var (
+	_ blobstore.Store      = (*Store)(nil)
+	_ blobstore.Redirector = (*Store)(nil)
+)
 
 // Store keeps blobs in an S3 bucket.
 type Store struct {
@@ -51,6 +55,9 @@ type Store struct {
 	core   minio.Core
 	log    *slog.Logger
 	parts  partPool
+	// public signs redirect URLs for cfg.PublicEndpoint; nil when
+	// redirects are off. It never sends a request.
+	public *minio.Client
 }
 
 // New connects to the bucket and checks, once, everything wharf will ask of
@@ -75,13 +82,40 @@ func open(cfg Config, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ep, _ := url.Parse(cfg.Endpoint)
+	creds := cfg.credentials()
+	client, err := newClient(cfg, cfg.Endpoint, creds)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		cfg:    cfg,
+		client: client,
+		core:   minio.Core{Client: client},
+		log:    log,
+		parts:  newPartPool(cfg.partSize()),
+	}
+	if cfg.RedirectExpiry > 0 {
+		ep := cfg.PublicEndpoint
+		if ep == "" {
+			ep = cfg.Endpoint
+		}
+		if s.public, err = newClient(cfg, ep, creds); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// newClient is a client of cfg's bucket at endpoint. With the region set,
+// minio-go never asks the server for it, so presigning stays offline.
+func newClient(cfg Config, endpoint string, creds *credentials.Credentials) (*minio.Client, error) {
+	ep, _ := url.Parse(endpoint)
 	lookup := minio.BucketLookupAuto
 	if cfg.PathStyle {
 		lookup = minio.BucketLookupPath
 	}
 	client, err := minio.New(ep.Host, &minio.Options{
-		Creds:        cfg.credentials(),
+		Creds:        creds,
 		Secure:       ep.Scheme == "https",
 		Region:       cfg.region(),
 		BucketLookup: lookup,
@@ -89,13 +123,7 @@ func open(cfg Config, log *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3: %w", err)
 	}
-	return &Store{
-		cfg:    cfg,
-		client: client,
-		core:   minio.Core{Client: client},
-		log:    log,
-		parts:  newPartPool(cfg.partSize()),
-	}, nil
+	return client, nil
 }
 
 // check is New's start-up probe.
@@ -224,6 +252,26 @@ func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, i
 		return nil, 0, ctxOr(ctx, notFound(err))
 	}
 	return obj, size, nil
+}
+
+// RedirectURL returns a presigned GET URL of blob d, signed for the public
+// endpoint and valid for the configured expiry, or "" when redirects are
+// off. Signing needs no request, so it neither checks that d exists nor
+// costs a round trip: the caller has found d linked in the metadata. The
+// URL signs no headers, so a client's Range passes through to the store.
+func (s *Store) RedirectURL(ctx context.Context, d digest.Digest) (string, error) {
+	if s.public == nil {
+		return "", nil
+	}
+	key, err := s.blobKey(d)
+	if err != nil {
+		return "", err
+	}
+	u, err := s.public.PresignedGetObject(ctx, s.cfg.Bucket, key, s.cfg.RedirectExpiry, nil)
+	if err != nil {
+		return "", fmt.Errorf("s3: presign %s: %w", d, err)
+	}
+	return u.String(), nil
 }
 
 // Delete removes a committed blob, or returns blobstore.ErrNotFound.
