@@ -159,6 +159,12 @@ func (f *front) answered(resp *http.Response) error {
 // under it, or none up.
 func (f *front) failed(w http.ResponseWriter, r *http.Request, err error) {
 	i := r.Context().Value(frontReplica{}).(int)
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client gave up on the request (ggcr cancels its other
+		// uploads when one fails): nothing the replica did.
+		w.WriteHeader(http.StatusBadGateway)
+		return
+	}
 	f.fault(fmt.Sprintf("no answer from replica %d to %s %s: %v", i, r.Method, r.URL.Path, err))
 	w.WriteHeader(http.StatusBadGateway)
 }
