@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -42,6 +43,10 @@ type front struct {
 	sessions map[string]map[int]bool // upload session id → the replicas that served it
 	onBody   func(replica int, r *http.Request, sent int64)
 }
+
+// frontNoAnswer marks the front's own 502 (the replica named died under
+// the request or never answered), as against a replica's 5xx.
+const frontNoAnswer = "X-Wharf-Front-No-Answer"
 
 // frontReplica is the context key under which a forwarded request carries
 // the index of its replica.
@@ -166,6 +171,7 @@ func (f *front) failed(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	f.fault(fmt.Sprintf("no answer from replica %d to %s %s: %v", i, r.Method, r.URL.Path, err))
+	w.Header().Set(frontNoAnswer, strconv.Itoa(i))
 	w.WriteHeader(http.StatusBadGateway)
 }
 

@@ -41,6 +41,7 @@ const replicaPartSize = 5 << 20
 // replicaSet is replicaCount `wharf serve` processes on one PostgreSQL
 // database and one S3 bucket (versitygw), behind a round-robin front.
 type replicaSet struct {
+	t        *testing.T // the test that owns the processes, whichever subtest restarts one
 	front    *front
 	replicas []*wharfServer
 	env      []string // the S3 credentials
@@ -48,8 +49,14 @@ type replicaSet struct {
 }
 
 // startReplicas starts the stores, the front on frontAddr and the
-// replicas, all at once as a deployment would; the replicas name the
-// front as their public address. extraArgs go to every replica.
+// replicas; the replicas name the front as their public address.
+// extraArgs go to every replica.
+//
+// The replicas start one after another, as a rolling deployment starts
+// them: versitygw's posix backend removes a directory that a delete left
+// empty, so one replica's start-up probe deleting .probe/X can pull the
+// directory from under another's PUT of .probe/Y, which then fails
+// (ExistingObjectIsDirectory), and that replica refuses to start.
 func startReplicas(t *testing.T, frontAddr string, extraArgs ...string) *replicaSet {
 	t.Helper()
 	database := servicetest.StartPostgres(t).Database(t)
@@ -62,7 +69,7 @@ func startReplicas(t *testing.T, frontAddr string, extraArgs ...string) *replica
 		addrs[i] = freeLoopbackAddr(t)
 		urls[i] = "http://" + addrs[i]
 	}
-	rs := &replicaSet{front: startFront(t, frontAddr, urls), env: s3.Env()}
+	rs := &replicaSet{t: t, front: startFront(t, frontAddr, urls), env: s3.Env()}
 	store := []string{"--database-url", database, "--storage-url", storage}
 	rs.args = append(append(store,
 		// Location headers are relative, and the token realm is the
@@ -73,25 +80,28 @@ func startReplicas(t *testing.T, frontAddr string, extraArgs ...string) *replica
 	for _, addr := range addrs {
 		s := launchWharf(t, addr, rs.env, rs.args...)
 		s.storeArgs = store
-		rs.replicas = append(rs.replicas, s)
-	}
-	for _, s := range rs.replicas {
 		s.mustBeReady(t)
+		rs.replicas = append(rs.replicas, s)
 	}
 	t.Logf("%d replicas %v on %s and versitygw behind the front on %s", replicaCount, addrs, database, rs.front.Addr)
 	return rs
 }
 
-// restart starts replica i again on its address and stores, and puts it
-// back into the front's rotation.
-func (rs *replicaSet) restart(t *testing.T, i int) {
-	t.Helper()
+// relaunch starts replica i again on its address and stores, and puts it
+// back into the front's rotation once it is ready. The process belongs to
+// the set's test, not to the subtest that restarts it, which would stop it
+// when it ends.
+func (rs *replicaSet) relaunch(i int) error {
 	old := rs.replicas[i]
-	s := launchWharf(t, old.Addr, rs.env, rs.args...)
+	s := launchWharf(rs.t, old.Addr, rs.env, rs.args...)
 	s.storeArgs = old.storeArgs
-	s.mustBeReady(t)
+	if err := s.waitReady(); err != nil {
+		s.failed = true
+		return fmt.Errorf("wharf on %s not ready after a restart: %v\n--- wharf log ---\n%s", s.Addr, err, s.logTail())
+	}
 	rs.replicas[i] = s
 	rs.front.setDown(i, false)
+	return nil
 }
 
 // TestReplicasConformance runs the OCI conformance suite through the
@@ -112,8 +122,9 @@ func TestReplicasConformance(t *testing.T) {
 // TestReplicas drives three replicas through their front with real
 // clients: the docker engine; crane and regctl (chunked) with each upload
 // spread over the replicas, pulled back from each replica directly;
-// concurrent pushers of overlapping layers; and a replica killed in the
-// middle of a push, which the client's retry rides over.
+// concurrent pushers of overlapping layers; a replica killed in the middle
+// of a push, which the client's retry rides over; and replicas killed at
+// random during 160 pushes at once.
 func TestReplicas(t *testing.T) {
 	requireDockerRegistryAddr(t)
 	rs := startReplicas(t, dockerListen, "--auth=none")
@@ -137,6 +148,9 @@ func TestReplicas(t *testing.T) {
 	})
 	t.Run("replica killed mid-push", func(t *testing.T) {
 		replicasKilledMidPush(t, rs)
+	})
+	t.Run("replicas killed during pushes", func(t *testing.T) {
+		replicasKilledDuringPushes(t, rs)
 	})
 }
 
@@ -367,7 +381,9 @@ func replicasKilledMidPush(t *testing.T, rs *replicaSet) {
 		victim.Store(int32(replica))
 		session.Store(uploadSession(r.URL.Path))
 		rs.front.setDown(replica, true)
-		rs.replicas[replica].kill()
+		if err := rs.replicas[replica].kill(); err != nil {
+			t.Error(err)
+		}
 		t.Logf("killed replica %d (SIGKILL) with %d bytes of PATCH %s through the front", replica, sent, r.URL.Path)
 	})
 	out := cmd(crane, "push", "--insecure", dir, rs.front.Addr+"/killed/app:v1").mustRun(t)
@@ -397,7 +413,9 @@ func replicasKilledMidPush(t *testing.T, rs *replicaSet) {
 
 	checkOnEveryReplica(t, rs, "killed/app:v1", want)
 	checkDigest(t, cmd(crane, "digest", "--insecure", rs.front.Addr+"/killed/app:v1"), want)
-	rs.restart(t, killed)
+	if err := rs.relaunch(killed); err != nil {
+		t.Fatal(err)
+	}
 	checkOnEveryReplica(t, rs, "killed/app:v1", want)
 	rs.front.checkNoFaults(t)
 }

@@ -79,7 +79,8 @@ func startWharfEnv(t *testing.T, addr string, env []string, extraArgs ...string)
 }
 
 // launchWharf starts wharf like startWharfEnv but does not wait for it
-// to be ready, so that several can start at once (replicas do).
+// to be ready: a replica restarted from a goroutine, where the test must
+// not stop, waits for it with waitReady and reports the error.
 func launchWharf(t *testing.T, addr string, env []string, extraArgs ...string) *wharfServer {
 	t.Helper()
 	s := &wharfServer{
@@ -194,11 +195,18 @@ func (s *wharfServer) stop(t *testing.T) {
 }
 
 // kill ends the process with SIGKILL, as a machine or OOM killer would,
-// and waits until it has exited.
-func (s *wharfServer) kill() {
+// and waits until it has exited. A process that had already exited is an
+// error, with its log: it must not pass for one the test killed.
+func (s *wharfServer) kill() error {
+	select {
+	case <-s.exited:
+		return fmt.Errorf("wharf on %s had exited before it was killed: %v\n--- wharf log ---\n%s", s.Addr, s.waitErr, s.logTail())
+	default:
+	}
 	s.killed.Store(true)
 	_ = s.cmd.Process.Kill()
 	<-s.exited
+	return nil
 }
 
 // logTail returns the end of the server's log.
