@@ -88,3 +88,89 @@ func TestUpload_OnS3_RetryAfterFailedChunkReplacesItsParts(t *testing.T) {
 		t.Fatalf("blob: %d bytes, %v; want the %d pushed", len(got), err, len(b))
 	}
 }
+
+// A replica that dies after the S3 driver placed the blob of a final PUT,
+// but before the session's end was recorded, leaves the session as its
+// last PATCH recorded it. The client's retried PUT, on any replica, must
+// finish the upload from the placed blob, whether or not it carries a
+// last chunk, and however that chunk fell across parts.
+func TestUpload_OnS3_RetriedPutAfterCrashBetweenPlaceAndRecord(t *testing.T) {
+	const mib = 1 << 20
+	srv := servicetest.StartS3(t)
+	log := slog.New(slog.DiscardHandler)
+	for _, tc := range []struct {
+		name          string
+		size, patched int // the blob's bytes, and how many the PATCH sent
+	}{
+		{"last chunk in the PUT, no whole part", 3000, 1000},
+		{"last chunk in the PUT, across a part", 12*mib + 5, 4 * mib},
+		{"last chunk in the PUT, after whole parts", 12*mib + 5, 11 * mib},
+		{"PUT without a body", 12*mib + 5, 12*mib + 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			blobs, err := s3.New(t.Context(), s3.Config{
+				Bucket: srv.Bucket(t), Endpoint: srv.Endpoint, Region: srv.Region, PathStyle: true,
+				AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, PartSize: 5 * mib,
+			}, log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			meta, err := sqldb.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "wharf.db"), log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = meta.Close() })
+			svc := registry.New(meta, blobs, log, registry.Options{})
+			ctx := t.Context()
+
+			b := make([]byte, tc.size)
+			_, _ = mrand.NewChaCha8([32]byte{7}).Read(b)
+			d := digest.FromBytes(b)
+			up, err := svc.StartUpload(ctx, "team/app", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := svc.WriteUpload(ctx, "team/app", up.ID, 0, bytes.NewReader(b[:tc.patched]), int64(tc.patched)); err != nil {
+				t.Fatal(err)
+			}
+			// What the dying replica's PUT did to the bucket: appended the
+			// last chunk to the recorded state and placed the blob.
+			recorded, err := meta.GetUpload(ctx, "team/app", up.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := blobs.WriteUpload(ctx, up.ID, recorded.Offset, recorded.StoreState)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Write(b[tc.patched:]); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := blobs.CommitUpload(ctx, up.ID, w.State(), d, int64(len(b))); err != nil {
+				t.Fatal(err)
+			}
+
+			var last io.Reader
+			if tc.patched < tc.size {
+				last = bytes.NewReader(b[tc.patched:])
+			}
+			if _, err := svc.CompleteUpload(ctx, "team/app", up.ID, d, last, int64(tc.size-tc.patched)); err != nil {
+				t.Fatalf("retried PUT: %v", err)
+			}
+			r, size, err := svc.OpenBlob(ctx, "team/app", d)
+			if err != nil || size != int64(len(b)) {
+				t.Fatalf("OpenBlob = %d, %v", size, err)
+			}
+			defer r.Close()
+			if got, err := io.ReadAll(r); err != nil || !bytes.Equal(got, b) {
+				t.Fatalf("blob: %d bytes, %v; want the %d pushed", len(got), err, len(b))
+			}
+			if _, err := svc.UploadStatus(ctx, "team/app", up.ID); !errors.Is(err, registry.ErrUploadUnknown) {
+				t.Errorf("session after the retry: %v, want ErrUploadUnknown", err)
+			}
+		})
+	}
+}

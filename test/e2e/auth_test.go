@@ -23,7 +23,8 @@ const alicePassword = "alice-in-wonderland"
 // its secret.
 func createToken(t *testing.T, srv *wharfServer, user, name, scope string) string {
 	t.Helper()
-	c := cmd(wharfBin, "token", "create", user, name, "--scope", scope, "--data-dir", srv.DataDir)
+	c := cmd(wharfBin, append([]string{"token", "create", user, name, "--scope", scope}, srv.storeArgs...)...)
+	c.env = srv.env
 	out := strings.TrimSpace(c.mustRun(t))
 	lines := strings.Split(out, "\n")
 	secret := strings.TrimSpace(lines[len(lines)-1])

@@ -51,7 +51,7 @@ func TestConformance(t *testing.T) {
 			} else {
 				srv = startWharf(t, tc.serverArgs...)
 			}
-			runConformance(t, bin, srv, tc.sparse, login...)
+			runConformance(t, bin, srv.Addr, tc.sparse, login...)
 		})
 	}
 }
@@ -121,9 +121,9 @@ func conformanceEnv(registry, resultsDir string, sparse bool) []string {
 	return out
 }
 
-// runConformance runs the suite against srv with extraEnv added (the
-// login); every testcase must run and pass.
-func runConformance(t *testing.T, bin string, srv *wharfServer, sparse bool, extraEnv ...string) {
+// runConformance runs the suite against the registry at host:port with
+// extraEnv added (the login); every testcase must run and pass.
+func runConformance(t *testing.T, bin, registry string, sparse bool, extraEnv ...string) {
 	t.Helper()
 	work := t.TempDir() // also the working dir, so no stray oci-conformance.yaml is read
 	resultsDir := filepath.Join(work, "results")
@@ -144,12 +144,12 @@ func runConformance(t *testing.T, bin string, srv *wharfServer, sparse bool, ext
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin)
 	cmd.Dir = work
-	cmd.Env = append(conformanceEnv(srv.Addr, resultsDir, sparse), extraEnv...)
+	cmd.Env = append(conformanceEnv(registry, resultsDir, sparse), extraEnv...)
 	cmd.Stdout = stdout
 	cmd.Stderr = stderr
 	start := time.Now()
 	runErr := cmd.Run()
-	t.Logf("conformance against %s finished in %s (exit: %v)", srv.Addr, time.Since(start).Round(time.Millisecond), runErr)
+	t.Logf("conformance against %s finished in %s (exit: %v)", registry, time.Since(start).Round(time.Millisecond), runErr)
 	if ctx.Err() != nil {
 		t.Fatalf("conformance timed out after %s\n--- stderr ---\n%s", conformanceTimeout, tailFile(stderrPath, 4000))
 	}

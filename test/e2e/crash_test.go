@@ -137,6 +137,17 @@ func (c *crashingWharf) crashedSince(ctx context.Context, gen int) bool {
 	return true
 }
 
+// crasher is what the pushes of a crash test run against: something that
+// crashes, and counts its crashes so that a failed request can tell
+// whether a crash explains it.
+type crasher interface {
+	// generation is the number of crashes so far.
+	generation() int
+	// crashedSince reports whether a crash came after generation gen,
+	// first waiting for the service to be back.
+	crashedSince(ctx context.Context, gen int) bool
+}
+
 // crashPush is one image push: a config and a layer, then a manifest.
 type crashPush struct {
 	repo, tag       string
@@ -148,8 +159,9 @@ type crashPush struct {
 	attempts, resum int                    // attempts, and final PUTs retried on their session
 }
 
-func newCrashPush(i int, rng *rand.Rand) *crashPush {
-	layer := make([]byte, 1024+rng.IntN(63<<10))
+// newCrashPush is push i, with a layer of layerSize random bytes.
+func newCrashPush(i int, rng *rand.Rand, layerSize int) *crashPush {
+	layer := make([]byte, layerSize)
 	for j := range layer {
 		layer[j] = byte(rng.Uint32())
 	}
@@ -191,6 +203,10 @@ func (c *crashClient) do(ctx context.Context, method, url, contentType string, b
 		return nil, nil, fmt.Errorf("%s %s: %w: %v", method, url, errCrashed, err)
 	}
 	defer resp.Body.Close()
+	if resp.Header.Get(frontNoAnswer) != "" {
+		// A front stood in for a replica that died under the request.
+		return nil, nil, fmt.Errorf("%s %s: %w: the front got no answer", method, url, errCrashed)
+	}
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s %s: %w: %v", method, url, errCrashed, err)
@@ -218,7 +234,7 @@ func want(resp *http.Response, b []byte, status int, what string) error {
 // A final PUT that got no answer is sent again on the same session once
 // the server is back, as a client would: the blob may be committed and
 // its session not yet ended.
-func (p *crashPush) pushBlob(ctx context.Context, c *crashClient, w *crashingWharf, gen int, content []byte, how string) error {
+func (p *crashPush) pushBlob(ctx context.Context, c *crashClient, w crasher, gen int, content []byte, how string) error {
 	d := digest.FromBytes(content)
 	if how == "post" {
 		resp, b, err := c.do(ctx, "POST", "/v2/"+p.repo+"/blobs/uploads/?digest="+d.String(), "application/octet-stream", content)
@@ -270,7 +286,7 @@ func (p *crashPush) pushBlob(ctx context.Context, c *crashClient, w *crashingWha
 }
 
 // attempt pushes the image once; it reports the generation it began in.
-func (p *crashPush) attempt(ctx context.Context, c *crashClient, w *crashingWharf) (int, error) {
+func (p *crashPush) attempt(ctx context.Context, c *crashClient, w crasher) (int, error) {
 	gen := w.generation()
 	p.attempts++
 	for _, blob := range []struct {
@@ -296,7 +312,7 @@ func (p *crashPush) attempt(ctx context.Context, c *crashClient, w *crashingWhar
 // run pushes until acknowledged. A failed attempt is tried again only
 // when a crash explains it (a session lost with the process, a request
 // that got no answer); any other failure is the registry's fault.
-func (p *crashPush) run(ctx context.Context, c *crashClient, w *crashingWharf) error {
+func (p *crashPush) run(ctx context.Context, c *crashClient, w crasher) error {
 	for ctx.Err() == nil {
 		gen, err := p.attempt(ctx, c, w)
 		if err == nil {
@@ -307,6 +323,53 @@ func (p *crashPush) run(ctx context.Context, c *crashClient, w *crashingWharf) e
 		}
 	}
 	return ctx.Err()
+}
+
+// runCrashPushes runs every push at once against w and crashes it at
+// random moments, counted in answered requests (after gap plus up to
+// spread more), until the pushes end or maxCrashes crashes. A push that
+// failed fails the test. It returns the number of crashes.
+func runCrashPushes(t *testing.T, ctx context.Context, c *crashClient, w crasher, ps []*crashPush, rng *rand.Rand,
+	maxCrashes int, gap, spread int64, crash func(*rand.Rand) error) int {
+	t.Helper()
+	done := make(chan struct{})
+	crashes := 0
+	crashErr := make(chan error, 1)
+	go func() {
+		defer close(crashErr)
+		for crashes < maxCrashes {
+			next := c.answered.Load() + gap + rng.Int64N(spread)
+			for c.answered.Load() < next {
+				select {
+				case <-done:
+					return
+				case <-time.After(time.Millisecond):
+				}
+			}
+			crashes++
+			if err := crash(rng); err != nil {
+				crashErr <- err
+				return
+			}
+		}
+	}()
+
+	var wg sync.WaitGroup
+	errs := make([]error, len(ps))
+	for i, p := range ps {
+		wg.Go(func() { errs[i] = p.run(ctx, c, w) })
+	}
+	wg.Wait()
+	close(done)
+	if err := <-crashErr; err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("push %d (%s, layer %s, %d bytes): %v", i, ps[i].repo, ps[i].how, len(ps[i].layer), err)
+		}
+	}
+	return crashes
 }
 
 // mismatchedBlobFiles hashes every committed blob file under root and
@@ -369,47 +432,10 @@ func TestCrash_KilledDuringPushes(t *testing.T) {
 	c := &crashClient{base: "http://" + w.addr, http: &http.Client{Timeout: 30 * time.Second}}
 	ps := make([]*crashPush, pushes)
 	for i := range ps {
-		ps[i] = newCrashPush(i, rng)
+		ps[i] = newCrashPush(i, rng, 1024+rng.IntN(63<<10))
 	}
 
-	// The crash moments are counted in answered requests, at random.
-	done := make(chan struct{})
-	crashes := 0
-	crashErr := make(chan error, 1)
-	go func() {
-		defer close(crashErr)
-		for crashes < maxCrashes {
-			next := c.answered.Load() + 40 + rng.Int64N(120)
-			for c.answered.Load() < next {
-				select {
-				case <-done:
-					return
-				case <-time.After(time.Millisecond):
-				}
-			}
-			crashes++
-			if err := w.crash(); err != nil {
-				crashErr <- err
-				return
-			}
-		}
-	}()
-
-	var wg sync.WaitGroup
-	errs := make([]error, pushes)
-	for i, p := range ps {
-		wg.Go(func() { errs[i] = p.run(ctx, c, w) })
-	}
-	wg.Wait()
-	close(done)
-	if err := <-crashErr; err != nil {
-		t.Fatal(err)
-	}
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("push %d (%s, layer %s): %v", i, ps[i].repo, ps[i].how, err)
-		}
-	}
+	crashes := runCrashPushes(t, ctx, c, w, ps, rng, maxCrashes, 40, 120, func(*rand.Rand) error { return w.crash() })
 
 	// One last crash, so that what is checked is what a crash left.
 	if err := w.crash(); err != nil {

@@ -35,8 +35,15 @@ var pushDigestLine = regexp.MustCompile(`(?m)^(\S+): digest: (sha256:[0-9a-f]{64
 // TestDockerEngine drives the real docker CLI and engine against wharf:
 // build, push, re-push, tag, pull, and build on top of a pulled image.
 func TestDockerEngine(t *testing.T) {
-	docker := requireDockerEngine(t)
-	busybox := requireStaticBusybox(t)
+	requireDockerRegistryAddr(t)
+	srv := startWharfAt(t, dockerListen)
+	dockerRoundTrip(t, srv)
+}
+
+// requireDockerRegistryAddr checks that dockerRegistry leads to
+// dockerListen and that nothing listens there yet.
+func requireDockerRegistryAddr(t *testing.T) {
+	t.Helper()
 	if addrs, err := net.DefaultResolver.LookupHost(t.Context(), "registry.local"); err != nil || !slices.Contains(addrs, "127.0.0.1") {
 		t.Fatalf("registry.local resolves to %v (%v), want 127.0.0.1; run `bash test/e2e/setup.sh`", addrs, err)
 	}
@@ -45,8 +52,14 @@ func TestDockerEngine(t *testing.T) {
 	} else {
 		l.Close()
 	}
-	srv := startWharfAt(t, dockerListen)
+}
 
+// dockerRoundTrip is TestDockerEngine's scenario against whatever listens
+// on dockerListen; srv is the wharf asked for the tag list afterwards.
+func dockerRoundTrip(t *testing.T, srv *wharfServer) {
+	t.Helper()
+	docker := requireDockerEngine(t)
+	busybox := requireStaticBusybox(t)
 	d := func(args ...string) command {
 		c := cmd(docker, args...)
 		c.timeout = dockerTimeout

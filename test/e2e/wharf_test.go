@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -32,11 +33,17 @@ type wharfServer struct {
 	URL     string // http://Addr
 	DataDir string
 
+	// storeArgs and env let wharf's offline commands (user add, token
+	// create) open the stores this server runs on.
+	storeArgs []string
+	env       []string
+
 	logPath string
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed when the process has exited; then waitErr is set
 	waitErr error
-	failed  bool // startup failed and was reported with the log
+	failed  bool        // startup failed and was reported with the log
+	killed  atomic.Bool // killed on purpose by the test (kill)
 }
 
 // startWharf starts wharf on a free loopback port with a fresh data dir and
@@ -66,13 +73,25 @@ func startWharfAuth(t *testing.T, addr string, extraArgs ...string) *wharfServer
 // startWharfEnv is startWharfAt with environment variables added.
 func startWharfEnv(t *testing.T, addr string, env []string, extraArgs ...string) *wharfServer {
 	t.Helper()
+	s := launchWharf(t, addr, env, extraArgs...)
+	s.mustBeReady(t)
+	return s
+}
+
+// launchWharf starts wharf like startWharfEnv but does not wait for it
+// to be ready: a replica restarted from a goroutine, where the test must
+// not stop, waits for it with waitReady and reports the error.
+func launchWharf(t *testing.T, addr string, env []string, extraArgs ...string) *wharfServer {
+	t.Helper()
 	s := &wharfServer{
 		Addr:    addr,
 		URL:     "http://" + addr,
 		DataDir: t.TempDir(),
+		env:     env,
 		logPath: filepath.Join(t.TempDir(), "wharf.log"),
 		exited:  make(chan struct{}),
 	}
+	s.storeArgs = []string{"--data-dir", s.DataDir}
 	logFile, err := os.Create(s.logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -103,12 +122,17 @@ func startWharfEnv(t *testing.T, addr string, env []string, extraArgs ...string)
 		close(s.exited)
 	}()
 	t.Cleanup(func() { s.stop(t) })
+	return s
+}
 
+// mustBeReady waits for a launched server and fails the test, with the
+// server's log, if it does not become ready.
+func (s *wharfServer) mustBeReady(t *testing.T) {
+	t.Helper()
 	if err := s.waitReady(); err != nil {
 		s.failed = true
-		t.Fatalf("wharf on %s not ready: %v\n--- wharf log ---\n%s", addr, err, s.logTail())
+		t.Fatalf("wharf on %s not ready: %v\n--- wharf log ---\n%s", s.Addr, err, s.logTail())
 	}
-	return s
 }
 
 // waitReady polls /readyz until it answers 200, the process exits, or
@@ -144,7 +168,7 @@ func (s *wharfServer) waitReady() error {
 func (s *wharfServer) stop(t *testing.T) {
 	select {
 	case <-s.exited:
-		if s.failed {
+		if s.failed || s.killed.Load() {
 			return
 		}
 		t.Errorf("wharf on %s exited before the test ended: %v\n--- wharf log ---\n%s", s.Addr, s.waitErr, s.logTail())
@@ -168,6 +192,21 @@ func (s *wharfServer) stop(t *testing.T) {
 	if t.Failed() {
 		t.Logf("--- wharf log (%s) ---\n%s", s.Addr, s.logTail())
 	}
+}
+
+// kill ends the process with SIGKILL, as a machine or OOM killer would,
+// and waits until it has exited. A process that had already exited is an
+// error, with its log: it must not pass for one the test killed.
+func (s *wharfServer) kill() error {
+	select {
+	case <-s.exited:
+		return fmt.Errorf("wharf on %s had exited before it was killed: %v\n--- wharf log ---\n%s", s.Addr, s.waitErr, s.logTail())
+	default:
+	}
+	s.killed.Store(true)
+	_ = s.cmd.Process.Kill()
+	<-s.exited
+	return nil
 }
 
 // logTail returns the end of the server's log.
@@ -197,11 +236,12 @@ func freeLoopbackAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// addUser creates a user in srv's data directory with `wharf user add`,
-// beside the running server.
+// addUser creates a user in srv's stores with `wharf user add`, beside
+// the running server.
 func addUser(t *testing.T, srv *wharfServer, name, password string) {
 	t.Helper()
-	c := cmd(wharfBin, "user", "add", name, "--password-stdin", "--data-dir", srv.DataDir)
+	c := cmd(wharfBin, append([]string{"user", "add", name, "--password-stdin"}, srv.storeArgs...)...)
+	c.env = srv.env
 	c.stdin = strings.NewReader(password + "\n")
 	c.mustRun(t)
 }

@@ -402,13 +402,17 @@ func (s *Store) CommitUpload(ctx context.Context, id string, state blobstore.Sta
 	if err != nil {
 		return err
 	}
-	if st.size() != size {
-		return fmt.Errorf("blobstore/s3: upload %s holds %d bytes, not %d", id, st.size(), size)
-	}
+	// Whether d is there is asked before the state's size is checked: a
+	// process that died after placing d but before its caller recorded the
+	// upload's last state leaves a retry only the state before its last
+	// chunk, and that retry must find d in place, not a size to refuse.
 	if _, err := s.Stat(ctx, d); err == nil {
 		return s.CancelUpload(ctx, id, state)
 	} else if !errors.Is(err, blobstore.ErrNotFound) {
 		return err
+	}
+	if st.size() != size {
+		return fmt.Errorf("blobstore/s3: upload %s holds %d bytes, not %d", id, st.size(), size)
 	}
 	if err := s.place(ctx, id, &st, key); err != nil {
 		return err
