@@ -96,6 +96,12 @@ func (db *DB) LinkBlob(ctx context.Context, repo string, d digest.Digest, size i
 }
 
 func linkBlob(ctx context.Context, tx *stmtTx, repo string, d digest.Digest, size int64) error {
+	// The blob's row first (gcblobs.go): it records the blob for garbage
+	// collection, and every writer that links d takes its lock before any
+	// other, so that none waits for another in a cycle.
+	if err := keepBlob(ctx, tx, d, size); err != nil {
+		return err
+	}
 	id, err := ensureRepo(ctx, tx, repo)
 	if err != nil {
 		return err
