@@ -55,10 +55,6 @@ func printGCReport(cmd *cobra.Command, opts server.GCOptions, rep server.GCRepor
 		fmt.Fprintf(out, "%s %d untagged manifests\n", verb, len(rep.Manifests))
 	}
 	fmt.Fprintf(out, "%s %d blob links no manifest uses\n", verb, rep.Links)
-	if rep.BlobsSkipped {
-		fmt.Fprintf(out, "blob files not swept: the blob store (S3) is not walked; only metadata was pruned\n")
-		return
-	}
 	fmt.Fprintf(out, "%s %d of %d blobs, %s (in %s)\n", verb, rep.Blobs, rep.Scanned, fmt.Sprintf("%.1f MB", float64(rep.Bytes)/1e6), took.Round(time.Millisecond))
 	if opts.DryRun && opts.Untagged {
 		fmt.Fprintln(out, "(a dry run lists one batch of untagged manifests and does not count the blobs only they hold)")
