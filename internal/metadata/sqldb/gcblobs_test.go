@@ -150,47 +150,104 @@ func TestPostgres_KeepBlobWaitsForACollection(t *testing.T) {
 	if err := push.KeepBlob(ctx, d, 1); err != nil {
 		t.Fatal(err)
 	}
-	type kept struct {
-		err         error
-		afterRemove bool
-	}
-	var removed atomic.Bool
-	keepDone := make(chan kept, 1)
+	var removed, keptAfterRemove atomic.Bool
+	done := make(chan error, 1)
 	deleted, err := gc.DeleteUnusedBlob(ctx, d, time.Now().Add(time.Hour), func(ctx context.Context) error {
 		go func() {
 			err := push.KeepBlob(context.Background(), d, 1)
-			keepDone <- kept{err, removed.Load()}
+			keptAfterRemove.Store(removed.Load())
+			done <- err
 		}()
-		// Until the push's transaction waits for a lock (this one's).
-		for {
-			select {
-			case k := <-keepDone:
-				t.Errorf("KeepBlob returned (%v) while the collection held the record", k.err)
-				keepDone <- k
-				return nil
-			default:
-			}
-			var waiting int
-			if err := watch.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity
-				WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
-				return err
-			}
-			if waiting > 0 {
-				break
-			}
-			runtime.Gosched()
-		}
+		waitForLockWaiter(t, watch, done) // this transaction's
 		removed.Store(true)
 		return nil
 	})
 	if err != nil || !deleted {
 		t.Fatalf("DeleteUnusedBlob = %v, %v; want deleted", deleted, err)
 	}
-	k := <-keepDone
-	if k.err != nil || !k.afterRemove {
-		t.Fatalf("KeepBlob = %v, returned after the bytes went: %v; want nil, true", k.err, k.afterRemove)
+	if err := <-done; err != nil || !keptAfterRemove.Load() {
+		t.Fatalf("KeepBlob = %v, returned after the bytes went: %v; want nil, true", err, keptAfterRemove.Load())
 	}
 	if got, err := gc.UnusedBlobs(ctx, time.Now().Add(time.Hour), time.Time{}, "", 0); err != nil || len(got) != 1 || got[0].Digest != d {
 		t.Errorf("UnusedBlobs after the push = %v, %v; want %s recorded again", got, err, d)
+	}
+}
+
+// waitForLockWaiter returns once a session of the database waits for a
+// lock, or fails the test if done is closed first.
+func waitForLockWaiter(t *testing.T, watch *sql.DB, done <-chan error) {
+	t.Helper()
+	for {
+		select {
+		case err := <-done:
+			t.Fatalf("returned (%v) without waiting for the lock", err)
+		default:
+		}
+		var waiting int
+		if err := watch.QueryRowContext(t.Context(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			return
+		}
+		runtime.Gosched()
+	}
+}
+
+// A push that links a blob its repository already links renews the link;
+// a collection on another replica that prunes the link meanwhile (it holds
+// the row when the renewal comes) must not leave the push believing the
+// blob linked: the link is made again.
+func TestPostgres_LinkBlobRenewalRacingPruneLinksAgain(t *testing.T) {
+	ctx := t.Context()
+	url := servicetest.StartPostgres(t).Database(t)
+	open := func() *DB {
+		db, err := Open(ctx, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	gc, push := open(), open()
+	watch, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close()
+	d := digest.FromString("layer")
+	if err := push.LinkBlob(ctx, "app", d, 5); err != nil {
+		t.Fatal(err)
+	}
+	cutoff := time.Now().Add(time.Hour) // the link is older than the grace
+
+	tx, err := gc.write.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	stx := &stmtTx{Tx: tx, db: gc}
+	// pgPruneBlobLinks's first step: the candidate is locked.
+	if _, err := stx.ExecContext(ctx, `SELECT 1 FROM repo_blobs WHERE `+prunableLinks+` FOR UPDATE`, cutoff.UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- push.LinkBlob(context.Background(), "app", d, 5) }()
+	waitForLockWaiter(t, watch, done)
+	if n, err := pgPruneBlobLinks(ctx, stx, cutoff.UnixNano()); err != nil || n != 1 {
+		t.Fatalf("prune = %d, %v; want the link pruned", n, err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("LinkBlob: %v", err)
+	}
+	if size, err := push.BlobSize(ctx, "app", d); err != nil || size != 5 {
+		t.Errorf("BlobSize after LinkBlob returned = %d, %v; want the blob linked", size, err)
+	}
+	if st, err := push.Stats(ctx); err != nil || st.Blobs != 1 || st.Bytes != 5 {
+		t.Errorf("Stats = %+v, %v; want 1 blob of 5 bytes", st, err)
 	}
 }
