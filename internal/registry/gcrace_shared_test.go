@@ -20,10 +20,10 @@ import (
 // third replica collects garbage in a loop. Half the pushes are churn: the
 // image is read back through the other replica, then deleted or left
 // untagged, so its layers become garbage. Those pushes deliberately reuse
-// the layers the database reports unused right now (the ones a collection
-// is deleting), which is the interleaving that loses blobs when the guard
-// is wrong: a push finds the bytes present, a collection deletes them, the
-// push links them. No push may fail, every pushed image must read back
+// the layers whose grace has just run out (the ones a collection is
+// deleting), which is the interleaving that loses blobs when the guard is
+// wrong: a push finds the bytes present, a collection deletes them, the
+// push links them (without KeepBlob this test loses blobs). No push may fail, every pushed image must read back
 // whole through the other replica, and every kept image at the end.
 func TestCollectGarbage_OnPostgresAndS3_RacesPushesOnTwoReplicas(t *testing.T) {
 	const (
@@ -80,7 +80,7 @@ func TestCollectGarbage_OnPostgresAndS3_RacesPushesOnTwoReplicas(t *testing.T) {
 		})
 		picks := order[:n]
 		for _, i := range picks {
-			if hotLinked[i].Before(due) {
+			if !hotLinked[i].IsZero() && hotLinked[i].Before(due) {
 				reusedHot.Add(1)
 			}
 			hotLinked[i] = clock.Now()
