@@ -17,7 +17,9 @@ the bytes of blobs no manifest references and no repository has linked
 recently, links to blobs no manifest of their repository uses, and with
 --untagged, manifests no tag or index reaches (and referrers whose subject
 is gone). Anything pushed, linked or reused within --grace is kept, since it
-may belong to a push still under way.`
+may belong to a push still under way. On S3 the database says which blobs
+nothing references (the bucket is never listed), and gc may run on any
+replica while the others serve.`
 	cmd.Flags().DurationVar(&opts.Grace, "grace", server.DefaultGCGrace, "keep what was pushed or reused more recently than this")
 	cmd.Flags().BoolVar(&opts.Untagged, "untagged", false, "also delete untagged manifests that no index references")
 	cmd.Flags().BoolVarP(&opts.DryRun, "dry-run", "n", false, "report what would be deleted, delete nothing")
