@@ -17,7 +17,9 @@ the bytes of blobs no manifest references and no repository has linked
 recently, links to blobs no manifest of their repository uses, and with
 --untagged, manifests no tag or index reaches (and referrers whose subject
 is gone). Anything pushed, linked or reused within --grace is kept, since it
-may belong to a push still under way.`
+may belong to a push still under way. On S3 the database says which blobs
+nothing references (the bucket is never listed), and gc may run on any
+replica while the others serve.`
 	cmd.Flags().DurationVar(&opts.Grace, "grace", server.DefaultGCGrace, "keep what was pushed or reused more recently than this")
 	cmd.Flags().BoolVar(&opts.Untagged, "untagged", false, "also delete untagged manifests that no index references")
 	cmd.Flags().BoolVarP(&opts.DryRun, "dry-run", "n", false, "report what would be deleted, delete nothing")
@@ -55,10 +57,6 @@ func printGCReport(cmd *cobra.Command, opts server.GCOptions, rep server.GCRepor
 		fmt.Fprintf(out, "%s %d untagged manifests\n", verb, len(rep.Manifests))
 	}
 	fmt.Fprintf(out, "%s %d blob links no manifest uses\n", verb, rep.Links)
-	if rep.BlobsSkipped {
-		fmt.Fprintf(out, "blob files not swept: the blob store (S3) is not walked; only metadata was pruned\n")
-		return
-	}
 	fmt.Fprintf(out, "%s %d of %d blobs, %s (in %s)\n", verb, rep.Blobs, rep.Scanned, fmt.Sprintf("%.1f MB", float64(rep.Bytes)/1e6), took.Round(time.Millisecond))
 	if opts.DryRun && opts.Untagged {
 		fmt.Fprintln(out, "(a dry run lists one batch of untagged manifests and does not count the blobs only they hold)")

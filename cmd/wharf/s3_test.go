@@ -1,11 +1,22 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
+	"github.com/spf13/pflag"
+
+	"github.com/wharf/wharf/internal/blobstore"
+	"github.com/wharf/wharf/internal/blobstore/s3"
+	"github.com/wharf/wharf/internal/config"
+	"github.com/wharf/wharf/internal/server"
 	"github.com/wharf/wharf/internal/servicetest"
 )
 
@@ -30,17 +41,56 @@ func TestServe_MissingBucketIsOneLine(t *testing.T) {
 	}
 }
 
-// gc on S3 prunes metadata but does not walk the bucket, and says so.
-func TestGC_OnS3SkipsTheBlobSweep(t *testing.T) {
+// gc on S3 deletes the objects of blobs nothing references, which the
+// database finds (nothing lists the bucket), and reports the bytes.
+func TestGC_OnS3ReclaimsUnreferencedBlobs(t *testing.T) {
 	srv := servicetest.StartS3(t)
-	t.Setenv("WHARF_STORAGE_URL", s3URL(srv, srv.Bucket(t)))
+	storage := s3URL(srv, srv.Bucket(t))
+	dataDir := t.TempDir()
+	t.Setenv("WHARF_STORAGE_URL", storage)
 	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
-	out, err := runRoot(t.Context(), "gc", "--data-dir", t.TempDir())
+	cfg, err := config.Load(pflag.NewFlagSet("test", pflag.ContinueOnError), func(k string) (string, bool) {
+		if k == "WHARF_DATA_DIR" {
+			return dataDir, true
+		}
+		return os.LookupEnv(k)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := server.OpenRegistry(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A layer whose push never sent its manifest.
+	layer := bytes.Repeat([]byte("layer"), 100_000)
+	d := digest.FromBytes(layer)
+	if _, err := reg.PutBlob(t.Context(), "team/app", d, bytes.NewReader(layer), int64(len(layer))); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	out, err := runRoot(t.Context(), "gc", "--data-dir", dataDir, "--grace", "1ns")
 	if err != nil {
 		t.Fatalf("gc: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "0 blob links no manifest uses") || !strings.Contains(out, "not walked") {
-		t.Errorf("gc output = %q; want the links pruned and the sweep skipped", out)
+	for _, want := range []string{"Deleted 1 blob links no manifest uses", "Deleted 1 of 1 blobs, 0.5 MB"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("gc output = %q; want %q", out, want)
+		}
+	}
+	s3cfg, err := s3.ParseURL(storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := s3.New(t.Context(), s3cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := blobs.Stat(t.Context(), d); !errors.Is(err, blobstore.ErrNotFound) {
+		t.Errorf("object of the collected blob: Stat = %v; want it deleted", err)
 	}
 }

@@ -125,4 +125,30 @@ type Collector interface {
 	// read renews a link at most once in a while). ErrNotFound when repo
 	// holds no such link, pruned perhaps since it was last read.
 	RenewBlobLink(ctx context.Context, repo string, d digest.Digest, since time.Time) error
+
+	// KeepBlob dates blob d's record (every stored blob has one: LinkBlob
+	// writes it too) as used now, creating it if needed, so that a
+	// collection whose cutoff is earlier keeps d's bytes. A commit or a
+	// mount calls it before it looks for the bytes: a DeleteUnusedBlob of d
+	// under way finishes first (the bytes are then gone, and the caller
+	// stores its own), or sees the new date and keeps them.
+	KeepBlob(ctx context.Context, d digest.Digest, size int64) error
+	// UnusedBlobs lists, in digest order after `after`, up to n recorded
+	// blobs last used before `before` that no manifest references and no
+	// link made at or after linkSince reaches (a zero linkSince: no link at
+	// all). n <= 0 means no limit.
+	UnusedBlobs(ctx context.Context, before, linkSince time.Time, after digest.Digest, n int) ([]UnusedBlob, error)
+	// DeleteUnusedBlob deletes d's record if it is still unused (no link,
+	// no manifest reference, last used before `before`), and calls remove,
+	// which deletes the bytes, inside the transaction that holds the
+	// record: a KeepBlob or LinkBlob of d waits until the bytes are gone.
+	// A record another collection holds is skipped. It reports whether the
+	// record went; an error from remove keeps it.
+	DeleteUnusedBlob(ctx context.Context, d digest.Digest, before time.Time, remove func(ctx context.Context) error) (bool, error)
+}
+
+// UnusedBlob is a stored blob that nothing references.
+type UnusedBlob struct {
+	Digest digest.Digest
+	Size   int64
 }

@@ -177,6 +177,8 @@ func (s *Service) MountBlob(ctx context.Context, repo string, d digest.Digest, f
 		if !present {
 			return false, nil
 		}
+	} else if err := s.keepBlob(ctx, d, size); err != nil {
+		return false, err
 	} else if _, err := s.blobs.Stat(ctx, d); err != nil {
 		if errors.Is(err, blobstore.ErrNotFound) {
 			return false, nil
@@ -187,6 +189,22 @@ func (s *Service) MountBlob(ctx context.Context, repo string, d digest.Digest, f
 		return false, err
 	}
 	return true, nil
+}
+
+// keepBlob tells the metadata, before a commit or a mount looks for blob
+// d's bytes, that it is about to rely on them (metadata.Collector.KeepBlob):
+// a garbage collection deleting them finishes first, or keeps them. A store
+// that guards its own blobs (blobstore.Collector: the filesystem, with file
+// times) settles that race itself, and its pushes skip this write.
+func (s *Service) keepBlob(ctx context.Context, d digest.Digest, size int64) error {
+	if _, ok := s.blobs.(blobstore.Collector); ok {
+		return nil
+	}
+	c, ok := s.meta.(metadata.Collector)
+	if !ok {
+		return nil
+	}
+	return c.KeepBlob(ctx, d, size)
 }
 
 // Bounds of visibleHolder's search: a mount that finds no repository it

@@ -19,7 +19,9 @@ type GCOptions struct {
 	// their manifest, an index's children before the index). A pusher's
 	// blob HEAD or mount renews a link (LinkRenewAfter), so the grace must
 	// exceed that by the longest a push takes from its HEADs to its
-	// manifest.
+	// manifest. On a blob store that cannot guard its own blobs (S3) it
+	// must also exceed one blob commit, from the commit's KeepBlob to its
+	// link (metadata.Collector.KeepBlob), which a whole push already does.
 	Grace time.Duration
 	// Untagged also deletes manifests no tag or index reaches, and
 	// referrers whose subject is gone.
@@ -38,10 +40,10 @@ type GCReport struct {
 	Links     int64 // blob links no manifest of their repository used
 	Blobs     int   // blobs whose bytes went
 	Bytes     int64 // their size
-	Scanned   int   // blobs looked at
-	// BlobsSkipped says that the blob store cannot be walked (S3: nothing
-	// lists the bucket), so no blob's bytes were looked at or removed.
-	BlobsSkipped bool
+	// Scanned is how many blobs were looked at: every stored blob on a
+	// store that is walked (the filesystem), the unreferenced ones that
+	// the database records on one that is not (S3).
+	Scanned int
 }
 
 // gcBatch is how many untagged manifests are listed at a time.
@@ -51,9 +53,12 @@ const gcBatch = 500
 // Untagged, untagged manifests (repeatedly, as deleting an index frees its
 // children); then links to blobs that no manifest of their repository
 // uses; then the bytes of blobs that nothing references. It is safe while
-// the registry serves: each deletion re-checks its condition, and a push
-// that reuses a blob as it is collected either keeps it or stores it
-// again (blobstore.Collector).
+// the registry serves, from any replica: each deletion re-checks its
+// condition, and a push that reuses a blob as it is collected either keeps
+// it or stores it again. The filesystem store guards that race itself
+// (blobstore.Collector) and is walked, which also finds bytes that no
+// record knows; on any other store (S3, which nothing lists) the database
+// says which blobs are unreferenced and guards the race (sweepRecorded).
 func (s *Service) CollectGarbage(ctx context.Context, opts GCOptions) (GCReport, error) {
 	var rep GCReport
 	meta, ok := s.meta.(metadata.Collector)
@@ -84,12 +89,9 @@ func (s *Service) CollectGarbage(ctx context.Context, opts GCOptions) (GCReport,
 	}
 	blobs, ok := s.blobs.(blobstore.Collector)
 	if !ok {
-		// Walking a bucket is the slow, racy GC of the CNCF registry that
-		// wharf avoids; the sweep of unreferenced bytes on shared storage
-		// belongs to the database (not built yet). Links are pruned.
-		rep.BlobsSkipped = true
-		s.log.InfoContext(ctx, "blob sweep skipped: the blob store cannot be walked")
-		return rep, nil
+		// Walking a bucket is the slow, racy GC of the CNCF registry
+		// that wharf avoids: the database knows every stored blob.
+		return rep, s.sweepRecorded(ctx, meta, cutoff, linksBefore, opts.DryRun, &rep)
 	}
 	err = blobs.Walk(ctx, func(d digest.Digest, size int64) error {
 		rep.Scanned++
@@ -106,14 +108,63 @@ func (s *Service) CollectGarbage(ctx context.Context, opts GCOptions) (GCReport,
 		if err != nil {
 			return fmt.Errorf("collect blob %s: %w", d, err)
 		}
-		if removed {
-			rep.Blobs++
-			rep.Bytes += size
-			s.log.InfoContext(ctx, "blob collected", "digest", d, "bytes", size)
+		if !removed {
+			return nil
 		}
-		return nil
+		rep.Blobs++
+		rep.Bytes += size
+		s.log.InfoContext(ctx, "blob collected", "digest", d, "bytes", size)
+		// Its record goes too, unless a push has dated it since (the
+		// file's time, not the record, guards the bytes here).
+		_, err = meta.DeleteUnusedBlob(ctx, d, cutoff, func(context.Context) error { return nil })
+		return err
 	})
 	return rep, err
+}
+
+// sweepRecorded removes the bytes of the blobs the database records that
+// nothing references and nothing used since cutoff, one page at a time.
+// Each goes in the transaction that deletes its record (DeleteUnusedBlob),
+// so a push of the same blob on any replica either waits and then stores
+// its own bytes, or has dated the record and the bytes stay. Collections
+// on several replicas skip each other's records.
+func (s *Service) sweepRecorded(ctx context.Context, meta metadata.Collector, cutoff, linkSince time.Time, dryRun bool, rep *GCReport) error {
+	var after digest.Digest
+	for {
+		page, err := meta.UnusedBlobs(ctx, cutoff, linkSince, after, gcBatch)
+		if err != nil {
+			return err
+		}
+		for _, b := range page {
+			rep.Scanned++
+			if dryRun {
+				rep.Blobs++
+				rep.Bytes += b.Size
+				continue
+			}
+			removed, err := meta.DeleteUnusedBlob(ctx, b.Digest, cutoff, func(ctx context.Context) error {
+				err := s.blobs.Delete(ctx, b.Digest)
+				if errors.Is(err, blobstore.ErrNotFound) {
+					// Removed by a collection that died before its
+					// record's deletion committed, or never stored.
+					return nil
+				}
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("collect blob %s: %w", b.Digest, err)
+			}
+			if removed {
+				rep.Blobs++
+				rep.Bytes += b.Size
+				s.log.InfoContext(ctx, "blob collected", "digest", b.Digest, "bytes", b.Size)
+			}
+		}
+		if len(page) < gcBatch {
+			return nil
+		}
+		after = page[len(page)-1].Digest
+	}
 }
 
 func (s *Service) collectManifests(ctx context.Context, meta metadata.Collector, cutoff time.Time, dryRun bool, rep *GCReport) error {

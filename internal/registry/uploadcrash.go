@@ -54,7 +54,8 @@ func (s *Service) hashWithoutStoring(u *metadata.Upload, r io.Reader, length int
 // adoptCommitted accepts blob d, already committed by an earlier attempt
 // to finish session u, as the session's result. The blob is marked reused
 // first, as a commit that finds its blob present does, so that a garbage
-// collection racing this retry keeps it until the link is recorded. When
+// collection racing this retry keeps it until the link is recorded (on a
+// store that is not a Collector, CompleteUpload's keepBlob did that). When
 // the blob is gone too (collected while unlinked), the session can never
 // finish: it is ended, and the client must upload again.
 func (s *Service) adoptCommitted(ctx context.Context, u *metadata.Upload, d digest.Digest) error {

@@ -117,6 +117,9 @@ func (s *Service) CompleteUpload(ctx context.Context, repo, id string, d digest.
 		return 0, Errorf(ErrDigestInvalid, "uploaded content has digest %s, not %s", got, d).
 			withDetail(map[string]any{"expected": d.String(), "actual": got.String()})
 	}
+	if err := s.keepBlob(ctx, d, u.Offset); err != nil {
+		return 0, err
+	}
 	if err := s.blobs.CommitUpload(ctx, id, u.StoreState, d, u.Offset); errors.Is(err, blobstore.ErrNotFound) {
 		if err := s.adoptCommitted(ctx, u, d); err != nil {
 			return 0, err
@@ -177,6 +180,9 @@ func (s *Service) PutBlob(ctx context.Context, repo string, d digest.Digest, r i
 	if got := digest.NewDigest(d.Algorithm(), h); got != d {
 		return 0, Errorf(ErrDigestInvalid, "uploaded content has digest %s, not %s", got, d).
 			withDetail(map[string]any{"expected": d.String(), "actual": got.String()})
+	}
+	if err := s.keepBlob(ctx, d, n); err != nil {
+		return 0, err
 	}
 	if err := s.blobs.CommitUpload(ctx, id, stored, d, n); err != nil {
 		return 0, fmt.Errorf("commit blob %s: %w", d, err)

@@ -150,6 +150,24 @@ var migrations = []string{
 	// 6: the blob store's state of an upload (blobstore.State), written
 	// with the offset so that any replica can continue any upload.
 	`ALTER TABLE uploads ADD COLUMN store_state BLOB;`,
+	// 7: every stored blob, with the time a push or mount last relied on
+	// its bytes (gcblobs.go): garbage collection finds unreferenced bytes
+	// here, on any blob store, instead of by listing it, and the row is
+	// what a collection and a push of the same blob serialise on. Existing
+	// blobs are those linked or referenced (sizes of referenced but
+	// unlinked blobs are unknown: 0). Bytes that nothing recorded (an
+	// upload committed by a push that died before linking it) stay out of
+	// reach of a collection on a store that cannot be walked.
+	`CREATE TABLE blobs (
+		digest  TEXT PRIMARY KEY,
+		size    BIGINT NOT NULL,
+		used_at BIGINT NOT NULL
+	);
+	INSERT INTO blobs (digest, size, used_at)
+		SELECT digest, MAX(size), MAX(created_at) FROM repo_blobs GROUP BY digest;
+	INSERT INTO blobs (digest, size, used_at)
+		SELECT DISTINCT child, 0, 0 FROM manifest_refs
+		WHERE kind = 'blob' AND child NOT IN (SELECT digest FROM blobs);`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the

@@ -96,28 +96,44 @@ func (db *DB) LinkBlob(ctx context.Context, repo string, d digest.Digest, size i
 }
 
 func linkBlob(ctx context.Context, tx *stmtTx, repo string, d digest.Digest, size int64) error {
+	// The blob's row first (gcblobs.go): it records the blob for garbage
+	// collection, and every writer that links d takes its lock before any
+	// other, so that none waits for another in a cycle.
+	if err := keepBlob(ctx, tx, d, size); err != nil {
+		return err
+	}
 	id, err := ensureRepo(ctx, tx, repo)
 	if err != nil {
 		return err
 	}
 	ts := tx.db.now()
-	res, err := tx.ExecContext(ctx,
-		`INSERT INTO repo_blobs (repo_id, digest, size, created_at) VALUES (?, ?, ?, ?)
-		 ON CONFLICT (repo_id, digest) DO NOTHING`, id, d.String(), size, ts)
-	if err != nil {
-		return fmt.Errorf("link blob %s to %s: %w", d, repo, err)
+	// Twice at most: on PostgreSQL a collection on another replica may
+	// prune the link between the INSERT that found it and the UPDATE that
+	// renews it (the UPDATE waits for its row lock, then finds the row
+	// gone and changes nothing); the link is then inserted again, not
+	// reported made while it is missing.
+	for range 2 {
+		res, err := tx.ExecContext(ctx,
+			`INSERT INTO repo_blobs (repo_id, digest, size, created_at) VALUES (?, ?, ?, ?)
+			 ON CONFLICT (repo_id, digest) DO NOTHING`, id, d.String(), size, ts)
+		if err != nil {
+			return fmt.Errorf("link blob %s to %s: %w", d, repo, err)
+		}
+		// Only a new link counts in the totals; an old one is renewed. An
+		// upsert would not say which of the two it did.
+		if inserted, _ := res.RowsAffected(); inserted == 1 {
+			return countLink(ctx, tx, d, size)
+		}
+		res, err = tx.ExecContext(ctx,
+			`UPDATE repo_blobs SET created_at = ? WHERE repo_id = ? AND digest = ?`, ts, id, d.String())
+		if err != nil {
+			return fmt.Errorf("renew link of %s in %s: %w", d, repo, err)
+		}
+		if renewed, _ := res.RowsAffected(); renewed == 1 {
+			return nil
+		}
 	}
-	// Only a new link counts in the totals; an old one is renewed. An
-	// upsert would not say which of the two it did.
-	if inserted, _ := res.RowsAffected(); inserted == 1 {
-		return countLink(ctx, tx, d, size)
-	}
-	_, err = tx.ExecContext(ctx,
-		`UPDATE repo_blobs SET created_at = ? WHERE repo_id = ? AND digest = ?`, ts, id, d.String())
-	if err != nil {
-		return fmt.Errorf("renew link of %s in %s: %w", d, repo, err)
-	}
-	return nil
+	return fmt.Errorf("link blob %s to %s: pruned concurrently twice: %w", d, repo, metadata.ErrConflict)
 }
 
 // BlobSize returns the size of d if repo holds it.

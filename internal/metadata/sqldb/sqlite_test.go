@@ -28,6 +28,12 @@ func TestSQLite_Contract(t *testing.T) {
 	})
 }
 
+func TestSQLite_CollectorContract(t *testing.T) {
+	metadatatest.RunCollector(t, func(t *testing.T) metadata.Store {
+		return openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
+	})
+}
+
 // openSQLite opens the database at path, closing it when the test ends.
 func openSQLite(tb testing.TB, path string) *DB {
 	tb.Helper()

@@ -131,7 +131,7 @@ func TestStats_MigrationCountsExistingLinks(t *testing.T) {
 	// Back to the schema before the totals (and what came after), links
 	// and all.
 	if _, err := db.write.ExecContext(ctx, `DROP TABLE linked_blobs; DROP TABLE blob_totals;
-		ALTER TABLE uploads DROP COLUMN store_state;
+		ALTER TABLE uploads DROP COLUMN store_state; DROP TABLE blobs;
 		DELETE FROM schema_migrations WHERE version >= 5`); err != nil {
 		t.Fatal(err)
 	}
