@@ -13,3 +13,9 @@ func TestSQLiteCatalogContract(t *testing.T) {
 		return openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
 	})
 }
+
+func TestSQLite_BulkContract(t *testing.T) {
+	metadatatest.RunBulk(t, func(t *testing.T) metadata.Store {
+		return openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
+	})
+}
