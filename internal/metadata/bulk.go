@@ -96,7 +96,8 @@ type Bulk interface {
 	Dump(ctx context.Context, kind Kind, after []string, n int) ([]Record, error)
 	// Load writes records of kind as mode says, in one transaction. The
 	// records another one refers to (see Kinds) must be loaded first; a
-	// repository's records whose repository is missing are an error.
+	// repository's records whose repository is missing are an error
+	// (LoadCheck counts them missing).
 	// Derived data (the totals Stats reports) is kept up to date.
 	Load(ctx context.Context, kind Kind, recs []Record, mode LoadMode) (LoadResult, error)
 	// LinkedBlobs returns up to n (> 0) of the blobs that some repository

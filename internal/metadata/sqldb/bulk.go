@@ -313,6 +313,10 @@ func (t *bulkTable) load(ctx context.Context, tx bulkTx, r metadata.Record, mode
 		id, ok := ids[key[0]]
 		if !ok {
 			err := tx.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = ?`, key[0]).Scan(&id)
+			if errors.Is(err, sql.ErrNoRows) && mode == metadata.LoadCheck {
+				res.Added++ // missing with its repository
+				return nil
+			}
 			if errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("repository %s is not there: load the repositories first", key[0])
 			}
