@@ -53,6 +53,9 @@ the destination (copying a corrupt one again) and checks every record.`,
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "from %s\n  to %s\n", describeStores(src), describeStores(dst))
+			if err := existingSource(src); err != nil {
+				return err
+			}
 			if err := prepareDestination(dst); err != nil {
 				return err
 			}
@@ -156,6 +159,22 @@ func redactPassword(raw string) string {
 	return "(database URL)"
 }
 
+// existingSource refuses embedded source stores that are not there:
+// opening them would create them empty.
+func existingSource(c config.Config) error {
+	if c.Database.Driver == "sqlite" {
+		if _, err := os.Stat(c.Database.SQLite.Path); err != nil {
+			return fmt.Errorf("source: no database: %w (pass --from-data-dir or --from-database-url)", err)
+		}
+	}
+	if c.Storage.Driver == "filesystem" {
+		if _, err := os.Stat(c.Storage.Filesystem.Root); err != nil {
+			return fmt.Errorf("source: no blob store: %w (pass --from-data-dir or --from-storage-url)", err)
+		}
+	}
+	return nil
+}
+
 // prepareDestination creates the directories the embedded stores of the
 // destination live in.
 func prepareDestination(c config.Config) error {
@@ -192,7 +211,7 @@ func printMigrateReport(cmd *cobra.Command, opts migrate.Options, rep migrate.Re
 	}
 	fmt.Fprintln(out)
 	if len(rep.Records) > 0 {
-		fmt.Fprintf(out, "  at the destination now: %s\n", rep.Counts())
+		fmt.Fprintf(out, "  the source's records: %s\n", rep.Counts())
 	}
 	if n := len(rep.Problems); n > 0 {
 		fmt.Fprintf(out, "%d problems:\n", n)
