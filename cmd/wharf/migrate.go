@@ -201,10 +201,10 @@ func printMigrateReport(cmd *cobra.Command, opts migrate.Options, rep migrate.Re
 		verb = "Stopped"
 	}
 	fmt.Fprintf(out, "%s in %s: blobs %d copied (%s), %d already present (%s); records %d added, %d already there, %d replaced",
-		verb, took.Round(time.Millisecond), rep.BlobsCopied, migrate.MB(rep.BytesCopied), rep.BlobsPresent, migrate.MB(rep.BytesPresent),
+		verb, took.Round(time.Millisecond), rep.BlobsCopied, migrate.Size(rep.BytesCopied), rep.BlobsPresent, migrate.Size(rep.BytesPresent),
 		added, same, replaced)
 	if opts.Verify && err == nil {
-		fmt.Fprintf(out, "; verified %d blobs (%s) and %d records", rep.BlobsVerified, migrate.MB(rep.BytesVerified), rep.RecordsVerified)
+		fmt.Fprintf(out, "; verified %d blobs (%s) and %d records", rep.BlobsVerified, migrate.Size(rep.BytesVerified), rep.RecordsVerified)
 		if rep.BlobsRepaired > 0 {
 			fmt.Fprintf(out, ", %d blobs copied again", rep.BlobsRepaired)
 		}

@@ -34,12 +34,12 @@ func TestMigrate_CommandCopiesThenSkipsWhatIsThere(t *testing.T) {
 	for _, want := range []string{
 		"from sqlite " + filepath.Join(src, "wharf.db") + " + filesystem " + filepath.Join(src, "blobs"),
 		"  to sqlite " + filepath.Join(dst, "wharf.db") + " + filesystem " + filepath.Join(dst, "blobs"),
-		"blobs: 2 copied (0.0 MB), 0 already present (0.0 MB); verify: 2 re-hashed at the destination (0.0 MB), 0 copied again",
+		"blobs: 2 copied (89 B), 0 already present (0 B); verify: 2 re-hashed at the destination (89 B), 0 copied again",
 		"users: 1 added, 0 already there",
 		"manifests: 1 added, 0 already there",
 		"tags: 1 added, 0 already there",
 		"Migrated in ",
-		"; verified 2 blobs (0.0 MB) and ",
+		"; verified 2 blobs (89 B) and ",
 		"1 users,",
 	} {
 		if !strings.Contains(out, want) {
@@ -52,7 +52,7 @@ func TestMigrate_CommandCopiesThenSkipsWhatIsThere(t *testing.T) {
 
 	out = mustWharf(t, "migrate", "--to-data-dir", dst)
 	t.Logf("second run:\n%s", out)
-	if !strings.Contains(out, "blobs: 0 copied (0.0 MB), 2 already present (0.0 MB)") || !strings.Contains(out, "records 0 added,") {
+	if !strings.Contains(out, "blobs: 0 copied (0 B), 2 already present (89 B)") || !strings.Contains(out, "records 0 added,") {
 		t.Errorf("second run copied again")
 	}
 }

@@ -40,14 +40,14 @@ func (m *migration) blobs(ctx context.Context) error {
 				return err
 			}
 			if seen++; seen%progressEvery == 0 {
-				m.progress("blobs: %d so far, %d copied (%s), %d already present", seen, m.rep.BlobsCopied, MB(m.rep.BytesCopied), m.rep.BlobsPresent)
+				m.progress("blobs: %d so far, %d copied (%s), %d already present", seen, m.rep.BlobsCopied, Size(m.rep.BytesCopied), m.rep.BlobsPresent)
 			}
 		}
 		after = page[len(page)-1].Digest
 	}
-	line := fmt.Sprintf("blobs: %d copied (%s), %d already present (%s)", m.rep.BlobsCopied, MB(m.rep.BytesCopied), m.rep.BlobsPresent, MB(m.rep.BytesPresent))
+	line := fmt.Sprintf("blobs: %d copied (%s), %d already present (%s)", m.rep.BlobsCopied, Size(m.rep.BytesCopied), m.rep.BlobsPresent, Size(m.rep.BytesPresent))
 	if m.opts.Verify {
-		line += fmt.Sprintf("; verify: %d re-hashed at the destination (%s), %d copied again", m.rep.BlobsVerified, MB(m.rep.BytesVerified), m.rep.BlobsRepaired)
+		line += fmt.Sprintf("; verify: %d re-hashed at the destination (%s), %d copied again", m.rep.BlobsVerified, Size(m.rep.BytesVerified), m.rep.BlobsRepaired)
 	}
 	m.progress("%s", line)
 	return nil
@@ -144,7 +144,7 @@ func (m *migration) copyBlob(ctx context.Context, b metadata.BlobRef) (bool, err
 		return false, nil
 	}
 	if size >= bigBlob {
-		m.progress("blob %s: copying %s", b.Digest, MB(size))
+		m.progress("blob %s: copying %s", b.Digest, Size(size))
 	}
 	if !b.Digest.Algorithm().Available() {
 		m.problem("blob %s: unsupported digest algorithm; not copied", b.Digest)

@@ -303,5 +303,17 @@ func (r Report) Counts() string {
 	return strings.Join(parts, ", ")
 }
 
-// MB formats a byte count for people.
-func MB(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
+// Size formats a byte count for people: a transcript of small images
+// that says "0.0 MB" throughout says nothing.
+func Size(n int64) string {
+	switch {
+	case n < 1e3:
+		return fmt.Sprintf("%d B", n)
+	case n < 1e6:
+		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	case n < 1e9:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	default:
+		return fmt.Sprintf("%.2f GB", float64(n)/1e9)
+	}
+}
