@@ -118,22 +118,47 @@ func (t *bulkTable) keyLen() int {
 	return len(t.key)
 }
 
-// dumpQuery pages through the table in key order; with after, it starts
-// past that key (a row-value comparison, which both databases index).
-func (t *bulkTable) dumpQuery(after bool) string {
+// dumpQueries are the queries that page through the table in key order.
+// From the start, one query. After a key, a repository's records take
+// two: the rest of after's repository, then the repositories after it. One
+// row-value comparison over the repository's name and the record's key
+// would do, but neither database uses an index for a comparison that
+// spans a join, and a page would cost a scan.
+func (t *bulkTable) dumpQueries(after []string) (queries []string, args [][]any) {
 	keys := t.keyExprs()
 	sel := append([]string(nil), keys...)
 	for _, c := range t.values {
 		sel = append(sel, "t."+c.name)
 	}
-	q := "SELECT " + strings.Join(sel, ", ") + " FROM " + t.name + " t"
+	from := "SELECT " + strings.Join(sel, ", ") + " FROM " + t.name + " t"
 	if t.repo {
-		q += " JOIN repositories r ON r.id = t.repo_id"
+		from += " JOIN repositories r ON r.id = t.repo_id"
 	}
-	if after {
-		q += " WHERE (" + strings.Join(keys, ", ") + ") > (" + placeholders(len(keys)) + ")"
+	order := " ORDER BY " + strings.Join(keys, ", ") + " LIMIT ?"
+	switch {
+	case after == nil:
+		return []string{from + order}, [][]any{nil}
+	case !t.repo:
+		return []string{from + " WHERE (" + strings.Join(keys, ", ") + ") > (" + placeholders(len(keys)) + ")" + order},
+			[][]any{strArgs(after)}
 	}
-	return q + " ORDER BY " + strings.Join(keys, ", ") + " LIMIT ?"
+	if len(t.key) > 0 {
+		own := keys[1:]
+		queries = append(queries, from+" WHERE r.name = ? AND ("+strings.Join(own, ", ")+") > ("+placeholders(len(own))+")"+
+			" ORDER BY "+strings.Join(own, ", ")+" LIMIT ?")
+		args = append(args, strArgs(after))
+	}
+	queries = append(queries, from+" WHERE r.name > ?"+order)
+	args = append(args, []any{after[0]})
+	return queries, args
+}
+
+func strArgs(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }
 
 func placeholders(n int) string {
@@ -183,19 +208,29 @@ func (db *DB) Dump(ctx context.Context, kind metadata.Kind, after []string, n in
 	if n <= 0 {
 		return nil, fmt.Errorf("dump %s: n must be positive, not %d", kind, n)
 	}
-	var args []any
-	if after != nil {
-		if len(after) != t.keyLen() {
-			return nil, fmt.Errorf("dump %s: key of %d fields, not %d", kind, t.keyLen(), len(after))
+	if after != nil && len(after) != t.keyLen() {
+		return nil, fmt.Errorf("dump %s: key of %d fields, not %d", kind, t.keyLen(), len(after))
+	}
+	queries, args := t.dumpQueries(after)
+	out := []metadata.Record{}
+	for i, q := range queries {
+		recs, err := db.dumpRows(ctx, t, q, append(args[i], n-len(out))...)
+		if err != nil {
+			return nil, fmt.Errorf("dump %s: %w", kind, err)
 		}
-		for _, k := range after {
-			args = append(args, k)
+		out = append(out, recs...)
+		if len(out) == n {
+			break
 		}
 	}
-	args = append(args, n)
-	rows, err := db.read.QueryContext(ctx, t.dumpQuery(after != nil), args...)
+	return out, nil
+}
+
+// dumpRows runs one dump query.
+func (db *DB) dumpRows(ctx context.Context, t *bulkTable, query string, args ...any) ([]metadata.Record, error) {
+	rows, err := db.read.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("dump %s: %w", kind, err)
+		return nil, err
 	}
 	defer rows.Close()
 	keys := make([]string, t.keyLen())
@@ -205,17 +240,14 @@ func (db *DB) Dump(ctx context.Context, kind metadata.Kind, after []string, n in
 		dests = append(dests, &keys[i])
 	}
 	dests = append(dests, valueDests...)
-	out := []metadata.Record{}
+	var out []metadata.Record
 	for rows.Next() {
 		if err := rows.Scan(dests...); err != nil {
-			return nil, fmt.Errorf("dump %s: %w", kind, err)
+			return nil, err
 		}
 		out = append(out, metadata.Record{Key: append([]string(nil), keys...), Values: values()})
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("dump %s: %w", kind, err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // LinkedBlobs lists the blobs linked anywhere, in digest order.
