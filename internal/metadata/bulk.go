@@ -94,7 +94,9 @@ type Bulk interface {
 	// `after` (nil: from the first), in key order (byte order, field by
 	// field).
 	Dump(ctx context.Context, kind Kind, after []string, n int) ([]Record, error)
-	// Load writes records of kind as mode says, in one transaction. The
+	// Load writes records of kind as mode says, in one transaction. A
+	// record is the same as the one there when its values are equal, the
+	// date of a blob link (which reads renew) aside. The
 	// records another one refers to (see Kinds) must be loaded first; a
 	// repository's records whose repository is missing are an error
 	// (LoadCheck counts them missing).

@@ -240,8 +240,14 @@ func testBulkDiffer(t *testing.T, src, dst bulkStore) {
 		[]metadata.Record{{Key: []string{"team", "bob"}, Values: []any{"admin"}}}, metadata.LoadReplace); err != nil {
 		t.Fatal(err)
 	}
+	// A read renews a link's date: a lease, not data, so no difference.
+	app := newManifest("team/app", "v1")
+	linkBlob(t, dst, "team/app", app.Blobs[0], 10)
 	for _, mode := range []metadata.LoadMode{metadata.LoadCheck, metadata.LoadKeep} {
 		res := copyAll(t, src, dst, 100, mode)
+		if r := res[metadata.KindBlobLinks]; len(r.Differ) != 0 || r.Same != 4 {
+			t.Errorf("mode %d: blob links = %+v; want the renewed link the same", mode, r)
+		}
 		if d := res[metadata.KindTags].Differ; !reflect.DeepEqual(d, [][]string{{"team/app", "latest"}}) {
 			t.Errorf("mode %d: tags differing = %q; want team/app latest", mode, d)
 		}

@@ -28,6 +28,10 @@ const (
 type column struct {
 	name string
 	typ  colType
+	// loose: not compared. A link's date is when it was last made or
+	// renewed (a read renews it), a lease for garbage collection rather
+	// than data: a destination that served reads since has other dates.
+	loose bool
 }
 
 // bulkTable describes how one kind of record is stored. The tables that
@@ -52,12 +56,12 @@ type bulkTable struct {
 func text(names ...string) []column {
 	out := make([]column, len(names))
 	for i, n := range names {
-		out[i] = column{n, colText}
+		out[i] = column{name: n, typ: colText}
 	}
 	return out
 }
 
-func col(name string, t colType) column { return column{name, t} }
+func col(name string, t colType) column { return column{name: name, typ: t} }
 
 // bulkTables maps each kind to its table.
 var bulkTables = map[metadata.Kind]*bulkTable{
@@ -78,7 +82,7 @@ var bulkTables = map[metadata.Kind]*bulkTable{
 	metadata.KindRepositoryInfo: {name: "repo_info", repo: true, values: []column{
 		col("description", colText), col("readme", colText), col("pull_count", colInt), col("last_pulled", colInt)}},
 	metadata.KindBlobLinks: {name: "repo_blobs", repo: true, key: text("digest"),
-		values: []column{col("size", colInt), col("created_at", colInt)},
+		values: []column{col("size", colInt), {name: "created_at", typ: colInt, loose: true}},
 		added: func(ctx context.Context, tx *stmtTx, r metadata.Record) error {
 			return countLink(ctx, tx, digest.Digest(r.Key[1]), r.Values[0].(int64))
 		}},
@@ -384,7 +388,7 @@ func (t *bulkTable) load(ctx context.Context, tx bulkTx, r metadata.Record, mode
 	case err != nil:
 		return err
 	}
-	if len(t.values) == 0 || equalValues(values(), r.Values) {
+	if len(t.values) == 0 || t.equal(values(), r.Values) {
 		res.Same++
 		return nil
 	}
@@ -441,12 +445,15 @@ func (t *bulkTable) insert(ctx context.Context, tx bulkTx, r metadata.Record, mo
 	return nil
 }
 
-// equalValues compares values as records carry them.
-func equalValues(a, b []any) bool {
+// equal compares the values of two records of t, loose columns aside.
+func (t *bulkTable) equal(a, b []any) bool {
 	if len(a) != len(b) {
 		return false
 	}
 	for i := range a {
+		if t.values[i].loose {
+			continue
+		}
 		if x, ok := a[i].([]byte); ok {
 			y, ok := b[i].([]byte)
 			if !ok || !bytes.Equal(x, y) {
