@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/wharf/wharf/internal/blobstore"
 	"github.com/wharf/wharf/internal/metadata"
@@ -21,36 +23,58 @@ const (
 	bigBlob       = 64 << 20
 )
 
-// blobs copies every linked blob the destination lacks, in digest order.
-// Blobs come before records, so that no record at the destination ever
-// names bytes that are not there yet.
+// blobJobs is how many blobs are copied at once: an object store answers
+// each request after a round trip, and copies one after another would
+// spend most of their time waiting for those.
+const blobJobs = 8
+
+// blobs copies every linked blob the destination lacks, in digest order,
+// blobJobs at a time. Blobs come before records, so that no record at the
+// destination ever names bytes that are not there yet.
 func (m *migration) blobs(ctx context.Context) error {
+	start := time.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(blobJobs)
 	var after digest.Digest
 	seen := 0
-	for {
-		page, err := m.srcBulk.LinkedBlobs(ctx, after, blobPage)
+	for gctx.Err() == nil {
+		page, err := m.srcBulk.LinkedBlobs(gctx, after, blobPage)
 		if err != nil {
-			return fmt.Errorf("list the source's blobs: %w", err)
+			g.Go(func() error { return fmt.Errorf("list the source's blobs: %w", err) })
+			break
 		}
 		if len(page) == 0 {
 			break
 		}
 		for _, b := range page {
-			if err := m.blob(ctx, b); err != nil {
-				return err
-			}
+			g.Go(func() error { return m.blob(gctx, b) })
 			if seen++; seen%progressEvery == 0 {
+				m.mu.Lock()
 				m.progress("blobs: %d so far, %d copied (%s), %d already present", seen, m.rep.BlobsCopied, Size(m.rep.BytesCopied), m.rep.BlobsPresent)
+				m.mu.Unlock()
 			}
 		}
 		after = page[len(page)-1].Digest
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	line := fmt.Sprintf("blobs: %d copied (%s), %d already present (%s)", m.rep.BlobsCopied, Size(m.rep.BytesCopied), m.rep.BlobsPresent, Size(m.rep.BytesPresent))
 	if m.opts.Verify {
 		line += fmt.Sprintf("; verify: %d re-hashed at the destination (%s), %d copied again", m.rep.BlobsVerified, Size(m.rep.BytesVerified), m.rep.BlobsRepaired)
 	}
-	m.progress("%s", line)
+	m.progress("%s (%s)", line, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// count updates the report from a blob job.
+func (m *migration) count(f func(r *Report)) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f(&m.rep)
 }
 
 // blob brings b to the destination unless it is there with its size, and
@@ -59,10 +83,9 @@ func (m *migration) blob(ctx context.Context, b metadata.BlobRef) error {
 	size, err := m.dst.Blobs.Stat(ctx, b.Digest)
 	switch {
 	case err == nil && size == b.Size:
-		m.rep.BlobsPresent++
-		m.rep.BytesPresent += size
+		m.count(func(r *Report) { r.BlobsPresent++; r.BytesPresent += size })
 	case err == nil:
-		m.progress("blob %s at the destination has %d bytes, not %d: copying it again", b.Digest, size, b.Size)
+		m.say("blob %s at the destination has %d bytes, not %d: copying it again", b.Digest, size, b.Size)
 		if !m.replace(ctx, b) {
 			return ctx.Err()
 		}
@@ -85,11 +108,10 @@ func (m *migration) blob(ctx context.Context, b metadata.BlobRef) error {
 		return fmt.Errorf("verify blob %s at the destination: %w", b.Digest, err)
 	}
 	if got == b.Digest && n == b.Size {
-		m.rep.BlobsVerified++
-		m.rep.BytesVerified += n
+		m.count(func(r *Report) { r.BlobsVerified++; r.BytesVerified += n })
 		return nil
 	}
-	m.progress("verify: blob %s at the destination is corrupt (its %d bytes have digest %s): copying it again from the source", b.Digest, n, got)
+	m.say("verify: blob %s at the destination is corrupt (its %d bytes have digest %s): copying it again from the source", b.Digest, n, got)
 	if !m.replace(ctx, b) {
 		return ctx.Err()
 	}
@@ -101,8 +123,7 @@ func (m *migration) blob(ctx context.Context, b metadata.BlobRef) error {
 		m.problem("verify: blob %s at the destination is still corrupt after copying it again (%d bytes, digest %s)", b.Digest, n, got)
 		return nil
 	}
-	m.rep.BlobsVerified++
-	m.rep.BytesVerified += n
+	m.count(func(r *Report) { r.BlobsVerified++; r.BytesVerified += n })
 	return nil
 }
 
@@ -120,16 +141,33 @@ func (m *migration) replace(ctx context.Context, b metadata.BlobRef) bool {
 		return false
 	}
 	if copied {
-		m.rep.BlobsRepaired++
+		m.count(func(r *Report) { r.BlobsRepaired++ })
 	}
 	return copied
 }
 
+// copyAttempts bounds the tries of one blob copy. Object stores fail a
+// request now and then (S3's SlowDown; versitygw's posix backend, under
+// concurrent uploads, an occasional "Existing Object is a directory"), and
+// one such answer should not stop a long migration: a copy starts over
+// from the source, so a retry is safe.
+const copyAttempts = 3
+
 // copyBlob streams blob b from the source into the destination, hashing
 // it on the way; the destination commits it only if the digest and size
 // match. It reports false (and a problem) when the source's copy is
-// missing or corrupt, an error when a store fails.
+// missing or corrupt, an error when a store fails copyAttempts times.
 func (m *migration) copyBlob(ctx context.Context, b metadata.BlobRef) (bool, error) {
+	for attempt := 1; ; attempt++ {
+		copied, err := m.copyOnce(ctx, b)
+		if err == nil || attempt == copyAttempts || ctx.Err() != nil {
+			return copied, err
+		}
+		m.say("blob %s: %v; trying again (%d of %d)", b.Digest, err, attempt+1, copyAttempts)
+	}
+}
+
+func (m *migration) copyOnce(ctx context.Context, b metadata.BlobRef) (bool, error) {
 	r, size, err := m.src.Blobs.Open(ctx, b.Digest)
 	if errors.Is(err, blobstore.ErrNotFound) {
 		m.problem("blob %s is linked but missing from the source's blob store; not copied", b.Digest)
@@ -144,7 +182,7 @@ func (m *migration) copyBlob(ctx context.Context, b metadata.BlobRef) (bool, err
 		return false, nil
 	}
 	if size >= bigBlob {
-		m.progress("blob %s: copying %s", b.Digest, Size(size))
+		m.say("blob %s: copying %s", b.Digest, Size(size))
 	}
 	if !b.Digest.Algorithm().Available() {
 		m.problem("blob %s: unsupported digest algorithm; not copied", b.Digest)
@@ -185,8 +223,7 @@ func (m *migration) copyBlob(ctx context.Context, b metadata.BlobRef) (bool, err
 		return false, fmt.Errorf("commit blob %s at the destination: %w", b.Digest, err)
 	}
 	committed = true
-	m.rep.BlobsCopied++
-	m.rep.BytesCopied += n
+	m.count(func(r *Report) { r.BlobsCopied++; r.BytesCopied += n })
 	return true, nil
 }
 

@@ -3,12 +3,14 @@ package migrate_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
 	"reflect"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -301,13 +303,13 @@ func run(t *testing.T, ctx context.Context, from, to end, opts migrate.Options) 
 // the destination: an interruption at a known point, without timing.
 type cancelAfterCommits struct {
 	blobstore.Store
-	n      int
+	n      atomic.Int64
 	cancel context.CancelFunc
 }
 
 func (c *cancelAfterCommits) CommitUpload(ctx context.Context, id string, st blobstore.State, d digest.Digest, size int64) error {
 	err := c.Store.CommitUpload(ctx, id, st, d, size)
-	if c.n--; c.n == 0 {
+	if c.n.Add(-1) == 0 {
 		c.cancel()
 	}
 	return err
@@ -330,4 +332,20 @@ func (c *cancelAfterLoads) Load(ctx context.Context, kind metadata.Kind, recs []
 		}
 	}
 	return res, err
+}
+
+// failCommits fails the first n commits at the destination, as an object
+// store now and then fails a request.
+type failCommits struct {
+	blobstore.Store
+	n atomic.Int64
+}
+
+var errFlaky = errors.New("flaky store")
+
+func (f *failCommits) CommitUpload(ctx context.Context, id string, st blobstore.State, d digest.Digest, size int64) error {
+	if f.n.Add(-1) >= 0 {
+		return errFlaky
+	}
+	return f.Store.CommitUpload(ctx, id, st, d, size)
 }

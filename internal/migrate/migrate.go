@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/wharf/wharf/internal/blobstore"
@@ -124,9 +125,12 @@ type migration struct {
 	src, dst         Stores
 	srcBulk, dstBulk metadata.Bulk
 	opts             Options
-	rep              Report
+	// mu guards rep and Progress while blob jobs run.
+	mu  sync.Mutex
+	rep Report
 }
 
+// progress writes a line; blob jobs hold mu.
 func (m *migration) progress(format string, args ...any) {
 	if m.opts.Progress != nil {
 		fmt.Fprintf(m.opts.Progress, format+"\n", args...)
@@ -134,9 +138,18 @@ func (m *migration) progress(format string, args ...any) {
 }
 
 func (m *migration) problem(format string, args ...any) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	p := fmt.Sprintf(format, args...)
 	m.rep.Problems = append(m.rep.Problems, p)
 	m.progress("problem: %s", p)
+}
+
+// say is progress from a blob job.
+func (m *migration) say(format string, args ...any) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.progress(format, args...)
 }
 
 // eachRecord calls fn with the source's records of kind, page by page.
