@@ -163,7 +163,7 @@ func (m *migration) copyBlob(ctx context.Context, b metadata.BlobRef) (bool, err
 		if err == nil || attempt == copyAttempts || ctx.Err() != nil {
 			return copied, err
 		}
-		m.say("blob %s: %v; trying again (%d of %d)", b.Digest, err, attempt+1, copyAttempts)
+		m.say("%v; trying again (%d of %d)", err, attempt+1, copyAttempts)
 	}
 }
 

@@ -178,6 +178,7 @@ func (m *migration) eachRecord(ctx context.Context, kind metadata.Kind, fn func(
 // anything is written, so that a destination holding other data under
 // the same names is refused whole, not half overwritten.
 func (m *migration) check(ctx context.Context) error {
+	start := time.Now()
 	var total metadata.LoadResult
 	for _, kind := range metadata.Kinds() {
 		err := m.eachRecord(ctx, kind, func(recs []metadata.Record) error {
@@ -196,7 +197,8 @@ func (m *migration) check(ctx context.Context) error {
 		}
 	}
 	records := total.Added + total.Same + len(total.Differ)
-	m.progress("destination checked: %d records in the source, %d already there, %d to add, %d differ", records, total.Same, total.Added, len(total.Differ))
+	m.progress("destination checked: %d records in the source, %d already there, %d to add, %d differ (%s)",
+		records, total.Same, total.Added, len(total.Differ), time.Since(start).Round(time.Millisecond))
 	if len(m.rep.Differ) == 0 {
 		return nil
 	}
@@ -218,6 +220,7 @@ func (m *migration) check(ctx context.Context) error {
 // records loads every kind of record, in an order that puts what a
 // record refers to first.
 func (m *migration) records(ctx context.Context) error {
+	start := time.Now()
 	mode := metadata.LoadKeep
 	if m.opts.Replace {
 		mode = metadata.LoadReplace
@@ -249,12 +252,14 @@ func (m *migration) records(ctx context.Context) error {
 		}
 		m.progress("%s", line)
 	}
+	m.progress("records written (%s)", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
 // verifyRecords checks that every record of the source is at the
 // destination with the same values.
 func (m *migration) verifyRecords(ctx context.Context) error {
+	start := time.Now()
 	for _, kind := range metadata.Kinds() {
 		err := m.eachRecord(ctx, kind, func(recs []metadata.Record) error {
 			res, err := m.dstBulk.Load(ctx, kind, recs, metadata.LoadCheck)
@@ -274,7 +279,7 @@ func (m *migration) verifyRecords(ctx context.Context) error {
 			return err
 		}
 	}
-	m.progress("verify: %d records equal at the destination", m.rep.RecordsVerified)
+	m.progress("verify: %d records equal at the destination (%s)", m.rep.RecordsVerified, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
