@@ -197,7 +197,10 @@ func printMigrateReport(cmd *cobra.Command, opts migrate.Options, rep migrate.Re
 	out := cmd.OutOrStdout()
 	added, same, replaced := rep.RecordTotals()
 	verb := "Migrated"
-	if err != nil {
+	switch {
+	case errors.Is(err, migrate.ErrIncomplete):
+		verb = "Migrated all but what is listed below"
+	case err != nil:
 		verb = "Stopped"
 	}
 	fmt.Fprintf(out, "%s in %s: blobs %d copied (%s), %d already present (%s); records %d added, %d already there, %d replaced",
