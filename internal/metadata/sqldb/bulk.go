@@ -246,6 +246,11 @@ func (db *DB) dumpRows(ctx context.Context, t *bulkTable, query string, args ...
 	if err != nil {
 		return nil, err
 	}
+	return t.scanRecords(rows)
+}
+
+// scanRecords reads rows of the table's keys (keyExprs) then values.
+func (t *bulkTable) scanRecords(rows *sql.Rows) ([]metadata.Record, error) {
 	defer rows.Close()
 	keys := make([]string, t.keyLen())
 	valueDests, values := scanDests(t.values)
@@ -303,8 +308,12 @@ func (db *DB) Load(ctx context.Context, kind metadata.Kind, recs []metadata.Reco
 	load := func(tx bulkTx) error {
 		res = metadata.LoadResult{} // a retried transaction starts over
 		ids := map[string]int64{}
+		found, err := t.existing(ctx, tx, recs)
+		if err != nil {
+			return fmt.Errorf("load %s: %w", kind, err)
+		}
 		for _, r := range recs {
-			if err := t.load(ctx, tx, r, mode, ids, &res); err != nil {
+			if err := t.load(ctx, tx, r, mode, ids, found, &res); err != nil {
 				return fmt.Errorf("load %s %s: %w", kind, strings.Join(r.Key, " "), err)
 			}
 		}
@@ -321,9 +330,68 @@ func (db *DB) Load(ctx context.Context, kind metadata.Kind, recs []metadata.Reco
 // bulkTx is what loading a record needs: a write transaction, or for
 // LoadCheck the read pool.
 type bulkTx interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
+
+// existingChunk bounds the keys looked up by one query (and so its
+// parameters: SQLite allows 32,766, PostgreSQL 65,535).
+const existingChunk = 500
+
+// existing reads the rows the records' keys name, by key (keyString):
+// one query per chunk of records rather than one per record, which on
+// PostgreSQL would cost a round trip each. The keys are joined in as a
+// VALUES list, from which both databases look each row up by its index.
+func (t *bulkTable) existing(ctx context.Context, tx bulkTx, recs []metadata.Record) (map[string][]any, error) {
+	n := t.keyLen()
+	kcols := make([]string, n)
+	for i := range kcols {
+		kcols[i] = fmt.Sprintf("k%d", i)
+	}
+	sel := t.keyExprs()
+	for _, c := range t.values {
+		sel = append(sel, "t."+c.name)
+	}
+	var on []string
+	from := " FROM k"
+	own := kcols
+	if t.repo {
+		from += " JOIN repositories r ON r.name = k.k0"
+		on = append(on, "t.repo_id = r.id")
+		own = kcols[1:]
+	}
+	for i, c := range t.key {
+		on = append(on, "t."+c.name+" = k."+own[i])
+	}
+	from += " JOIN " + t.name + " t ON " + strings.Join(on, " AND ")
+	found := make(map[string][]any, len(recs))
+	for start := 0; start < len(recs); start += existingChunk {
+		chunk := recs[start:min(start+existingChunk, len(recs))]
+		tuples := make([]string, len(chunk))
+		args := make([]any, 0, len(chunk)*n)
+		for i, r := range chunk {
+			tuples[i] = "(" + placeholders(n) + ")"
+			args = append(args, strArgs(r.Key)...)
+		}
+		q := "WITH k(" + strings.Join(kcols, ", ") + ") AS (VALUES " + strings.Join(tuples, ", ") + ") SELECT " + strings.Join(sel, ", ") + from
+		rows, err := tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, err
+		}
+		there, err := t.scanRecords(rows)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range there {
+			found[keyString(r.Key)] = r.Values
+		}
+	}
+	return found, nil
+}
+
+// keyString is a record key as a map key (names hold no NUL).
+func keyString(key []string) string { return strings.Join(key, "\x00") }
 
 // check refuses a record of the wrong shape before anything is written.
 func (t *bulkTable) check(r metadata.Record) error {
@@ -349,8 +417,20 @@ func (t *bulkTable) check(r metadata.Record) error {
 	return nil
 }
 
-// load writes one record, counting what it did in res.
-func (t *bulkTable) load(ctx context.Context, tx bulkTx, r metadata.Record, mode metadata.LoadMode, ids map[string]int64, res *metadata.LoadResult) error {
+// load writes one record, counting what it did in res; found holds the
+// rows its batch found (existing).
+func (t *bulkTable) load(ctx context.Context, tx bulkTx, r metadata.Record, mode metadata.LoadMode, ids map[string]int64, found map[string][]any, res *metadata.LoadResult) error {
+	have, there := found[keyString(r.Key)]
+	switch {
+	case there && (len(t.values) == 0 || t.equal(have, r.Values)):
+		res.Same++
+		return nil
+	case there && mode != metadata.LoadReplace:
+		res.Differ = append(res.Differ, r.Key)
+		return nil
+	case !there && mode == metadata.LoadCheck:
+		return t.insert(ctx, tx, r, mode, nil, nil, res) // counts, writes nothing
+	}
 	// where and args select the record's row by its key.
 	var where []string
 	var args []any
@@ -359,10 +439,6 @@ func (t *bulkTable) load(ctx context.Context, tx bulkTx, r metadata.Record, mode
 		id, ok := ids[key[0]]
 		if !ok {
 			err := tx.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = ?`, key[0]).Scan(&id)
-			if errors.Is(err, sql.ErrNoRows) && mode == metadata.LoadCheck {
-				res.Added++ // missing with its repository
-				return nil
-			}
 			if errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("repository %s is not there: load the repositories first", key[0])
 			}
@@ -377,40 +453,14 @@ func (t *bulkTable) load(ctx context.Context, tx bulkTx, r metadata.Record, mode
 	for i, c := range t.key {
 		where, args = append(where, c.name+" = ?"), append(args, key[i])
 	}
-	cond := strings.Join(where, " AND ")
-
-	sel := "1"
-	if len(t.values) > 0 {
-		names := make([]string, len(t.values))
-		for i, c := range t.values {
-			names[i] = c.name
-		}
-		sel = strings.Join(names, ", ")
-	}
-	dests, values := scanDests(t.values)
-	if len(t.values) == 0 {
-		dests = []any{new(int64)}
-	}
-	err := tx.QueryRowContext(ctx, "SELECT "+sel+" FROM "+t.name+" WHERE "+cond, args...).Scan(dests...)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
+	if !there {
 		return t.insert(ctx, tx, r, mode, where, args, res)
-	case err != nil:
-		return err
-	}
-	if len(t.values) == 0 || t.equal(values(), r.Values) {
-		res.Same++
-		return nil
-	}
-	if mode != metadata.LoadReplace {
-		res.Differ = append(res.Differ, r.Key)
-		return nil
 	}
 	set := make([]string, len(t.values))
 	for i, c := range t.values {
 		set[i] = c.name + " = ?"
 	}
-	if _, err := tx.ExecContext(ctx, "UPDATE "+t.name+" SET "+strings.Join(set, ", ")+" WHERE "+cond,
+	if _, err := tx.ExecContext(ctx, "UPDATE "+t.name+" SET "+strings.Join(set, ", ")+" WHERE "+strings.Join(where, " AND "),
 		append(append([]any(nil), r.Values...), args...)...); err != nil {
 		return err
 	}
