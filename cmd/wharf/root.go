@@ -17,7 +17,7 @@ func NewRootCmd() *cobra.Command {
 	}
 	// --version prints the same line as `wharf version`.
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.AddCommand(newServeCmd(), newVersionCmd(), newHealthcheckCmd())
+	root.AddCommand(newServeCmd(), newVersionCmd(), newHealthcheckCmd(), newMigrateCmd())
 	addAccountCommands(root)
 
 	image := newImageCmd()

@@ -44,6 +44,7 @@ type wharfServer struct {
 	waitErr error
 	failed  bool        // startup failed and was reported with the log
 	killed  atomic.Bool // killed on purpose by the test (kill)
+	stopped bool        // stop ran: a test stopped the server before its end
 }
 
 // startWharf starts wharf on a free loopback port with a fresh data dir and
@@ -165,7 +166,12 @@ func (s *wharfServer) waitReady() error {
 
 // stop sends SIGTERM and waits for a clean exit; it kills the process if
 // it does not stop in time. A non-zero exit after SIGTERM fails the test.
+// Once stopped, stop does nothing (a test may stop a server early).
 func (s *wharfServer) stop(t *testing.T) {
+	if s.stopped {
+		return
+	}
+	s.stopped = true
 	select {
 	case <-s.exited:
 		if s.failed || s.killed.Load() {

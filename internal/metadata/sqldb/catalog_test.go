@@ -13,3 +13,31 @@ func TestSQLiteCatalogContract(t *testing.T) {
 		return openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
 	})
 }
+
+func TestSQLite_BulkContract(t *testing.T) {
+	metadatatest.RunBulk(t, func(t *testing.T) metadata.Store {
+		return openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
+	})
+}
+
+// Every table is copied by Bulk or named as not copied, so that a new
+// table cannot be forgotten by `wharf migrate`.
+func TestBulk_CoversEveryTable(t *testing.T) {
+	db := openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
+	names, err := db.listRows(t.Context(), `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	covered := map[string]bool{}
+	for _, bt := range bulkTables {
+		covered[bt.name] = true
+	}
+	for name := range notCopied {
+		covered[name] = true
+	}
+	for _, name := range names {
+		if !covered[name] {
+			t.Errorf("table %s is neither copied by metadata.Bulk (bulkTables) nor listed in notCopied with a reason", name)
+		}
+	}
+}

@@ -41,6 +41,11 @@ func TestPostgres_CollectorContract(t *testing.T) {
 	metadatatest.RunCollector(t, func(t *testing.T) metadata.Store { return openPostgres(t) })
 }
 
+func TestPostgres_BulkContract(t *testing.T) {
+	servicetest.StartPostgres(t)
+	metadatatest.RunBulk(t, func(t *testing.T) metadata.Store { return openPostgres(t) })
+}
+
 func TestPostgres_AuthContract(t *testing.T) {
 	servicetest.StartPostgres(t)
 	authtest.Run(t, func(t *testing.T) auth.Store { return openPostgres(t) })
