@@ -150,6 +150,16 @@ var migrations = []string{
 	// 6: the blob store's state of an upload (blobstore.State), written
 	// with the offset so that any replica can continue any upload.
 	`ALTER TABLE uploads ADD COLUMN store_state BLOB;`,
+	// 7: failed-login counters (auth.FailureStore), here so that replicas
+	// share them. The key (an account, a client address, or both, as the
+	// client sent them) is kept as its SHA-256: bounded in size, and no
+	// list of addresses and user names at rest.
+	`CREATE TABLE login_failures (
+		key_hash    BLOB PRIMARY KEY,
+		failures    BIGINT NOT NULL,
+		last_failed BIGINT NOT NULL
+	);
+	CREATE INDEX login_failures_last ON login_failures(last_failed);`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the
