@@ -311,7 +311,7 @@ func (s *Service) Refresh(ctx context.Context, secret string) (Subject, error) {
 // so clients fetch a new token and meet the real refusal at the token
 // endpoint (a store error is returned as is).
 func (s *Service) VerifyBearer(ctx context.Context, t *Tokens, raw string) (*Claims, error) {
-	c, err := t.Verify(raw)
+	c, err := t.Verify(ctx, raw)
 	if err != nil {
 		return nil, err
 	}
