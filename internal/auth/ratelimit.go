@@ -18,6 +18,13 @@ func (e *RateLimitError) Error() string {
 	return fmt.Sprintf("%v: retry after %s", ErrRateLimited, e.RetryAfter.Round(time.Second))
 }
 
+// RetryAfterSeconds is RetryAfter as a Retry-After header gives it: in
+// whole seconds, rounded up, so that a client that waits as told is not
+// refused again.
+func (e *RateLimitError) RetryAfterSeconds() int {
+	return int((e.RetryAfter + time.Second - 1) / time.Second)
+}
+
 // Is makes errors.Is(err, ErrRateLimited) hold.
 func (e *RateLimitError) Is(target error) bool { return target == ErrRateLimited }
 
