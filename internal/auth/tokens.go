@@ -138,7 +138,11 @@ func (s *Service) passwordLogin(ctx context.Context, user, password, addr string
 		return Subject{}, &RateLimitError{RetryAfter: wait}
 	}
 	if remembered {
-		if sub, ok := s.logins.get(user, password, s.cfg.Now()); ok {
+		sub, ok, err := s.rememberedLogin(ctx, user, password)
+		if err != nil {
+			return Subject{}, err
+		}
+		if ok {
 			// HTTP Basic clients send the password on every request, and
 			// one audit line per request would drown the log.
 			return sub, nil
@@ -207,6 +211,27 @@ func (s *Service) PruneLoginFailures(ctx context.Context) (int64, error) {
 	return s.cfg.Limiter.cfg.Store.PruneLoginFailures(ctx, s.cfg.Now().Add(-keep))
 }
 
+// rememberedLogin reports whether password was verified for user lately
+// against the hash the user still has in the store, and returns the
+// user's subject as the store has it now.
+func (s *Service) rememberedLogin(ctx context.Context, user, password string) (Subject, bool, error) {
+	e, ok := s.logins.get(user, password, s.cfg.Now())
+	if !ok {
+		return Subject{}, false, nil
+	}
+	u, err := s.store.GetUser(ctx, user)
+	if errors.Is(err, ErrNotFound) {
+		return Subject{}, false, nil
+	}
+	if err != nil {
+		return Subject{}, false, err
+	}
+	if u.PasswordHash != e.hash {
+		return Subject{}, false, nil
+	}
+	return Subject{User: u.Name, Admin: u.Admin}, true, nil
+}
+
 func (s *Service) dummyHash() string {
 	s.dummyOnce.Do(func() {
 		s.dummy, _ = HashPassword(randomFrom("abcdefgh", 16), s.cfg.PasswordParams)
@@ -233,7 +258,7 @@ func (s *Service) checkPassword(ctx context.Context, name, password string) (Sub
 		return Subject{}, ErrUnauthenticated
 	}
 	sub := Subject{User: u.Name, Admin: u.Admin}
-	s.logins.put(name, password, sub, now)
+	s.logins.put(name, password, u.PasswordHash, sub, now)
 	return sub, nil
 }
 
