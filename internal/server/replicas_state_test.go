@@ -295,6 +295,16 @@ func TestReplicas_ShareTokensAndSessions(t *testing.T) {
 			t.Fatalf("a token of the new key on replica %d, started before the rotation: %d %s", i, got.status, got.body)
 		}
 	}
+
+	// b has just verified the admin's password (and remembers it); a
+	// password change on a bites on b at the next request.
+	if got := wb.getManifest(t, "GET", repo, "v1"); got.status != http.StatusOK {
+		t.Fatalf("Basic auth on b: %d %s", got.status, got.body)
+	}
+	must(t, a.Auth.SetPassword(t.Context(), "admin", "changed-admin-password"))
+	if got := wb.getManifest(t, "GET", repo, "v1"); got.status != http.StatusUnauthorized {
+		t.Fatalf("the old password on b after a change on a: %d %s; want 401", got.status, got.body)
+	}
 }
 
 // csrfMeta finds the CSRF token a signed-in page gives its forms.
