@@ -130,7 +130,7 @@ func (s *Service) passwordLogin(ctx context.Context, user, password, addr string
 	// One read for both allowances: every Basic-auth request passes here.
 	recs, err := s.cfg.Limiter.cfg.Store.LoginFailures(ctx, append(slices.Clip(strict), wide...))
 	if err != nil {
-		return Subject{}, fmt.Errorf("read login failures: %w", err)
+		return Subject{}, err
 	}
 	now := s.cfg.Now()
 	if wait := max(s.cfg.Limiter.wait(recs, strict, now), s.wide.wait(recs, wide, now)); wait > 0 {
@@ -162,14 +162,14 @@ func (s *Service) passwordLogin(ctx context.Context, user, password, addr string
 	// The address's count is not forgiven: one valid login must not reset
 	// a guesser's budget against other accounts. Counters that did not
 	// exist need no delete, so a login without failures writes nothing.
-	var clear []string
+	var forgive []string
 	for _, k := range []string{strict[0], accountKey(user)} {
 		if _, ok := recs[k]; ok {
-			clear = append(clear, k)
+			forgive = append(forgive, k)
 		}
 	}
-	if len(clear) > 0 {
-		if err := s.cfg.Limiter.Succeed(ctx, clear...); err != nil {
+	if len(forgive) > 0 {
+		if err := s.cfg.Limiter.Succeed(ctx, forgive...); err != nil {
 			return Subject{}, err
 		}
 	}
