@@ -77,7 +77,21 @@ type Tokens struct {
 	mu     sync.RWMutex
 	keys   map[string]*signingKey
 	signer *signingKey
+
+	// reloadMu serialises the reloads an unknown key id asks for, and
+	// lastReload spaces them (keyReloadEvery).
+	reloadMu   sync.Mutex
+	lastReload time.Time
 }
+
+// keyReloadEvery spaces the reloads that tokens signed by an unknown key
+// cause: often enough that a key another replica has just created
+// verifies at once, rarely enough that tokens naming made-up keys cannot
+// turn every request into a database read.
+const keyReloadEvery = time.Second
+
+// errUnknownKey is the verification failure that a reload may cure.
+var errUnknownKey = errors.New("unknown key")
 
 type signingKey struct {
 	id      string
@@ -242,7 +256,43 @@ func (t *Tokens) Issue(subject, tokenID string, access []Access) (Issued, error)
 // Verify checks a token's signature (by a known key, with that key's
 // algorithm; never "none"), issuer, audience, expiry and not-before, with
 // Leeway, and returns its claims. Every failure matches ErrInvalidToken.
-func (t *Tokens) Verify(raw string) (*Claims, error) {
+//
+// A key id it does not know makes it read the keys from the store again
+// before it gives up (at most once per keyReloadEvery): another replica,
+// started after this one or after a rotation, may sign with a key this
+// one has not loaded yet, and its tokens must verify here at once.
+func (t *Tokens) Verify(ctx context.Context, raw string) (*Claims, error) {
+	claims, err := t.verify(raw)
+	if errors.Is(err, errUnknownKey) {
+		if rerr := t.reloadForUnknownKey(ctx); rerr != nil {
+			return nil, rerr
+		}
+		claims, err = t.verify(raw)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	return claims, nil
+}
+
+// reloadForUnknownKey reloads the keys unless that was done less than
+// keyReloadEvery ago. Callers that arrive during a reload wait for it, so
+// that they see its keys.
+func (t *Tokens) reloadForUnknownKey(ctx context.Context) error {
+	t.reloadMu.Lock()
+	defer t.reloadMu.Unlock()
+	now := t.cfg.Now()
+	if !t.lastReload.IsZero() && now.Sub(t.lastReload) < keyReloadEvery && !now.Before(t.lastReload) {
+		return nil
+	}
+	t.lastReload = now
+	if err := t.Reload(ctx); err != nil {
+		return fmt.Errorf("reload signing keys: %w", err)
+	}
+	return nil
+}
+
+func (t *Tokens) verify(raw string) (*Claims, error) {
 	claims := &Claims{}
 	p := jwt.NewParser(
 		jwt.WithValidMethods([]string{AlgEdDSA, AlgES256}),
@@ -258,18 +308,18 @@ func (t *Tokens) Verify(raw string) (*Claims, error) {
 		t.mu.RLock()
 		k, ok := t.keys[kid]
 		t.mu.RUnlock()
-		if !ok || !t.verifies(k) {
-			return nil, fmt.Errorf("unknown key %q", kid)
+		if !ok {
+			return nil, fmt.Errorf("%w %q", errUnknownKey, kid)
+		}
+		if !t.verifies(k) {
+			return nil, fmt.Errorf("retired key %q", kid)
 		}
 		if tok.Method.Alg() != k.alg {
 			return nil, fmt.Errorf("algorithm %s for a %s key", tok.Method.Alg(), k.alg)
 		}
 		return k.private.Public(), nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
-	}
-	return claims, nil
+	return claims, err
 }
 
 func newKey(alg string, now time.Time) (*SigningKey, error) {

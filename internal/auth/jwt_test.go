@@ -46,7 +46,7 @@ func TestTokens_IssueVerifyRoundTrips(t *testing.T) {
 			if iss.ExpiresIn != 300 || !iss.IssuedAt.Equal(c.Now()) {
 				t.Fatalf("Issued = %+v, want 300 s from now", iss)
 			}
-			claims, err := tk.Verify(iss.Token)
+			claims, err := tk.Verify(t.Context(), iss.Token)
 			must(t, err)
 			if claims.Subject != "alice" || claims.Issuer != "wharf" || len(claims.Audience) != 1 ||
 				claims.Audience[0] != "registry.test" || claims.ID == "" || claims.NotBefore == nil || claims.IssuedAt == nil {
@@ -156,7 +156,7 @@ func TestTokens_VerifyRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			claims, err := tk.Verify(tt.token)
+			claims, err := tk.Verify(t.Context(), tt.token)
 			if !errors.Is(err, auth.ErrInvalidToken) {
 				t.Fatalf("Verify = %+v, %v; want ErrInvalidToken", claims, err)
 			}
@@ -194,7 +194,7 @@ func TestTokens_ExpiryWithLeeway(t *testing.T) {
 			iss, err := tk.Issue("alice", "", pullAliceApp)
 			must(t, err)
 			c.Advance(tt.advance)
-			_, err = tk.Verify(iss.Token)
+			_, err = tk.Verify(t.Context(), iss.Token)
 			if tt.ok && err != nil {
 				t.Fatalf("Verify = %v, want ok", err)
 			}
@@ -239,7 +239,7 @@ func TestTokens_RotationOverlaps(t *testing.T) {
 	must(t, err)
 	for name, v := range map[string]*auth.Tokens{"rotating replica": tk, "other replica": replica} {
 		for _, tok := range []auth.Issued{old, fresh} {
-			if _, err := v.Verify(tok.Token); err != nil {
+			if _, err := v.Verify(t.Context(), tok.Token); err != nil {
 				t.Fatalf("%s: Verify during overlap: %v", name, err)
 			}
 		}
@@ -254,7 +254,7 @@ func TestTokens_RotationOverlaps(t *testing.T) {
 	// and Prune deletes it.
 	c.Advance(tk.Lifetime() + auth.Leeway + time.Second)
 	forged := reSign(t, keys[0], old.Token, c.Now())
-	if _, err := tk.Verify(forged); !errors.Is(err, auth.ErrInvalidToken) {
+	if _, err := tk.Verify(t.Context(), forged); !errors.Is(err, auth.ErrInvalidToken) {
 		t.Fatalf("Verify by a key retired long ago = %v, want ErrInvalidToken", err)
 	}
 	must(t, tk.Prune(ctx))

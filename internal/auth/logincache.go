@@ -11,10 +11,12 @@ import (
 // loginCacheTTL is how long a verified password is trusted without
 // hashing it again. Clients using HTTP Basic (curl, simple scripts, the
 // conformance suite) send it on every request, and each argon2id check
-// costs tens of milliseconds and 19 MiB; a password changed by another
-// process is honoured after at most this long (this process forgets at
-// once). Access tokens are cheap to check and never cached, so revoking
-// one takes effect at once.
+// costs tens of milliseconds and 19 MiB. An entry holds the stored hash
+// the password was checked against, and is used only while the user's
+// stored hash is still that one: a password changed or a user removed by
+// another replica or process is honoured at once, for the price of one
+// indexed read instead of a hash. Access tokens are cheap to check and
+// never cached, so revoking one takes effect at once.
 const loginCacheTTL = 30 * time.Second
 
 // loginCacheMax bounds the cache; when full it starts over.
@@ -31,6 +33,7 @@ type loginCache struct {
 
 type loginEntry struct {
 	sub     Subject
+	hash    string // the stored password hash the password matched
 	expires time.Time
 }
 
@@ -50,25 +53,28 @@ func (c *loginCache) id(user, password string) [32]byte {
 	return out
 }
 
-func (c *loginCache) get(user, password string, now time.Time) (Subject, bool) {
+// get returns the entry of a login of user with password verified less
+// than loginCacheTTL ago.
+func (c *loginCache) get(user, password string, now time.Time) (loginEntry, bool) {
 	id := c.id(user, password)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[id]
 	if !ok || !now.Before(e.expires) {
-		return Subject{}, false
+		return loginEntry{}, false
 	}
-	return e.sub, true
+	return e, true
 }
 
-func (c *loginCache) put(user, password string, sub Subject, now time.Time) {
+// put remembers that password matched the stored hash of user.
+func (c *loginCache) put(user, password, hash string, sub Subject, now time.Time) {
 	id := c.id(user, password)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.entries) >= loginCacheMax {
 		clear(c.entries)
 	}
-	c.entries[id] = loginEntry{sub: sub, expires: now.Add(loginCacheTTL)}
+	c.entries[id] = loginEntry{sub: sub, hash: hash, expires: now.Add(loginCacheTTL)}
 }
 
 // forget drops every cached login of user.

@@ -20,7 +20,9 @@ type Config struct {
 	// PasswordParams are the argon2id costs for new hashes
 	// (default DefaultPasswordParams).
 	PasswordParams PasswordParams
-	// Limiter rate-limits failed logins (default NewLimiter with Now).
+	// Limiter rate-limits failed logins (default NewLimiter with Now). The
+	// account-wide and address-wide allowances keep their counters in its
+	// Store too.
 	Limiter *Limiter
 	// RefreshTokenLifetime bounds refresh tokens (default 90 days).
 	RefreshTokenLifetime time.Duration
@@ -64,7 +66,7 @@ func NewService(store Store, cfg Config) *Service {
 	}
 	return &Service{
 		store: store, cfg: cfg, logins: newLoginCache(), guard: newGuard(),
-		wide: NewLimiter(LimiterConfig{Free: wideFree, Now: cfg.Now}),
+		wide: NewLimiter(LimiterConfig{Free: wideFree, Store: cfg.Limiter.cfg.Store, Now: cfg.Now}),
 	}
 }
 

@@ -200,32 +200,6 @@ func TestService_ConcurrentGuessesAreCountedOneByOne(t *testing.T) {
 	}
 }
 
-func TestLimiter_BackOffCapsAndForgets(t *testing.T) {
-	c := newClock()
-	l := auth.NewLimiter(auth.LimiterConfig{Free: 1, Base: time.Second, Max: 8 * time.Second, Forget: time.Hour, Now: c.Now})
-	wantWait := func(want time.Duration) {
-		t.Helper()
-		err := l.Allow("k")
-		var rl *auth.RateLimitError
-		switch {
-		case want == 0 && err != nil:
-			t.Fatalf("Allow = %v, want nil", err)
-		case want > 0 && (!errors.As(err, &rl) || rl.RetryAfter != want):
-			t.Fatalf("Allow = %v, want retry after %s", err, want)
-		}
-	}
-	l.Fail("k")
-	wantWait(0)
-	for _, want := range []time.Duration{1, 2, 4, 8, 8, 8} {
-		l.Fail("k")
-		wantWait(want * time.Second)
-	}
-	c.Advance(2 * time.Hour)
-	wantWait(0)
-	l.Fail("k") // forgotten: the count starts again within the allowance
-	wantWait(0)
-}
-
 func TestService_EnsureAdmin(t *testing.T) {
 	tests := []struct {
 		name, password string

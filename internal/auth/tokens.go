@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -126,12 +127,22 @@ func (s *Service) passwordLogin(ctx context.Context, user, password, addr string
 	unlock := s.guard.lock(user)
 	defer unlock()
 	strict, wide := []string{pairKey(user, addr)}, []string{accountKey(user), addrKey(addr)}
-	if err := s.allow(strict, wide); err != nil {
-		s.cfg.Log.InfoContext(ctx, "login rate limited", "user", user, "addr", addr)
+	// One read for both allowances: every Basic-auth request passes here.
+	recs, err := s.cfg.Limiter.cfg.Store.LoginFailures(ctx, append(slices.Clip(strict), wide...))
+	if err != nil {
 		return Subject{}, err
 	}
+	now := s.cfg.Now()
+	if wait := max(s.cfg.Limiter.wait(recs, strict, now), s.wide.wait(recs, wide, now)); wait > 0 {
+		s.cfg.Log.InfoContext(ctx, "login rate limited", "user", user, "addr", addr)
+		return Subject{}, &RateLimitError{RetryAfter: wait}
+	}
 	if remembered {
-		if sub, ok := s.logins.get(user, password, s.cfg.Now()); ok {
+		sub, ok, err := s.rememberedLogin(ctx, user, password)
+		if err != nil {
+			return Subject{}, err
+		}
+		if ok {
 			// HTTP Basic clients send the password on every request, and
 			// one audit line per request would drown the log.
 			return sub, nil
@@ -139,8 +150,9 @@ func (s *Service) passwordLogin(ctx context.Context, user, password, addr string
 	}
 	sub, err := s.checkPassword(ctx, user, password)
 	if errors.Is(err, ErrUnauthenticated) {
-		s.cfg.Limiter.Fail(strict...)
-		s.wide.Fail(wide...)
+		if ferr := errors.Join(s.cfg.Limiter.Fail(ctx, strict...), s.wide.Fail(ctx, wide...)); ferr != nil {
+			return Subject{}, ferr
+		}
 		s.cfg.Log.InfoContext(ctx, "login failed", "user", user, "addr", addr)
 		return Subject{}, err
 	}
@@ -148,9 +160,19 @@ func (s *Service) passwordLogin(ctx context.Context, user, password, addr string
 		return Subject{}, err
 	}
 	// The address's count is not forgiven: one valid login must not reset
-	// a guesser's budget against other accounts.
-	s.cfg.Limiter.Succeed(strict...)
-	s.wide.Succeed(accountKey(user))
+	// a guesser's budget against other accounts. Counters that did not
+	// exist need no delete, so a login without failures writes nothing.
+	var forgive []string
+	for _, k := range []string{strict[0], accountKey(user)} {
+		if _, ok := recs[k]; ok {
+			forgive = append(forgive, k)
+		}
+	}
+	if len(forgive) > 0 {
+		if err := s.cfg.Limiter.Succeed(ctx, forgive...); err != nil {
+			return Subject{}, err
+		}
+	}
 	s.cfg.Log.InfoContext(ctx, "login", "user", user, "addr", addr)
 	return sub, nil
 }
@@ -160,13 +182,17 @@ func (s *Service) passwordLogin(ctx context.Context, user, password, addr string
 // guesser must not be able to lock an account's CI tokens out.
 func (s *Service) authenticateToken(ctx context.Context, user, secret, addr string) (Subject, error) {
 	keys := []string{addrKey(addr)}
-	if err := s.wide.Allow(keys...); err != nil {
-		s.cfg.Log.InfoContext(ctx, "login rate limited", "user", user, "addr", addr)
+	if err := s.wide.Allow(ctx, keys...); err != nil {
+		if errors.Is(err, ErrRateLimited) {
+			s.cfg.Log.InfoContext(ctx, "login rate limited", "user", user, "addr", addr)
+		}
 		return Subject{}, err
 	}
 	sub, err := s.checkToken(ctx, user, secret, KindPAT)
 	if errors.Is(err, ErrUnauthenticated) {
-		s.wide.Fail(keys...)
+		if ferr := s.wide.Fail(ctx, keys...); ferr != nil {
+			return Subject{}, ferr
+		}
 		s.cfg.Log.InfoContext(ctx, "login failed", "user", user, "addr", addr, "credential", "access token")
 		return Subject{}, err
 	}
@@ -176,11 +202,34 @@ func (s *Service) authenticateToken(ctx context.Context, user, secret, addr stri
 	return sub, err
 }
 
-func (s *Service) allow(strict, wide []string) error {
-	if err := s.cfg.Limiter.Allow(strict...); err != nil {
-		return err
+// PruneLoginFailures deletes the failed-login counters that no longer
+// matter (forgotten and no longer blocking), so that the table of a
+// registry under a long guessing campaign stays bounded; the server's
+// janitor calls it. It returns how many it deleted.
+func (s *Service) PruneLoginFailures(ctx context.Context) (int64, error) {
+	keep := max(s.cfg.Limiter.keep(), s.wide.keep())
+	return s.cfg.Limiter.cfg.Store.PruneLoginFailures(ctx, s.cfg.Now().Add(-keep))
+}
+
+// rememberedLogin reports whether password was verified for user lately
+// against the hash the user still has in the store, and returns the
+// user's subject as the store has it now.
+func (s *Service) rememberedLogin(ctx context.Context, user, password string) (Subject, bool, error) {
+	e, ok := s.logins.get(user, password, s.cfg.Now())
+	if !ok {
+		return Subject{}, false, nil
 	}
-	return s.wide.Allow(wide...)
+	u, err := s.store.GetUser(ctx, user)
+	if errors.Is(err, ErrNotFound) {
+		return Subject{}, false, nil
+	}
+	if err != nil {
+		return Subject{}, false, err
+	}
+	if u.PasswordHash != e.hash {
+		return Subject{}, false, nil
+	}
+	return Subject{User: u.Name, Admin: u.Admin}, true, nil
 }
 
 func (s *Service) dummyHash() string {
@@ -209,7 +258,7 @@ func (s *Service) checkPassword(ctx context.Context, name, password string) (Sub
 		return Subject{}, ErrUnauthenticated
 	}
 	sub := Subject{User: u.Name, Admin: u.Admin}
-	s.logins.put(name, password, sub, now)
+	s.logins.put(name, password, u.PasswordHash, sub, now)
 	return sub, nil
 }
 
@@ -287,7 +336,7 @@ func (s *Service) Refresh(ctx context.Context, secret string) (Subject, error) {
 // so clients fetch a new token and meet the real refusal at the token
 // endpoint (a store error is returned as is).
 func (s *Service) VerifyBearer(ctx context.Context, t *Tokens, raw string) (*Claims, error) {
-	c, err := t.Verify(raw)
+	c, err := t.Verify(ctx, raw)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,7 +25,14 @@ type Server struct {
 	Config config.Config
 	// Auth manages the server's accounts; nil when it runs open.
 	Auth *auth.Service
+
+	stop func()
 }
+
+// Stop shuts the server down before the test ends, as wharf serve does
+// when it exits: what it keeps in memory (pull counts) is written to the
+// database. The test's cleanup then has nothing left to do.
+func (s *Server) Stop() { s.stop() }
 
 // Option adjusts the server before it starts.
 type Option func(*setup)
@@ -83,11 +91,12 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 		t.Fatalf("registrytest: %v", err)
 	}
 	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		hs.Close()
 		_ = srv.Close()
 	})
-	return &Server{Server: hs, DataDir: cfg.DataDir, Config: cfg, Auth: srv.Accounts()}
+	t.Cleanup(stop)
+	return &Server{Server: hs, DataDir: cfg.DataDir, Config: cfg, Auth: srv.Accounts(), stop: stop}
 }
 
 type testWriter struct{ t testing.TB }

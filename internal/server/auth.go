@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/wharf/wharf/internal/auth"
 	"github.com/wharf/wharf/internal/distribution"
@@ -247,7 +246,7 @@ func (g *gate) refuseCredentials(w http.ResponseWriter, r *http.Request, require
 	var limited *auth.RateLimitError
 	switch {
 	case errors.As(err, &limited):
-		w.Header().Set("Retry-After", strconv.Itoa(int(limited.RetryAfter.Round(time.Second)/time.Second)))
+		w.Header().Set("Retry-After", strconv.Itoa(limited.RetryAfterSeconds()))
 		distribution.WriteError(w, r, g.log, distribution.NewError(distribution.CodeTooManyRequests, "too many failed logins; try again later"))
 	case errors.Is(err, auth.ErrInvalidToken):
 		g.challenge(w, r, required, auth.ChallengeInvalidToken, distribution.NewError(distribution.CodeUnauthorized, "invalid or expired token"))

@@ -37,8 +37,15 @@ func (s *Server) openAuth(ctx context.Context, meta metadata.Store) error {
 }
 
 func newAuth(ctx context.Context, cfg config.Config, store auth.Store, log *slog.Logger, now func() time.Time) (*auth.Service, *auth.Tokens, error) {
+	// Failed logins are counted in the database, so that replicas sharing
+	// it share the back-off: round-robin guessing gains nothing.
+	failures, ok := store.(auth.FailureStore)
+	if !ok {
+		return nil, nil, fmt.Errorf("database driver %q keeps no login failure counts; run with --auth=none", cfg.Database.Driver)
+	}
 	svc := auth.NewService(store, auth.Config{
 		DefaultVisibility: auth.Visibility(cfg.Auth.DefaultVisibility),
+		Limiter:           auth.NewLimiter(auth.LimiterConfig{Store: failures, Now: now}),
 		Log:               log,
 		Now:               now,
 	})
@@ -105,6 +112,36 @@ func (s *Server) reloadKeys(ctx context.Context) {
 		}
 		if err := s.tokens.Prune(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("pruning retired token keys failed", "err", err)
+		}
+	}
+}
+
+// loginFailurePruneEvery is how often the janitor deletes failed-login
+// counters that no longer matter; between runs the table only grows by
+// the failures of that time.
+const loginFailurePruneEvery = 10 * time.Minute
+
+// pruneLoginFailures keeps the failed-login counters bounded until ctx
+// ends. Every replica runs it; deleting what another already deleted is
+// harmless.
+func (s *Server) pruneLoginFailures(ctx context.Context) {
+	if s.auth == nil {
+		return
+	}
+	t := time.NewTicker(loginFailurePruneEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := s.auth.PruneLoginFailures(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Warn("pruning login failure counts failed", "err", err)
+		case n > 0:
+			s.log.Debug("login failure counts pruned", "count", n)
 		}
 	}
 }

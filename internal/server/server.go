@@ -301,6 +301,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	var background sync.WaitGroup
 	background.Go(func() { s.purgeUploads(jctx) })
 	background.Go(func() { s.reloadKeys(jctx) })
+	background.Go(func() { s.pruneLoginFailures(jctx) })
 	defer func() { stopJanitor(); background.Wait() }()
 	s.log.Info("wharf listening", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir,
 		"auth", s.cfg.Auth.Mode, "tls", s.tls != nil)

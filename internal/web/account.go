@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -70,6 +71,7 @@ func (h *Handler) signin(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case errors.Is(err, auth.ErrRateLimited):
+		setRetryAfter(w, err)
 		data.Error = "Too many failed attempts; wait a little and try again."
 		h.show(w, r, caller{}, http.StatusTooManyRequests, "signin", "Sign in", data)
 		return
@@ -173,6 +175,7 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request) {
 	err := h.auth.Reauthenticate(ctx, c.sub.User, r.PostFormValue("current"), forwarded.ClientAddr(r))
 	switch {
 	case errors.Is(err, auth.ErrRateLimited):
+		setRetryAfter(w, err)
 		h.renderAccount(w, r, c, http.StatusTooManyRequests, accountData{Error: "Too many failed attempts; wait a little and try again."})
 		return
 	case errors.Is(err, auth.ErrUnauthenticated):
@@ -248,4 +251,13 @@ func (h *Handler) revokeToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/settings?flash=token-revoked", http.StatusSeeOther)
+}
+
+// setRetryAfter says when a blocked login may be tried again, as the
+// registry API and the Hub API do.
+func setRetryAfter(w http.ResponseWriter, err error) {
+	var limited *auth.RateLimitError
+	if errors.As(err, &limited) {
+		w.Header().Set("Retry-After", strconv.Itoa(limited.RetryAfterSeconds()))
+	}
 }

@@ -199,7 +199,7 @@ func (h *Handler) apiCaller(w http.ResponseWriter, r *http.Request) (caller, boo
 	var limited *auth.RateLimitError
 	switch {
 	case errors.As(err, &limited):
-		w.Header().Set("Retry-After", strconv.Itoa(int(limited.RetryAfter/time.Second)+1))
+		w.Header().Set("Retry-After", strconv.Itoa(limited.RetryAfterSeconds()))
 		writeAPIError(w, http.StatusTooManyRequests, "too many failed login attempts")
 		return c, false
 	case err != nil && (errors.Is(err, auth.ErrUnauthenticated) || errors.Is(err, auth.ErrInvalidToken)):

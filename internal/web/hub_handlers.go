@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -203,6 +204,7 @@ func (h *Handler) apiLogin(w http.ResponseWriter, r *http.Request) {
 	var limited *auth.RateLimitError
 	switch {
 	case errors.As(err, &limited):
+		w.Header().Set("Retry-After", strconv.Itoa(limited.RetryAfterSeconds()))
 		writeAPIError(w, http.StatusTooManyRequests, "too many failed login attempts")
 		return
 	case errors.Is(err, auth.ErrUnauthenticated):

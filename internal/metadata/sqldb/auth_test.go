@@ -13,3 +13,9 @@ func TestSQLite_AuthContract(t *testing.T) {
 		return openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
 	})
 }
+
+func TestSQLite_LoginFailuresContract(t *testing.T) {
+	authtest.RunFailures(t, func(t *testing.T) auth.FailureStore {
+		return openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
+	})
+}

@@ -168,6 +168,16 @@ var migrations = []string{
 	INSERT INTO blobs (digest, size, used_at)
 		SELECT DISTINCT child, 0, 0 FROM manifest_refs
 		WHERE kind = 'blob' AND child NOT IN (SELECT digest FROM blobs);`,
+	// 8: failed-login counters (auth.FailureStore), here so that replicas
+	// share them. The key (an account, a client address, or both, as the
+	// client sent them) is kept as its SHA-256: bounded in size, and no
+	// list of addresses and user names at rest.
+	`CREATE TABLE login_failures (
+		key_hash    BLOB PRIMARY KEY,
+		failures    BIGINT NOT NULL,
+		last_failed BIGINT NOT NULL
+	);
+	CREATE INDEX login_failures_last ON login_failures(last_failed);`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the

@@ -51,6 +51,11 @@ func TestPostgres_AuthContract(t *testing.T) {
 	authtest.Run(t, func(t *testing.T) auth.Store { return openPostgres(t) })
 }
 
+func TestPostgres_LoginFailuresContract(t *testing.T) {
+	servicetest.StartPostgres(t)
+	authtest.RunFailures(t, func(t *testing.T) auth.FailureStore { return openPostgres(t) })
+}
+
 // Replicas that start together on a new database each apply the
 // migrations or find them applied; none fails on another's half-made
 // schema.
