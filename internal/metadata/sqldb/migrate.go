@@ -150,6 +150,11 @@ var migrations = []string{
 	// 6: the blob store's state of an upload (blobstore.State), written
 	// with the offset so that any replica can continue any upload.
 	`ALTER TABLE uploads ADD COLUMN store_state BLOB;`,
+	// 7: the write lease of an upload session (metadata.UploadLeaser):
+	// the token of the writer that claimed it and when the claim lapses
+	// ("" and 0 when no writer holds it).
+	`ALTER TABLE uploads ADD COLUMN writer TEXT NOT NULL DEFAULT '';
+	ALTER TABLE uploads ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the
