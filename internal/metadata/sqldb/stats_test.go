@@ -132,6 +132,8 @@ func TestStats_MigrationCountsExistingLinks(t *testing.T) {
 	// and all.
 	if _, err := db.write.ExecContext(ctx, `DROP TABLE linked_blobs; DROP TABLE blob_totals;
 		ALTER TABLE uploads DROP COLUMN store_state;
+		ALTER TABLE uploads DROP COLUMN writer;
+		ALTER TABLE uploads DROP COLUMN lease_until;
 		DELETE FROM schema_migrations WHERE version >= 5`); err != nil {
 		t.Fatal(err)
 	}
