@@ -72,6 +72,13 @@ type UploadWriter interface {
 	State() State
 }
 
+// Aborter is an UploadWriter that can be given up without storing what it
+// buffered, for a caller that must write nothing more to the upload (it
+// lost its claim on the session). Its State is then meaningless.
+type Aborter interface {
+	Abort()
+}
+
 // Collector is a Store whose blobs garbage collection can list and remove
 // while the registry keeps serving.
 type Collector interface {

@@ -107,6 +107,12 @@ type Upload struct {
 	StoreState []byte
 	StartedAt  time.Time
 	UpdatedAt  time.Time
+	// Writer is the token of the writer that holds the session's lease
+	// (see UploadLeaser), "" when none does. AdvanceUpload moves only a
+	// session whose writer is still u.Writer, and ends the lease.
+	Writer string
+	// LeaseUntil is when Writer's lease lapses unless it is renewed.
+	LeaseUntil time.Time
 }
 
 // Stats summarises what the registry holds.

@@ -54,8 +54,9 @@ type Store interface {
 	// GetUpload returns the session id of repo, or ErrNotFound.
 	GetUpload(ctx context.Context, repo, id string) (*Upload, error)
 	// AdvanceUpload moves a session from offset from to u.Offset with a new
-	// hash state and store state, in one write; ErrConflict (and nothing
-	// changed) if its offset is no longer from.
+	// hash state and store state, and ends its writer's lease, in one
+	// write; ErrConflict (and nothing changed) if its offset is no longer
+	// from or its writer is no longer u.Writer.
 	AdvanceUpload(ctx context.Context, u *Upload, from int64) error
 	// DeleteUpload removes a session, or returns ErrNotFound.
 	DeleteUpload(ctx context.Context, repo, id string) error
@@ -92,6 +93,35 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the database.
 	Close() error
+}
+
+// UploadLeaser is a Store whose upload sessions several processes may
+// write (replicas sharing one PostgreSQL). The offset check of
+// AdvanceUpload alone would let two writers at one offset both write
+// their bytes, and the loser's could replace the winner's in the blob
+// store; so a writer claims the session before it writes any bytes,
+// renews the claim while its body streams, and AdvanceUpload ends it.
+// A claim lapses unless renewed, so that a writer which died does not
+// hold its session for ever. Times come from the caller's clock.
+type UploadLeaser interface {
+	// SharedUploads reports whether processes other than this one may
+	// write the store's sessions, so that writers must claim them. A
+	// store only one process writes returns false: its callers serialise
+	// their writers in memory and save a write per chunk.
+	SharedUploads() bool
+	// ClaimUpload makes token (not "") the writer of session id of repo
+	// until until, if its offset is offset and no other writer's lease
+	// is live at now. ErrConflict (and nothing changed) if it is not;
+	// ErrNotFound if there is no such session.
+	ClaimUpload(ctx context.Context, repo, id string, offset int64, token string, now, until time.Time) error
+	// RenewUpload moves token's lease out to until. ErrConflict if token
+	// is no longer the session's writer (another writer claimed it after
+	// the lease lapsed, or the session advanced); ErrNotFound if there is
+	// no such session.
+	RenewUpload(ctx context.Context, repo, id, token string, until time.Time) error
+	// ReleaseUpload ends token's lease if token still holds it; it is not
+	// an error if it does not, or if the session is gone.
+	ReleaseUpload(ctx context.Context, repo, id, token string) error
 }
 
 // ManifestRef names a manifest in a repository.

@@ -39,7 +39,12 @@ type Service struct {
 	opts  Options
 
 	// uploadLocks serialises writers of one upload session inside this
-	// process; AdvanceUpload's offset check guards across replicas.
+	// process, so that a second writer on this replica waits for the
+	// first instead of failing. Where other processes write the sessions
+	// too (PostgreSQL), a writer also claims the session in the database
+	// (uploadlease.go); where only this one does (SQLite, whose file and
+	// filesystem blob store are one machine's), this lock is the whole
+	// guard and a chunk costs no claim.
 	uploadLocks uploadLocks
 
 	// pulls counts manifest pulls in memory (pulls.go).

@@ -80,6 +80,11 @@ func (s *Service) adoptCommitted(ctx context.Context, u *metadata.Upload, d dige
 		if err := s.meta.DeleteUpload(ctx, u.Repo, u.ID); err != nil && !errors.Is(err, metadata.ErrNotFound) {
 			return err
 		}
+		// What is left of the upload (on S3, a multipart upload whose part
+		// a writer that had lost its claim replaced) is litter now.
+		if err := s.blobs.CancelUpload(ctx, u.ID, u.StoreState); err != nil && !errors.Is(err, blobstore.ErrNotFound) {
+			s.log.WarnContext(ctx, "upload bytes not removed", "upload", u.ID, "err", err)
+		}
 		return uploadUnknown(u.ID)
 	}
 	if size != u.Offset {

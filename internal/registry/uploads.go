@@ -81,7 +81,11 @@ func (s *Service) WriteUpload(ctx context.Context, repo, id string, start int64,
 		e.Offset = u.Offset
 		return nil, e
 	}
-	if err := s.appendChunk(ctx, u, r, length); err != nil {
+	lease, err := s.claimUpload(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.appendChunk(ctx, u, lease, r, length); err != nil {
 		return nil, err
 	}
 	return &Upload{ID: u.ID, Repo: u.Repo, Offset: u.Offset}, nil
@@ -95,37 +99,38 @@ func (s *Service) CompleteUpload(ctx context.Context, repo, id string, d digest.
 		return 0, err
 	}
 	defer unlock()
+	// The commit writes to the upload too (S3 adds the tail as a part),
+	// so it needs the claim as much as a chunk does. The claim ends with
+	// the session; a failure releases it.
+	lease, err := s.claimUpload(ctx, u)
+	if err != nil {
+		return 0, err
+	}
+	finished := false
+	defer func() {
+		if !finished {
+			lease.release(ctx)
+		}
+	}()
 	from := u.Offset
 	if r != nil && length != 0 {
 		// The last chunk is hashed into u in memory only: the session either
 		// ends here or, if the digest is wrong, stays where it was recorded
 		// (its next write at that offset drops these bytes).
-		err := s.appendInMemory(ctx, u, r, length)
+		err := s.appendInMemory(ctx, u, lease, r, length)
 		if errors.Is(err, blobstore.ErrNotFound) {
 			// Committed by an earlier attempt (uploadcrash.go).
 			err = s.hashWithoutStoring(u, r, length)
+		}
+		if errors.Is(err, errLeaseLost) {
+			return 0, s.writtenElsewhere(ctx, u)
 		}
 		if err != nil {
 			return 0, err
 		}
 	}
-	got, err := s.uploadDigest(ctx, u, d.Algorithm(), from)
-	if err != nil {
+	if err := s.commitUpload(ctx, u, lease, d, from); err != nil {
 		return 0, err
-	}
-	if got != d {
-		return 0, Errorf(ErrDigestInvalid, "uploaded content has digest %s, not %s", got, d).
-			withDetail(map[string]any{"expected": d.String(), "actual": got.String()})
-	}
-	if err := s.keepBlob(ctx, d, u.Offset); err != nil {
-		return 0, err
-	}
-	if err := s.blobs.CommitUpload(ctx, id, u.StoreState, d, u.Offset); errors.Is(err, blobstore.ErrNotFound) {
-		if err := s.adoptCommitted(ctx, u, d); err != nil {
-			return 0, err
-		}
-	} else if err != nil {
-		return 0, fmt.Errorf("commit blob %s: %w", d, err)
 	}
 	if f, ok := s.meta.(uploadFinisher); ok {
 		if err := f.FinishUpload(ctx, repo, id, d, u.Offset); err != nil {
@@ -139,8 +144,34 @@ func (s *Service) CompleteUpload(ctx context.Context, repo, id string, d digest.
 			return 0, err
 		}
 	}
+	finished = true // ending the session ended the claim
 	s.log.InfoContext(ctx, "blob committed", "repo", repo, "digest", d, "bytes", u.Offset)
 	return u.Offset, nil
+}
+
+// commitUpload checks session u's bytes against d and moves them into
+// place as blob d, renewing the claim meanwhile: for a large blob in a
+// bucket, the read-back and the copy may take longer than the claim.
+func (s *Service) commitUpload(ctx context.Context, u *metadata.Upload, lease *uploadLease, d digest.Digest, from int64) error {
+	stop := lease.keepAlive(ctx)
+	defer stop()
+	got, err := s.uploadDigest(ctx, u, lease, d.Algorithm(), from)
+	if err != nil {
+		return err
+	}
+	if got != d {
+		return Errorf(ErrDigestInvalid, "uploaded content has digest %s, not %s", got, d).
+			withDetail(map[string]any{"expected": d.String(), "actual": got.String()})
+	}
+	if err := s.keepBlob(ctx, d, u.Offset); err != nil {
+		return err
+	}
+	if err := s.blobs.CommitUpload(ctx, u.ID, u.StoreState, d, u.Offset); errors.Is(err, blobstore.ErrNotFound) {
+		return s.adoptCommitted(ctx, u, d)
+	} else if err != nil {
+		return fmt.Errorf("commit blob %s: %w", d, err)
+	}
+	return nil
 }
 
 // uploadFinisher is an optional metadata.Store capability: LinkBlob and
@@ -172,7 +203,7 @@ func (s *Service) PutBlob(ctx context.Context, repo string, d digest.Digest, r i
 			_ = s.blobs.CancelUpload(context.WithoutCancel(ctx), id, stored)
 		}
 	}()
-	n, written, err := s.writeHashed(ctx, id, 0, stored, h, r, length)
+	n, written, err := s.writeHashed(ctx, id, 0, stored, h, r, length, nil)
 	if err != nil {
 		return 0, err
 	}
@@ -234,12 +265,17 @@ func (s *Service) getUpload(ctx context.Context, repo, id string) (*metadata.Upl
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
 // appendChunk streams r into the upload, hashing as it writes, and records
-// the new offset, hash state and store state, in one write. On any failure
-// the session is unchanged: the next write at the same offset, from the
-// recorded store state, discards the partial bytes.
-func (s *Service) appendChunk(ctx context.Context, u *metadata.Upload, r io.Reader, length int64) error {
+// the new offset, hash state and store state, in one write that also ends
+// the claim. On any failure the session is unchanged and the claim
+// released: the next write at the same offset, from the recorded store
+// state, discards the partial bytes.
+func (s *Service) appendChunk(ctx context.Context, u *metadata.Upload, lease *uploadLease, r io.Reader, length int64) error {
 	from := u.Offset
-	if err := s.appendInMemory(ctx, u, r, length); err != nil {
+	if err := s.appendInMemory(ctx, u, lease, r, length); err != nil {
+		lease.release(ctx)
+		if errors.Is(err, errLeaseLost) {
+			return s.writtenElsewhere(ctx, u)
+		}
 		if errors.Is(err, blobstore.ErrNotFound) {
 			// The session's bytes are gone (committed by an attempt whose
 			// record a crash lost, or removed by the janitor): it cannot
@@ -251,8 +287,9 @@ func (s *Service) appendChunk(ctx context.Context, u *metadata.Upload, r io.Read
 	}
 	u.UpdatedAt = s.opts.Now()
 	if err := s.meta.AdvanceUpload(ctx, u, from); err != nil {
+		lease.release(ctx)
 		if errors.Is(err, metadata.ErrConflict) {
-			return Errorf(ErrRangeInvalid, "upload %s was written concurrently", u.ID)
+			return s.writtenElsewhere(ctx, u)
 		}
 		if errors.Is(err, metadata.ErrNotFound) {
 			return uploadUnknown(u.ID)
@@ -262,14 +299,14 @@ func (s *Service) appendChunk(ctx context.Context, u *metadata.Upload, r io.Read
 	return nil
 }
 
-// appendInMemory writes a chunk to the session's bytes and advances u's
-// offset, hash state and store state without recording them.
-func (s *Service) appendInMemory(ctx context.Context, u *metadata.Upload, r io.Reader, length int64) error {
+// appendInMemory writes a chunk to the session's bytes, under lease, and
+// advances u's offset, hash state and store state without recording them.
+func (s *Service) appendInMemory(ctx context.Context, u *metadata.Upload, lease *uploadLease, r io.Reader, length int64) error {
 	h, err := restoreHash(u.Algorithm, u.HashState)
 	if err != nil {
 		return err
 	}
-	n, stored, err := s.writeHashed(ctx, u.ID, u.Offset, u.StoreState, h, r, length)
+	n, stored, err := s.writeHashed(ctx, u.ID, u.Offset, u.StoreState, h, r, length, lease)
 	if err != nil {
 		return err
 	}
@@ -285,8 +322,10 @@ func (s *Service) appendInMemory(ctx context.Context, u *metadata.Upload, r io.R
 
 // writeHashed streams r (length bytes, or to EOF when length < 0) into
 // upload id at offset, from store state stored, through h. It returns the
-// bytes written and the store state to record with the new offset.
-func (s *Service) writeHashed(ctx context.Context, id string, offset int64, stored blobstore.State, h hash.Hash, r io.Reader, length int64) (int64, blobstore.State, error) {
+// bytes written and the store state to record with the new offset. Under
+// a lease (nil: none needed) it renews the claim as the body arrives and
+// stops, storing nothing more, with errLeaseLost once the claim is lost.
+func (s *Service) writeHashed(ctx context.Context, id string, offset int64, stored blobstore.State, h hash.Hash, r io.Reader, length int64, lease *uploadLease) (int64, blobstore.State, error) {
 	w, err := s.blobs.WriteUpload(ctx, id, offset, stored)
 	if err != nil {
 		return 0, nil, fmt.Errorf("open upload %s: %w", id, err)
@@ -295,7 +334,25 @@ func (s *Service) writeHashed(ctx context.Context, id string, offset int64, stor
 	if length >= 0 {
 		src = io.LimitReader(r, length)
 	}
-	n, readErr, writeErr := hashCopy(w, h, src)
+	var dst io.Writer = w
+	var lr *leasedReader
+	if lease != nil {
+		lr = &leasedReader{r: src, ctx: ctx, lease: lease}
+		src, dst = lr, &leasedWriter{UploadWriter: w, ctx: ctx, lease: lease}
+	}
+	n, readErr, writeErr := hashCopy(dst, h, src)
+	if lr != nil && lr.err != nil {
+		// Renewing the claim failed, not the client.
+		readErr, writeErr = nil, errors.Join(writeErr, lr.err)
+	}
+	if writeErr == nil && readErr == nil {
+		// Close stores the last bytes: check the claim once more.
+		writeErr = lease.keep(ctx)
+	}
+	if err := lease.err(); err != nil {
+		abortUpload(w)
+		return 0, nil, err
+	}
 	if err := errors.Join(writeErr, w.Close()); err != nil {
 		return 0, nil, fmt.Errorf("write upload %s: %w", id, err)
 	}
@@ -314,7 +371,7 @@ func (s *Service) writeHashed(ctx context.Context, id string, offset int64, stor
 // multipart upload) gets its new state recorded with the session, which
 // was recorded at offset from, so that a retried or failed commit finds
 // the upload as it now is.
-func (s *Service) uploadDigest(ctx context.Context, u *metadata.Upload, alg digest.Algorithm, from int64) (digest.Digest, error) {
+func (s *Service) uploadDigest(ctx context.Context, u *metadata.Upload, lease *uploadLease, alg digest.Algorithm, from int64) (digest.Digest, error) {
 	if alg == u.Algorithm {
 		h, err := restoreHash(u.Algorithm, u.HashState)
 		if err != nil {
@@ -329,6 +386,14 @@ func (s *Service) uploadDigest(ctx context.Context, u *metadata.Upload, alg dige
 		return "", err
 	}
 	rc, stored, err := s.blobs.ReadUpload(ctx, u.ID, u.StoreState)
+	if errors.Is(err, blobstore.ErrNotFound) {
+		// The bytes the session recorded are gone (or were replaced by a
+		// writer that had lost its claim): it can never finish.
+		if err := s.meta.DeleteUpload(ctx, u.Repo, u.ID); err != nil && !errors.Is(err, metadata.ErrNotFound) {
+			return "", err
+		}
+		return "", uploadUnknown(u.ID)
+	}
 	if err != nil {
 		return "", fmt.Errorf("read upload %s: %w", u.ID, err)
 	}
@@ -338,8 +403,12 @@ func (s *Service) uploadDigest(ctx context.Context, u *metadata.Upload, alg dige
 		u.UpdatedAt = s.opts.Now()
 		if err := s.meta.AdvanceUpload(ctx, u, from); err != nil {
 			if errors.Is(err, metadata.ErrConflict) {
-				return "", Errorf(ErrRangeInvalid, "upload %s was written concurrently", u.ID)
+				return "", s.writtenElsewhere(ctx, u)
 			}
+			return "", err
+		}
+		// The advance ended the claim; the commit still needs it.
+		if err := lease.reclaim(ctx); err != nil {
 			return "", err
 		}
 	}

@@ -170,20 +170,70 @@ func TestUpload_RetryFromRecordedStateReplacesLaterBytes(t *testing.T) {
 	wantBlob(t, s, d, b)
 }
 
-func TestUpload_ReplacedTailFailsLoudly(t *testing.T) {
+// A writer that should have stopped (it lost its claim on the session
+// while stalled) writes from the state it started with, after the
+// session's writer recorded a tail of the same length: the tails have
+// different keys, so the recorded one is intact and commits.
+func TestUpload_StaleWriterCannotReplaceRecordedTail(t *testing.T) {
 	s, _ := newStore(t)
 	id := "zombie"
 	s0, _ := s.StartUpload(t.Context(), id)
 	s1 := writeChunk(t, s, id, s0, []byte("recorded tail"))
-	// Another writer from the same state (one that should have been dead)
-	// writes a tail of the same length: same key, other bytes.
 	_ = writeChunk(t, s, id, s0, []byte("replaced tail"))
-	if _, err := s.WriteUpload(t.Context(), id, 13, s1); err == nil {
-		t.Fatal("writing on top of a replaced tail succeeded; want an error")
+	s2 := writeChunk(t, s, id, s1, []byte(" and more"))
+	want := []byte("recorded tail and more")
+	d := sha256Of(want)
+	if err := s.CommitUpload(t.Context(), id, s2, d, int64(len(want))); err != nil {
+		t.Fatalf("CommitUpload after a stale writer's tail: %v", err)
 	}
-	if err := s.CommitUpload(t.Context(), id, s1, sha256Of([]byte("recorded tail")), 13); err == nil {
-		t.Fatal("committing a replaced tail succeeded; want an error")
+	wantBlob(t, s, d, want)
+}
+
+// A stale writer's part of the same number as a recorded part (sent after
+// it) replaces that part's bytes in S3: the commit then fails cleanly, as
+// for a missing upload, and reveals no blob.
+func TestUpload_StaleWriterReplacingRecordedPartFailsCommitCleanly(t *testing.T) {
+	s, _ := newStore(t)
+	id := "zombie-part"
+	s0, _ := s.StartUpload(t.Context(), id)
+	// Part 1 starts the multipart upload that both writers then share.
+	b := data(2*testPart+10, 1)
+	s1 := writeChunk(t, s, id, s0, b[:testPart])
+	s2 := writeChunk(t, s, id, s1, b[testPart:])
+	_ = writeChunk(t, s, id, s1, data(testPart+10, 2))
+	d := sha256Of(b)
+	err := s.CommitUpload(t.Context(), id, s2, d, int64(len(b)))
+	if !errors.Is(err, blobstore.ErrNotFound) {
+		t.Fatalf("CommitUpload over a replaced part = %v; want ErrNotFound", err)
 	}
+	if _, err := s.Stat(t.Context(), d); !errors.Is(err, blobstore.ErrNotFound) {
+		t.Fatalf("Stat after the failed commit = %v; want ErrNotFound", err)
+	}
+	if err := s.CancelUpload(t.Context(), id, s2); err != nil {
+		t.Fatalf("CancelUpload after the failed commit: %v", err)
+	}
+}
+
+// An aborted writer stores nothing of what it buffered.
+func TestUpload_AbortStoresNothing(t *testing.T) {
+	s, _ := newStore(t)
+	id := "aborted"
+	s0, _ := s.StartUpload(t.Context(), id)
+	w, err := s.WriteUpload(t.Context(), id, 0, s0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("buffered, never stored")); err != nil {
+		t.Fatal(err)
+	}
+	w.(blobstore.Aborter).Abort()
+	if err := w.Close(); err == nil {
+		t.Error("Close after Abort succeeded; want an error")
+	}
+	if _, err := w.Write([]byte("x")); err == nil {
+		t.Error("Write after Abort succeeded; want an error")
+	}
+	wantNoUploadObjects(t, s, id)
 }
 
 func TestUpload_ReadBackThenCommit(t *testing.T) {

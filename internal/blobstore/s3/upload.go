@@ -3,6 +3,7 @@ package s3
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,10 +38,16 @@ type uploadState struct {
 	// wait there for the next write instead of in a replica's memory.
 	Tail     int64  `json:"tail,omitempty"`
 	TailETag string `json:"tail_etag,omitempty"`
-	// OldTails are the end offsets of tails that this state replaced. They
-	// are deleted on the next call, when this state has been recorded: a
-	// writer that deleted its predecessor's tail itself would lose it if
-	// its caller then failed to record the new state.
+	// TailWriter is the random name of the writer that stored the tail,
+	// part of its key (see tailName).
+	TailWriter string `json:"tail_writer,omitempty"`
+	// OldTailNames are the tails (tailName) that this state replaced.
+	// They are deleted on the next call, when this state has been
+	// recorded: a writer that deleted its predecessor's tail itself would
+	// lose it if its caller then failed to record the new state.
+	OldTailNames []string `json:"old_tail_names,omitempty"`
+	// OldTails are the end offsets of replaced tails whose keys had no
+	// writer's name (states recorded before TailWriter existed).
 	OldTails []int64 `json:"old_tails,omitempty"`
 }
 
@@ -109,28 +116,48 @@ func validID(id string) error {
 
 func (s *Store) dataKey(id string) string { return s.cfg.Prefix + "uploads/" + id + "/data" }
 
-// tailKey names a tail by the offset where it ends: a writer that died
-// after writing its tail but before its caller recorded the new state
-// wrote a different key than the recorded one, so the recorded tail is
-// still intact for the retry.
-func (s *Store) tailKey(id string, st *uploadState) string {
-	return s.cfg.Prefix + "uploads/" + id + "/tail-" + strconv.FormatInt(st.size(), 10)
+// tailName names st's tail by the offset where it ends and by the writer
+// that stored it. Each write is a writer of its own, so no two writes
+// share a tail key: a writer whose caller never recorded its state (it
+// died, or lost its claim on the session while stalled and wrote on)
+// cannot replace the tail that the recorded state names, and the writer
+// that holds the session finds it intact.
+func tailName(st *uploadState) string {
+	name := "tail-" + strconv.FormatInt(st.size(), 10)
+	if st.TailWriter != "" {
+		name += "-" + st.TailWriter
+	}
+	return name
 }
 
-func (s *Store) oldTailKey(id string, end int64) string {
-	return s.cfg.Prefix + "uploads/" + id + "/tail-" + strconv.FormatInt(end, 10)
+func (s *Store) tailKey(id string, st *uploadState) string {
+	return s.uploadKey(id, tailName(st))
+}
+
+func (s *Store) uploadKey(id, name string) string { return s.cfg.Prefix + "uploads/" + id + "/" + name }
+
+// oldTailKeys are the keys of the tails that st replaced.
+func (s *Store) oldTailKeys(id string, st *uploadState) []string {
+	keys := make([]string, 0, len(st.OldTailNames)+len(st.OldTails))
+	for _, name := range st.OldTailNames {
+		keys = append(keys, s.uploadKey(id, name))
+	}
+	for _, end := range st.OldTails {
+		keys = append(keys, s.uploadKey(id, "tail-"+strconv.FormatInt(end, 10)))
+	}
+	return keys
 }
 
 // dropOldTails deletes the tails that the recorded state st replaced. A
 // failure only leaves litter (for the janitor), so it is logged, not
 // returned.
 func (s *Store) dropOldTails(ctx context.Context, id string, st *uploadState) {
-	for _, end := range st.OldTails {
-		if err := s.client.RemoveObject(ctx, s.cfg.Bucket, s.oldTailKey(id, end), minio.RemoveObjectOptions{}); err != nil {
-			s.log.WarnContext(ctx, "old upload tail not removed", "upload", id, "end", end, "err", err)
+	for _, key := range s.oldTailKeys(id, st) {
+		if err := s.client.RemoveObject(ctx, s.cfg.Bucket, key, minio.RemoveObjectOptions{}); err != nil {
+			s.log.WarnContext(ctx, "old upload tail not removed", "upload", id, "key", key, "err", err)
 		}
 	}
-	st.OldTails = nil
+	st.OldTails, st.OldTailNames = nil, nil
 }
 
 // StartUpload begins upload id and returns its initial state. Nothing is
@@ -171,8 +198,7 @@ func (s *Store) WriteUpload(ctx context.Context, id string, offset int64, state 
 		return nil, fmt.Errorf("blobstore/s3: upload %s was read back and can no longer be appended to", id)
 	}
 	s.dropOldTails(ctx, id, &st)
-	w := &UploadWriter{s: s, ctx: ctx, id: id, st: st, buf: s.parts.get()}
-	w.loadedTail = -1
+	w := &UploadWriter{s: s, ctx: ctx, id: id, st: st, buf: s.parts.get(), name: rand.Text()}
 	if st.Tail > 0 {
 		// The tail becomes the start of the next part.
 		if err := w.loadTail(); err != nil {
@@ -183,6 +209,8 @@ func (s *Store) WriteUpload(ctx context.Context, id string, offset int64, state 
 	return w, nil
 }
 
+var _ blobstore.Aborter = (*UploadWriter)(nil)
+
 // UploadWriter streams bytes into an upload, one part in memory at most.
 type UploadWriter struct {
 	s   *Store
@@ -190,14 +218,19 @@ type UploadWriter struct {
 	id  string
 	st  uploadState
 	buf *[]byte // len = bytes waiting for the next part
-	// loadedTail is the end offset of the tail read at the start, -1 if none.
-	loadedTail int64
+	// name is this writer's part of the key of the tail it stores.
+	name string
+	// loadedTail is the name of the tail read at the start, "" if none.
+	loadedTail string
 	err        error
 	closed     bool
 }
 
+// errAborted is a write to a writer given up with Abort.
+var errAborted = errors.New("blobstore/s3: write after abort")
+
 func (w *UploadWriter) loadTail() error {
-	obj, err := w.s.core.Client.GetObject(w.ctx, w.s.cfg.Bucket, w.s.tailKey(w.id, &uploadState{Parts: w.st.Parts, Tail: w.st.Tail}), tailGetOptions(w.st.TailETag))
+	obj, err := w.s.core.Client.GetObject(w.ctx, w.s.cfg.Bucket, w.s.tailKey(w.id, &w.st), tailGetOptions(w.st.TailETag))
 	if err != nil {
 		return ctxOr(w.ctx, notFound(err))
 	}
@@ -207,8 +240,8 @@ func (w *UploadWriter) loadTail() error {
 		return ctxOr(w.ctx, fmt.Errorf("blobstore/s3: read tail of upload %s: %w", w.id, notFound(err)))
 	}
 	*w.buf = b
-	w.loadedTail = w.st.size()
-	w.st.Tail, w.st.TailETag = 0, ""
+	w.loadedTail = tailName(&w.st)
+	w.st.Tail, w.st.TailETag, w.st.TailWriter = 0, "", ""
 	return nil
 }
 
@@ -249,11 +282,11 @@ func (w *UploadWriter) Write(p []byte) (int, error) {
 }
 
 func (w *UploadWriter) sendPart() error {
-	if w.loadedTail >= 0 {
+	if w.loadedTail != "" {
 		// The loaded tail is inside this part now; once the state is
 		// recorded its object is litter.
-		w.st.OldTails = append(w.st.OldTails, w.loadedTail)
-		w.loadedTail = -1
+		w.st.OldTailNames = append(w.st.OldTailNames, w.loadedTail)
+		w.loadedTail = ""
 	}
 	if len(w.st.Parts) == maxParts {
 		return fmt.Errorf("blobstore/s3: upload %s reached S3's %d parts; raise the part size", w.id, maxParts)
@@ -291,9 +324,9 @@ func (w *UploadWriter) Close() error {
 	}
 	if b := *w.buf; len(b) > 0 {
 		next := w.st
-		next.Tail = int64(len(b))
-		if w.loadedTail >= 0 && w.loadedTail != next.size() {
-			next.OldTails = append(next.OldTails, w.loadedTail)
+		next.Tail, next.TailWriter = int64(len(b)), w.name
+		if w.loadedTail != "" {
+			next.OldTailNames = append(next.OldTailNames, w.loadedTail)
 		}
 		info, err := w.s.client.PutObject(w.ctx, w.s.cfg.Bucket, w.s.tailKey(w.id, &next), bytes.NewReader(b), int64(len(b)), minio.PutObjectOptions{})
 		if err != nil {
@@ -308,6 +341,16 @@ func (w *UploadWriter) Close() error {
 
 // State is the upload's state after a successful Close.
 func (w *UploadWriter) State() blobstore.State { return w.st.encode() }
+
+// Abort gives the writer up without storing the bytes it holds short of
+// a part (blobstore.Aborter): its caller lost its claim on the upload,
+// and must store nothing more.
+func (w *UploadWriter) Abort() {
+	if !w.closed {
+		w.closed, w.err = true, errAborted
+		w.release()
+	}
+}
 
 func (w *UploadWriter) release() {
 	if w.buf != nil {
@@ -384,6 +427,13 @@ func (s *Store) assemble(ctx context.Context, id string, st *uploadState) error 
 		parts[i] = minio.CompletePart{PartNumber: p.N, ETag: p.ETag}
 	}
 	if _, err := s.core.CompleteMultipartUpload(ctx, s.cfg.Bucket, s.dataKey(id), st.MPU, parts, minio.PutObjectOptions{}); err != nil {
+		if minio.ToErrorResponse(err).Code == "InvalidPart" {
+			// A part's ETag is not the one recorded: a writer that had
+			// lost its claim on the session while stalled sent a part of
+			// the same number after the recorded one. The bytes the
+			// state describes are gone, as if the upload were.
+			return fmt.Errorf("blobstore/s3: upload %s: a recorded part was replaced: %w", id, blobstore.ErrNotFound)
+		}
 		return ctxOr(ctx, fmt.Errorf("blobstore/s3: complete upload %s: %w", id, notFound(err)))
 	}
 	st.Assembled = true
@@ -445,9 +495,9 @@ func (s *Store) place(ctx context.Context, id string, st *uploadState, key strin
 		if err != nil {
 			return ctxOr(ctx, fmt.Errorf("blobstore/s3: copy tail of upload %s: %w", id, notFound(err)))
 		}
-		st.OldTails = append(st.OldTails, st.size()) // the tail's key, now a part
+		st.OldTailNames = append(st.OldTailNames, tailName(st)) // now a part
 		st.Parts = append(st.Parts, part{N: p.PartNumber, ETag: p.ETag, Size: st.Tail})
-		st.Tail, st.TailETag = 0, ""
+		st.Tail, st.TailETag, st.TailWriter = 0, "", ""
 	}
 	if err := s.assemble(ctx, id, st); err != nil {
 		return err
@@ -486,9 +536,7 @@ func (s *Store) CancelUpload(ctx context.Context, id string, state blobstore.Sta
 	if st.Tail > 0 {
 		keys = append(keys, s.tailKey(id, &st))
 	}
-	for _, end := range st.OldTails {
-		keys = append(keys, s.oldTailKey(id, end))
-	}
+	keys = append(keys, s.oldTailKeys(id, &st)...)
 	for _, k := range keys {
 		if err := s.client.RemoveObject(ctx, s.cfg.Bucket, k, minio.RemoveObjectOptions{}); err != nil && !errors.Is(notFound(err), blobstore.ErrNotFound) {
 			errs = append(errs, err)

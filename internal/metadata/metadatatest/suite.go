@@ -78,6 +78,15 @@ func Run(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"StaleUploads_ListsSessionsNotWrittenSince", testStaleUploads},
 		{"UploadExists_InAnyRepository", testUploadExists},
 
+		{"ClaimUpload_LeaseHeldUntilAdvanceEndsIt", testClaimUploadAdvance},
+		{"ClaimUpload_LiveLeaseOfAnotherWriterIsConflict", testClaimUploadLiveLease},
+		{"ClaimUpload_LapsedLeaseIsTakenAndFencesTheOldWriter", testClaimUploadLapsed},
+		{"ClaimUpload_WrongOffsetIsConflict", testClaimUploadWrongOffset},
+		{"ClaimUpload_MissingIsNotFound", testClaimUploadMissing},
+		{"RenewUpload_MovesTheLeaseOut", testRenewUpload},
+		{"ReleaseUpload_EndsOnlyItsOwnLease", testReleaseUpload},
+		{"ClaimUpload_ConcurrentSameOffsetOneWins", testConcurrentClaimUpload},
+
 		{"PutManifest_ConcurrentSameTag", testConcurrentPutSameTag},
 		{"PutManifest_ConcurrentSameManifest", testConcurrentPutSameManifest},
 		{"LinkBlob_ConcurrentSameBlob", testConcurrentLinkBlob},

@@ -80,6 +80,9 @@ func wantUpload(t *testing.T, s metadata.Store, want *metadata.Upload) {
 	if !bytes.Equal(got.StoreState, want.StoreState) {
 		t.Errorf("%s store state = %q; want %q", call, got.StoreState, want.StoreState)
 	}
+	if got.Writer != want.Writer || !got.LeaseUntil.Equal(want.LeaseUntil) {
+		t.Errorf("%s lease = %q until %v; want %q until %v", call, got.Writer, got.LeaseUntil, want.Writer, want.LeaseUntil)
+	}
 	if !got.StartedAt.Equal(want.StartedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
 		t.Errorf("%s times = started %v, updated %v; want %v, %v", call,
 			got.StartedAt, got.UpdatedAt, want.StartedAt, want.UpdatedAt)

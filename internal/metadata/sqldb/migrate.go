@@ -178,6 +178,11 @@ var migrations = []string{
 		last_failed BIGINT NOT NULL
 	);
 	CREATE INDEX login_failures_last ON login_failures(last_failed);`,
+	// 9: the write lease of an upload session (metadata.UploadLeaser):
+	// the token of the writer that claimed it and when the claim lapses
+	// ("" and 0 when no writer holds it).
+	`ALTER TABLE uploads ADD COLUMN writer TEXT NOT NULL DEFAULT '';
+	ALTER TABLE uploads ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the

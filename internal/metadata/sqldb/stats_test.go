@@ -133,6 +133,8 @@ func TestStats_MigrationCountsExistingLinks(t *testing.T) {
 	if _, err := db.write.ExecContext(ctx, `DROP TABLE linked_blobs; DROP TABLE blob_totals;
 		ALTER TABLE uploads DROP COLUMN store_state; DROP TABLE blobs;
 		DROP TABLE login_failures;
+		ALTER TABLE uploads DROP COLUMN writer;
+		ALTER TABLE uploads DROP COLUMN lease_until;
 		DELETE FROM schema_migrations WHERE version >= 5`); err != nil {
 		t.Fatal(err)
 	}

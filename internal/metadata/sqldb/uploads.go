@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -26,34 +27,108 @@ func (db *DB) CreateUpload(ctx context.Context, u *metadata.Upload) error {
 func (db *DB) GetUpload(ctx context.Context, repo, id string) (*metadata.Upload, error) {
 	u := &metadata.Upload{ID: id, Repo: repo}
 	var alg string
-	var started, updated int64
+	var started, updated, leaseUntil int64
 	err := db.queryRow(pointLookup(ctx),
-		`SELECT algorithm, "offset", hash_state, store_state, started_at, updated_at FROM uploads WHERE id = ? AND repo = ?`, id, repo).
-		Scan(&alg, &u.Offset, &u.HashState, &u.StoreState, &started, &updated)
+		`SELECT algorithm, "offset", hash_state, store_state, started_at, updated_at, writer, lease_until FROM uploads WHERE id = ? AND repo = ?`, id, repo).
+		Scan(&alg, &u.Offset, &u.HashState, &u.StoreState, &started, &updated, &u.Writer, &leaseUntil)
 	if err != nil {
 		return nil, notFound(err, "upload "+id)
 	}
 	u.Algorithm = digest.Algorithm(alg)
 	u.StartedAt, u.UpdatedAt = fromNanos(started), fromNanos(updated)
+	if u.Writer != "" {
+		u.LeaseUntil = fromNanos(leaseUntil)
+	}
 	return u, nil
 }
 
 // AdvanceUpload moves the session from offset from to u.Offset, with the
-// hash and store states in the same write.
+// hash and store states in the same write, if u.Writer still holds it;
+// the same write ends the lease, so that a chunk costs the claim and this
+// one write.
 func (db *DB) AdvanceUpload(ctx context.Context, u *metadata.Upload, from int64) error {
 	res, err := db.exec(ctx,
-		`UPDATE uploads SET "offset" = ?, hash_state = ?, store_state = ?, updated_at = ? WHERE id = ? AND repo = ? AND "offset" = ?`,
-		u.Offset, u.HashState, u.StoreState, u.UpdatedAt.UnixNano(), u.ID, u.Repo, from)
+		`UPDATE uploads SET "offset" = ?, hash_state = ?, store_state = ?, updated_at = ?, writer = '', lease_until = 0
+		 WHERE id = ? AND repo = ? AND "offset" = ? AND writer = ?`,
+		u.Offset, u.HashState, u.StoreState, u.UpdatedAt.UnixNano(), u.ID, u.Repo, from, u.Writer)
 	if err != nil {
 		return fmt.Errorf("advance upload %s: %w", u.ID, err)
 	}
 	if err := expectOne(res, "upload "+u.ID); err != nil {
 		if _, gerr := db.GetUpload(ctx, u.Repo, u.ID); gerr == nil {
-			return fmt.Errorf("upload %s moved past offset %d: %w", u.ID, from, metadata.ErrConflict)
+			return fmt.Errorf("upload %s moved past offset %d or has another writer: %w", u.ID, from, metadata.ErrConflict)
 		}
 		return err
 	}
 	return nil
+}
+
+var _ metadata.UploadLeaser = (*DB)(nil)
+
+// SharedUploads is true on PostgreSQL, which replicas share. A SQLite
+// file is one machine's, written by the one `wharf serve` that owns its
+// data directory, which serialises each session's writers in memory: a
+// claim there would only add a synced commit to every chunk.
+func (db *DB) SharedUploads() bool { return db.postgres }
+
+// ClaimUpload makes token the session's writer until until, if the
+// session is at offset and no live lease (one lasting past now) is
+// another writer's. The offset check makes a writer that read the session
+// before another one advanced it lose here, before it writes any bytes.
+func (db *DB) ClaimUpload(ctx context.Context, repo, id string, offset int64, token string, now, until time.Time) error {
+	if token == "" {
+		return fmt.Errorf("claim upload %s: empty writer token", id)
+	}
+	res, err := db.exec(ctx,
+		`UPDATE uploads SET writer = ?, lease_until = ?
+		 WHERE id = ? AND repo = ? AND "offset" = ? AND (writer = '' OR lease_until <= ?)`,
+		token, until.UnixNano(), id, repo, offset, now.UnixNano())
+	if err != nil {
+		return fmt.Errorf("claim upload %s: %w", id, err)
+	}
+	return db.leaseChanged(ctx, res, repo, id, "claimed by another writer or moved past offset "+strconv.FormatInt(offset, 10))
+}
+
+// RenewUpload moves token's lease out to until, whether or not it has
+// lapsed meanwhile: while token is still the writer, nobody else has
+// claimed the session, so nobody else wrote to it.
+func (db *DB) RenewUpload(ctx context.Context, repo, id, token string, until time.Time) error {
+	if token == "" {
+		return fmt.Errorf("renew upload %s: empty writer token", id)
+	}
+	res, err := db.exec(ctx,
+		`UPDATE uploads SET lease_until = ? WHERE id = ? AND repo = ? AND writer = ?`,
+		until.UnixNano(), id, repo, token)
+	if err != nil {
+		return fmt.Errorf("renew upload %s: %w", id, err)
+	}
+	return db.leaseChanged(ctx, res, repo, id, "no longer held by this writer")
+}
+
+// ReleaseUpload ends token's lease if it still holds it.
+func (db *DB) ReleaseUpload(ctx context.Context, repo, id, token string) error {
+	if token == "" {
+		return nil
+	}
+	if _, err := db.exec(ctx,
+		`UPDATE uploads SET writer = '', lease_until = 0 WHERE id = ? AND repo = ? AND writer = ?`,
+		id, repo, token); err != nil {
+		return fmt.Errorf("release upload %s: %w", id, err)
+	}
+	return nil
+}
+
+// leaseChanged turns a lease update that changed no row into ErrConflict
+// when the session exists and ErrNotFound when it does not.
+func (db *DB) leaseChanged(ctx context.Context, res sql.Result, repo, id, why string) error {
+	err := expectOne(res, "upload "+id)
+	if err == nil || !errors.Is(err, metadata.ErrNotFound) {
+		return err
+	}
+	if _, gerr := db.GetUpload(ctx, repo, id); gerr == nil {
+		return fmt.Errorf("upload %s %s: %w", id, why, metadata.ErrConflict)
+	}
+	return err
 }
 
 // DeleteUpload removes a session.
