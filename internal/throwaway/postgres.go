@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the database/sql driver "pgx", for CREATE DATABASE
@@ -37,6 +38,7 @@ type Postgres struct {
 	User string
 
 	dir      string   // removed by Stop
+	data     string   // the cluster's data directory
 	stopArgs []string // pg_ctl stop, as the cluster's owner
 }
 
@@ -126,7 +128,7 @@ func StartPostgres(cfg PostgresConfig) (*Postgres, error) {
 		return nil, fmt.Errorf("start the cluster's watcher: %w", err)
 	}
 	go func() { _ = w.Wait() }()
-	return &Postgres{Addr: "127.0.0.1:" + port, User: superuser, dir: dir, stopArgs: stopArgs}, nil
+	return &Postgres{Addr: "127.0.0.1:" + port, User: superuser, dir: dir, data: data, stopArgs: stopArgs}, nil
 }
 
 // URL is the connection URL of database name.
@@ -159,6 +161,16 @@ func (p *Postgres) admin(ctx context.Context, stmt string) error {
 	defer db.Close()
 	_, err = db.ExecContext(ctx, stmt)
 	return err
+}
+
+// Pid is the postmaster's process id (its backends are its children).
+func (p *Postgres) Pid() (int, error) {
+	b, err := os.ReadFile(filepath.Join(p.data, "postmaster.pid"))
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strconv.Atoi(strings.TrimSpace(line))
 }
 
 // Stop stops the cluster at once and removes its files.

@@ -60,6 +60,9 @@ func TestPostgres_DurableClusterServesAndStopRemovesIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	if pid, err := p.Pid(); err != nil || pid <= 1 {
+		t.Errorf("Pid: %d, %v", pid, err)
+	}
 	var fsync string
 	if err := db.QueryRowContext(ctx, "SHOW fsync").Scan(&fsync); err != nil || fsync != "on" {
 		t.Errorf("SHOW fsync: %q, %v; want on in a durable cluster", fsync, err)
