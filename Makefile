@@ -58,7 +58,7 @@ BENCH_ARGS ?=
 bench:
 	$(GO) run ./bench --out bench/results $(BENCH_ARGS)
 
-## bench-quick: the same harness at small sizes (~1.5 min; CI runs it so the harness never rots)
+## bench-quick: the same harness at small sizes (~2.5 min; CI runs it so the harness never rots; its shared-storage section needs PostgreSQL and versitygw from e2e-setup, and fails without them)
 bench-quick:
 	$(GO) run ./bench --quick --out bench/results $(BENCH_ARGS)
 

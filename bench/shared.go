@@ -49,7 +49,7 @@ type sharedStores struct {
 // startShared starts a durable PostgreSQL cluster (fsync and synchronous
 // commit on, as in production) and an S3 gateway under dir. A missing
 // server fails the scenario with one line that says how to install it.
-func (h *harness) startShared(ctx context.Context, dir string) (st *sharedStores, err error) {
+func (h *harness) startShared(ctx context.Context, dir string) (_ *sharedStores, err error) {
 	defer func() {
 		if errors.Is(err, throwaway.ErrNotInstalled) {
 			err = fmt.Errorf("the shared-storage section needs PostgreSQL 15 and versitygw (`bash test/e2e/setup.sh` installs both): %w", err)
@@ -67,7 +67,7 @@ func (h *harness) startShared(ctx context.Context, dir string) (st *sharedStores
 			return nil, err
 		}
 	}
-	st = &sharedStores{}
+	st := &sharedStores{}
 	if st.pg, err = throwaway.StartPostgres(throwaway.PostgresConfig{Parent: dir, Durable: true}); err != nil {
 		return nil, err
 	}
