@@ -39,7 +39,7 @@ const (
 	nameS3          = "versitygw"
 )
 
-// fleet knows how to start the three kinds of server.
+// fleet knows how to start each kind of server.
 type fleet struct {
 	wharfBin, refBin, selfBin string
 	work                      string // parent of every data directory
