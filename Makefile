@@ -54,11 +54,11 @@ e2e: e2e-setup
 # make bench BENCH_ARGS='--only manifest --reps 5'.
 BENCH_ARGS ?=
 
-## bench: full side-by-side run (~20 min); writes bench/results/latest.{md,json}
+## bench: full side-by-side run (~30 min with the shared-storage section); writes bench/results/latest.{md,json}
 bench:
 	$(GO) run ./bench --out bench/results $(BENCH_ARGS)
 
-## bench-quick: the same harness at small sizes (~1.5 min; CI runs it so the harness never rots)
+## bench-quick: the same harness at small sizes (~3 min; CI runs it so the harness never rots; its shared-storage section needs PostgreSQL and versitygw from e2e-setup, and fails without them)
 bench-quick:
 	$(GO) run ./bench --quick --out bench/results $(BENCH_ARGS)
 

@@ -106,6 +106,14 @@ var (
 	goalList     = &goal{"≤ 0.1× reference (10× faster)", []check{ratioBelow(0.1, true)}}
 	goalClient   = &goal{"wharf's client ahead (> 1×)", []check{ratioAbove(1)}}
 	goalRSS      = &goal{"wharf ≤ 64 MiB", []check{wharfAtMost(64, "MiB")}}
-	goalRSSFlat  = &goal{"wharf ≤ 64 MiB and ≤ smallest push + 16 MiB",
+	// The shared-storage section's targets (issue 12).
+	goalSharedPush = &goal{"≥ 1.5× reference", []check{ratioAtLeast(1.5)}}
+	goalSharedRate = &goal{"≥ 4× reference and ≥ 50% of wharf on SQLite",
+		[]check{ratioAtLeast(4), fractionAtLeast(0.5)}}
+	goalSharedList = &goal{"≤ 0.01× reference (100× faster)", []check{ratioBelow(0.01, true)}}
+	// One part is what each writing upload holds in memory.
+	goalSharedRSS = &goal{fmt.Sprintf("wharf ≤ 64 MiB + one %d MiB part", sharedPart>>20),
+		[]check{wharfAtMost(64+sharedPart>>20, "MiB")}}
+	goalRSSFlat = &goal{"wharf ≤ 64 MiB and ≤ smallest push + 16 MiB",
 		[]check{wharfAtMost(64, "MiB"), flatRSS(16)}}
 )

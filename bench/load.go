@@ -25,16 +25,23 @@ type loadResult struct {
 func (r loadResult) rps() float64 { return float64(r.Requests) / r.Window.Seconds() }
 
 // cpuMeter samples the CPU time of the harness, of the server under test
-// and of the whole machine.
+// and of the whole machine, and of the external stores the server uses
+// (the shared-storage section's PostgreSQL and S3 gateway), which would
+// otherwise count as other processes' load.
 type cpuMeter struct {
 	pid           int
+	stores        []int // root pids; their children count too
 	gen, srv, all time.Duration
+	st            time.Duration
 	startWall     time.Time
+	// storeCores is what the stores used, in cores, after stopAll.
+	storeCores float64
 }
 
-func startCPU(pid int) *cpuMeter {
-	m := &cpuMeter{pid: pid, gen: selfCPU(), all: machineBusy(), startWall: time.Now()}
+func startCPU(pid int, stores ...int) *cpuMeter {
+	m := &cpuMeter{pid: pid, stores: stores, gen: selfCPU(), all: machineBusy(), startWall: time.Now()}
 	m.srv, _ = procCPU(pid)
+	m.st = treeCPU(stores)
 	return m
 }
 
@@ -51,8 +58,11 @@ func (m *cpuMeter) stopAll() (gen, srv, other float64) {
 	s, _ := procCPU(m.pid)
 	gen = (selfCPU() - m.gen).Seconds() / wall
 	srv = (s - m.srv).Seconds() / wall
+	if len(m.stores) > 0 {
+		m.storeCores = max(0, (treeCPU(m.stores)-m.st).Seconds()/wall)
+	}
 	all := (machineBusy() - m.all).Seconds() / wall
-	return gen, srv, max(0, all-gen-srv)
+	return gen, srv, max(0, all-gen-srv-m.storeCores)
 }
 
 // runLoad drives conns closed-loop clients, each on its own keep-alive

@@ -27,6 +27,13 @@ type plan struct {
 	SetupClients     int           `json:"setup_clients"`
 	ProfileSeconds   int           `json:"profile_seconds"`
 	ClientImage      int64         `json:"client_image_bytes"`
+	// The shared-storage section: its blob size (push and GET), the push
+	// whose peak RSS it reports, its manifest window and how many times
+	// each repetition asks for the whole catalog.
+	SharedBlob             int64         `json:"shared_blob_bytes"`
+	SharedMem              int64         `json:"shared_memory_push_bytes"`
+	SharedManifestDuration time.Duration `json:"shared_manifest_duration_ns"`
+	SharedListRequests     int           `json:"shared_list_requests_per_rep"`
 }
 
 func fullPlan() plan {
@@ -53,6 +60,11 @@ func fullPlan() plan {
 		SetupClients:     8,
 		ProfileSeconds:   10,
 		ClientImage:      1 << 30,
+
+		SharedBlob:             1 << 30,
+		SharedMem:              4 << 30,
+		SharedManifestDuration: 5 * time.Second,
+		SharedListRequests:     2,
 	}
 }
 
@@ -80,5 +92,10 @@ func quickPlan() plan {
 		SetupClients:     8,
 		ProfileSeconds:   5,
 		ClientImage:      64 << 20,
+
+		SharedBlob:             128 << 20,
+		SharedMem:              256 << 20,
+		SharedManifestDuration: time.Second,
+		SharedListRequests:     1,
 	}
 }

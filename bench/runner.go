@@ -106,15 +106,30 @@ func (h *harness) runScenario(ctx context.Context, sc *scenario) error {
 	}
 	sr := scenarioResult{ID: sc.ID, Title: sc.Title, Errors: map[string]string{}, SetupSeconds: map[string]float64{},
 		Metrics: map[string]map[string]*summary{}}
+	var stores *sharedStores
+	if sc.Shared {
+		var err error
+		if stores, err = h.startShared(ctx, dir); err != nil {
+			// One clear line, in every column: nothing of the scenario
+			// can run without its stores.
+			for _, n := range names {
+				sr.Errors[n] = err.Error()
+			}
+			names = nil
+			h.progress("  %v", err)
+		} else {
+			defer stores.stop()
+		}
+	}
 	var targets []*target
 	for _, n := range names {
-		srv, err := h.fleet.start(ctx, n, dir, null)
+		srv, err := h.fleet.start(ctx, n, dir, null, stores)
 		if err != nil {
 			sr.Errors[n] = "start: " + err.Error()
 			continue
 		}
 		defer srv.stop()
-		t := &target{name: n, srv: srv}
+		t := &target{name: n, srv: srv, shared: stores}
 		if sc.Setup != nil {
 			s0 := time.Now()
 			if err := sc.Setup(ctx, t); err != nil {
@@ -158,7 +173,7 @@ func (h *harness) runScenario(ctx context.Context, sc *scenario) error {
 
 	rss := map[string]float64{}
 	for _, t := range targets {
-		if t.null() {
+		if t.null() || t.name == nameS3 {
 			continue
 		}
 		if v, err := t.srv.peakRSS(); err == nil {
@@ -245,13 +260,16 @@ func (h *harness) quietly(ctx context.Context, t *target, sr *scenarioResult, bg
 	for try := 0; ; try++ {
 		syscall.Sync()
 		sr.QuietWaitSeconds += h.waitQuiet(ctx).Seconds()
-		m := startCPU(t.srv.pid())
+		m := startCPU(t.srv.pid(), t.srv.stores...)
 		s, err := fn()
 		if err != nil || s == nil {
 			return s, err
 		}
 		gen, srv, other := m.stopAll()
 		s[bgKey] = other
+		if len(t.srv.stores) > 0 && bgKey == "bg_cpu" {
+			s["stores_cpu"] = m.storeCores
+		}
 		if _, ok := s["srv_cpu"]; !ok && bgKey == "bg_cpu" { // the whole repetition, when the scenario did not time it more closely
 			s["gen_cpu"], s["srv_cpu"] = gen, srv
 		}
@@ -292,6 +310,14 @@ func (h *harness) row(sc *scenario, spec rowSpec, samples map[string][]sample, r
 			h.res.Limits = append(h.res.Limits, limitResult{Name: spec.LimitName, Unit: spec.Unit, Value: r.Null,
 				How: how + " in " + sc.ID})
 		}
+	case limitCeiling, limitBaseline:
+		if v := get(spec.LimitFrom); v != nil {
+			r.LimitName, r.Limit = spec.LimitName, ptr(v.Median)
+			if spec.Limit == limitCeiling {
+				h.res.Limits = append(h.res.Limits, limitResult{Name: spec.LimitName, Unit: spec.Unit, Value: v,
+					How: spec.LimitHow + " in " + sc.ID})
+			}
+		}
 	}
 	if r.Limit != nil && *r.Limit > 0 {
 		if r.Wharf != nil {
@@ -302,8 +328,8 @@ func (h *harness) row(sc *scenario, spec rowSpec, samples map[string][]sample, r
 		}
 	}
 	r.Errors = map[string]string{}
-	for _, n := range []string{nameWharf, nameRef, nameNull} {
-		if e, ok := errs[n]; ok {
+	for _, n := range []string{nameWharf, nameRef, nameNull, spec.LimitFrom} {
+		if e, ok := errs[n]; ok && n != "" {
 			r.Errors[n] = e
 		}
 	}

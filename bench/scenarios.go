@@ -17,8 +17,9 @@ type sample map[string]float64
 
 // target is one server under test in a scenario.
 type target struct {
-	name string
-	srv  *server
+	name   string
+	srv    *server
+	shared *sharedStores // the shared-storage section's stores, if it runs there
 }
 
 func (t *target) null() bool { return t.name == nameNull }
@@ -35,6 +36,9 @@ type scenario struct {
 	// Servers, when set, are the servers to start instead of wharf and
 	// the reference (and the null registry).
 	Servers []string
+	// Shared runs the scenario on the shared-storage section's stores: a
+	// fresh PostgreSQL cluster and S3 gateway, started before its servers.
+	Shared bool
 	// Reps overrides the plan's repetitions when positive.
 	Reps    int
 	Rows    []rowSpec
@@ -51,6 +55,12 @@ type limitKind int
 const (
 	limitNone limitKind = iota
 	limitNull           // the null registry's figure for the same metric
+	// limitCeiling is another target's figure for the same metric (LimitFrom),
+	// doing the row's work with no registry: a physical limit, listed as one.
+	limitCeiling
+	// limitBaseline is another server's figure for the same metric in the
+	// same run (LimitFrom): a yardstick, not a physical limit.
+	limitBaseline
 )
 
 // rowSpec turns one metric of a scenario into a row of the table.
@@ -61,7 +71,8 @@ type rowSpec struct {
 	Higher    bool // higher is better
 	Limit     limitKind
 	LimitName string // for limitNull rows: the name of the limit it measures
-	LimitHow  string // how the null registry measures it, when not the default
+	LimitHow  string // how the null registry (or LimitFrom) measures it, when not the default
+	LimitFrom string // limitCeiling and limitBaseline rows: the target whose figure is the limit
 	// RefMetric, when set, fills the reference column with this metric of
 	// wharf's samples: another client measured against the same wharf.
 	RefMetric string
@@ -92,7 +103,7 @@ func (h *harness) scenarios() []*scenario {
 	for i, sz := range p.MemSizes {
 		out = append(out, h.memoryScenario(sz, i == len(p.MemSizes)-1))
 	}
-	return out
+	return append(out, h.sharedScenarios()...)
 }
 
 // pushHow says what the push rows' limit does; see nullStore.
@@ -447,34 +458,39 @@ func (h *harness) tagsScenario() *scenario {
 
 func (h *harness) catalogScenario() *scenario {
 	p := h.plan
-	im := newImage(5000, 1, 1024)
-	name := func(i int) string { return fmt.Sprintf("cat/r%05d", i) }
 	return &scenario{
 		ID: "catalog", Title: fmt.Sprintf("6b. _catalog of %d repositories", p.Repos),
-		Rows: listRows(fmt.Sprintf("6b. _catalog of %d repositories", p.Repos), p.PageSize),
-		Setup: func(ctx context.Context, t *target) error {
-			c := newRegClient(t.srv.base, p.SetupClients, 64<<10)
-			defer c.close()
-			if err := c.pushImage(ctx, name(0), "latest", im); err != nil {
-				return err
-			}
-			return forEach(ctx, p.Repos-1, p.SetupClients, func(ctx context.Context, i int) error {
-				repo := name(i + 1)
-				if err := c.mountOrPush(ctx, repo, name(0), im.layers[0], im.layerDigests[0]); err != nil {
-					return err
-				}
-				if err := c.mountOrPush(ctx, repo, name(0), im.config, im.configDigest); err != nil {
-					return err
-				}
-				return c.putManifest(ctx, repo, "latest", im.manifest)
-			})
-		},
+		Rows:  listRows(fmt.Sprintf("6b. _catalog of %d repositories", p.Repos), p.PageSize),
+		Setup: func(ctx context.Context, t *target) error { return h.populateCatalog(ctx, t, p.Repos) },
 		Measure: func(ctx context.Context, t *target, _ int) (sample, error) {
 			// The reference answers 100 names unless asked for more.
 			return h.measureList(ctx, t, fmt.Sprintf("/v2/_catalog?n=%d", p.Repos),
 				fmt.Sprintf("/v2/_catalog?n=%d", p.PageSize), p.Repos, count("repositories"))
 		},
 	}
+}
+
+// populateCatalog makes repos repositories of one small image, its blobs
+// mounted from the first: quick to make, and the catalog is the same.
+func (h *harness) populateCatalog(ctx context.Context, t *target, repos int) error {
+	p := h.plan
+	im := newImage(5000, 1, 1024)
+	name := func(i int) string { return fmt.Sprintf("cat/r%05d", i) }
+	c := newRegClient(t.srv.base, p.SetupClients, 64<<10)
+	defer c.close()
+	if err := c.pushImage(ctx, name(0), "latest", im); err != nil {
+		return err
+	}
+	return forEach(ctx, repos-1, p.SetupClients, func(ctx context.Context, i int) error {
+		repo := name(i + 1)
+		if err := c.mountOrPush(ctx, repo, name(0), im.layers[0], im.layerDigests[0]); err != nil {
+			return err
+		}
+		if err := c.mountOrPush(ctx, repo, name(0), im.config, im.configDigest); err != nil {
+			return err
+		}
+		return c.putManifest(ctx, repo, "latest", im.manifest)
+	})
 }
 
 // memoryScenario pushes one blob of sz to freshly started servers: their

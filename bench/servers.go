@@ -32,9 +32,14 @@ const (
 	nameWharf = "wharf"
 	nameRef   = "reference"
 	nameNull  = "net/http"
+	// In the shared-storage section: wharf on its embedded stores, whose
+	// manifest rate the shared wharf is compared with, and the S3 gateway
+	// itself, driven straight by an S3 client (the section's ceiling).
+	nameWharfSQLite = "wharf-sqlite"
+	nameS3          = "versitygw"
 )
 
-// fleet knows how to start the three kinds of server.
+// fleet knows how to start each kind of server.
 type fleet struct {
 	wharfBin, refBin, selfBin string
 	work                      string // parent of every data directory
@@ -51,9 +56,14 @@ type server struct {
 	base      string // http://host:port
 	debugAddr string // wharf's pprof listener, if any
 	dataDir   string
-	cmd       *exec.Cmd
+	cmd       *exec.Cmd // nil for a process the harness did not start here
+	extPid    int       // that process's id
 	exited    chan struct{}
 	logPath   string
+	// stores are the root pids of the external stores the server uses
+	// (the shared-storage section's PostgreSQL and S3 gateway): their CPU
+	// is the server's work, not other processes' noise.
+	stores []int
 }
 
 // nullOpts configure the null registry for one scenario.
@@ -74,8 +84,18 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-// start launches the named server with a fresh data directory under dir.
-func (f *fleet) start(ctx context.Context, name, dir string, null nullOpts) (*server, error) {
+// start launches the named server with a fresh data directory under dir;
+// with st, wharf and the reference keep their data in st's PostgreSQL and
+// S3 gateway instead.
+func (f *fleet) start(ctx context.Context, name, dir string, null nullOpts, st *sharedStores) (*server, error) {
+	if name == nameS3 {
+		if st == nil {
+			return nil, errors.New("the S3 gateway runs only in the shared-storage section")
+		}
+		// The section's gateway itself: driven straight by an S3 client, it
+		// is the ceiling of the S3 rows. The section stops it.
+		return &server{name: name, base: st.s3.Endpoint, extPid: st.s3.Pid()}, nil
+	}
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -95,15 +115,31 @@ func (f *fleet) start(ctx context.Context, name, dir string, null nullOpts) (*se
 		if f.authNone {
 			args = append(args, "--auth=none")
 		}
+		if st != nil {
+			args = append(args, "--database-url", st.wharfDB, "--storage-url", st.s3.URL(bucketWharf, ""))
+			env = append(env, st.s3.Env()...)
+			s.stores = st.pids()
+		}
 		if f.debug {
 			if s.debugAddr, err = freeAddr(); err != nil {
 				return nil, err
 			}
 			args = append(args, "--debug-addr", s.debugAddr)
 		}
+	case nameWharfSQLite:
+		args = []string{f.wharfBin, "serve", "--addr", addr, "--data-dir", s.dataDir,
+			"--log-level", "info", "--log-format", "text"}
+		if f.authNone {
+			args = append(args, "--auth=none")
+		}
 	case nameRef:
 		cfg := filepath.Join(dir, "reference.yml")
-		if err := os.WriteFile(cfg, []byte(referenceConfig(addr, filepath.Join(s.dataDir, "storage"), f.refCache)), 0o644); err != nil {
+		driver := fsDriver(filepath.Join(s.dataDir, "storage"))
+		if st != nil {
+			driver = st.referenceDriver()
+			s.stores = []int{st.s3.Pid()}
+		}
+		if err := os.WriteFile(cfg, []byte(referenceConfig(addr, driver, f.refCache)), 0o644); err != nil {
 			return nil, err
 		}
 		args = []string{f.refBin, "serve", cfg}
@@ -191,10 +227,19 @@ func (s *server) logTail() string {
 	return string(b)
 }
 
-func (s *server) pid() int { return s.cmd.Process.Pid }
+func (s *server) pid() int {
+	if s.cmd == nil {
+		return s.extPid
+	}
+	return s.cmd.Process.Pid
+}
 
-// stop sends SIGTERM and, if the process lingers, SIGKILL.
+// stop sends SIGTERM and, if the process lingers, SIGKILL. A process the
+// harness did not start here is left to whoever did.
 func (s *server) stop() {
+	if s.cmd == nil {
+		return
+	}
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-s.exited:
@@ -272,12 +317,13 @@ func selfCPU() time.Duration {
 }
 
 // referenceConfig is the reference registry's configuration, chosen to
-// match wharf's: filesystem storage, deletes enabled, no auth, no redis,
-// upload purging after 24h like wharf's default, no redirects, traces off,
-// and a catalog that may answer all repositories in one page as wharf's
-// does. cache is "inmemory" (the blob-descriptor cache the reference's
-// example configuration ships with) or "none".
-func referenceConfig(addr, root, cache string) string {
+// match wharf's: the storage driver's YAML (fsDriver, or the shared-storage
+// section's S3 driver), deletes enabled, no auth, no redis, upload purging
+// after 24h like wharf's default, no redirects, traces off, and a catalog
+// that may answer all repositories in one page as wharf's does. cache is
+// "inmemory" (the blob-descriptor cache the reference's example
+// configuration ships with) or "none".
+func referenceConfig(addr, driver, cache string) string {
 	c := ""
 	if cache == "inmemory" {
 		c = "  cache:\n    blobdescriptor: inmemory\n"
@@ -289,9 +335,7 @@ log:
   accesslog:
     disabled: false
 storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
+%s  delete:
     enabled: true
 %s  maintenance:
     uploadpurging:
@@ -306,7 +350,13 @@ http:
   secret: wharf-bench-not-a-secret
 catalog:
   maxentries: 1000000
-`, root, c, addr)
+`, driver, c, addr)
+}
+
+// fsDriver is the reference's filesystem storage under root (it fsyncs on
+// commit).
+func fsDriver(root string) string {
+	return "  filesystem:\n    rootdirectory: " + root + "\n"
 }
 
 // ensureReference returns the reference registry binary: override if

@@ -247,11 +247,7 @@ func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, i
 		return nil, 0, err
 	}
 	key, _ := s.blobKey(d)
-	obj, err := s.client.GetObject(ctx, s.cfg.Bucket, key, minio.GetObjectOptions{})
-	if err != nil {
-		return nil, 0, ctxOr(ctx, notFound(err))
-	}
-	return obj, size, nil
+	return &blobReader{core: s.core, ctx: ctx, bucket: s.cfg.Bucket, key: key, size: size}, size, nil
 }
 
 // RedirectURL returns a presigned GET URL of blob d, signed for the public
