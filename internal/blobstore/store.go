@@ -117,3 +117,33 @@ type UploadWalker interface {
 	// stops the walk and is returned.
 	WalkUploads(ctx context.Context, fn func(id string, written time.Time) error) error
 }
+
+// UploadObject is one object, or one unfinished multipart upload, in the
+// upload area of an UploadSweeper.
+type UploadObject struct {
+	// Upload is the id of the upload it belongs to.
+	Upload string
+	// Name says which of the upload's objects it is, in the store's own
+	// terms; the caller only hands it back.
+	Name string
+	// Written is when it was last written (a multipart upload: started).
+	Written time.Time
+}
+
+// UploadSweeper is a Store that keeps an upload's progress in the state
+// its caller records, not in its upload area (so CancelUpload needs that
+// state), but whose upload area a background janitor can still list, to
+// find the objects that no recorded state names: those of an upload
+// whose session is gone, and those that a writer which had lost its claim
+// on a live session stored.
+type UploadSweeper interface {
+	// WalkUploadObjects calls fn for every object and unfinished multipart
+	// upload in the upload area, in no particular order; an error from fn
+	// stops the walk and is returned.
+	WalkUploadObjects(ctx context.Context, fn func(o UploadObject) error) error
+	// Owns reports whether state, the recorded state of o's upload, names
+	// o (as bytes of the upload, or as litter its next write removes).
+	Owns(o UploadObject, state State) bool
+	// RemoveUploadObject removes o; one already gone is no error.
+	RemoveUploadObject(ctx context.Context, o UploadObject) error
+}

@@ -64,6 +64,10 @@ type Store interface {
 	StaleUploads(ctx context.Context, before time.Time, n int) ([]Upload, error)
 	// UploadExists reports whether session id exists, in any repository.
 	UploadExists(ctx context.Context, id string) (bool, error)
+	// UploadStoreState returns the StoreState recorded for session id, in
+	// any repository, or ErrNotFound: the upload janitor asks which
+	// objects the session's state names.
+	UploadStoreState(ctx context.Context, id string) ([]byte, error)
 
 	// Stats counts the distinct blobs linked anywhere and their bytes.
 	Stats(ctx context.Context) (Stats, error)

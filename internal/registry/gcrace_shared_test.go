@@ -44,7 +44,6 @@ func TestCollectGarbage_OnPostgresAndS3_RacesPushesOnTwoReplicas(t *testing.T) {
 	ctx := t.Context()
 	var reusedHot atomic.Int64 // churn layers pushed once their deletion was due
 	w := newSharedStores(t)
-	w.pinDirectories(t)
 	clock := clocktest.New()
 	replicas := []*registry.Service{w.replica(t, clock.Now), w.replica(t, clock.Now)}
 	collector := w.replica(t, clock.Now)

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/wharf/wharf/internal/blobstore"
@@ -47,29 +45,6 @@ func (w *sharedStores) blobStore(t *testing.T) *s3.Store {
 		t.Fatal(err)
 	}
 	return blobs
-}
-
-// pinDirectories makes the bucket's shared key prefixes directory objects.
-// versitygw's POSIX backend removes a directory when its last object goes,
-// and a PUT that creates the directory again at that moment fails
-// (ExistingObjectIsDirectory: versity/versitygw#1988, whose fix v1.8.0
-// still misses in its MkdirAll); it keeps directories put as objects. S3
-// has no directories: this only keeps the gateway's race out of the
-// tests of wharf's.
-func (w *sharedStores) pinDirectories(t *testing.T) {
-	t.Helper()
-	client, err := minio.New(strings.TrimPrefix(w.s3.Endpoint, "http://"), &minio.Options{
-		Creds: credentials.NewStaticV4(w.s3.AccessKey, w.s3.SecretKey, ""), Region: w.s3.Region,
-		BucketLookup: minio.BucketLookupPath,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, dir := range []string{"uploads/", "blobs/", "blobs/sha256/"} {
-		if _, err := client.PutObject(t.Context(), w.bucket, dir, strings.NewReader(""), 0, minio.PutObjectOptions{}); err != nil {
-			t.Fatalf("put directory object %s: %v", dir, err)
-		}
-	}
 }
 
 // replica opens a Service on the shared stores with connections of its

@@ -103,6 +103,9 @@ func (s *Service) adoptCommitted(ctx context.Context, u *metadata.Upload, d dige
 // a younger file may belong to a push under way, whose session is about
 // to be recorded or which streams without one.
 func (s *Service) purgeOrphanUploads(ctx context.Context, cutoff time.Time) (int, error) {
+	if sw, ok := s.blobs.(blobstore.UploadSweeper); ok {
+		return s.sweepUploadObjects(ctx, sw, cutoff)
+	}
 	w, ok := s.blobs.(blobstore.UploadWalker)
 	if !ok {
 		return 0, nil

@@ -52,11 +52,8 @@ type replicaSet struct {
 // replicas; the replicas name the front as their public address.
 // extraArgs go to every replica.
 //
-// The replicas start one after another, as a rolling deployment starts
-// them: versitygw's posix backend removes a directory that a delete left
-// empty, so one replica's start-up probe deleting .probe/X can pull the
-// directory from under another's PUT of .probe/Y, which then fails
-// (ExistingObjectIsDirectory), and that replica refuses to start.
+// The replicas start together, as a fresh deployment starts them, so that
+// their start-up probes and migrations race on the shared stores.
 func startReplicas(t *testing.T, frontAddr string, extraArgs ...string) *replicaSet {
 	t.Helper()
 	database := servicetest.StartPostgres(t).Database(t)
@@ -80,8 +77,10 @@ func startReplicas(t *testing.T, frontAddr string, extraArgs ...string) *replica
 	for _, addr := range addrs {
 		s := launchWharf(t, addr, rs.env, rs.args...)
 		s.storeArgs = store
-		s.mustBeReady(t)
 		rs.replicas = append(rs.replicas, s)
+	}
+	for _, s := range rs.replicas {
+		s.mustBeReady(t)
 	}
 	t.Logf("%d replicas %v on %s and versitygw behind the front on %s", replicaCount, addrs, database, rs.front.Addr)
 	return rs

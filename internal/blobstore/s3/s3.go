@@ -136,7 +136,9 @@ func (s *Store) check(ctx context.Context) error {
 		return fmt.Errorf("%s: %s", where, explain(err))
 	}
 	key := s.cfg.Prefix + ".probe/" + rand.Text()
-	if _, err := s.client.PutObject(ctx, s.cfg.Bucket, key, strings.NewReader("wharf"), 5, minio.PutObjectOptions{}); err != nil {
+	if _, err := retryDirRace(ctx, func() (minio.UploadInfo, error) {
+		return s.client.PutObject(ctx, s.cfg.Bucket, key, strings.NewReader("wharf"), 5, minio.PutObjectOptions{})
+	}); err != nil {
 		return fmt.Errorf("%s: cannot write objects (s3:PutObject): %s", where, explain(err))
 	}
 	defer func() {
@@ -154,7 +156,9 @@ func (s *Store) check(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: cannot read objects (s3:GetObject): %s", where, explain(err))
 	}
-	mpu, err := s.core.NewMultipartUpload(ctx, s.cfg.Bucket, key+"-multipart", minio.PutObjectOptions{})
+	mpu, err := retryDirRace(ctx, func() (string, error) {
+		return s.core.NewMultipartUpload(ctx, s.cfg.Bucket, key+"-multipart", minio.PutObjectOptions{})
+	})
 	if err != nil {
 		return fmt.Errorf("%s: cannot start multipart uploads (s3:PutObject on multipart): %s", where, explain(err))
 	}

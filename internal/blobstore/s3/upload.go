@@ -293,7 +293,9 @@ func (w *UploadWriter) sendPart() error {
 	}
 	key := w.s.dataKey(w.id)
 	if w.st.MPU == "" {
-		mpu, err := w.s.core.NewMultipartUpload(w.ctx, w.s.cfg.Bucket, key, minio.PutObjectOptions{})
+		mpu, err := retryDirRace(w.ctx, func() (string, error) {
+			return w.s.core.NewMultipartUpload(w.ctx, w.s.cfg.Bucket, key, minio.PutObjectOptions{})
+		})
 		if err != nil {
 			return ctxOr(w.ctx, fmt.Errorf("blobstore/s3: start multipart upload %s: %w", w.id, err))
 		}
@@ -301,7 +303,9 @@ func (w *UploadWriter) sendPart() error {
 	}
 	n := len(w.st.Parts) + 1
 	b := *w.buf
-	p, err := w.s.core.PutObjectPart(w.ctx, w.s.cfg.Bucket, key, w.st.MPU, n, bytes.NewReader(b), int64(len(b)), minio.PutObjectPartOptions{})
+	p, err := retryDirRace(w.ctx, func() (minio.ObjectPart, error) {
+		return w.s.core.PutObjectPart(w.ctx, w.s.cfg.Bucket, key, w.st.MPU, n, bytes.NewReader(b), int64(len(b)), minio.PutObjectPartOptions{})
+	})
 	if err != nil {
 		return ctxOr(w.ctx, fmt.Errorf("blobstore/s3: upload %s part %d: %w", w.id, n, err))
 	}
@@ -328,7 +332,9 @@ func (w *UploadWriter) Close() error {
 		if w.loadedTail != "" {
 			next.OldTailNames = append(next.OldTailNames, w.loadedTail)
 		}
-		info, err := w.s.client.PutObject(w.ctx, w.s.cfg.Bucket, w.s.tailKey(w.id, &next), bytes.NewReader(b), int64(len(b)), minio.PutObjectOptions{})
+		info, err := retryDirRace(w.ctx, func() (minio.UploadInfo, error) {
+			return w.s.client.PutObject(w.ctx, w.s.cfg.Bucket, w.s.tailKey(w.id, &next), bytes.NewReader(b), int64(len(b)), minio.PutObjectOptions{})
+		})
 		if err != nil {
 			w.err = ctxOr(w.ctx, fmt.Errorf("blobstore/s3: write tail of upload %s: %w", w.id, err))
 			return w.err
@@ -426,7 +432,9 @@ func (s *Store) assemble(ctx context.Context, id string, st *uploadState) error 
 	for i, p := range st.Parts {
 		parts[i] = minio.CompletePart{PartNumber: p.N, ETag: p.ETag}
 	}
-	if _, err := s.core.CompleteMultipartUpload(ctx, s.cfg.Bucket, s.dataKey(id), st.MPU, parts, minio.PutObjectOptions{}); err != nil {
+	if _, err := retryDirRace(ctx, func() (minio.UploadInfo, error) {
+		return s.core.CompleteMultipartUpload(ctx, s.cfg.Bucket, s.dataKey(id), st.MPU, parts, minio.PutObjectOptions{})
+	}); err != nil {
 		if minio.ToErrorResponse(err).Code == "InvalidPart" {
 			// A part's ETag is not the one recorded: a writer that had
 			// lost its claim on the session while stalled sent a part of
@@ -480,18 +488,24 @@ func (s *Store) place(ctx context.Context, id string, st *uploadState, key strin
 	bucket := s.cfg.Bucket
 	if len(st.Parts) == 0 {
 		if st.Tail == 0 {
-			_, err := s.client.PutObject(ctx, bucket, key, bytes.NewReader(nil), 0, minio.PutObjectOptions{})
+			_, err := retryDirRace(ctx, func() (minio.UploadInfo, error) {
+				return s.client.PutObject(ctx, bucket, key, bytes.NewReader(nil), 0, minio.PutObjectOptions{})
+			})
 			return ctxOr(ctx, err)
 		}
 		src := minio.CopySrcOptions{Bucket: bucket, Object: s.tailKey(id, st), MatchETag: st.TailETag}
-		_, err := s.client.CopyObject(ctx, minio.CopyDestOptions{Bucket: bucket, Object: key}, src)
+		_, err := retryDirRace(ctx, func() (minio.UploadInfo, error) {
+			return s.client.CopyObject(ctx, minio.CopyDestOptions{Bucket: bucket, Object: key}, src)
+		})
 		return ctxOr(ctx, notFound(err))
 	}
 	data := minio.CopySrcOptions{Bucket: bucket, Object: s.dataKey(id)}
 	srcs := []minio.CopySrcOptions{data}
 	if !st.Assembled && st.Tail > 0 {
 		// S3 lets only the last part be small: the tail becomes it.
-		p, err := s.core.CopyObjectPart(ctx, bucket, s.tailKey(id, st), bucket, s.dataKey(id), st.MPU, len(st.Parts)+1, 0, st.Tail, nil)
+		p, err := retryDirRace(ctx, func() (minio.CompletePart, error) {
+			return s.core.CopyObjectPart(ctx, bucket, s.tailKey(id, st), bucket, s.dataKey(id), st.MPU, len(st.Parts)+1, 0, st.Tail, nil)
+		})
 		if err != nil {
 			return ctxOr(ctx, fmt.Errorf("blobstore/s3: copy tail of upload %s: %w", id, notFound(err)))
 		}
@@ -508,10 +522,10 @@ func (s *Store) place(ctx context.Context, id string, st *uploadState, key strin
 	dst := minio.CopyDestOptions{Bucket: bucket, Object: key}
 	var err error
 	if len(srcs) == 1 && st.size() <= maxCopySize {
-		_, err = s.client.CopyObject(ctx, dst, data)
+		_, err = retryDirRace(ctx, func() (minio.UploadInfo, error) { return s.client.CopyObject(ctx, dst, data) })
 	} else {
 		// Multipart copy: above 5 GiB, or data object + tail.
-		_, err = s.client.ComposeObject(ctx, dst, srcs...)
+		_, err = retryDirRace(ctx, func() (minio.UploadInfo, error) { return s.client.ComposeObject(ctx, dst, srcs...) })
 	}
 	if err != nil {
 		return ctxOr(ctx, fmt.Errorf("blobstore/s3: place blob of upload %s: %w", id, err))

@@ -77,6 +77,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"DeleteUpload_MissingIsNotFound", testDeleteUploadMissing},
 		{"StaleUploads_ListsSessionsNotWrittenSince", testStaleUploads},
 		{"UploadExists_InAnyRepository", testUploadExists},
+		{"UploadStoreState_InAnyRepository", testUploadStoreStateByID},
 
 		{"ClaimUpload_LeaseHeldUntilAdvanceEndsIt", testClaimUploadAdvance},
 		{"ClaimUpload_LiveLeaseOfAnotherWriterIsConflict", testClaimUploadLiveLease},

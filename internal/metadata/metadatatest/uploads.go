@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -329,5 +330,18 @@ func testUploadExists(t *testing.T, s metadata.Store) {
 	}
 	if got, err := s.UploadExists(ctx, u.ID); err != nil || got {
 		t.Errorf("UploadExists of a deleted session = %v, %v; want false", got, err)
+	}
+}
+
+func testUploadStoreStateByID(t *testing.T, s metadata.Store) {
+	ctx := t.Context()
+	u := newUpload(t, "repo/a")
+	u.StoreState = []byte(`{"mpu":"m1"}`)
+	createUpload(t, s, u)
+	if got, err := s.UploadStoreState(ctx, u.ID); err != nil || string(got) != string(u.StoreState) {
+		t.Errorf("UploadStoreState(%s) = %q, %v; want %q", u.ID, got, err, u.StoreState)
+	}
+	if _, err := s.UploadStoreState(ctx, newUploadID()); !errors.Is(err, metadata.ErrNotFound) {
+		t.Errorf("UploadStoreState of an unknown session: %v; want ErrNotFound", err)
 	}
 }

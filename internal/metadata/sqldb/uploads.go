@@ -180,6 +180,16 @@ func (db *DB) StaleUploads(ctx context.Context, before time.Time, n int) ([]meta
 	return out, rows.Err()
 }
 
+// UploadStoreState returns the store state recorded for session id, in any
+// repository.
+func (db *DB) UploadStoreState(ctx context.Context, id string) ([]byte, error) {
+	var state []byte
+	if err := db.queryRow(ctx, `SELECT store_state FROM uploads WHERE id = ?`, id).Scan(&state); err != nil {
+		return nil, notFound(err, "upload "+id)
+	}
+	return state, nil
+}
+
 // UploadExists reports whether session id exists, in any repository.
 func (db *DB) UploadExists(ctx context.Context, id string) (bool, error) {
 	var one int
