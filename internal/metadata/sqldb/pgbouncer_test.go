@@ -17,11 +17,12 @@ import (
 // different server connections: a named prepared statement, a SET or a
 // session-scoped lock that wharf relied on would break them.
 
-// openBounced opens a new empty database through a PgBouncer of its own,
-// closing it when the test ends.
-func openBounced(t *testing.T, opts ...Option) *DB {
+// openBounced opens a new empty database through bouncer, closing it
+// when the test ends. A suite's subtests share their parent's bouncer: a
+// subtest's own would cost a process start each.
+func openBounced(t *testing.T, bouncer *servicetest.PgBouncer, opts ...Option) *DB {
 	t.Helper()
-	url := servicetest.StartPgBouncer(t).Database(t)
+	url := bouncer.Database(t)
 	db, err := Open(t.Context(), url, nil, opts...)
 	if err != nil {
 		t.Fatalf("Open(%s): %v", url, err)
@@ -31,33 +32,33 @@ func openBounced(t *testing.T, opts ...Option) *DB {
 }
 
 func TestPgBouncer_Contract(t *testing.T) {
-	servicetest.StartPgBouncer(t)
-	metadatatest.Run(t, func(t *testing.T) metadata.Store { return openBounced(t) })
+	b := servicetest.StartPgBouncer(t)
+	metadatatest.Run(t, func(t *testing.T) metadata.Store { return openBounced(t, b) })
 }
 
 func TestPgBouncer_CatalogContract(t *testing.T) {
-	servicetest.StartPgBouncer(t)
-	metadatatest.RunCatalog(t, func(t *testing.T) metadata.Store { return openBounced(t) })
+	b := servicetest.StartPgBouncer(t)
+	metadatatest.RunCatalog(t, func(t *testing.T) metadata.Store { return openBounced(t, b) })
 }
 
 func TestPgBouncer_CollectorContract(t *testing.T) {
-	servicetest.StartPgBouncer(t)
-	metadatatest.RunCollector(t, func(t *testing.T) metadata.Store { return openBounced(t) })
+	b := servicetest.StartPgBouncer(t)
+	metadatatest.RunCollector(t, func(t *testing.T) metadata.Store { return openBounced(t, b) })
 }
 
 func TestPgBouncer_BulkContract(t *testing.T) {
-	servicetest.StartPgBouncer(t)
-	metadatatest.RunBulk(t, func(t *testing.T) metadata.Store { return openBounced(t) })
+	b := servicetest.StartPgBouncer(t)
+	metadatatest.RunBulk(t, func(t *testing.T) metadata.Store { return openBounced(t, b) })
 }
 
 func TestPgBouncer_AuthContract(t *testing.T) {
-	servicetest.StartPgBouncer(t)
-	authtest.Run(t, func(t *testing.T) auth.Store { return openBounced(t) })
+	b := servicetest.StartPgBouncer(t)
+	authtest.Run(t, func(t *testing.T) auth.Store { return openBounced(t, b) })
 }
 
 func TestPgBouncer_LoginFailuresContract(t *testing.T) {
-	servicetest.StartPgBouncer(t)
-	authtest.RunFailures(t, func(t *testing.T) auth.FailureStore { return openBounced(t) })
+	b := servicetest.StartPgBouncer(t)
+	authtest.RunFailures(t, func(t *testing.T) auth.FailureStore { return openBounced(t, b) })
 }
 
 // Replicas that start together through one bouncer each apply the
