@@ -48,6 +48,9 @@ dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok in
 # (internal/servicetest); the packaged `main` cluster is never started.
 dpkg-query -W -f='${Status}' postgresql-15 2>/dev/null | grep -q 'install ok installed' ||
   missing+=(postgresql-15)
+# PgBouncer: the PostgreSQL suites also run through it in transaction mode
+# (servicetest.StartPgBouncer); the packaged service is never started.
+command -v pgbouncer >/dev/null || [[ -x /usr/sbin/pgbouncer ]] || missing+=(pgbouncer)
 if ((${#missing[@]})); then
   log "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1

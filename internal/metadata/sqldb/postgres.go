@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,9 +32,38 @@ func Open(ctx context.Context, location string, log *slog.Logger, opts ...Option
 	return OpenSQLite(ctx, location, log, opts...)
 }
 
-// pgPoolSize bounds a replica's connections. Requests hold one only for a
-// query or a short transaction.
+// pgPoolSize bounds a replica's connections unless the database URL's
+// pool_max_conns says otherwise. Requests hold one only for a query or a
+// short transaction.
 const pgPoolSize = 16
+
+// poolMaxConnsParam is the database URL parameter that sizes the pool: the
+// name pgx's own pool reads, so that a URL written for other pgx programs
+// means the same here.
+const poolMaxConnsParam = "pool_max_conns"
+
+// takePoolSize returns dsn without its pool_max_conns parameter and the
+// pool size it asks for (pgPoolSize when absent). The parameter must go:
+// pgx would send an unknown one to the server as a run-time setting, which
+// the server rejects.
+func takePoolSize(dsn string) (string, int, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn, pgPoolSize, nil // pgx.ParseConfig reports it
+	}
+	q := u.Query()
+	if !q.Has(poolMaxConnsParam) {
+		return dsn, pgPoolSize, nil
+	}
+	v := q.Get(poolMaxConnsParam)
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return dsn, 0, fmt.Errorf("%s=%q: want a whole number of connections, at least 1", poolMaxConnsParam, v)
+	}
+	q.Del(poolMaxConnsParam)
+	u.RawQuery = q.Encode()
+	return u.String(), n, nil
+}
 
 // OpenPostgres connects to the PostgreSQL database that dsn names
 // (postgres://USER[:PASS]@HOST:PORT/DB?sslmode=…) and applies pending
@@ -41,6 +71,10 @@ const pgPoolSize = 16
 // apply each migration once. Its errors are one line that says what to
 // fix, without the password.
 func OpenPostgres(ctx context.Context, dsn string, log *slog.Logger, opts ...Option) (*DB, error) {
+	dsn, poolSize, err := takePoolSize(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("database URL %s: %v", redactURL(dsn), err)
+	}
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("database URL %s: %v", redactURL(dsn), oneLine(err))
@@ -49,8 +83,8 @@ func OpenPostgres(ctx context.Context, dsn string, log *slog.Logger, opts ...Opt
 	// mode consecutive queries may reach different server connections.
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
 	pool := sql.OpenDB(pgConnector{stdlib.GetConnector(*cfg)})
-	pool.SetMaxOpenConns(pgPoolSize)
-	pool.SetMaxIdleConns(pgPoolSize)
+	pool.SetMaxOpenConns(poolSize)
+	pool.SetMaxIdleConns(poolSize)
 	pool.SetConnMaxIdleTime(5 * time.Minute)
 
 	if log == nil {
