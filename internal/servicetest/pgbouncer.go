@@ -2,6 +2,7 @@ package servicetest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wharf/wharf/internal/throwaway"
 )
 
 // PgBouncerPoolSize is the number of server connections the bouncer keeps
@@ -60,7 +63,10 @@ func StartPgBouncer(t testing.TB) *PgBouncer {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr, err := throwaway.FreeLoopbackAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
 	host, port, _ := strings.Cut(addr, ":")
 	pgHost, pgPort, _ := strings.Cut(pg.Addr, ":")
 	users := filepath.Join(dir, "userlist.txt")
@@ -101,13 +107,21 @@ ignore_startup_parameters = extra_float_digits
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start PgBouncer: %v", err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-exited
 	})
-	waitListening(t, addr, exited, &logs)
+	if err := throwaway.WaitListening(context.Background(), addr, exited); err != nil {
+		select {
+		case <-exited:
+			err = fmt.Errorf("%w: %v", err, waitErr)
+		default:
+		}
+		t.Fatalf("PgBouncer on %s %v\n%s", addr, err, logs.String())
+	}
 	return &PgBouncer{Addr: addr, pg: pg}
 }
 

@@ -99,7 +99,7 @@ func StartPostgres(cfg PostgresConfig) (*Postgres, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("initdb: %v: %s", err, out)
 	}
-	addr, err := freeLoopbackAddr()
+	addr, err := FreeLoopbackAddr()
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err

@@ -3,13 +3,12 @@ package throwaway
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"time"
 )
 
 // S3 is a running versitygw: an S3 gateway over a directory, in which each
@@ -51,7 +50,7 @@ func StartS3(ctx context.Context, root string) (*S3, error) {
 	if err != nil {
 		return nil, err
 	}
-	addr, err := freeLoopbackAddr()
+	addr, err := FreeLoopbackAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -66,24 +65,15 @@ func StartS3(ctx context.Context, root string) (*S3, error) {
 	}
 	var waitErr error
 	go func() { waitErr = s.cmd.Wait(); close(s.exited) }()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	var d net.Dialer
-	for {
-		conn, err := d.DialContext(ctx, "tcp", addr)
-		if err == nil {
-			conn.Close()
-			return s, nil
-		}
-		select {
-		case <-s.exited:
-			return nil, fmt.Errorf("versitygw on %s exited before listening: %v\n%s", addr, waitErr, s.logs)
-		case <-ctx.Done():
+	if err := WaitListening(ctx, addr, s.exited); err != nil {
+		if errors.Is(err, errExited) {
+			err = fmt.Errorf("%w: %v", err, waitErr)
+		} else {
 			s.Stop()
-			return nil, fmt.Errorf("versitygw on %s not listening after 30s\n%s", addr, s.logs)
-		case <-time.After(20 * time.Millisecond): // polling a starting process
 		}
+		return nil, fmt.Errorf("versitygw on %s %v\n%s", addr, err, s.logs)
 	}
+	return s, nil
 }
 
 // MakeBucket creates the empty bucket name.

@@ -6,9 +6,12 @@
 package throwaway
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
+	"time"
 )
 
 // ErrNotInstalled wraps the error of a server that is not installed here;
@@ -18,9 +21,9 @@ var ErrNotInstalled = errors.New("not installed")
 // DefaultBinDir is where test/e2e/setup.sh installs the servers it builds.
 const DefaultBinDir = "/var/cache/wharf-test/bin"
 
-// freeLoopbackAddr picks a free loopback port. The window between closing
+// FreeLoopbackAddr picks a free loopback port. The window between closing
 // it here and the server binding it is harmless on a quiet loopback.
-func freeLoopbackAddr() (string, error) {
+func FreeLoopbackAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
@@ -52,4 +55,29 @@ func (t *tail) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.buf)
+}
+
+// errExited is WaitListening's answer for a process that ended first.
+var errExited = errors.New("exited before listening")
+
+// WaitListening polls addr until it accepts a connection. It gives up when
+// exited is closed (the starting process ended) or after 30 s.
+func WaitListening(ctx context.Context, addr string, exited <-chan struct{}) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var d net.Dialer
+	for {
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			conn.Close()
+			return nil
+		}
+		select {
+		case <-exited:
+			return errExited
+		case <-ctx.Done():
+			return fmt.Errorf("not listening after 30s")
+		case <-time.After(20 * time.Millisecond): // polling a starting process
+		}
+	}
 }
