@@ -181,7 +181,7 @@ func (res *Results) markdown() string {
 
 	for _, r := range res.Rows {
 		if strings.HasPrefix(r.Scenario, "shared-") {
-			w("*Rows 8* (shared storage: wharf on PostgreSQL + versitygw, the reference's s3 driver on the same versitygw): the *limit* of the push " +
+			w("*Rows 9* (shared storage: wharf on PostgreSQL + versitygw, the reference's s3 driver on the same versitygw): the *limit* of the push " +
 				"and GET rows is versitygw itself driven by wharf's S3 client (minio-go) with no registry; the manifest row's is wharf on SQLite + " +
 				"filesystem in the same scenario, a yardstick rather than a physical limit.\n\n")
 			break
@@ -249,7 +249,7 @@ func (res *Results) markdown() string {
 		res.Settings.Wharf, res.Settings.Reference, res.Settings.Null, res.Settings.Client)
 	for _, sc := range res.Scenarios {
 		if strings.HasPrefix(sc.ID, "shared-") {
-			w("- **shared-storage section** (rows 8): %s\n", res.Settings.Shared)
+			w("- **shared-storage section** (rows 9): %s\n", res.Settings.Shared)
 			break
 		}
 	}

@@ -15,9 +15,9 @@ func (h *harness) sharedScenarios() []*scenario {
 	p := h.plan
 	return []*scenario{
 		h.sharedPushScenario("shared-push-mono", 0,
-			fmt.Sprintf("8a. shared storage: monolithic push of %s (POST+PUT)", sizeName(p.SharedBlob))),
+			fmt.Sprintf("9a. shared storage: monolithic push of %s (POST+PUT)", sizeName(p.SharedBlob))),
 		h.sharedPushScenario("shared-push-chunked", p.ChunkSize,
-			fmt.Sprintf("8b. shared storage: chunked push of %s in %s PATCHes", sizeName(p.SharedBlob), sizeName(p.ChunkSize))),
+			fmt.Sprintf("9b. shared storage: chunked push of %s in %s PATCHes", sizeName(p.SharedBlob), sizeName(p.ChunkSize))),
 		h.sharedPullScenario(),
 		h.sharedManifestScenario(),
 		h.sharedCatalogScenario(),
@@ -55,7 +55,7 @@ func (h *harness) sharedPushScenario(id string, chunk int64, title string) *scen
 
 func (h *harness) sharedPullScenario() *scenario {
 	b := blob{Size: h.plan.SharedBlob, Seed: 1000}
-	title := fmt.Sprintf("8c. shared storage: blob GET of %s", sizeName(b.Size))
+	title := fmt.Sprintf("9c. shared storage: blob GET of %s", sizeName(b.Size))
 	const key = "pull"
 	return &scenario{
 		ID: "shared-pull", Title: title, Shared: true, Servers: []string{nameWharf, nameRef, nameS3},
@@ -96,7 +96,7 @@ func (h *harness) sharedManifestScenario() *scenario {
 	p := h.plan
 	im := manifestImage()
 	const repo, tag = "library/app", "latest"
-	title := fmt.Sprintf("8d. shared storage: manifest GET by tag, %d connections", p.ManifestConns)
+	title := fmt.Sprintf("9d. shared storage: manifest GET by tag, %d connections", p.ManifestConns)
 	path := "/v2/" + repo + "/manifests/" + tag
 	return &scenario{
 		ID: "shared-manifest", Title: title, Shared: true, Servers: []string{nameWharf, nameRef, nameWharfSQLite},
@@ -127,7 +127,7 @@ func (h *harness) sharedManifestScenario() *scenario {
 
 func (h *harness) sharedCatalogScenario() *scenario {
 	p := h.plan
-	title := fmt.Sprintf("8e. shared storage: _catalog of %d repositories, whole list in one response", p.Repos)
+	title := fmt.Sprintf("9e. shared storage: _catalog of %d repositories, whole list in one response", p.Repos)
 	return &scenario{
 		ID: "shared-catalog", Title: title, Shared: true,
 		Rows:  []rowSpec{{Metric: "full_ms", Title: title, Unit: "ms", Goal: goalSharedList}},
@@ -158,7 +158,7 @@ func (h *harness) sharedCatalogScenario() *scenario {
 // upload holds.
 func (h *harness) sharedMemoryScenario() *scenario {
 	sz := h.plan.SharedMem
-	title := fmt.Sprintf("8f. shared storage: peak RSS during a %s push", sizeName(sz))
+	title := fmt.Sprintf("9f. shared storage: peak RSS during a %s push", sizeName(sz))
 	return &scenario{
 		ID: "shared-memory", Title: title, Shared: true, Reps: 1,
 		Rows: []rowSpec{{Metric: metricRSS, Title: title, Unit: "MiB", Goal: goalSharedRSS}},
