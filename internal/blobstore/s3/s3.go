@@ -6,7 +6,7 @@
 //
 //	blobs/<algorithm>/<first two hex chars>/<hex>   committed blobs
 //	uploads/<id>/data                               an upload's multipart object
-//	uploads/<id>/tail-<offset>                      an upload's bytes past its last whole part
+//	uploads/<id>/tail-<end>-<writer>                an upload's bytes past its last whole part
 //	.probe/<random>                                 the start-up permission check
 //
 // Unlike the filesystem driver, an upload's progress (the multipart upload
