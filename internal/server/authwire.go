@@ -99,21 +99,14 @@ func (s *Server) reloadKeys(ctx context.Context) {
 	if s.tokens == nil {
 		return
 	}
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	repeat(ctx, time.Minute, func() {
 		if err := s.tokens.Reload(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("reloading token keys failed", "err", err)
 		}
 		if err := s.tokens.Prune(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("pruning retired token keys failed", "err", err)
 		}
-	}
+	})
 }
 
 // loginFailurePruneEvery is how often the janitor deletes failed-login
@@ -128,14 +121,7 @@ func (s *Server) pruneLoginFailures(ctx context.Context) {
 	if s.auth == nil {
 		return
 	}
-	t := time.NewTicker(loginFailurePruneEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	repeat(ctx, loginFailurePruneEvery, func() {
 		n, err := s.auth.PruneLoginFailures(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -143,5 +129,5 @@ func (s *Server) pruneLoginFailures(ctx context.Context) {
 		case n > 0:
 			s.log.Debug("login failure counts pruned", "count", n)
 		}
-	}
+	})
 }

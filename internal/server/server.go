@@ -331,10 +331,7 @@ func (s *Server) purgeUploads(ctx context.Context) {
 	if maxAge <= 0 {
 		return
 	}
-	every := min(maxAge/4, time.Hour)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
+	purge := func() {
 		n, err := s.registry.PurgeStaleUploads(ctx, maxAge)
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -342,10 +339,22 @@ func (s *Server) purgeUploads(ctx context.Context) {
 		case n > 0:
 			s.log.Info("stale uploads purged", "count", n, "older_than", maxAge)
 		}
+	}
+	purge()
+	repeat(ctx, min(maxAge/4, time.Hour), purge)
+}
+
+// repeat calls fn every interval until ctx ends; the background jobs of
+// serve share it.
+func repeat(ctx context.Context, interval time.Duration, fn func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		fn()
 	}
 }
