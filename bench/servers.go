@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/wharf/wharf/bench/reference"
+	"github.com/wharf/wharf/internal/throwaway"
 )
 
 // The reference registry: CNCF distribution, installed with go install.
@@ -73,17 +73,6 @@ type nullOpts struct {
 	store    bool // hash and store uploads in its data directory
 }
 
-// freeAddr picks a free loopback port. The tiny window between closing it
-// here and the server binding it is harmless on a quiet loopback.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
 // start launches the named server with a fresh data directory under dir;
 // with st, wharf and the reference keep their data in st's PostgreSQL and
 // S3 gateway instead.
@@ -96,7 +85,7 @@ func (f *fleet) start(ctx context.Context, name, dir string, null nullOpts, st *
 		// is the ceiling of the S3 rows. The section stops it.
 		return &server{name: name, base: st.s3.Endpoint, extPid: st.s3.Pid()}, nil
 	}
-	addr, err := freeAddr()
+	addr, err := throwaway.FreeLoopbackAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +110,7 @@ func (f *fleet) start(ctx context.Context, name, dir string, null nullOpts, st *
 			s.stores = st.pids()
 		}
 		if f.debug {
-			if s.debugAddr, err = freeAddr(); err != nil {
+			if s.debugAddr, err = throwaway.FreeLoopbackAddr(); err != nil {
 				return nil, err
 			}
 			args = append(args, "--debug-addr", s.debugAddr)
