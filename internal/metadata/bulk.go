@@ -25,6 +25,7 @@ const (
 	KindManifests      Kind = "manifests"
 	KindManifestRefs   Kind = "manifest references"
 	KindTags           Kind = "tags"
+	KindPolicies       Kind = "policies"
 )
 
 // Kinds lists every kind in an order that Load can follow: what a record
@@ -33,6 +34,7 @@ func Kinds() []Kind {
 	return []Kind{
 		KindUsers, KindOrgs, KindMembers, KindTokens, KindSigningKeys, KindVisibility,
 		KindRepositories, KindRepositoryInfo, KindBlobLinks, KindManifests, KindManifestRefs, KindTags,
+		KindPolicies,
 	}
 }
 

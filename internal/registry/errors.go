@@ -25,6 +25,8 @@ var (
 	ErrSizeInvalid          = errors.New("provided length did not match content length")
 	ErrUnsupported          = errors.New("the operation is unsupported")
 	ErrNotAcceptable        = errors.New("manifest media type not acceptable")
+	ErrPolicyInvalid        = errors.New("invalid policy")
+	ErrPolicyUnknown        = errors.New("no such policy")
 )
 
 // Error is a domain error with a message for people and optional detail

@@ -52,6 +52,10 @@ type Service struct {
 
 	// manifests caches manifest bytes by digest for pulls (manifestcache.go).
 	manifests manifestCache
+
+	// policies are the per-repository settings (policy.go); nil when the
+	// metadata store keeps none.
+	policies *Policies
 }
 
 // New returns a Service over the given stores.
@@ -62,8 +66,16 @@ func New(meta metadata.Store, blobs blobstore.Store, log *slog.Logger, opts Opti
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Service{meta: meta, blobs: blobs, log: log, opts: opts}
+	s := &Service{meta: meta, blobs: blobs, log: log, opts: opts}
+	if ps, ok := meta.(metadata.PolicyStore); ok {
+		s.policies = NewPolicies(ps, log)
+	}
+	return s
 }
+
+// Policies returns the per-repository settings, nil if the metadata store
+// keeps none.
+func (s *Service) Policies() *Policies { return s.policies }
 
 // MaxManifestSize is the largest manifest body the service accepts.
 func (s *Service) MaxManifestSize() int64 { return s.opts.MaxManifestSize }

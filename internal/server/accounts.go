@@ -49,6 +49,31 @@ func OpenAccounts(ctx context.Context, cfg config.Config, log *slog.Logger) (*Ac
 	return &Accounts{Service: svc, Tokens: tokens, close: db.Close}, nil
 }
 
+// Policies is offline access to a database's policies, for `wharf
+// policy` beside a running or a stopped server: running servers see a
+// change at their next push (registry.Policies checks a version).
+type Policies struct {
+	*registry.Policies
+	close func() error
+}
+
+// Close releases the database.
+func (p *Policies) Close() error { return p.close() }
+
+// OpenPolicies opens the policies of the database cfg names.
+func OpenPolicies(ctx context.Context, cfg config.Config, log *slog.Logger) (*Policies, error) {
+	if cfg.Database.Driver == "sqlite" {
+		if err := existingDataDir(cfg); err != nil {
+			return nil, err
+		}
+	}
+	db, err := openMetadata(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return &Policies{Policies: registry.NewPolicies(db, log), close: db.Close}, nil
+}
+
 // Registry is offline access to a data directory's images, for `wharf gc`
 // beside a running or a stopped server.
 type Registry struct {

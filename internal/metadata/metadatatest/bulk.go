@@ -62,6 +62,7 @@ var bulkAuth = map[metadata.Kind][]metadata.Record{
 		int64(1_700_000_000_000_000_004), int64(0), int64(1_700_000_000_000_000_005), int64(0)}}},
 	metadata.KindSigningKeys: {{Key: []string{"key1"}, Values: []any{[]byte("-----BEGIN PRIVATE KEY-----"), int64(1_700_000_000_000_000_006), int64(0)}}},
 	metadata.KindVisibility:  {{Key: []string{"team/app"}, Values: []any{"public"}}},
+	metadata.KindPolicies:    {{Key: []string{"team/*", "floating-tags"}, Values: []any{"semver", "alice", int64(1_700_000_000_000_000_007)}}},
 }
 
 // fill stores a little of everything: blobs linked in two repositories,

@@ -51,6 +51,8 @@ type bulkTable struct {
 	clash string
 	// added runs in the transaction that inserted a record.
 	added func(ctx context.Context, tx *stmtTx, r metadata.Record) error
+	// changed runs in the transaction that inserted or replaced a record.
+	changed func(ctx context.Context, tx *stmtTx) error
 }
 
 func text(names ...string) []column {
@@ -99,6 +101,10 @@ var bulkTables = map[metadata.Kind]*bulkTable{
 	metadata.KindManifestRefs: {name: "manifest_refs", repo: true, key: text("parent", "kind", "child")},
 	metadata.KindTags: {name: "tags", repo: true, key: text("name"), values: []column{
 		col("digest", colText), col("pushed_at", colInt), col("pushed_by", colText), col("last_pulled", colInt)}},
+	metadata.KindPolicies: {name: "policies", key: text("pattern", "key"),
+		values: []column{col("value", colText), col("set_by", colText), col("set_at", colInt)},
+		// Processes that cached the destination's policies must see them.
+		changed: bumpPolicyVersion},
 }
 
 // notCopied are the tables Bulk leaves out, and why. Every table is in
@@ -110,6 +116,7 @@ var notCopied = map[string]string{
 	"blob_totals":       "kept by the writes of blob links (countLink)",
 	"blobs":             "kept by the writes of blob links (keepBlob)",
 	"login_failures":    "back-off counters are forgotten within the hour anyway",
+	"policy_version":    "moved by every write of a policy (bumpPolicyVersion)",
 	"schema_migrations": "each database migrates itself",
 }
 
@@ -472,6 +479,11 @@ func (t *bulkTable) load(ctx context.Context, tx bulkTx, r metadata.Record, mode
 		append(append([]any(nil), r.Values...), args...)...); err != nil {
 		return err
 	}
+	if t.changed != nil {
+		if err := t.changed(ctx, tx.(*stmtTx)); err != nil {
+			return err
+		}
+	}
 	res.Replaced++
 	return nil
 }
@@ -506,6 +518,11 @@ func (t *bulkTable) insert(ctx context.Context, tx bulkTx, r metadata.Record, mo
 	if t.added != nil {
 		// Not LoadCheck, so a write transaction.
 		if err := t.added(ctx, tx.(*stmtTx), r); err != nil {
+			return err
+		}
+	}
+	if t.changed != nil {
+		if err := t.changed(ctx, tx.(*stmtTx)); err != nil {
 			return err
 		}
 	}

@@ -183,6 +183,22 @@ var migrations = []string{
 	// ("" and 0 when no writer holds it).
 	`ALTER TABLE uploads ADD COLUMN writer TEXT NOT NULL DEFAULT '';
 	ALTER TABLE uploads ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;`,
+	// 10: policies, per repository or namespace glob (policy.go), and the
+	// counter every change of them moves: each process caches the
+	// policies and reads only the counter on a push.
+	`CREATE TABLE policies (
+		pattern TEXT NOT NULL,
+		key     TEXT NOT NULL,
+		value   TEXT NOT NULL,
+		set_by  TEXT NOT NULL DEFAULT '',
+		set_at  BIGINT NOT NULL,
+		PRIMARY KEY (pattern, key)
+	);
+	CREATE TABLE policy_version (
+		id      INTEGER PRIMARY KEY CHECK (id = 1),
+		version BIGINT NOT NULL
+	);
+	INSERT INTO policy_version (id, version) VALUES (1, 0);`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the

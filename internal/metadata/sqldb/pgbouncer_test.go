@@ -51,6 +51,11 @@ func TestPgBouncer_BulkContract(t *testing.T) {
 	metadatatest.RunBulk(t, func(t *testing.T) metadata.Store { return openBounced(t, b) })
 }
 
+func TestPgBouncer_PolicyContract(t *testing.T) {
+	b := servicetest.StartPgBouncer(t)
+	metadatatest.RunPolicies(t, func(t *testing.T) metadata.Store { return openBounced(t, b) })
+}
+
 func TestPgBouncer_AuthContract(t *testing.T) {
 	b := servicetest.StartPgBouncer(t)
 	authtest.Run(t, func(t *testing.T) auth.Store { return openBounced(t, b) })

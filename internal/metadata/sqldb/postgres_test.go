@@ -46,6 +46,11 @@ func TestPostgres_BulkContract(t *testing.T) {
 	metadatatest.RunBulk(t, func(t *testing.T) metadata.Store { return openPostgres(t) })
 }
 
+func TestPostgres_PolicyContract(t *testing.T) {
+	servicetest.StartPostgres(t)
+	metadatatest.RunPolicies(t, func(t *testing.T) metadata.Store { return openPostgres(t) })
+}
+
 func TestPostgres_AuthContract(t *testing.T) {
 	servicetest.StartPostgres(t)
 	authtest.Run(t, func(t *testing.T) auth.Store { return openPostgres(t) })
