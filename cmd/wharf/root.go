@@ -23,6 +23,7 @@ func NewRootCmd() *cobra.Command {
 	image := newImageCmd()
 	addLocalImageCommands(image, root)
 	addRemoteImageCommands(image, root)
+	addBuildCommands(image, root)
 	addImportDistributionCmd(root)
 	root.AddCommand(image)
 	return root

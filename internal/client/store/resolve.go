@@ -218,6 +218,23 @@ func (s *Store) Image(ctx context.Context, str string) (v1.Image, v1.Hash, error
 	return s.image(desc)
 }
 
+// PlatformImage is Image for a given platform: a tag on an index resolves
+// to that platform's image (ErrNotFound when the index has none stored).
+func (s *Store) PlatformImage(ctx context.Context, str string, p v1.Platform) (v1.Image, v1.Hash, error) {
+	desc, err := s.Resolve(ctx, str)
+	if err != nil {
+		return nil, v1.Hash{}, err
+	}
+	if !desc.MediaType.IsIndex() {
+		return s.image(desc)
+	}
+	ii, err := s.ImageIndex(ctx, desc.Digest)
+	if err != nil {
+		return nil, v1.Hash{}, err
+	}
+	return platformImage(ii, p)
+}
+
 // Resolve is Image without loading it: the descriptor of the stored manifest
 // (image or index) that str names, for pushing an index as a whole.
 func (s *Store) Resolve(ctx context.Context, str string) (v1.Descriptor, error) {
