@@ -128,7 +128,7 @@ COPY --from=tools:1 --chown=7:8 /usr/bin/tool /direct
 	}
 	check(0, "app/app.txt", "built", 0)
 	check(1, "second.txt", "built", 0)
-	check(2, "bin/tool", "new tool", 5) // the upper layer wins; ownership kept across stages
+	check(2, "bin/tool", "new tool", 5)  // the upper layer wins; ownership kept across stages
 	check(2, "bin/alias", "new tool", 5) // a hard link is copied as the file
 	check(3, "direct", "new tool", 7)
 	m, _ := img.Manifest()

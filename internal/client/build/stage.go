@@ -559,4 +559,3 @@ func (s *stage) fromTree(ctx context.Context, in instruction, from string) (tree
 	}
 	return readTree(img)
 }
-

@@ -166,8 +166,8 @@ func spoolFrom(img v1.Image, files map[string][]string, t tree, dir string) erro
 
 // layerWriter turns sets of nodes into reproducible layer blobs.
 type layerWriter struct {
-	dir       string         // where the blobs are spooled
-	epoch     *time.Time     // SOURCE_DATE_EPOCH: no mtime is later
+	dir       string          // where the blobs are spooled
+	epoch     *time.Time      // SOURCE_DATE_EPOCH: no mtime is later
 	mediaType types.MediaType // of the layers written
 }
 
