@@ -183,6 +183,19 @@ func (r baseResolver) Resolve(ctx context.Context, s string, p v1.Platform) (v1.
 	if err != nil {
 		return nil, "", err
 	}
+	if r.st != nil {
+		// As a pull would: a push of what is built on it can then mount
+		// the base's layers from their repository.
+		if ls, err := img.Layers(); err == nil {
+			var ds []string
+			for _, l := range ls {
+				if d, err := l.Digest(); err == nil {
+					ds = append(ds, d.String())
+				}
+			}
+			_ = newOrigins(r.st.Root()).record(ref.Domain(named), ref.Path(named), ds)
+		}
+	}
 	return img, named.String(), nil
 }
 
