@@ -128,6 +128,9 @@ func TestImageBuildMatchesDocker(t *testing.T) {
 	}
 	baseLayers := len(configOf(t, baseImg).RootFS.DiffIDs)
 	dl, wl := addedFiles(t, byDocker, baseLayers), addedFiles(t, byWharf, baseLayers)
+	if len(dl) < 8 {
+		t.Fatalf("docker's build added only %v above the base", dl)
+	}
 	if !reflect.DeepEqual(dl, wl) {
 		t.Errorf("layers above the base differ\ndocker:\n%s\nwharf:\n%s", strings.Join(dl, "\n"), strings.Join(wl, "\n"))
 	}
@@ -141,6 +144,7 @@ func TestImageBuildMatchesDocker(t *testing.T) {
 	}
 
 	// The engine runs what wharf built.
+	d("pull", wharfRef).mustRun(t)
 	got := d("run", "--rm", "--network", "none", wharfRef).mustRun(t)
 	if got != "hello from /app --greet\n" {
 		t.Errorf("docker run of the wharf-built image printed %q", got)

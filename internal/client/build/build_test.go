@@ -125,6 +125,7 @@ ONBUILD COPY . /src
 	img := mustBuild(t, dir, images{"base": base})
 	c := config(t, img)
 	want := v1.Config{
+		Env:        []string{"PATH=" + defaultPath}, // added, as docker does, to a base without PATH
 		WorkingDir: "/srv", User: "1000:1000", StopSignal: "SIGQUIT",
 		ExposedPorts: map[string]struct{}{"80/tcp": {}, "53/udp": {}, "8000/tcp": {}, "8001/tcp": {}, "8002/tcp": {}},
 		Volumes:      map[string]struct{}{"/data": {}, "/logs": {}, "/cache": {}},
@@ -189,6 +190,9 @@ func TestBuild_PlatformOfScratch(t *testing.T) {
 	c := config(t, mustBuild(t, dir, nil, func(o *Options) { o.Platform = v1.Platform{OS: "linux", Architecture: "riscv64"} }))
 	if c.OS != "linux" || c.Architecture != "riscv64" || c.Config.Labels["arch"] != "riscv64" {
 		t.Errorf("platform %s/%s, label %q", c.OS, c.Architecture, c.Config.Labels["arch"])
+	}
+	if want := []string{"PATH=" + defaultPath}; !slices.Equal(c.Config.Env, want) {
+		t.Errorf("Env of a stage FROM scratch = %q, want docker's default %q", c.Config.Env, want)
 	}
 	c = config(t, mustBuild(t, dir, nil, func(o *Options) { o.Target = "a" }))
 	if c.Architecture != "arm64" || c.Variant != "v8" {

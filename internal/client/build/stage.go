@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +13,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
+
+// defaultPath is the PATH docker's builders set when the base has none.
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // stage is one FROM … section being built: its base image, the layers and
 // history entries added so far, and the config they lead to.
@@ -96,6 +100,10 @@ func (b *builder) stage(ctx context.Context, i int) (*stage, error) {
 		return nil, from.errorf("%s has ONBUILD triggers, which wharf image build does not run; build with `docker build`", ref)
 	}
 	s.cfg, s.author = cf.Config, cf.Author
+	if cf.OS != "windows" && !slices.ContainsFunc(s.cfg.Env, func(e string) bool { return strings.HasPrefix(e, "PATH=") }) {
+		// Both of docker's builders give a stage without PATH the default one.
+		s.cfg.Env = append(s.cfg.Env, "PATH="+defaultPath)
+	}
 	s.layerType = types.OCILayer
 	if mt, err := s.base.MediaType(); err == nil && mt == types.DockerManifestSchema2 {
 		s.layerType = types.DockerLayer
