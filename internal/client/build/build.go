@@ -110,9 +110,6 @@ func Build(ctx context.Context, res Resolver, opts Options) (v1.Image, error) {
 		created = opts.SourceDateEpoch.UTC()
 	}
 	b.created = created
-	if err := b.globals(); err != nil {
-		return nil, err
-	}
 	last := len(df.stages) - 1
 	if opts.Target != "" {
 		last = slices.IndexFunc(df.stages, func(s []instruction) bool { return strings.EqualFold(stageName(s[0]), opts.Target) })
@@ -120,9 +117,12 @@ func Build(ctx context.Context, res Resolver, opts Options) (v1.Image, error) {
 			return nil, fmt.Errorf("target stage %q could not be found", opts.Target)
 		}
 	}
-	b.total = 0
+	b.total = len(df.globals)
 	for _, s := range df.stages[:last+1] {
 		b.total += len(s)
+	}
+	if err := b.globals(); err != nil {
+		return nil, err
 	}
 	for i := 0; i <= last; i++ {
 		st, err := b.stage(ctx, i)
@@ -219,6 +219,7 @@ func platformArgs(target v1.Platform) vars {
 func (b *builder) globals() error {
 	b.globalArg = platformArgs(b.opts.Platform)
 	for _, in := range b.df.globals {
+		b.printStep(in)
 		if _, err := b.declareArgs(in, b.globalArg, b.globalArg); err != nil {
 			return err
 		}

@@ -194,12 +194,10 @@ func (s *stage) layer(in instruction, paths []string) error {
 func (s *stage) run(ctx context.Context, in instruction) error {
 	env := s.env()
 	expand := func(w string) (string, error) { return s.b.df.expand(in, w, env) }
-	if in.cmd != "copy" && in.cmd != "add" && in.cmd != "healthcheck" && in.cmd != "from" && len(in.flags) > 0 {
+	if in.cmd != "copy" && in.cmd != "add" && in.cmd != "healthcheck" && len(in.flags) > 0 {
 		return in.errorf("unknown flag: %s", in.flags[0])
 	}
 	switch in.cmd {
-	case "from":
-		return in.errorf("FROM inside a stage") // parser starts a stage at each FROM
 	case "arg":
 		_, err := s.b.declareArgs(in, env, s.args)
 		return err
