@@ -249,14 +249,11 @@ func (s *stage) run(ctx context.Context, in instruction) error {
 	case "cmd", "entrypoint", "shell":
 		return s.command(in)
 	case "volume":
-		if len(in.args) == 0 {
-			return in.errorf("requires at least one argument")
+		vs, err := expandArgs(in, expand)
+		if err != nil {
+			return err
 		}
-		for _, a := range in.args {
-			v, err := expand(a)
-			if err != nil {
-				return err
-			}
+		for _, v := range vs {
 			if strings.TrimSpace(v) == "" {
 				return in.errorf("VOLUME specified can not be an empty string")
 			}
@@ -280,6 +277,22 @@ func (s *stage) run(ctx context.Context, in instruction) error {
 	}
 	s.history(in)
 	return nil
+}
+
+// expandArgs expands each of the instruction's words; it needs one.
+func expandArgs(in instruction, expand func(string) (string, error)) ([]string, error) {
+	if len(in.args) == 0 {
+		return nil, in.errorf("requires at least one argument")
+	}
+	out := make([]string, len(in.args))
+	for i, a := range in.args {
+		v, err := expand(a)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v
+	}
+	return out, nil
 }
 
 // setEnv sets k=v in env, replacing an earlier value in place.
@@ -356,14 +369,11 @@ func numericUser(u string) (int, int, bool) {
 
 // expose adds PORT[/PROTO] and ranges (8000-8002/udp) to ExposedPorts.
 func (s *stage) expose(in instruction, expand func(string) (string, error)) error {
-	if len(in.args) == 0 {
-		return in.errorf("requires at least one argument")
+	vs, err := expandArgs(in, expand)
+	if err != nil {
+		return err
 	}
-	for _, a := range in.args {
-		v, err := expand(a)
-		if err != nil {
-			return err
-		}
+	for _, v := range vs {
 		port, proto, _ := strings.Cut(v, "/")
 		if proto == "" {
 			proto = "tcp"
@@ -486,14 +496,12 @@ func (s *stage) copy(ctx context.Context, in instruction, expand func(string) (s
 	if err != nil {
 		return err
 	}
-	if len(in.args) < 2 {
+	if len(in.args) == 1 {
 		return in.errorf("requires at least two arguments, but only one was provided. Destination could not be determined")
 	}
-	words := make([]string, len(in.args))
-	for i, a := range in.args {
-		if words[i], err = expand(a); err != nil {
-			return err
-		}
+	words, err := expandArgs(in, expand)
+	if err != nil {
+		return err
 	}
 	op := copyOp{in: in, srcs: words[:len(words)-1], dest: words[len(words)-1], add: in.cmd == "add",
 		now: s.b.created, tmp: s.b.opts.TempDir, src: s.b.ctxTree, context: true}
