@@ -209,3 +209,100 @@ func addedFiles(t *testing.T, img v1.Image, skip int) []string {
 	slices.Sort(out) // tar order is not part of the filesystem
 	return out
 }
+
+// TestImageRebaseWithDocker rebases an image docker built (so without base
+// annotations: --old-base names the base) registry to registry, and has
+// the engine run the result on the new base.
+func TestImageRebaseWithDocker(t *testing.T) {
+	requireDockerRegistryAddr(t)
+	startWharfAt(t, dockerListen)
+	docker := requireDockerEngine(t)
+	busybox := requireStaticBusybox(t)
+	d := func(args ...string) command {
+		c := cmd(docker, args...)
+		c.timeout = dockerTimeout
+		return c
+	}
+	const (
+		repo    = dockerRegistry + "/e2e-rebase"
+		app     = repo + "/app:1"
+		rebased = repo + "/app:1-rebased"
+	)
+	t.Cleanup(func() { _, _ = d("image", "rm", "-f", repo+"/golden:1.0", repo+"/golden:1.1", app, rebased).run(t) })
+	for _, v := range []string{"1.0", "1.1"} {
+		imp := d("import", "-", repo+"/golden:"+v)
+		imp.stdin = bytes.NewReader(withFile(t, busyboxRootfsTar(t, busybox), "etc/golden-version", v+"\n"))
+		imp.mustRun(t)
+		d("push", repo+"/golden:"+v).mustRun(t)
+	}
+	ctxDir := writeBuildContext(t, map[string]string{
+		"Dockerfile": "FROM " + repo + "/golden:1.0\nCOPY app.sh /app.sh\nCMD [\"/bin/sh\", \"/app.sh\"]\n",
+		"app.sh":     "echo app on golden $(cat /etc/golden-version)\n",
+	})
+	d("build", "--network", "none", "-t", app, ctxDir).mustRun(t)
+	d("push", app).mustRun(t)
+
+	wc := newWharfClient(t)
+	out := wc.cmd("image", "rebase", "--insecure", app, "--onto", repo+"/golden:1.1", "--old-base", repo+"/golden:1.0", "-t", rebased).mustRun(t)
+	checkPushDigest(t, out, "1-rebased", "")
+	d("pull", rebased).mustRun(t)
+	if got := d("run", "--rm", "--network", "none", rebased).mustRun(t); got != "app on golden 1.1\n" {
+		t.Errorf("the rebased image printed %q, want the new base's version", got)
+	}
+	m := mustManifest(t, fetchImage(t, rebased))
+	if m.Annotations["org.opencontainers.image.base.name"] != repo+"/golden:1.1" {
+		t.Errorf("annotations %v", m.Annotations)
+	}
+	// Now on 1.1, it is not on 1.0 any more; and without --old-base its
+	// annotations say where it is.
+	if out, err := wc.cmd("image", "rebase", "--insecure", rebased, "--onto", repo+"/golden:1.1", "--old-base", repo+"/golden:1.0").run(t); err == nil ||
+		!strings.Contains(out, "not built on the old base") {
+		t.Errorf("rebase off a base it is not on: %v\n%s", err, out)
+	}
+	wc.cmd("image", "rebase", "--insecure", rebased, "--onto", repo+"/golden:1.0", "-t", repo+"/app:back").mustRun(t)
+	d("pull", repo+"/app:back").mustRun(t)
+	if got := d("run", "--rm", "--network", "none", repo+"/app:back").mustRun(t); got != "app on golden 1.0\n" {
+		t.Errorf("rebased back, the image printed %q", got)
+	}
+	_, _ = d("image", "rm", "-f", repo+"/app:back").run(t)
+}
+
+func mustManifest(t *testing.T, img v1.Image) *v1.Manifest {
+	t.Helper()
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// withFile returns the tar b with one more regular file.
+func withFile(t *testing.T, b []byte, name, body string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tr := tar.NewReader(bytes.NewReader(b))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body))}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write([]byte(body))
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
