@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/opencontainers/go-digest"
@@ -322,6 +323,14 @@ func pushTag(ctx context.Context, st LocalStore, tag reference.Named, t target, 
 		return err
 	}
 	popts := append(slices.Clip(t.opts), remote.Reuse(pusher))
+	var configs []v1.Layer
+	for _, img := range local.images {
+		cl, err := partial.ConfigLayer(img)
+		if err != nil {
+			return err
+		}
+		configs = append(configs, cl)
+	}
 
 	disp := newDisplay(out)
 	disp.begin(ids, first)
@@ -347,6 +356,12 @@ func pushTag(ctx context.Context, st LocalStore, tag reference.Named, t target, 
 			disp.done(i, status, status)
 			return nil
 		})
+	}
+	// The configs go beside the layers, as go-containerregistry's image
+	// push sends them, rather than one after another once every layer is
+	// up; the manifest push below finds them done in the pusher.
+	for _, cl := range configs {
+		g.Go(func() error { return pusher.Upload(ctx, repo, cl) })
 	}
 	err = g.Wait()
 	disp.finish()
