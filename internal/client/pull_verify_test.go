@@ -91,3 +91,73 @@ func TestPull_CorruptBlobIsNotStored(t *testing.T) {
 		t.Error("layer missing after a good pull")
 	}
 }
+
+// cancelMidBlob cancels the pull once the first bytes of a layer have been
+// read, as an interrupted `wharf image pull` (Ctrl-C) is.
+type cancelMidBlob struct {
+	layer  string
+	cancel context.CancelFunc
+	next   http.RoundTripper
+}
+
+func (c cancelMidBlob) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(req)
+	if err != nil || req.Method != http.MethodGet || !strings.HasSuffix(req.URL.Path, "/blobs/"+c.layer) {
+		return resp, err
+	}
+	resp.Body = &cancelAfterRead{ReadCloser: resp.Body, cancel: c.cancel}
+	return resp, nil
+}
+
+type cancelAfterRead struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfterRead) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p[:min(len(p), 16)])
+	c.cancel()
+	return n, err
+}
+
+// TestPull_InterruptedLeavesNothing: a pull stopped while a layer's bytes
+// flow fails and leaves no blob under its digest, no temporary file and no
+// image: the layers are written concurrently, and the ones that finished
+// are not kept either, since nothing would refer to them.
+func TestPull_InterruptedLeavesNothing(t *testing.T) {
+	srv := registrytest.NewServer(t)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	r := testRemote(t)
+	img := testImage(t, "interrupted", 4)
+	src := newStore(t)
+	localImage(t, src, img, host+"/team/interrupted:v1")
+	if err := Push(context.Background(), src, host+"/team/interrupted:v1", PushOptions{Remote: r}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid, err := layers[2].Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr := r
+	pr.Transport = cancelMidBlob{layer: mid.String(), cancel: cancel, next: http.DefaultTransport}
+	st := newStore(t)
+	if err := Pull(ctx, st, host+"/team/interrupted:v1", PullOptions{Remote: pr}, io.Discard); err == nil {
+		t.Fatal("interrupted pull succeeded")
+	}
+	if _, _, err := st.Image(context.Background(), host+"/team/interrupted:v1"); err == nil {
+		t.Error("the image is in the store after an interrupted pull")
+	}
+	ents, err := os.ReadDir(filepath.Join(st.Root(), "blobs", "sha256"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		t.Errorf("left in the store: %s", e.Name())
+	}
+}
