@@ -9,8 +9,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/wharf/wharf/internal/registrytest"
 )
 
 // holdLayersForConfigGET holds every blob GET but the config's until the
@@ -41,15 +39,8 @@ func (h *holdLayersForConfigGET) RoundTrip(req *http.Request) (*http.Response, e
 // TestPull_FetchesConfigBesideLayers: the config's round trip overlaps the
 // layers' instead of following the last of them.
 func TestPull_FetchesConfigBesideLayers(t *testing.T) {
-	srv := registrytest.NewServer(t)
-	host := strings.TrimPrefix(srv.URL, "http://")
 	ctx := context.Background()
-	img := testImage(t, "pullconfig", 3)
-	src := newStore(t)
-	localImage(t, src, img, host+"/team/pullcfg:v1")
-	if err := Push(ctx, src, host+"/team/pullcfg:v1", PushOptions{Remote: testRemote(t)}, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	host, img := pushedImage(t, "team/pullcfg:v1", "pullconfig", 3)
 	cfg, err := img.ConfigName()
 	if err != nil {
 		t.Fatal(err)
@@ -130,16 +121,9 @@ func (d *doneOnClose) Close() error {
 // only when a sixth request arrives before the first five finish, which
 // nothing here can force without waiting for time to pass.
 func TestPull_MovesFiveBlobsAtOnce(t *testing.T) {
-	srv := registrytest.NewServer(t)
-	host := strings.TrimPrefix(srv.URL, "http://")
 	ctx := context.Background()
 	const layers = 8
-	img := testImage(t, "fiveatonce", layers)
-	src := newStore(t)
-	localImage(t, src, img, host+"/team/five:v1")
-	if err := Push(ctx, src, host+"/team/five:v1", PushOptions{Remote: testRemote(t)}, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	host, img := pushedImage(t, "team/five:v1", "fiveatonce", layers)
 	gate := &blobGate{bound: 5, total: layers + 1, next: http.DefaultTransport}
 	gate.cond = sync.NewCond(&gate.mu)
 	r := testRemote(t)
