@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 )
 
 // The client scenario: the same image pushed to wharf and pulled back by
@@ -106,22 +108,29 @@ func (h *harness) clientScenario() *scenario {
 	}
 }
 
-// otherCmd is how the report names the other tool's command.
+// otherCmd is how the report names the other tool's command. A pull is
+// timed until the pulled files are on disk (see clientRound).
 func otherCmd(tool, dir string) string {
 	switch {
 	case tool == "crane" && dir == "push":
 		return "`crane push` of an OCI layout"
 	case tool == "crane":
-		return "`crane pull --format oci`"
+		return "`crane pull --format oci` + fsync of what it wrote"
 	case dir == "push":
 		return "`skopeo copy oci:… docker://…`"
 	}
-	return "`skopeo copy docker://… oci:…`"
+	return "`skopeo copy docker://… oci:…` + fsync of what it wrote"
 }
 
 // clientRound writes the tool's copy of the image (untimed), then times its
 // push to wharf and its pull back into an empty destination, and returns
 // both in MB/s of image bytes (layers and config), process start included.
+//
+// `wharf image pull` returns once its blobs are fsynced (its store stays
+// intact through a machine crash); crane returns with the image in the page
+// cache and leaves the write-out to the kernel, after the clock stops. For
+// the same work, another tool's pull is timed until its files are fsynced
+// too (syncTree; files the tool fsynced itself cost nothing more).
 func (h *harness) clientRound(ctx context.Context, tool, bin, dir, host string, seed uint64, size int64) (push, pull float64, err error) {
 	ref := fmt.Sprintf("%s/bench/client-%s-%d:v1", host, tool, seed)
 	layout := filepath.Join(dir, "layout")
@@ -163,7 +172,57 @@ func (h *harness) clientRound(ctx context.Context, tool, bin, dir, host string, 
 	if err := runTool(ctx, env, nil, bin, pullArgs...); err != nil {
 		return 0, 0, fmt.Errorf("pull: %w", err)
 	}
+	if tool != "wharf" {
+		if _, err := syncTree(filepath.Join(dir, "pulled")); err != nil {
+			return 0, 0, fmt.Errorf("pull: sync: %w", err)
+		}
+	}
 	return push, mbps(total, time.Since(t0)), nil
+}
+
+// syncTree fsyncs every file under dir, four at a time as wharf's client
+// does, then the directories, children first, so that the tree would
+// survive a machine crash. It returns the number of files and directories
+// synced.
+func syncTree(dir string) (int, error) {
+	var files, dirs []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case d.IsDir():
+			dirs = append(dirs, p)
+		case d.Type().IsRegular():
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	var g errgroup.Group
+	g.SetLimit(4)
+	for _, f := range files {
+		g.Go(func() error { return fsyncPath(f) })
+	}
+	if err := g.Wait(); err != nil {
+		return 0, err
+	}
+	for _, d := range slices.Backward(dirs) {
+		if err := fsyncPath(d); err != nil {
+			return 0, err
+		}
+	}
+	return len(files) + len(dirs), nil
+}
+
+func fsyncPath(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 // syncAndSettle writes out the previous step's dirty pages, so that no

@@ -8,11 +8,13 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"sync/atomic"
 
 	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/opencontainers/go-digest"
@@ -303,9 +305,14 @@ func pushTag(ctx context.Context, st LocalStore, tag reference.Named, t target, 
 		first = append(first, status)
 	}
 
-	client, base, err := blobClient(ctx, opts.Remote, t, repo, scopes)
-	if err != nil {
-		return explain(err, t.host, what)
+	// wharf's own client is needed only to mount from a known origin;
+	// its ping and token are round trips a push without mounts saves.
+	var client *http.Client
+	var base string
+	if slices.ContainsFunc(items, func(it item) bool { return it.from != "" }) {
+		if client, base, err = blobClient(ctx, opts.Remote, t, repo, scopes); err != nil {
+			return explain(err, t.host, what)
+		}
 	}
 	// One pusher for the layers and the manifests: it pings and
 	// authenticates once per repository (each remote.WriteLayer would do
@@ -316,6 +323,14 @@ func pushTag(ctx context.Context, st LocalStore, tag reference.Named, t target, 
 		return err
 	}
 	popts := append(slices.Clip(t.opts), remote.Reuse(pusher))
+	var configs []v1.Layer
+	for _, img := range local.images {
+		cl, err := partial.ConfigLayer(img)
+		if err != nil {
+			return err
+		}
+		configs = append(configs, cl)
+	}
 
 	disp := newDisplay(out)
 	disp.begin(ids, first)
@@ -341,6 +356,12 @@ func pushTag(ctx context.Context, st LocalStore, tag reference.Named, t target, 
 			disp.done(i, status, status)
 			return nil
 		})
+	}
+	// The configs go beside the layers, as go-containerregistry's image
+	// push sends them, rather than one after another once every layer is
+	// up; the manifest push below finds them done in the pusher.
+	for _, cl := range configs {
+		g.Go(func() error { return pusher.Upload(ctx, repo, cl) })
 	}
 	err = g.Wait()
 	disp.finish()
@@ -409,25 +430,31 @@ func blobClient(ctx context.Context, r Remote, t target, repo name.Repository, s
 
 // pushBlob makes one layer present in repo: it is there already, or it is
 // mounted from the repository it came from, or it is uploaded. It returns
-// docker's final status for the layer.
+// docker's final status for the layer. c is nil unless from is set.
 func pushBlob(ctx context.Context, c *http.Client, base string, repo name.Repository, l v1.Layer, d v1.Hash, size int64, from string, popts []remote.Option, disp *display, i int) (string, error) {
 	disp.set(i, "Preparing")
-	exists, err := blobExists(ctx, c, base, repo, d)
-	if err != nil {
-		return "", err
-	}
-	if exists {
-		return "Layer already exists", nil
-	}
 	if from != "" {
+		exists, err := blobExists(ctx, c, base, repo, d)
+		if err != nil {
+			return "", err
+		}
+		if exists {
+			return "Layer already exists", nil
+		}
 		ok, err := mountBlob(ctx, c, base, repo, d, from)
 		if err == nil && ok {
 			return "Mounted from " + from, nil
 		}
 	}
-	disp.set(i, "Pushing")
-	if err := remote.WriteLayer(repo, progressLayer{Layer: l, disp: disp, i: i, size: size}, popts...); err != nil {
+	// go-containerregistry asks whether the blob is there (HEAD) before it
+	// uploads; asking first as well cost a round trip per layer. The
+	// layer's bytes are read only when it uploads them.
+	pl := &progressLayer{Layer: l, disp: disp, i: i, size: size}
+	if err := remote.WriteLayer(repo, pl, popts...); err != nil {
 		return "", err
+	}
+	if !pl.read.Load() {
+		return "Layer already exists", nil
 	}
 	return "Pushed", nil
 }
@@ -486,19 +513,24 @@ func bodiless(ctx context.Context, c *http.Client, method, u string) (*http.Resp
 	return c.Do(req)
 }
 
-// progressLayer feeds a layer's upload through the display.
+// progressLayer feeds a layer's upload through the display; read records
+// that the upload began.
 type progressLayer struct {
 	v1.Layer
 	disp *display
 	i    int
 	size int64
+	read atomic.Bool
 }
 
 // Compressed implements v1.Layer.
-func (p progressLayer) Compressed() (io.ReadCloser, error) {
+func (p *progressLayer) Compressed() (io.ReadCloser, error) {
 	rc, err := p.Layer.Compressed()
 	if err != nil {
 		return nil, err
+	}
+	if !p.read.Swap(true) {
+		p.disp.set(p.i, "Pushing")
 	}
 	return p.disp.transfer(p.i, p.size, rc), nil
 }

@@ -227,21 +227,24 @@ func (s *Store) writeImageBlobs(ctx context.Context, b *batch, img v1.Image) err
 			return b.stage(h, rc, ok && vl.DigestVerified())
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	cfgName, err := img.ConfigName()
-	if err != nil {
-		return err
-	}
-	if !b.has(cfgName) {
+	// The config beside the layers: from a registry it is one more
+	// round trip, which need not wait for the last layer.
+	g.Go(func() error {
+		cfgName, err := img.ConfigName()
+		if err != nil {
+			return err
+		}
+		if b.has(cfgName) {
+			return nil
+		}
 		raw, err := img.RawConfigFile()
 		if err != nil {
 			return err
 		}
-		if err := b.stage(cfgName, bytes.NewReader(raw), false); err != nil {
-			return err
-		}
+		return b.stage(cfgName, bytes.NewReader(raw), false)
+	})
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	return s.writeManifestBlob(b, img)
 }
