@@ -127,7 +127,16 @@ fi
 if ! docker info >/dev/null 2>&1; then
   log "starting dockerd (log: $DOCKER_LOG)"
   # Detached from our stdio so that nothing waits on its output.
-  setsid dockerd </dev/null >>"$DOCKER_LOG" 2>&1 &
+  # dockerd outlives this script: it must not inherit descriptors beyond
+  # the standard three, or a caller's `flock /tmp/e2e.lock` stays held by
+  # the daemon for as long as it runs.
+  (
+    for fd in /proc/$BASHPID/fd/*; do
+      fd=${fd##*/}
+      if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+    done
+    exec setsid dockerd </dev/null >>"$DOCKER_LOG" 2>&1
+  ) &
   deadline=$((SECONDS + DOCKER_READY_TIMEOUT))
   until docker info >/dev/null 2>&1; do
     if ((SECONDS >= deadline)); then
