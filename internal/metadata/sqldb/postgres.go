@@ -1,6 +1,7 @@
 package sqldb
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -221,16 +222,39 @@ func (db *DB) retryTx(ctx context.Context, fn func(tx *stmtTx) error) error {
 }
 
 // lookup answers a one-value point lookup: on SQLite through the direct,
-// memoized path (point.go), on PostgreSQL as a plain query. (A replica
-// cache invalidated by LISTEN/NOTIFY is the PostgreSQL counterpart still
-// to come.) The value is an int64, a string, a []byte or nil.
+// memoized path (point.go), on PostgreSQL as a query that concurrent
+// lookups of the same key share when they can do so without reading older
+// data than their own query would (coalesce.go). The value is an int64, a
+// string, a []byte or nil.
 func (db *DB) lookup(ctx context.Context, query string, args ...any) (any, error) {
 	if db.point != nil {
 		return db.point.lookup(ctx, query, args...)
 	}
-	var v any
-	if err := db.queryRow(ctx, query, args...).Scan(&v); err != nil {
-		return nil, err
+	fetch := func(ctx context.Context) (any, error) {
+		var v any
+		if err := db.queryRow(ctx, query, args...).Scan(&v); err != nil {
+			return nil, err
+		}
+		return v, nil
 	}
-	return v, nil
+	if len(args) > 2 || !comparableArgs(args) {
+		return fetch(ctx)
+	}
+	v, err := db.lookups.do(ctx, newMemoKey(query, args), fetch)
+	if b, ok := v.([]byte); ok {
+		v = bytes.Clone(b) // the answer is shared with the other lookups
+	}
+	return v, err
+}
+
+// comparableArgs reports whether args can be part of a map key.
+func comparableArgs(args []any) bool {
+	for _, a := range args {
+		switch a.(type) {
+		case string, int64, int, bool, nil:
+		default:
+			return false
+		}
+	}
+	return true
 }
