@@ -43,6 +43,16 @@ const pgPoolSize = 16
 // means the same here.
 const poolMaxConnsParam = "pool_max_conns"
 
+// execModeParam is pgx's database URL parameter for how queries are sent;
+// wharf's default, when it is absent, is exec (see OpenPostgres).
+const execModeParam = "default_query_exec_mode"
+
+// hasParam reports whether the database URL dsn sets the parameter name.
+func hasParam(dsn, name string) bool {
+	u, err := url.Parse(dsn)
+	return err == nil && u.Query().Has(name)
+}
+
 // takePoolSize returns dsn without its pool_max_conns parameter and the
 // pool size it asks for (pgPoolSize when absent). The parameter must go:
 // pgx would send an unknown one to the server as a run-time setting, which
@@ -80,9 +90,14 @@ func OpenPostgres(ctx context.Context, dsn string, log *slog.Logger, opts ...Opt
 	if err != nil {
 		return nil, fmt.Errorf("database URL %s: %v", redactURL(dsn), oneLine(err))
 	}
-	// No server-side prepared statements: behind PgBouncer in transaction
-	// mode consecutive queries may reach different server connections.
-	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+	// No server-side prepared statements unless the URL asks for them
+	// (pgx's own default_query_exec_mode, e.g. cache_statement, for a
+	// direct connection): behind PgBouncer in transaction mode consecutive
+	// queries may reach different server connections, and wharf cannot
+	// tell from the URL whether a pooler is in between.
+	if !hasParam(dsn, execModeParam) {
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+	}
 	pool := sql.OpenDB(pgConnector{stdlib.GetConnector(*cfg)})
 	pool.SetMaxOpenConns(poolSize)
 	pool.SetMaxIdleConns(poolSize)
