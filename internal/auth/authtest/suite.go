@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore func(t *testing.T) auth.Store) {
 		{"SetMember_UnknownOrgOrUserIsNotFound", testSetMemberUnknown},
 		{"RemoveMember_MissingIsNotFound", testRemoveMember},
 		{"Visibility_RecordedAndReplaced", testVisibility},
+		{"Visibility_LookupsSeeEveryEarlierWrite", testVisibilityLookupsSeeEveryEarlierWrite},
 		{"Token_RoundTripsByHash", testTokenRoundTrip},
 		{"CreateToken_DuplicateIDOrHashIsExists", testTokenDuplicate},
 		{"CreateToken_UnknownUserIsNotFound", testTokenUnknownUser},

@@ -92,6 +92,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"PutManifest_ConcurrentSameManifest", testConcurrentPutSameManifest},
 		{"LinkBlob_ConcurrentSameBlob", testConcurrentLinkBlob},
 		{"AdvanceUpload_ConcurrentSameOffsetOneWins", testConcurrentAdvanceUpload},
+		{"ResolveTag_LookupsSeeEveryEarlierWrite", testTagLookupsSeeEveryEarlierWrite},
 
 		{"Methods_CancelledContextFails", testCancelledContext},
 		{"Ping_Succeeds", testPing},

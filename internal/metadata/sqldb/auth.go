@@ -303,14 +303,18 @@ func (db *DB) SetVisibility(ctx context.Context, repo string, v auth.Visibility)
 	return nil
 }
 
-// GetVisibility returns the repository's recorded visibility.
+// GetVisibility returns the repository's recorded visibility, on the point
+// path: every pull that its caller's role does not already allow asks.
 func (db *DB) GetVisibility(ctx context.Context, repo string) (auth.Visibility, error) {
-	var v string
-	err := db.read.QueryRowContext(ctx, `SELECT visibility FROM repo_visibility WHERE repo = ?`, repo).Scan(&v)
+	v, err := db.lookup(ctx, `SELECT visibility FROM repo_visibility WHERE repo = ?`, repo)
 	if err != nil {
 		return "", authNotFound(err, "visibility of "+repo)
 	}
-	return auth.Visibility(v), nil
+	s, ok := v.(string)
+	if !ok {
+		return "", fmt.Errorf("visibility of %s: stored as %T", repo, v)
+	}
+	return auth.Visibility(s), nil
 }
 
 const tokenColumns = `id, user_name, kind, name, scope, hash, parent, created_at, expires_at, last_used, revoked_at`

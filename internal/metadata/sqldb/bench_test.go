@@ -3,6 +3,7 @@ package sqldb
 import (
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync/atomic"
 	"testing"
 )
@@ -137,5 +138,42 @@ func BenchmarkListTags(b *testing.B) {
 		if err != nil || len(got) != len(tags) {
 			b.Fatalf("ListTags: %d tags, %v", len(got), err)
 		}
+	}
+}
+
+// BenchmarkResolveTagPostgres measures the tag lookup of a manifest GET by
+// tag on PostgreSQL with 64 lookups at a time (the bench's 64
+// connections): "hot" asks for one tag, as clients pulling one image do,
+// "spread" cycles through 1,000 tags. There is no memo on PostgreSQL, so
+// every lookup needs a query sent after it was asked; lookups of one key
+// that wait together share one (coalesce.go). It reports the queries sent
+// per lookup: 1 would be a round trip each.
+func BenchmarkResolveTagPostgres(b *testing.B) {
+	db := openPostgres(b)
+	name := benchTags(b, db)
+	for _, bc := range []struct {
+		name string
+		pick func(i uint64) (string, string)
+	}{
+		{"hot", func(uint64) (string, string) { return name(0) }},
+		{"spread", name},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			var next atomic.Uint64
+			b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
+			before := db.lookups.sent.Load()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					repo, tag := bc.pick(next.Add(1))
+					if _, err := db.ResolveTag(b.Context(), repo, tag); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(db.lookups.sent.Load()-before)/float64(b.N), "queries/lookup")
+		})
 	}
 }

@@ -42,6 +42,9 @@ type DB struct {
 
 	// group runs the write transactions (groupcommit.go).
 	group groupCommit
+	// lookups shares PostgreSQL's point lookups between concurrent callers
+	// (coalesce.go).
+	lookups lookupGroup
 }
 
 // stmtTx is a write transaction whose queries use statements prepared on

@@ -25,11 +25,12 @@ func (c pgConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	return &pgConn{conn.(*stdlib.Conn)}, nil
 }
 
-// pgConn is a pgx connection whose statements are never prepared on the
-// server: behind PgBouncer in transaction mode a named statement may live
-// on another server connection than the next query. Queries run in
-// QueryExecModeExec (one round trip, unnamed statement), so "preparing"
-// only rebinds the text and keeps it.
+// pgConn is a pgx connection whose statements database/sql never prepares
+// on the server: behind PgBouncer in transaction mode a named statement
+// may live on another server connection than the next query. Queries run
+// in pgx's default mode, QueryExecModeExec unless the URL chose another
+// (one round trip, unnamed statement), so "preparing" only rebinds the
+// text and keeps it; a mode that caches statements does so inside pgx.
 type pgConn struct{ *stdlib.Conn }
 
 var (

@@ -59,3 +59,37 @@ func TestPostgres_PoolMaxConnsFromURL(t *testing.T) {
 		t.Errorf("Open with pool_max_conns=zero: %v; want an error naming pool_max_conns, without the password", err)
 	}
 }
+
+// Without default_query_exec_mode in the URL nothing is prepared on the
+// server (PgBouncer in transaction mode would lose it); with it, pgx's
+// mode is used, so an operator on a direct connection can let pgx cache
+// statements and spare the server a parse and plan per query.
+func TestPostgres_ExecModeFromURL(t *testing.T) {
+	url := servicetest.StartPostgres(t).Database(t) + "&pool_max_conns=1"
+	for _, tt := range []struct {
+		suffix       string
+		wantPrepared bool
+	}{{"", false}, {"&default_query_exec_mode=exec", false}, {"&default_query_exec_mode=cache_statement", true}} {
+		db, err := Open(t.Context(), url+tt.suffix, nil)
+		if err != nil {
+			t.Fatalf("Open(%q): %v", url+tt.suffix, err)
+		}
+		if err := db.PutManifest(t.Context(), testManifest("app", "0"), []string{"latest"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ResolveTag(t.Context(), "app", "latest"); err != nil {
+			t.Fatal(err)
+		}
+		// One connection in the pool: the one the lookup ran on.
+		var n int
+		err = db.read.QueryRowContext(t.Context(),
+			`SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%t.digest FROM tags%'`).Scan(&n)
+		db.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := n > 0; got != tt.wantPrepared {
+			t.Errorf("Open(%q): tag lookup prepared on the server = %v, want %v", url+tt.suffix, got, tt.wantPrepared)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package sqldb
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -42,6 +43,16 @@ const pgPoolSize = 16
 // means the same here.
 const poolMaxConnsParam = "pool_max_conns"
 
+// execModeParam is pgx's database URL parameter for how queries are sent;
+// wharf's default, when it is absent, is exec (see OpenPostgres).
+const execModeParam = "default_query_exec_mode"
+
+// hasParam reports whether the database URL dsn sets the parameter name.
+func hasParam(dsn, name string) bool {
+	u, err := url.Parse(dsn)
+	return err == nil && u.Query().Has(name)
+}
+
 // takePoolSize returns dsn without its pool_max_conns parameter and the
 // pool size it asks for (pgPoolSize when absent). The parameter must go:
 // pgx would send an unknown one to the server as a run-time setting, which
@@ -79,9 +90,14 @@ func OpenPostgres(ctx context.Context, dsn string, log *slog.Logger, opts ...Opt
 	if err != nil {
 		return nil, fmt.Errorf("database URL %s: %v", redactURL(dsn), oneLine(err))
 	}
-	// No server-side prepared statements: behind PgBouncer in transaction
-	// mode consecutive queries may reach different server connections.
-	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+	// No server-side prepared statements unless the URL asks for them
+	// (pgx's own default_query_exec_mode, e.g. cache_statement, for a
+	// direct connection): behind PgBouncer in transaction mode consecutive
+	// queries may reach different server connections, and wharf cannot
+	// tell from the URL whether a pooler is in between.
+	if !hasParam(dsn, execModeParam) {
+		cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
+	}
 	pool := sql.OpenDB(pgConnector{stdlib.GetConnector(*cfg)})
 	pool.SetMaxOpenConns(poolSize)
 	pool.SetMaxIdleConns(poolSize)
@@ -221,16 +237,39 @@ func (db *DB) retryTx(ctx context.Context, fn func(tx *stmtTx) error) error {
 }
 
 // lookup answers a one-value point lookup: on SQLite through the direct,
-// memoized path (point.go), on PostgreSQL as a plain query. (A replica
-// cache invalidated by LISTEN/NOTIFY is the PostgreSQL counterpart still
-// to come.) The value is an int64, a string, a []byte or nil.
+// memoized path (point.go), on PostgreSQL as a query that concurrent
+// lookups of the same key share when they can do so without reading older
+// data than their own query would (coalesce.go). The value is an int64, a
+// string, a []byte or nil.
 func (db *DB) lookup(ctx context.Context, query string, args ...any) (any, error) {
 	if db.point != nil {
 		return db.point.lookup(ctx, query, args...)
 	}
-	var v any
-	if err := db.queryRow(ctx, query, args...).Scan(&v); err != nil {
-		return nil, err
+	fetch := func(ctx context.Context) (any, error) {
+		var v any
+		if err := db.queryRow(ctx, query, args...).Scan(&v); err != nil {
+			return nil, err
+		}
+		return v, nil
 	}
-	return v, nil
+	if len(args) > 2 || !comparableArgs(args) {
+		return fetch(ctx)
+	}
+	v, err := db.lookups.do(ctx, newMemoKey(query, args), fetch)
+	if b, ok := v.([]byte); ok {
+		v = bytes.Clone(b) // the answer is shared with the other lookups
+	}
+	return v, err
+}
+
+// comparableArgs reports whether args can be part of a map key.
+func comparableArgs(args []any) bool {
+	for _, a := range args {
+		switch a.(type) {
+		case string, int64, int, bool, nil:
+		default:
+			return false
+		}
+	}
+	return true
 }

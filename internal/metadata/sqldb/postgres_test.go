@@ -15,7 +15,7 @@ import (
 
 // openPostgres opens a new empty database on the test process's cluster,
 // closing it when the test ends.
-func openPostgres(t *testing.T, opts ...Option) *DB {
+func openPostgres(t testing.TB, opts ...Option) *DB {
 	t.Helper()
 	url := servicetest.StartPostgres(t).Database(t)
 	db, err := Open(t.Context(), url, nil, opts...)
