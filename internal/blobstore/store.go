@@ -79,6 +79,32 @@ type Aborter interface {
 	Abort()
 }
 
+// BlobCreator is a Store that can write a blob whose digest is known
+// before its bytes straight to where the blob lives, rather than to an
+// upload that CommitUpload then moves into place: on an object store that
+// move is a server-side copy, which reads and writes every byte again.
+type BlobCreator interface {
+	// CreateBlob returns a writer of blob d's bytes. Nothing of them is
+	// visible as d until the writer's Commit.
+	CreateBlob(ctx context.Context, d digest.Digest) (BlobWriter, error)
+}
+
+// BlobWriter writes the bytes of one blob, invisibly until Commit. The
+// store does not hash: the caller verifies the bytes while it writes them,
+// and commits only bytes that hash to the blob's digest.
+type BlobWriter interface {
+	io.Writer
+	// Commit makes the bytes written durable and visible as the blob,
+	// atomically; if the blob is already there it stays as it is and the
+	// bytes are dropped (blobs are immutable and deduplicated). On an
+	// error nothing new is visible.
+	Commit(ctx context.Context) error
+	// Abort drops the bytes written, none of which becomes visible; it is
+	// for every writer that is not committed. After Commit it does
+	// nothing.
+	Abort()
+}
+
 // Collector is a Store whose blobs garbage collection can list and remove
 // while the registry keeps serving.
 type Collector interface {

@@ -36,11 +36,8 @@ func (s *Service) hashWithoutStoring(u *metadata.Upload, r io.Reader, length int
 		src = io.LimitReader(r, length)
 	}
 	n, readErr, _ := hashCopy(io.Discard, h, src)
-	if readErr != nil {
-		return Errorf(ErrUploadInvalid, "reading the chunk failed after %d bytes: %v", n, readErr)
-	}
-	if length >= 0 && n != length {
-		return Errorf(ErrSizeInvalid, "chunk declared %d bytes but carried %d", length, n)
+	if err := bodyErr(n, length, readErr); err != nil {
+		return err
 	}
 	state, err := marshalHash(h)
 	if err != nil {

@@ -210,7 +210,7 @@ func (r *leasedReader) Read(p []byte) (int, error) {
 // that a writer whose claim was taken while it was stalled stores nothing
 // more (the blob store's own fencing covers a write already under way).
 type leasedWriter struct {
-	blobstore.UploadWriter
+	w     io.Writer
 	ctx   context.Context
 	lease *uploadLease
 }
@@ -219,7 +219,7 @@ func (w *leasedWriter) Write(p []byte) (int, error) {
 	if err := w.lease.keep(w.ctx); err != nil {
 		return 0, err
 	}
-	return w.UploadWriter.Write(p)
+	return w.w.Write(p)
 }
 
 // abortUpload gives up a writer without storing what it buffered, where

@@ -112,24 +112,13 @@ func (s *Service) CompleteUpload(ctx context.Context, repo, id string, d digest.
 			lease.release(ctx)
 		}
 	}()
-	from := u.Offset
-	if r != nil && length != 0 {
-		// The last chunk is hashed into u in memory only: the session either
-		// ends here or, if the digest is wrong, stays where it was recorded
-		// (its next write at that offset drops these bytes).
-		err := s.appendInMemory(ctx, u, lease, r, length)
-		if errors.Is(err, blobstore.ErrNotFound) {
-			// Committed by an earlier attempt (uploadcrash.go).
-			err = s.hashWithoutStoring(u, r, length)
-		}
-		if errors.Is(err, errLeaseLost) {
-			return 0, s.writtenElsewhere(ctx, u)
-		}
-		if err != nil {
-			return 0, err
-		}
+	if bc := s.blobCreator(); bc != nil && u.Offset == 0 && r != nil && length != 0 {
+		// The whole blob is in this request (POST, then PUT with the body).
+		err = s.completeDirect(ctx, bc, u, lease, d, r, length)
+	} else {
+		err = s.completeFromUpload(ctx, u, lease, d, r, length)
 	}
-	if err := s.commitUpload(ctx, u, lease, d, from); err != nil {
+	if err != nil {
 		return 0, err
 	}
 	if f, ok := s.meta.(uploadFinisher); ok {
@@ -149,6 +138,29 @@ func (s *Service) CompleteUpload(ctx context.Context, repo, id string, d digest.
 	return u.Offset, nil
 }
 
+// completeFromUpload appends the optional last chunk to session u's bytes
+// and commits them as blob d.
+func (s *Service) completeFromUpload(ctx context.Context, u *metadata.Upload, lease *uploadLease, d digest.Digest, r io.Reader, length int64) error {
+	from := u.Offset
+	if r != nil && length != 0 {
+		// The last chunk is hashed into u in memory only: the session either
+		// ends here or, if the digest is wrong, stays where it was recorded
+		// (its next write at that offset drops these bytes).
+		err := s.appendInMemory(ctx, u, lease, r, length)
+		if errors.Is(err, blobstore.ErrNotFound) {
+			// Committed by an earlier attempt (uploadcrash.go).
+			err = s.hashWithoutStoring(u, r, length)
+		}
+		if errors.Is(err, errLeaseLost) {
+			return s.writtenElsewhere(ctx, u)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return s.commitUpload(ctx, u, lease, d, from)
+}
+
 // commitUpload checks session u's bytes against d and moves them into
 // place as blob d, renewing the claim meanwhile: for a large blob in a
 // bucket, the read-back and the copy may take longer than the claim.
@@ -160,8 +172,7 @@ func (s *Service) commitUpload(ctx context.Context, u *metadata.Upload, lease *u
 		return err
 	}
 	if got != d {
-		return Errorf(ErrDigestInvalid, "uploaded content has digest %s, not %s", got, d).
-			withDetail(map[string]any{"expected": d.String(), "actual": got.String()})
+		return digestMismatch(d, got)
 	}
 	if err := s.keepBlob(ctx, d, u.Offset); err != nil {
 		return err
@@ -186,6 +197,13 @@ func (s *Service) PutBlob(ctx context.Context, repo string, d digest.Digest, r i
 	if err := ValidateName(repo); err != nil {
 		return 0, err
 	}
+	if bc := s.blobCreator(); bc != nil {
+		n, err := s.createBlob(ctx, bc, d, r, length, nil)
+		if err != nil {
+			return 0, err
+		}
+		return n, s.linkPut(ctx, repo, d, n)
+	}
 	h, err := newHash(d.Algorithm())
 	if err != nil {
 		return 0, err
@@ -208,9 +226,8 @@ func (s *Service) PutBlob(ctx context.Context, repo string, d digest.Digest, r i
 		return 0, err
 	}
 	stored = written
-	if got := digest.NewDigest(d.Algorithm(), h); got != d {
-		return 0, Errorf(ErrDigestInvalid, "uploaded content has digest %s, not %s", got, d).
-			withDetail(map[string]any{"expected": d.String(), "actual": got.String()})
+	if err := checkDigest(d, h); err != nil {
+		return 0, err
 	}
 	if err := s.keepBlob(ctx, d, n); err != nil {
 		return 0, err
@@ -219,11 +236,16 @@ func (s *Service) PutBlob(ctx context.Context, repo string, d digest.Digest, r i
 		return 0, fmt.Errorf("commit blob %s: %w", d, err)
 	}
 	committed = true
+	return n, s.linkPut(ctx, repo, d, n)
+}
+
+// linkPut links blob d, just stored by a monolithic push, into repo.
+func (s *Service) linkPut(ctx context.Context, repo string, d digest.Digest, n int64) error {
 	if err := s.meta.LinkBlob(ctx, repo, d, n); err != nil {
-		return 0, err
+		return err
 	}
 	s.log.InfoContext(ctx, "blob committed", "repo", repo, "digest", d, "bytes", n)
-	return n, nil
+	return nil
 }
 
 // CancelUpload ends the session and discards its bytes.
@@ -330,25 +352,7 @@ func (s *Service) writeHashed(ctx context.Context, id string, offset int64, stor
 	if err != nil {
 		return 0, nil, fmt.Errorf("open upload %s: %w", id, err)
 	}
-	src := r
-	if length >= 0 {
-		src = io.LimitReader(r, length)
-	}
-	var dst io.Writer = w
-	var lr *leasedReader
-	if lease != nil {
-		lr = &leasedReader{r: src, ctx: ctx, lease: lease}
-		src, dst = lr, &leasedWriter{UploadWriter: w, ctx: ctx, lease: lease}
-	}
-	n, readErr, writeErr := hashCopy(dst, h, src)
-	if lr != nil && lr.err != nil {
-		// Renewing the claim failed, not the client.
-		readErr, writeErr = nil, errors.Join(writeErr, lr.err)
-	}
-	if writeErr == nil && readErr == nil {
-		// Close stores the last bytes: check the claim once more.
-		writeErr = lease.keep(ctx)
-	}
+	n, readErr, writeErr := leasedCopy(ctx, w, h, r, length, lease)
 	if err := lease.err(); err != nil {
 		abortUpload(w)
 		return 0, nil, err
@@ -356,13 +360,63 @@ func (s *Service) writeHashed(ctx context.Context, id string, offset int64, stor
 	if err := errors.Join(writeErr, w.Close()); err != nil {
 		return 0, nil, fmt.Errorf("write upload %s: %w", id, err)
 	}
-	if readErr != nil {
-		return 0, nil, Errorf(ErrUploadInvalid, "reading the chunk failed after %d bytes: %v", n, readErr)
-	}
-	if length >= 0 && n != length {
-		return 0, nil, Errorf(ErrSizeInvalid, "chunk declared %d bytes but carried %d", length, n)
+	if err := bodyErr(n, length, readErr); err != nil {
+		return 0, nil, err
 	}
 	return n, w.State(), nil
+}
+
+// leasedCopy streams r (length bytes, or to EOF when length < 0) to w
+// through h and returns the bytes read, with the client's error (reading)
+// apart from ours (writing). Under a lease (nil: none needed) it renews
+// the claim as the body arrives and stops, writing nothing more, once the
+// claim is lost: lease.err() then says so.
+func leasedCopy(ctx context.Context, w io.Writer, h hash.Hash, r io.Reader, length int64, lease *uploadLease) (n int64, readErr, writeErr error) {
+	src := r
+	if length >= 0 {
+		src = io.LimitReader(r, length)
+	}
+	dst := w
+	var lr *leasedReader
+	if lease != nil {
+		lr = &leasedReader{r: src, ctx: ctx, lease: lease}
+		src, dst = lr, &leasedWriter{w: w, ctx: ctx, lease: lease}
+	}
+	n, readErr, writeErr = hashCopy(dst, h, src)
+	if lr != nil && lr.err != nil {
+		// Renewing the claim failed, not the client.
+		readErr, writeErr = nil, errors.Join(writeErr, lr.err)
+	}
+	if writeErr == nil && readErr == nil {
+		// The caller stores the last bytes next: check the claim once more.
+		writeErr = lease.keep(ctx)
+	}
+	return n, readErr, writeErr
+}
+
+// bodyErr is the client's error in a body of n bytes that was declared to
+// have length (-1: not declared) and whose reading ended with readErr.
+func bodyErr(n, length int64, readErr error) error {
+	if readErr != nil {
+		return Errorf(ErrUploadInvalid, "reading the chunk failed after %d bytes: %v", n, readErr)
+	}
+	if length >= 0 && n != length {
+		return Errorf(ErrSizeInvalid, "chunk declared %d bytes but carried %d", length, n)
+	}
+	return nil
+}
+
+// checkDigest reports whether the bytes hashed into h have digest d.
+func checkDigest(d digest.Digest, h hash.Hash) error {
+	if got := digest.NewDigest(d.Algorithm(), h); got != d {
+		return digestMismatch(d, got)
+	}
+	return nil
+}
+
+func digestMismatch(want, got digest.Digest) error {
+	return Errorf(ErrDigestInvalid, "uploaded content has digest %s, not %s", got, want).
+		withDetail(map[string]any{"expected": want.String(), "actual": got.String()})
 }
 
 // uploadDigest returns the digest of the upload's bytes with alg, from the

@@ -58,6 +58,13 @@ func Run(t *testing.T, newStore func(t *testing.T) blobstore.Store) {
 		{"UploadIDs_ValidAreAccepted", testValidIDs},
 		{"Methods_CancelledContextFails", testCancelledContext},
 		{"Ping_Succeeds", testPing},
+
+		{"CreateBlob_CommitRevealsBlob", testCreateCommit},
+		{"CreateBlob_SHA512Digest", testCreateSHA512},
+		{"CreateBlob_AbortRevealsNothing", testCreateAbort},
+		{"CreateBlob_CommitKeepsStoredBlob", testCreateKeepsExisting},
+		{"CreateBlob_ConcurrentSameDigest", testCreateConcurrent},
+		{"CreateBlob_CancelledContextRevealsNothing", testCreateCancelledContext},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, newStore(t)) })

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/wharf/wharf/internal/blobstore"
 )
@@ -41,18 +42,68 @@ func (s *Store) WalkUploadObjects(ctx context.Context, fn func(o blobstore.Uploa
 	if err != nil {
 		return err
 	}
-	lctx, cancel = context.WithCancel(ctx)
+	err = s.walkMultipart(ctx, prefix, func(info minio.ObjectMultipartInfo) error {
+		id, name, ok := s.splitUploadKey(info.Key)
+		if !ok || name != "data" {
+			return nil
+		}
+		return fn(blobstore.UploadObject{Upload: id, Name: multipartName + info.UploadID, Written: info.Initiated})
+	})
+	if err != nil {
+		return err
+	}
+	// CreateBlob's multipart uploads, at blob keys: no session records
+	// them, so each is reported as an upload of its own, which no session
+	// has, and one older than the janitor's cutoff was given up.
+	return s.walkMultipart(ctx, s.cfg.Prefix+"blobs/", func(info minio.ObjectMultipartInfo) error {
+		d, ok := s.splitBlobKey(info.Key)
+		if !ok {
+			return nil
+		}
+		return fn(blobstore.UploadObject{Upload: blobUploadID(d), Name: multipartName + info.UploadID, Written: info.Initiated})
+	})
+}
+
+// walkMultipart calls fn for each unfinished multipart upload under prefix.
+func (s *Store) walkMultipart(ctx context.Context, prefix string, fn func(minio.ObjectMultipartInfo) error) error {
+	lctx, cancel := context.WithCancel(ctx)
 	mpus := s.client.ListIncompleteUploads(lctx, s.cfg.Bucket, prefix, true)
 	return walkListing(mpus, cancel, func(info minio.ObjectMultipartInfo) error {
 		if info.Err != nil {
 			return ctxOr(ctx, fmt.Errorf("blobstore/s3: list multipart uploads: %w", info.Err))
 		}
-		id, name, ok := s.splitUploadKey(info.Key)
-		if !ok || name != "data" || info.UploadID == "" {
+		if info.UploadID == "" {
 			return nil
 		}
-		return fn(blobstore.UploadObject{Upload: id, Name: multipartName + info.UploadID, Written: info.Initiated})
+		return fn(info)
 	})
+}
+
+// blobUploadPrefix starts the UploadObject.Upload of a multipart upload
+// at a blob key; session ids are UUIDs, so none starts so.
+const blobUploadPrefix = "blob-"
+
+// blobUploadID names, as an upload id, the multipart uploads of blob d.
+func blobUploadID(d digest.Digest) string {
+	return blobUploadPrefix + string(d.Algorithm()) + "-" + d.Encoded()
+}
+
+// splitBlobKey returns the digest of the blob key blobs/<alg>/<xx>/<hex>
+// under the prefix.
+func (s *Store) splitBlobKey(key string) (digest.Digest, bool) {
+	rest, ok := strings.CutPrefix(key, s.cfg.Prefix+"blobs/")
+	if !ok {
+		return "", false
+	}
+	f := strings.Split(rest, "/")
+	if len(f) != 3 {
+		return "", false
+	}
+	d := digest.NewDigestFromEncoded(digest.Algorithm(f[0]), f[2])
+	if validDigest(d) != nil || f[1] != f[2][:2] {
+		return "", false
+	}
+	return d, true
 }
 
 // walkListing calls fn for each item of a minio-go listing; on an error it
@@ -116,7 +167,17 @@ func (s *Store) RemoveUploadObject(ctx context.Context, o blobstore.UploadObject
 		return fmt.Errorf("blobstore/s3: invalid upload object name %q", o.Name)
 	}
 	var err error
-	if mpu, ok := strings.CutPrefix(o.Name, multipartName); ok {
+	mpu, isMPU := strings.CutPrefix(o.Name, multipartName)
+	if rest, ok := strings.CutPrefix(o.Upload, blobUploadPrefix); ok {
+		// Only ever an abort: a blob's committed object is not the
+		// janitor's to remove.
+		alg, hex, _ := strings.Cut(rest, "-")
+		key, kerr := s.blobKey(digest.NewDigestFromEncoded(digest.Algorithm(alg), hex))
+		if kerr != nil || !isMPU {
+			return fmt.Errorf("blobstore/s3: invalid upload object %q of %q", o.Name, o.Upload)
+		}
+		err = s.core.AbortMultipartUpload(ctx, s.cfg.Bucket, key, mpu)
+	} else if isMPU {
 		err = s.core.AbortMultipartUpload(ctx, s.cfg.Bucket, s.dataKey(o.Upload), mpu)
 	} else {
 		err = s.client.RemoveObject(ctx, s.cfg.Bucket, s.uploadKey(o.Upload, o.Name), minio.RemoveObjectOptions{})

@@ -80,3 +80,56 @@ func TestWalkUploadObjects_OwnsWhatTheStateNames(t *testing.T) {
 	}
 	wantBlob(t, s, d, b)
 }
+
+// A CreateBlob writer that neither commits nor aborts (its replica died)
+// leaves a multipart upload at the blob's key. The walk reports it as an
+// upload that no session has, and removing it aborts it, so that the
+// blob can be pushed again; a committed blob is never the janitor's.
+func TestWalkUploadObjects_FindsDeadBlobWriters(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := t.Context()
+	b := data(testPart+100, 6)
+	d := sha256Of(b)
+	w, err := s.CreateBlob(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(b); err != nil { // a whole part is sent
+		t.Fatal(err)
+	}
+	kept := data(100, 7)
+	committed := sha256Of(kept)
+	id := "kept"
+	st, _ := s.StartUpload(ctx, id)
+	if err := s.CommitUpload(ctx, id, writeChunk(t, s, id, st, kept), committed, int64(len(kept))); err != nil {
+		t.Fatal(err)
+	}
+
+	objs := walkUploads(t, s)
+	if len(objs) != 1 || objs[0].Upload != blobUploadID(d) || !strings.HasPrefix(objs[0].Name, multipartName) || objs[0].Written.IsZero() {
+		t.Fatalf("walk found %+v; want the dead writer's multipart upload, as upload %s", objs, blobUploadID(d))
+	}
+	if err := s.RemoveUploadObject(ctx, objs[0]); err != nil {
+		t.Fatalf("RemoveUploadObject: %v", err)
+	}
+	if got := walkUploads(t, s); len(got) != 0 {
+		t.Errorf("after the removal the walk finds %v; want nothing", got)
+	}
+	notMPU := blobstore.UploadObject{Upload: blobUploadID(committed), Name: "data"}
+	if err := s.RemoveUploadObject(ctx, notMPU); err == nil {
+		t.Errorf("RemoveUploadObject(%+v) succeeded; want it refused", notMPU)
+	}
+	wantBlob(t, s, committed, kept)
+	w.Abort()
+	w2, err := s.CreateBlob(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w2.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := w2.Commit(ctx); err != nil {
+		t.Fatalf("Commit after the sweep: %v", err)
+	}
+	wantBlob(t, s, d, b)
+}

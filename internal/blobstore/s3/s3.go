@@ -4,7 +4,10 @@
 //
 // Layout under the configured prefix:
 //
-//	blobs/<algorithm>/<first two hex chars>/<hex>   committed blobs
+//	blobs/<algorithm>/<first two hex chars>/<hex>   committed blobs (and, unseen
+//	                                                until completed, the multipart
+//	                                                upload of a blob written there
+//	                                                directly: CreateBlob)
 //	uploads/<id>/data                               an upload's multipart object
 //	uploads/<id>/tail-<end>-<writer>                an upload's bytes past its last whole part
 //	.probe/<random>                                 the start-up permission check
