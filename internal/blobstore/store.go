@@ -84,9 +84,10 @@ type Aborter interface {
 // upload that CommitUpload then moves into place: on an object store that
 // move is a server-side copy, which reads and writes every byte again.
 type BlobCreator interface {
-	// CreateBlob returns a writer of blob d's bytes. Nothing of them is
-	// visible as d until the writer's Commit.
-	CreateBlob(ctx context.Context, d digest.Digest) (BlobWriter, error)
+	// CreateBlob returns a writer of blob d's bytes, size of them (-1:
+	// not known). Nothing of them is visible as d until the writer's
+	// Commit, which fails unless exactly size bytes were written.
+	CreateBlob(ctx context.Context, d digest.Digest, size int64) (BlobWriter, error)
 }
 
 // BlobWriter writes the bytes of one blob, invisibly until Commit. The

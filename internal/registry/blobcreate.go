@@ -61,7 +61,7 @@ func (s *Service) createBlob(ctx context.Context, bc blobstore.BlobCreator, d di
 		}
 		return n, err
 	}
-	w, err := bc.CreateBlob(ctx, d)
+	w, err := bc.CreateBlob(ctx, d, length)
 	if err != nil {
 		return 0, fmt.Errorf("create blob %s: %w", d, err)
 	}

@@ -23,11 +23,19 @@ func creator(t *testing.T, s blobstore.Store) blobstore.BlobCreator {
 	return bc
 }
 
-// createBlob writes b as blob d in writes of odd sizes and returns the
-// writer, not yet committed.
-func createBlob(t *testing.T, bc blobstore.BlobCreator, d digest.Digest, b []byte) blobstore.BlobWriter {
+// sizes are the two ways to create a blob: with its size declared, and
+// without.
+var sizes = []string{"declared", "unknown"}
+
+// createBlob writes b as blob d in writes of odd sizes, declaring its size
+// or not, and returns the writer, not yet committed.
+func createBlob(t *testing.T, bc blobstore.BlobCreator, d digest.Digest, b []byte, size string) blobstore.BlobWriter {
 	t.Helper()
-	w, err := bc.CreateBlob(t.Context(), d)
+	n := int64(len(b))
+	if size == "unknown" {
+		n = -1
+	}
+	w, err := bc.CreateBlob(t.Context(), d, n)
 	if err != nil {
 		t.Fatalf("CreateBlob(%s): %v", d, err)
 	}
@@ -44,25 +52,63 @@ func createBlob(t *testing.T, bc blobstore.BlobCreator, d digest.Digest, b []byt
 
 func testCreateCommit(t *testing.T, s blobstore.Store) {
 	bc := creator(t, s)
-	for i, n := range []int{0, 3000, 12<<20 + 5, 10 << 20} {
-		b := data(n, byte(30+i))
-		d := sha256Of(b)
-		w := createBlob(t, bc, d, b)
-		// Whole parts of it may be in the store already, but not as d.
-		wantNoBlob(t, s, d)
-		if err := w.Commit(t.Context()); err != nil {
-			t.Fatalf("Commit of %d bytes: %v", n, err)
+	seed := byte(30)
+	for _, size := range sizes {
+		for _, n := range []int{0, 3000, 12<<20 + 5, 10 << 20} {
+			seed++
+			b := data(n, seed)
+			d := sha256Of(b)
+			w := createBlob(t, bc, d, b, size)
+			// Parts of it may be in the store already, but not as d.
+			wantNoBlob(t, s, d)
+			if err := w.Commit(t.Context()); err != nil {
+				t.Fatalf("Commit of %d bytes, size %s: %v", n, size, err)
+			}
+			w.Abort() // after Commit: nothing
+			wantBlob(t, s, d, b)
+			// The empty blob comes again with the next size.
+			if err := s.Delete(t.Context(), d); err != nil {
+				t.Fatal(err)
+			}
 		}
-		w.Abort() // after Commit: nothing
-		wantBlob(t, s, d, b)
 	}
+}
+
+func testCreateWrongSize(t *testing.T, s blobstore.Store) {
+	bc := creator(t, s)
+	b := data(12<<20+5, 38)
+	d := sha256Of(b)
+	for _, n := range []int{len(b) - 1, 3000} {
+		w, err := bc.CreateBlob(t.Context(), d, int64(len(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(b[:n]); err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+		if err := w.Commit(t.Context()); err == nil {
+			t.Errorf("Commit of %d of %d declared bytes succeeded", n, len(b))
+		}
+		wantNoBlob(t, s, d)
+	}
+	w, err := bc.CreateBlob(t.Context(), d, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(b[:101]); err == nil {
+		if err := w.Commit(t.Context()); err == nil {
+			t.Errorf("Commit of 101 of 100 declared bytes succeeded")
+		}
+	}
+	w.Abort()
+	wantNoBlob(t, s, d)
 }
 
 func testCreateSHA512(t *testing.T, s blobstore.Store) {
 	bc := creator(t, s)
 	b := data(6<<20, 35)
 	d := sha512Of(b)
-	w := createBlob(t, bc, d, b)
+	w := createBlob(t, bc, d, b, "declared")
 	if err := w.Commit(t.Context()); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
@@ -71,17 +117,21 @@ func testCreateSHA512(t *testing.T, s blobstore.Store) {
 
 func testCreateAbort(t *testing.T, s blobstore.Store) {
 	bc := creator(t, s)
-	for i, n := range []int{3000, 12<<20 + 5} {
-		b := data(n, byte(40+i))
-		d := sha256Of(b)
-		createBlob(t, bc, d, b).Abort()
-		wantNoBlob(t, s, d)
-		// The digest is free for a later push.
-		w := createBlob(t, bc, d, b)
-		if err := w.Commit(t.Context()); err != nil {
-			t.Fatalf("Commit after an abort: %v", err)
+	seed := byte(40)
+	for _, size := range sizes {
+		for _, n := range []int{3000, 12<<20 + 5} {
+			seed++
+			b := data(n, seed)
+			d := sha256Of(b)
+			createBlob(t, bc, d, b, size).Abort()
+			wantNoBlob(t, s, d)
+			// The digest is free for a later push.
+			w := createBlob(t, bc, d, b, size)
+			if err := w.Commit(t.Context()); err != nil {
+				t.Fatalf("Commit after an abort: %v", err)
+			}
+			wantBlob(t, s, d, b)
 		}
-		wantBlob(t, s, d, b)
 	}
 }
 
@@ -93,12 +143,14 @@ func testCreateKeepsExisting(t *testing.T, s blobstore.Store) {
 	bc := creator(t, s)
 	b := data(12<<20+5, 45)
 	d := commit(t, s, b)
-	for _, n := range []int{100, 12<<20 + 5} {
-		w := createBlob(t, bc, d, data(n, 46))
-		if err := w.Commit(t.Context()); err != nil {
-			t.Fatalf("Commit over a stored blob: %v", err)
+	for _, size := range sizes {
+		for _, n := range []int{100, 12<<20 + 5} {
+			w := createBlob(t, bc, d, data(n, 46), size)
+			if err := w.Commit(t.Context()); err != nil {
+				t.Fatalf("Commit over a stored blob: %v", err)
+			}
+			wantBlob(t, s, d, b)
 		}
-		wantBlob(t, s, d, b)
 	}
 }
 
@@ -109,7 +161,7 @@ func testCreateConcurrent(t *testing.T, s blobstore.Store) {
 	d := sha256Of(b)
 	ws := make([]blobstore.BlobWriter, n)
 	for i := range ws {
-		ws[i] = createBlob(t, bc, d, b)
+		ws[i] = createBlob(t, bc, d, b, sizes[i%2])
 	}
 	start := make(chan struct{})
 	errs := make([]error, n)
@@ -136,17 +188,19 @@ func testCreateCancelledContext(t *testing.T, s blobstore.Store) {
 	cancel()
 	b := data(100, 48)
 	d := sha256Of(b)
-	if w, err := bc.CreateBlob(ctx, d); err == nil {
+	if w, err := bc.CreateBlob(ctx, d, int64(len(b))); err == nil {
 		w.Abort()
 		t.Errorf("CreateBlob with a cancelled context succeeded")
 	}
-	w := createBlob(t, bc, d, b)
-	if err := w.Commit(ctx); err == nil {
-		t.Errorf("Commit with a cancelled context succeeded")
+	for _, size := range sizes {
+		w := createBlob(t, bc, d, b, size)
+		if err := w.Commit(ctx); err == nil {
+			t.Errorf("Commit with a cancelled context succeeded (size %s)", size)
+		}
+		w.Abort()
+		wantNoBlob(t, s, d)
 	}
-	w.Abort()
-	wantNoBlob(t, s, d)
-	if _, err := bc.CreateBlob(t.Context(), "sha256:nothex"); err == nil {
+	if _, err := bc.CreateBlob(t.Context(), "sha256:nothex", 1); err == nil {
 		t.Errorf("CreateBlob of an invalid digest succeeded")
 	}
 }

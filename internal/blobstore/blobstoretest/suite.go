@@ -61,6 +61,7 @@ func Run(t *testing.T, newStore func(t *testing.T) blobstore.Store) {
 
 		{"CreateBlob_CommitRevealsBlob", testCreateCommit},
 		{"CreateBlob_SHA512Digest", testCreateSHA512},
+		{"CreateBlob_WrongSizeRevealsNothing", testCreateWrongSize},
 		{"CreateBlob_AbortRevealsNothing", testCreateAbort},
 		{"CreateBlob_CommitKeepsStoredBlob", testCreateKeepsExisting},
 		{"CreateBlob_ConcurrentSameDigest", testCreateConcurrent},

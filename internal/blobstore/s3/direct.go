@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/opencontainers/go-digest"
@@ -14,14 +15,14 @@ import (
 
 var _ blobstore.BlobCreator = (*Store)(nil)
 
+// maxPutSize is the largest object one PUT may store.
+const maxPutSize = 5 << 30
+
 // CreateBlob returns a writer that sends blob d's bytes to the blob's own
-// key, so that committing them needs no copy: a blob smaller than one part
-// goes up in one PUT at Commit, from memory; a larger one as a multipart
-// upload at the key, whose parts S3 keeps out of sight until Commit
-// completes it. Abort aborts it. One that is neither committed nor aborted
-// (its process died) is litter that WalkUploadObjects lists, under the
-// blob's key, for the janitor.
-func (s *Store) CreateBlob(ctx context.Context, d digest.Digest) (blobstore.BlobWriter, error) {
+// key, so that committing them needs no copy. A sha256 blob of known size
+// (up to S3's 5 GiB for one PUT) streams as the body of one PUT while it
+// is written (streamWriter); any other goes up in parts (blobWriter).
+func (s *Store) CreateBlob(ctx context.Context, d digest.Digest, size int64) (blobstore.BlobWriter, error) {
 	key, err := s.blobKey(d)
 	if err != nil {
 		return nil, err
@@ -29,16 +30,25 @@ func (s *Store) CreateBlob(ctx context.Context, d digest.Digest) (blobstore.Blob
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return &blobWriter{s: s, ctx: ctx, d: d, key: key, buf: s.parts.get()}, nil
+	if d.Algorithm() == digest.SHA256 && size > 0 && size <= maxPutSize {
+		return s.streamBlob(ctx, d, key, size), nil
+	}
+	return &blobWriter{s: s, ctx: ctx, d: d, key: key, size: size, buf: s.parts.get()}, nil
 }
 
-// blobWriter is CreateBlob's writer; like UploadWriter it holds at most
-// one part in memory.
+// blobWriter writes a blob in parts, holding at most one in memory, as
+// UploadWriter does: a blob smaller than one part goes up in one PUT at
+// Commit; a larger one as a multipart upload at the blob's key, whose
+// parts S3 keeps out of sight until Commit completes it. Abort aborts it.
+// One that is neither committed nor aborted (its process died) is litter
+// that WalkUploadObjects lists, under the blob's key, for the janitor.
 type blobWriter struct {
 	s     *Store
 	ctx   context.Context
 	d     digest.Digest
 	key   string
+	size  int64   // -1: not known
+	n     int64   // bytes written
 	buf   *[]byte // len = bytes waiting for the next part
 	mpu   string  // "" until the first whole part
 	parts []minio.CompletePart
@@ -62,6 +72,7 @@ func (w *blobWriter) Write(p []byte) (int, error) {
 		*w.buf = b[:len(b)+n]
 		p = p[n:]
 		written += n
+		w.n += int64(n)
 		if len(*w.buf) == size {
 			if w.err = w.sendPart(); w.err != nil {
 				return written, w.err
@@ -112,12 +123,9 @@ func (w *blobWriter) Commit(ctx context.Context) error {
 	if w.done {
 		return errors.New("blobstore/s3: commit of a finished blob writer")
 	}
-	if _, err := w.s.Stat(ctx, w.d); err == nil {
+	if err := checkCommit(ctx, w.s, w.d, w.size, w.n); err != nil {
 		w.Abort()
-		return nil
-	} else if !errors.Is(err, blobstore.ErrNotFound) {
-		w.Abort()
-		return err
+		return noneIfStored(err)
 	}
 	bucket := w.s.cfg.Bucket
 	if w.mpu == "" {
@@ -165,4 +173,131 @@ func (w *blobWriter) Abort() {
 	if err := w.s.core.AbortMultipartUpload(ctx, w.s.cfg.Bucket, w.key, w.mpu); err != nil && !errors.Is(notFound(err), blobstore.ErrNotFound) {
 		w.s.log.WarnContext(ctx, "blob multipart upload not aborted", "digest", w.d, "err", err)
 	}
+}
+
+// errStored is checkCommit's answer for a blob that is there already.
+var errStored = errors.New("blobstore/s3: blob stored already")
+
+// checkCommit is the check before a writer's commit: exactly the size
+// declared (-1: any) was written, and the blob is not stored already
+// (errStored), so that it is not written again.
+func checkCommit(ctx context.Context, s *Store, d digest.Digest, size, n int64) error {
+	if size >= 0 && n != size {
+		return fmt.Errorf("blobstore/s3: blob %s: %d bytes written, %d declared", d, n, size)
+	}
+	if _, err := s.Stat(ctx, d); err == nil {
+		return errStored
+	} else if !errors.Is(err, blobstore.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// noneIfStored is nil for errStored: a commit that finds its blob stored
+// has nothing to do.
+func noneIfStored(err error) error {
+	if errors.Is(err, errStored) {
+		return nil
+	}
+	return err
+}
+
+// streamWriter sends a blob of known size and sha256 digest as the body
+// of one PUT at the blob's key while the bytes are written: nothing is
+// held in memory, nothing is written twice. Two guards keep anything
+// unverified from showing at the key. The PUT is signed with the digest as
+// its payload hash, so S3 itself refuses a body that does not hash to it;
+// and the blob's last byte is held back until Commit, so a body that the
+// caller rejects, or that is cut off, never completes: Abort ends the PUT
+// short of its declared length, which S3 does not store.
+type streamWriter struct {
+	s    *Store
+	ctx  context.Context
+	d    digest.Digest
+	size int64
+	sent int64 // bytes passed to the PUT
+	last []byte
+	pw   *io.PipeWriter
+	// done delivers the PUT's result; stop ends it early.
+	done chan error
+	stop context.CancelFunc
+	err  error
+	over bool // committed or aborted
+}
+
+func (s *Store) streamBlob(ctx context.Context, d digest.Digest, key string, size int64) *streamWriter {
+	pr, pw := io.Pipe()
+	pctx, stop := context.WithCancel(ctx)
+	w := &streamWriter{s: s, ctx: ctx, d: d, size: size, pw: pw, done: make(chan error, 1), stop: stop}
+	// Not retried: the body is read once. A PUT that fails fails the push,
+	// which the client retries.
+	opts := minio.PutObjectOptions{DisableContentSha256: true}
+	go func() {
+		_, err := s.core.PutObject(pctx, s.cfg.Bucket, key, pr, size, "", d.Encoded(), opts)
+		pr.CloseWithError(err) // a Write waiting on a PUT that ended returns
+		w.done <- err
+	}()
+	return w
+}
+
+// Write passes p to the PUT, all but the blob's last byte.
+func (w *streamWriter) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.over {
+		return 0, errors.New("blobstore/s3: write to a finished blob writer")
+	}
+	n := len(p)
+	if w.sent+int64(len(w.last))+int64(n) > w.size {
+		w.err = fmt.Errorf("blobstore/s3: blob %s: more than the %d bytes declared", w.d, w.size)
+		return 0, w.err
+	}
+	if w.sent+int64(n) == w.size {
+		// The last byte waits for Commit.
+		w.last, p = []byte{p[n-1]}, p[:n-1]
+	}
+	if _, err := w.pw.Write(p); err != nil {
+		w.err = ctxOr(w.ctx, fmt.Errorf("blobstore/s3: put blob %s: %w", w.d, err))
+		return 0, w.err
+	}
+	w.sent += int64(len(p))
+	return n, nil
+}
+
+// Commit sends the last byte and waits for S3 to store the blob, unless
+// it is stored already: then the PUT is ended short, storing nothing.
+func (w *streamWriter) Commit(ctx context.Context) error {
+	if w.err != nil {
+		w.Abort()
+		return w.err
+	}
+	if w.over {
+		return errors.New("blobstore/s3: commit of a finished blob writer")
+	}
+	if err := checkCommit(ctx, w.s, w.d, w.size, w.sent+int64(len(w.last))); err != nil {
+		w.Abort()
+		return noneIfStored(err)
+	}
+	w.over = true
+	defer w.stop()
+	if _, err := w.pw.Write(w.last); err != nil {
+		return ctxOr(ctx, fmt.Errorf("blobstore/s3: put blob %s: %w", w.d, <-w.done))
+	}
+	w.pw.Close()
+	if err := <-w.done; err != nil {
+		return ctxOr(ctx, fmt.Errorf("blobstore/s3: put blob %s: %w", w.d, err))
+	}
+	return nil
+}
+
+// Abort ends the PUT short of its length, and waits until it has ended.
+func (w *streamWriter) Abort() {
+	if w.over {
+		return
+	}
+	w.over = true
+	w.pw.CloseWithError(errAborted)
+	w.stop()
+	<-w.done
 }

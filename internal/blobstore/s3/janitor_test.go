@@ -90,7 +90,7 @@ func TestWalkUploadObjects_FindsDeadBlobWriters(t *testing.T) {
 	ctx := t.Context()
 	b := data(testPart+100, 6)
 	d := sha256Of(b)
-	w, err := s.CreateBlob(ctx, d)
+	w, err := s.CreateBlob(ctx, d, -1) // unknown size: in parts
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestWalkUploadObjects_FindsDeadBlobWriters(t *testing.T) {
 	}
 	wantBlob(t, s, committed, kept)
 	w.Abort()
-	w2, err := s.CreateBlob(ctx, d)
+	w2, err := s.CreateBlob(ctx, d, -1)
 	if err != nil {
 		t.Fatal(err)
 	}
