@@ -64,49 +64,22 @@ func (w *blobWriter) Write(p []byte) (int, error) {
 	if w.done {
 		return 0, errors.New("blobstore/s3: write to a finished blob writer")
 	}
-	written := 0
-	size := int(w.s.parts.size)
-	for len(p) > 0 {
-		b := *w.buf
-		n := copy(b[len(b):size], p)
-		*w.buf = b[:len(b)+n]
-		p = p[n:]
-		written += n
-		w.n += int64(n)
-		if len(*w.buf) == size {
-			if w.err = w.sendPart(); w.err != nil {
-				return written, w.err
-			}
-		}
-	}
-	return written, nil
+	written, err := fillParts(w.buf, int(w.s.parts.size), p, w.sendPart)
+	w.n += int64(written)
+	w.err = err
+	return written, err
 }
 
 // sendPart sends the buffer as the next part, starting the multipart
 // upload with the first.
 func (w *blobWriter) sendPart() error {
-	ctx, bucket := w.ctx, w.s.cfg.Bucket
-	if len(w.parts) == maxParts {
-		return fmt.Errorf("blobstore/s3: blob %s reached S3's %d parts; raise the part size", w.d, maxParts)
-	}
-	if w.mpu == "" {
-		mpu, err := retryDirRace(ctx, func() (string, error) {
-			return w.s.core.NewMultipartUpload(ctx, bucket, w.key, minio.PutObjectOptions{})
-		})
-		if err != nil {
-			return ctxOr(ctx, fmt.Errorf("blobstore/s3: start multipart upload of blob %s: %w", w.d, err))
-		}
-		w.mpu = mpu
-	}
 	n := len(w.parts) + 1
 	b := *w.buf
-	p, err := retryDirRace(ctx, func() (minio.ObjectPart, error) {
-		return w.s.core.PutObjectPart(ctx, bucket, w.key, w.mpu, n, bytes.NewReader(b), int64(len(b)), minio.PutObjectPartOptions{})
-	})
+	etag, err := w.s.putPart(w.ctx, w.key, &w.mpu, n, b, "blob "+w.d.String())
 	if err != nil {
-		return ctxOr(ctx, fmt.Errorf("blobstore/s3: blob %s part %d: %w", w.d, n, err))
+		return err
 	}
-	w.parts = append(w.parts, minio.CompletePart{PartNumber: n, ETag: p.ETag})
+	w.parts = append(w.parts, minio.CompletePart{PartNumber: n, ETag: etag})
 	*w.buf = b[:0]
 	return nil
 }

@@ -263,17 +263,24 @@ func (w *UploadWriter) Write(p []byte) (int, error) {
 	if w.closed {
 		return 0, errors.New("blobstore/s3: write after close")
 	}
+	written, err := fillParts(w.buf, int(w.s.parts.size), p, w.sendPart)
+	w.err = err
+	return written, err
+}
+
+// fillParts copies p into the part buffer *buf and calls send each time
+// the buffer holds a whole part of size bytes (send empties it). It
+// returns how much of p it took.
+func fillParts(buf *[]byte, size int, p []byte, send func() error) (int, error) {
 	written := 0
-	size := int(w.s.parts.size)
 	for len(p) > 0 {
-		b := *w.buf
+		b := *buf
 		n := copy(b[len(b):size], p)
-		*w.buf = b[:len(b)+n]
+		*buf = b[:len(b)+n]
 		p = p[n:]
 		written += n
-		if len(*w.buf) == size {
-			if err := w.sendPart(); err != nil {
-				w.err = err
+		if len(*buf) == size {
+			if err := send(); err != nil {
 				return written, err
 			}
 		}
@@ -288,30 +295,39 @@ func (w *UploadWriter) sendPart() error {
 		w.st.OldTailNames = append(w.st.OldTailNames, w.loadedTail)
 		w.loadedTail = ""
 	}
-	if len(w.st.Parts) == maxParts {
-		return fmt.Errorf("blobstore/s3: upload %s reached S3's %d parts; raise the part size", w.id, maxParts)
-	}
-	key := w.s.dataKey(w.id)
-	if w.st.MPU == "" {
-		mpu, err := retryDirRace(w.ctx, func() (string, error) {
-			return w.s.core.NewMultipartUpload(w.ctx, w.s.cfg.Bucket, key, minio.PutObjectOptions{})
-		})
-		if err != nil {
-			return ctxOr(w.ctx, fmt.Errorf("blobstore/s3: start multipart upload %s: %w", w.id, err))
-		}
-		w.st.MPU = mpu
-	}
 	n := len(w.st.Parts) + 1
 	b := *w.buf
-	p, err := retryDirRace(w.ctx, func() (minio.ObjectPart, error) {
-		return w.s.core.PutObjectPart(w.ctx, w.s.cfg.Bucket, key, w.st.MPU, n, bytes.NewReader(b), int64(len(b)), minio.PutObjectPartOptions{})
-	})
+	etag, err := w.s.putPart(w.ctx, w.s.dataKey(w.id), &w.st.MPU, n, b, "upload "+w.id)
 	if err != nil {
-		return ctxOr(w.ctx, fmt.Errorf("blobstore/s3: upload %s part %d: %w", w.id, n, err))
+		return err
 	}
-	w.st.Parts = append(w.st.Parts, part{N: n, ETag: p.ETag, Size: int64(len(b))})
+	w.st.Parts = append(w.st.Parts, part{N: n, ETag: etag, Size: int64(len(b))})
 	*w.buf = b[:0]
 	return nil
+}
+
+// putPart sends b as part n of the multipart upload *mpu at key, starting
+// that upload first when *mpu is "". what names the upload in errors.
+func (s *Store) putPart(ctx context.Context, key string, mpu *string, n int, b []byte, what string) (etag string, err error) {
+	if n > maxParts {
+		return "", fmt.Errorf("blobstore/s3: %s reached S3's %d parts; raise the part size", what, maxParts)
+	}
+	if *mpu == "" {
+		id, err := retryDirRace(ctx, func() (string, error) {
+			return s.core.NewMultipartUpload(ctx, s.cfg.Bucket, key, minio.PutObjectOptions{})
+		})
+		if err != nil {
+			return "", ctxOr(ctx, fmt.Errorf("blobstore/s3: start multipart upload of %s: %w", what, err))
+		}
+		*mpu = id
+	}
+	p, err := retryDirRace(ctx, func() (minio.ObjectPart, error) {
+		return s.core.PutObjectPart(ctx, s.cfg.Bucket, key, *mpu, n, bytes.NewReader(b), int64(len(b)), minio.PutObjectPartOptions{})
+	})
+	if err != nil {
+		return "", ctxOr(ctx, fmt.Errorf("blobstore/s3: %s part %d: %w", what, n, err))
+	}
+	return p.ETag, nil
 }
 
 // Close stores the bytes short of a whole part as the tail object. Its
