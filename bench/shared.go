@@ -160,6 +160,16 @@ func (st *sharedStores) putCeiling(ctx context.Context, key string, b blob) erro
 	return err
 }
 
+// putCeilingWhole writes b to key as wharf's driver writes a monolithic
+// push whose digest is known: one PUT of the whole body, signed with the
+// body's sha256 as its payload hash (the gateway checks it while it
+// stores), no multipart upload and no completion.
+func (st *sharedStores) putCeilingWhole(ctx context.Context, key string, b blob, sha256Hex string) error {
+	_, err := st.core.PutObject(ctx, bucketCeiling, key, b.reader(), b.Size, "", sha256Hex,
+		minio.PutObjectOptions{DisableContentSha256: true})
+	return err
+}
+
 // getCeiling reads key whole in buf-sized reads and returns its length.
 func (st *sharedStores) getCeiling(ctx context.Context, key string, buf []byte) (int64, error) {
 	obj, _, _, err := st.core.GetObject(ctx, bucketCeiling, key, minio.GetObjectOptions{})
