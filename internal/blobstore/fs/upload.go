@@ -162,19 +162,10 @@ func (s *Store) CommitUpload(ctx context.Context, id string, _ blobstore.State, 
 	}
 
 	dir := filepath.Dir(blob)
-	created, err := mkdir(dir)
-	if err != nil {
-		return fmt.Errorf("blobstore/fs: commit upload: %w", err)
-	}
-	if created {
-		if err := syncDir(filepath.Dir(dir)); err != nil {
-			return fmt.Errorf("blobstore/fs: commit upload: %w", err)
-		}
-	}
-	if err := os.Rename(up, blob); err != nil {
+	if err := s.renameIntoFanOut(up, blob); err != nil {
 		return uploadErr("commit", id, err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := s.syncDir(dir); err != nil {
 		return fmt.Errorf("blobstore/fs: commit upload: %w", err)
 	}
 	s.log.DebugContext(ctx, "blob committed", "digest", d, "upload", id, "bytes", size)
@@ -221,6 +212,29 @@ func syncUpload(path string, size int64) error {
 		return err
 	}
 	return f.Close()
+}
+
+// renameIntoFanOut renames the upload at up to blob. New makes every
+// fan-out directory, so the rename normally just works; a directory that
+// has gone since (removed by hand) is made again, durably, before the
+// rename is retried.
+func (s *Store) renameIntoFanOut(up, blob string) error {
+	err := os.Rename(up, blob)
+	if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	dir := filepath.Dir(blob)
+	created, merr := mkdir(dir)
+	if merr != nil {
+		return merr
+	}
+	if !created {
+		return err // the upload itself is missing
+	}
+	if err := s.syncDir(filepath.Dir(dir)); err != nil {
+		return err
+	}
+	return os.Rename(up, blob)
 }
 
 // mkdir creates dir if missing and reports whether this call created it.
