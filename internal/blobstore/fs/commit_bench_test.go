@@ -27,19 +27,7 @@ func BenchmarkSmallBlobCommit(b *testing.B) {
 		binary.LittleEndian.PutUint64(data, uint64(i))
 		d := digest.FromBytes(data)
 		id := "u" + strconv.Itoa(i)
-		if _, err := s.StartUpload(b.Context(), id); err != nil {
-			b.Fatal(err)
-		}
-		w, err := s.WriteUpload(b.Context(), id, 0, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := w.Write(data); err != nil {
-			b.Fatal(err)
-		}
-		if err := w.Close(); err != nil {
-			b.Fatal(err)
-		}
+		startWith(b, s, id, data)
 		if err := s.CommitUpload(b.Context(), id, nil, d, int64(len(data))); err != nil {
 			b.Fatal(err)
 		}

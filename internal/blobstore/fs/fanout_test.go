@@ -42,19 +42,7 @@ func commitWatched(t *testing.T, s *Store, id string) (digest.Digest, []string) 
 		synced = append(synced, dir+map[bool]string{true: " (blob in place)", false: " (blob absent)"}[err == nil])
 		return syncDir(dir)
 	}
-	if _, err := s.StartUpload(t.Context(), id); err != nil {
-		t.Fatal(err)
-	}
-	w, err := s.WriteUpload(t.Context(), id, 0, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	startWith(t, s, id, data)
 	if err := s.CommitUpload(t.Context(), id, nil, d, int64(len(data))); err != nil {
 		t.Fatal(err)
 	}
