@@ -66,6 +66,7 @@ type Store struct {
 	flushing sync.Map             // upload id → *uploadFlushes
 	syncFile func(*os.File) error // (*os.File).Sync; tests make it fail
 	syncDir  func(string) error   // syncDir; tests watch the order of syncs
+	making   sync.Map             // fan-out directory → *dirMaking (upload.go)
 
 	// at, if set, is called at the named points of Collect and CommitUpload
 	// between which a race matters, so that tests can run one there.
@@ -106,14 +107,13 @@ func New(root string, log *slog.Logger) (*Store, error) {
 		}
 	}
 	// Make the layout itself durable, so a commit only has to sync the
-	// directories below blobs/<algorithm>.
-	for _, dir := range []string{s.blobs, root} {
+	// directories below blobs/<algorithm>. The algorithms' directories are
+	// synced too: a fan-out directory that a killed process made may not
+	// have had its entry synced.
+	for _, dir := range append(dirs[1:], s.blobs, root) {
 		if err := syncDir(dir); err != nil {
 			return nil, fmt.Errorf("blobstore/fs: %w", err)
 		}
-	}
-	if err := s.makeFanOut(); err != nil {
-		return nil, fmt.Errorf("blobstore/fs: %w", err)
 	}
 
 	// A crash during Ping can leave a probe behind.
@@ -130,36 +130,6 @@ func New(root string, log *slog.Logger) (*Store, error) {
 	}
 	return s, nil
 }
-
-// makeFanOut creates every blobs/<algorithm>/<two hex digits> directory
-// that is missing, durably. Made on first use instead, each of them would
-// cost the commit that creates it a second directory fsync (its parent's),
-// the dearest fsync of a small blob's commit; made here, they cost one
-// fsync per algorithm, once per data directory.
-func (s *Store) makeFanOut() error {
-	for alg := range hexLen {
-		algDir := filepath.Join(s.blobs, string(alg))
-		created := false
-		for i := range 256 {
-			c, err := mkdir(filepath.Join(algDir, fanOutName(i)))
-			if err != nil {
-				return err
-			}
-			created = created || c
-		}
-		if created {
-			if err := s.syncDir(algDir); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// fanOutName is the name of fan-out directory i: its two hex digits.
-func fanOutName(i int) string { return string([]byte{hexDigits[i>>4], hexDigits[i&0xf]}) }
-
-const hexDigits = "0123456789abcdef"
 
 // Stat returns the size of a committed blob.
 func (s *Store) Stat(ctx context.Context, d digest.Digest) (int64, error) {
