@@ -17,6 +17,8 @@ type API struct {
 	reg    *registry.Service
 	log    *slog.Logger
 	routes map[Kind]map[string]handlerFunc
+	// headers holds manifest responses' header values (manifestheaders.go).
+	headers headerCache
 }
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, rt Route)
@@ -43,11 +45,17 @@ func New(reg *registry.Service, log *slog.Logger) *API {
 	return a
 }
 
+// apiVersion is the Docker-Distribution-Api-Version header's value, one
+// slice that every response shares instead of one allocated per request.
+// Nothing writes into a header's value slice in place (Header.Set replaces
+// it; Header.Add appends, which copies a slice whose capacity is full).
+var apiVersion = []string{"registry/2.0"}[:1:1]
+
 // ServeHTTP dispatches on the parsed route and the method.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The canonical key assigned directly: Header.Set would allocate its
 	// canonical form on every request.
-	w.Header()["Docker-Distribution-Api-Version"] = []string{"registry/2.0"}
+	w.Header()["Docker-Distribution-Api-Version"] = apiVersion
 	rt := ParseRoute(r.URL.Path)
 	methods, ok := a.routes[rt.Kind]
 	if !ok {

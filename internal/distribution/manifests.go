@@ -22,13 +22,11 @@ func (a *API) getManifest(w http.ResponseWriter, r *http.Request, rt Route) {
 		return
 	}
 	// Canonical keys assigned directly: Header.Set would canonicalise each
-	// key again on this, the hottest path.
-	// key again on this, the hottest path; the four values share one
-	// backing array (one allocation instead of four), each capped so that
-	// an Add to one cannot overwrite the next.
+	// key again on this, the hottest path. The values come from the cache
+	// (manifestheaders.go), each slice capped so that an Add to one cannot
+	// overwrite the next.
 	h := w.Header()
-	v := [...]string{m.MediaType, m.Digest.String(), `"` + m.Digest.String() + `"`, strconv.Itoa(len(m.Content))}
-	vals := v[:]
+	vals := a.headers.get(m.Digest, m.MediaType, len(m.Content)).vals[:]
 	h["Content-Type"] = vals[0:1:1]
 	h["Docker-Content-Digest"] = vals[1:2:2]
 	h["Etag"] = vals[2:3:3]

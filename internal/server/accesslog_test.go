@@ -68,7 +68,7 @@ func TestAccessLine_MatchesSlog(t *testing.T) {
 				}
 				ctx := context.Background()
 				if id != "" {
-					ctx = context.WithValue(ctx, requestIDKey, id)
+					ctx = withRequestID(ctx, id)
 				}
 				if err := WithRequestID(h).Handle(ctx, e.record()); err != nil {
 					t.Fatal(err)
@@ -131,7 +131,7 @@ func TestAccessLog_ThroughMiddleware(t *testing.T) {
 func TestAccessLog_Allocations(t *testing.T) {
 	lh := NewLogHandler(io.Discard, false, slog.LevelInfo)
 	e := accessEntries()[0]
-	ctx := context.WithValue(context.Background(), requestIDKey, "0123456789abcdef01234567")
+	ctx := withRequestID(context.Background(), "0123456789abcdef01234567")
 	if n := testing.AllocsPerRun(200, func() { lh.writeAccess(ctx, e) }); n != 0 {
 		t.Errorf("writeAccess: %.0f allocations per line, want 0", n)
 	}
@@ -155,7 +155,7 @@ func TestAccessLog_Allocations(t *testing.T) {
 // request id, both to io.Discard.
 func BenchmarkAccessLine(b *testing.B) {
 	e := accessEntries()[0]
-	ctx := context.WithValue(context.Background(), requestIDKey, "0123456789abcdef01234567")
+	ctx := withRequestID(context.Background(), "0123456789abcdef01234567")
 	b.Run("slog", func(b *testing.B) {
 		h := WithRequestID(slog.NewTextHandler(io.Discard, nil))
 		b.ReportAllocs()

@@ -37,55 +37,7 @@ func (w *sinkWriter) Write(b []byte) (int, error) { return len(b), nil }
 // from memory), so wharf's figure minus bare's is what wharf adds to a
 // request on top of net/http's own parsing and writing, which both pay.
 func BenchmarkManifestByTagHandler(b *testing.B) {
-	cfg := config.Default()
-	cfg.Auth.Mode = config.AuthNone
-	cfg.DataDir = b.TempDir()
-	cfg.Resolve()
-	if err := cfg.Validate(); err != nil {
-		b.Fatal(err)
-	}
-	log := slog.New(server.NewLogHandler(io.Discard, false, slog.LevelInfo))
-	srv, err := server.New(b.Context(), cfg, log)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = srv.Close() })
-	h := srv.Handler()
-
-	do := func(method, path string, body []byte) *httptest.ResponseRecorder {
-		req := httptest.NewRequest(method, path, bytes.NewReader(body))
-		req.Header.Set("Content-Type", v1.MediaTypeImageManifest)
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		return rec
-	}
-	cfgBlob, layer := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`), []byte("layer bytes")
-	var layers string
-	for i, blob := range [][]byte{cfgBlob, layer} {
-		d := digest.FromBytes(blob)
-		if rec := do(http.MethodPost, "/v2/bench/app/blobs/uploads/?digest="+d.String(), blob); rec.Code != http.StatusCreated {
-			b.Fatalf("push blob: %d %s", rec.Code, rec.Body)
-		}
-		if i == 1 {
-			layers = fmt.Sprintf(`{"mediaType":%q,"digest":%q,"size":%d}`, v1.MediaTypeImageLayer, d, len(blob))
-		}
-	}
-	manifest := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":%q,"digest":%q,"size":%d},"layers":[%s]}`,
-		v1.MediaTypeImageManifest, v1.MediaTypeImageConfig, digest.FromBytes(cfgBlob), len(cfgBlob), layers))
-	if rec := do(http.MethodPut, "/v2/bench/app/manifests/latest", manifest); rec.Code != http.StatusCreated {
-		b.Fatalf("push manifest: %d %s", rec.Code, rec.Body)
-	}
-	md := digest.FromBytes(manifest).String()
-
-	bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hd := w.Header()
-		hd.Set("Content-Type", v1.MediaTypeImageManifest)
-		hd.Set("Content-Length", strconv.Itoa(len(manifest)))
-		hd.Set("Docker-Content-Digest", md)
-		if r.Method == http.MethodGet {
-			_, _ = w.Write(manifest)
-		}
-	})
+	h, bare, md := manifestHandlers(b)
 	for _, method := range []string{http.MethodGet, http.MethodHead} {
 		for _, c := range []struct {
 			name string
@@ -115,4 +67,61 @@ func BenchmarkManifestByTagHandler(b *testing.B) {
 			})
 		}
 	}
+}
+
+// manifestHandlers starts wharf as operators run it (access log on, text
+// format, at info level, metrics on) with one image tagged bench/app:latest,
+// and returns its handler, a bare handler that serves the same manifest
+// from memory as the bench's null registry does, and the manifest's digest.
+func manifestHandlers(b *testing.B) (h, bare http.Handler, md string) {
+	cfg := config.Default()
+	cfg.Auth.Mode = config.AuthNone
+	cfg.DataDir = b.TempDir()
+	cfg.Resolve()
+	if err := cfg.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	log := slog.New(server.NewLogHandler(io.Discard, false, slog.LevelInfo))
+	srv, err := server.New(b.Context(), cfg, log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = srv.Close() })
+	h = srv.Handler()
+
+	do := func(method, path string, body []byte) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(method, path, bytes.NewReader(body))
+		req.Header.Set("Content-Type", v1.MediaTypeImageManifest)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	cfgBlob, layer := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`), []byte("layer bytes")
+	var layers string
+	for i, blob := range [][]byte{cfgBlob, layer} {
+		d := digest.FromBytes(blob)
+		if rec := do(http.MethodPost, "/v2/bench/app/blobs/uploads/?digest="+d.String(), blob); rec.Code != http.StatusCreated {
+			b.Fatalf("push blob: %d %s", rec.Code, rec.Body)
+		}
+		if i == 1 {
+			layers = fmt.Sprintf(`{"mediaType":%q,"digest":%q,"size":%d}`, v1.MediaTypeImageLayer, d, len(blob))
+		}
+	}
+	manifest := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":%q,"digest":%q,"size":%d},"layers":[%s]}`,
+		v1.MediaTypeImageManifest, v1.MediaTypeImageConfig, digest.FromBytes(cfgBlob), len(cfgBlob), layers))
+	if rec := do(http.MethodPut, "/v2/bench/app/manifests/latest", manifest); rec.Code != http.StatusCreated {
+		b.Fatalf("push manifest: %d %s", rec.Code, rec.Body)
+	}
+	md = digest.FromBytes(manifest).String()
+
+	bare = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Type", v1.MediaTypeImageManifest)
+		hd.Set("Content-Length", strconv.Itoa(len(manifest)))
+		hd.Set("Docker-Content-Digest", md)
+		if r.Method == http.MethodGet {
+			_, _ = w.Write(manifest)
+		}
+	})
+	return h, bare, md
 }

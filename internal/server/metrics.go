@@ -144,26 +144,26 @@ func routeLabel(path string) string {
 	}
 }
 
-func (m *metrics) instrument(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		route := routeLabel(r.URL.Path)
-		uploading := r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodDelete &&
-			(route == string(distribution.KindUpload) || route == string(distribution.KindUploadStart))
-		if uploading {
-			m.uploading.Inc()
-			defer m.uploading.Dec()
-		}
-		start := time.Now()
-		rec := recordResponse(w)
-		body := countBody(r)
-		next.ServeHTTP(rec, r)
-		method := methodLabel(r.Method)
-		s := m.seriesFor(route, method)
-		s.requests(m, route, method, rec.status()).Inc()
-		s.latency.Observe(time.Since(start).Seconds())
-		s.bytesIn.Add(float64(body.n))
-		s.bytesOut.Add(float64(rec.bytes))
-	})
+// uploadBody reports whether a request carries an upload's bytes, which
+// the uploads-in-flight gauge counts while they are received.
+func uploadBody(method, route string) bool {
+	return method != http.MethodGet && method != http.MethodHead && method != http.MethodDelete &&
+		(route == string(distribution.KindUpload) || route == string(distribution.KindUploadStart))
+}
+
+// observe counts one answered request of the series.
+func (s *routeSeries) observe(m *metrics, route, method string, status int, took time.Duration, in, out int64) {
+	s.requests(m, route, method, status).Inc()
+	s.latency.Observe(took.Seconds())
+	// A counter's Add is a compare-and-swap loop on a word that every
+	// request of the route shares; most requests (GET, HEAD) have no
+	// body to add.
+	if in != 0 {
+		s.bytesIn.Add(float64(in))
+	}
+	if out != 0 {
+		s.bytesOut.Add(float64(out))
+	}
 }
 
 // methodLabel bounds the method label: any token is a valid HTTP method,

@@ -19,8 +19,33 @@ const requestIDKey ctxKey = iota
 
 // RequestIDFrom returns the id middleware gave the request, if any.
 func RequestIDFrom(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
+	if c, ok := ctx.Value(requestIDKey).(*idContext); ok {
+		return c.id
+	}
+	return ""
+}
+
+// idContext carries a request's id, and the header value that echoes it,
+// in one allocation: context.WithValue and a []string for the header were
+// two more on every request.
+type idContext struct {
+	context.Context
+	id  string
+	hdr [1]string
+}
+
+// Value answers requestIDKey with the idContext itself (a pointer, so the
+// answer is not boxed anew on each call) and asks the parent otherwise.
+func (c *idContext) Value(key any) any {
+	if key == requestIDKey {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+// withRequestID returns ctx carrying request id id.
+func withRequestID(ctx context.Context, id string) *idContext {
+	return &idContext{Context: ctx, id: id, hdr: [1]string{id}}
 }
 
 // requestID gives each request an id (a sane incoming X-Request-Id is
@@ -36,8 +61,9 @@ func requestID(next http.Handler) http.Handler {
 		if !saneID(id) {
 			id = newRequestID()
 		}
-		w.Header()["X-Request-Id"] = []string{id}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+		c := withRequestID(r.Context(), id)
+		w.Header()["X-Request-Id"] = c.hdr[:]
+		next.ServeHTTP(w, r.WithContext(c))
 	})
 }
 
@@ -87,20 +113,40 @@ func recoverPanics(next http.Handler, log *slog.Logger) http.Handler {
 }
 
 // accessLog writes one line per request.
-func accessLog(next http.Handler, log *slog.Logger) http.Handler {
+func accessLog(next http.Handler, log *slog.Logger) http.Handler { return observe(next, log, nil) }
+
+// observe writes one access-log line per request and, when m is set,
+// counts the request in the metrics. One middleware does both so that a
+// request pays for one response recorder and two clock reads, not one
+// recorder and four clock reads in two layers: on a manifest GET by tag,
+// the hottest path, the clock alone was about a twentieth of wharf's CPU.
+func observe(next http.Handler, log *slog.Logger, m *metrics) http.Handler {
 	h := log.Handler()
 	fast, _ := h.(accessWriter)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var route string
+		if m != nil {
+			route = routeLabel(r.URL.Path)
+			if uploadBody(r.Method, route) {
+				m.uploading.Inc()
+				defer m.uploading.Dec()
+			}
+		}
 		start := time.Now()
 		rec := recordResponse(w)
 		body := countBody(r)
 		next.ServeHTTP(rec, r)
+		end := time.Now()
+		status := rec.status()
+		if m != nil {
+			method := methodLabel(r.Method)
+			m.seriesFor(route, method).observe(m, route, method, status, end.Sub(start), body.n, rec.bytes)
+		}
 		ctx := r.Context()
 		if !h.Enabled(ctx, slog.LevelInfo) {
 			return
 		}
-		end := time.Now()
-		e := accessEntry{end: end, method: r.Method, path: r.URL.Path, status: rec.status(), bytesIn: body.n,
+		e := accessEntry{end: end, method: r.Method, path: r.URL.Path, status: status, bytesIn: body.n,
 			bytesOut: rec.bytes, duration: end.Sub(start), remote: r.RemoteAddr, userAgent: r.UserAgent()}
 		if fast != nil && fast.writeAccess(ctx, e) {
 			return

@@ -214,8 +214,7 @@ func (s *Server) routes(promReg *prometheus.Registry) http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
-	h = m.instrument(h)
-	h = accessLog(h, s.log)
+	h = observe(h, s.log, m)
 	// Outside the access log, whose body counter then counts through it.
 	h = cutIdleBodies(h, s.cfg.Limits.IdleTimeout)
 	h = recoverPanics(h, s.log)

@@ -43,7 +43,7 @@ func sha512Digest(b []byte) digest.Digest {
 }
 
 // startWith starts upload id holding b.
-func startWith(t *testing.T, s *Store, id string, b []byte) {
+func startWith(t testing.TB, s *Store, id string, b []byte) {
 	t.Helper()
 	if _, err := s.StartUpload(t.Context(), id); err != nil {
 		t.Fatal(err)

@@ -65,6 +65,8 @@ type Store struct {
 
 	flushing sync.Map             // upload id → *uploadFlushes
 	syncFile func(*os.File) error // (*os.File).Sync; tests make it fail
+	syncDir  func(string) error   // syncDir; tests watch the order of syncs
+	making   sync.Map             // fan-out directory → *dirMaking (upload.go)
 
 	// at, if set, is called at the named points of Collect and CommitUpload
 	// between which a race matters, so that tests can run one there.
@@ -91,6 +93,7 @@ func New(root string, log *slog.Logger) (*Store, error) {
 		trash:    filepath.Join(root, "trash"),
 		log:      log,
 		syncFile: (*os.File).Sync,
+		syncDir:  syncDir,
 	}
 	s.bufs.New = func() any { b := make([]byte, copyBufSize); return &b }
 
@@ -104,8 +107,10 @@ func New(root string, log *slog.Logger) (*Store, error) {
 		}
 	}
 	// Make the layout itself durable, so a commit only has to sync the
-	// directories below blobs/<algorithm>.
-	for _, dir := range []string{s.blobs, root} {
+	// directories below blobs/<algorithm>. The algorithms' directories are
+	// synced too: a fan-out directory that a killed process made may not
+	// have had its entry synced.
+	for _, dir := range append(dirs[1:], s.blobs, root) {
 		if err := syncDir(dir); err != nil {
 			return nil, fmt.Errorf("blobstore/fs: %w", err)
 		}

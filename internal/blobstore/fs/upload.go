@@ -162,19 +162,10 @@ func (s *Store) CommitUpload(ctx context.Context, id string, _ blobstore.State, 
 	}
 
 	dir := filepath.Dir(blob)
-	created, err := mkdir(dir)
-	if err != nil {
-		return fmt.Errorf("blobstore/fs: commit upload: %w", err)
-	}
-	if created {
-		if err := syncDir(filepath.Dir(dir)); err != nil {
-			return fmt.Errorf("blobstore/fs: commit upload: %w", err)
-		}
-	}
-	if err := os.Rename(up, blob); err != nil {
+	if err := s.renameIntoFanOut(up, blob); err != nil {
 		return uploadErr("commit", id, err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := s.syncDir(dir); err != nil {
 		return fmt.Errorf("blobstore/fs: commit upload: %w", err)
 	}
 	s.log.DebugContext(ctx, "blob committed", "digest", d, "upload", id, "bytes", size)
@@ -221,6 +212,57 @@ func syncUpload(path string, size int64) error {
 		return err
 	}
 	return f.Close()
+}
+
+// renameIntoFanOut renames the upload at up to blob. Its fan-out
+// directory (blobs/<algorithm>/<two hex digits>) exists once any blob of
+// that prefix was committed, so the rename is tried first: only the first
+// commit into a directory pays for making it durably (its parent synced)
+// before the rename is retried. Trying mkdir first cost every commit a
+// system call that almost always found the directory there.
+//
+// A rename into a directory that a concurrent commit has made but whose
+// parent it has not synced yet waits for that sync: until then the blob's
+// directory entry, and so the blob, could vanish in a machine crash.
+func (s *Store) renameIntoFanOut(up, blob string) error {
+	dir := filepath.Dir(blob)
+	err := os.Rename(up, blob)
+	if err == nil {
+		if v, ok := s.making.Load(dir); ok {
+			s.step("fan-out-wait")
+			<-v.(*dirMaking).done
+			return v.(*dirMaking).err
+		}
+		return nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	m := &dirMaking{done: make(chan struct{})}
+	if v, loaded := s.making.LoadOrStore(dir, m); loaded {
+		// Another commit is making it: wait, then rename (a missing
+		// upload fails the retry as it failed the first rename).
+		<-v.(*dirMaking).done
+		if err := v.(*dirMaking).err; err != nil {
+			return err
+		}
+		return os.Rename(up, blob)
+	}
+	defer func() { s.making.Delete(dir); close(m.done) }()
+	if _, m.err = mkdir(dir); m.err != nil {
+		return m.err
+	}
+	s.step("fan-out-made")
+	if m.err = s.syncDir(filepath.Dir(dir)); m.err != nil {
+		return m.err
+	}
+	return os.Rename(up, blob)
+}
+
+// dirMaking is a fan-out directory being made and its parent synced.
+type dirMaking struct {
+	done chan struct{}
+	err  error // set before done is closed
 }
 
 // mkdir creates dir if missing and reports whether this call created it.
