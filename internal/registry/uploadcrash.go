@@ -35,7 +35,7 @@ func (s *Service) hashWithoutStoring(u *metadata.Upload, r io.Reader, length int
 	if length >= 0 {
 		src = io.LimitReader(r, length)
 	}
-	n, readErr, _ := hashCopy(io.Discard, h, src)
+	n, readErr, _ := HashCopy(io.Discard, h, src)
 	if readErr != nil {
 		return Errorf(ErrUploadInvalid, "reading the chunk failed after %d bytes: %v", n, readErr)
 	}

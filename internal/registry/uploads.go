@@ -340,7 +340,7 @@ func (s *Service) writeHashed(ctx context.Context, id string, offset int64, stor
 		lr = &leasedReader{r: src, ctx: ctx, lease: lease}
 		src, dst = lr, &leasedWriter{UploadWriter: w, ctx: ctx, lease: lease}
 	}
-	n, readErr, writeErr := hashCopy(dst, h, src)
+	n, readErr, writeErr := HashCopy(dst, h, src)
 	if lr != nil && lr.err != nil {
 		// Renewing the claim failed, not the client.
 		readErr, writeErr = nil, errors.Join(writeErr, lr.err)
