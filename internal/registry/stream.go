@@ -11,7 +11,7 @@ import (
 // every stall of the disk (a writeback hint or a write that waits for the
 // device queue, 10-20 ms on a busy VM) stop the reading too, and the
 // client's bytes back up into its socket. Four let the reader run 3 MiB
-// ahead, at 4 MiB of buffers per upload in flight.
+// ahead, at up to 4 MiB of buffers per upload in flight.
 const copyDepth = 4
 
 // HashCopy copies src to dst and into h, returning the bytes read. Reading
@@ -25,18 +25,15 @@ const copyDepth = 4
 // It is exported for the benchmark's push ceiling, which must do this same
 // work with no registry around it.
 func HashCopy(dst io.Writer, h hash.Hash, src io.Reader) (n int64, readErr, writeErr error) {
-	var held [copyDepth]*[]byte
-	free := make(chan []byte, copyDepth)
-	for i := range held {
-		held[i] = copyBuffers.Get().(*[]byte)
-		free <- *held[i]
-	}
+	// Buffers are taken from the pool only as the writer falls behind, so
+	// that a small blob (most config blobs and many layers) holds one.
+	held := make([]*[]byte, 0, copyDepth)
 	defer func() {
 		for _, bp := range held {
 			copyBuffers.Put(bp)
 		}
 	}()
-
+	free := make(chan []byte, copyDepth)
 	full := make(chan []byte, copyDepth)
 	failed := make(chan struct{}) // closed when a write fails
 	var werr error                // the writer's; read only after wg.Wait
@@ -56,12 +53,31 @@ func HashCopy(dst io.Writer, h hash.Hash, src io.Reader) (n int64, readErr, writ
 		wg.Wait()
 		return werr
 	}
+	// next returns a buffer to fill, or nil once a write has failed.
+	next := func() []byte {
+		select {
+		case <-failed:
+			return nil
+		case buf := <-free:
+			return buf
+		default:
+		}
+		if len(held) < copyDepth {
+			bp := copyBuffers.Get().(*[]byte)
+			held = append(held, bp)
+			return *bp
+		}
+		select {
+		case <-failed:
+			return nil
+		case buf := <-free:
+			return buf
+		}
+	}
 
 	for {
-		var buf []byte
-		select {
-		case buf = <-free:
-		case <-failed:
+		buf := next()
+		if buf == nil {
 			return n, nil, finish()
 		}
 		k, rerr := fill(src, buf)
