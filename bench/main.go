@@ -271,7 +271,7 @@ func (h *harness) settings() settings {
 			" log level info with access log to a file, `OTEL_TRACES_EXPORTER=none` (it would otherwise export traces to localhost:4318; it still creates spans).",
 		Null: "this program's `null-registry` sub-command: a bare `net/http` server that serves blob bytes and the manifest from memory (1 MiB writes), no logging;" +
 			" in the pull and manifest scenarios it reads and drops upload bodies, in the push scenarios it is the push ceiling:" +
-			" it hashes each body (sha256) while writing it through wharf's own blobstore/fs upload writer (the same writeback, background fsyncs every 32 MiB, final fsync, rename)," +
+			" it hashes each body (sha256) while writing it, through wharf's own copy loop (registry.HashCopy) and blobstore/fs upload writer (the same read-ahead, writeback, background fsyncs every 32 MiB, final fsync, rename)," +
 			" with no metadata database and no access log.",
 		Shared: "each scenario starts its own PostgreSQL 15 cluster (Debian's, `initdb` + `pg_ctl`, durable: fsync, synchronous commit and full-page writes on, as in production) " +
 			"and versitygw (an S3 gateway over a directory on the data filesystem, `versitygw posix`), with one bucket per server. " +

@@ -18,6 +18,7 @@ import (
 
 	"github.com/wharf/wharf/internal/blobstore"
 	"github.com/wharf/wharf/internal/blobstore/fs"
+	"github.com/wharf/wharf/internal/registry"
 )
 
 // nullStore is the null registry's storing mode, the push rows' ceiling:
@@ -25,12 +26,11 @@ import (
 // hashed with sha256 and written through wharf's own blobstore/fs upload
 // writer (the same 1 MiB writes, sync_file_range every 8 MiB, a background
 // fsync every 32 MiB, the final fsync, rename and directory fsync at
-// commit), with hashing and writing overlapped as wharf overlaps them. What
-// it leaves out is the registry: no metadata database, no sessions beyond
-// a map in memory, no repository links, no access log.
+// commit), by wharf's own registry.HashCopy, which overlaps hashing and
+// writing. What it leaves out is the registry: no metadata database, no
+// sessions beyond a map in memory, no repository links, no access log.
 type nullStore struct {
 	store *fs.Store
-	bufs  sync.Pool
 
 	mu      sync.Mutex
 	uploads map[string]*nullUpload
@@ -48,7 +48,6 @@ func newNullStore(dir string) (*nullStore, error) {
 		return nil, err
 	}
 	n := &nullStore{store: st, uploads: map[string]*nullUpload{}}
-	n.bufs.New = func() any { b := make([]byte, 1<<20); return &b }
 	return n, nil
 }
 
@@ -109,50 +108,17 @@ func (n *nullStore) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// write streams body into the upload at its offset. As in wharf, a
-// goroutine writes one buffer while the next is hashed and read: the
-// ceiling is the best the machine does, so it gets the same overlap.
+// write streams body into the upload at its offset through wharf's own
+// HashCopy: the ceiling is the best the machine does with the same work,
+// so it reads, hashes and writes as wharf does, with the same overlap.
 func (n *nullStore) write(ctx context.Context, id string, u *nullUpload, body io.Reader) error {
 	wc, err := n.store.WriteUpload(ctx, id, u.offset, u.state)
 	if err != nil {
 		return err
 	}
-	a, b := n.bufs.Get().(*[]byte), n.bufs.Get().(*[]byte)
-	defer n.bufs.Put(a)
-	defer n.bufs.Put(b)
-	cur, next := *a, *b
-	done := make(chan error, 1)
-	pending := false
-	wait := func() error {
-		if !pending {
-			return nil
-		}
-		pending = false
-		return <-done
-	}
-	var werr error
-	for {
-		k, rerr := io.ReadFull(body, cur)
-		if k > 0 {
-			if werr = wait(); werr != nil {
-				break
-			}
-			chunk := cur[:k]
-			pending = true
-			go func() { _, err := wc.Write(chunk); done <- err }()
-			u.h.Write(chunk)
-			u.offset += int64(k)
-			cur, next = next, cur
-		}
-		if rerr != nil {
-			werr = wait()
-			if !errors.Is(rerr, io.EOF) && !errors.Is(rerr, io.ErrUnexpectedEOF) {
-				werr = errors.Join(werr, rerr)
-			}
-			break
-		}
-	}
-	if err := errors.Join(werr, wc.Close()); err != nil {
+	k, rerr, werr := registry.HashCopy(wc, u.h, body)
+	u.offset += k
+	if err := errors.Join(werr, rerr, wc.Close()); err != nil {
 		return err
 	}
 	u.state = wc.State()

@@ -108,7 +108,7 @@ func (h *harness) scenarios() []*scenario {
 
 // pushHow says what the push rows' limit does; see nullStore.
 const pushHow = "the null registry in its storing mode, driven by the same client code, alternating with the registries: " +
-	"the body from a loopback HTTP request, sha256 and the write overlapped, written through wharf's blobstore/fs " +
+	"the body from a loopback HTTP request, sha256 and the write overlapped by wharf's own registry.HashCopy, written through wharf's blobstore/fs " +
 	"(sync_file_range every 8 MiB, background fsync every 32 MiB, final fsync, rename, directory fsync); " +
 	"no metadata database, no sessions beyond memory, no access log"
 

@@ -35,7 +35,7 @@ func (s *Service) hashWithoutStoring(u *metadata.Upload, r io.Reader, length int
 	if length >= 0 {
 		src = io.LimitReader(r, length)
 	}
-	n, readErr, _ := hashCopy(io.Discard, h, src)
+	n, readErr, _ := HashCopy(io.Discard, h, src)
 	if err := bodyErr(n, length, readErr); err != nil {
 		return err
 	}

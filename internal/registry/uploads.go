@@ -382,7 +382,7 @@ func leasedCopy(ctx context.Context, w io.Writer, h hash.Hash, r io.Reader, leng
 		lr = &leasedReader{r: src, ctx: ctx, lease: lease}
 		src, dst = lr, &leasedWriter{w: w, ctx: ctx, lease: lease}
 	}
-	n, readErr, writeErr = hashCopy(dst, h, src)
+	n, readErr, writeErr = HashCopy(dst, h, src)
 	if lr != nil && lr.err != nil {
 		// Renewing the claim failed, not the client.
 		readErr, writeErr = nil, errors.Join(writeErr, lr.err)

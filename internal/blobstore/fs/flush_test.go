@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"io"
 	"os"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -99,5 +101,79 @@ func TestUpload_FailedBackgroundFlushFailsEveryCommit(t *testing.T) {
 	}
 	if _, ok := s.flushing.Load("doomed"); ok {
 		t.Error("cancel kept the failed upload's flush tracker")
+	}
+}
+
+// A writeback hint queues I/O and may wait for the disk; the writes (and
+// behind them the client's body) must go on meanwhile, with at most one
+// hint running per writer.
+func TestUpload_StalledWritebackHintDoesNotHoldUpWrites(t *testing.T) {
+	s, err := New(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	var calls, running, most atomic.Int64
+	s.writeback = func(f *os.File, off, n int64) {
+		calls.Add(1)
+		if r := running.Add(1); r > most.Load() {
+			most.Store(r)
+		}
+		defer running.Add(-1)
+		<-gate
+		startWriteback(f, off, n)
+	}
+	const size = 5 * writebackEvery
+	if _, err := s.StartUpload(t.Context(), "stall"); err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.WriteUpload(t.Context(), "stall", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := bytes.Repeat([]byte("wharf-hint"), 1<<20/10+1)[:1<<20]
+	h := sha256.New()
+	wrote := make(chan error, 1)
+	go func() {
+		for range size / len(buf) {
+			h.Write(buf)
+			if _, err := w.Write(buf); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		wrote <- nil
+	}()
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		close(gate)
+		t.Fatal("writes waited for a stalled writeback hint")
+	}
+	if calls.Load() != 1 {
+		t.Errorf("%d writeback hints started while the first one stalled; want 1", calls.Load())
+	}
+	close(gate)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d := digest.NewDigest(digest.SHA256, h)
+	if err := s.CommitUpload(t.Context(), "stall", nil, d, size); err != nil {
+		t.Fatal(err)
+	}
+	if most.Load() != 1 {
+		t.Errorf("%d writeback hints ran at once; want 1", most.Load())
+	}
+	rc, n, err := s.Open(t.Context(), d)
+	if err != nil || n != size {
+		t.Fatalf("Open = %d, %v; want %d bytes", n, err, size)
+	}
+	defer rc.Close()
+	got := sha256.New()
+	if _, err := io.Copy(got, rc); err != nil || digest.NewDigest(digest.SHA256, got) != d {
+		t.Errorf("committed blob reads back as %s (%v), want %s", digest.NewDigest(digest.SHA256, got), err, d)
 	}
 }

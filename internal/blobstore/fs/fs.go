@@ -63,10 +63,11 @@ type Store struct {
 	log     *slog.Logger
 	bufs    sync.Pool // *[]byte of copyBufSize, for uploadWriter.ReadFrom
 
-	flushing sync.Map             // upload id → *uploadFlushes
-	syncFile func(*os.File) error // (*os.File).Sync; tests make it fail
-	syncDir  func(string) error   // syncDir; tests watch the order of syncs
-	making   sync.Map             // fan-out directory → *dirMaking (upload.go)
+	flushing  sync.Map                       // upload id → *uploadFlushes
+	syncFile  func(*os.File) error           // (*os.File).Sync; tests make it fail
+	syncDir   func(string) error             // syncDir; tests watch the order of syncs
+	making    sync.Map                       // fan-out directory → *dirMaking (upload.go)
+	writeback func(f *os.File, off, n int64) // startWriteback; tests make it stall
 
 	// at, if set, is called at the named points of Collect and CommitUpload
 	// between which a race matters, so that tests can run one there.
@@ -87,13 +88,14 @@ func New(root string, log *slog.Logger) (*Store, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{
-		root:     root,
-		blobs:    filepath.Join(root, "blobs"),
-		uploads:  filepath.Join(root, "uploads"),
-		trash:    filepath.Join(root, "trash"),
-		log:      log,
-		syncFile: (*os.File).Sync,
-		syncDir:  syncDir,
+		root:      root,
+		blobs:     filepath.Join(root, "blobs"),
+		uploads:   filepath.Join(root, "uploads"),
+		trash:     filepath.Join(root, "trash"),
+		log:       log,
+		syncFile:  (*os.File).Sync,
+		syncDir:   syncDir,
+		writeback: startWriteback,
 	}
 	s.bufs.New = func() any { b := make([]byte, copyBufSize); return &b }
 

@@ -7,7 +7,8 @@ import (
 )
 
 // startWriteback asks the kernel to begin writing the range to disk without
-// waiting for it. It is only a hint: errors surface at fsync.
+// waiting for it. It is only a hint: errors surface at fsync. On a file
+// closed meanwhile it does nothing (Control refuses a closed file).
 func startWriteback(f *os.File, off, n int64) {
 	rc, err := f.SyscallConn()
 	if err != nil {
