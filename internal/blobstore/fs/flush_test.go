@@ -19,6 +19,13 @@ import (
 // own writer as the PATCHes of a chunked push do, and returns the digest.
 func writeChunks(t *testing.T, s *Store, id string, size, chunk int) digest.Digest {
 	t.Helper()
+	return writeChunksCloseErr(t, s, id, size, chunk, nil)
+}
+
+// writeChunksCloseErr is writeChunks where closing a writer may fail with
+// closeErr (a sync that tests make fail).
+func writeChunksCloseErr(t *testing.T, s *Store, id string, size, chunk int, closeErr error) digest.Digest {
+	t.Helper()
 	if _, err := s.StartUpload(t.Context(), id); err != nil {
 		t.Fatal(err)
 	}
@@ -32,12 +39,53 @@ func writeChunks(t *testing.T, s *Store, id string, size, chunk int) digest.Dige
 		if _, err := w.Write(buf); err != nil {
 			t.Fatal(err)
 		}
-		if err := w.Close(); err != nil {
+		if err := w.Close(); err != nil && (closeErr == nil || !errors.Is(err, closeErr)) {
 			t.Fatal(err)
 		}
 		h.Write(buf)
 	}
 	return digest.NewDigest(digest.SHA256, h)
+}
+
+// A PATCH's 202 records the session's new offset, and must survive a
+// machine crash: closing the writer fsyncs every byte it wrote first.
+func TestUpload_CloseSyncsWhatItWrote(t *testing.T) {
+	s, err := New(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var syncedUpTo atomic.Int64
+	s.syncFile = func(f *os.File) error {
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			return err
+		}
+		if fi.Size() > syncedUpTo.Load() {
+			syncedUpTo.Store(fi.Size())
+		}
+		return nil
+	}
+	if _, err := s.StartUpload(t.Context(), "patch"); err != nil {
+		t.Fatal(err)
+	}
+	for off, n := int64(0), int64(1000); off < 3000; off += n {
+		w, err := s.WriteUpload(t.Context(), "patch", off, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(bytes.Repeat([]byte{'w'}, int(n))); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := syncedUpTo.Load(); got != off+n {
+			t.Fatalf("after the chunk ending at %d closed, %d bytes were synced", off+n, got)
+		}
+	}
 }
 
 func TestUpload_FlushesInBackgroundAndCommitWaits(t *testing.T) {
@@ -77,7 +125,7 @@ func TestUpload_FailedBackgroundFlushFailsEveryCommit(t *testing.T) {
 	}
 	s.syncFile = func(*os.File) error { return errDisk }
 	const size = flushEvery + 1<<20
-	d := writeChunks(t, s, "doomed", size, size)
+	d := writeChunksCloseErr(t, s, "doomed", size, size, errDisk)
 	for range 2 {
 		err := s.CommitUpload(t.Context(), "doomed", nil, d, size)
 		if !errors.Is(err, errDisk) {

@@ -400,11 +400,18 @@ func (w *uploadWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Close does not wait for a background flush: the next chunk should not
-// queue behind the disk. The commit waits for it instead. Nor does it wait
-// for a writeback hint: a hint that finds the file closed does nothing,
-// which costs nothing either, as the commit's fsync writes everything.
-func (w *uploadWriter) Close() error { return w.f.Close() }
+// Close makes the bytes written durable before it returns: the registry
+// records the session's new offset next and answers 202, and that answer
+// must survive a machine crash, so the bytes it counts must be on disk
+// before the offset that counts them is. Most of them are already there
+// (the writeback hints and background flushes), so this fsync is the
+// tail's; the commit's own fsync then finds nothing left to write. It
+// does not wait for a running background flush or writeback hint: its
+// own fsync covers their bytes too.
+func (w *uploadWriter) Close() error {
+	err := w.sync(w.f)
+	return errors.Join(err, w.f.Close())
+}
 
 // hintIdle reports whether no writeback hint runs.
 func (w *uploadWriter) hintIdle() bool {
