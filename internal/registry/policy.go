@@ -38,6 +38,9 @@ type PolicyKey struct {
 	Name string
 	// Values sums up the accepted values, for help and error messages.
 	Values string
+	// Choices are the accepted values when they are a fixed few (the
+	// settings pages offer them in a list), nil for free-form values.
+	Choices []string
 	// Default is the value in effect when no pattern sets the key.
 	Default string
 	// Doc is one line for `wharf policy` and the settings pages.
@@ -49,13 +52,16 @@ type PolicyKey struct {
 // policyKeys is the one list of known keys: a new setting is one more
 // entry here, and the CLI, the API and the pages learn it from this list.
 var policyKeys = []PolicyKey{
-	{Name: KeyFloatingTags, Values: "semver|off", Default: "off", Check: oneOf("semver", "off"),
+	{Name: KeyFloatingTags, Values: "semver|off", Choices: []string{"semver", "off"}, Default: "off", Check: oneOf("semver", "off"),
 		Doc: "semver: a pushed version tag (2.1.106, v2.1.106) moves 2.1, 2 and latest when it is the highest of their line, and version tags are immutable"},
 }
 
 // PolicyKeys lists the keys policies may set, in name order.
 func PolicyKeys() []PolicyKey {
 	out := slices.Clone(policyKeys)
+	for i := range out {
+		out[i].Choices = slices.Clone(out[i].Choices)
+	}
 	slices.SortFunc(out, func(a, b PolicyKey) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }

@@ -112,7 +112,15 @@ func (h *Handler) repoPage(w http.ResponseWriter, r *http.Request) {
 			h.showError(w, r, c, http.StatusForbidden, "Only the repository's writers may change its settings.")
 			return
 		}
-		h.show(w, r, c, http.StatusOK, "repo_settings", rt.Name+" settings", struct{ Repo *repoHeader }{hd})
+		pols, err := h.policies(r.Context(), rt.Name, hd.CanDelete, hd.URLs["settings"])
+		if err != nil {
+			h.internal(w, r, c, err)
+			return
+		}
+		h.show(w, r, c, http.StatusOK, "repo_settings", rt.Name+" settings", struct {
+			Repo     *repoHeader
+			Policies *policyPanel
+		}{hd, pols})
 	default:
 		h.overviewPage(w, r, c, hd)
 	}
@@ -233,6 +241,10 @@ func (h *Handler) repoAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	next, err := h.applyRepoAction(ctx, r, rt)
+	if msg, ok := policyFormError(err); ok {
+		h.showError(w, r, c, http.StatusBadRequest, msg)
+		return
+	}
 	if errors.Is(err, registry.ErrDescriptionInvalid) || errors.Is(err, auth.ErrInvalid) || errors.Is(err, errBadForm) {
 		h.showError(w, r, c, http.StatusBadRequest, err.Error())
 		return
@@ -261,6 +273,11 @@ func (h *Handler) applyRepoAction(ctx context.Context, r *http.Request, rt repoR
 			return "", err
 		}
 		return repoURL(rt.Name, viewSettings, "") + "?flash=visibility-changed", nil
+	case rt.View == viewSettings && (op == "policy-set" || op == "policy-rm"):
+		if err := h.applyPolicyForm(ctx, r, rt.Name); err != nil {
+			return "", err
+		}
+		return repoURL(rt.Name, viewSettings, "") + "?flash=policy-changed#policies-h", nil
 	case rt.View == viewSettings && op == "delete":
 		if r.PostFormValue("confirm") != rt.Name {
 			return "", fmt.Errorf("type the repository's name to confirm: %w", errBadForm)

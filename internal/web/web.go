@@ -70,6 +70,7 @@ func (h *Handler) routes() *http.ServeMux {
 	mux.HandleFunc("GET /r/{path...}", h.repoPage)
 	mux.HandleFunc("POST /r/{path...}", h.repoAction)
 	mux.HandleFunc("GET /u/{name}", h.namespacePage)
+	mux.HandleFunc("POST /u/{name}", h.namespaceAction)
 	mux.HandleFunc("GET /signin", h.signinForm)
 	mux.HandleFunc("POST /signin", h.signin)
 	mux.HandleFunc("POST /signout", h.signout)
