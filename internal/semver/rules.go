@@ -1,0 +1,81 @@
+package semver
+
+import "sort"
+
+// Move points floating tag Tag at the manifest version tag To points at,
+// or, when To is "", deletes Tag.
+type Move struct {
+	Tag string
+	To  string
+}
+
+// OnPush returns the floating tags that a push of version tag pushed
+// moves, given the repository's other tags: each floating tag of its
+// lines of which it is now the highest stable version (an equal one,
+// 2.1.106_b2 beside 2.1.106, counts as the newer). A pre-release or a tag
+// that is no version moves nothing. tags may include pushed.
+func OnPush(tags []string, pushed string) []Move {
+	v, ok := Parse(pushed)
+	if !ok || !v.Stable() {
+		return nil
+	}
+	var out []Move
+	for _, f := range v.Floating() {
+		highest := true
+		for _, t := range tags {
+			if w, ok := Parse(t); ok && t != pushed && inLine(w, f) && Compare(w, v) > 0 {
+				highest = false
+				break
+			}
+		}
+		if highest {
+			out = append(out, Move{Tag: f, To: pushed})
+		}
+	}
+	return out
+}
+
+// OnDelete returns how floating tags fall back when the version tags in
+// gone are deleted: each floating tag of their lines that pointed at one
+// of them (target maps a tag to what it points at, before the delete)
+// moves to the highest stable version of its line among remaining, or is
+// deleted if none remains. Among equal versions the greatest tag wins, so
+// that the answer does not depend on order.
+func OnDelete(target map[string]string, remaining []string, gone []string) []Move {
+	goneTarget := map[string]bool{}
+	floating := map[string]bool{}
+	for _, g := range gone {
+		if v, ok := Parse(g); ok {
+			goneTarget[target[g]] = true
+			for _, f := range v.Floating() {
+				floating[f] = true
+			}
+		}
+	}
+	var names []string
+	for f := range floating {
+		if to, exists := target[f]; exists && goneTarget[to] {
+			names = append(names, f)
+		}
+	}
+	sort.Strings(names)
+	var out []Move
+	for _, f := range names {
+		best, found := Version{}, false
+		for _, t := range remaining {
+			w, ok := Parse(t)
+			if !ok || !inLine(w, f) {
+				continue
+			}
+			if c := Compare(w, best); !found || c > 0 || c == 0 && t > best.Tag {
+				best, found = w, true
+			}
+		}
+		if found {
+			out = append(out, Move{Tag: f, To: best.Tag})
+		} else {
+			out = append(out, Move{Tag: f})
+		}
+	}
+	return out
+}
