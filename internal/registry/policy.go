@@ -245,18 +245,25 @@ func (p *Policies) Effective(ctx context.Context, pattern string) ([]Setting, er
 // Value returns the value of key in effect for repository repo: what the
 // push path asks.
 func (p *Policies) Value(ctx context.Context, repo, key string) (string, error) {
+	set, err := p.Setting(ctx, repo, key)
+	return set.Value, err
+}
+
+// Setting returns the value of key in effect for repository repo and the
+// pattern it comes from.
+func (p *Policies) Setting(ctx context.Context, repo, key string) (Setting, error) {
 	k, ok := policyKey(key)
 	if !ok {
-		return "", fmt.Errorf("policy key %q is not declared", key)
+		return Setting{}, fmt.Errorf("policy key %q is not declared", key)
 	}
 	snap, err := p.snapshot(ctx)
 	if err != nil {
-		return "", err
+		return Setting{}, err
 	}
 	if len(snap.byKey) == 0 {
-		return k.Default, nil
+		return Setting{Key: key, Value: k.Default}, nil
 	}
-	return snap.lookup(patternsFor(repo), k).Value, nil
+	return snap.lookup(patternsFor(repo), k), nil
 }
 
 func (s *policySnapshot) lookup(chain []string, k PolicyKey) Setting {
