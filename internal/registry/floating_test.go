@@ -21,7 +21,6 @@ import (
 	"github.com/wharf/wharf/internal/registry"
 )
 
-
 // imageManifest is a distinct image manifest for seed. Its blobs are
 // never pushed: the services here accept sparse manifests.
 func imageManifest(seed string) []byte {
@@ -184,7 +183,9 @@ func TestFloatingTags_RefusalIsDenied(t *testing.T) {
 		t.Errorf("identical re-push = %d %s", rec.Code, rec.Body)
 	}
 	rec := put("b")
-	var body struct{ Errors []struct{ Code, Message string } }
+	var body struct {
+		Errors []struct{ Code, Message string }
+	}
 	_ = json.Unmarshal(rec.Body.Bytes(), &body)
 	if rec.Code != http.StatusForbidden || len(body.Errors) != 1 || body.Errors[0].Code != "DENIED" ||
 		!strings.Contains(body.Errors[0].Message, "tag v1.0.0 of team/app is a version") {
