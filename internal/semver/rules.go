@@ -19,20 +19,43 @@ func OnPush(tags []string, pushed string) []Move {
 	if !ok || !v.Stable() {
 		return nil
 	}
-	var out []Move
-	for _, f := range v.Floating() {
-		highest := true
-		for _, t := range tags {
-			if w, ok := Parse(t); ok && t != pushed && inLine(w, f) && Compare(w, v) > 0 {
-				highest = false
-				break
+	floating := v.Floating()
+	highest := []bool{true, true, true}
+	// One pass, each tag parsed once: a repository may hold thousands of
+	// versions, and this runs inside the push's transaction.
+	for _, t := range tags {
+		if t == pushed || !mayBeVersion(t) {
+			continue
+		}
+		w, ok := Parse(t)
+		if !ok || !w.Stable() || Compare(w, v) <= 0 {
+			continue
+		}
+		for i, f := range floating {
+			if highest[i] && inLine(w, f) {
+				highest[i] = false
 			}
 		}
-		if highest {
+		if !highest[len(highest)-1] && !highest[0] && !highest[1] {
+			break
+		}
+	}
+	var out []Move
+	for i, f := range floating {
+		if highest[i] {
 			out = append(out, Move{Tag: f, To: pushed})
 		}
 	}
 	return out
+}
+
+// mayBeVersion is a cheap first look: a version starts with a digit or v
+// and a digit.
+func mayBeVersion(t string) bool {
+	if t != "" && t[0] == 'v' {
+		t = t[1:]
+	}
+	return t != "" && t[0] >= '0' && t[0] <= '9'
 }
 
 // OnDelete returns how floating tags fall back when the version tags in

@@ -11,7 +11,6 @@
 package semver
 
 import (
-	"strconv"
 	"strings"
 
 	modsemver "golang.org/x/mod/semver"
@@ -30,13 +29,14 @@ type Version struct {
 	Major, Minor string
 	// Pre is the pre-release without its dash, "" for a stable version.
 	Pre string
-	// canon is the v-prefixed version without build metadata, for
-	// comparisons.
-	canon string
+
+	nums   [3]uint64
+	hasPre bool
 }
 
 // Parse reads tag as a version; ok is false for any other tag (latest,
-// 2.1, main, sha-abc…).
+// 2.1, main, sha-abc…). It allocates nothing for a stable version: a
+// push under floating-tags=semver reads every tag of its repository.
 func Parse(tag string) (v Version, ok bool) {
 	rest := tag
 	if r, found := strings.CutPrefix(tag, "v"); found {
@@ -49,42 +49,75 @@ func Parse(tag string) (v Version, ok bool) {
 		rest = rest[:i]
 	}
 	core, pre, hasPre := strings.Cut(rest, "-")
-	parts := strings.Split(core, ".")
-	if len(parts) != 3 {
-		return Version{}, false
-	}
-	for _, p := range parts {
-		if !number(p) {
+	for i := range v.nums {
+		part := core
+		if i < 2 {
+			dot := strings.IndexByte(core, '.')
+			if dot < 0 {
+				return Version{}, false
+			}
+			part, core = core[:dot], core[dot+1:]
+		}
+		n, ok := number(part)
+		if !ok {
 			return Version{}, false
 		}
+		v.nums[i] = n
+		if i == 0 {
+			v.Major = part
+		} else if i == 1 {
+			v.Minor = part
+		}
 	}
-	v.Tag, v.Major, v.Minor = tag, parts[0], parts[1]
-	v.canon = "v" + core
-	if hasPre {
-		v.Pre = pre
-		v.canon += "-" + pre
-	}
-	if !modsemver.IsValid(v.canon) {
+	// SemVer's pre-release grammar, checked by the library on a stand-in
+	// version.
+	if hasPre && !modsemver.IsValid("v0.0.0-"+pre) {
 		return Version{}, false
 	}
+	v.Tag, v.Pre, v.hasPre = tag, pre, hasPre
 	return v, true
 }
 
-// number reports whether s is a decimal number without leading zeros.
-func number(s string) bool {
+// number reads a decimal number without leading zeros.
+func number(s string) (uint64, bool) {
 	if s == "" || len(s) > 1 && s[0] == '0' {
-		return false
+		return 0, false
 	}
-	_, err := strconv.ParseUint(s, 10, 64)
-	return err == nil
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' || n > (1<<63)/10 {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n, true
 }
 
 // Stable reports whether v is a release, not a pre-release.
-func (v Version) Stable() bool { return v.canon != "" && v.Pre == "" }
+func (v Version) Stable() bool { return v.Tag != "" && !v.hasPre }
 
 // Compare returns -1, 0 or +1 as a has lower, equal or higher precedence
 // than b. Build metadata does not count.
-func Compare(a, b Version) int { return modsemver.Compare(a.canon, b.canon) }
+func Compare(a, b Version) int {
+	for i := range a.nums {
+		if a.nums[i] != b.nums[i] {
+			if a.nums[i] < b.nums[i] {
+				return -1
+			}
+			return 1
+		}
+	}
+	switch {
+	case !a.hasPre && !b.hasPre:
+		return 0
+	case !a.hasPre:
+		return 1
+	case !b.hasPre:
+		return -1
+	}
+	return modsemver.Compare("v0.0.0-"+a.Pre, "v0.0.0-"+b.Pre)
+}
 
 // Floating lists the floating tags a stable v belongs to, narrowest first:
 // 2.1.106 → 2.1, 2, latest; v2.1.106 → v2.1, v2, latest. A pre-release
@@ -101,10 +134,9 @@ func inLine(v Version, f string) bool {
 	if !v.Stable() {
 		return false
 	}
-	for _, g := range v.Floating() {
-		if g == f {
-			return true
-		}
+	if f == Latest {
+		return true
 	}
-	return false
+	rest, ok := strings.CutPrefix(f, v.Prefix+v.Major)
+	return ok && (rest == "" || rest == "."+v.Minor)
 }
