@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"slices"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 
@@ -19,12 +20,24 @@ import (
 // pushed at once cannot leave a floating tag on the lower one.
 
 // FloatingPusher is who a floating tag moved by the registry is recorded
-// as pushed by: the registry, on behalf of the pusher of the version.
+// as pushed by: the registry, on behalf of the pusher of the version. The
+// space keeps it from ever being an account's name.
 func FloatingPusher(actor string) string {
 	if actor == "" {
-		return "wharf"
+		actor = "anonymous"
 	}
-	return "wharf (for " + actor + ")"
+	return floatingPrefix + actor + ")"
+}
+
+const floatingPrefix = "wharf (for "
+
+// MovedFor is the account on whose behalf the registry moved the tag (a
+// floating tag), "" when an account pushed it itself.
+func (t TagDetail) MovedFor() string {
+	if rest, ok := strings.CutPrefix(t.PushedBy, floatingPrefix); ok {
+		return strings.TrimSuffix(rest, ")")
+	}
+	return ""
 }
 
 // semverPolicy returns the store's planner and the floating-tags setting
@@ -108,4 +121,24 @@ func deletePlan(gone func(t metadata.TagTarget) bool, actor string) metadata.Tag
 		}
 		return moves, nil
 	}
+}
+
+// VersionLine is a floating tag and the version it stands for.
+type VersionLine struct {
+	Tag     string
+	Version string
+}
+
+// VersionLines lists repo's floating tags with the version each stands
+// for (the highest stable version of its line), latest first.
+func (s *Service) VersionLines(ctx context.Context, repo string) ([]VersionLine, error) {
+	tags, err := s.Tags(ctx, repo, "", 0)
+	if err != nil {
+		return nil, err
+	}
+	var out []VersionLine
+	for _, m := range semver.Lines(tags) {
+		out = append(out, VersionLine{Tag: m.Tag, Version: m.To})
+	}
+	return out, nil
 }

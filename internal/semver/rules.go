@@ -102,3 +102,43 @@ func OnDelete(target map[string]string, remaining []string, gone []string) []Mov
 	}
 	return out
 }
+
+// Lines returns, for each floating tag among tags, the version it stands
+// for by the rules (the highest stable version of its line), latest first
+// and then by version, highest first: the repository's version lines
+// (latest → 3.0.0, 3 → 3.0.0, 3.0 → 3.0.0, 2 → 2.1.107, …).
+func Lines(tags []string) []Move {
+	present := map[string]bool{}
+	for _, t := range tags {
+		present[t] = true
+	}
+	best := map[string]Version{}
+	for _, t := range tags {
+		w, ok := Parse(t)
+		if !ok || !w.Stable() {
+			continue
+		}
+		for _, f := range w.Floating() {
+			if b, seen := best[f]; present[f] && (!seen || Compare(w, b) > 0 || Compare(w, b) == 0 && t > b.Tag) {
+				best[f] = w
+			}
+		}
+	}
+	out := make([]Move, 0, len(best))
+	for f, v := range best {
+		out = append(out, Move{Tag: f, To: v.Tag})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if (a.Tag == Latest) != (b.Tag == Latest) {
+			return a.Tag == Latest
+		}
+		va, _ := Parse(a.To)
+		vb, _ := Parse(b.To)
+		if c := Compare(va, vb); c != 0 {
+			return c > 0
+		}
+		return len(a.Tag) < len(b.Tag) || len(a.Tag) == len(b.Tag) && a.Tag < b.Tag
+	})
+	return out
+}

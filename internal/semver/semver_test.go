@@ -156,3 +156,14 @@ func TestRules_NoVersionNoMove(t *testing.T) {
 		t.Errorf("OnDelete = %v, want 1 and 1.0 deleted, latest kept", m)
 	}
 }
+
+func TestLines(t *testing.T) {
+	got := Lines([]string{"2.1.106", "2.1.107", "3.0.0-rc.1", "3.0.0", "2.1.105", "latest", "2", "2.1", "3", "3.0", "main"})
+	want := []Move{{"latest", "3.0.0"}, {"3", "3.0.0"}, {"3.0", "3.0.0"}, {"2", "2.1.107"}, {"2.1", "2.1.107"}}
+	if !slices.Equal(got, want) {
+		t.Errorf("Lines = %v, want %v", got, want)
+	}
+	if got := Lines([]string{"1.0.0", "main"}); len(got) != 0 {
+		t.Errorf("Lines without floating tags = %v", got)
+	}
+}

@@ -80,3 +80,21 @@ func TestPolicyPages(t *testing.T) {
 		t.Errorf("%d access denied lines for bob's two refused changes, want 2", n)
 	}
 }
+
+// TestFloatingTagsInThePages: under floating-tags=semver, the repository
+// page shows the version lines and the tags page says the registry moved
+// the floating tags for the pusher.
+func TestFloatingTagsInThePages(t *testing.T) {
+	srv := accountsWorld(t)
+	alice := newBrowser(t, srv)
+	alice.signIn("alice", userPassword)
+	if resp := alice.post("/r/alice/pub/settings", url.Values{"op": {"policy-set"}, "key": {"floating-tags"}, "value": {"semver"}}); resp.code != http.StatusSeeOther {
+		t.Fatalf("set floating-tags = %d %s", resp.code, resp.body)
+	}
+	for i, v := range []string{"1.0.0", "1.0.1", "1.1.0", "2.0.0-rc.1"} {
+		push(t, srv, "alice/pub:"+v, testImage(t, []string{"amd64", "arm64", "386", "s390x"}[i]), remoteOpts("alice", userPassword)...)
+	}
+	wantContains(t, "alice/pub overview", text(alice.get("/r/alice/pub").body),
+		"Version lines latest → 1.1.0 1 → 1.1.0 1.1 → 1.1.0 1.0 → 1.0.1")
+	wantContains(t, "alice/pub tags", text(alice.get("/r/alice/pub/tags").body), "by wharf, moved for alice")
+}

@@ -129,6 +129,8 @@ func (h *Handler) repoPage(w http.ResponseWriter, r *http.Request) {
 type overview struct {
 	Repo   *repoHeader
 	Recent []registry.TagDetail
+	// Lines are the floating tags and the versions they stand for.
+	Lines []registry.VersionLine
 }
 
 func (h *Handler) overviewPage(w http.ResponseWriter, r *http.Request, c caller, hd *repoHeader) {
@@ -137,7 +139,12 @@ func (h *Handler) overviewPage(w http.ResponseWriter, r *http.Request, c caller,
 		h.domainError(w, r, c, err)
 		return
 	}
-	h.show(w, r, c, http.StatusOK, "repo", hd.Info.Name, overview{Repo: hd, Recent: recent})
+	lines, err := h.reg.VersionLines(r.Context(), hd.Info.Name)
+	if err != nil {
+		h.domainError(w, r, c, err)
+		return
+	}
+	h.show(w, r, c, http.StatusOK, "repo", hd.Info.Name, overview{Repo: hd, Recent: recent, Lines: lines})
 }
 
 type tagRow struct {

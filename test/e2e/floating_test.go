@@ -92,8 +92,8 @@ func TestDockerEngine_SemverFloatingTags(t *testing.T) {
 		LastUpdaterUsername string `json:"last_updater_username"`
 	}
 	getJSON(t, srv.URL+"/v2/namespaces/gallery/repositories/story/tags/latest", &tag)
-	if tag.LastUpdaterUsername != "wharf" {
-		t.Errorf("latest last updated by %q, want wharf", tag.LastUpdaterUsername)
+	if tag.LastUpdaterUsername != "wharf (for anonymous)" {
+		t.Errorf("latest last updated by %q, want wharf (for anonymous)", tag.LastUpdaterUsername)
 	}
 
 	// Delete 3.0.0 (by its digest, as crane delete and the UI do).
