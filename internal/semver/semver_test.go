@@ -1,6 +1,7 @@
 package semver
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 	"testing"
@@ -45,7 +46,7 @@ func TestCompare_PrecedenceIgnoresBuildMetadata(t *testing.T) {
 		for j := range order {
 			a, _ := Parse(order[i])
 			b, _ := Parse(order[j])
-			if got, want := Compare(a, b), cmpInt(i, j); got != want {
+			if got, want := Compare(a, b), cmp.Compare(i, j); got != want {
 				t.Errorf("Compare(%s, %s) = %d, want %d", order[i], order[j], got, want)
 			}
 		}
@@ -55,16 +56,6 @@ func TestCompare_PrecedenceIgnoresBuildMetadata(t *testing.T) {
 	if Compare(a, b) != 0 {
 		t.Errorf("build metadata and the v prefix change the precedence")
 	}
-}
-
-func cmpInt(a, b int) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // repo is a repository's tags (tag → manifest) that pushes and deletes

@@ -62,7 +62,9 @@ func (h *Handler) apiPolicies(w http.ResponseWriter, r *http.Request) {
 	if r.PathValue("repo") != "" && !h.apiRepoAccess(w, r, c, rightsOn, need) {
 		return
 	}
-	if r.PathValue("repo") == "" && !h.apiNamespaceAccess(w, r, c, rightsOn, need) {
+	// A namespace is no secret (its page lists its public repositories):
+	// a refusal is 401 or 403, not 404.
+	if r.PathValue("repo") == "" && !h.apiMay(w, r, c, rightsOn, need) {
 		return
 	}
 	pol := h.reg.Policies()
@@ -105,28 +107,6 @@ func (h *Handler) apiPolicies(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, hubPolicies{Pattern: pattern, Policies: settings})
-}
-
-// apiNamespaceAccess checks that the caller may do action on the
-// namespace whose glob is rightsOn: a namespace is no secret (its page
-// lists its public repositories), so a refusal is 401 or 403, not 404.
-func (h *Handler) apiNamespaceAccess(w http.ResponseWriter, r *http.Request, c caller, rightsOn, action string) bool {
-	ok, err := h.can(r.Context(), c, rightsOn, action)
-	switch {
-	case err != nil:
-		h.apiInternal(w, r, err)
-		return false
-	case !ok && c.sub.Anonymous():
-		writeAPIError(w, http.StatusUnauthorized, "authentication required")
-		return false
-	case !ok:
-		if action != auth.ActionPull {
-			h.denied(r.Context(), r, c, rightsOn, action)
-		}
-		writeAPIError(w, http.StatusForbidden, "insufficient permissions")
-		return false
-	}
-	return true
 }
 
 // policySettings lists every known key's value in effect for pattern.

@@ -13,17 +13,7 @@ import (
 
 // PutManifest stores m and points tags at it in one transaction.
 func (db *DB) PutManifest(ctx context.Context, m *metadata.Manifest, tags []string) error {
-	annotations, err := encodeAnnotations(m)
-	if err != nil {
-		return err
-	}
-	return db.inTx(ctx, func(tx *stmtTx) error {
-		id, err := ensureRepo(ctx, tx, m.Repo)
-		if err != nil {
-			return err
-		}
-		return putManifest(ctx, tx, id, m, annotations, tags)
-	})
+	return db.PutManifestPlanned(ctx, m, tags, nil)
 }
 
 func encodeAnnotations(m *metadata.Manifest) (string, error) {

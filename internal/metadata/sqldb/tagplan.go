@@ -14,7 +14,7 @@ import (
 var _ metadata.TagPlanner = (*DB)(nil)
 
 // PutManifestPlanned stores m, points tags at it and applies plan's moves
-// in one transaction.
+// (if plan is not nil) in one transaction.
 func (db *DB) PutManifestPlanned(ctx context.Context, m *metadata.Manifest, tags []string, plan metadata.TagPlan) error {
 	annotations, err := encodeAnnotations(m)
 	if err != nil {
@@ -25,9 +25,11 @@ func (db *DB) PutManifestPlanned(ctx context.Context, m *metadata.Manifest, tags
 		if err != nil {
 			return err
 		}
-		moves, err := planTags(ctx, tx, id, plan)
-		if err != nil {
-			return err
+		var moves []metadata.TagMove
+		if plan != nil {
+			if moves, err = planTags(ctx, tx, id, plan); err != nil {
+				return err
+			}
 		}
 		if err := putManifest(ctx, tx, id, m, annotations, tags); err != nil {
 			return err
