@@ -36,6 +36,7 @@ func newPushCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&opts.AllTags, "all-tags", "a", false, "push all tags of the repository")
 	cmd.Flags().BoolVarP(&opts.Quiet, "quiet", "q", false, "Suppress verbose output")
+	cmd.Flags().BoolVar(&opts.Semver, "semver", false, "NAME:VERSION also pushes the floating tags (2.1, 2, latest) of which VERSION is the highest stable version in the registry")
 	insecureFlag(cmd, &opts.Remote)
 	return cmd
 }

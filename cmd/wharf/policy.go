@@ -1,26 +1,20 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
-	"github.com/wharf/wharf/internal/registry"
 	"github.com/wharf/wharf/internal/server"
 )
-
-// cliActor is who the offline commands record as having set a policy:
-// they run with the database's rights, not an account's.
-const cliActor = "cli"
 
 func newPolicyCmd() *cobra.Command {
 	cmd := accountsGroup("policy", "Manage repository and namespace policies (set, ls, rm)")
 	cmd.Long = "Policies are KEY=VALUE settings on a PATTERN: a repository (gallery/ui), a namespace glob\n" +
 		"(golden/*, which covers every repository under golden/) or * (every repository). For each key\n" +
-		"the most specific pattern wins: the repository, then the longest glob, then *.\n\nKeys:\n" + keyHelp()
+		"the most specific pattern wins: the repository, then the longest glob, then *.\n\nKeys:\n" + server.PolicyKeyHelp()
 	set := &cobra.Command{
 		Use:   "set PATTERN KEY=VALUE...",
 		Short: "Set policies on a repository or namespace glob",
@@ -35,8 +29,7 @@ func newPolicyCmd() *cobra.Command {
 				values[k] = v
 			}
 			return withPolicies(cmd, func(p *server.Policies) error {
-				ctx := registry.WithActor(cmd.Context(), cliActor)
-				if err := p.Set(ctx, args[0], values); err != nil {
+				if err := p.Set(cmd.Context(), args[0], values); err != nil {
 					return err
 				}
 				for _, kv := range args[1:] {
@@ -86,7 +79,7 @@ func newPolicyCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withPolicies(cmd, func(p *server.Policies) error {
-				if err := p.Remove(registry.WithActor(cmd.Context(), cliActor), args[0], args[1]); err != nil {
+				if err := p.Remove(cmd.Context(), args[0], args[1]); err != nil {
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s removed\n", args[0], args[1])
@@ -110,21 +103,5 @@ func withPolicies(cmd *cobra.Command, fn func(p *server.Policies) error) error {
 		return err
 	}
 	defer p.Close()
-	if err := fn(p); err != nil {
-		var de *registry.Error
-		if errors.As(err, &de) && de.Message != "" {
-			// The domain's message says what to fix; its kind repeats it.
-			return errors.New(de.Message)
-		}
-		return err
-	}
-	return nil
-}
-
-func keyHelp() string {
-	var b strings.Builder
-	for _, k := range registry.PolicyKeys() {
-		fmt.Fprintf(&b, "  %s=%s (default %s)\n      %s\n", k.Name, k.Values, k.Default, k.Doc)
-	}
-	return b.String()
+	return fn(p)
 }

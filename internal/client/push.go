@@ -22,6 +22,7 @@ import (
 
 	"github.com/wharf/wharf/internal/client/ref"
 	"github.com/wharf/wharf/internal/client/store"
+	"github.com/wharf/wharf/internal/semver"
 )
 
 // LocalStore is what push and pull need of the local image store
@@ -47,6 +48,12 @@ type PushOptions struct {
 	Remote
 	// AllTags pushes every local tag of the repository.
 	AllTags bool
+	// Semver reads the pushed tag as a version (2.1.106) and also pushes
+	// the floating tags (2.1, 2, latest) of which it is the highest
+	// stable version in the registry's tags, as wharf's floating-tags=
+	// semver policy would move them (internal/semver's rules), so that
+	// any registry gets them right.
+	Semver bool
 	// Quiet prints only the pushed reference (docker's -q).
 	Quiet bool
 	// Notes receives docker's "Info ->" notes, which docker writes to
@@ -76,6 +83,9 @@ func Push(ctx context.Context, st LocalStore, refStr string, opts PushOptions, o
 // push is Push writing its progress to out.
 func push(ctx context.Context, st LocalStore, named reference.Named, refStr string, opts PushOptions, out io.Writer) error {
 	var tags []reference.Named
+	if opts.AllTags && opts.Semver {
+		return checkSemver(named, opts)
+	}
 	if opts.AllTags {
 		if _, ok := named.(reference.Tagged); ok {
 			return fmt.Errorf("tag can't be used with --all-tags/-a")
@@ -104,6 +114,11 @@ func push(ctx context.Context, st LocalStore, named reference.Named, refStr stri
 		if _, ok := named.(reference.Canonical); ok {
 			return fmt.Errorf("cannot push a digest reference: %s", refStr)
 		}
+		if opts.Semver {
+			if err := checkSemver(named, opts); err != nil {
+				return err
+			}
+		}
 		if reference.IsNameOnly(named) {
 			fmt.Fprintln(out, "Using default tag: latest")
 		}
@@ -123,6 +138,52 @@ func push(ctx context.Context, st LocalStore, named reference.Named, refStr stri
 	fmt.Fprintf(out, "The push refers to repository [%s]\n", named.Name())
 	for _, tag := range tags {
 		if err := pushTag(ctx, st, tag, t, opts, out); err != nil {
+			return err
+		}
+	}
+	if opts.Semver {
+		return pushFloating(ctx, st, tags[0], t, opts, out)
+	}
+	return nil
+}
+
+// checkSemver refuses --semver with what it cannot apply to.
+func checkSemver(named reference.Named, opts PushOptions) error {
+	if opts.AllTags {
+		return errors.New("--semver pushes one version: it can't be used with --all-tags/-a")
+	}
+	tagged, ok := named.(reference.Tagged)
+	if !ok {
+		return errors.New("--semver needs the version as the tag: NAME:2.1.106")
+	}
+	if _, ok := semver.Parse(tagged.Tag()); !ok {
+		return fmt.Errorf("--semver: tag %q is not a version (MAJOR.MINOR.PATCH, optionally v-prefixed, -pre-release, _build)", tagged.Tag())
+	}
+	return nil
+}
+
+// pushFloating tags the pushed version locally with each floating tag
+// the rules move, as `docker image tag` would, and pushes it under each,
+// printing docker's lines. The registry's tags are read after the version
+// was pushed: the version is then among them.
+func pushFloating(ctx context.Context, st LocalStore, version reference.Named, t target, opts PushOptions, out io.Writer) error {
+	have, err := remoteTags(version, t)
+	if err != nil {
+		return err
+	}
+	desc, err := st.Resolve(ctx, version.String())
+	if err != nil {
+		return err
+	}
+	for _, m := range semver.OnPush(have, tagOf(version)) {
+		ft, err := withTag(version, m.Tag)
+		if err != nil {
+			return err
+		}
+		if err := st.Tag(ctx, ft, desc.Digest); err != nil {
+			return err
+		}
+		if err := pushTag(ctx, st, ft, t, opts, out); err != nil {
 			return err
 		}
 	}

@@ -169,6 +169,9 @@ func fillSource(t *testing.T, e end) {
 	if err := a.SetVisibility(ctx, "team/app", auth.Public); err != nil {
 		t.Fatal(err)
 	}
+	if err := e.Meta.(metadata.PolicyStore).SetPolicies(ctx, []metadata.Policy{{Pattern: "team/*", Key: "floating-tags", Value: "semver", SetBy: "alice"}}); err != nil {
+		t.Fatal(err)
+	}
 
 	big := make([]byte, 11<<20+12345) // three 5 MiB parts on S3
 	rand.Read(big)
@@ -258,6 +261,9 @@ func wantSame(t *testing.T, a, b end) {
 	kb, _ := b.auth().ListSigningKeys(ctx)
 	if !reflect.DeepEqual(ka, kb) || len(kb) != 1 {
 		t.Errorf("signing keys: %s %+v, %s %+v", a.name, ka, b.name, kb)
+	}
+	if ps, err := b.Meta.(metadata.PolicyStore).ListPolicies(ctx, ""); err != nil || len(ps) != 1 || ps[0].Pattern != "team/*" || ps[0].SetBy != "alice" {
+		t.Errorf("%s: policies = %+v, %v; want team/* floating-tags set by alice", b.name, ps, err)
 	}
 	if v, err := b.auth().GetVisibility(ctx, "team/app"); err != nil || v != auth.Public {
 		t.Errorf("%s: visibility of team/app = %q, %v; want public", b.name, v, err)

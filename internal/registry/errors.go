@@ -25,6 +25,7 @@ var (
 	ErrSizeInvalid          = errors.New("provided length did not match content length")
 	ErrUnsupported          = errors.New("the operation is unsupported")
 	ErrNotAcceptable        = errors.New("manifest media type not acceptable")
+	ErrDenied               = errors.New("requested access to the resource is denied")
 	ErrPolicyInvalid        = errors.New("invalid policy")
 	ErrPolicyUnknown        = errors.New("no such policy")
 )

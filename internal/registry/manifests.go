@@ -78,7 +78,20 @@ func (s *Service) PutManifest(ctx context.Context, repo, ref, contentType string
 		m.RequiredBlobs = parsed.requiredBlobs()
 		m.RequireChildren = true
 	}
-	if err := s.meta.PutManifest(ctx, m, tags); err != nil {
+	var planner metadata.TagPlanner
+	var set Setting
+	var float bool
+	if slices.ContainsFunc(tags, isVersion) {
+		if planner, set, float, err = s.semverPolicy(ctx, repo); err != nil {
+			return nil, err
+		}
+	}
+	if float {
+		err = planner.PutManifestPlanned(ctx, m, tags, pushPlan(repo, set, d, tags, m.PushedBy))
+	} else {
+		err = s.meta.PutManifest(ctx, m, tags)
+	}
+	if err != nil {
 		var mr *metadata.MissingReference
 		if errors.As(err, &mr) {
 			return nil, missingReference(repo, mr)
@@ -153,13 +166,13 @@ func (s *Service) DeleteManifest(ctx context.Context, repo, ref string) error {
 		if perr != nil {
 			return perr
 		}
-		err = s.meta.DeleteManifest(ctx, repo, d)
+		err = s.deleteManifest(ctx, repo, d)
 		s.manifests.drop(repo, d)
 	} else {
 		if terr := ValidateTag(ref); terr != nil {
 			return Errorf(ErrManifestUnknown, "%v", terr)
 		}
-		err = s.meta.DeleteTag(ctx, repo, ref)
+		err = s.deleteTag(ctx, repo, ref)
 	}
 	if errors.Is(err, metadata.ErrNotFound) {
 		return s.manifestUnknown(ctx, repo, ref)
@@ -172,6 +185,33 @@ func (s *Service) DeleteManifest(ctx context.Context, repo, ref string) error {
 		s.auditDelete(ctx, kind, repo, ref)
 	}
 	return err
+}
+
+// deleteManifest deletes manifest d; under floating-tags=semver the
+// floating tags that pointed at its version tags fall back.
+func (s *Service) deleteManifest(ctx context.Context, repo string, d digest.Digest) error {
+	if planner, _, float, err := s.semverPolicy(ctx, repo); err != nil {
+		return err
+	} else if float {
+		gone := func(t metadata.TagTarget) bool { return t.Digest == d }
+		return planner.DeleteManifestPlanned(ctx, repo, d, deletePlan(gone, Actor(ctx)))
+	}
+	return s.meta.DeleteManifest(ctx, repo, d)
+}
+
+// deleteTag deletes one tag; under floating-tags=semver the floating tags
+// that pointed at it, if it is a version, fall back.
+func (s *Service) deleteTag(ctx context.Context, repo, tag string) error {
+	if !isVersion(tag) {
+		return s.meta.DeleteTag(ctx, repo, tag)
+	}
+	if planner, _, float, err := s.semverPolicy(ctx, repo); err != nil {
+		return err
+	} else if float {
+		gone := func(t metadata.TagTarget) bool { return t.Name == tag }
+		return planner.DeleteTagPlanned(ctx, repo, tag, deletePlan(gone, Actor(ctx)))
+	}
+	return s.meta.DeleteTag(ctx, repo, tag)
 }
 
 // Referrers lists the manifests in repo whose subject is d.

@@ -38,6 +38,9 @@ type PolicyKey struct {
 	Name string
 	// Values sums up the accepted values, for help and error messages.
 	Values string
+	// Choices are the accepted values when they are a fixed few (the
+	// settings pages offer them in a list), nil for free-form values.
+	Choices []string
 	// Default is the value in effect when no pattern sets the key.
 	Default string
 	// Doc is one line for `wharf policy` and the settings pages.
@@ -49,13 +52,16 @@ type PolicyKey struct {
 // policyKeys is the one list of known keys: a new setting is one more
 // entry here, and the CLI, the API and the pages learn it from this list.
 var policyKeys = []PolicyKey{
-	{Name: KeyFloatingTags, Values: "semver|off", Default: "off", Check: oneOf("semver", "off"),
+	{Name: KeyFloatingTags, Values: "semver|off", Choices: []string{"semver", "off"}, Default: "off", Check: oneOf("semver", "off"),
 		Doc: "semver: a pushed version tag (2.1.106, v2.1.106) moves 2.1, 2 and latest when it is the highest of their line, and version tags are immutable"},
 }
 
 // PolicyKeys lists the keys policies may set, in name order.
 func PolicyKeys() []PolicyKey {
 	out := slices.Clone(policyKeys)
+	for i := range out {
+		out[i].Choices = slices.Clone(out[i].Choices)
+	}
 	slices.SortFunc(out, func(a, b PolicyKey) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
@@ -239,18 +245,25 @@ func (p *Policies) Effective(ctx context.Context, pattern string) ([]Setting, er
 // Value returns the value of key in effect for repository repo: what the
 // push path asks.
 func (p *Policies) Value(ctx context.Context, repo, key string) (string, error) {
+	set, err := p.Setting(ctx, repo, key)
+	return set.Value, err
+}
+
+// Setting returns the value of key in effect for repository repo and the
+// pattern it comes from.
+func (p *Policies) Setting(ctx context.Context, repo, key string) (Setting, error) {
 	k, ok := policyKey(key)
 	if !ok {
-		return "", fmt.Errorf("policy key %q is not declared", key)
+		return Setting{}, fmt.Errorf("policy key %q is not declared", key)
 	}
 	snap, err := p.snapshot(ctx)
 	if err != nil {
-		return "", err
+		return Setting{}, err
 	}
 	if len(snap.byKey) == 0 {
-		return k.Default, nil
+		return Setting{Key: key, Value: k.Default}, nil
 	}
-	return snap.lookup(patternsFor(repo), k).Value, nil
+	return snap.lookup(patternsFor(repo), k), nil
 }
 
 func (s *policySnapshot) lookup(chain []string, k PolicyKey) Setting {

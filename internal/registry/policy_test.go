@@ -173,7 +173,7 @@ func TestPatternNamespace(t *testing.T) {
 	}
 }
 
-func openSQLitePolicies(t *testing.T) *sqldb.DB {
+func openSQLitePolicies(t testing.TB) *sqldb.DB {
 	t.Helper()
 	db, err := sqldb.OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "wharf.db"), slog.New(slog.DiscardHandler))
 	if err != nil {

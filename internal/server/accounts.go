@@ -2,13 +2,16 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/wharf/wharf/internal/auth"
 	"github.com/wharf/wharf/internal/config"
+	"github.com/wharf/wharf/internal/metadata"
 	"github.com/wharf/wharf/internal/metadata/sqldb"
 	"github.com/wharf/wharf/internal/registry"
 )
@@ -51,11 +54,16 @@ func OpenAccounts(ctx context.Context, cfg config.Config, log *slog.Logger) (*Ac
 
 // Policies is offline access to a database's policies, for `wharf
 // policy` beside a running or a stopped server: running servers see a
-// change at their next push (registry.Policies checks a version).
+// change at their next push (registry.Policies checks a version). What
+// it changes is recorded as set by OfflineActor.
 type Policies struct {
-	*registry.Policies
+	p     *registry.Policies
 	close func() error
 }
+
+// OfflineActor is who the offline commands record as having changed
+// something: they act with the database's rights, not an account's.
+const OfflineActor = "cli"
 
 // Close releases the database.
 func (p *Policies) Close() error { return p.close() }
@@ -71,7 +79,48 @@ func OpenPolicies(ctx context.Context, cfg config.Config, log *slog.Logger) (*Po
 	if err != nil {
 		return nil, err
 	}
-	return &Policies{Policies: registry.NewPolicies(db, log), close: db.Close}, nil
+	return &Policies{p: registry.NewPolicies(db, log), close: db.Close}, nil
+}
+
+// Set records values (KEY → VALUE) on pattern, all or none.
+func (p *Policies) Set(ctx context.Context, pattern string, values map[string]string) error {
+	return offlineErr(p.p.Set(registry.WithActor(ctx, OfflineActor), pattern, values))
+}
+
+// Remove removes pattern's value for key.
+func (p *Policies) Remove(ctx context.Context, pattern, key string) error {
+	return offlineErr(p.p.Remove(registry.WithActor(ctx, OfflineActor), pattern, key))
+}
+
+// List lists the policies set on pattern, or every policy for "".
+func (p *Policies) List(ctx context.Context, pattern string) ([]metadata.Policy, error) {
+	ps, err := p.p.List(ctx, pattern)
+	return ps, offlineErr(err)
+}
+
+// Effective lists the settings in effect for a repository or glob.
+func (p *Policies) Effective(ctx context.Context, pattern string) ([]registry.Setting, error) {
+	s, err := p.p.Effective(ctx, pattern)
+	return s, offlineErr(err)
+}
+
+// PolicyKeyHelp describes every known policy key, for the CLI's help.
+func PolicyKeyHelp() string {
+	var b strings.Builder
+	for _, k := range registry.PolicyKeys() {
+		fmt.Fprintf(&b, "  %s=%s (default %s)\n      %s\n", k.Name, k.Values, k.Default, k.Doc)
+	}
+	return b.String()
+}
+
+// offlineErr keeps a domain error's message, which says what to fix,
+// without the kind's prefix that repeats it.
+func offlineErr(err error) error {
+	var de *registry.Error
+	if errors.As(err, &de) && de.Message != "" {
+		return errors.New(de.Message)
+	}
+	return err
 }
 
 // Registry is offline access to a data directory's images, for `wharf gc`

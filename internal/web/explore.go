@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -52,6 +53,8 @@ type repoList struct {
 	// Members lists an organisation's members, for its admins.
 	Members []auth.Member
 	IsOrg   bool
+	// Policies are the namespace's, for its members.
+	Policies *policyPanel
 }
 
 // explore is "/" (and /search): the repositories the viewer may see.
@@ -108,7 +111,30 @@ func (h *Handler) listRepos(w http.ResponseWriter, r *http.Request, ns, pageName
 	if ns != "" && !h.open() {
 		data.Members, data.IsOrg = h.orgMembers(r, c, ns)
 	}
+	if ns != "" {
+		if data.Policies, err = h.namespacePolicies(ctx, c, ns); err != nil {
+			h.internal(w, r, c, err)
+			return
+		}
+	}
 	h.show(w, r, c, http.StatusOK, pageName, title, data)
+}
+
+// namespacePolicies is the policies panel of ns for its members (nil for
+// others), editable by its owners.
+func (h *Handler) namespacePolicies(ctx context.Context, c caller, ns string) (*policyPanel, error) {
+	pattern := ns + "/*"
+	if registry.ValidatePattern(pattern) != nil {
+		return nil, nil
+	}
+	if ok, err := h.can(ctx, c, pattern, auth.ActionPull); err != nil || !ok {
+		return nil, err
+	}
+	edit, err := h.can(ctx, c, pattern, auth.ActionDelete)
+	if err != nil {
+		return nil, err
+	}
+	return h.policies(ctx, pattern, edit, "/u/"+ns)
 }
 
 // orgMembers lists ns's members when ns is an organisation the caller

@@ -241,6 +241,13 @@ func (h *Handler) apiRepoAccess(w http.ResponseWriter, r *http.Request, c caller
 	if action == auth.ActionPull {
 		return true
 	}
+	return h.apiMay(w, r, c, name, action)
+}
+
+// apiMay checks that the caller may do action on name, answering 401 to
+// an anonymous caller and 403 (with an audit line) to another.
+func (h *Handler) apiMay(w http.ResponseWriter, r *http.Request, c caller, name, action string) bool {
+	ctx := r.Context()
 	ok, err := h.can(ctx, c, name, action)
 	switch {
 	case err != nil:

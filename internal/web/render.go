@@ -43,10 +43,13 @@ func mustParsePages() *pages {
 		"join":     strings.Join,
 		"markdown": p.render,
 		"add":      func(a, b int) int { return a + b },
-		"query":    withQuery,
-		"pretty":   prettyJSON,
-		"tagURL":   func(repo, tag string) string { return repoURL(repo, viewTag, tag) },
-		"repoURL":  func(repo string) string { return repoURL(repo, viewOverview, "") },
+		// panel passes a section's data with the page's view (its CSRF
+		// token) to a partial.
+		"panel":   func(v, p any) map[string]any { return map[string]any{"V": v, "P": p} },
+		"query":   withQuery,
+		"pretty":  prettyJSON,
+		"tagURL":  func(repo, tag string) string { return repoURL(repo, viewTag, tag) },
+		"repoURL": func(repo string) string { return repoURL(repo, viewOverview, "") },
 	}
 	for _, name := range pageNames {
 		t := template.Must(template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
@@ -85,6 +88,7 @@ var flashes = map[string]string{
 	"tag-deleted":        "The tag was deleted.",
 	"repo-deleted":       "The repository was deleted.",
 	"visibility-changed": "The visibility was changed.",
+	"policy-changed":     "The policy was changed.",
 	"password-changed":   "Your password was changed; other sessions were signed out.",
 	"token-revoked":      "The token was revoked.",
 }

@@ -112,7 +112,15 @@ func (h *Handler) repoPage(w http.ResponseWriter, r *http.Request) {
 			h.showError(w, r, c, http.StatusForbidden, "Only the repository's writers may change its settings.")
 			return
 		}
-		h.show(w, r, c, http.StatusOK, "repo_settings", rt.Name+" settings", struct{ Repo *repoHeader }{hd})
+		pols, err := h.policies(r.Context(), rt.Name, hd.CanDelete, hd.URLs["settings"])
+		if err != nil {
+			h.internal(w, r, c, err)
+			return
+		}
+		h.show(w, r, c, http.StatusOK, "repo_settings", rt.Name+" settings", struct {
+			Repo     *repoHeader
+			Policies *policyPanel
+		}{hd, pols})
 	default:
 		h.overviewPage(w, r, c, hd)
 	}
@@ -121,6 +129,8 @@ func (h *Handler) repoPage(w http.ResponseWriter, r *http.Request) {
 type overview struct {
 	Repo   *repoHeader
 	Recent []registry.TagDetail
+	// Lines are the floating tags and the versions they stand for.
+	Lines []registry.VersionLine
 }
 
 func (h *Handler) overviewPage(w http.ResponseWriter, r *http.Request, c caller, hd *repoHeader) {
@@ -129,7 +139,12 @@ func (h *Handler) overviewPage(w http.ResponseWriter, r *http.Request, c caller,
 		h.domainError(w, r, c, err)
 		return
 	}
-	h.show(w, r, c, http.StatusOK, "repo", hd.Info.Name, overview{Repo: hd, Recent: recent})
+	lines, err := h.reg.VersionLines(r.Context(), hd.Info.Name)
+	if err != nil {
+		h.domainError(w, r, c, err)
+		return
+	}
+	h.show(w, r, c, http.StatusOK, "repo", hd.Info.Name, overview{Repo: hd, Recent: recent, Lines: lines})
 }
 
 type tagRow struct {
@@ -233,6 +248,10 @@ func (h *Handler) repoAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	next, err := h.applyRepoAction(ctx, r, rt)
+	if msg, ok := policyFormError(err); ok {
+		h.showError(w, r, c, http.StatusBadRequest, msg)
+		return
+	}
 	if errors.Is(err, registry.ErrDescriptionInvalid) || errors.Is(err, auth.ErrInvalid) || errors.Is(err, errBadForm) {
 		h.showError(w, r, c, http.StatusBadRequest, err.Error())
 		return
@@ -261,6 +280,11 @@ func (h *Handler) applyRepoAction(ctx context.Context, r *http.Request, rt repoR
 			return "", err
 		}
 		return repoURL(rt.Name, viewSettings, "") + "?flash=visibility-changed", nil
+	case rt.View == viewSettings && (op == "policy-set" || op == "policy-rm"):
+		if err := h.applyPolicyForm(ctx, r, rt.Name); err != nil {
+			return "", err
+		}
+		return repoURL(rt.Name, viewSettings, "") + "?flash=policy-changed#policies-h", nil
 	case rt.View == viewSettings && op == "delete":
 		if r.PostFormValue("confirm") != rt.Name {
 			return "", fmt.Errorf("type the repository's name to confirm: %w", errBadForm)

@@ -13,49 +13,59 @@ import (
 
 // PutManifest stores m and points tags at it in one transaction.
 func (db *DB) PutManifest(ctx context.Context, m *metadata.Manifest, tags []string) error {
-	annotations := ""
-	if len(m.Annotations) > 0 {
-		b, err := json.Marshal(m.Annotations)
-		if err != nil {
-			return fmt.Errorf("encode annotations: %w", err)
-		}
-		annotations = string(b)
+	return db.PutManifestPlanned(ctx, m, tags, nil)
+}
+
+func encodeAnnotations(m *metadata.Manifest) (string, error) {
+	if len(m.Annotations) == 0 {
+		return "", nil
 	}
-	return db.inTx(ctx, func(tx *stmtTx) error {
-		id, err := ensureRepo(ctx, tx, m.Repo)
-		if err != nil {
+	b, err := json.Marshal(m.Annotations)
+	if err != nil {
+		return "", fmt.Errorf("encode annotations: %w", err)
+	}
+	return string(b), nil
+}
+
+// putManifest stores m in repository id and points tags at it.
+func putManifest(ctx context.Context, tx *stmtTx, id int64, m *metadata.Manifest, annotations string, tags []string) error {
+	if err := checkReferences(ctx, tx, m); err != nil {
+		return err
+	}
+	ts := tx.db.now()
+	res, err := tx.ExecContext(ctx,
+		`INSERT INTO manifests (repo_id, digest, media_type, content, size, artifact_type, subject, annotations, created_at)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo_id, digest) DO NOTHING`,
+		id, m.Digest.String(), m.MediaType, m.Content, len(m.Content), m.ArtifactType, m.Subject.String(), annotations, ts)
+	if err != nil {
+		return fmt.Errorf("insert manifest %s: %w", m.Digest, err)
+	}
+	if inserted, _ := res.RowsAffected(); inserted == 1 {
+		if err := insertRefs(ctx, tx, id, m.Digest, "blob", m.Blobs); err != nil {
 			return err
 		}
-		if err := checkReferences(ctx, tx, m); err != nil {
+		if err := insertRefs(ctx, tx, id, m.Digest, "manifest", m.Children); err != nil {
 			return err
 		}
-		ts := tx.db.now()
-		res, err := tx.ExecContext(ctx,
-			`INSERT INTO manifests (repo_id, digest, media_type, content, size, artifact_type, subject, annotations, created_at)
-			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo_id, digest) DO NOTHING`,
-			id, m.Digest.String(), m.MediaType, m.Content, len(m.Content), m.ArtifactType, m.Subject.String(), annotations, ts)
-		if err != nil {
-			return fmt.Errorf("insert manifest %s: %w", m.Digest, err)
+	}
+	for _, tag := range tags {
+		if err := setTag(ctx, tx, id, tag, m.Digest, ts, m.PushedBy); err != nil {
+			return err
 		}
-		if inserted, _ := res.RowsAffected(); inserted == 1 {
-			if err := insertRefs(ctx, tx, id, m.Digest, "blob", m.Blobs); err != nil {
-				return err
-			}
-			if err := insertRefs(ctx, tx, id, m.Digest, "manifest", m.Children); err != nil {
-				return err
-			}
-		}
-		for _, tag := range tags {
-			_, err := tx.ExecContext(ctx,
-				`INSERT INTO tags (repo_id, name, digest, pushed_at, pushed_by) VALUES (?, ?, ?, ?, ?)
-				 ON CONFLICT (repo_id, name) DO UPDATE SET digest = excluded.digest, pushed_at = excluded.pushed_at, pushed_by = excluded.pushed_by`,
-				id, tag, m.Digest.String(), ts, m.PushedBy)
-			if err != nil {
-				return fmt.Errorf("tag %s: %w", tag, err)
-			}
-		}
-		return nil
-	})
+	}
+	return nil
+}
+
+// setTag points tag at d, recording when and by whom.
+func setTag(ctx context.Context, tx *stmtTx, repoID int64, tag string, d digest.Digest, ts int64, by string) error {
+	_, err := tx.ExecContext(ctx,
+		`INSERT INTO tags (repo_id, name, digest, pushed_at, pushed_by) VALUES (?, ?, ?, ?, ?)
+		 ON CONFLICT (repo_id, name) DO UPDATE SET digest = excluded.digest, pushed_at = excluded.pushed_at, pushed_by = excluded.pushed_by`,
+		repoID, tag, d.String(), ts, by)
+	if err != nil {
+		return fmt.Errorf("tag %s: %w", tag, err)
+	}
+	return nil
 }
 
 // checkReferences fails with a *metadata.MissingReference when the
