@@ -45,6 +45,11 @@ func (db *DB) PutManifest(ctx context.Context, m *metadata.Manifest, tags []stri
 				return err
 			}
 		}
+		if m.Lineage != nil {
+			if err := insertLineage(ctx, tx, id, m.Digest, m.Lineage, false); err != nil {
+				return err
+			}
+		}
 		for _, tag := range tags {
 			_, err := tx.ExecContext(ctx,
 				`INSERT INTO tags (repo_id, name, digest, pushed_at, pushed_by) VALUES (?, ?, ?, ?, ?)

@@ -56,6 +56,11 @@ func TestPgBouncer_PolicyContract(t *testing.T) {
 	metadatatest.RunPolicies(t, func(t *testing.T) metadata.Store { return openBounced(t, b) })
 }
 
+func TestPgBouncer_LineageContract(t *testing.T) {
+	b := servicetest.StartPgBouncer(t)
+	metadatatest.RunLineage(t, func(t *testing.T) metadata.Store { return openBounced(t, b) })
+}
+
 func TestPgBouncer_AuthContract(t *testing.T) {
 	b := servicetest.StartPgBouncer(t)
 	authtest.Run(t, func(t *testing.T) auth.Store { return openBounced(t, b) })
