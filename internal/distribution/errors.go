@@ -59,6 +59,7 @@ var domainCodes = []struct {
 	{registry.ErrSizeInvalid, CodeSizeInvalid, 0},
 	{registry.ErrUnsupported, CodeUnsupported, 0},
 	{registry.ErrNotAcceptable, CodeManifestUnknown, 0},
+	{registry.ErrGoldenBaseRequired, CodeDenied, 0},
 }
 
 // Error is a wire error: a code, a message, optional detail and status.

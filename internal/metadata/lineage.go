@@ -94,6 +94,8 @@ type LineageStore interface {
 	// order after `after`, with no recorded lineage (stored before lineage
 	// was, or not images), content included.
 	ManifestsWithoutLineage(ctx context.Context, repo string, after digest.Digest, n int) ([]Manifest, error)
+	// FirstChains lists the distinct First chains of repo's images.
+	FirstChains(ctx context.Context, repo string) ([]string, error)
 	// BaselessImages lists up to n images, after `after`, with no base
 	// whose First is among firsts: what a backfill matches again when
 	// golden images appear.

@@ -27,6 +27,7 @@ var (
 	ErrNotAcceptable        = errors.New("manifest media type not acceptable")
 	ErrPolicyInvalid        = errors.New("invalid policy")
 	ErrPolicyUnknown        = errors.New("no such policy")
+	ErrGoldenBaseRequired   = errors.New("image not built on a golden image")
 )
 
 // Error is a domain error with a message for people and optional detail

@@ -78,6 +78,9 @@ func (s *Service) PutManifest(ctx context.Context, repo, ref, contentType string
 		m.RequiredBlobs = parsed.requiredBlobs()
 		m.RequireChildren = true
 	}
+	if m.Lineage, err = s.lineageForPush(ctx, repo, d, parsed); err != nil {
+		return nil, err
+	}
 	if err := s.meta.PutManifest(ctx, m, tags); err != nil {
 		var mr *metadata.MissingReference
 		if errors.As(err, &mr) {

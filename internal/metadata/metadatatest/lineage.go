@@ -25,7 +25,7 @@ func RunLineage(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"DerivedImages_ListsTagsOfImagesAndIndexesByBase", testDerivedImages},
 		{"DerivedImages_KeepsVisibleRepositories", testDerivedVisible},
 		{"ManifestsWithoutLineage_PagesInDigestOrder", testWithoutLineage},
-		{"BaselessImages_FindsByFirstChain", testBaselessImages},
+		{"BaselessImages_FindsByFirstChain_FirstChainsListsThem", testBaselessImages},
 		{"TagTargets_ListsTagsMissingRepoIsNotFound", testTagTargets},
 	}
 	for _, tc := range tests {
@@ -279,6 +279,10 @@ func testBaselessImages(t *testing.T, s lineageStore) {
 	putImage(t, s, "team/c", "c", &metadata.Lineage{Chain: "c2", First: "f2", Layers: 2})
 	putImage(t, s, "team/d", "d", &metadata.Lineage{Chain: "d2", First: "f1", Layers: 2,
 		Base: metadata.BaseRef{Repo: "golden/x", Digest: digest.FromString("x"), Layers: 1, Source: "layers"}})
+	putImage(t, s, "team/a", "a-empty", &metadata.Lineage{Layers: 0})
+	if firsts, err := s.FirstChains(ctx, "team/a"); err != nil || !reflect.DeepEqual(firsts, []string{"f1"}) {
+		t.Errorf("FirstChains(team/a) = %v, %v; want [f1]", firsts, err)
+	}
 	got, err := s.BaselessImages(ctx, []string{"f1", "f9"}, metadata.ManifestRef{}, 10)
 	if err != nil {
 		t.Fatal(err)

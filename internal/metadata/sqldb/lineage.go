@@ -164,6 +164,12 @@ func (db *DB) ManifestsWithoutLineage(ctx context.Context, repo string, after di
 	return out, rows.Err()
 }
 
+// FirstChains lists the first-layer chains of repo's images.
+func (db *DB) FirstChains(ctx context.Context, repo string) ([]string, error) {
+	return db.listRows(ctx, `SELECT DISTINCT l.first_chain FROM image_lineage l JOIN repositories r ON r.id = l.repo_id
+		WHERE r.name = ? AND l.first_chain <> '' ORDER BY l.first_chain LIMIT ?`, repo, noLimit)
+}
+
 // BaselessImages lists base-less images by their first layer's chain.
 func (db *DB) BaselessImages(ctx context.Context, firsts []string, after metadata.ManifestRef, n int) ([]metadata.ManifestRef, error) {
 	if len(firsts) == 0 {
