@@ -22,7 +22,10 @@ type BaseInfo struct {
 	Digest digest.Digest
 	Tag    string
 	Tags   []string
-	Source string
+	// Version is the most precise version tag among Tags (1.0 rather
+	// than 1), what a list of the images built on a base shows.
+	Version string
+	Source  string
 	// Outdated says the base moved on: Reason says how in words, and
 	// Newer is what the tag points at now (or the newer version).
 	Outdated bool
@@ -182,6 +185,7 @@ func (s *Service) staleness(base metadata.BaseRef, tags []metadata.Tag) BaseInfo
 		now[t.Name] = t
 	}
 	info.Tag = describingTag(base.Tags)
+	info.Version = info.Tag
 	for _, name := range base.Tags {
 		if name == "latest" && len(base.Tags) > 1 {
 			continue
@@ -302,4 +306,44 @@ func (s *Service) ago(t time.Time) string {
 	default:
 		return unit(int(d/(24*time.Hour)), "day")
 	}
+}
+
+// OutdatedImages returns one page of the tags, of repositories visible
+// allows, whose golden base has moved on, and how many there are. It
+// reads the images built on each golden repository, so it costs what
+// the "used by" lists of all golden repositories cost together: fine for
+// a page people open, not for a push.
+func (s *Service) OutdatedImages(ctx context.Context, visible *VisibleTo, offset, limit int) ([]DerivedImage, int, error) {
+	if s.lineage == nil {
+		return []DerivedImage{}, 0, nil
+	}
+	if err := s.syncGolden(ctx); err != nil {
+		return nil, 0, err
+	}
+	golden, err := s.lineage.GoldenRepositories(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	var all []DerivedImage
+	for _, repo := range golden {
+		rows, _, err := s.DerivedImages(ctx, repo, DerivedQuery{Visible: visible})
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, r := range rows {
+			if r.Base.Outdated {
+				all = append(all, r)
+			}
+		}
+	}
+	slices.SortFunc(all, func(a, b DerivedImage) int {
+		return strings.Compare(a.Repo+":"+a.Tag, b.Repo+":"+b.Tag)
+	})
+	total := len(all)
+	lo := min(max(offset, 0), total)
+	hi := total
+	if limit > 0 {
+		hi = min(lo+limit, total)
+	}
+	return all[lo:hi], total, nil
 }
