@@ -274,14 +274,25 @@ func (s *Service) recordedBase(ctx context.Context, repo string, d digest.Digest
 	if err != nil {
 		return nil, err
 	}
-	var m manifest
-	if err := json.Unmarshal(stored.Content, &m); err != nil {
+	m, ok := storedManifest(stored)
+	if !ok {
 		return nil, nil
+	}
+	return s.detectLineage(ctx, repo, d, m, false)
+}
+
+// storedManifest decodes a stored manifest's fields, false if it cannot
+// be (it was checked when pushed, so only a manifest stored sparse or by
+// an older wharf might not).
+func storedManifest(stored *metadata.Manifest) (*manifest, bool) {
+	var m manifest
+	if json.Unmarshal(stored.Content, &m) != nil {
+		return nil, false
 	}
 	if m.MediaType == "" {
 		m.MediaType = stored.MediaType
 	}
-	return s.detectLineage(ctx, repo, d, &m, false)
+	return &m, true
 }
 
 // baseName is repo:tag (the first tag recorded), or repo@digest.
@@ -374,15 +385,12 @@ func (s *Service) backfillGolden(ctx context.Context, repo string) error {
 		if err != nil {
 			return err
 		}
-		for _, stored := range ms {
-			var m manifest
-			if json.Unmarshal(stored.Content, &m) != nil {
+		for i := range ms {
+			m, ok := storedManifest(&ms[i])
+			if !ok {
 				continue
 			}
-			if m.MediaType == "" {
-				m.MediaType = stored.MediaType
-			}
-			f, err := s.detectLineage(ctx, repo, stored.Digest, &m, true)
+			f, err := s.detectLineage(ctx, repo, ms[i].Digest, m, true)
 			if err != nil {
 				return err
 			}
@@ -435,18 +443,18 @@ func (s *Service) rematch(ctx context.Context, firsts []string) (int, error) {
 			if err != nil {
 				return found, err
 			}
-			var m manifest
-			if json.Unmarshal(stored.Content, &m) != nil {
+			m, ok := storedManifest(stored)
+			if !ok {
 				continue
-			}
-			if m.MediaType == "" {
-				m.MediaType = stored.MediaType
 			}
 			old, err := s.lineage.GetLineage(ctx, ref.Repo, ref.Digest)
-			if err != nil {
-				continue
+			if errors.Is(err, metadata.ErrNotFound) {
+				continue // deleted since it was listed
 			}
-			f, err := s.detectLineage(ctx, ref.Repo, ref.Digest, &m, old.Golden)
+			if err != nil {
+				return found, err
+			}
+			f, err := s.detectLineage(ctx, ref.Repo, ref.Digest, m, old.Golden)
 			if err != nil {
 				return found, err
 			}

@@ -116,6 +116,9 @@ func openLineageBench(b *testing.B) *sqldb.DB {
 	}
 	b.Cleanup(func() { _ = db.Close() })
 	seedLineage(b, db)
+	if err := registry.NewPolicies(db, log).Set(b.Context(), "golden/*", map[string]string{registry.KeyGolden: "true"}); err != nil {
+		b.Fatal(err)
+	}
 	return db
 }
 

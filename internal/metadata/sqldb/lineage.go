@@ -122,7 +122,7 @@ func (db *DB) SetGolden(ctx context.Context, repo string, golden bool) (int64, e
 		}
 		_, err = tx.ExecContext(ctx,
 			`UPDATE image_lineage SET base_repo = '', base_digest = '', base_tags = '', base_layers = 0, source = ''
-			 WHERE base_repo = ? AND source = 'layers'`, repo)
+			 WHERE base_repo = ? AND base_repo <> '' AND source = 'layers'`, repo)
 		if err != nil {
 			return fmt.Errorf("forget bases in %s: %w", repo, err)
 		}
