@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/wharf/wharf/internal/blobstore/fs"
@@ -110,23 +111,36 @@ type withoutLineage struct{ metadata.Store }
 
 func openLineageBench(b *testing.B) *sqldb.DB {
 	log := slog.New(slog.DiscardHandler)
-	db, err := sqldb.OpenSQLite(b.Context(), filepath.Join(b.TempDir(), "wharf.db"), log)
+	path := filepath.Join(b.TempDir(), "wharf.db")
+	db, err := sqldb.OpenSQLite(b.Context(), path, log)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = db.Close() })
 	seedLineage(b, db)
 	if err := registry.NewPolicies(db, log).Set(b.Context(), "golden/*", map[string]string{registry.KeyGolden: "true"}); err != nil {
 		b.Fatal(err)
 	}
+	// Closing checkpoints the seed's write-ahead log, which the first
+	// timed writes would otherwise pay for.
+	if err := db.Close(); err != nil {
+		b.Fatal(err)
+	}
+	db, err = sqldb.OpenSQLite(b.Context(), path, log)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = db.Close() })
 	return db
 }
 
 // BenchmarkManifestPut_Lineage measures a manifest PUT (an image of 5
 // layers, the first 3 a golden image's, to a new tag) on SQLite holding
 // 10,000 golden images among 100,000: "with" detects and records its
-// base, "without" is the same PUT on the same database with lineage
-// hidden. The issue's bound is with ≤ 1.2 × without.
+// base, "without" is the same PUT on the same database through a Service
+// that does not see the lineage. Each iteration does one of each, in
+// alternating order, so that a busy machine slows both alike; the
+// metrics are each one's time per PUT and their ratio (the issue's bound
+// is ≤ 1.2).
 func BenchmarkManifestPut_Lineage(b *testing.B) {
 	db := openLineageBench(b)
 	log := slog.New(slog.DiscardHandler)
@@ -134,25 +148,34 @@ func BenchmarkManifestPut_Lineage(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, tc := range []struct {
-		name  string
-		store metadata.Store
-	}{{"with", db}, {"without", withoutLineage{db}}} {
-		b.Run(tc.name, func(b *testing.B) {
-			svc := registry.New(tc.store, blobs, log, registry.Options{SparseManifests: true})
-			ctx := context.Background()
-			i := 0
-			for b.Loop() {
-				i++
-				layers := append(benchLayers("golden/42/7", 3), benchLayers(fmt.Sprint("bench/", tc.name, i), 2)...)
-				body := benchManifest(layers)
-				if _, err := svc.PutManifest(ctx, "apps/bench-"+tc.name, fmt.Sprint("v", i), registry.MediaTypeOCIManifest, body, nil); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
+	ctx := context.Background()
+	with := registry.New(db, blobs, log, registry.Options{SparseManifests: true})
+	without := registry.New(withoutLineage{db}, blobs, log, registry.Options{SparseManifests: true})
+	put := func(svc *registry.Service, name string, i int) time.Duration {
+		layers := append(benchLayers("golden/42/7", 3), benchLayers(fmt.Sprint("bench/", name, i), 2)...)
+		body := benchManifest(layers)
+		start := time.Now()
+		if _, err := svc.PutManifest(ctx, "apps/bench-"+name, fmt.Sprint("v", i), registry.MediaTypeOCIManifest, body, nil); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(start)
 	}
-	base, err := db.GetLineage(context.Background(), "apps/bench-with", digest.FromBytes(benchManifest(append(benchLayers("golden/42/7", 3), benchLayers("bench/with1", 2)...))))
+	var tWith, tWithout time.Duration
+	i := 0
+	for b.Loop() {
+		i++
+		if i%2 == 0 {
+			tWith += put(with, "with", i)
+			tWithout += put(without, "without", i)
+		} else {
+			tWithout += put(without, "without", i)
+			tWith += put(with, "with", i)
+		}
+	}
+	b.ReportMetric(float64(tWith.Nanoseconds())/float64(i), "ns-with/put")
+	b.ReportMetric(float64(tWithout.Nanoseconds())/float64(i), "ns-without/put")
+	b.ReportMetric(float64(tWith)/float64(tWithout), "with/without")
+	base, err := db.GetLineage(ctx, "apps/bench-with", digest.FromBytes(benchManifest(append(benchLayers("golden/42/7", 3), benchLayers("bench/with1", 2)...))))
 	if err != nil || base.Base.Repo != "golden/b042" {
 		b.Fatalf("the benchmark's first push found base %+v, %v; want golden/b042", base, err)
 	}
