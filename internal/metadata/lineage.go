@@ -103,6 +103,8 @@ type LineageStore interface {
 	// DerivedImages returns one page of the tags whose images were built
 	// on q.BaseRepo, by repository and tag name, and how many match.
 	DerivedImages(ctx context.Context, q DerivedQuery) ([]DerivedImage, int, error)
+	// TagsAt lists the tags of repo that point at d, by name.
+	TagsAt(ctx context.Context, repo string, d digest.Digest) ([]string, error)
 	// TagTargets lists every tag of repo with what it points at and when
 	// it was pushed; ErrNotFound if repo does not exist.
 	TagTargets(ctx context.Context, repo string) ([]Tag, error)

@@ -92,7 +92,7 @@ func (s *Service) detectLineage(ctx context.Context, repo string, d digest.Diges
 		if g.Repo == repo && g.Digest == d {
 			continue
 		}
-		tags, err := s.tagsAt(ctx, g.Repo, g.Digest)
+		tags, err := s.lineage.TagsAt(ctx, g.Repo, g.Digest)
 		if err != nil {
 			return nil, err
 		}
@@ -139,21 +139,6 @@ func splitImageName(ref string) (repo, tag string) {
 		return ref[:i], ref[i+1:]
 	}
 	return ref, ""
-}
-
-// tagsAt lists the tags of repo that point at d.
-func (s *Service) tagsAt(ctx context.Context, repo string, d digest.Digest) ([]string, error) {
-	all, err := s.lineage.TagTargets(ctx, repo)
-	if err != nil && !errors.Is(err, metadata.ErrNotFound) {
-		return nil, err
-	}
-	var out []string
-	for _, t := range all {
-		if t.Digest == d {
-			out = append(out, t.Name)
-		}
-	}
-	return out, nil
 }
 
 // policyTrue reports whether key is "true" for repo.

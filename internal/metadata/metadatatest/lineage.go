@@ -26,7 +26,7 @@ func RunLineage(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"DerivedImages_KeepsVisibleRepositories", testDerivedVisible},
 		{"ManifestsWithoutLineage_PagesInDigestOrder", testWithoutLineage},
 		{"BaselessImages_FindsByFirstChain_FirstChainsListsThem", testBaselessImages},
-		{"TagTargets_ListsTagsMissingRepoIsNotFound", testTagTargets},
+		{"TagTargets_ListsTagsMissingRepoIsNotFound_TagsAtThoseOfADigest", testTagTargets},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -305,6 +305,10 @@ func testTagTargets(t *testing.T, s lineageStore) {
 	}
 	if len(got) != 2 || got[0].Name != "1" || got[1].Name != "1.0" || got[0].Digest != m.Digest || got[0].PushedAt.IsZero() {
 		t.Errorf("TagTargets = %+v; want 1 and 1.0 at %s with push times", got, m.Digest)
+	}
+	putImage(t, s, "golden/base", "other", nil, "2.0")
+	if at, err := s.TagsAt(t.Context(), "golden/base", m.Digest); err != nil || !reflect.DeepEqual(at, []string{"1", "1.0"}) {
+		t.Errorf("TagsAt = %v, %v; want [1 1.0]", at, err)
 	}
 	if _, err := s.TagTargets(t.Context(), "no/such"); !errors.Is(err, metadata.ErrNotFound) {
 		t.Errorf("TagTargets(missing repo) error = %v; want ErrNotFound", err)

@@ -260,6 +260,13 @@ func (db *DB) DerivedImages(ctx context.Context, q metadata.DerivedQuery) ([]met
 	return out, total, rows.Err()
 }
 
+// TagsAt lists the tags pointing at d, on the tags_digest index: a push
+// that found its base asks it, so it reads those rows only.
+func (db *DB) TagsAt(ctx context.Context, repo string, d digest.Digest) ([]string, error) {
+	return db.listRows(ctx, `SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repo_id
+		WHERE r.name = ? AND t.digest = ? ORDER BY t.name LIMIT ?`, repo, d.String(), noLimit)
+}
+
 // TagTargets lists repo's tags without their manifests.
 func (db *DB) TagTargets(ctx context.Context, repo string) ([]metadata.Tag, error) {
 	var id int64
