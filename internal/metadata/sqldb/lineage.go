@@ -208,7 +208,8 @@ func (db *DB) BaselessImages(ctx context.Context, firsts []string, after metadat
 // when it points at a derived image or at an index that lists one; an
 // index whose platforms share one base is one row (UNION, not UNION ALL).
 func (db *DB) DerivedImages(ctx context.Context, q metadata.DerivedQuery) ([]metadata.DerivedImage, int, error) {
-	cond := `l.base_repo = ?`
+	// base_repo <> '' lets both databases use the partial base index.
+	cond := `l.base_repo = ? AND l.base_repo <> ''`
 	args := []any{q.BaseRepo}
 	if len(q.BaseDigests) > 0 {
 		cond += ` AND l.base_digest IN (` + placeholders(len(q.BaseDigests)) + `)`
