@@ -207,6 +207,8 @@ func (db *DB) BaselessImages(ctx context.Context, firsts []string, after metadat
 // DerivedImages pages through the tags built on q.BaseRepo. A tag counts
 // when it points at a derived image or at an index that lists one; an
 // index whose platforms share one base is one row (UNION, not UNION ALL).
+// Its tags are looked up by digest (tags_digest) for each index listing
+// the image, not found by reading every tag of the repository.
 func (db *DB) DerivedImages(ctx context.Context, q metadata.DerivedQuery) ([]metadata.DerivedImage, int, error) {
 	// base_repo <> '' lets both databases use the partial base index.
 	cond := `l.base_repo = ? AND l.base_repo <> ''`
@@ -229,8 +231,8 @@ func (db *DB) DerivedImages(ctx context.Context, q metadata.DerivedQuery) ([]met
 	union := `SELECT ` + cols + ` FROM image_lineage l JOIN repositories r ON r.id = l.repo_id
 		JOIN tags t ON t.repo_id = l.repo_id AND t.digest = l.digest WHERE ` + cond + `
 		UNION SELECT ` + cols + ` FROM image_lineage l JOIN repositories r ON r.id = l.repo_id
-		JOIN manifest_refs mr ON mr.repo_id = l.repo_id AND mr.child = l.digest AND mr.kind = 'manifest'
-		JOIN tags t ON t.repo_id = l.repo_id AND t.digest = mr.parent WHERE ` + cond
+		JOIN tags t ON t.repo_id = l.repo_id AND t.digest IN (SELECT mr.parent FROM manifest_refs mr
+			WHERE mr.repo_id = l.repo_id AND mr.child = l.digest AND mr.kind = 'manifest') WHERE ` + cond
 	all := append(append([]any{}, args...), args...)
 	var total int
 	if err := db.queryRow(ctx, `SELECT COUNT(*) FROM (`+union+`) u`, all...).Scan(&total); err != nil {
