@@ -60,6 +60,7 @@ var domainCodes = []struct {
 	{registry.ErrUnsupported, CodeUnsupported, 0},
 	{registry.ErrNotAcceptable, CodeManifestUnknown, 0},
 	{registry.ErrDenied, CodeDenied, 0},
+	{registry.ErrGoldenBaseRequired, CodeDenied, 0},
 }
 
 // Error is a wire error: a code, a message, optional detail and status.

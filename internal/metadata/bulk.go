@@ -26,6 +26,7 @@ const (
 	KindManifestRefs   Kind = "manifest references"
 	KindTags           Kind = "tags"
 	KindPolicies       Kind = "policies"
+	KindLineage        Kind = "image lineage"
 )
 
 // Kinds lists every kind in an order that Load can follow: what a record
@@ -34,7 +35,7 @@ func Kinds() []Kind {
 	return []Kind{
 		KindUsers, KindOrgs, KindMembers, KindTokens, KindSigningKeys, KindVisibility,
 		KindRepositories, KindRepositoryInfo, KindBlobLinks, KindManifests, KindManifestRefs, KindTags,
-		KindPolicies,
+		KindPolicies, KindLineage,
 	}
 }
 

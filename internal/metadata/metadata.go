@@ -52,6 +52,10 @@ type Manifest struct {
 	// RequireChildren makes PutManifest refuse an index whose Children are
 	// not all in the repository.
 	RequireChildren bool
+	// Lineage, if not nil, is recorded with an image manifest in the same
+	// transaction by a store that is a LineageStore (unless the manifest
+	// already has one).
+	Lineage *Lineage
 }
 
 // MissingReference is PutManifest's error when a required blob or child

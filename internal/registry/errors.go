@@ -28,6 +28,7 @@ var (
 	ErrDenied               = errors.New("requested access to the resource is denied")
 	ErrPolicyInvalid        = errors.New("invalid policy")
 	ErrPolicyUnknown        = errors.New("no such policy")
+	ErrGoldenBaseRequired   = errors.New("image not built on a golden image")
 )
 
 // Error is a domain error with a message for people and optional detail

@@ -78,6 +78,9 @@ func (s *Service) PutManifest(ctx context.Context, repo, ref, contentType string
 		m.RequiredBlobs = parsed.requiredBlobs()
 		m.RequireChildren = true
 	}
+	if m.Lineage, err = s.lineageForPush(ctx, repo, d, parsed); err != nil {
+		return nil, err
+	}
 	var planner metadata.TagPlanner
 	var set Setting
 	var float bool

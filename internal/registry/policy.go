@@ -33,6 +33,13 @@ import (
 // KeyFloatingTags is the key of semver floating tags.
 const KeyFloatingTags = "floating-tags"
 
+// The keys of golden images (lineage.go).
+const (
+	KeyGolden            = "golden"
+	KeyRequireGoldenBase = "require-golden-base"
+	KeyAllowScratch      = "allow-scratch"
+)
+
 // PolicyKey declares one setting that policies may hold.
 type PolicyKey struct {
 	Name string
@@ -54,6 +61,12 @@ type PolicyKey struct {
 var policyKeys = []PolicyKey{
 	{Name: KeyFloatingTags, Values: "semver|off", Choices: []string{"semver", "off"}, Default: "off", Check: oneOf("semver", "off"),
 		Doc: "semver: a pushed version tag (2.1.106, v2.1.106) moves 2.1, 2 and latest when it is the highest of their line, and version tags are immutable"},
+	{Name: KeyGolden, Values: "true|false", Default: "false", Check: oneOf("true", "false"),
+		Doc: "true: the repositories hold golden images, which wharf finds pushed images built on"},
+	{Name: KeyRequireGoldenBase, Values: "true|false", Default: "false", Check: oneOf("true", "false"),
+		Doc: "true: a pushed image must be built on a golden image (golden repositories themselves are exempt)"},
+	{Name: KeyAllowScratch, Values: "true|false", Default: "false", Check: oneOf("true", "false"),
+		Doc: "true: with require-golden-base, an image built on no base found (FROM scratch) is accepted too"},
 }
 
 // PolicyKeys lists the keys policies may set, in name order.
@@ -264,6 +277,15 @@ func (p *Policies) Setting(ctx context.Context, repo, key string) (Setting, erro
 		return Setting{Key: key, Value: k.Default}, nil
 	}
 	return snap.lookup(patternsFor(repo), k), nil
+}
+
+// version is the policy version the cache holds, reloading it if moved.
+func (p *Policies) version(ctx context.Context) (int64, error) {
+	snap, err := p.snapshot(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return snap.version, nil
 }
 
 func (s *policySnapshot) lookup(chain []string, k PolicyKey) Setting {

@@ -56,6 +56,12 @@ type Service struct {
 	// policies are the per-repository settings (policy.go); nil when the
 	// metadata store keeps none.
 	policies *Policies
+
+	// lineage is the metadata store's lineage, nil when it keeps none;
+	// golden tracks which policy version its golden flags follow
+	// (lineage.go).
+	lineage metadata.LineageStore
+	golden  goldenSync
 }
 
 // New returns a Service over the given stores.
@@ -69,6 +75,9 @@ func New(meta metadata.Store, blobs blobstore.Store, log *slog.Logger, opts Opti
 	s := &Service{meta: meta, blobs: blobs, log: log, opts: opts}
 	if ps, ok := meta.(metadata.PolicyStore); ok {
 		s.policies = NewPolicies(ps, log)
+	}
+	if ls, ok := meta.(metadata.LineageStore); ok && s.policies != nil {
+		s.lineage = ls
 	}
 	return s
 }

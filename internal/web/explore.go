@@ -55,6 +55,10 @@ type repoList struct {
 	IsOrg   bool
 	// Policies are the namespace's, for its members.
 	Policies *policyPanel
+	// Outdated lists Images, the tags whose base moved on, instead of
+	// repositories (explore's ?outdated=1).
+	Outdated bool
+	Images   []registry.DerivedImage
 }
 
 // explore is "/" (and /search): the repositories the viewer may see.
@@ -91,7 +95,17 @@ func (h *Handler) listRepos(w http.ResponseWriter, r *http.Request, ns, pageName
 		sort = registry.SortByName
 	}
 	page := pageParam(r)
-	data := repoList{Query: q.Get("q"), Sort: sort, Namespace: ns}
+	data := repoList{Query: q.Get("q"), Sort: sort, Namespace: ns, Outdated: q.Get("outdated") != ""}
+	if data.Outdated && ns == "" {
+		imgs, total, err := h.reg.OutdatedImages(ctx, vis, (page-1)*pageSize, pageSize)
+		if err != nil {
+			h.internal(w, r, c, err)
+			return
+		}
+		data.Images, data.Pager = imgs, newPager(r.URL, page, pageSize, total)
+		h.show(w, r, c, http.StatusOK, "outdated", "Images with outdated bases", data)
+		return
+	}
 	repos, total, err := h.reg.ListRepositoryInfo(ctx, registry.RepositoryQuery{
 		Namespace: ns, Search: data.Query, Visible: vis, Sort: sort,
 		Offset: (page - 1) * pageSize, Limit: pageSize,

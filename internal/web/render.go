@@ -24,7 +24,7 @@ type pages struct {
 	policy   *bluemonday.Policy
 }
 
-var pageNames = []string{"explore", "repo", "tags", "image", "repo_settings", "namespace", "signin", "account", "error"}
+var pageNames = []string{"explore", "outdated", "repo", "tags", "image", "repo_settings", "namespace", "signin", "account", "error"}
 
 func mustParsePages() *pages {
 	p := &pages{

@@ -131,10 +131,19 @@ type overview struct {
 	Recent []registry.TagDetail
 	// Lines are the floating tags and the versions they stand for.
 	Lines []registry.VersionLine
+	// UsedBy is the first page of the tags built on this repository
+	// (for golden images), UsedByCount how many there are.
+	UsedBy      []registry.DerivedImage
+	UsedByCount int
 }
 
+// usedByLimit bounds the "used by" list of an overview; the JSON API
+// pages through the rest.
+const usedByLimit = 50
+
 func (h *Handler) overviewPage(w http.ResponseWriter, r *http.Request, c caller, hd *repoHeader) {
-	recent, _, err := h.reg.ListTagDetails(r.Context(), hd.Info.Name, registry.TagQuery{Sort: registry.SortByLastPushed, Limit: 5})
+	ctx := r.Context()
+	recent, _, err := h.reg.ListTagDetails(ctx, hd.Info.Name, registry.TagQuery{Sort: registry.SortByLastPushed, Limit: 5})
 	if err != nil {
 		h.domainError(w, r, c, err)
 		return
@@ -144,7 +153,17 @@ func (h *Handler) overviewPage(w http.ResponseWriter, r *http.Request, c caller,
 		h.domainError(w, r, c, err)
 		return
 	}
-	h.show(w, r, c, http.StatusOK, "repo", hd.Info.Name, overview{Repo: hd, Recent: recent, Lines: lines})
+	data := overview{Repo: hd, Recent: recent, Lines: lines}
+	vis, err := h.visibleTo(ctx, c)
+	if err != nil {
+		h.internal(w, r, c, err)
+		return
+	}
+	if data.UsedBy, data.UsedByCount, err = h.reg.DerivedImages(ctx, hd.Info.Name, registry.DerivedQuery{Visible: vis, Limit: usedByLimit}); err != nil {
+		h.domainError(w, r, c, err)
+		return
+	}
+	h.show(w, r, c, http.StatusOK, "repo", hd.Info.Name, data)
 }
 
 type tagRow struct {
@@ -193,6 +212,9 @@ type imageView struct {
 	Platforms []platformLink
 	Referrers []platformLink
 	PullRef   string
+	// Base is the image this one was built on, nil when none is known
+	// or the viewer may not pull it.
+	Base *registry.BaseInfo
 }
 
 func (h *Handler) imagePage(w http.ResponseWriter, r *http.Request, c caller, hd *repoHeader, rt repoRoute) {
@@ -214,6 +236,10 @@ func (h *Handler) imagePage(w http.ResponseWriter, r *http.Request, c caller, hd
 		return
 	}
 	data.Image = img
+	if data.Base, err = h.imageBase(ctx, c, hd.Info.Name, rt.Ref); err != nil {
+		h.internal(w, r, c, err)
+		return
+	}
 	for _, p := range img.Platforms {
 		data.Platforms = append(data.Platforms, platformLink{p, repoURL(hd.Info.Name, viewManifest, p.Digest.String())})
 	}
@@ -223,6 +249,18 @@ func (h *Handler) imagePage(w http.ResponseWriter, r *http.Request, c caller, hd
 	}
 	title := data.PullRef
 	h.show(w, r, c, http.StatusOK, "image", title, data)
+}
+
+// imageBase is the base of repo:ref if one is known and c may pull it.
+func (h *Handler) imageBase(ctx context.Context, c caller, repo, ref string) (*registry.BaseInfo, error) {
+	b, err := h.reg.ImageBase(ctx, repo, ref)
+	if err != nil || b.Name == "" {
+		return nil, err
+	}
+	if ok, err := h.can(ctx, c, b.Name, auth.ActionPull); err != nil || !ok {
+		return nil, err
+	}
+	return b, nil
 }
 
 // repoAction serves the forms under /r/…: deleting a tag, and the

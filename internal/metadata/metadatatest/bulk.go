@@ -84,6 +84,8 @@ func fill(t *testing.T, s bulkStore) {
 		linkBlob(t, s, "team/app", b, int64(10+i))
 		linkBlob(t, s, "alice/copy", b, int64(10+i))
 	}
+	app.Lineage = &metadata.Lineage{Chain: "c2", First: "c1", Layers: 2,
+		Base: metadata.BaseRef{Repo: "golden/base", Digest: digest.FromString("base"), Tags: []string{"1", "1.0"}, Layers: 1, Source: "layers"}}
 	putManifest(t, s, app, "v1", "latest")
 	putManifest(t, s, newManifest("alice/copy", "v1"))
 	idx := &metadata.Manifest{Repo: "team/app", MediaType: mediaTypeIndex, Children: []digest.Digest{app.Digest}}

@@ -105,6 +105,10 @@ var bulkTables = map[metadata.Kind]*bulkTable{
 		values: []column{col("value", colText), col("set_by", colText), col("set_at", colInt)},
 		// Processes that cached the destination's policies must see them.
 		changed: bumpPolicyVersion},
+	metadata.KindLineage: {name: "image_lineage", repo: true, key: text("digest"), values: []column{
+		col("chain", colText), col("first_chain", colText), col("layers", colInt), col("golden", colBool),
+		col("base_repo", colText), col("base_digest", colText), col("base_tags", colText), col("base_layers", colInt),
+		col("source", colText), col("note", colText)}},
 }
 
 // notCopied are the tables Bulk leaves out, and why. Every table is in

@@ -18,7 +18,7 @@ const lastPushedExpr = `COALESCE((SELECT MAX(t.pushed_at) FROM tags t WHERE t.re
 
 // repoWhere builds the WHERE clause shared by a page and its count.
 func (db *DB) repoWhere(q metadata.RepositoryQuery) (string, []any, error) {
-	instr, greatest := db.fn("instr"), db.fn("max")
+	instr := db.fn("instr")
 	conds := []string{"1 = 1"}
 	var args []any
 	if q.Namespace != "" {
@@ -32,17 +32,29 @@ func (db *DB) repoWhere(q metadata.RepositoryQuery) (string, []any, error) {
 		args = append(args, s, s)
 	}
 	if v := q.Visible; v != nil {
-		ns, err := json.Marshal(append([]string{}, v.Namespaces...))
+		cond, vargs, err := db.visibleCond(v, "r.name")
 		if err != nil {
 			return "", nil, err
 		}
-		// repo_visibility is auth's table (migration 2) in this database.
-		// The namespace is what precedes the first '/', '' if none.
-		conds = append(conds, `(COALESCE((SELECT vis.visibility FROM repo_visibility vis WHERE vis.repo = r.name), ?) = 'public'
-			OR substr(r.name, 1, `+greatest+`(`+instr+`(r.name, '/') - 1, 0)) IN (`+db.jsonStrings()+`))`)
-		args = append(args, v.Default, string(ns))
+		conds = append(conds, cond)
+		args = append(args, vargs...)
 	}
 	return strings.Join(conds, " AND "), args, nil
+}
+
+// visibleCond is the condition that the repository named by the column
+// name is one v may see.
+func (db *DB) visibleCond(v *metadata.VisibleTo, name string) (string, []any, error) {
+	instr, greatest := db.fn("instr"), db.fn("max")
+	ns, err := json.Marshal(append([]string{}, v.Namespaces...))
+	if err != nil {
+		return "", nil, err
+	}
+	// repo_visibility is auth's table (migration 2) in this database.
+	// The namespace is what precedes the first '/', '' if none.
+	return `(COALESCE((SELECT vis.visibility FROM repo_visibility vis WHERE vis.repo = ` + name + `), ?) = 'public'
+			OR substr(` + name + `, 1, ` + greatest + `(` + instr + `(` + name + `, '/') - 1, 0)) IN (` + db.jsonStrings() + `))`,
+		[]any{v.Default, string(ns)}, nil
 }
 
 // ListRepositoryInfo returns a page of repositories. The inner query picks

@@ -32,6 +32,12 @@ func TestSQLite_TagPlannerContract(t *testing.T) {
 	})
 }
 
+func TestSQLite_LineageContract(t *testing.T) {
+	metadatatest.RunLineage(t, func(t *testing.T) metadata.Store {
+		return openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
+	})
+}
+
 // Every table is copied by Bulk or named as not copied, so that a new
 // table cannot be forgotten by `wharf migrate`.
 func TestBulk_CoversEveryTable(t *testing.T) {

@@ -48,6 +48,11 @@ func putManifest(ctx context.Context, tx *stmtTx, id int64, m *metadata.Manifest
 			return err
 		}
 	}
+	if m.Lineage != nil {
+		if err := insertLineage(ctx, tx, id, m.Digest, m.Lineage, false); err != nil {
+			return err
+		}
+	}
 	for _, tag := range tags {
 		if err := setTag(ctx, tx, id, tag, m.Digest, ts, m.PushedBy); err != nil {
 			return err

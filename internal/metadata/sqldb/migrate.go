@@ -199,6 +199,31 @@ var migrations = []string{
 		version BIGINT NOT NULL
 	);
 	INSERT INTO policy_version (id, version) VALUES (1, 0);`,
+	// 11: image lineage (lineage.go): per image manifest its layer
+	// chains, whether it is golden and the base it was found built on.
+	// A push looks its chains up among golden images only (the partial
+	// index), so its cost does not grow with the images stored; "used by"
+	// reads one base's derived images; a backfill finds base-less images
+	// by their first layer.
+	`CREATE TABLE image_lineage (
+		repo_id     INTEGER NOT NULL,
+		digest      TEXT NOT NULL,
+		chain       TEXT NOT NULL,
+		first_chain TEXT NOT NULL,
+		layers      INTEGER NOT NULL,
+		golden      BOOLEAN NOT NULL DEFAULT FALSE,
+		base_repo   TEXT NOT NULL DEFAULT '',
+		base_digest TEXT NOT NULL DEFAULT '',
+		base_tags   TEXT NOT NULL DEFAULT '',
+		base_layers INTEGER NOT NULL DEFAULT 0,
+		source      TEXT NOT NULL DEFAULT '',
+		note        TEXT NOT NULL DEFAULT '',
+		PRIMARY KEY (repo_id, digest),
+		FOREIGN KEY (repo_id, digest) REFERENCES manifests(repo_id, digest) ON DELETE CASCADE
+	);
+	CREATE INDEX image_lineage_golden ON image_lineage(chain) WHERE golden;
+	CREATE INDEX image_lineage_base ON image_lineage(base_repo, base_digest) WHERE base_repo <> '';
+	CREATE INDEX image_lineage_baseless ON image_lineage(first_chain) WHERE base_repo = '';`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the

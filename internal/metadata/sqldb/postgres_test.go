@@ -56,6 +56,11 @@ func TestPostgres_TagPlannerContract(t *testing.T) {
 	metadatatest.RunTagPlanner(t, func(t *testing.T) metadata.Store { return openPostgres(t) })
 }
 
+func TestPostgres_LineageContract(t *testing.T) {
+	servicetest.StartPostgres(t)
+	metadatatest.RunLineage(t, func(t *testing.T) metadata.Store { return openPostgres(t) })
+}
+
 func TestPostgres_AuthContract(t *testing.T) {
 	servicetest.StartPostgres(t)
 	authtest.Run(t, func(t *testing.T) auth.Store { return openPostgres(t) })

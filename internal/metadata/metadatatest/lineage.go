@@ -1,0 +1,316 @@
+package metadatatest
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/wharf/wharf/internal/metadata"
+)
+
+// RunLineage runs the contract of metadata.LineageStore.
+func RunLineage(t *testing.T, newStore func(t *testing.T) metadata.Store) {
+	t.Helper()
+	tests := []struct {
+		name string
+		test func(*testing.T, lineageStore)
+	}{
+		{"PutManifest_RecordsLineageOnceGetLineageReadsIt", testLineageRoundTrip},
+		{"PutLineage_ReplacesAndNeedsTheManifest", testPutLineage},
+		{"GoldenByChain_FindsGoldenImagesOnly", testGoldenByChain},
+		{"SetGolden_UnflaggingForgetsBasesFoundByLayers", testSetGolden},
+		{"DerivedImages_ListsTagsOfImagesAndIndexesByBase", testDerivedImages},
+		{"DerivedImages_KeepsVisibleRepositories", testDerivedVisible},
+		{"ManifestsWithoutLineage_PagesInDigestOrder", testWithoutLineage},
+		{"BaselessImages_FindsByFirstChain_FirstChainsListsThem", testBaselessImages},
+		{"TagTargets_ListsTagsMissingRepoIsNotFound_TagsAtThoseOfADigest", testTagTargets},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStore(t)
+			ls, ok := s.(metadata.LineageStore)
+			if !ok {
+				t.Fatalf("%T is not a metadata.LineageStore", s)
+			}
+			tc.test(t, lineageStore{s, ls})
+		})
+	}
+}
+
+type lineageStore struct {
+	metadata.Store
+	metadata.LineageStore
+}
+
+// putImage stores an image manifest of repo with the given lineage, its
+// blobs linked, and tags pointing at it.
+func putImage(t *testing.T, s lineageStore, repo, seed string, l *metadata.Lineage, tags ...string) *metadata.Manifest {
+	t.Helper()
+	m := newManifest(repo, seed)
+	for _, b := range m.Blobs {
+		linkBlob(t, s, repo, b, 3)
+	}
+	if l != nil {
+		l.Repo, l.Digest = repo, m.Digest
+	}
+	m.Lineage = l
+	putManifest(t, s, m, tags...)
+	return m
+}
+
+func getLineage(t *testing.T, s lineageStore, repo string, d digest.Digest) *metadata.Lineage {
+	t.Helper()
+	l, err := s.GetLineage(t.Context(), repo, d)
+	if err != nil {
+		t.Fatalf("GetLineage(%s, %s): %v", repo, d, err)
+	}
+	return l
+}
+
+func testLineageRoundTrip(t *testing.T, s lineageStore) {
+	base := putImage(t, s, "golden/base", "b", &metadata.Lineage{Chain: "c1", First: "c1", Layers: 1, Golden: true}, "1.0")
+	want := &metadata.Lineage{Chain: "c2", First: "c1", Layers: 2, Note: "annotation doubted",
+		Base: metadata.BaseRef{Repo: "golden/base", Digest: base.Digest, Tags: []string{"1", "1.0"}, Layers: 1, Source: "layers"}}
+	app := putImage(t, s, "team/app", "a", want, "v1")
+	if got := getLineage(t, s, "team/app", app.Digest); !reflect.DeepEqual(got, want) {
+		t.Errorf("GetLineage = %+v; want %+v", got, want)
+	}
+	// A push of the same manifest again keeps what its first push found.
+	again := newManifest("team/app", "a")
+	again.Lineage = &metadata.Lineage{Repo: "team/app", Digest: app.Digest, Chain: "c2", First: "c1", Layers: 2}
+	putManifest(t, s, again, "v2")
+	if got := getLineage(t, s, "team/app", app.Digest); got.Base.Repo != "golden/base" {
+		t.Errorf("after a second push, base = %+v; want the first push's", got.Base)
+	}
+	_, err := s.GetLineage(t.Context(), "team/app", digest.FromString("nothing"))
+	wantErr(t, "GetLineage(unknown)", err, metadata.ErrNotFound)
+	// The lineage goes with its manifest.
+	if err := s.DeleteManifest(t.Context(), "team/app", app.Digest); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.GetLineage(t.Context(), "team/app", app.Digest)
+	wantErr(t, "GetLineage(deleted)", err, metadata.ErrNotFound)
+}
+
+func testPutLineage(t *testing.T, s lineageStore) {
+	m := putImage(t, s, "team/app", "a", nil, "v1")
+	l := &metadata.Lineage{Repo: "team/app", Digest: m.Digest, Chain: "c", First: "c", Layers: 1}
+	if err := s.PutLineage(t.Context(), l); err != nil {
+		t.Fatal(err)
+	}
+	l.Golden, l.Base = true, metadata.BaseRef{Repo: "x/y", Digest: digest.FromString("y"), Layers: 1, Source: "annotation"}
+	if err := s.PutLineage(t.Context(), l); err != nil {
+		t.Fatal(err)
+	}
+	if got := getLineage(t, s, "team/app", m.Digest); !reflect.DeepEqual(got, l) {
+		t.Errorf("after PutLineage twice, GetLineage = %+v; want %+v", got, l)
+	}
+	err := s.PutLineage(t.Context(), &metadata.Lineage{Repo: "team/app", Digest: digest.FromString("none"), Chain: "c"})
+	wantErr(t, "PutLineage(unknown manifest)", err, metadata.ErrNotFound)
+}
+
+func testGoldenByChain(t *testing.T, s lineageStore) {
+	g1 := putImage(t, s, "golden/base", "b1", &metadata.Lineage{Chain: "c1", First: "c1", Layers: 1, Golden: true}, "1")
+	g2 := putImage(t, s, "golden/sdk", "s1", &metadata.Lineage{Chain: "c3", First: "c1", Layers: 3, Golden: true}, "1")
+	putImage(t, s, "team/app", "a", &metadata.Lineage{Chain: "c2", First: "c1", Layers: 2}, "v1")
+	got, err := s.GoldenByChain(t.Context(), []string{"c1", "c2", "c3", "c4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []metadata.GoldenImage{
+		{Repo: "golden/sdk", Digest: g2.Digest, Chain: "c3", Layers: 3},
+		{Repo: "golden/base", Digest: g1.Digest, Chain: "c1", Layers: 1},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("GoldenByChain = %+v; want %+v (longest first, golden only)", got, want)
+	}
+	if got, err := s.GoldenByChain(t.Context(), nil); err != nil || len(got) != 0 {
+		t.Errorf("GoldenByChain(nil) = %v, %v; want nothing", got, err)
+	}
+}
+
+func testSetGolden(t *testing.T, s lineageStore) {
+	ctx := t.Context()
+	g := putImage(t, s, "golden/base", "b1", &metadata.Lineage{Chain: "c1", First: "c1", Layers: 1}, "1")
+	putImage(t, s, "golden/base", "b2", &metadata.Lineage{Chain: "d1", First: "d1", Layers: 1}, "2")
+	if n, err := s.SetGolden(ctx, "golden/base", true); err != nil || n != 2 {
+		t.Fatalf("SetGolden(true) = %d, %v; want 2", n, err)
+	}
+	if n, err := s.SetGolden(ctx, "golden/base", true); err != nil || n != 0 {
+		t.Errorf("SetGolden(true) again = %d, %v; want 0", n, err)
+	}
+	if repos, err := s.GoldenRepositories(ctx); err != nil || !reflect.DeepEqual(repos, []string{"golden/base"}) {
+		t.Errorf("GoldenRepositories = %v, %v; want [golden/base]", repos, err)
+	}
+	byLayers := putImage(t, s, "team/app", "a", &metadata.Lineage{Chain: "c2", First: "c1", Layers: 2,
+		Base: metadata.BaseRef{Repo: "golden/base", Digest: g.Digest, Tags: []string{"1"}, Layers: 1, Source: "layers"}})
+	annotated := putImage(t, s, "team/app", "b", &metadata.Lineage{Chain: "c2", First: "c1", Layers: 2,
+		Base: metadata.BaseRef{Repo: "golden/base", Digest: g.Digest, Tags: []string{"1"}, Layers: 1, Source: "annotation"}})
+	if n, err := s.SetGolden(ctx, "golden/base", false); err != nil || n != 2 {
+		t.Fatalf("SetGolden(false) = %d, %v; want 2", n, err)
+	}
+	if got, _ := s.GoldenByChain(ctx, []string{"c1"}); len(got) != 0 {
+		t.Errorf("GoldenByChain after unflagging = %v; want nothing", got)
+	}
+	if repos, _ := s.GoldenRepositories(ctx); len(repos) != 0 {
+		t.Errorf("GoldenRepositories after unflagging = %v; want none", repos)
+	}
+	if l := getLineage(t, s, "team/app", byLayers.Digest); l.Base.Repo != "" {
+		t.Errorf("base found by layers kept after its repository stopped being golden: %+v", l.Base)
+	}
+	if l := getLineage(t, s, "team/app", annotated.Digest); l.Base.Repo != "golden/base" {
+		t.Errorf("base named by annotation forgotten: %+v", l.Base)
+	}
+}
+
+func testDerivedImages(t *testing.T, s lineageStore) {
+	ctx := t.Context()
+	g1 := putImage(t, s, "golden/base", "b1", &metadata.Lineage{Chain: "c1", First: "c1", Layers: 1, Golden: true}, "1.0")
+	g2 := putImage(t, s, "golden/base", "b2", &metadata.Lineage{Chain: "d1", First: "d1", Layers: 1, Golden: true}, "1.1", "1")
+	on := func(g *metadata.Manifest, tags ...string) *metadata.Lineage {
+		return &metadata.Lineage{Chain: "x", First: "x", Layers: 2,
+			Base: metadata.BaseRef{Repo: "golden/base", Digest: g.Digest, Tags: tags, Layers: 1, Source: "layers"}}
+	}
+	putImage(t, s, "team/api", "api1", on(g1, "1", "1.0"), "v1", "stable")
+	putImage(t, s, "team/api", "api2", on(g2, "1", "1.1"), "v2")
+	putImage(t, s, "team/api", "untagged", on(g2, "1"))
+	// An index whose two platforms share one base is one row.
+	p1 := putImage(t, s, "team/web", "amd64", on(g1, "1.0"))
+	p2 := putImage(t, s, "team/web", "arm64", on(g1, "1.0"))
+	idx := &metadata.Manifest{Repo: "team/web", MediaType: mediaTypeIndex, Children: []digest.Digest{p1.Digest, p2.Digest}}
+	idx.Content = fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":%q,"manifests":[{"digest":%q},{"digest":%q}]}`, mediaTypeIndex, p1.Digest, p2.Digest)
+	idx.Digest = digest.FromBytes(idx.Content)
+	putManifest(t, s, idx, "v1")
+	putImage(t, s, "team/other", "o", &metadata.Lineage{Chain: "y", First: "y", Layers: 1}, "v1")
+
+	got, total, err := s.DerivedImages(ctx, metadata.DerivedQuery{BaseRepo: "golden/base"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct{ repo, tag, base string }
+	var rows []row
+	for _, d := range got {
+		rows = append(rows, row{d.Repo, d.Tag, d.Base.Digest.String()})
+		if d.PushedAt.IsZero() || d.Digest == "" || d.Base.Layers != 1 || d.Base.Source != "layers" {
+			t.Errorf("derived %s:%s = %+v; want digest, push time and base filled", d.Repo, d.Tag, d)
+		}
+	}
+	want := []row{
+		{"team/api", "stable", g1.Digest.String()}, {"team/api", "v1", g1.Digest.String()},
+		{"team/api", "v2", g2.Digest.String()}, {"team/web", "v1", g1.Digest.String()},
+	}
+	if total != 4 || !reflect.DeepEqual(rows, want) {
+		t.Errorf("DerivedImages = %v (total %d); want %v (total 4)", rows, total, want)
+	}
+	if got[0].Digest != got[1].Digest || got[3].Digest != idx.Digest {
+		t.Errorf("digests = %s, %s, %s; want the tags' targets (the index for team/web)", got[0].Digest, got[1].Digest, got[3].Digest)
+	}
+	if !reflect.DeepEqual(got[2].Base.Tags, []string{"1", "1.1"}) {
+		t.Errorf("base tags = %v; want [1 1.1]", got[2].Base.Tags)
+	}
+
+	page, total, err := s.DerivedImages(ctx, metadata.DerivedQuery{BaseRepo: "golden/base", BaseDigests: []digest.Digest{g1.Digest}, Offset: 1, Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != 3 || len(page) != 1 || page[0].Repo != "team/api" || page[0].Tag != "v1" {
+		t.Errorf("DerivedImages(g1, page 2 of 1) = %+v (total %d); want team/api:v1 of 3", page, total)
+	}
+	if none, total, err := s.DerivedImages(ctx, metadata.DerivedQuery{BaseRepo: "golden/none"}); err != nil || total != 0 || len(none) != 0 {
+		t.Errorf("DerivedImages(unknown base) = %v, %d, %v; want nothing", none, total, err)
+	}
+}
+
+func testDerivedVisible(t *testing.T, s lineageStore) {
+	g := putImage(t, s, "golden/base", "b1", &metadata.Lineage{Chain: "c1", First: "c1", Layers: 1, Golden: true}, "1")
+	on := &metadata.Lineage{Chain: "x", First: "c1", Layers: 2, Base: metadata.BaseRef{Repo: "golden/base", Digest: g.Digest, Layers: 1, Source: "layers"}}
+	putImage(t, s, "alice/app", "a", on, "v1")
+	on2 := *on
+	putImage(t, s, "bob/app", "b", &on2, "v1")
+	got, total, err := s.DerivedImages(t.Context(), metadata.DerivedQuery{BaseRepo: "golden/base",
+		Visible: &metadata.VisibleTo{Namespaces: []string{"alice"}, Default: "private"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != 1 || len(got) != 1 || got[0].Repo != "alice/app" {
+		t.Errorf("DerivedImages(visible to alice) = %+v (total %d); want alice/app only", got, total)
+	}
+}
+
+func testWithoutLineage(t *testing.T, s lineageStore) {
+	ctx := t.Context()
+	var want []digest.Digest
+	for i := range 3 {
+		want = append(want, putImage(t, s, "golden/base", fmt.Sprint("old", i), nil).Digest)
+	}
+	putImage(t, s, "golden/base", "new", &metadata.Lineage{Chain: "c", First: "c", Layers: 1})
+	putImage(t, s, "team/app", "elsewhere", nil)
+	slices.Sort(want)
+	var got []digest.Digest
+	var after digest.Digest
+	for {
+		ms, err := s.ManifestsWithoutLineage(ctx, "golden/base", after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms {
+			if len(m.Content) == 0 || m.MediaType == "" {
+				t.Errorf("manifest %s without content or media type", m.Digest)
+			}
+			got = append(got, m.Digest)
+		}
+		if len(ms) < 2 {
+			break
+		}
+		after = ms[len(ms)-1].Digest
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ManifestsWithoutLineage pages = %v; want %v", got, want)
+	}
+}
+
+func testBaselessImages(t *testing.T, s lineageStore) {
+	ctx := t.Context()
+	a := putImage(t, s, "team/a", "a", &metadata.Lineage{Chain: "a2", First: "f1", Layers: 2})
+	b := putImage(t, s, "team/b", "b", &metadata.Lineage{Chain: "b2", First: "f1", Layers: 2})
+	putImage(t, s, "team/c", "c", &metadata.Lineage{Chain: "c2", First: "f2", Layers: 2})
+	putImage(t, s, "team/d", "d", &metadata.Lineage{Chain: "d2", First: "f1", Layers: 2,
+		Base: metadata.BaseRef{Repo: "golden/x", Digest: digest.FromString("x"), Layers: 1, Source: "layers"}})
+	putImage(t, s, "team/a", "a-empty", &metadata.Lineage{Layers: 0})
+	if firsts, err := s.FirstChains(ctx, "team/a"); err != nil || !reflect.DeepEqual(firsts, []string{"f1"}) {
+		t.Errorf("FirstChains(team/a) = %v, %v; want [f1]", firsts, err)
+	}
+	got, err := s.BaselessImages(ctx, []string{"f1", "f9"}, metadata.ManifestRef{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []metadata.ManifestRef{{Repo: "team/a", Digest: a.Digest}, {Repo: "team/b", Digest: b.Digest}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("BaselessImages = %v; want %v", got, want)
+	}
+	got, err = s.BaselessImages(ctx, []string{"f1"}, want[0], 10)
+	if err != nil || !reflect.DeepEqual(got, want[1:]) {
+		t.Errorf("BaselessImages after %v = %v, %v; want %v", want[0], got, err, want[1:])
+	}
+}
+
+func testTagTargets(t *testing.T, s lineageStore) {
+	m := putImage(t, s, "golden/base", "b", nil, "1.0", "1")
+	got, err := s.TagTargets(t.Context(), "golden/base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Name != "1" || got[1].Name != "1.0" || got[0].Digest != m.Digest || got[0].PushedAt.IsZero() {
+		t.Errorf("TagTargets = %+v; want 1 and 1.0 at %s with push times", got, m.Digest)
+	}
+	putImage(t, s, "golden/base", "other", nil, "2.0")
+	if at, err := s.TagsAt(t.Context(), "golden/base", m.Digest); err != nil || !reflect.DeepEqual(at, []string{"1", "1.0"}) {
+		t.Errorf("TagsAt = %v, %v; want [1 1.0]", at, err)
+	}
+	if _, err := s.TagTargets(t.Context(), "no/such"); !errors.Is(err, metadata.ErrNotFound) {
+		t.Errorf("TagTargets(missing repo) error = %v; want ErrNotFound", err)
+	}
+}

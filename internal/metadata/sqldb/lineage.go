@@ -1,0 +1,296 @@
+package sqldb
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/wharf/wharf/internal/metadata"
+)
+
+var _ metadata.LineageStore = (*DB)(nil)
+
+const lineageColumns = `l.chain, l.first_chain, l.layers, l.golden, l.base_repo, l.base_digest, l.base_tags, l.base_layers, l.source, l.note`
+
+// insertLineage records l for manifest d of repository repoID;
+// replace overwrites what is there, otherwise a recorded lineage stays (a
+// manifest pushed again keeps what was found when it was first pushed).
+func insertLineage(ctx context.Context, tx *stmtTx, repoID int64, d digest.Digest, l *metadata.Lineage, replace bool) error {
+	conflict := `DO NOTHING`
+	if replace {
+		conflict = `DO UPDATE SET chain = excluded.chain, first_chain = excluded.first_chain, layers = excluded.layers,
+			golden = excluded.golden, base_repo = excluded.base_repo, base_digest = excluded.base_digest,
+			base_tags = excluded.base_tags, base_layers = excluded.base_layers, source = excluded.source, note = excluded.note`
+	}
+	_, err := tx.ExecContext(ctx,
+		`INSERT INTO image_lineage (repo_id, digest, chain, first_chain, layers, golden, base_repo, base_digest, base_tags, base_layers, source, note)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo_id, digest) `+conflict,
+		repoID, d.String(), l.Chain, l.First, l.Layers, l.Golden, l.Base.Repo, l.Base.Digest.String(),
+		strings.Join(l.Base.Tags, " "), l.Base.Layers, l.Base.Source, l.Note)
+	if err != nil {
+		return fmt.Errorf("lineage of %s: %w", d, err)
+	}
+	return nil
+}
+
+// PutLineage replaces the lineage of a stored manifest.
+func (db *DB) PutLineage(ctx context.Context, l *metadata.Lineage) error {
+	return db.inTx(ctx, func(tx *stmtTx) error {
+		var id int64
+		err := tx.QueryRowContext(ctx,
+			`SELECT m.repo_id FROM manifests m JOIN repositories r ON r.id = m.repo_id WHERE r.name = ? AND m.digest = ?`,
+			l.Repo, l.Digest.String()).Scan(&id)
+		if err != nil {
+			return notFound(err, "manifest "+l.Digest.String())
+		}
+		return insertLineage(ctx, tx, id, l.Digest, l, true)
+	})
+}
+
+func scanLineage(row scanner, l *metadata.Lineage) error {
+	var baseDigest, tags string
+	if err := row.Scan(&l.Chain, &l.First, &l.Layers, &l.Golden, &l.Base.Repo, &baseDigest, &tags,
+		&l.Base.Layers, &l.Base.Source, &l.Note); err != nil {
+		return err
+	}
+	l.Base.Digest = digest.Digest(baseDigest)
+	if tags != "" {
+		l.Base.Tags = strings.Fields(tags)
+	}
+	return nil
+}
+
+// GetLineage returns the lineage of manifest d of repo.
+func (db *DB) GetLineage(ctx context.Context, repo string, d digest.Digest) (*metadata.Lineage, error) {
+	l := &metadata.Lineage{Repo: repo, Digest: d}
+	err := scanLineage(db.queryRow(ctx, `SELECT `+lineageColumns+` FROM image_lineage l
+		JOIN repositories r ON r.id = l.repo_id WHERE r.name = ? AND l.digest = ?`, repo, d.String()), l)
+	if err != nil {
+		return nil, notFound(err, "lineage of "+d.String())
+	}
+	return l, nil
+}
+
+// GoldenByChain looks chains up in the partial index of golden images. A
+// list of explicit values, rather than one JSON parameter, lets both
+// databases look each value up in the index.
+func (db *DB) GoldenByChain(ctx context.Context, chains []string) ([]metadata.GoldenImage, error) {
+	if len(chains) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(chains))
+	for i, c := range chains {
+		args[i] = c
+	}
+	rows, err := db.query(ctx, `SELECT r.name, l.digest, l.chain, l.layers FROM image_lineage l
+		JOIN repositories r ON r.id = l.repo_id
+		WHERE l.golden AND l.chain IN (`+placeholders(len(chains))+`) ORDER BY l.layers DESC, r.name, l.digest`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("golden images by chain: %w", err)
+	}
+	defer rows.Close()
+	var out []metadata.GoldenImage
+	for rows.Next() {
+		var g metadata.GoldenImage
+		var d string
+		if err := rows.Scan(&g.Repo, &d, &g.Chain, &g.Layers); err != nil {
+			return nil, fmt.Errorf("golden images by chain: %w", err)
+		}
+		g.Digest = digest.Digest(d)
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+// SetGolden flags repo's images, in one transaction with forgetting the
+// bases found in it by layers when it stops being golden.
+func (db *DB) SetGolden(ctx context.Context, repo string, golden bool) (int64, error) {
+	var n int64
+	err := db.inTx(ctx, func(tx *stmtTx) error {
+		res, err := tx.ExecContext(ctx,
+			`UPDATE image_lineage SET golden = ? WHERE golden <> ? AND repo_id = (SELECT id FROM repositories WHERE name = ?)`,
+			golden, golden, repo)
+		if err != nil {
+			return fmt.Errorf("golden %s: %w", repo, err)
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		if golden {
+			return nil
+		}
+		_, err = tx.ExecContext(ctx,
+			`UPDATE image_lineage SET base_repo = '', base_digest = '', base_tags = '', base_layers = 0, source = ''
+			 WHERE base_repo = ? AND base_repo <> '' AND source = 'layers'`, repo)
+		if err != nil {
+			return fmt.Errorf("forget bases in %s: %w", repo, err)
+		}
+		return nil
+	})
+	return n, err
+}
+
+// GoldenRepositories lists the repositories with golden images, by name.
+func (db *DB) GoldenRepositories(ctx context.Context) ([]string, error) {
+	return db.listRows(ctx, `SELECT DISTINCT r.name FROM image_lineage l JOIN repositories r ON r.id = l.repo_id
+		WHERE l.golden ORDER BY r.name LIMIT ?`, noLimit)
+}
+
+// ManifestsWithoutLineage lists repo's manifests that have no lineage.
+func (db *DB) ManifestsWithoutLineage(ctx context.Context, repo string, after digest.Digest, n int) ([]metadata.Manifest, error) {
+	if n <= 0 {
+		n = noLimit
+	}
+	rows, err := db.query(ctx, `SELECT m.digest, m.media_type, m.content FROM manifests m
+		JOIN repositories r ON r.id = m.repo_id
+		WHERE r.name = ? AND m.digest > ?
+		AND NOT EXISTS (SELECT 1 FROM image_lineage l WHERE l.repo_id = m.repo_id AND l.digest = m.digest)
+		ORDER BY m.digest LIMIT ?`, repo, after.String(), n)
+	if err != nil {
+		return nil, fmt.Errorf("manifests without lineage in %s: %w", repo, err)
+	}
+	defer rows.Close()
+	var out []metadata.Manifest
+	for rows.Next() {
+		m := metadata.Manifest{Repo: repo}
+		var d string
+		if err := rows.Scan(&d, &m.MediaType, &m.Content); err != nil {
+			return nil, fmt.Errorf("manifests without lineage in %s: %w", repo, err)
+		}
+		m.Digest = digest.Digest(d)
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// FirstChains lists the first-layer chains of repo's images.
+func (db *DB) FirstChains(ctx context.Context, repo string) ([]string, error) {
+	return db.listRows(ctx, `SELECT DISTINCT l.first_chain FROM image_lineage l JOIN repositories r ON r.id = l.repo_id
+		WHERE r.name = ? AND l.first_chain <> '' ORDER BY l.first_chain LIMIT ?`, repo, noLimit)
+}
+
+// BaselessImages lists base-less images by their first layer's chain.
+func (db *DB) BaselessImages(ctx context.Context, firsts []string, after metadata.ManifestRef, n int) ([]metadata.ManifestRef, error) {
+	if len(firsts) == 0 {
+		return nil, nil
+	}
+	if n <= 0 {
+		n = noLimit
+	}
+	args := make([]any, 0, len(firsts)+4)
+	for _, f := range firsts {
+		args = append(args, f)
+	}
+	args = append(args, after.Repo, after.Repo, after.Digest.String(), n)
+	rows, err := db.query(ctx, `SELECT r.name, l.digest FROM image_lineage l JOIN repositories r ON r.id = l.repo_id
+		WHERE l.base_repo = '' AND l.first_chain IN (`+placeholders(len(firsts))+`)
+		AND (r.name > ? OR (r.name = ? AND l.digest > ?))
+		ORDER BY r.name, l.digest LIMIT ?`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("base-less images: %w", err)
+	}
+	defer rows.Close()
+	var out []metadata.ManifestRef
+	for rows.Next() {
+		var ref metadata.ManifestRef
+		var d string
+		if err := rows.Scan(&ref.Repo, &d); err != nil {
+			return nil, fmt.Errorf("base-less images: %w", err)
+		}
+		ref.Digest = digest.Digest(d)
+		out = append(out, ref)
+	}
+	return out, rows.Err()
+}
+
+// DerivedImages pages through the tags built on q.BaseRepo. A tag counts
+// when it points at a derived image or at an index that lists one; an
+// index whose platforms share one base is one row (UNION, not UNION ALL).
+// Its tags are looked up by digest (tags_digest) for each index listing
+// the image, not found by reading every tag of the repository.
+func (db *DB) DerivedImages(ctx context.Context, q metadata.DerivedQuery) ([]metadata.DerivedImage, int, error) {
+	// base_repo <> '' lets both databases use the partial base index.
+	cond := `l.base_repo = ? AND l.base_repo <> ''`
+	args := []any{q.BaseRepo}
+	if len(q.BaseDigests) > 0 {
+		cond += ` AND l.base_digest IN (` + placeholders(len(q.BaseDigests)) + `)`
+		for _, d := range q.BaseDigests {
+			args = append(args, d.String())
+		}
+	}
+	if q.Visible != nil {
+		vis, vargs, err := db.visibleCond(q.Visible, "r.name")
+		if err != nil {
+			return nil, 0, err
+		}
+		cond += ` AND ` + vis
+		args = append(args, vargs...)
+	}
+	const cols = `r.name AS repo, t.name AS tag, t.digest, t.pushed_at, l.base_digest, l.base_tags, l.base_layers, l.source`
+	union := `SELECT ` + cols + ` FROM image_lineage l JOIN repositories r ON r.id = l.repo_id
+		JOIN tags t ON t.repo_id = l.repo_id AND t.digest = l.digest WHERE ` + cond + `
+		UNION SELECT ` + cols + ` FROM image_lineage l JOIN repositories r ON r.id = l.repo_id
+		JOIN tags t ON t.repo_id = l.repo_id AND t.digest IN (SELECT mr.parent FROM manifest_refs mr
+			WHERE mr.repo_id = l.repo_id AND mr.child = l.digest AND mr.kind = 'manifest') WHERE ` + cond
+	all := append(append([]any{}, args...), args...)
+	var total int
+	if err := db.queryRow(ctx, `SELECT COUNT(*) FROM (`+union+`) u`, all...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count images built on %s: %w", q.BaseRepo, err)
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = noLimit
+	}
+	rows, err := db.query(ctx, `SELECT * FROM (`+union+`) u ORDER BY repo, tag, base_digest LIMIT ? OFFSET ?`,
+		append(all, limit, max(q.Offset, 0))...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("images built on %s: %w", q.BaseRepo, err)
+	}
+	defer rows.Close()
+	out := []metadata.DerivedImage{}
+	for rows.Next() {
+		x := metadata.DerivedImage{Base: metadata.BaseRef{Repo: q.BaseRepo}}
+		var d, bd, tags string
+		var pushed int64
+		if err := rows.Scan(&x.Repo, &x.Tag, &d, &pushed, &bd, &tags, &x.Base.Layers, &x.Base.Source); err != nil {
+			return nil, 0, fmt.Errorf("images built on %s: %w", q.BaseRepo, err)
+		}
+		x.Digest, x.PushedAt = digest.Digest(d), fromNanos(pushed)
+		x.Base.Digest, x.Base.Tags = digest.Digest(bd), strings.Fields(tags)
+		out = append(out, x)
+	}
+	return out, total, rows.Err()
+}
+
+// TagsAt lists the tags pointing at d, on the tags_digest index: a push
+// that found its base asks it, so it reads those rows only.
+func (db *DB) TagsAt(ctx context.Context, repo string, d digest.Digest) ([]string, error) {
+	return db.listRows(ctx, `SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repo_id
+		WHERE r.name = ? AND t.digest = ? ORDER BY t.name LIMIT ?`, repo, d.String(), noLimit)
+}
+
+// TagTargets lists repo's tags without their manifests.
+func (db *DB) TagTargets(ctx context.Context, repo string) ([]metadata.Tag, error) {
+	var id int64
+	if err := db.queryRow(ctx, `SELECT id FROM repositories WHERE name = ?`, repo).Scan(&id); err != nil {
+		return nil, notFound(err, "repository "+repo)
+	}
+	rows, err := db.query(ctx, `SELECT name, digest, pushed_at FROM tags WHERE repo_id = ? ORDER BY name`, id)
+	if err != nil {
+		return nil, fmt.Errorf("tags of %s: %w", repo, err)
+	}
+	defer rows.Close()
+	out := []metadata.Tag{}
+	for rows.Next() {
+		var t metadata.Tag
+		var d string
+		var at int64
+		if err := rows.Scan(&t.Name, &d, &at); err != nil {
+			return nil, fmt.Errorf("tags of %s: %w", repo, err)
+		}
+		t.Digest, t.PushedAt = digest.Digest(d), fromNanos(at)
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
