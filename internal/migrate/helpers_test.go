@@ -194,7 +194,16 @@ func fillSource(t *testing.T, e end) {
 		t.Fatal(err)
 	}
 	// The same layer in a second repository: one blob, two links.
-	putImage(t, e, "alice/tools", "alice", []string{"1.0"}, []byte("layer one"))
+	tools := putImage(t, e, "alice/tools", "alice", []string{"1.0"}, []byte("layer one"))
+	// Lineage: alice/tools is golden and team/app is built on it.
+	ls := e.Meta.(metadata.LineageStore)
+	if err := ls.PutLineage(ctx, &metadata.Lineage{Repo: "alice/tools", Digest: tools.Digest, Chain: "chain-1", First: "chain-1", Layers: 1, Golden: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.PutLineage(ctx, &metadata.Lineage{Repo: "team/app", Digest: app.Digest, Chain: "chain-2", First: "chain-1", Layers: 2,
+		Base: metadata.BaseRef{Repo: "alice/tools", Digest: tools.Digest, Tags: []string{"1.0"}, Layers: 1, Source: "layers"}}); err != nil {
+		t.Fatal(err)
+	}
 	if err := e.Meta.SetRepositoryDescription(ctx, "team/app", "The app", "# The app\n\nRuns."); err != nil {
 		t.Fatal(err)
 	}

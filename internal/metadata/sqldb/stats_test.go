@@ -135,7 +135,7 @@ func TestStats_MigrationCountsExistingLinks(t *testing.T) {
 		DROP TABLE login_failures;
 		ALTER TABLE uploads DROP COLUMN writer;
 		ALTER TABLE uploads DROP COLUMN lease_until;
-		DROP TABLE policies; DROP TABLE policy_version;
+		DROP TABLE policies; DROP TABLE policy_version; DROP TABLE image_lineage;
 		DELETE FROM schema_migrations WHERE version >= 5`); err != nil {
 		t.Fatal(err)
 	}
