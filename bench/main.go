@@ -280,8 +280,9 @@ func (h *harness) settings() settings {
 			"(`regionendpoint`, `forcepathstyle: true`, `secure: false`, `v4auth: true`, its own bucket, `chunksize` 16 MiB like wharf's parts, " +
 			"`redirect.disable: true` so that bytes go through it as through wharf). **wharf-sqlite**, in the manifest scenario only: wharf on its embedded stores, " +
 			"the same-run yardstick for wharf on PostgreSQL. **Ceiling** of the blob rows: the same versitygw driven straight by minio-go " +
-			"(wharf's S3 client, with its driver's options), taking its turn in the rotation: one multipart upload in 16 MiB parts sent in order " +
-			"(PUT), one GetObject read in 1 MiB reads (GET). The stores' CPU (gateway, postmaster and its backends) counts as the server's, not as background load.",
+			"(wharf's S3 client, with its driver's options), taking its turn in the rotation: one PutObject of the whole body signed with its sha256 " +
+			"(monolithic push, as wharf's driver streams a blob of known digest), one multipart upload in 16 MiB parts sent in order " +
+			"(chunked push), one GetObject read in 1 MiB reads (GET). The stores' CPU (gateway, postmaster and its backends) counts as the server's, not as background load.",
 		Client: "this program: Go `net/http` client, HTTP/1.1 keep-alive, one connection per concurrent client, 256 KiB socket buffers for blobs," +
 			" 1 MiB reads; bodies come from a 64 MiB in-memory pattern (no generation cost while timing); digests are computed before the clock starts." +
 			" Every measurement starts after `sync` so that no server pays for another's writeback.",

@@ -40,7 +40,7 @@ func TestDockerGoldenLineage(t *testing.T) {
 	// golden/base:1.0, also tagged 1, from an imported busybox rootfs.
 	pushBase := func(version string) {
 		imp := d("import", "-", base+":"+version)
-		imp.stdin = bytes.NewReader(busyboxRootfsTar(t, busybox))
+		imp.stdin = bytes.NewReader(withFile(t, busyboxRootfsTar(t, busybox), "etc/golden-version", version+"\n"))
 		imp.mustRun(t)
 		d("image", "tag", base+":"+version, base+":1").mustRun(t)
 		d("image", "push", base+":"+version).mustRun(t)
@@ -74,6 +74,21 @@ func TestDockerGoldenLineage(t *testing.T) {
 			t.Errorf("golden/base's page lacks %q", want)
 		}
 	}
+
+	// The chapter's fix: rebase the app onto 1.1 in place, registry to
+	// registry; the engine runs it on the new base, and it is current.
+	wc := newWharfClient(t)
+	wc.cmd("image", "rebase", "--insecure", app, "--onto", base+":1.1", "--old-base", base+":1.0", "-t", app).mustRun(t)
+	d("image", "rm", "-f", app).mustRun(t)
+	d("pull", app).mustRun(t)
+	if out := d("run", "--rm", "--network", "none", app, "cat", "/etc/golden-version", "/app/app.txt").mustRun(t); out != "1.1\nthe app\n" {
+		t.Errorf("the rebased app printed %q; want the new base's version and its own file", out)
+	}
+	got = goldenBase(t, srv, "team", "app", "v1")
+	if got.Name != "golden/base" || got.Outdated || got.Version != "1.1" {
+		t.Errorf("after the rebase, base = %+v; want golden/base 1.1, current", got)
+	}
+	t.Logf("after the rebase: %s:%s (%s), found by %s, outdated=%v", got.Name, got.Version, got.Digest, got.Source, got.Outdated)
 }
 
 type goldenBaseJSON struct {
