@@ -246,9 +246,21 @@ func TestUploadLease_DeadWritersSessionResumesOnOtherReplicaAfterTTL(t *testing.
 	code, hdr, body := patchAt(b.h, loc, off, bytes.NewReader(next), int64(len(next)))
 	want416(t, "chunk on replica b within the claim", code, hdr, body, off)
 
-	clock.Advance(registry.UploadLeaseTTL)
-	if code, _, body := patchAt(b.h, loc, off, bytes.NewReader(next), int64(len(next))); code != http.StatusAccepted {
-		t.Fatalf("chunk on replica b after the claim lapsed: status %d, body %s", code, body)
+	// Replica a may still be storing the bytes it read ahead of its
+	// writes when the clock moves, and a write renews the claim: that is
+	// a live writer, not a stalled one. Once those few MiB are stored it
+	// reads nothing and renews nothing, so within a few lapses the claim
+	// is free.
+	for try := 1; ; try++ {
+		clock.Advance(registry.UploadLeaseTTL)
+		code, hdr, body := patchAt(b.h, loc, off, bytes.NewReader(next), int64(len(next)))
+		if code == http.StatusAccepted {
+			break
+		}
+		want416(t, "chunk on replica b while a stores what it read ahead", code, hdr, body, off)
+		if try == 5 {
+			t.Fatalf("chunk on replica b after the claim lapsed %d times: status %d, body %s", try, code, body)
+		}
 	}
 
 	// Replica a wakes up: its claim is gone, and it stops reading.
