@@ -65,11 +65,17 @@ func WithClock(now func() time.Time) Option {
 	return func(s *setup) { s.opts = append(s.opts, server.WithClock(now)) }
 }
 
+// cheapPasswords is the smallest argon2id cost: tests check who may do
+// what, not how hard a hash is to crack.
+var cheapPasswords = auth.PasswordParams{Memory: 64, Time: 1, Threads: 1}
+
 // NewServer starts a wharf on a fresh data directory and stops it when the
 // test ends. Logs go to t.Log only with -v, to keep failures readable.
 func NewServer(t testing.TB, opts ...Option) *Server {
 	t.Helper()
-	s := setup{cfg: config.Default()}
+	// Cheap password hashing: the tests that log in do it hundreds of
+	// times, and argon2id's production cost is what they would measure.
+	s := setup{cfg: config.Default(), opts: []server.Option{server.WithPasswordParams(cheapPasswords)}}
 	s.cfg.DataDir = t.TempDir()
 	s.cfg.Auth.Mode = config.AuthNone
 	for _, o := range opts {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/wharf/wharf/internal/auth"
 	"github.com/wharf/wharf/internal/config"
@@ -44,7 +43,7 @@ func OpenAccounts(ctx context.Context, cfg config.Config, log *slog.Logger) (*Ac
 	if err != nil {
 		return nil, err
 	}
-	svc, tokens, err := newAuth(ctx, cfg, db, log, time.Now)
+	svc, tokens, err := newAuth(ctx, cfg, db, log, newOptions(nil))
 	if err != nil {
 		_ = db.Close()
 		return nil, err

@@ -19,7 +19,7 @@ func (s *Server) openAuth(ctx context.Context, meta metadata.Store) error {
 	if !ok {
 		return fmt.Errorf("database driver %q keeps no accounts; run with --auth=none", s.cfg.Database.Driver)
 	}
-	svc, tokens, err := newAuth(ctx, s.cfg, store, s.log, s.opts.now)
+	svc, tokens, err := newAuth(ctx, s.cfg, store, s.log, s.opts)
 	if err != nil {
 		return err
 	}
@@ -36,7 +36,8 @@ func (s *Server) openAuth(ctx context.Context, meta metadata.Store) error {
 	return nil
 }
 
-func newAuth(ctx context.Context, cfg config.Config, store auth.Store, log *slog.Logger, now func() time.Time) (*auth.Service, *auth.Tokens, error) {
+func newAuth(ctx context.Context, cfg config.Config, store auth.Store, log *slog.Logger, o options) (*auth.Service, *auth.Tokens, error) {
+	now := o.now
 	// Failed logins are counted in the database, so that replicas sharing
 	// it share the back-off: round-robin guessing gains nothing.
 	failures, ok := store.(auth.FailureStore)
@@ -48,6 +49,7 @@ func newAuth(ctx context.Context, cfg config.Config, store auth.Store, log *slog
 		Limiter:           auth.NewLimiter(auth.LimiterConfig{Store: failures, Now: now}),
 		Log:               log,
 		Now:               now,
+		PasswordParams:    o.passwordParams,
 	})
 	tokens, err := auth.NewTokens(ctx, store, auth.TokenConfig{
 		Issuer:    "wharf",

@@ -133,6 +133,14 @@ func (b *PgBouncer) Database(t testing.TB) string {
 	return strings.Replace(direct, "@"+b.pg.Addr+"/", "@"+b.Addr+"/", 1)
 }
 
+// DatabaseFrom is Postgres.DatabaseFrom through the bouncer: the template
+// is prepared over a direct connection.
+func (b *PgBouncer) DatabaseFrom(t testing.TB, key string, prepare func(ctx context.Context, url string) error) string {
+	t.Helper()
+	direct := b.pg.DatabaseFrom(t, key, prepare)
+	return strings.Replace(direct, "@"+b.pg.Addr+"/", "@"+b.Addr+"/", 1)
+}
+
 // String describes b for test logs.
 func (b *PgBouncer) String() string {
 	return "PgBouncer (transaction mode) at " + b.Addr + " in front of " + b.pg.String()

@@ -66,3 +66,60 @@ func (p *Postgres) Database(t testing.TB) string {
 	})
 	return url
 }
+
+// templates are the databases DatabaseFrom copies, one per key and test
+// process.
+var (
+	templatesMu sync.Mutex
+	templates   = map[string]*template{}
+)
+
+type template struct {
+	once sync.Once
+	name string
+	err  error
+}
+
+// DatabaseFrom creates a new database (dropped when the test ends) as a copy
+// of a template that prepare fills once per test process and key, and
+// returns its URL. Tests that each need a migrated schema copy it in a
+// fraction of the time that applying every migration again takes.
+func (p *Postgres) DatabaseFrom(t testing.TB, key string, prepare func(ctx context.Context, url string) error) string {
+	t.Helper()
+	templatesMu.Lock()
+	tpl, ok := templates[key]
+	if !ok {
+		tpl = &template{name: "tpl_" + strings.ToLower(key)}
+		templates[key] = tpl
+	}
+	templatesMu.Unlock()
+	tpl.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		url, err := p.CreateDatabase(ctx, tpl.name)
+		if err == nil {
+			// prepare must close its connections: a template in use
+			// cannot be copied.
+			err = prepare(ctx, url)
+		}
+		tpl.err = err
+	})
+	if tpl.err != nil {
+		t.Fatalf("template database %s: %v", tpl.name, tpl.err)
+	}
+	name := "t_" + strings.ToLower(rand.Text()[:16])
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	url, err := p.CreateDatabaseFrom(ctx, name, tpl.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := p.DropDatabase(ctx, name); err != nil {
+			t.Logf("drop database %s: %v", name, err)
+		}
+	})
+	return url
+}

@@ -148,6 +148,15 @@ func (p *Postgres) CreateDatabase(ctx context.Context, name string) (string, err
 	return p.URL(name), nil
 }
 
+// CreateDatabaseFrom creates database name as a copy of database template,
+// which nobody may be connected to, and returns its URL.
+func (p *Postgres) CreateDatabaseFrom(ctx context.Context, name, template string) (string, error) {
+	if err := p.admin(ctx, "CREATE DATABASE "+name+" TEMPLATE "+template+" STRATEGY FILE_COPY"); err != nil {
+		return "", fmt.Errorf("create database %s from %s: %w", name, template, err)
+	}
+	return p.URL(name), nil
+}
+
 // DropDatabase drops database name, closing the connections left to it.
 func (p *Postgres) DropDatabase(ctx context.Context, name string) error {
 	return p.admin(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")

@@ -28,7 +28,10 @@ func RunFailures(t *testing.T, newStore func(t *testing.T) auth.FailureStore) {
 		{"PruneLoginFailures_DeletesOnlyOlder", testFailuresPrune},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { tt.test(t, newStore(t)) })
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.test(t, newStore(t))
+		})
 	}
 }
 

@@ -47,7 +47,10 @@ func Run(t *testing.T, newStore func(t *testing.T) auth.Store) {
 		{"SigningKeys_CreateListRetireDelete", testSigningKeys},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { tt.test(t, newStore(t)) })
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tt.test(t, newStore(t))
+		})
 	}
 }
 

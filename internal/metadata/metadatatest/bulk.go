@@ -40,7 +40,10 @@ func RunBulk(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"LinkedBlobs_ListsEachLinkedDigestOnce", testLinkedBlobs},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) { tc.test(t, bulk(t), bulk(t)) })
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.test(t, bulk(t), bulk(t))
+		})
 	}
 }
 

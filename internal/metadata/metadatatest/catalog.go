@@ -30,7 +30,10 @@ func RunCatalog(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"AddPulls_CountsAndSkipsDeletedTags", testAddPulls},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) { tc.test(t, newStore(t)) })
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.test(t, newStore(t))
+		})
 	}
 }
 

@@ -34,6 +34,7 @@ func RunCollector(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			s := newStore(t)
 			c, ok := s.(metadata.Collector)
 			if !ok {

@@ -30,6 +30,7 @@ func RunLineage(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			s := newStore(t)
 			ls, ok := s.(metadata.LineageStore)
 			if !ok {

@@ -98,7 +98,10 @@ func Run(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"Ping_Succeeds", testPing},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) { tc.test(t, newStore(t)) })
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.test(t, newStore(t))
+		})
 	}
 }
 

@@ -26,6 +26,7 @@ func RunTagPlanner(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			s := newStore(t)
 			p, ok := s.(metadata.TagPlanner)
 			if !ok {

@@ -17,12 +17,12 @@ import (
 // different server connections: a named prepared statement, a SET or a
 // session-scoped lock that wharf relied on would break them.
 
-// openBounced opens a new empty database through bouncer, closing it
+// openBounced opens a new migrated database through bouncer, closing it
 // when the test ends. A suite's subtests share their parent's bouncer: a
 // subtest's own would cost a process start each.
 func openBounced(t *testing.T, bouncer *servicetest.PgBouncer, opts ...Option) *DB {
 	t.Helper()
-	url := bouncer.Database(t)
+	url := bouncer.DatabaseFrom(t, "migrated", migrated)
 	db, err := Open(t.Context(), url, nil, opts...)
 	if err != nil {
 		t.Fatalf("Open(%s): %v", url, err)

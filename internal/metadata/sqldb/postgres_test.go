@@ -13,17 +13,27 @@ import (
 	"github.com/wharf/wharf/internal/servicetest"
 )
 
-// openPostgres opens a new empty database on the test process's cluster,
+// openPostgres opens a new migrated database on the test process's cluster,
 // closing it when the test ends.
 func openPostgres(t testing.TB, opts ...Option) *DB {
 	t.Helper()
-	url := servicetest.StartPostgres(t).Database(t)
+	url := servicetest.StartPostgres(t).DatabaseFrom(t, "migrated", migrated)
 	db, err := Open(t.Context(), url, nil, opts...)
 	if err != nil {
 		t.Fatalf("Open(%s): %v", url, err)
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// migrated prepares the template database that contract tests copy: the
+// migrations run once per test process, not once per test.
+func migrated(ctx context.Context, url string) error {
+	db, err := Open(ctx, url, nil)
+	if err != nil {
+		return err
+	}
+	return db.Close()
 }
 
 func TestPostgres_Contract(t *testing.T) {
