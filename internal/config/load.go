@@ -55,6 +55,8 @@ var settings = []setting{
 		func(c *Config) string { return strconv.Itoa(c.Webhooks.MaxAttempts) }, intSetter(func(c *Config) *int { return &c.Webhooks.MaxAttempts })},
 	{"WHARF_WEBHOOK_BACKOFF", "webhook-backoff", "delay before a failed webhook delivery's first retry, doubled for each further one (up to 1h)",
 		func(c *Config) string { return c.Webhooks.Backoff.String() }, durationSetter(func(c *Config) *time.Duration { return &c.Webhooks.Backoff })},
+	{"WHARF_WEBHOOK_TIMEOUT", "webhook-timeout", "how long a webhook receiver may take to answer one delivery",
+		func(c *Config) string { return c.Webhooks.Timeout.String() }, durationSetter(func(c *Config) *time.Duration { return &c.Webhooks.Timeout })},
 	{"WHARF_WEBHOOK_POLL", "webhook-poll", "how often to look for webhook deliveries that are due",
 		func(c *Config) string { return c.Webhooks.Poll.String() }, durationSetter(func(c *Config) *time.Duration { return &c.Webhooks.Poll })},
 	{"WHARF_WEBHOOK_REGISTRY_URL", "webhook-registry-url", "the registry's URL as webhook receivers reach it, for links in payloads",

@@ -24,7 +24,7 @@ const maxBackoff = time.Hour
 // lease is how long a claim lasts: an attempt's timeout with room to
 // record its outcome. A replica that dies mid-delivery holds its claims
 // that long; then another (or itself, restarted) sends them again.
-func (s *Service) lease() time.Duration { return 2*s.opts.Timeout + 5*time.Second }
+func (s *Service) lease() time.Duration { return s.opts.Timeout + 5*time.Second }
 
 // DeliverDue claims the deliveries due now and sends them, and reports how
 // many it claimed. A failed attempt is retried after a delay that doubles
