@@ -33,7 +33,7 @@ type hookReceiver struct {
 	ids      map[string]int      // webhook-id → times received
 	done     map[string]bool     // webhook-ids answered 200
 	dups     int                 // deliveries answered 200 again
-	down     bool // answer 503
+	down     bool                // answer 503
 	holdNext bool
 	held     chan string   // the held delivery's webhook-id
 	release  chan struct{} // closed to let the held delivery end
