@@ -24,6 +24,7 @@ func RunWebhooks(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"Writes_RolledBackRecordNothing", testWebhooksRolledBack},
 		{"TagPlanMoves_RecordTagEvents", testWebhooksTagPlan},
 		{"RecordEvents_AndPullBatches", testWebhooksRecordEvents},
+		{"GoldenTagPush_RecordsBaseUpdated", testWebhooksBaseUpdated},
 		{"Claim_LeasesInOrderPerHookAndRepository", testWebhooksClaimOrder},
 		{"Claim_LapsedLeaseIsTakenOver", testWebhooksLeaseLapse},
 		{"Fail_RetriesThenDeadLettersAndRedelivers", testWebhooksFailDead},
@@ -247,6 +248,19 @@ func testWebhooksRecordEvents(t *testing.T, ms metadata.Store, s metadata.Webhoo
 	ds = claimAll(t, s, "w", time.Now())
 	if len(ds) != 1 || ds[0].Action != metadata.EventGC || ds[0].Detail != `{"bytes":1}` {
 		t.Fatalf("claim = %+v, want the gc event with its detail", ds)
+	}
+}
+
+func testWebhooksBaseUpdated(t *testing.T, ms metadata.Store, s metadata.WebhookStore) {
+	hook := createHook(t, s, "ns/*", "base.updated")
+	plain := newManifest("ns/app", "app")
+	putManifest(t, ms, plain, "v1")
+	golden := newManifest("ns/base", "base")
+	golden.Lineage = &metadata.Lineage{Repo: golden.Repo, Digest: golden.Digest, Chain: "chain", First: "first", Layers: 1, Golden: true}
+	putManifest(t, ms, golden, "1.2")
+	want := []string{fmt.Sprintf("hook%d base.updated ns/base:1.2", hook)}
+	if got := drain(t, s, time.Now()); !slices.Equal(got, want) {
+		t.Errorf("deliveries = %q, want %q", got, want)
 	}
 }
 

@@ -68,6 +68,15 @@ func putManifest(ctx context.Context, tx *stmtTx, id int64, m *metadata.Manifest
 		if err := recordEvent(ctx, tx, push); err != nil {
 			return err
 		}
+		// A tag of a golden image moved: the images built on that base
+		// may want a rebuild.
+		if m.Lineage != nil && m.Lineage.Golden {
+			base := push
+			base.Action = metadata.EventBaseUpdated
+			if err := recordEvent(ctx, tx, base); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
