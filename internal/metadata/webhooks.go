@@ -119,7 +119,8 @@ type WebhookStore interface {
 
 	// RecordEvents records deliveries of events (which no write of this
 	// store records: a collection's report) for the hooks subscribed, in
-	// one transaction.
+	// one transaction. An event whose Repo is "" (a registry-wide report)
+	// goes to every hook subscribed to its action.
 	RecordEvents(ctx context.Context, events []Event) error
 
 	// ClaimDeliveries leases up to n pending deliveries due at now to

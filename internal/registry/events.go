@@ -10,7 +10,10 @@ import (
 // what no write of the metadata store records by itself: a garbage
 // collection's or a retention run's report (metadata.EventGC,
 // EventRetention, with the report as Detail), a golden base that moved
-// (EventBaseUpdated). Pushes, deletes, tag moves and pulls are recorded
+// (EventBaseUpdated). An event with no Repo goes to every hook
+// subscribed to its action, whatever its namespace: put in its Detail only
+// what every namespace's owners may read (totals), and emit one event per
+// repository for what names them. Pushes, deletes, tag moves and pulls are recorded
 // by the store in their own transactions. Without a store that keeps
 // webhooks it does nothing.
 func (s *Service) EmitEvents(ctx context.Context, events ...metadata.Event) error {

@@ -235,19 +235,24 @@ func testWebhooksRecordEvents(t *testing.T, ms metadata.Store, s metadata.Webhoo
 	if err := ms.AddPulls(ctx, []metadata.Pull{{Repo: "ns/app", Tag: "v1", Count: 7, At: time.Now()}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RecordEvents(ctx, []metadata.Event{{Action: metadata.EventGC, Repo: "ns/app", Detail: `{"bytes":1}`}}); err != nil {
+	if err := s.RecordEvents(ctx, []metadata.Event{{Action: metadata.EventGC, Repo: "ns/app", Detail: `{"bytes":1}`},
+		{Action: metadata.EventGC, Detail: `{"bytes":2}`}, {Action: metadata.EventGC, Repo: "other/app"}}); err != nil {
 		t.Fatal(err)
 	}
+	// The registry-wide event has no repository to wait behind.
 	ds := claimAll(t, s, "w", time.Now())
-	if len(ds) != 1 || ds[0].Action != metadata.EventPull || ds[0].Count != 7 || ds[0].HookID != hook {
-		t.Fatalf("claim = %+v, want the batch of 7 pulls first", ds)
+	if len(ds) != 2 || ds[0].Action != metadata.EventPull || ds[0].Count != 7 || ds[0].HookID != hook ||
+		ds[1].Action != metadata.EventGC || ds[1].Repo != "" || ds[1].Detail != `{"bytes":2}` {
+		t.Fatalf("claim = %+v, want the batch of 7 pulls and the registry-wide gc event", ds)
 	}
-	if err := s.FinishDelivery(ctx, ds[0].ID, "w", time.Now()); err != nil {
-		t.Fatal(err)
+	for _, d := range ds {
+		if err := s.FinishDelivery(ctx, d.ID, "w", time.Now()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ds = claimAll(t, s, "w", time.Now())
-	if len(ds) != 1 || ds[0].Action != metadata.EventGC || ds[0].Detail != `{"bytes":1}` {
-		t.Fatalf("claim = %+v, want the gc event with its detail", ds)
+	if len(ds) != 1 || ds[0].Action != metadata.EventGC || ds[0].Repo != "ns/app" || ds[0].Detail != `{"bytes":1}` {
+		t.Fatalf("claim = %+v, want the gc event of ns/app with its detail, not other/app's", ds)
 	}
 }
 

@@ -19,21 +19,26 @@ var _ metadata.WebhookStore = (*DB)(nil)
 
 // recordQuery inserts one event's delivery for every hook subscribed to
 // it. It runs inside the writes that change a repository: with no hook it
-// inserts nothing, so a registry without webhooks pays one indexless read
-// of an empty table per event. The prefix is compared in SQL (substr and
-// length are spelled alike in SQLite and PostgreSQL) so that a hook
-// created by another replica counts from its commit on.
+// inserts nothing, so a registry without webhooks pays one read of an
+// empty table per event. The prefix is compared in SQL (substr and length
+// are spelled alike in SQLite and PostgreSQL) so that a hook created by
+// another replica counts from its commit on. An event of no repository
+// (a registry-wide report) reaches every hook subscribed to its action.
+//
+// The writes call it after their tag writes: the row lock of a tag orders
+// concurrent writes of it on PostgreSQL, so the IDs (the delivery order)
+// of one tag's events follow their commit order.
 const recordQuery = `INSERT INTO webhook_deliveries
 	(hook_id, event_id, action, repo, digest, media_type, size, tag, actor, pulls, detail, created_at, next_at)
 	SELECT h.id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM webhooks h
-	WHERE h.events LIKE ? AND (h.match_prefix = ? OR (NOT h.match_exact AND substr(?, 1, length(h.match_prefix)) = h.match_prefix))`
+	WHERE h.events LIKE ? AND (? = '' OR h.match_prefix = ? OR (NOT h.match_exact AND substr(?, 1, length(h.match_prefix)) = h.match_prefix))`
 
 // recordEvent records e's deliveries in tx.
 func recordEvent(ctx context.Context, tx *stmtTx, e metadata.Event) error {
 	ts := tx.db.now()
 	if _, err := tx.ExecContext(ctx, recordQuery,
 		newEventID(), e.Action, e.Repo, e.Digest.String(), e.MediaType, e.Size, e.Tag, e.Actor, e.Count, e.Detail, ts, ts,
-		"%,"+e.Action+",%", e.Repo, e.Repo); err != nil {
+		"%,"+e.Action+",%", e.Repo, e.Repo, e.Repo); err != nil {
 		return fmt.Errorf("record %s event of %s: %w", e.Action, e.Repo, err)
 	}
 	return nil
