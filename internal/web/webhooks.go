@@ -96,6 +96,8 @@ func webhookFormError(err error) (int, string, bool) {
 		return http.StatusBadRequest, invalid.Message, true
 	case errors.Is(err, notify.ErrNotFound):
 		return http.StatusNotFound, "No such webhook or dead delivery here.", true
+	case errors.Is(err, errBadForm):
+		return http.StatusBadRequest, err.Error(), true
 	}
 	return 0, "", false
 }
@@ -104,17 +106,11 @@ func webhookFormError(err error) (int, string, bool) {
 // the panel.
 func (h *Handler) webhookForm(w http.ResponseWriter, r *http.Request, c caller, ns string) {
 	err := h.applyWebhookForm(actingAs(r.Context(), c), r, ns)
-	if status, msg, ok := webhookFormError(err); ok {
+	if err == nil {
+		http.Redirect(w, r, "/u/"+ns+"?flash=webhook-changed#webhooks-h", http.StatusSeeOther)
+	} else if status, msg, ok := webhookFormError(err); ok {
 		h.showError(w, r, c, status, msg)
-		return
-	}
-	if errors.Is(err, errBadForm) {
-		h.showError(w, r, c, http.StatusBadRequest, err.Error())
-		return
-	}
-	if err != nil {
+	} else {
 		h.internal(w, r, c, err)
-		return
 	}
-	http.Redirect(w, r, "/u/"+ns+"?flash=webhook-changed#webhooks-h", http.StatusSeeOther)
 }
