@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +28,7 @@ func RunWebhooks(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"GoldenTagPush_RecordsBaseUpdated", testWebhooksBaseUpdated},
 		{"Claim_LeasesInOrderPerHookAndRepository", testWebhooksClaimOrder},
 		{"Claim_LapsedLeaseIsTakenOver", testWebhooksLeaseLapse},
+		{"Claim_ConcurrentWorkersTakeEachDeliveryOnce", testWebhooksClaimConcurrent},
 		{"Fail_RetriesThenDeadLettersAndRedelivers", testWebhooksFailDead},
 		{"PruneDeliveries_RemovesOldDeliveredOnly", testWebhooksPrune},
 	}
@@ -292,6 +294,42 @@ func testWebhooksClaimOrder(t *testing.T, ms metadata.Store, s metadata.WebhookS
 	want = []string{fmt.Sprintf("hook%d push ns/a:a1", hook)}
 	if got := keys(claimAll(t, s, "w2", now)); !slices.Equal(got, want) {
 		t.Fatalf("after a0 delivered: claim = %q, want %q", got, want)
+	}
+}
+
+func testWebhooksClaimConcurrent(t *testing.T, ms metadata.Store, s metadata.WebhookStore) {
+	createHook(t, s, "ns/*", "push")
+	const repos = 12
+	for i := range repos {
+		putManifest(t, ms, newManifest(fmt.Sprint("ns/r", i), fmt.Sprint(i)), "v1")
+	}
+	now := time.Now()
+	var mu sync.Mutex
+	claimed := map[int64]string{}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			worker := fmt.Sprint("w", w)
+			for range 3 {
+				ds, err := s.ClaimDeliveries(t.Context(), worker, now, now.Add(time.Minute), 2)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				for _, d := range ds {
+					if other, ok := claimed[d.ID]; ok {
+						t.Errorf("delivery %d claimed by %s and %s", d.ID, other, worker)
+					}
+					claimed[d.ID] = worker
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(claimed) != repos {
+		t.Errorf("%d deliveries claimed, want all %d", len(claimed), repos)
 	}
 }
 
