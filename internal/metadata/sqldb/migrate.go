@@ -228,8 +228,9 @@ var migrations = []string{
 	// repository inserts a delivery per subscribed hook in its own
 	// transaction; workers lease them (claimed_by, claimed_until). A
 	// hook's pattern is kept as the prefix a write compares in SQL. The
-	// pending index serves both the claim's "no earlier pending delivery
-	// of this hook and repository" and its scan for due rows.
+	// partial indexes keep a claim to the pending rows, however many
+	// delivered ones are kept: its scan in ID order (due) and its "no
+	// earlier pending delivery of this hook and repository" (pending).
 	`CREATE TABLE webhooks (
 		id           INTEGER PRIMARY KEY,
 		namespace    TEXT NOT NULL,
@@ -267,6 +268,7 @@ var migrations = []string{
 		delivered_at  BIGINT NOT NULL DEFAULT 0
 	);
 	CREATE INDEX webhook_deliveries_pending ON webhook_deliveries(hook_id, repo, id) WHERE state = 'pending';
+	CREATE INDEX webhook_deliveries_due ON webhook_deliveries(id) WHERE state = 'pending';
 	CREATE INDEX webhook_deliveries_hook ON webhook_deliveries(hook_id, id);
 	CREATE INDEX webhook_deliveries_delivered ON webhook_deliveries(delivered_at) WHERE state = 'delivered';`,
 }
