@@ -72,6 +72,7 @@ func (s *Service) attempt(ctx context.Context, h *Hook, d Delivery) error {
 	}
 	now := s.opts.Now()
 	if sendErr == nil {
+		s.counts.Delivered.Add(1)
 		err := s.store.FinishDelivery(ctx, d.ID, s.worker, now)
 		if errors.Is(err, metadata.ErrConflict) {
 			return nil // the lease lapsed and another worker has it: sent twice, which at-least-once allows
@@ -79,6 +80,11 @@ func (s *Service) attempt(ctx context.Context, h *Hook, d Delivery) error {
 		return err
 	}
 	dead := d.Attempts+1 >= s.opts.MaxAttempts
+	if dead {
+		s.counts.Dead.Add(1)
+	} else {
+		s.counts.Failed.Add(1)
+	}
 	delay := s.opts.Backoff << min(d.Attempts, 30)
 	if delay <= 0 || delay > maxBackoff {
 		delay = maxBackoff

@@ -361,4 +361,17 @@ func TestDelivery_DeadLetterIsRedeliveredThroughTheAPI(t *testing.T) {
 		t.Fatalf("after redeliver the receiver got %d, want 1", len(got))
 	}
 	verify(t, h.Secrets[0], got[0], w.clock.Now())
+
+	resp, err := http.Get(w.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	metrics, _ := io.ReadAll(resp.Body)
+	for _, line := range []string{`wharf_webhook_deliveries_total{outcome="failed"} 1`,
+		`wharf_webhook_deliveries_total{outcome="dead"} 1`, `wharf_webhook_deliveries_total{outcome="delivered"} 1`} {
+		if !strings.Contains(string(metrics), line+"\n") {
+			t.Errorf("/metrics has no line %s", line)
+		}
+	}
 }

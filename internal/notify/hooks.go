@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/wharf/wharf/internal/metadata"
@@ -69,7 +70,19 @@ type Service struct {
 	render payloader
 	// worker names this process's leases on deliveries.
 	worker string
+	// counts are this process's attempts by outcome, for metrics.
+	counts Counts
 }
+
+// Counts are a process's delivery attempts by outcome since it started.
+type Counts struct {
+	// Delivered were answered 2xx; Failed were not and will be retried;
+	// Dead were not and were dead-lettered.
+	Delivered, Failed, Dead atomic.Int64
+}
+
+// Counts returns this process's counters of attempts.
+func (s *Service) Counts() *Counts { return &s.counts }
 
 // New returns the service over store.
 func New(store metadata.WebhookStore, log *slog.Logger, opts Options) *Service {

@@ -165,6 +165,9 @@ func (s *Server) Close() error {
 // routes builds the handler tree: OCI API under /v2/, operations beside it.
 func (s *Server) routes(promReg *prometheus.Registry) http.Handler {
 	m := newMetrics(promReg, s.registry)
+	if s.hooks != nil {
+		promReg.MustRegister(webhookMetrics(s.hooks.Counts()))
+	}
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	api := distribution.New(s.registry, s.log)
