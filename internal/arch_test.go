@@ -91,6 +91,14 @@ var rules = []rule{
 	{"internal/migrate", "internal/registry", true, "a migration copies stores, not pushes"},
 	{"internal/migrate", "net/http", true, "a migration never speaks HTTP"},
 
+	// Webhooks speak HTTP only as a client, and reach the outbox through
+	// its store interface.
+	{"internal/notify", "database/sql", true, "webhooks reach the outbox through metadata.WebhookStore, never SQL"},
+	{"internal/notify", "internal/metadata/sqldb", true, "webhooks see the store interface; server picks the driver"},
+	{"internal/notify", "internal/server", true, "webhooks never import the server"},
+	{"internal/notify", "internal/web", true, "webhooks never import a handler"},
+	{"internal/notify", "internal/distribution", true, "webhooks never import a handler"},
+
 	// Auth decides who and may they; it neither serves nor stores.
 	{"internal/auth", "net/http", true, "auth is a library; handlers speak HTTP"},
 	{"internal/auth", "database/sql", true, "auth reaches storage through its Store interface"},

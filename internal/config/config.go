@@ -40,6 +40,7 @@ type Config struct {
 	Validation Validation `yaml:"validation"`
 	Limits     Limits     `yaml:"limits"`
 	Uploads    Uploads    `yaml:"uploads"`
+	Webhooks   Webhooks   `yaml:"webhooks"`
 	Auth       Auth       `yaml:"auth"`
 	TLS        TLS        `yaml:"tls"`
 }
@@ -94,6 +95,22 @@ type Uploads struct {
 	// PurgeAfter discards sessions not written for this long; 0 keeps them
 	// forever.
 	PurgeAfter time.Duration `yaml:"purge_after"`
+}
+
+// Webhooks configures the delivery of webhooks from the outbox.
+type Webhooks struct {
+	// MaxAttempts is how many failed attempts dead-letter a delivery.
+	MaxAttempts int `yaml:"max_attempts"`
+	// Backoff is the delay before the first retry; each further retry
+	// waits twice as long as the one before, up to an hour.
+	Backoff time.Duration `yaml:"backoff"`
+	// Timeout bounds one attempt, response included.
+	Timeout time.Duration `yaml:"timeout"`
+	// Poll is how often a replica looks for deliveries that are due.
+	Poll time.Duration `yaml:"poll"`
+	// RegistryURL is the registry's URL as receivers know it, for the
+	// links in payloads ("": payloads name repositories without a host).
+	RegistryURL string `yaml:"registry_url"`
 }
 
 // Log configures the structured logs.
@@ -207,6 +224,7 @@ func Default() Config {
 		Database:        Database{Driver: "sqlite"},
 		Validation:      Validation{MaxManifestBytes: 4 << 20},
 		Uploads:         Uploads{PurgeAfter: 24 * time.Hour},
+		Webhooks:        Webhooks{MaxAttempts: 12, Backoff: 10 * time.Second, Timeout: 10 * time.Second, Poll: time.Second},
 		Limits:          Limits{IdleTimeout: 60 * time.Second},
 		Auth: Auth{Mode: AuthToken, Service: "wharf", DefaultVisibility: "private",
 			TokenLifetime: 5 * time.Minute, SigningAlgorithm: "EdDSA"},
@@ -321,6 +339,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Uploads.PurgeAfter < 0 {
 		bad("uploads.purge_after must not be negative")
+	}
+	if c.Webhooks.MaxAttempts < 1 {
+		bad("webhooks.max_attempts must be at least 1")
+	}
+	if c.Webhooks.Backoff <= 0 || c.Webhooks.Timeout <= 0 || c.Webhooks.Poll <= 0 {
+		bad("webhooks.backoff, webhooks.timeout and webhooks.poll must be positive")
 	}
 	if c.Limits.MaxConcurrentRequests < 0 {
 		bad("limits.max_concurrent_requests must not be negative")

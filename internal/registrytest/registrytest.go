@@ -13,6 +13,7 @@ import (
 
 	"github.com/wharf/wharf/internal/auth"
 	"github.com/wharf/wharf/internal/config"
+	"github.com/wharf/wharf/internal/notify"
 	"github.com/wharf/wharf/internal/server"
 )
 
@@ -25,6 +26,9 @@ type Server struct {
 	Config config.Config
 	// Auth manages the server's accounts; nil when it runs open.
 	Auth *auth.Service
+	// Webhooks delivers the outbox; nothing runs it in the background,
+	// so a test calls DeliverDue.
+	Webhooks *notify.Service
 
 	stop func()
 }
@@ -102,7 +106,7 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 		_ = srv.Close()
 	})
 	t.Cleanup(stop)
-	return &Server{Server: hs, DataDir: cfg.DataDir, Config: cfg, Auth: srv.Accounts(), stop: stop}
+	return &Server{Server: hs, DataDir: cfg.DataDir, Config: cfg, Auth: srv.Accounts(), Webhooks: srv.Webhooks(), stop: stop}
 }
 
 type testWriter struct{ t testing.TB }

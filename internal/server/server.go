@@ -27,6 +27,7 @@ import (
 	"github.com/wharf/wharf/internal/forwarded"
 	"github.com/wharf/wharf/internal/metadata"
 	"github.com/wharf/wharf/internal/metadata/sqldb"
+	"github.com/wharf/wharf/internal/notify"
 	"github.com/wharf/wharf/internal/registry"
 )
 
@@ -46,6 +47,9 @@ type Server struct {
 	// when cfg.MetricsAddr is set.
 	metrics http.Handler
 	opts    options
+
+	// hooks is nil when the metadata store keeps no webhooks.
+	hooks *notify.Service
 }
 
 // New opens the stores cfg names and builds the handler tree.
@@ -59,6 +63,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, meta: meta, registry: reg, opts: o}
+	if ws, ok := meta.(metadata.WebhookStore); ok {
+		s.hooks = notify.New(ws, log, notify.Options{MaxAttempts: cfg.Webhooks.MaxAttempts, Backoff: cfg.Webhooks.Backoff,
+			Timeout: cfg.Webhooks.Timeout, RegistryURL: cfg.Webhooks.RegistryURL, Now: o.now})
+	}
 	if cfg.Auth.Mode == config.AuthToken {
 		if err := s.openAuth(ctx, meta); err != nil {
 			_ = meta.Close()
@@ -137,6 +145,9 @@ func openStores(ctx context.Context, cfg config.Config, log *slog.Logger, o opti
 // Accounts is the account service, nil when the server runs open.
 func (s *Server) Accounts() *auth.Service { return s.auth }
 
+// Webhooks is the webhook service, nil when the database keeps none.
+func (s *Server) Webhooks() *notify.Service { return s.hooks }
+
 // Handler is the whole HTTP surface, for tests and embedding.
 func (s *Server) Handler() http.Handler { return s.handler }
 
@@ -154,6 +165,9 @@ func (s *Server) Close() error {
 // routes builds the handler tree: OCI API under /v2/, operations beside it.
 func (s *Server) routes(promReg *prometheus.Registry) http.Handler {
 	m := newMetrics(promReg, s.registry)
+	if s.hooks != nil {
+		promReg.MustRegister(webhookMetrics(s.hooks.Counts()))
+	}
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	api := distribution.New(s.registry, s.log)
@@ -301,6 +315,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	background.Go(func() { s.purgeUploads(jctx) })
 	background.Go(func() { s.reloadKeys(jctx) })
 	background.Go(func() { s.pruneLoginFailures(jctx) })
+	if s.hooks != nil {
+		background.Go(func() { s.hooks.Run(jctx, s.cfg.Webhooks.Poll) })
+		background.Go(func() { s.pruneDeliveries(jctx) })
+	}
 	defer func() { stopJanitor(); background.Wait() }()
 	s.log.Info("wharf listening", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir,
 		"auth", s.cfg.Auth.Mode, "tls", s.tls != nil)
@@ -341,6 +359,25 @@ func (s *Server) purgeUploads(ctx context.Context) {
 	}
 	purge()
 	repeat(ctx, min(maxAge/4, time.Hour), purge)
+}
+
+// deliveryRecord is how long delivered webhooks stay listed.
+const deliveryRecord = 7 * 24 * time.Hour
+
+// pruneDeliveries forgets delivered webhooks after deliveryRecord; the
+// pending and dead stay until delivered or their hook goes.
+func (s *Server) pruneDeliveries(ctx context.Context) {
+	prune := func() {
+		n, err := s.hooks.Prune(ctx, s.opts.now().Add(-deliveryRecord))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Warn("pruning webhook deliveries failed", "err", err)
+		case n > 0:
+			s.log.Info("webhook deliveries pruned", "count", n)
+		}
+	}
+	prune()
+	repeat(ctx, time.Hour, prune)
 }
 
 // repeat calls fn every interval until ctx ends; the background jobs of

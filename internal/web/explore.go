@@ -55,6 +55,8 @@ type repoList struct {
 	IsOrg   bool
 	// Policies are the namespace's, for its members.
 	Policies *policyPanel
+	// Webhooks are the namespace's, for those who may change it.
+	Webhooks *webhookPanel
 	// Outdated lists Images, the tags whose base moved on, instead of
 	// repositories (explore's ?outdated=1).
 	Outdated bool
@@ -127,6 +129,10 @@ func (h *Handler) listRepos(w http.ResponseWriter, r *http.Request, ns, pageName
 	}
 	if ns != "" {
 		if data.Policies, err = h.namespacePolicies(ctx, c, ns); err != nil {
+			h.internal(w, r, c, err)
+			return
+		}
+		if data.Webhooks, err = h.namespaceWebhooks(ctx, c, ns); err != nil {
 			h.internal(w, r, c, err)
 			return
 		}

@@ -34,6 +34,14 @@ func (a policyAnswer) floating() policyRecord {
 // callJSON sends a JSON body (or none) with headers and decodes the answer.
 func callJSON(t *testing.T, url, method, path, body string, header map[string]string) (int, policyAnswer) {
 	t.Helper()
+	var out policyAnswer
+	return callAPI(t, url, method, path, body, header, &out), out
+}
+
+// callAPI sends a JSON body (or none) with headers, decodes the answer
+// into out and returns the status.
+func callAPI(t *testing.T, url, method, path, body string, header map[string]string, out any) int {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -49,15 +57,14 @@ func callJSON(t *testing.T, url, method, path, body string, header map[string]st
 	resp, err := http.DefaultClient.Do(req)
 	must(t, err)
 	defer resp.Body.Close()
-	var out policyAnswer
 	if resp.StatusCode != http.StatusNoContent {
 		data, err := io.ReadAll(resp.Body)
 		must(t, err)
-		if err := json.Unmarshal(data, &out); err != nil {
+		if err := json.Unmarshal(data, out); err != nil {
 			t.Fatalf("%s %s = %d, not JSON: %s", method, path, resp.StatusCode, data)
 		}
 	}
-	return resp.StatusCode, out
+	return resp.StatusCode
 }
 
 // TestHubAPI_Policies: owners and admins set and remove the policies of a

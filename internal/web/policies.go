@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/wharf/wharf/internal/auth"
@@ -80,7 +81,8 @@ func policyFormError(err error) (string, bool) {
 	return "", false
 }
 
-// namespaceAction serves the forms of /u/NAME: the namespace's policies.
+// namespaceAction serves the forms of /u/NAME: the namespace's policies
+// and webhooks.
 func (h *Handler) namespaceAction(w http.ResponseWriter, r *http.Request) {
 	c, err := h.identify(r)
 	if err != nil || !checkCSRF(r, c) {
@@ -100,6 +102,10 @@ func (h *Handler) namespaceAction(w http.ResponseWriter, r *http.Request) {
 	} else if !ok {
 		h.denied(ctx, r, c, pattern, auth.ActionDelete)
 		h.showError(w, r, c, http.StatusForbidden, "Only the namespace's owners may change its policies.")
+		return
+	}
+	if strings.HasPrefix(r.PostFormValue("op"), "webhook-") {
+		h.webhookForm(w, r, c, ns)
 		return
 	}
 	err = h.applyPolicyForm(ctx, r, pattern)

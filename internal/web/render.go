@@ -89,6 +89,7 @@ var flashes = map[string]string{
 	"repo-deleted":       "The repository was deleted.",
 	"visibility-changed": "The visibility was changed.",
 	"policy-changed":     "The policy was changed.",
+	"webhook-changed":    "The webhook was changed.",
 	"password-changed":   "Your password was changed; other sessions were signed out.",
 	"token-revoked":      "The token was revoked.",
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/wharf/wharf/internal/auth"
+	"github.com/wharf/wharf/internal/notify"
 	"github.com/wharf/wharf/internal/registry"
 )
 
@@ -31,6 +32,9 @@ type Options struct {
 	Auth   *auth.Service
 	Tokens *auth.Tokens
 	Log    *slog.Logger
+	// Webhooks manages the namespaces' hooks; nil when the database keeps
+	// none.
+	Webhooks *notify.Service
 }
 
 // Handler serves the UI and the Hub-style API.
@@ -39,6 +43,7 @@ type Handler struct {
 	auth   *auth.Service
 	tokens *auth.Tokens
 	log    *slog.Logger
+	hooks  *notify.Service
 	pages  *pages
 	mux    *http.ServeMux
 }
@@ -52,7 +57,7 @@ func New(opts Options) *Handler {
 	if opts.Auth == nil || opts.Tokens == nil {
 		opts.Auth, opts.Tokens = nil, nil
 	}
-	h := &Handler{reg: opts.Registry, auth: opts.Auth, tokens: opts.Tokens, log: opts.Log, pages: mustParsePages()}
+	h := &Handler{reg: opts.Registry, auth: opts.Auth, tokens: opts.Tokens, log: opts.Log, hooks: opts.Webhooks, pages: mustParsePages()}
 	h.mux = h.routes()
 	return h
 }
@@ -98,6 +103,15 @@ func (h *Handler) routes() *http.ServeMux {
 	hub("GET /v2/namespaces/{ns}/repositories/{repo}/policies", h.apiPolicies)
 	hub("POST /v2/namespaces/{ns}/repositories/{repo}/policies", h.apiPolicies)
 	hub("DELETE /v2/namespaces/{ns}/repositories/{repo}/policies/{key}", h.apiPolicies)
+	hub("GET /v2/namespaces/{ns}/webhooks", h.apiWebhooks)
+	hub("POST /v2/namespaces/{ns}/webhooks", h.apiWebhooks)
+	hub("GET /v2/namespaces/{ns}/webhooks/{id}", h.apiWebhooks)
+	hub("PUT /v2/namespaces/{ns}/webhooks/{id}", h.apiWebhooks)
+	hub("DELETE /v2/namespaces/{ns}/webhooks/{id}", h.apiWebhooks)
+	hub("POST /v2/namespaces/{ns}/webhooks/{id}/rotate", h.apiWebhooks)
+	hub("DELETE /v2/namespaces/{ns}/webhooks/{id}/rotate", h.apiWebhooks)
+	hub("GET /v2/namespaces/{ns}/webhooks/{id}/deliveries", h.apiWebhooks)
+	hub("POST /v2/namespaces/{ns}/webhooks/{id}/deliveries/{delivery}/redeliver", h.apiWebhooks)
 	hub("GET /v2/namespaces/{ns}/repositories/{repo}/tags/{tag}/base", h.apiTagBase)
 	hub("GET /v2/namespaces/{ns}/repositories/{repo}/derived", h.apiDerived)
 	hub("GET /v2/repositories/{ns}", h.apiListRepos)

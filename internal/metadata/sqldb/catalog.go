@@ -181,7 +181,7 @@ func (db *DB) DeleteRepository(ctx context.Context, name string) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM repo_visibility WHERE repo = ?`, name); err != nil {
 			return fmt.Errorf("delete repository %s: %w", name, err)
 		}
-		return nil
+		return recordEvent(ctx, tx, metadata.Event{Action: metadata.EventDelete, Repo: name})
 	})
 }
 
@@ -286,6 +286,9 @@ func (db *DB) AddPulls(ctx context.Context, pulls []metadata.Pull) error {
 				`UPDATE tags SET last_pulled = `+greatest+`(last_pulled, ?)
 				 WHERE name = ? AND repo_id = (SELECT id FROM repositories WHERE name = ?)`, at, p.Tag, p.Repo); err != nil {
 				return fmt.Errorf("count pulls of %s:%s: %w", p.Repo, p.Tag, err)
+			}
+			if err := recordEvent(ctx, tx, metadata.Event{Action: metadata.EventPull, Repo: p.Repo, Tag: p.Tag, Count: p.Count}); err != nil {
+				return err
 			}
 		}
 		return nil

@@ -58,6 +58,26 @@ func putManifest(ctx context.Context, tx *stmtTx, id int64, m *metadata.Manifest
 			return err
 		}
 	}
+	push := metadata.Event{Action: metadata.EventPush, Repo: m.Repo, Digest: m.Digest, MediaType: m.MediaType,
+		Size: int64(len(m.Content)), Actor: m.PushedBy}
+	if len(tags) == 0 {
+		return recordEvent(ctx, tx, push)
+	}
+	for _, tag := range tags {
+		push.Tag = tag
+		if err := recordEvent(ctx, tx, push); err != nil {
+			return err
+		}
+		// A tag of a golden image moved: the images built on that base
+		// may want a rebuild.
+		if m.Lineage != nil && m.Lineage.Golden {
+			base := push
+			base.Action = metadata.EventBaseUpdated
+			if err := recordEvent(ctx, tx, base); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
@@ -204,19 +224,24 @@ func (db *DB) DeleteManifest(ctx context.Context, repo string, d digest.Digest) 
 		if err != nil {
 			return fmt.Errorf("delete manifest %s: %w", d, err)
 		}
-		return expectOne(res, "manifest "+d.String())
+		if err := expectOne(res, "manifest "+d.String()); err != nil {
+			return err
+		}
+		return recordEvent(ctx, tx, metadata.Event{Action: metadata.EventDelete, Repo: repo, Digest: d})
 	})
 }
 
 // DeleteTag removes one tag.
 func (db *DB) DeleteTag(ctx context.Context, repo, tag string) error {
 	return db.inTx(ctx, func(tx *stmtTx) error {
-		res, err := tx.ExecContext(ctx,
-			`DELETE FROM tags WHERE name = ? AND repo_id = (SELECT id FROM repositories WHERE name = ?)`, tag, repo)
+		var d string
+		err := tx.QueryRowContext(ctx,
+			`DELETE FROM tags WHERE name = ? AND repo_id = (SELECT id FROM repositories WHERE name = ?) RETURNING digest`,
+			tag, repo).Scan(&d)
 		if err != nil {
-			return fmt.Errorf("delete tag %s: %w", tag, err)
+			return notFound(err, "tag "+tag)
 		}
-		return expectOne(res, "tag "+tag)
+		return recordEvent(ctx, tx, metadata.Event{Action: metadata.EventDelete, Repo: repo, Digest: digest.Digest(d), Tag: tag})
 	})
 }
 

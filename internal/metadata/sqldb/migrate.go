@@ -224,6 +224,53 @@ var migrations = []string{
 	CREATE INDEX image_lineage_golden ON image_lineage(chain) WHERE golden;
 	CREATE INDEX image_lineage_base ON image_lineage(base_repo, base_digest) WHERE base_repo <> '';
 	CREATE INDEX image_lineage_baseless ON image_lineage(first_chain) WHERE base_repo = '';`,
+	// 12: webhooks and their outbox (webhooks.go). A write that changes a
+	// repository inserts a delivery per subscribed hook in its own
+	// transaction; workers lease them (claimed_by, claimed_until). A
+	// hook's pattern is kept as the prefix a write compares in SQL. The
+	// partial indexes keep a claim to the pending rows, however many
+	// delivered ones are kept: its scan in ID order (due) and its "no
+	// earlier pending delivery of this hook and repository" (pending).
+	`CREATE TABLE webhooks (
+		id           INTEGER PRIMARY KEY,
+		namespace    TEXT NOT NULL,
+		pattern      TEXT NOT NULL,
+		match_prefix TEXT NOT NULL,
+		match_exact  BOOLEAN NOT NULL,
+		url          TEXT NOT NULL,
+		events       TEXT NOT NULL,
+		format       TEXT NOT NULL,
+		secrets      TEXT NOT NULL,
+		created_by   TEXT NOT NULL DEFAULT '',
+		created_at   BIGINT NOT NULL
+	);
+	CREATE INDEX webhooks_namespace ON webhooks(namespace);
+	CREATE TABLE webhook_deliveries (
+		id            INTEGER PRIMARY KEY,
+		hook_id       INTEGER NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+		event_id      TEXT NOT NULL,
+		action        TEXT NOT NULL,
+		repo          TEXT NOT NULL,
+		digest        TEXT NOT NULL DEFAULT '',
+		media_type    TEXT NOT NULL DEFAULT '',
+		size          BIGINT NOT NULL DEFAULT 0,
+		tag           TEXT NOT NULL DEFAULT '',
+		actor         TEXT NOT NULL DEFAULT '',
+		pulls         BIGINT NOT NULL DEFAULT 0,
+		detail        TEXT NOT NULL DEFAULT '',
+		created_at    BIGINT NOT NULL,
+		state         TEXT NOT NULL DEFAULT 'pending',
+		attempts      INTEGER NOT NULL DEFAULT 0,
+		next_at       BIGINT NOT NULL,
+		claimed_by    TEXT NOT NULL DEFAULT '',
+		claimed_until BIGINT NOT NULL DEFAULT 0,
+		last_error    TEXT NOT NULL DEFAULT '',
+		delivered_at  BIGINT NOT NULL DEFAULT 0
+	);
+	CREATE INDEX webhook_deliveries_pending ON webhook_deliveries(hook_id, repo, id) WHERE state = 'pending';
+	CREATE INDEX webhook_deliveries_due ON webhook_deliveries(id) WHERE state = 'pending';
+	CREATE INDEX webhook_deliveries_hook ON webhook_deliveries(hook_id, id);
+	CREATE INDEX webhook_deliveries_delivered ON webhook_deliveries(delivered_at) WHERE state = 'delivered';`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the

@@ -34,7 +34,7 @@ func (db *DB) PutManifestPlanned(ctx context.Context, m *metadata.Manifest, tags
 		if err := putManifest(ctx, tx, id, m, annotations, tags); err != nil {
 			return err
 		}
-		return applyMoves(ctx, tx, id, moves)
+		return applyMoves(ctx, tx, id, m.Repo, moves)
 	})
 }
 
@@ -42,13 +42,13 @@ func (db *DB) PutManifestPlanned(ctx context.Context, m *metadata.Manifest, tags
 // plan's moves in one transaction.
 func (db *DB) DeleteManifestPlanned(ctx context.Context, repo string, d digest.Digest, plan metadata.TagPlan) error {
 	return db.deletePlanned(ctx, repo, plan, "manifest "+d.String(),
-		`DELETE FROM manifests WHERE repo_id = ? AND digest = ?`, d.String())
+		`DELETE FROM manifests WHERE repo_id = ? AND digest = ? RETURNING digest, ''`, d.String())
 }
 
 // DeleteTagPlanned deletes one tag and applies plan's moves in one
 // transaction.
 func (db *DB) DeleteTagPlanned(ctx context.Context, repo, tag string, plan metadata.TagPlan) error {
-	return db.deletePlanned(ctx, repo, plan, "tag "+tag, `DELETE FROM tags WHERE repo_id = ? AND name = ?`, tag)
+	return db.deletePlanned(ctx, repo, plan, "tag "+tag, `DELETE FROM tags WHERE repo_id = ? AND name = ? RETURNING digest, name`, tag)
 }
 
 func (db *DB) deletePlanned(ctx context.Context, repo string, plan metadata.TagPlan, what, del string, key string) error {
@@ -65,14 +65,15 @@ func (db *DB) deletePlanned(ctx context.Context, repo string, plan metadata.TagP
 		if err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, del, id, key)
-		if err != nil {
-			return fmt.Errorf("delete %s: %w", what, err)
+		// del returns what went, for the delete event.
+		var d, tag string
+		if err := tx.QueryRowContext(ctx, del, id, key).Scan(&d, &tag); err != nil {
+			return notFound(err, what)
 		}
-		if err := expectOne(res, what); err != nil {
+		if err := recordEvent(ctx, tx, metadata.Event{Action: metadata.EventDelete, Repo: repo, Digest: digest.Digest(d), Tag: tag}); err != nil {
 			return err
 		}
-		return applyMoves(ctx, tx, id, moves)
+		return applyMoves(ctx, tx, id, repo, moves)
 	})
 }
 
@@ -108,17 +109,21 @@ func planTags(ctx context.Context, tx *stmtTx, id int64, plan metadata.TagPlan) 
 	return plan(tags)
 }
 
-// applyMoves points or deletes the tags the plan moved.
-func applyMoves(ctx context.Context, tx *stmtTx, id int64, moves []metadata.TagMove) error {
+// applyMoves points or deletes the tags the plan moved, each with its
+// event.
+func applyMoves(ctx context.Context, tx *stmtTx, id int64, repo string, moves []metadata.TagMove) error {
 	ts := tx.db.now()
 	for _, m := range moves {
+		ev := metadata.Event{Action: metadata.EventTag, Repo: repo, Digest: m.Digest, Tag: m.Name, Actor: m.PushedBy}
 		if m.Digest == "" {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM tags WHERE repo_id = ? AND name = ?`, id, m.Name); err != nil {
 				return fmt.Errorf("delete tag %s: %w", m.Name, err)
 			}
-			continue
+			ev.Action = metadata.EventDelete
+		} else if err := setTag(ctx, tx, id, m.Name, m.Digest, ts, m.PushedBy); err != nil {
+			return err
 		}
-		if err := setTag(ctx, tx, id, m.Name, m.Digest, ts, m.PushedBy); err != nil {
+		if err := recordEvent(ctx, tx, ev); err != nil {
 			return err
 		}
 	}
