@@ -34,6 +34,7 @@ func RunWebhooks(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			s := newStore(t)
 			ws, ok := s.(metadata.WebhookStore)
 			if !ok {
