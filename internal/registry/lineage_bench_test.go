@@ -52,12 +52,17 @@ func lineageRecord(repo string, layers []digest.Digest, golden bool, base *metad
 // minutes): the golden images, the images built on them and the tags.
 func seedLineage(b *testing.B, db *sqldb.DB) {
 	ctx := b.Context()
-	var repos, manifests, lineage, tags []metadata.Record
+	var repos, manifests, refs, lineage, tags []metadata.Record
 	add := func(repo, tag string, n int, l metadata.Record) metadata.Record {
 		content := fmt.Sprintf(`{"schemaVersion":2,"seed":%q}`, fmt.Sprint(repo, "/", n))
 		d := digest.FromString(content).String()
 		manifests = append(manifests, metadata.Record{Key: []string{repo, d}, Values: []any{
 			registry.MediaTypeOCIManifest, []byte(content), int64(len(content)), "application/vnd.oci.image.config.v1+json", "", "", int64(1)}})
+		// A pushed image references its config and layers: lookups of an
+		// image's parents must find them among these, as in a real store.
+		for _, b := range benchLayers(d, 6) {
+			refs = append(refs, metadata.Record{Key: []string{repo, d, "blob", b.String()}})
+		}
 		l.Key = []string{repo, d}
 		lineage = append(lineage, l)
 		if tag != "" {
@@ -101,6 +106,7 @@ func seedLineage(b *testing.B, db *sqldb.DB) {
 	}
 	load(metadata.KindRepositories, repos)
 	load(metadata.KindManifests, manifests)
+	load(metadata.KindManifestRefs, refs)
 	load(metadata.KindTags, tags)
 	load(metadata.KindLineage, lineage)
 }

@@ -234,33 +234,41 @@ func (db *DB) DerivedImages(ctx context.Context, q metadata.DerivedQuery) ([]met
 		JOIN tags t ON t.repo_id = l.repo_id AND t.digest IN (SELECT mr.parent FROM manifest_refs mr
 			WHERE mr.repo_id = l.repo_id AND mr.child = l.digest AND mr.kind = 'manifest') WHERE ` + cond
 	all := append(append([]any{}, args...), args...)
-	var total int
-	if err := db.queryRow(ctx, `SELECT COUNT(*) FROM (`+union+`) u`, all...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("count images built on %s: %w", q.BaseRepo, err)
-	}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = noLimit
 	}
-	rows, err := db.query(ctx, `SELECT * FROM (`+union+`) u ORDER BY repo, tag, base_digest LIMIT ? OFFSET ?`,
+	// The total comes with the page (a window over the whole union), so
+	// that the union is built once, not once to count and once to page.
+	rows, err := db.query(ctx, `SELECT u.*, COUNT(*) OVER () FROM (`+union+`) u ORDER BY repo, tag, base_digest LIMIT ? OFFSET ?`,
 		append(all, limit, max(q.Offset, 0))...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("images built on %s: %w", q.BaseRepo, err)
 	}
 	defer rows.Close()
 	out := []metadata.DerivedImage{}
+	total := 0
 	for rows.Next() {
 		x := metadata.DerivedImage{Base: metadata.BaseRef{Repo: q.BaseRepo}}
 		var d, bd, tags string
 		var pushed int64
-		if err := rows.Scan(&x.Repo, &x.Tag, &d, &pushed, &bd, &tags, &x.Base.Layers, &x.Base.Source); err != nil {
+		if err := rows.Scan(&x.Repo, &x.Tag, &d, &pushed, &bd, &tags, &x.Base.Layers, &x.Base.Source, &total); err != nil {
 			return nil, 0, fmt.Errorf("images built on %s: %w", q.BaseRepo, err)
 		}
 		x.Digest, x.PushedAt = digest.Digest(d), fromNanos(pushed)
 		x.Base.Digest, x.Base.Tags = digest.Digest(bd), strings.Fields(tags)
 		out = append(out, x)
 	}
-	return out, total, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("images built on %s: %w", q.BaseRepo, err)
+	}
+	if len(out) == 0 && q.Offset > 0 {
+		// A page past the end has no row to carry the total.
+		if err := db.queryRow(ctx, `SELECT COUNT(*) FROM (`+union+`) u`, all...).Scan(&total); err != nil {
+			return nil, 0, fmt.Errorf("count images built on %s: %w", q.BaseRepo, err)
+		}
+	}
+	return out, total, nil
 }
 
 // TagsAt lists the tags pointing at d, on the tags_digest index: a push

@@ -271,6 +271,13 @@ var migrations = []string{
 	CREATE INDEX webhook_deliveries_due ON webhook_deliveries(id) WHERE state = 'pending';
 	CREATE INDEX webhook_deliveries_hook ON webhook_deliveries(hook_id, id);
 	CREATE INDEX webhook_deliveries_delivered ON webhook_deliveries(delivered_at) WHERE state = 'delivered';`,
+	// 13: the parents of a child (which index lists this image, which
+	// manifests use this blob in a repository) come from one covering
+	// index. On (repo_id, child) alone SQLite preferred the primary key,
+	// reading every reference of the repository for each child: "used
+	// by" of a base with 10,000 derived images read millions of rows.
+	`CREATE INDEX manifest_refs_parents ON manifest_refs(repo_id, child, kind, parent);
+	DROP INDEX manifest_refs_child;`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the
