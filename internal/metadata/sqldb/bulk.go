@@ -122,6 +122,8 @@ var notCopied = map[string]string{
 	"login_failures":    "back-off counters are forgotten within the hour anyway",
 	"policy_version":    "moved by every write of a policy (bumpPolicyVersion)",
 	"schema_migrations": "each database migrates itself",
+	"job_leases":        "the source's replicas' leases and schedule; the copy's replicas start their own",
+	"job_runs":          "reports of runs over the source's data",
 }
 
 func bulkTableOf(kind metadata.Kind) (*bulkTable, error) {

@@ -224,6 +224,31 @@ var migrations = []string{
 	CREATE INDEX image_lineage_golden ON image_lineage(chain) WHERE golden;
 	CREATE INDEX image_lineage_base ON image_lineage(base_repo, base_digest) WHERE base_repo <> '';
 	CREATE INDEX image_lineage_baseless ON image_lineage(first_chain) WHERE base_repo = '';`,
+	// 12: background jobs (jobs.go): the lease that lets one replica at a
+	// time run a job, with the job's last start (its schedule, shared by
+	// the replicas), and the report of every run, of any kind of job.
+	`CREATE TABLE job_leases (
+		name        TEXT PRIMARY KEY,
+		holder      TEXT NOT NULL,
+		lease_until BIGINT NOT NULL,
+		started_at  BIGINT NOT NULL
+	);
+	CREATE TABLE job_runs (
+		id          INTEGER PRIMARY KEY,
+		kind        TEXT NOT NULL,
+		started_by  TEXT NOT NULL DEFAULT '',
+		replica     TEXT NOT NULL DEFAULT '',
+		started_at  BIGINT NOT NULL,
+		finished_at BIGINT NOT NULL DEFAULT 0,
+		outcome     TEXT NOT NULL,
+		manifests   BIGINT NOT NULL DEFAULT 0,
+		blobs       BIGINT NOT NULL DEFAULT 0,
+		links       BIGINT NOT NULL DEFAULT 0,
+		bytes       BIGINT NOT NULL DEFAULT 0,
+		error_text  TEXT NOT NULL DEFAULT '',
+		summary     TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX job_runs_kind ON job_runs(kind, id);`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the

@@ -56,6 +56,11 @@ func TestPostgres_TagPlannerContract(t *testing.T) {
 	metadatatest.RunTagPlanner(t, func(t *testing.T) metadata.Store { return openPostgres(t) })
 }
 
+func TestPostgres_JobsContract(t *testing.T) {
+	servicetest.StartPostgres(t)
+	metadatatest.RunJobs(t, func(t *testing.T) metadata.Store { return openPostgres(t) })
+}
+
 func TestPostgres_LineageContract(t *testing.T) {
 	servicetest.StartPostgres(t)
 	metadatatest.RunLineage(t, func(t *testing.T) metadata.Store { return openPostgres(t) })

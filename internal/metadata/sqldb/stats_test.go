@@ -136,6 +136,7 @@ func TestStats_MigrationCountsExistingLinks(t *testing.T) {
 		ALTER TABLE uploads DROP COLUMN writer;
 		ALTER TABLE uploads DROP COLUMN lease_until;
 		DROP TABLE policies; DROP TABLE policy_version; DROP TABLE image_lineage;
+		DROP TABLE job_leases; DROP TABLE job_runs;
 		DELETE FROM schema_migrations WHERE version >= 5`); err != nil {
 		t.Fatal(err)
 	}
