@@ -40,6 +40,7 @@ type Config struct {
 	Validation Validation `yaml:"validation"`
 	Limits     Limits     `yaml:"limits"`
 	Uploads    Uploads    `yaml:"uploads"`
+	GC         GC         `yaml:"gc"`
 	Auth       Auth       `yaml:"auth"`
 	TLS        TLS        `yaml:"tls"`
 }
@@ -94,6 +95,19 @@ type Uploads struct {
 	// PurgeAfter discards sessions not written for this long; 0 keeps them
 	// forever.
 	PurgeAfter time.Duration `yaml:"purge_after"`
+}
+
+// GC configures the garbage collection that wharf serve runs.
+type GC struct {
+	// Interval between runs, shared by all replicas; 0 runs none (an
+	// admin may still start one).
+	Interval time.Duration `yaml:"interval"`
+	// UntaggedAge: untagged manifests pushed longer ago than this, which
+	// nothing holds, are collected; 0 keeps every untagged manifest.
+	UntaggedAge time.Duration `yaml:"untagged_age"`
+	// Grace keeps what was pushed or reused more recently, as `wharf gc
+	// --grace` does.
+	Grace time.Duration `yaml:"grace"`
 }
 
 // Log configures the structured logs.
@@ -207,6 +221,7 @@ func Default() Config {
 		Database:        Database{Driver: "sqlite"},
 		Validation:      Validation{MaxManifestBytes: 4 << 20},
 		Uploads:         Uploads{PurgeAfter: 24 * time.Hour},
+		GC:              GC{Interval: time.Hour, UntaggedAge: 24 * time.Hour, Grace: time.Hour},
 		Limits:          Limits{IdleTimeout: 60 * time.Second},
 		Auth: Auth{Mode: AuthToken, Service: "wharf", DefaultVisibility: "private",
 			TokenLifetime: 5 * time.Minute, SigningAlgorithm: "EdDSA"},
@@ -321,6 +336,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Uploads.PurgeAfter < 0 {
 		bad("uploads.purge_after must not be negative")
+	}
+	if c.GC.Interval < 0 || c.GC.UntaggedAge < 0 {
+		bad("gc.interval and gc.untagged_age must not be negative")
+	}
+	if c.GC.Grace <= 0 {
+		bad("gc.grace must be positive")
 	}
 	if c.Limits.MaxConcurrentRequests < 0 {
 		bad("limits.max_concurrent_requests must not be negative")
