@@ -14,7 +14,8 @@ import (
 // gcTickMax bounds how long a replica waits between looks at whether a
 // collection is due, so that the replicas share one schedule: the job's
 // last start is in the database, and whichever replica looks first once
-// the interval has passed runs it.
+// the interval has passed runs it. Shorter intervals are looked at four
+// times an interval, so that a run is at most a quarter late.
 const gcTickMax = time.Minute
 
 // collectGarbage runs the scheduled garbage collection until ctx ends.
@@ -23,7 +24,7 @@ func (s *Server) collectGarbage(ctx context.Context) {
 	if gc == nil || gc.Interval() <= 0 {
 		return
 	}
-	repeat(ctx, min(gc.Interval(), gcTickMax), func() {
+	repeat(ctx, min(max(gc.Interval()/4, time.Millisecond), gcTickMax), func() {
 		if _, _, err := gc.Tick(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("scheduled garbage collection not started", "err", err)
 		}
