@@ -87,7 +87,7 @@ func TestGCInServe(t *testing.T) {
 			if r.Outcome != "running" && started.After(lastDelete.Add(time.Second)) {
 				var reclaimed int64
 				for _, r := range page.Results {
-					if r.Trigger != "schedule" || (r.Outcome != "ok") {
+					if r.Trigger != "schedule" || r.Outcome != "ok" {
 						t.Errorf("run %d: %s %s", r.ID, r.Trigger, r.Outcome)
 					}
 					reclaimed += r.BytesReclaimed

@@ -2,6 +2,7 @@ package sqldb
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -26,14 +27,7 @@ func (db *DB) AcquireJob(ctx context.Context, name, holder string, now, until, s
 		 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until, started_at = excluded.started_at
 		 WHERE job_leases.lease_until <= ? AND job_leases.started_at < ?`,
 		name, holder, until.UnixNano(), now.UnixNano(), now.UnixNano(), startedBefore.UnixNano())
-	if err != nil {
-		return false, fmt.Errorf("acquire job %s: %w", name, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("acquire job %s: %w", name, err)
-	}
-	return n > 0, nil
+	return rowChanged(res, err, "acquire job "+name)
 }
 
 // RenewJob moves the lease out whether or not it has lapsed meanwhile:
@@ -41,12 +35,18 @@ func (db *DB) AcquireJob(ctx context.Context, name, holder string, now, until, s
 func (db *DB) RenewJob(ctx context.Context, name, holder string, until time.Time) (bool, error) {
 	res, err := db.exec(ctx, `UPDATE job_leases SET lease_until = ? WHERE name = ? AND holder = ?`,
 		until.UnixNano(), name, holder)
+	return rowChanged(res, err, "renew job "+name)
+}
+
+// rowChanged reports whether a conditional write of a lease changed its
+// row: a condition that did not hold is no error.
+func rowChanged(res sql.Result, err error, what string) (bool, error) {
 	if err != nil {
-		return false, fmt.Errorf("renew job %s: %w", name, err)
+		return false, fmt.Errorf("%s: %w", what, err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return false, fmt.Errorf("renew job %s: %w", name, err)
+		return false, fmt.Errorf("%s: %w", what, err)
 	}
 	return n > 0, nil
 }
