@@ -16,6 +16,9 @@ import (
 // GCRunKind is the Kind of garbage collection's run reports.
 const GCRunKind = "gc"
 
+// Run is the report of a job's run, as the UI and the API show it.
+type Run = metadata.Run
+
 // Defaults of the garbage collection that wharf serve schedules.
 const (
 	DefaultGCInterval    = time.Hour

@@ -274,6 +274,10 @@ func TestGCInServe_RacesPushesAndDeletes(t *testing.T) {
 	if page.Count != len(runs)+1 || len(page.Results) != 1 || page.Results[0].ID != last.ID+1 {
 		t.Errorf("the API lists %d runs, newest %+v; want %d, newest %d", page.Count, page.Results, len(runs)+1, last.ID+1)
 	}
+	_, metrics := w.do(t, "GET", "/metrics", "", nil)
+	if want := fmt.Sprintf("wharf_gc_runs_total{outcome=\"ok\"} %d\n", len(runs)+1); !strings.Contains(string(metrics), want) {
+		t.Errorf("/metrics lacks %q", want)
+	}
 	status, body = w.do(t, "GET", "/admin/gc", "", nil)
 	if status != http.StatusOK || !strings.Contains(string(body), fmt.Sprintf(`data-run="%d"`, last.ID)) {
 		t.Errorf("GET /admin/gc = %d, without run %d", status, last.ID)

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/wharf/wharf/internal/metadata"
 	"github.com/wharf/wharf/internal/registry"
 )
 
@@ -34,7 +33,7 @@ type hubRun struct {
 	Summary          json.RawMessage `json:"summary"`
 }
 
-func hubRunOf(r metadata.Run) hubRun {
+func hubRunOf(r registry.Run) hubRun {
 	out := hubRun{ID: r.ID, Kind: r.Kind, Trigger: r.Trigger, Replica: r.Replica, Outcome: r.Outcome,
 		StartedAt: hubTime(r.StartedAt), FinishedAt: hubTime(r.FinishedAt),
 		ManifestsDeleted: r.Manifests, BlobsDeleted: r.Blobs, LinksDeleted: r.Links, BytesReclaimed: r.Bytes,
@@ -120,7 +119,7 @@ func (h *Handler) apiStartGC(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := actingAs(r.Context(), c)
 	trigger := gcTrigger(c)
-	var run metadata.Run
+	var run registry.Run
 	status := http.StatusAccepted
 	if wait {
 		run, err = gc.Run(ctx, trigger)
@@ -152,7 +151,7 @@ func gcTrigger(c caller) string {
 const gcPageSize = 25
 
 type gcPageData struct {
-	Runs     []metadata.Run
+	Runs     []registry.Run
 	Pager    pager
 	Interval time.Duration
 	Busy     bool
