@@ -22,6 +22,7 @@ nothing references (the bucket is never listed), and gc may run on any
 replica while the others serve.`
 	cmd.Flags().DurationVar(&opts.Grace, "grace", server.DefaultGCGrace, "keep what was pushed or reused more recently than this")
 	cmd.Flags().BoolVar(&opts.Untagged, "untagged", false, "also delete untagged manifests that no index references")
+	cmd.Flags().DurationVar(&opts.UntaggedAge, "untagged-age", 0, "with --untagged, keep untagged manifests pushed more recently than this (at least --grace)")
 	cmd.Flags().BoolVarP(&opts.DryRun, "dry-run", "n", false, "report what would be deleted, delete nothing")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if opts.Grace <= 0 {

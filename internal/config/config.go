@@ -41,6 +41,7 @@ type Config struct {
 	Limits     Limits     `yaml:"limits"`
 	Uploads    Uploads    `yaml:"uploads"`
 	Webhooks   Webhooks   `yaml:"webhooks"`
+	GC         GC         `yaml:"gc"`
 	Auth       Auth       `yaml:"auth"`
 	TLS        TLS        `yaml:"tls"`
 }
@@ -111,6 +112,19 @@ type Webhooks struct {
 	// RegistryURL is the registry's URL as receivers know it, for the
 	// links in payloads ("": payloads name repositories without a host).
 	RegistryURL string `yaml:"registry_url"`
+}
+
+// GC configures the garbage collection that wharf serve runs.
+type GC struct {
+	// Interval between runs, shared by all replicas; 0 runs none (an
+	// admin may still start one).
+	Interval time.Duration `yaml:"interval"`
+	// UntaggedAge: untagged manifests pushed longer ago than this, which
+	// nothing holds, are collected; 0 keeps every untagged manifest.
+	UntaggedAge time.Duration `yaml:"untagged_age"`
+	// Grace keeps what was pushed or reused more recently, as `wharf gc
+	// --grace` does.
+	Grace time.Duration `yaml:"grace"`
 }
 
 // Log configures the structured logs.
@@ -225,6 +239,7 @@ func Default() Config {
 		Validation:      Validation{MaxManifestBytes: 4 << 20},
 		Uploads:         Uploads{PurgeAfter: 24 * time.Hour},
 		Webhooks:        Webhooks{MaxAttempts: 12, Backoff: 10 * time.Second, Timeout: 10 * time.Second, Poll: time.Second},
+		GC:              GC{Interval: time.Hour, UntaggedAge: 24 * time.Hour, Grace: time.Hour},
 		Limits:          Limits{IdleTimeout: 60 * time.Second},
 		Auth: Auth{Mode: AuthToken, Service: "wharf", DefaultVisibility: "private",
 			TokenLifetime: 5 * time.Minute, SigningAlgorithm: "EdDSA"},
@@ -345,6 +360,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Webhooks.Backoff <= 0 || c.Webhooks.Timeout <= 0 || c.Webhooks.Poll <= 0 {
 		bad("webhooks.backoff, webhooks.timeout and webhooks.poll must be positive")
+	}
+	if c.GC.Interval < 0 || c.GC.UntaggedAge < 0 {
+		bad("gc.interval and gc.untagged_age must not be negative")
+	}
+	if c.GC.Grace <= 0 {
+		bad("gc.grace must be positive")
 	}
 	if c.Limits.MaxConcurrentRequests < 0 {
 		bad("limits.max_concurrent_requests must not be negative")

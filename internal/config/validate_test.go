@@ -44,6 +44,9 @@ func TestValidate_RejectsEachProblem(t *testing.T) {
 		{"unknown database driver", func(c *config.Config) { c.Database.Driver = "csv" }, []string{"database.driver", `"csv"`}},
 		{"zero manifest limit", func(c *config.Config) { c.Validation.MaxManifestBytes = 0 }, []string{"validation.max_manifest_bytes", "positive"}},
 		{"negative purge age", func(c *config.Config) { c.Uploads.PurgeAfter = -time.Hour }, []string{"uploads.purge_after", "negative"}},
+		{"negative gc interval", func(c *config.Config) { c.GC.Interval = -time.Hour }, []string{"gc.interval", "negative"}},
+		{"negative untagged age", func(c *config.Config) { c.GC.UntaggedAge = -time.Hour }, []string{"gc.untagged_age", "negative"}},
+		{"zero gc grace", func(c *config.Config) { c.GC.Grace = 0 }, []string{"gc.grace", "positive"}},
 		{"negative request limit", func(c *config.Config) { c.Limits.MaxConcurrentRequests = -1 }, []string{"limits.max_concurrent_requests", "negative"}},
 		{"negative idle timeout", func(c *config.Config) { c.Limits.IdleTimeout = -time.Second }, []string{"limits.idle_timeout", "negative"}},
 	} {

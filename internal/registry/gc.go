@@ -26,6 +26,10 @@ type GCOptions struct {
 	// Untagged also deletes manifests no tag or index reaches, and
 	// referrers whose subject is gone.
 	Untagged bool
+	// UntaggedAge keeps untagged manifests pushed less than this long ago
+	// (never less than Grace): time for a client to tag what it pushed by
+	// digest, or for someone to notice a tag moved by mistake.
+	UntaggedAge time.Duration
 	// DryRun reports what would go without removing anything. It cannot
 	// count the blobs that only untagged manifests hold.
 	DryRun bool
@@ -71,7 +75,7 @@ func (s *Service) CollectGarbage(ctx context.Context, opts GCOptions) (GCReport,
 	cutoff := s.opts.Now().Add(-opts.Grace)
 
 	if opts.Untagged {
-		if err := s.collectManifests(ctx, meta, cutoff, opts.DryRun, &rep); err != nil {
+		if err := s.collectManifests(ctx, meta, s.opts.Now().Add(-max(opts.Grace, opts.UntaggedAge)), opts.DryRun, &rep); err != nil {
 			return rep, err
 		}
 	}
@@ -167,6 +171,10 @@ func (s *Service) sweepRecorded(ctx context.Context, meta metadata.Collector, cu
 	}
 }
 
+// collectManifests deletes the manifests pushed before cutoff that
+// nothing holds. What holds a manifest (a tag, a kept index, a live
+// subject, and later the tag history's window) is one rule in the
+// metadata store (sqldb's manifestHeld), re-checked by each deletion.
 func (s *Service) collectManifests(ctx context.Context, meta metadata.Collector, cutoff time.Time, dryRun bool, rep *GCReport) error {
 	for {
 		refs, err := meta.UntaggedManifests(ctx, cutoff, gcBatch)

@@ -29,6 +29,8 @@ type Options struct {
 	// sessions and of their janitor (default time.Now). Tests move it
 	// instead of waiting.
 	Now func() time.Time
+	// GC configures the garbage collection job (gcrun.go).
+	GC GCSchedule
 }
 
 // Service implements the registry's operations.
@@ -62,6 +64,10 @@ type Service struct {
 	// (lineage.go).
 	lineage metadata.LineageStore
 	golden  goldenSync
+
+	// gcRuns is the garbage collection job, nil when the metadata store
+	// cannot lease it and record its runs.
+	gcRuns *GCRuns
 }
 
 // New returns a Service over the given stores.
@@ -79,6 +85,7 @@ func New(meta metadata.Store, blobs blobstore.Store, log *slog.Logger, opts Opti
 	if ls, ok := meta.(metadata.LineageStore); ok && s.policies != nil {
 		s.lineage = ls
 	}
+	s.gcRuns = newGCRuns(s, opts.GC)
 	return s
 }
 

@@ -71,6 +71,9 @@ func newMetrics(reg *prometheus.Registry, svc *registry.Service) *metrics {
 		}),
 	}
 	reg.MustRegister(m.requests, m.latency, m.bytesIn, m.bytesOut, m.uploading, &storedCollector{svc: svc})
+	if gc := svc.GCRuns(); gc != nil {
+		reg.MustRegister(&gcCollector{gc: gc})
+	}
 	m.series = map[routeMethod]*routeSeries{}
 	for _, route := range routeLabels {
 		for _, method := range methodLabels {

@@ -98,6 +98,8 @@ func openRegistry(ctx context.Context, cfg config.Config, log *slog.Logger, o op
 		SparseManifests: cfg.Validation.SparseManifests,
 		MaxManifestSize: cfg.Validation.MaxManifestBytes,
 		Now:             o.now,
+		GC: registry.GCSchedule{Interval: cfg.GC.Interval, Grace: cfg.GC.Grace, UntaggedAge: cfg.GC.UntaggedAge,
+			Replica: replicaName()},
 	})
 	return reg, meta, nil
 }
@@ -158,6 +160,9 @@ func (s *Server) Close() error {
 	defer cancel()
 	if err := s.registry.FlushPulls(ctx); err != nil {
 		s.log.Warn("the last pull counts were not saved", "err", err)
+	}
+	if gc := s.registry.GCRuns(); gc != nil {
+		gc.Stop()
 	}
 	return s.meta.Close()
 }
@@ -319,6 +324,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		background.Go(func() { s.hooks.Run(jctx, s.cfg.Webhooks.Poll) })
 		background.Go(func() { s.pruneDeliveries(jctx) })
 	}
+	background.Go(func() { s.collectGarbage(jctx) })
 	defer func() { stopJanitor(); background.Wait() }()
 	s.log.Info("wharf listening", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir,
 		"auth", s.cfg.Auth.Mode, "tls", s.tls != nil)

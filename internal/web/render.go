@@ -24,7 +24,7 @@ type pages struct {
 	policy   *bluemonday.Policy
 }
 
-var pageNames = []string{"explore", "outdated", "repo", "tags", "image", "repo_settings", "namespace", "signin", "account", "error"}
+var pageNames = []string{"explore", "outdated", "repo", "tags", "image", "repo_settings", "namespace", "signin", "account", "error", "admin_gc"}
 
 func mustParsePages() *pages {
 	p := &pages{
@@ -92,6 +92,7 @@ var flashes = map[string]string{
 	"webhook-changed":    "The webhook was changed.",
 	"password-changed":   "Your password was changed; other sessions were signed out.",
 	"token-revoked":      "The token was revoked.",
+	"gc-started":         "A garbage collection started; reload to see its report.",
 }
 
 // show renders page name with data.

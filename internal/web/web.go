@@ -83,6 +83,8 @@ func (h *Handler) routes() *http.ServeMux {
 	mux.HandleFunc("POST /settings/password", h.changePassword)
 	mux.HandleFunc("POST /settings/tokens", h.createToken)
 	mux.HandleFunc("POST /settings/tokens/{id}/revoke", h.revokeToken)
+	mux.HandleFunc("GET /admin/gc", h.gcPage)
+	mux.HandleFunc("POST /admin/gc", h.startGC)
 
 	// The Hub-style API (hub.go), every path with and without a trailing
 	// slash: Hub answers both with JSON, and the scripts people copy from
@@ -126,6 +128,8 @@ func (h *Handler) routes() *http.ServeMux {
 	hub("POST /v2/access-tokens", h.apiCreateToken)
 	hub("GET /v2/access-tokens/{id}", h.apiGetToken)
 	hub("DELETE /v2/access-tokens/{id}", h.apiRevokeToken)
+	hub("GET /v2/admin/gc/runs", h.apiGCRuns)
+	hub("POST /v2/admin/gc/runs", h.apiStartGC)
 	mux.HandleFunc("/", h.notFound)
 	return mux
 }
@@ -166,7 +170,7 @@ func isAPIPath(path string) bool { return strings.HasPrefix(path, "/v2/") }
 // The server asks only for paths the distribution API does not know, so
 // a repository named like "repositories/x" still reaches the registry.
 func IsHubAPIPath(path string) bool {
-	for _, p := range []string{"/v2/namespaces/", "/v2/repositories/", "/v2/access-tokens"} {
+	for _, p := range []string{"/v2/namespaces/", "/v2/repositories/", "/v2/access-tokens", "/v2/admin/"} {
 		if strings.HasPrefix(path, p) {
 			return true
 		}

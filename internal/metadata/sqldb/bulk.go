@@ -124,6 +124,8 @@ var notCopied = map[string]string{
 	"schema_migrations":  "each database migrates itself",
 	"webhooks":           "not carried yet: create the hooks again at the destination (their secrets with them)",
 	"webhook_deliveries": "the source's outbox: let it drain before switching, as the source's uploads finish there",
+	"job_leases":         "the source's replicas' leases and schedule; the copy's replicas start their own",
+	"job_runs":           "reports of runs over the source's data",
 }
 
 func bulkTableOf(kind metadata.Kind) (*bulkTable, error) {

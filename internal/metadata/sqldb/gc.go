@@ -15,15 +15,23 @@ import (
 
 var _ metadata.Collector = (*DB)(nil)
 
-// untaggedWhere selects manifests m (joined to repositories r) that
-// garbage collection may delete; its one parameter is the grace cutoff.
-// A referrer (a signature, an SBOM) stays while its subject does.
-const untaggedWhere = `m.created_at < ?
-	AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.digest = m.digest)
-	AND NOT EXISTS (SELECT 1 FROM manifest_refs mr
+// manifestHeld is the one rule of what keeps a manifest m from garbage
+// collection however old it is: a tag naming it, an index of its
+// repository listing it (an index nothing holds is collected first, which
+// frees its children for the next pass), and its subject while that
+// exists (a signature, an SBOM stays with its image). Whatever else comes
+// to hold manifests, such as the tag history's window (a manifest a tag
+// pointed at within tag-history), is one more OR here.
+const manifestHeld = `EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.digest = m.digest)
+	OR EXISTS (SELECT 1 FROM manifest_refs mr
 		WHERE mr.repo_id = m.repo_id AND mr.kind = 'manifest' AND mr.child = m.digest)
-	AND (m.subject = '' OR NOT EXISTS (SELECT 1 FROM manifests s
+	OR (m.subject <> '' AND EXISTS (SELECT 1 FROM manifests s
 		WHERE s.repo_id = m.repo_id AND s.digest = m.subject))`
+
+// untaggedWhere selects manifests m (joined to repositories r) that
+// garbage collection may delete; its one parameter is the cutoff of the
+// untagged age.
+const untaggedWhere = `m.created_at < ? AND NOT (` + manifestHeld + `)`
 
 // UntaggedManifests lists up to n manifests garbage collection may delete.
 func (db *DB) UntaggedManifests(ctx context.Context, before time.Time, n int) ([]metadata.ManifestRef, error) {

@@ -278,6 +278,31 @@ var migrations = []string{
 	// by" of a base with 10,000 derived images read millions of rows.
 	`CREATE INDEX manifest_refs_parents ON manifest_refs(repo_id, child, kind, parent);
 	DROP INDEX manifest_refs_child;`,
+	// 14: background jobs (jobs.go): the lease that lets one replica at a
+	// time run a job, with the job's last start (its schedule, shared by
+	// the replicas), and the report of every run, of any kind of job.
+	`CREATE TABLE job_leases (
+		name        TEXT PRIMARY KEY,
+		holder      TEXT NOT NULL,
+		lease_until BIGINT NOT NULL,
+		started_at  BIGINT NOT NULL
+	);
+	CREATE TABLE job_runs (
+		id          INTEGER PRIMARY KEY,
+		kind        TEXT NOT NULL,
+		started_by  TEXT NOT NULL DEFAULT '',
+		replica     TEXT NOT NULL DEFAULT '',
+		started_at  BIGINT NOT NULL,
+		finished_at BIGINT NOT NULL DEFAULT 0,
+		outcome     TEXT NOT NULL,
+		manifests   BIGINT NOT NULL DEFAULT 0,
+		blobs       BIGINT NOT NULL DEFAULT 0,
+		links       BIGINT NOT NULL DEFAULT 0,
+		bytes       BIGINT NOT NULL DEFAULT 0,
+		error_text  TEXT NOT NULL DEFAULT '',
+		summary     TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX job_runs_kind ON job_runs(kind, id);`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the

@@ -66,6 +66,11 @@ func TestPgBouncer_WebhookContract(t *testing.T) {
 	metadatatest.RunWebhooks(t, func(t *testing.T) metadata.Store { return openBounced(t, b) })
 }
 
+func TestPgBouncer_JobsContract(t *testing.T) {
+	b := servicetest.StartPgBouncer(t)
+	metadatatest.RunJobs(t, func(t *testing.T) metadata.Store { return openBounced(t, b) })
+}
+
 func TestPgBouncer_LineageContract(t *testing.T) {
 	b := servicetest.StartPgBouncer(t)
 	metadatatest.RunLineage(t, func(t *testing.T) metadata.Store { return openBounced(t, b) })
