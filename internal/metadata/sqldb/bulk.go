@@ -124,6 +124,7 @@ var notCopied = map[string]string{
 	"schema_migrations":  "each database migrates itself",
 	"webhooks":           "not carried yet: create the hooks again at the destination (their secrets with them)",
 	"webhook_deliveries": "the source's outbox: let it drain before switching, as the source's uploads finish there",
+	"tag_history":        "a record of moves for a rollback window; the copy's tags start a new one",
 }
 
 func bulkTableOf(kind metadata.Kind) (*bulkTable, error) {

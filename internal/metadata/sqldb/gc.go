@@ -16,10 +16,14 @@ import (
 var _ metadata.Collector = (*DB)(nil)
 
 // untaggedWhere selects manifests m (joined to repositories r) that
-// garbage collection may delete; its one parameter is the grace cutoff.
-// A referrer (a signature, an SBOM) stays while its subject does.
+// garbage collection may delete; its parameters are the grace cutoff and
+// the time now. A referrer (a signature, an SBOM) stays while its subject
+// does, and a manifest a tag pointed at stays while the history of that
+// move is kept, so that the tag can be rolled back to it.
 const untaggedWhere = `m.created_at < ?
 	AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.digest = m.digest)
+	AND NOT EXISTS (SELECT 1 FROM tag_history h
+		WHERE h.repo_id = m.repo_id AND h.from_digest = m.digest AND h.keep_until > ?)
 	AND NOT EXISTS (SELECT 1 FROM manifest_refs mr
 		WHERE mr.repo_id = m.repo_id AND mr.kind = 'manifest' AND mr.child = m.digest)
 	AND (m.subject = '' OR NOT EXISTS (SELECT 1 FROM manifests s
@@ -29,7 +33,7 @@ const untaggedWhere = `m.created_at < ?
 func (db *DB) UntaggedManifests(ctx context.Context, before time.Time, n int) ([]metadata.ManifestRef, error) {
 	rows, err := db.read.QueryContext(ctx,
 		`SELECT r.name, m.digest FROM manifests m JOIN repositories r ON r.id = m.repo_id
-		 WHERE `+untaggedWhere+` ORDER BY r.name, m.digest LIMIT ?`, before.UnixNano(), n)
+		 WHERE `+untaggedWhere+` ORDER BY r.name, m.digest LIMIT ?`, before.UnixNano(), db.now(), n)
 	if err != nil {
 		return nil, fmt.Errorf("untagged manifests: %w", err)
 	}
@@ -78,7 +82,7 @@ func (db *DB) DeleteUntaggedManifest(ctx context.Context, ref metadata.ManifestR
 			`DELETE FROM manifests WHERE (repo_id, digest) IN (
 				SELECT m.repo_id, m.digest FROM manifests m JOIN repositories r ON r.id = m.repo_id
 				WHERE r.name = ? AND m.digest = ? AND `+untaggedWhere+`)`,
-			ref.Repo, ref.Digest.String(), before.UnixNano())
+			ref.Repo, ref.Digest.String(), before.UnixNano(), db.now())
 		if err != nil {
 			return err
 		}

@@ -66,6 +66,11 @@ func TestPgBouncer_WebhookContract(t *testing.T) {
 	metadatatest.RunWebhooks(t, func(t *testing.T) metadata.Store { return openBounced(t, b) })
 }
 
+func TestPgBouncer_TagHistoryContract(t *testing.T) {
+	b := servicetest.StartPgBouncer(t)
+	metadatatest.RunTagHistory(t, func(t *testing.T) metadata.Store { return openBounced(t, b) })
+}
+
 func TestPgBouncer_LineageContract(t *testing.T) {
 	b := servicetest.StartPgBouncer(t)
 	metadatatest.RunLineage(t, func(t *testing.T) metadata.Store { return openBounced(t, b) })

@@ -71,6 +71,11 @@ func TestPostgres_WebhookContract(t *testing.T) {
 	metadatatest.RunWebhooks(t, func(t *testing.T) metadata.Store { return openPostgres(t) })
 }
 
+func TestPostgres_TagHistoryContract(t *testing.T) {
+	servicetest.StartPostgres(t)
+	metadatatest.RunTagHistory(t, func(t *testing.T) metadata.Store { return openPostgres(t) })
+}
+
 func TestPostgres_LineageContract(t *testing.T) {
 	servicetest.StartPostgres(t)
 	metadatatest.RunLineage(t, func(t *testing.T) metadata.Store { return openPostgres(t) })

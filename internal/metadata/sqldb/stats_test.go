@@ -137,6 +137,7 @@ func TestStats_MigrationCountsExistingLinks(t *testing.T) {
 		ALTER TABLE uploads DROP COLUMN lease_until;
 		DROP TABLE policies; DROP TABLE policy_version; DROP TABLE image_lineage;
 		DROP TABLE webhook_deliveries; DROP TABLE webhooks;
+		DROP TABLE tag_history;
 		DELETE FROM schema_migrations WHERE version >= 5`); err != nil {
 		t.Fatal(err)
 	}
