@@ -12,6 +12,16 @@ import (
 // TagChange is one recorded move or delete of a tag.
 type TagChange = metadata.TagChange
 
+// How a tag changed (TagChange.Via), for WithTagVia.
+const (
+	ViaPush      = metadata.ViaPush
+	ViaFloating  = metadata.ViaFloating
+	ViaRollback  = metadata.ViaRollback
+	ViaRetention = metadata.ViaRetention
+	ViaDelete    = metadata.ViaDelete
+	ViaUI        = metadata.ViaUI
+)
+
 // TagHistory lists repo's recorded changes of tag ("" for every tag),
 // newest first, skipping offset and at most n (n <= 0: all), with the
 // total. ErrUnsupported when the store keeps no history.
