@@ -13,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/wharf/wharf/internal/blobstore/fs"
+	"github.com/wharf/wharf/internal/clocktest"
 	"github.com/wharf/wharf/internal/metadata"
 	"github.com/wharf/wharf/internal/metadata/sqldb"
 	"github.com/wharf/wharf/internal/registry"
@@ -154,24 +155,6 @@ func openSQLite(t *testing.T, now func() time.Time) *sqldb.DB {
 	return db
 }
 
-// fakeClock is a clock the test moves.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 func TestTagHistory_RecordsAndRestores(t *testing.T) {
 	onBothDatabases(t, func(t *testing.T, db, _ *sqldb.DB) {
 		svc := lifecycleService(t, db, nil, nil)
@@ -234,7 +217,7 @@ func TestTagHistory_ImmutableTagRefusesRestoreThatMovesIt(t *testing.T) {
 // history of the move is kept (tag-history), so that it can be restored;
 // after the window it goes.
 func TestTagHistory_GCHoldsMovedManifestForTheWindow(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := clocktest.At(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	db := openSQLite(t, clock.Now)
 	svc := lifecycleService(t, db, clock.Now, map[string]string{registry.KeyTagHistory: "2d"})
 	ctx := t.Context()
