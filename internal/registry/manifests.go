@@ -84,10 +84,7 @@ func (s *Service) PutManifest(ctx context.Context, repo, ref, contentType string
 	var planner metadata.TagPlanner
 	var rules *tagRules
 	if len(tags) > 0 {
-		if planner, rules, err = s.tagRules(ctx, repo); err != nil {
-			return nil, err
-		}
-		if ctx, err = s.recording(ctx, repo); err != nil {
+		if planner, rules, ctx, err = s.tagWrite(ctx, repo); err != nil {
 			return nil, err
 		}
 	}
@@ -196,7 +193,7 @@ func (s *Service) DeleteManifest(ctx context.Context, repo, ref string) error {
 // it; under floating-tags=semver the floating tags that pointed at its
 // version tags fall back.
 func (s *Service) deleteManifest(ctx context.Context, repo string, d digest.Digest) error {
-	planner, rules, ctx, err := s.deleteRules(ctx, repo)
+	planner, rules, ctx, err := s.tagWrite(ctx, repo)
 	if err != nil {
 		return err
 	}
@@ -211,7 +208,7 @@ func (s *Service) deleteManifest(ctx context.Context, repo string, d digest.Dige
 // floating-tags=semver the floating tags that pointed at it, if it is a
 // version, fall back.
 func (s *Service) deleteTag(ctx context.Context, repo, tag string) error {
-	planner, rules, ctx, err := s.deleteRules(ctx, repo)
+	planner, rules, ctx, err := s.tagWrite(ctx, repo)
 	if err != nil {
 		return err
 	}
@@ -220,16 +217,6 @@ func (s *Service) deleteTag(ctx context.Context, repo, tag string) error {
 		return planner.DeleteTagPlanned(ctx, repo, tag, deletePlan(rules, gone, Actor(ctx)))
 	}
 	return s.meta.DeleteTag(ctx, repo, tag)
-}
-
-// deleteRules is tagRules and recording for a delete in repo.
-func (s *Service) deleteRules(ctx context.Context, repo string) (metadata.TagPlanner, *tagRules, context.Context, error) {
-	planner, rules, err := s.tagRules(ctx, repo)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	ctx, err = s.recording(ctx, repo)
-	return planner, rules, ctx, err
 }
 
 // Referrers lists the manifests in repo whose subject is d.

@@ -109,43 +109,36 @@ func (r *tagRules) refuseMove(tag string, old, to digest.Digest) error {
 		withDetail(map[string]any{"tag": tag, "digest": old.String(), "policy": r.immutable.Pattern + " " + KeyImmutableTags + "=" + r.immutable.Value})
 }
 
-// tagRules returns the store's planner and the rules of repo's tag
-// writes; the planner is nil when no rule applies (or the store cannot
-// plan), and the plain write does.
-func (s *Service) tagRules(ctx context.Context, repo string) (metadata.TagPlanner, *tagRules, error) {
-	planner, ok := s.meta.(metadata.TagPlanner)
-	if !ok || s.policies == nil {
-		return nil, nil, nil
-	}
-	set, err := s.policies.Settings(ctx, repo, KeyFloatingTags, KeyImmutableTags)
-	if err != nil {
-		return nil, nil, err
-	}
-	r := &tagRules{repo: repo, float: set[0], immutable: set[1], globs: splitGlobs(set[1].Value)}
-	if !r.floats() && len(r.globs) == 0 {
-		return nil, nil, nil
-	}
-	return planner, r, nil
-}
-
-// recording returns ctx whose tag writes in repo are recorded in the tag
-// history as made by the request's actor and kept for repo's window.
-func (s *Service) recording(ctx context.Context, repo string) (context.Context, error) {
+// tagWrite prepares a tag write in repo, reading its policies once: the
+// store's planner and the rules the write obeys (the planner is nil when
+// no rule applies, or the store cannot plan, and the plain write does),
+// and ctx recording the changes as made by the request's actor and kept
+// for repo's tag-history window.
+func (s *Service) tagWrite(ctx context.Context, repo string) (metadata.TagPlanner, *tagRules, context.Context, error) {
 	info := metadata.ChangeInfoOf(ctx)
 	if info.Actor == "" {
 		info.Actor = Actor(ctx)
 	}
-	if s.policies != nil && info.Keep == 0 {
-		v, err := s.policies.Value(ctx, repo, KeyTagHistory)
-		if err != nil {
-			return nil, err
-		}
-		if info.Keep, err = ParseKeep(v); err != nil {
+	if s.policies == nil {
+		return nil, nil, metadata.WithChangeInfo(ctx, info), nil
+	}
+	set, err := s.policies.Settings(ctx, repo, KeyFloatingTags, KeyImmutableTags, KeyTagHistory)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if info.Keep == 0 {
+		if info.Keep, err = ParseKeep(set[2].Value); err != nil {
 			// A value stored before the check existed: the default holds.
 			info.Keep = metadata.DefaultTagHistory
 		}
 	}
-	return metadata.WithChangeInfo(ctx, info), nil
+	ctx = metadata.WithChangeInfo(ctx, info)
+	r := &tagRules{repo: repo, float: set[0], immutable: set[1], globs: splitGlobs(set[1].Value)}
+	planner, ok := s.meta.(metadata.TagPlanner)
+	if !ok || (!r.floats() && len(r.globs) == 0) {
+		return nil, nil, ctx, nil
+	}
+	return planner, r, ctx, nil
 }
 
 // WithTagVia returns ctx whose tag moves and deletes the history records
