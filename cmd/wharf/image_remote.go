@@ -156,6 +156,32 @@ func newRepoCmd() *cobra.Command {
 	}
 	insecureFlag(rm, &rmOpts.Remote)
 
-	repo.AddCommand(ls, tags, rm)
+	var histOpts client.RepoHistoryOptions
+	history := &cobra.Command{
+		Use:   "history [OPTIONS] REPOSITORY:TAG",
+		Short: "Show what a tag pointed at over time (moves and deletes, newest first)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return client.RepoHistory(cmd.Context(), args[0], histOpts, cmd.OutOrStdout())
+		},
+	}
+	history.Flags().IntVarP(&histOpts.Limit, "limit", "n", 0, "show only the last N changes")
+	insecureFlag(history, &histOpts.Remote)
+
+	var rbOpts client.RepoRollbackOptions
+	rollback := &cobra.Command{
+		Use:   "rollback REPOSITORY:TAG (--to DIGEST | --steps N)",
+		Short: "Point a tag back at an earlier image (a deleted tag comes back too)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return client.RepoRollback(cmd.Context(), args[0], rbOpts, cmd.OutOrStdout())
+		},
+	}
+	rollback.Flags().StringVar(&rbOpts.To, "to", "", "the digest to point the tag at")
+	rollback.Flags().IntVar(&rbOpts.Steps, "steps", 0, "undo the tag's last N changes")
+	rollback.MarkFlagsMutuallyExclusive("to", "steps")
+	insecureFlag(rollback, &rbOpts.Remote)
+
+	repo.AddCommand(ls, tags, rm, history, rollback)
 	return repo
 }

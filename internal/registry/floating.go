@@ -40,29 +40,15 @@ func (t TagDetail) MovedFor() string {
 	return ""
 }
 
-// semverPolicy returns the store's planner and the floating-tags setting
-// of repo; ok is false when repo does not float (or the store cannot
-// plan), and the plain write applies.
-func (s *Service) semverPolicy(ctx context.Context, repo string) (metadata.TagPlanner, Setting, bool, error) {
-	planner, ok := s.meta.(metadata.TagPlanner)
-	if !ok || s.policies == nil {
-		return nil, Setting{}, false, nil
-	}
-	set, err := s.policies.Setting(ctx, repo, KeyFloatingTags)
-	if err != nil || set.Value != "semver" {
-		return nil, set, false, err
-	}
-	return planner, set, true, nil
-}
-
 func isVersion(tag string) bool {
 	_, ok := semver.Parse(tag)
 	return ok
 }
 
-// pushPlan refuses to move a version tag to another manifest and moves
-// the floating tags a push of manifest d under tags calls for.
-func pushPlan(repo string, set Setting, d digest.Digest, tags []string, actor string) metadata.TagPlan {
+// pushPlan refuses to move an immutable tag or (under semver floating
+// tags) a version tag to another manifest, and moves the floating tags a
+// push of manifest d under tags calls for.
+func pushPlan(r *tagRules, d digest.Digest, tags []string, actor string) metadata.TagPlan {
 	return func(current []metadata.TagTarget) ([]metadata.TagMove, error) {
 		target := make(map[string]digest.Digest, len(current)+len(tags))
 		names := make([]string, 0, len(current)+len(tags))
@@ -71,14 +57,22 @@ func pushPlan(repo string, set Setting, d digest.Digest, tags []string, actor st
 			names = append(names, t.Name)
 		}
 		for _, t := range tags {
-			if old, ok := target[t]; ok && old != d && isVersion(t) {
-				return nil, Errorf(ErrDenied, "tag %s of %s is a version and points to %s: versions are immutable under the floating-tags=semver policy on %s; push a new version instead",
-					t, repo, old, set.Pattern).withDetail(map[string]any{"tag": t, "digest": old.String(), "policy": set.Pattern + " " + KeyFloatingTags + "=semver"})
+			if old, ok := target[t]; ok {
+				if err := r.refuseMove(t, old, d); err != nil {
+					return nil, err
+				}
+				if old != d && r.floats() && isVersion(t) {
+					return nil, Errorf(ErrDenied, "tag %s of %s is a version and points to %s: versions are immutable under the floating-tags=semver policy on %s; push a new version instead",
+						t, r.repo, old, r.float.Pattern).withDetail(map[string]any{"tag": t, "digest": old.String(), "policy": r.float.Pattern + " " + KeyFloatingTags + "=semver"})
+				}
 			}
 			if _, ok := target[t]; !ok {
 				names = append(names, t)
 			}
 			target[t] = d
+		}
+		if !r.floats() {
+			return nil, nil
 		}
 		var moves []metadata.TagMove
 		for _, t := range tags {
@@ -88,6 +82,11 @@ func pushPlan(repo string, set Setting, d digest.Digest, tags []string, actor st
 				if slices.Contains(tags, m.Tag) || target[m.Tag] == d {
 					continue
 				}
+				if old, ok := target[m.Tag]; ok {
+					if err := r.refuseMove(m.Tag, old, d); err != nil {
+						return nil, err
+					}
+				}
 				moves = append(moves, metadata.TagMove{Name: m.Tag, Digest: d, PushedBy: FloatingPusher(actor)})
 				target[m.Tag] = d
 			}
@@ -96,9 +95,10 @@ func pushPlan(repo string, set Setting, d digest.Digest, tags []string, actor st
 	}
 }
 
-// deletePlan lets the floating tags that pointed at the deleted version
-// tags fall back. gone picks the tags the delete removes.
-func deletePlan(gone func(t metadata.TagTarget) bool, actor string) metadata.TagPlan {
+// deletePlan refuses to delete an immutable tag and lets the floating
+// tags that pointed at the deleted version tags fall back. gone picks the
+// tags the delete removes.
+func deletePlan(r *tagRules, gone func(t metadata.TagTarget) bool, actor string) metadata.TagPlan {
 	return func(current []metadata.TagTarget) ([]metadata.TagMove, error) {
 		target := make(map[string]string, len(current))
 		digests := make(map[string]digest.Digest, len(current))
@@ -106,13 +106,23 @@ func deletePlan(gone func(t metadata.TagTarget) bool, actor string) metadata.Tag
 		for _, t := range current {
 			target[t.Name], digests[t.Name] = t.Digest.String(), t.Digest
 			if gone(t) {
+				if err := r.refuseMove(t.Name, t.Digest, ""); err != nil {
+					return nil, err
+				}
 				removed = append(removed, t.Name)
 			} else {
 				remaining = append(remaining, t.Name)
 			}
 		}
+		if !r.floats() {
+			return nil, nil
+		}
 		var moves []metadata.TagMove
 		for _, m := range semver.OnDelete(target, remaining, removed) {
+			old := digests[m.Tag]
+			if err := r.refuseMove(m.Tag, old, digests[m.To]); err != nil {
+				return nil, err
+			}
 			if m.To == "" {
 				moves = append(moves, metadata.TagMove{Name: m.Tag})
 				continue

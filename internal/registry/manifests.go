@@ -82,15 +82,14 @@ func (s *Service) PutManifest(ctx context.Context, repo, ref, contentType string
 		return nil, err
 	}
 	var planner metadata.TagPlanner
-	var set Setting
-	var float bool
-	if slices.ContainsFunc(tags, isVersion) {
-		if planner, set, float, err = s.semverPolicy(ctx, repo); err != nil {
+	var rules *tagRules
+	if len(tags) > 0 {
+		if planner, rules, ctx, err = s.tagWrite(ctx, repo); err != nil {
 			return nil, err
 		}
 	}
-	if float {
-		err = planner.PutManifestPlanned(ctx, m, tags, pushPlan(repo, set, d, tags, m.PushedBy))
+	if planner != nil {
+		err = planner.PutManifestPlanned(ctx, m, tags, pushPlan(rules, d, tags, m.PushedBy))
 	} else {
 		err = s.meta.PutManifest(ctx, m, tags)
 	}
@@ -190,29 +189,32 @@ func (s *Service) DeleteManifest(ctx context.Context, repo, ref string) error {
 	return err
 }
 
-// deleteManifest deletes manifest d; under floating-tags=semver the
-// floating tags that pointed at its version tags fall back.
+// deleteManifest deletes manifest d, unless an immutable tag points at
+// it; under floating-tags=semver the floating tags that pointed at its
+// version tags fall back.
 func (s *Service) deleteManifest(ctx context.Context, repo string, d digest.Digest) error {
-	if planner, _, float, err := s.semverPolicy(ctx, repo); err != nil {
+	planner, rules, ctx, err := s.tagWrite(ctx, repo)
+	if err != nil {
 		return err
-	} else if float {
+	}
+	if planner != nil {
 		gone := func(t metadata.TagTarget) bool { return t.Digest == d }
-		return planner.DeleteManifestPlanned(ctx, repo, d, deletePlan(gone, Actor(ctx)))
+		return planner.DeleteManifestPlanned(ctx, repo, d, deletePlan(rules, gone, Actor(ctx)))
 	}
 	return s.meta.DeleteManifest(ctx, repo, d)
 }
 
-// deleteTag deletes one tag; under floating-tags=semver the floating tags
-// that pointed at it, if it is a version, fall back.
+// deleteTag deletes one tag, unless it is immutable; under
+// floating-tags=semver the floating tags that pointed at it, if it is a
+// version, fall back.
 func (s *Service) deleteTag(ctx context.Context, repo, tag string) error {
-	if !isVersion(tag) {
-		return s.meta.DeleteTag(ctx, repo, tag)
-	}
-	if planner, _, float, err := s.semverPolicy(ctx, repo); err != nil {
+	planner, rules, ctx, err := s.tagWrite(ctx, repo)
+	if err != nil {
 		return err
-	} else if float {
+	}
+	if planner != nil {
 		gone := func(t metadata.TagTarget) bool { return t.Name == tag }
-		return planner.DeleteTagPlanned(ctx, repo, tag, deletePlan(gone, Actor(ctx)))
+		return planner.DeleteTagPlanned(ctx, repo, tag, deletePlan(rules, gone, Actor(ctx)))
 	}
 	return s.meta.DeleteTag(ctx, repo, tag)
 }

@@ -67,6 +67,10 @@ var policyKeys = []PolicyKey{
 		Doc: "true: a pushed image must be built on a golden image (golden repositories themselves are exempt)"},
 	{Name: KeyAllowScratch, Values: "true|false", Default: "false", Check: oneOf("true", "false"),
 		Doc: "true: with require-golden-base, an image built on no base found (FROM scratch) is accepted too"},
+	{Name: KeyImmutableTags, Values: "GLOB,…", Default: "", Check: checkTagGlobs,
+		Doc: "tags matching a glob (1.*, v*, release-?) cannot be moved or deleted once pushed; pushing the same image again is accepted"},
+	{Name: KeyTagHistory, Values: "DURATION", Default: "14d", Check: checkKeep,
+		Doc: "how long tag moves and deletes are kept for rollback (14d, 36h); garbage collection keeps the images they name as long"},
 }
 
 // PolicyKeys lists the keys policies may set, in name order.
@@ -277,6 +281,24 @@ func (p *Policies) Setting(ctx context.Context, repo, key string) (Setting, erro
 		return Setting{Key: key, Value: k.Default}, nil
 	}
 	return snap.lookup(patternsFor(repo), k), nil
+}
+
+// Settings returns the values of keys in effect for repository repo,
+// read from one snapshot (one version read for them all).
+func (p *Policies) Settings(ctx context.Context, repo string, keys ...string) ([]Setting, error) {
+	snap, err := p.snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Setting, len(keys))
+	for i, key := range keys {
+		k, ok := policyKey(key)
+		if !ok {
+			return nil, fmt.Errorf("policy key %q is not declared", key)
+		}
+		out[i] = snap.lookup(patternsFor(repo), k)
+	}
+	return out, nil
 }
 
 // version is the policy version the cache holds, reloading it if moved.

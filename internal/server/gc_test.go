@@ -207,11 +207,17 @@ func TestGC_UntaggedManifests(t *testing.T) {
 		}
 	}
 
-	// Untagging the image frees it and, in the same run, its signature.
+	// Untagging the image frees it and, in the same run, its signature,
+	// once the tag history (14 days by default) no longer holds it for a
+	// rollback.
 	if status, b := w.do(t, "DELETE", "/v2/team/app/manifests/v1", "", nil); status != http.StatusAccepted {
 		t.Fatalf("delete tag v1: %d %s", status, b)
 	}
 	w.clock.Advance(time.Minute)
+	if rep := w.collect(t, registry.GCOptions{Grace: grace, Untagged: true}); len(rep.Manifests) != 0 {
+		t.Errorf("deleted %+v inside the tag history window, want nothing", rep.Manifests)
+	}
+	w.clock.Advance(14 * 24 * time.Hour)
 	rep = w.collect(t, registry.GCOptions{Grace: grace, Untagged: true})
 	got := map[digest.Digest]bool{}
 	for _, m := range rep.Manifests {

@@ -325,6 +325,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		background.Go(func() { s.pruneDeliveries(jctx) })
 	}
 	background.Go(func() { s.collectGarbage(jctx) })
+	background.Go(func() { s.pruneTagHistory(jctx) })
 	defer func() { stopJanitor(); background.Wait() }()
 	s.log.Info("wharf listening", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir,
 		"auth", s.cfg.Auth.Mode, "tls", s.tls != nil)
@@ -384,6 +385,28 @@ func (s *Server) pruneDeliveries(ctx context.Context) {
 	}
 	prune()
 	repeat(ctx, time.Hour, prune)
+}
+
+// tagHistoryPruneEvery is how often the janitor deletes tag history past
+// its window; garbage collection already ignores such records, so this
+// only bounds the table.
+const tagHistoryPruneEvery = time.Hour
+
+// pruneTagHistory deletes tag history past its window until ctx ends.
+// Every replica runs it; deleting what another already deleted is
+// harmless.
+func (s *Server) pruneTagHistory(ctx context.Context) {
+	prune := func() {
+		n, err := s.registry.PruneTagHistory(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Warn("pruning tag history failed", "err", err)
+		case n > 0:
+			s.log.Info("tag history pruned", "count", n)
+		}
+	}
+	prune()
+	repeat(ctx, tagHistoryPruneEvery, prune)
 }
 
 // repeat calls fn every interval until ctx ends; the background jobs of

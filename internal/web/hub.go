@@ -266,7 +266,11 @@ func (h *Handler) apiMay(w http.ResponseWriter, r *http.Request, c caller, name,
 
 // apiError maps registry errors to Hub's answers.
 func (h *Handler) apiError(w http.ResponseWriter, r *http.Request, err error) {
+	var de *registry.Error
 	switch {
+	case errors.Is(err, registry.ErrDenied) && errors.As(err, &de):
+		// A tag write the policies refuse (an immutable tag).
+		writeSpecError(w, http.StatusForbidden, "DENIED", de.Message)
 	case errors.Is(err, registry.ErrNameUnknown), errors.Is(err, registry.ErrNameInvalid),
 		errors.Is(err, registry.ErrManifestUnknown), errors.Is(err, registry.ErrTagInvalid):
 		writeAPIError(w, http.StatusNotFound, "object not found")

@@ -13,8 +13,10 @@ import (
 //	/r/NAME/tags/TAG            one tag: its platforms, layers, config
 //	/r/NAME/manifests/DIGEST    one manifest (a platform of a tag)
 //	/r/NAME/settings            settings
+//	/r/NAME/history[?tag=TAG]   tag history: the floating tags' evolution and
+//	                            every change, or one tag's timeline
 //	/r/NAME/_                   overview, for names the forms above shadow
-//	/r/NAME/_?tab=tags|settings&tag=TAG  the same pages, likewise
+//	/r/NAME/_?tab=tags|settings|history&tag=TAG  the same pages, likewise
 //
 // "_" is not a valid path component, so "/_" is never part of a name.
 // The URL builders below check that a URL reads back as meant and fall
@@ -28,6 +30,7 @@ const (
 	viewTag      repoView = "tag"
 	viewManifest repoView = "manifest"
 	viewSettings repoView = "settings"
+	viewHistory  repoView = "history"
 )
 
 type repoRoute struct {
@@ -45,6 +48,8 @@ func parseRepoPath(path string, q url.Values) repoRoute {
 	case seg[n-1] == "_" && n >= 2:
 		rt := repoRoute{Name: name(1), View: viewOverview}
 		switch {
+		case q.Get("tab") == "history":
+			rt.View, rt.Ref = viewHistory, q.Get("tag")
 		case q.Get("tag") != "":
 			rt.View, rt.Ref = viewTag, q.Get("tag")
 		case q.Get("tab") == "tags":
@@ -61,6 +66,8 @@ func parseRepoPath(path string, q url.Values) repoRoute {
 		return repoRoute{Name: name(1), View: viewTags}
 	case n >= 2 && seg[n-1] == "settings":
 		return repoRoute{Name: name(1), View: viewSettings}
+	case n >= 2 && seg[n-1] == "history":
+		return repoRoute{Name: name(1), View: viewHistory, Ref: q.Get("tag")}
 	}
 	return repoRoute{Name: strings.Join(seg, "/"), View: viewOverview}
 }
@@ -69,7 +76,7 @@ func parseRepoPath(path string, q url.Values) repoRoute {
 func repoURL(name string, view repoView, ref string) string {
 	var u string
 	switch view {
-	case viewTags, viewSettings:
+	case viewTags, viewSettings, viewHistory:
 		u = "/r/" + name + "/" + string(view)
 	case viewTag:
 		u = "/r/" + name + "/tags/" + ref
@@ -79,11 +86,23 @@ func repoURL(name string, view repoView, ref string) string {
 		u = "/r/" + name
 	}
 	want := repoRoute{Name: name, View: view, Ref: ref}
+	if view == viewHistory {
+		// The tag is in the query, which the read-back below leaves out.
+		want.Ref = ""
+	}
 	if parseRepoPath(strings.TrimPrefix(u, "/r/"), nil) == want {
+		if view == viewHistory && ref != "" {
+			u += "?tag=" + url.QueryEscape(ref)
+		}
 		return u
 	}
 	q := url.Values{}
 	switch view {
+	case viewHistory:
+		q.Set("tab", string(view))
+		if ref != "" {
+			q.Set("tag", ref)
+		}
 	case viewTag:
 		q.Set("tag", ref)
 	case viewTags, viewSettings:

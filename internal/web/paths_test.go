@@ -7,11 +7,12 @@ import (
 )
 
 func TestRepoURL_ReadsBackAsMeant(t *testing.T) {
-	names := []string{"alice/app", "a/tags", "a/settings", "a/manifests", "a/tags/x", "a/b/tags/tags", "top", "_x/y"}
+	names := []string{"alice/app", "a/tags", "a/settings", "a/manifests", "a/tags/x", "a/b/tags/tags", "top", "_x/y", "a/history", "a/history/tags"}
 	views := []struct {
 		view repoView
 		ref  string
-	}{{viewOverview, ""}, {viewTags, ""}, {viewSettings, ""}, {viewTag, "v1"}, {viewTag, "tags"}, {viewManifest, "sha256:" + strings.Repeat("a", 64)}}
+	}{{viewOverview, ""}, {viewTags, ""}, {viewSettings, ""}, {viewTag, "v1"}, {viewTag, "tags"}, {viewManifest, "sha256:" + strings.Repeat("a", 64)},
+		{viewHistory, ""}, {viewHistory, "latest"}, {viewHistory, "history"}}
 	for _, name := range names {
 		for _, v := range views {
 			u, err := url.Parse(repoURL(name, v.view, v.ref))

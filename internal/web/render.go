@@ -24,7 +24,7 @@ type pages struct {
 	policy   *bluemonday.Policy
 }
 
-var pageNames = []string{"explore", "outdated", "repo", "tags", "image", "repo_settings", "namespace", "signin", "account", "error", "admin_gc"}
+var pageNames = []string{"explore", "outdated", "repo", "tags", "image", "repo_settings", "namespace", "signin", "account", "error", "admin_gc", "history"}
 
 func mustParsePages() *pages {
 	p := &pages{
@@ -90,6 +90,7 @@ var flashes = map[string]string{
 	"visibility-changed": "The visibility was changed.",
 	"policy-changed":     "The policy was changed.",
 	"webhook-changed":    "The webhook was changed.",
+	"tag-restored":       "The tag was restored.",
 	"password-changed":   "Your password was changed; other sessions were signed out.",
 	"token-revoked":      "The token was revoked.",
 	"gc-started":         "A garbage collection started; reload to see its report.",

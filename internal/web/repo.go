@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/wharf/wharf/internal/auth"
 	"github.com/wharf/wharf/internal/registry"
 )
@@ -64,6 +66,7 @@ func (h *Handler) repoContext(w http.ResponseWriter, r *http.Request, c caller, 
 		"overview": repoURL(name, viewOverview, ""),
 		"tags":     repoURL(name, viewTags, ""),
 		"settings": repoURL(name, viewSettings, ""),
+		"history":  repoURL(name, viewHistory, ""),
 	}
 	return hd, true
 }
@@ -85,6 +88,15 @@ func (h *Handler) domainError(w http.ResponseWriter, r *http.Request, c caller, 
 		h.showError(w, r, c, http.StatusNotFound, "No such repository.")
 	case errors.Is(err, registry.ErrManifestUnknown), errors.Is(err, registry.ErrTagInvalid), errors.Is(err, registry.ErrDigestInvalid):
 		h.showError(w, r, c, http.StatusNotFound, "No such tag or manifest.")
+	case errors.Is(err, registry.ErrDenied):
+		// A policy refused the change (an immutable tag): its message
+		// names the rule.
+		var de *registry.Error
+		msg := "A policy of this repository refuses the change."
+		if errors.As(err, &de) {
+			msg = de.Message
+		}
+		h.showError(w, r, c, http.StatusForbidden, msg)
 	default:
 		h.internal(w, r, c, err)
 	}
@@ -107,6 +119,8 @@ func (h *Handler) repoPage(w http.ResponseWriter, r *http.Request) {
 		h.tagsPage(w, r, c, hd)
 	case viewTag, viewManifest:
 		h.imagePage(w, r, c, hd, rt)
+	case viewHistory:
+		h.historyPage(w, r, c, hd, rt.Ref)
 	case viewSettings:
 		if !hd.CanPush {
 			h.showError(w, r, c, http.StatusForbidden, "Only the repository's writers may change its settings.")
@@ -168,7 +182,8 @@ func (h *Handler) overviewPage(w http.ResponseWriter, r *http.Request, c caller,
 
 type tagRow struct {
 	registry.TagDetail
-	URL string
+	URL        string
+	HistoryURL string
 }
 
 type tagList struct {
@@ -195,7 +210,8 @@ func (h *Handler) tagsPage(w http.ResponseWriter, r *http.Request, c caller, hd 
 	}
 	data := tagList{Repo: hd, Filter: q.Get("name"), Sort: sort, Pager: newPager(r.URL, page, pageSize, total)}
 	for _, t := range tags {
-		data.Tags = append(data.Tags, tagRow{TagDetail: t, URL: repoURL(hd.Info.Name, viewTag, t.Name)})
+		data.Tags = append(data.Tags, tagRow{TagDetail: t, URL: repoURL(hd.Info.Name, viewTag, t.Name),
+			HistoryURL: repoURL(hd.Info.Name, viewHistory, t.Name)})
 	}
 	h.show(w, r, c, http.StatusOK, "tags", hd.Info.Name+" tags", data)
 }
@@ -274,7 +290,7 @@ func (h *Handler) repoAction(w http.ResponseWriter, r *http.Request) {
 	rt := parseRepoPath(r.PathValue("path"), r.URL.Query())
 	ctx := actingAs(r.Context(), c)
 	need := auth.ActionDelete
-	if r.PostFormValue("op") == "description" {
+	if op := r.PostFormValue("op"); op == "description" || op == "restore" {
 		need = auth.ActionPush
 	}
 	if ok, err := h.can(ctx, c, rt.Name, need); err != nil {
@@ -304,10 +320,20 @@ func (h *Handler) repoAction(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) applyRepoAction(ctx context.Context, r *http.Request, rt repoRoute) (string, error) {
 	switch op := r.PostFormValue("op"); {
 	case rt.View == viewTag && op == "delete":
-		if err := h.reg.DeleteManifest(ctx, rt.Name, rt.Ref); err != nil {
+		if err := h.reg.DeleteManifest(registry.WithTagVia(ctx, registry.ViaUI), rt.Name, rt.Ref); err != nil {
 			return "", err
 		}
 		return repoURL(rt.Name, viewTags, "") + "?flash=tag-deleted", nil
+	case rt.View == viewHistory && op == "restore":
+		tag := r.PostFormValue("tag")
+		d, err := digest.Parse(r.PostFormValue("digest"))
+		if err != nil {
+			return "", fmt.Errorf("digest %q: %w", r.PostFormValue("digest"), errBadForm)
+		}
+		if _, err := h.reg.RestoreTag(ctx, rt.Name, tag, d); err != nil {
+			return "", err
+		}
+		return withFlash(repoURL(rt.Name, viewHistory, tag), "tag-restored"), nil
 	case rt.View == viewSettings && op == "description":
 		if err := h.reg.SetRepositoryDescription(ctx, rt.Name, r.PostFormValue("description"), r.PostFormValue("readme")); err != nil {
 			return "", err

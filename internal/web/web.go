@@ -115,6 +115,8 @@ func (h *Handler) routes() *http.ServeMux {
 	hub("GET /v2/namespaces/{ns}/webhooks/{id}/deliveries", h.apiWebhooks)
 	hub("POST /v2/namespaces/{ns}/webhooks/{id}/deliveries/{delivery}/redeliver", h.apiWebhooks)
 	hub("GET /v2/namespaces/{ns}/repositories/{repo}/tags/{tag}/base", h.apiTagBase)
+	hub("GET /v2/namespaces/{ns}/repositories/{repo}/tags/{tag}/history", h.apiTagHistory)
+	hub("POST /v2/namespaces/{ns}/repositories/{repo}/tags/{tag}/restore", h.apiRestoreTag)
 	hub("GET /v2/namespaces/{ns}/repositories/{repo}/derived", h.apiDerived)
 	hub("GET /v2/repositories/{ns}", h.apiListRepos)
 	hub("GET /v2/repositories/{ns}/{repo}", h.apiGetRepo)

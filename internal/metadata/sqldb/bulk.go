@@ -126,6 +126,7 @@ var notCopied = map[string]string{
 	"webhook_deliveries": "the source's outbox: let it drain before switching, as the source's uploads finish there",
 	"job_leases":         "the source's replicas' leases and schedule; the copy's replicas start their own",
 	"job_runs":           "reports of runs over the source's data",
+	"tag_history":        "a record of moves for a rollback window; the copy's tags start a new one",
 }
 
 func bulkTableOf(kind metadata.Kind) (*bulkTable, error) {

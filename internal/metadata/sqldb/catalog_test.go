@@ -44,6 +44,12 @@ func TestSQLite_JobsContract(t *testing.T) {
 	})
 }
 
+func TestSQLite_TagHistoryContract(t *testing.T) {
+	metadatatest.RunTagHistory(t, func(t *testing.T) metadata.Store {
+		return openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
+	})
+}
+
 func TestSQLite_LineageContract(t *testing.T) {
 	metadatatest.RunLineage(t, func(t *testing.T) metadata.Store {
 		return openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))

@@ -16,28 +16,30 @@ import (
 var _ metadata.Collector = (*DB)(nil)
 
 // manifestHeld is the one rule of what keeps a manifest m from garbage
-// collection however old it is: a tag naming it, an index of its
-// repository listing it (an index nothing holds is collected first, which
-// frees its children for the next pass), and its subject while that
-// exists (a signature, an SBOM stays with its image). Whatever else comes
-// to hold manifests, such as the tag history's window (a manifest a tag
-// pointed at within tag-history), is one more OR here.
+// collection however old it is: a tag naming it, a tag that pointed at it
+// while the history of that move is kept (its one parameter is the time
+// now; the tag can be rolled back to it), an index of its repository
+// listing it (an index nothing holds is collected first, which frees its
+// children for the next pass), and its subject while that exists (a
+// signature, an SBOM stays with its image).
 const manifestHeld = `EXISTS (SELECT 1 FROM tags t WHERE t.repo_id = m.repo_id AND t.digest = m.digest)
+	OR EXISTS (SELECT 1 FROM tag_history h
+		WHERE h.repo_id = m.repo_id AND h.from_digest = m.digest AND h.keep_until > ?)
 	OR EXISTS (SELECT 1 FROM manifest_refs mr
 		WHERE mr.repo_id = m.repo_id AND mr.kind = 'manifest' AND mr.child = m.digest)
 	OR (m.subject <> '' AND EXISTS (SELECT 1 FROM manifests s
 		WHERE s.repo_id = m.repo_id AND s.digest = m.subject))`
 
 // untaggedWhere selects manifests m (joined to repositories r) that
-// garbage collection may delete; its one parameter is the cutoff of the
-// untagged age.
+// garbage collection may delete; its parameters are the cutoff of the
+// untagged age and the time now.
 const untaggedWhere = `m.created_at < ? AND NOT (` + manifestHeld + `)`
 
 // UntaggedManifests lists up to n manifests garbage collection may delete.
 func (db *DB) UntaggedManifests(ctx context.Context, before time.Time, n int) ([]metadata.ManifestRef, error) {
 	rows, err := db.read.QueryContext(ctx,
 		`SELECT r.name, m.digest FROM manifests m JOIN repositories r ON r.id = m.repo_id
-		 WHERE `+untaggedWhere+` ORDER BY r.name, m.digest LIMIT ?`, before.UnixNano(), n)
+		 WHERE `+untaggedWhere+` ORDER BY r.name, m.digest LIMIT ?`, before.UnixNano(), db.now(), n)
 	if err != nil {
 		return nil, fmt.Errorf("untagged manifests: %w", err)
 	}
@@ -86,7 +88,7 @@ func (db *DB) DeleteUntaggedManifest(ctx context.Context, ref metadata.ManifestR
 			`DELETE FROM manifests WHERE (repo_id, digest) IN (
 				SELECT m.repo_id, m.digest FROM manifests m JOIN repositories r ON r.id = m.repo_id
 				WHERE r.name = ? AND m.digest = ? AND `+untaggedWhere+`)`,
-			ref.Repo, ref.Digest.String(), before.UnixNano())
+			ref.Repo, ref.Digest.String(), before.UnixNano(), db.now())
 		if err != nil {
 			return err
 		}

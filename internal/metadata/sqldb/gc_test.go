@@ -37,6 +37,13 @@ func TestDeleteUntaggedManifest_RechecksTheCondition(t *testing.T) {
 	if err := db.DeleteTag(ctx, "app", "latest"); err != nil {
 		t.Fatal(err)
 	}
+	// The tag history holds it for a rollback while the delete is kept.
+	if deleted, err := db.DeleteUntaggedManifest(ctx, refs[0], cutoff); err != nil || deleted {
+		t.Fatalf("DeleteUntaggedManifest inside the tag history window = %v, %v; want kept", deleted, err)
+	}
+	if _, err := db.PruneTagHistory(ctx, time.Now().Add(metadata.DefaultTagHistory+time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	if deleted, err := db.DeleteUntaggedManifest(ctx, refs[0], cutoff); err != nil || !deleted {
 		t.Fatalf("DeleteUntaggedManifest once untagged = %v, %v; want deleted", deleted, err)
 	}

@@ -53,8 +53,9 @@ func putManifest(ctx context.Context, tx *stmtTx, id int64, m *metadata.Manifest
 			return err
 		}
 	}
+	c := changeFor(ctx, tx, metadata.ViaPush, m.PushedBy)
 	for _, tag := range tags {
-		if err := setTag(ctx, tx, id, tag, m.Digest, ts, m.PushedBy); err != nil {
+		if err := setTag(ctx, tx, id, tag, m.Digest, m.PushedBy, c); err != nil {
 			return err
 		}
 	}
@@ -77,18 +78,6 @@ func putManifest(ctx context.Context, tx *stmtTx, id int64, m *metadata.Manifest
 				return err
 			}
 		}
-	}
-	return nil
-}
-
-// setTag points tag at d, recording when and by whom.
-func setTag(ctx context.Context, tx *stmtTx, repoID int64, tag string, d digest.Digest, ts int64, by string) error {
-	_, err := tx.ExecContext(ctx,
-		`INSERT INTO tags (repo_id, name, digest, pushed_at, pushed_by) VALUES (?, ?, ?, ?, ?)
-		 ON CONFLICT (repo_id, name) DO UPDATE SET digest = excluded.digest, pushed_at = excluded.pushed_at, pushed_by = excluded.pushed_by`,
-		repoID, tag, d.String(), ts, by)
-	if err != nil {
-		return fmt.Errorf("tag %s: %w", tag, err)
 	}
 	return nil
 }
@@ -217,32 +206,12 @@ func (db *DB) HasManifest(ctx context.Context, repo string, d digest.Digest) (bo
 
 // DeleteManifest removes manifest d; tags and references go with it.
 func (db *DB) DeleteManifest(ctx context.Context, repo string, d digest.Digest) error {
-	return db.inTx(ctx, func(tx *stmtTx) error {
-		res, err := tx.ExecContext(ctx,
-			`DELETE FROM manifests WHERE digest = ? AND repo_id = (SELECT id FROM repositories WHERE name = ?)`,
-			d.String(), repo)
-		if err != nil {
-			return fmt.Errorf("delete manifest %s: %w", d, err)
-		}
-		if err := expectOne(res, "manifest "+d.String()); err != nil {
-			return err
-		}
-		return recordEvent(ctx, tx, metadata.Event{Action: metadata.EventDelete, Repo: repo, Digest: d})
-	})
+	return db.DeleteManifestPlanned(ctx, repo, d, nil)
 }
 
 // DeleteTag removes one tag.
 func (db *DB) DeleteTag(ctx context.Context, repo, tag string) error {
-	return db.inTx(ctx, func(tx *stmtTx) error {
-		var d string
-		err := tx.QueryRowContext(ctx,
-			`DELETE FROM tags WHERE name = ? AND repo_id = (SELECT id FROM repositories WHERE name = ?) RETURNING digest`,
-			tag, repo).Scan(&d)
-		if err != nil {
-			return notFound(err, "tag "+tag)
-		}
-		return recordEvent(ctx, tx, metadata.Event{Action: metadata.EventDelete, Repo: repo, Digest: digest.Digest(d), Tag: tag})
-	})
+	return db.DeleteTagPlanned(ctx, repo, tag, nil)
 }
 
 // ListTags lists repo's tags in byte order.

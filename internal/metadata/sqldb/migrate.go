@@ -303,6 +303,25 @@ var migrations = []string{
 		summary     TEXT NOT NULL DEFAULT ''
 	);
 	CREATE INDEX job_runs_kind ON job_runs(kind, id);`,
+	// 15: tag history (taghistory.go): one row per move or delete of a tag, written in the
+	// transaction of the tag write. keep_until is fixed when the row is
+	// written (the tag-history policy then in effect), so that garbage
+	// collection holds the manifest a row names with one indexed
+	// comparison, without reading policies.
+	`CREATE TABLE tag_history (
+		id          INTEGER PRIMARY KEY,
+		repo_id     INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+		tag         TEXT NOT NULL,
+		from_digest TEXT NOT NULL DEFAULT '',
+		to_digest   TEXT NOT NULL DEFAULT '',
+		actor       TEXT NOT NULL DEFAULT '',
+		via         TEXT NOT NULL,
+		changed_at  BIGINT NOT NULL,
+		keep_until  BIGINT NOT NULL
+	);
+	CREATE INDEX tag_history_tag ON tag_history(repo_id, tag, id);
+	CREATE INDEX tag_history_from ON tag_history(repo_id, from_digest, keep_until) WHERE from_digest <> '';
+	CREATE INDEX tag_history_keep ON tag_history(keep_until);`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the

@@ -71,6 +71,11 @@ func TestPgBouncer_JobsContract(t *testing.T) {
 	metadatatest.RunJobs(t, func(t *testing.T) metadata.Store { return openBounced(t, b) })
 }
 
+func TestPgBouncer_TagHistoryContract(t *testing.T) {
+	b := servicetest.StartPgBouncer(t)
+	metadatatest.RunTagHistory(t, func(t *testing.T) metadata.Store { return openBounced(t, b) })
+}
+
 func TestPgBouncer_LineageContract(t *testing.T) {
 	b := servicetest.StartPgBouncer(t)
 	metadatatest.RunLineage(t, func(t *testing.T) metadata.Store { return openBounced(t, b) })

@@ -76,6 +76,11 @@ func TestPostgres_JobsContract(t *testing.T) {
 	metadatatest.RunJobs(t, func(t *testing.T) metadata.Store { return openPostgres(t) })
 }
 
+func TestPostgres_TagHistoryContract(t *testing.T) {
+	servicetest.StartPostgres(t)
+	metadatatest.RunTagHistory(t, func(t *testing.T) metadata.Store { return openPostgres(t) })
+}
+
 func TestPostgres_LineageContract(t *testing.T) {
 	servicetest.StartPostgres(t)
 	metadatatest.RunLineage(t, func(t *testing.T) metadata.Store { return openPostgres(t) })

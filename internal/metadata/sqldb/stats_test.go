@@ -139,6 +139,7 @@ func TestStats_MigrationCountsExistingLinks(t *testing.T) {
 		DROP TABLE webhook_deliveries; DROP TABLE webhooks;
 		DROP INDEX manifest_refs_parents; CREATE INDEX manifest_refs_child ON manifest_refs(repo_id, child);
 		DROP TABLE job_leases; DROP TABLE job_runs;
+		DROP TABLE tag_history;
 		DELETE FROM schema_migrations WHERE version >= 5`); err != nil {
 		t.Fatal(err)
 	}

@@ -39,19 +39,40 @@ func (db *DB) PutManifestPlanned(ctx context.Context, m *metadata.Manifest, tags
 }
 
 // DeleteManifestPlanned deletes manifest d (and its tags) and applies
-// plan's moves in one transaction.
+// plan's moves (if plan is not nil) in one transaction.
 func (db *DB) DeleteManifestPlanned(ctx context.Context, repo string, d digest.Digest, plan metadata.TagPlan) error {
-	return db.deletePlanned(ctx, repo, plan, "manifest "+d.String(),
-		`DELETE FROM manifests WHERE repo_id = ? AND digest = ? RETURNING digest, ''`, d.String())
+	what := "manifest " + d.String()
+	return db.deletePlanned(ctx, repo, plan, what, func(tx *stmtTx, id int64, c change) error {
+		if err := recordManifestDelete(ctx, tx, id, d, c); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM manifests WHERE repo_id = ? AND digest = ?`, id, d.String())
+		if err != nil {
+			return fmt.Errorf("delete %s: %w", what, err)
+		}
+		if err := expectOne(res, what); err != nil {
+			return err
+		}
+		return recordEvent(ctx, tx, metadata.Event{Action: metadata.EventDelete, Repo: repo, Digest: d})
+	})
 }
 
-// DeleteTagPlanned deletes one tag and applies plan's moves in one
-// transaction.
+// DeleteTagPlanned deletes one tag and applies plan's moves (if plan is
+// not nil) in one transaction.
 func (db *DB) DeleteTagPlanned(ctx context.Context, repo, tag string, plan metadata.TagPlan) error {
-	return db.deletePlanned(ctx, repo, plan, "tag "+tag, `DELETE FROM tags WHERE repo_id = ? AND name = ? RETURNING digest, name`, tag)
+	return db.deletePlanned(ctx, repo, plan, "tag "+tag, func(tx *stmtTx, id int64, c change) error {
+		old, err := deleteTag(ctx, tx, id, tag, c)
+		if err != nil {
+			return err
+		}
+		if old == "" {
+			return fmt.Errorf("tag %s: %w", tag, metadata.ErrNotFound)
+		}
+		return recordEvent(ctx, tx, metadata.Event{Action: metadata.EventDelete, Repo: repo, Digest: digest.Digest(old), Tag: tag})
+	})
 }
 
-func (db *DB) deletePlanned(ctx context.Context, repo string, plan metadata.TagPlan, what, del string, key string) error {
+func (db *DB) deletePlanned(ctx context.Context, repo string, plan metadata.TagPlan, what string, del func(tx *stmtTx, id int64, c change) error) error {
 	return db.inTx(ctx, func(tx *stmtTx) error {
 		var id int64
 		err := tx.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = ?`, repo).Scan(&id)
@@ -61,16 +82,13 @@ func (db *DB) deletePlanned(ctx context.Context, repo string, plan metadata.TagP
 		if err != nil {
 			return fmt.Errorf("repository %s: %w", repo, err)
 		}
-		moves, err := planTags(ctx, tx, id, plan)
-		if err != nil {
-			return err
+		var moves []metadata.TagMove
+		if plan != nil {
+			if moves, err = planTags(ctx, tx, id, plan); err != nil {
+				return err
+			}
 		}
-		// del returns what went, for the delete event.
-		var d, tag string
-		if err := tx.QueryRowContext(ctx, del, id, key).Scan(&d, &tag); err != nil {
-			return notFound(err, what)
-		}
-		if err := recordEvent(ctx, tx, metadata.Event{Action: metadata.EventDelete, Repo: repo, Digest: digest.Digest(d), Tag: tag}); err != nil {
+		if err := del(tx, id, changeFor(ctx, tx, metadata.ViaDelete, "")); err != nil {
 			return err
 		}
 		return applyMoves(ctx, tx, id, repo, moves)
@@ -110,17 +128,22 @@ func planTags(ctx context.Context, tx *stmtTx, id int64, plan metadata.TagPlan) 
 }
 
 // applyMoves points or deletes the tags the plan moved, each with its
-// event.
+// event, recorded in the tag history as floating moves made for the
+// move's PushedBy.
 func applyMoves(ctx context.Context, tx *stmtTx, id int64, repo string, moves []metadata.TagMove) error {
-	ts := tx.db.now()
 	for _, m := range moves {
 		ev := metadata.Event{Action: metadata.EventTag, Repo: repo, Digest: m.Digest, Tag: m.Name, Actor: m.PushedBy}
+		c := changeFor(ctx, tx, metadata.ViaFloating, m.PushedBy)
+		c.via, c.actor = metadata.ViaFloating, m.PushedBy
 		if m.Digest == "" {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM tags WHERE repo_id = ? AND name = ?`, id, m.Name); err != nil {
-				return fmt.Errorf("delete tag %s: %w", m.Name, err)
+			if c.actor == "" {
+				c.actor = metadata.ChangeInfoOf(ctx).Actor
+			}
+			if _, err := deleteTag(ctx, tx, id, m.Name, c); err != nil {
+				return err
 			}
 			ev.Action = metadata.EventDelete
-		} else if err := setTag(ctx, tx, id, m.Name, m.Digest, ts, m.PushedBy); err != nil {
+		} else if err := setTag(ctx, tx, id, m.Name, m.Digest, m.PushedBy, c); err != nil {
 			return err
 		}
 		if err := recordEvent(ctx, tx, ev); err != nil {
