@@ -198,7 +198,9 @@ func TestGCInServe_RacesPushesAndDeletes(t *testing.T) {
 		t.Fatalf("collection during the pushes: %v", gcErr)
 	}
 
-	clk.off.Store(int64(time.Hour))
+	// Past the grace and the tag history's window (14 days by default),
+	// which holds the manifests of the tags deleted by name until then.
+	clk.off.Store(int64(15 * 24 * time.Hour))
 	last, err := w.runGC()
 	if err != nil {
 		t.Fatal(err)
