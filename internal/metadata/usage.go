@@ -1,6 +1,10 @@
 package metadata
 
-import "context"
+import (
+	"context"
+
+	"github.com/opencontainers/go-digest"
+)
 
 // Usage is the storage a repository or a namespace holds: the blobs
 // linked into it and their bytes. A repository counts each blob it links
@@ -23,6 +27,9 @@ type UsageStore interface {
 	RepositoryUsage(ctx context.Context, repo string) (Usage, error)
 	// NamespaceUsage returns ns's usage, zero if it holds nothing.
 	NamespaceUsage(ctx context.Context, ns string) (Usage, error)
+	// NamespaceHoldsBlob reports whether any repository of ns links d:
+	// then linking d again in ns adds nothing to its usage.
+	NamespaceHoldsBlob(ctx context.Context, ns string, d digest.Digest) (bool, error)
 	// RecountUsage recomputes every usage from the links themselves,
 	// repairing any drift, and returns the usages (repositories and
 	// namespaces) it had to correct.

@@ -54,6 +54,8 @@ type PolicyKey struct {
 	Doc string
 	// Check refuses a value the key does not accept.
 	Check func(value string) error
+	// CheckPattern, if set, refuses a pattern the key cannot be set on.
+	CheckPattern func(pattern string) error
 }
 
 // policyKeys is the one list of known keys: a new setting is one more
@@ -65,6 +67,8 @@ var policyKeys = []PolicyKey{
 		Doc: "true: the repositories hold golden images, which wharf finds pushed images built on"},
 	{Name: KeyRequireGoldenBase, Values: "true|false", Default: "false", Check: oneOf("true", "false"),
 		Doc: "true: a pushed image must be built on a golden image (golden repositories themselves are exempt)"},
+	{Name: KeyQuota, Values: "SIZE|none", Default: "none", Check: checkQuota, CheckPattern: namespacePattern,
+		Doc: "the storage a namespace may use (10GB, 500MiB), each blob counted once per namespace; on * it bounds each namespace"},
 	{Name: KeyAllowScratch, Values: "true|false", Default: "false", Check: oneOf("true", "false"),
 		Doc: "true: with require-golden-base, an image built on no base found (FROM scratch) is accepted too"},
 }
@@ -189,6 +193,11 @@ func (p *Policies) Set(ctx context.Context, pattern string, values map[string]st
 		}
 		if err := k.Check(value); err != nil {
 			return Errorf(ErrPolicyInvalid, "%s=%q: %v", key, value, err)
+		}
+		if k.CheckPattern != nil {
+			if err := k.CheckPattern(pattern); err != nil {
+				return Errorf(ErrPolicyInvalid, "%s: %v", key, err)
+			}
 		}
 		ps = append(ps, metadata.Policy{Pattern: pattern, Key: key, Value: value, SetBy: Actor(ctx)})
 	}

@@ -75,6 +75,15 @@ func testUsageNamespaceOnce(t *testing.T, us metadata.UsageStore, s metadata.Sto
 	wantUsage(t, nsUsage(us, "alicex"), "namespace alicex", 1, 5)
 	// Single-segment repositories make up the namespace "".
 	wantUsage(t, nsUsage(us, ""), "the top-level namespace", 1, 5)
+
+	for _, c := range []struct {
+		ns   string
+		want bool
+	}{{"alice", true}, {"bob", true}, {"alicex", false}, {"", false}, {"carol", false}} {
+		if got, err := us.NamespaceHoldsBlob(t.Context(), c.ns, shared); err != nil || got != c.want {
+			t.Errorf("NamespaceHoldsBlob(%q, shared) = %v, %v; want %v", c.ns, got, err, c.want)
+		}
+	}
 }
 
 func testUsageGiveBack(t *testing.T, us metadata.UsageStore, s metadata.Store) {

@@ -176,6 +176,19 @@ func (db *DB) NamespaceUsage(ctx context.Context, ns string) (metadata.Usage, er
 	return u, nil
 }
 
+// NamespaceHoldsBlob reports whether a repository of ns links d.
+func (db *DB) NamespaceHoldsBlob(ctx context.Context, ns string, d digest.Digest) (bool, error) {
+	var one int
+	err := db.queryRow(ctx, `SELECT 1 FROM namespace_blobs WHERE namespace = ? AND digest = ?`, ns, d.String()).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("blob %s in namespace %q: %w", d, ns, err)
+	}
+	return true, nil
+}
+
 // recountRepoUsage, recountNamespaceBlobs and recountNamespaceUsage
 // rebuild the usage tables from repo_blobs; the migration that created
 // them ran the same statements.
