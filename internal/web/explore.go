@@ -55,6 +55,8 @@ type repoList struct {
 	IsOrg   bool
 	// Policies are the namespace's, for its members.
 	Policies *policyPanel
+	// Usage is the namespace's storage and quota, for its members.
+	Usage *registry.Usage
 	// Outdated lists Images, the tags whose base moved on, instead of
 	// repositories (explore's ?outdated=1).
 	Outdated bool
@@ -129,6 +131,14 @@ func (h *Handler) listRepos(w http.ResponseWriter, r *http.Request, ns, pageName
 		if data.Policies, err = h.namespacePolicies(ctx, c, ns); err != nil {
 			h.internal(w, r, c, err)
 			return
+		}
+		if data.Policies != nil {
+			usage, err := h.reg.NamespaceUsage(ctx, ns)
+			if err != nil {
+				h.internal(w, r, c, err)
+				return
+			}
+			data.Usage = &usage
 		}
 	}
 	h.show(w, r, c, http.StatusOK, pageName, title, data)

@@ -50,6 +50,9 @@ func mustParsePages() *pages {
 		"pretty":  prettyJSON,
 		"tagURL":  func(repo, tag string) string { return repoURL(repo, viewTag, tag) },
 		"repoURL": func(repo string) string { return repoURL(repo, viewOverview, "") },
+		// A usage bar turns amber past 80% of the quota, red past 95%.
+		"quotaLow":  func(q int64) int64 { return q / 10 * 8 },
+		"quotaHigh": func(q int64) int64 { return q / 100 * 95 },
 	}
 	for _, name := range pageNames {
 		t := template.Must(template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", "templates/"+name+".html"))

@@ -98,6 +98,8 @@ func (h *Handler) routes() *http.ServeMux {
 	hub("GET /v2/namespaces/{ns}/repositories/{repo}/policies", h.apiPolicies)
 	hub("POST /v2/namespaces/{ns}/repositories/{repo}/policies", h.apiPolicies)
 	hub("DELETE /v2/namespaces/{ns}/repositories/{repo}/policies/{key}", h.apiPolicies)
+	hub("GET /v2/namespaces/{ns}/usage", h.apiUsage)
+	hub("GET /v2/namespaces/{ns}/repositories/{repo}/usage", h.apiUsage)
 	hub("GET /v2/namespaces/{ns}/repositories/{repo}/tags/{tag}/base", h.apiTagBase)
 	hub("GET /v2/namespaces/{ns}/repositories/{repo}/derived", h.apiDerived)
 	hub("GET /v2/repositories/{ns}", h.apiListRepos)
