@@ -24,7 +24,7 @@ type pages struct {
 	policy   *bluemonday.Policy
 }
 
-var pageNames = []string{"explore", "outdated", "repo", "tags", "image", "repo_settings", "namespace", "signin", "account", "error"}
+var pageNames = []string{"explore", "outdated", "repo", "tags", "image", "repo_settings", "namespace", "signin", "account", "error", "admin"}
 
 func mustParsePages() *pages {
 	p := &pages{
@@ -94,6 +94,11 @@ var flashes = map[string]string{
 	"policy-changed":     "The policy was changed.",
 	"password-changed":   "Your password was changed; other sessions were signed out.",
 	"token-revoked":      "The token was revoked.",
+	"user-added":         "The user was created.",
+	"user-removed":       "The user was removed.",
+	"password-reset":     "The password was reset; the user's other sessions were signed out.",
+	"org-added":          "The organisation was created.",
+	"members-changed":    "The members were changed.",
 }
 
 // show renders page name with data.

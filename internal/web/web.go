@@ -78,6 +78,8 @@ func (h *Handler) routes() *http.ServeMux {
 	mux.HandleFunc("POST /settings/password", h.changePassword)
 	mux.HandleFunc("POST /settings/tokens", h.createToken)
 	mux.HandleFunc("POST /settings/tokens/{id}/revoke", h.revokeToken)
+	mux.HandleFunc("GET /admin", h.adminPage)
+	mux.HandleFunc("POST /admin", h.adminAction)
 
 	// The Hub-style API (hub.go), every path with and without a trailing
 	// slash: Hub answers both with JSON, and the scripts people copy from
@@ -108,6 +110,15 @@ func (h *Handler) routes() *http.ServeMux {
 	hub("GET /v2/repositories/{ns}/{repo}/tags", h.apiListTags)
 	hub("GET /v2/repositories/{ns}/{repo}/tags/{tag}", h.apiGetTag)
 	hub("DELETE /v2/repositories/{ns}/{repo}/tags/{tag}", h.apiDeleteTag)
+	hub("POST /v2/namespaces/{ns}/repositories/{repo}/visibility", h.apiVisibility)
+	hub("GET /v2/users", h.apiUsers)
+	hub("POST /v2/users", h.apiUsers)
+	hub("DELETE /v2/users/{name}", h.apiUsers)
+	hub("POST /v2/users/{name}/password", h.apiUsers)
+	hub("POST /v2/orgs", h.apiCreateOrg)
+	hub("GET /v2/orgs/{org}/members", h.apiMembers)
+	hub("POST /v2/orgs/{org}/members", h.apiMembers)
+	hub("DELETE /v2/orgs/{org}/members/{user}", h.apiMembers)
 	hub("POST /v2/auth/token", h.apiLogin)
 	hub("POST /v2/users/login", h.apiLogin)
 	hub("GET /v2/access-tokens", h.apiListTokens)
@@ -154,7 +165,7 @@ func isAPIPath(path string) bool { return strings.HasPrefix(path, "/v2/") }
 // The server asks only for paths the distribution API does not know, so
 // a repository named like "repositories/x" still reaches the registry.
 func IsHubAPIPath(path string) bool {
-	for _, p := range []string{"/v2/namespaces/", "/v2/repositories/", "/v2/access-tokens"} {
+	for _, p := range []string{"/v2/namespaces/", "/v2/repositories/", "/v2/access-tokens", "/v2/users", "/v2/orgs"} {
 		if strings.HasPrefix(path, p) {
 			return true
 		}
