@@ -2,22 +2,18 @@ package distribution_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/wharf/wharf/internal/blobstore/fs"
 	"github.com/wharf/wharf/internal/distribution"
-	"github.com/wharf/wharf/internal/metadata/sqldb"
 	"github.com/wharf/wharf/internal/registry"
 )
 
@@ -25,22 +21,11 @@ import (
 // quota.
 func quotaServer(t *testing.T) (*httptest.Server, *registry.Service) {
 	t.Helper()
-	dir := t.TempDir()
-	log := slog.New(slog.DiscardHandler)
-	meta, err := sqldb.OpenSQLite(context.Background(), filepath.Join(dir, "wharf.db"), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = meta.Close() })
-	blobs, err := fs.New(filepath.Join(dir, "blobs"), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := registry.New(meta, blobs, log, registry.Options{})
+	svc := uploadService(t)
 	if err := svc.Policies().Set(t.Context(), "alice/*", map[string]string{registry.KeyQuota: "100B"}); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(distribution.New(svc, log))
+	srv := httptest.NewServer(distribution.New(svc, slog.New(slog.DiscardHandler)))
 	t.Cleanup(srv.Close)
 	return srv, svc
 }

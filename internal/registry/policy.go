@@ -274,6 +274,12 @@ func (p *Policies) Value(ctx context.Context, repo, key string) (string, error) 
 // Setting returns the value of key in effect for repository repo and the
 // pattern it comes from.
 func (p *Policies) Setting(ctx context.Context, repo, key string) (Setting, error) {
+	return p.settingOn(ctx, patternsFor(repo), key)
+}
+
+// settingOn returns the value of key set by the first pattern of chain
+// that sets it, or the key's default.
+func (p *Policies) settingOn(ctx context.Context, chain []string, key string) (Setting, error) {
 	k, ok := policyKey(key)
 	if !ok {
 		return Setting{}, fmt.Errorf("policy key %q is not declared", key)
@@ -285,7 +291,7 @@ func (p *Policies) Setting(ctx context.Context, repo, key string) (Setting, erro
 	if len(snap.byKey) == 0 {
 		return Setting{Key: key, Value: k.Default}, nil
 	}
-	return snap.lookup(patternsFor(repo), k), nil
+	return snap.lookup(chain, k), nil
 }
 
 // version is the policy version the cache holds, reloading it if moved.

@@ -245,19 +245,11 @@ func (s *Service) QuotaUsages(ctx context.Context) ([]Usage, error) {
 // namespaceSetting returns the value of key in effect for namespace ns:
 // set on ns/* or on *.
 func (p *Policies) namespaceSetting(ctx context.Context, ns, key string) (Setting, error) {
-	k, ok := policyKey(key)
-	if !ok {
-		return Setting{}, fmt.Errorf("policy key %q is not declared", key)
-	}
-	snap, err := p.snapshot(ctx)
-	if err != nil {
-		return Setting{}, err
-	}
 	chain := []string{"*"}
 	if ns != "" {
 		chain = []string{ns + "/*", "*"}
 	}
-	return snap.lookup(chain, k), nil
+	return p.settingOn(ctx, chain, key)
 }
 
 func nsLabel(ns string) string {

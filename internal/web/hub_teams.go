@@ -48,13 +48,19 @@ func (h *Handler) teamError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 }
 
-// apiAdmin lets only a registry administrator through.
-func (h *Handler) apiAdmin(w http.ResponseWriter, r *http.Request) (caller, bool) {
+// apiAccountsCaller identifies the caller of a route that needs accounts,
+// which an open registry has none of.
+func (h *Handler) apiAccountsCaller(w http.ResponseWriter, r *http.Request) (caller, bool) {
 	if h.open() {
 		writeSpecError(w, http.StatusNotFound, "UNSUPPORTED", "this registry runs without accounts")
 		return caller{}, false
 	}
-	c, ok := h.apiCaller(w, r)
+	return h.apiCaller(w, r)
+}
+
+// apiAdmin lets only a registry administrator through.
+func (h *Handler) apiAdmin(w http.ResponseWriter, r *http.Request) (caller, bool) {
+	c, ok := h.apiAccountsCaller(w, r)
 	switch {
 	case !ok:
 		return c, false
@@ -143,11 +149,7 @@ func (h *Handler) apiCreateOrg(w http.ResponseWriter, r *http.Request) {
 // apiMembers serves GET and POST /v2/orgs/{org}/members and DELETE
 // /v2/orgs/{org}/members/{user}, for the organisation's admins.
 func (h *Handler) apiMembers(w http.ResponseWriter, r *http.Request) {
-	if h.open() {
-		writeSpecError(w, http.StatusNotFound, "UNSUPPORTED", "this registry runs without accounts")
-		return
-	}
-	c, ok := h.apiCaller(w, r)
+	c, ok := h.apiAccountsCaller(w, r)
 	if !ok {
 		return
 	}
@@ -201,11 +203,7 @@ func (h *Handler) apiMembers(w http.ResponseWriter, r *http.Request) {
 // apiVisibility serves POST …/repositories/{repo}/visibility, for the
 // repository's owners (delete rights, as on its settings page).
 func (h *Handler) apiVisibility(w http.ResponseWriter, r *http.Request) {
-	if h.open() {
-		writeSpecError(w, http.StatusNotFound, "UNSUPPORTED", "this registry runs without accounts")
-		return
-	}
-	c, ok := h.apiCaller(w, r)
+	c, ok := h.apiAccountsCaller(w, r)
 	if !ok {
 		return
 	}
