@@ -116,7 +116,7 @@ func (s *Service) AddUser(ctx context.Context, name, password string, admin bool
 	if err := s.store.CreateUser(ctx, &User{Name: name, PasswordHash: hash, Admin: admin, CreatedAt: s.cfg.Now()}); err != nil {
 		return err
 	}
-	s.cfg.Log.InfoContext(ctx, "user added", "user", name, "admin", admin)
+	s.cfg.Log.InfoContext(ctx, "user added", "user", name, "admin", admin, "by", actor(ctx))
 	return nil
 }
 
@@ -137,7 +137,7 @@ func (s *Service) SetPassword(ctx context.Context, name, password string) error 
 	if err := s.store.RevokeTokens(ctx, name, KindRefresh, s.cfg.Now()); err != nil {
 		return err
 	}
-	s.cfg.Log.InfoContext(ctx, "password changed", "user", name)
+	s.cfg.Log.InfoContext(ctx, "password changed", "user", name, "by", actor(ctx))
 	return nil
 }
 
@@ -147,7 +147,7 @@ func (s *Service) RemoveUser(ctx context.Context, name string) error {
 		return err
 	}
 	s.logins.forget(name)
-	s.cfg.Log.InfoContext(ctx, "user removed", "user", name)
+	s.cfg.Log.InfoContext(ctx, "user removed", "user", name, "by", actor(ctx))
 	return nil
 }
 
@@ -168,7 +168,7 @@ func (s *Service) AddOrg(ctx context.Context, name string) error {
 	if err := s.store.CreateOrg(ctx, &Org{Name: name, CreatedAt: s.cfg.Now()}); err != nil {
 		return err
 	}
-	s.cfg.Log.InfoContext(ctx, "organisation added", "org", name)
+	s.cfg.Log.InfoContext(ctx, "organisation added", "org", name, "by", actor(ctx))
 	return nil
 }
 
@@ -180,7 +180,7 @@ func (s *Service) AddMember(ctx context.Context, org, user string, role Role) er
 	if err := s.store.SetMember(ctx, Member{Org: org, User: user, Role: role}); err != nil {
 		return err
 	}
-	s.cfg.Log.InfoContext(ctx, "organisation member set", "org", org, "user", user, "role", string(role))
+	s.cfg.Log.InfoContext(ctx, "organisation member set", "org", org, "user", user, "role", string(role), "by", actor(ctx))
 	return nil
 }
 
@@ -189,7 +189,7 @@ func (s *Service) RemoveMember(ctx context.Context, org, user string) error {
 	if err := s.store.RemoveMember(ctx, org, user); err != nil {
 		return err
 	}
-	s.cfg.Log.InfoContext(ctx, "organisation member removed", "org", org, "user", user)
+	s.cfg.Log.InfoContext(ctx, "organisation member removed", "org", org, "user", user, "by", actor(ctx))
 	return nil
 }
 
@@ -219,7 +219,13 @@ func (s *Service) SetVisibility(ctx context.Context, repo string, v Visibility) 
 	if !v.Valid() {
 		return fmt.Errorf("visibility %q: want public or private: %w", v, ErrInvalid)
 	}
-	return s.store.SetVisibility(ctx, repo, v)
+	if err := s.store.SetVisibility(ctx, repo, v); err != nil {
+		return err
+	}
+	// Pushes record the default visibility of new repositories through
+	// EnsureVisibility, which logs nothing: only changes are audited.
+	s.cfg.Log.InfoContext(ctx, "visibility changed", "repository", repo, "visibility", string(v), "by", actor(ctx))
+	return nil
 }
 
 // DefaultVisibility is the visibility recorded for new repositories.

@@ -480,6 +480,13 @@ func (b *uploadBrokenBody) Read(p []byte) (int, error) {
 // handler itself does with the broken body; here nothing else intervenes.
 func uploadAPI(t *testing.T) http.Handler {
 	t.Helper()
+	return distribution.New(uploadService(t), slog.New(slog.DiscardHandler))
+}
+
+// uploadService is a registry service on SQLite and a blob directory in a
+// temporary directory.
+func uploadService(t *testing.T) *registry.Service {
+	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.DiscardHandler)
 	meta, err := sqldb.OpenSQLite(context.Background(), filepath.Join(dir, "wharf.db"), log)
@@ -491,7 +498,7 @@ func uploadAPI(t *testing.T) http.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return distribution.New(registry.New(meta, blobs, log, registry.Options{}), log)
+	return registry.New(meta, blobs, log, registry.Options{})
 }
 
 // uploadServe makes one request of h.

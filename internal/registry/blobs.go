@@ -166,6 +166,13 @@ func (s *Service) MountBlob(ctx context.Context, repo string, d digest.Digest, f
 	if err != nil {
 		return false, err
 	}
+	// A mount within a namespace adds nothing to its usage (a blob counts
+	// once there); from elsewhere it adds the blob.
+	if from == "" || Namespace(from) != Namespace(repo) {
+		if err := s.enforceQuota(ctx, repo, d, size, false); err != nil {
+			return false, err
+		}
+	}
 	if c, ok := s.blobs.(blobstore.Collector); ok {
 		// Marked as reused, like a commit that finds the blob present, so
 		// that a garbage collection racing the mount keeps the bytes (or

@@ -81,6 +81,9 @@ func (s *Service) PutManifest(ctx context.Context, repo, ref, contentType string
 	if m.Lineage, err = s.lineageForPush(ctx, repo, d, parsed); err != nil {
 		return nil, err
 	}
+	if err := s.enforceQuota(ctx, repo, "", 0, true); err != nil {
+		return nil, err
+	}
 	var planner metadata.TagPlanner
 	var rules *tagRules
 	if len(tags) > 0 {

@@ -54,6 +54,8 @@ type PolicyKey struct {
 	Doc string
 	// Check refuses a value the key does not accept.
 	Check func(value string) error
+	// CheckPattern, if set, refuses a pattern the key cannot be set on.
+	CheckPattern func(pattern string) error
 }
 
 // policyKeys is the one list of known keys: a new setting is one more
@@ -65,6 +67,8 @@ var policyKeys = []PolicyKey{
 		Doc: "true: the repositories hold golden images, which wharf finds pushed images built on"},
 	{Name: KeyRequireGoldenBase, Values: "true|false", Default: "false", Check: oneOf("true", "false"),
 		Doc: "true: a pushed image must be built on a golden image (golden repositories themselves are exempt)"},
+	{Name: KeyQuota, Values: "SIZE|none", Default: "none", Check: checkQuota, CheckPattern: namespacePattern,
+		Doc: "the storage a namespace may use (10GB, 500MiB), each blob counted once per namespace; on * it bounds each namespace"},
 	{Name: KeyAllowScratch, Values: "true|false", Default: "false", Check: oneOf("true", "false"),
 		Doc: "true: with require-golden-base, an image built on no base found (FROM scratch) is accepted too"},
 	{Name: KeyImmutableTags, Values: "GLOB,…", Default: "", Check: checkTagGlobs,
@@ -194,6 +198,11 @@ func (p *Policies) Set(ctx context.Context, pattern string, values map[string]st
 		if err := k.Check(value); err != nil {
 			return Errorf(ErrPolicyInvalid, "%s=%q: %v", key, value, err)
 		}
+		if k.CheckPattern != nil {
+			if err := k.CheckPattern(pattern); err != nil {
+				return Errorf(ErrPolicyInvalid, "%s: %v", key, err)
+			}
+		}
 		ps = append(ps, metadata.Policy{Pattern: pattern, Key: key, Value: value, SetBy: Actor(ctx)})
 	}
 	slices.SortFunc(ps, func(a, b metadata.Policy) int { return strings.Compare(a.Key, b.Key) })
@@ -269,6 +278,12 @@ func (p *Policies) Value(ctx context.Context, repo, key string) (string, error) 
 // Setting returns the value of key in effect for repository repo and the
 // pattern it comes from.
 func (p *Policies) Setting(ctx context.Context, repo, key string) (Setting, error) {
+	return p.settingOn(ctx, patternsFor(repo), key)
+}
+
+// settingOn returns the value of key set by the first pattern of chain
+// that sets it, or the key's default.
+func (p *Policies) settingOn(ctx context.Context, chain []string, key string) (Setting, error) {
 	k, ok := policyKey(key)
 	if !ok {
 		return Setting{}, fmt.Errorf("policy key %q is not declared", key)
@@ -280,7 +295,7 @@ func (p *Policies) Setting(ctx context.Context, repo, key string) (Setting, erro
 	if len(snap.byKey) == 0 {
 		return Setting{Key: key, Value: k.Default}, nil
 	}
-	return snap.lookup(patternsFor(repo), k), nil
+	return snap.lookup(chain, k), nil
 }
 
 // Settings returns the values of keys in effect for repository repo,

@@ -35,6 +35,9 @@ func (s *Service) StartUpload(ctx context.Context, repo string, alg digest.Algor
 	if alg == "" {
 		alg = digest.Canonical
 	}
+	if err := s.enforceQuota(ctx, repo, "", 0, false); err != nil {
+		return nil, err
+	}
 	h, err := newHash(alg)
 	if err != nil {
 		return nil, err
@@ -81,6 +84,9 @@ func (s *Service) WriteUpload(ctx context.Context, repo, id string, start int64,
 		e.Offset = u.Offset
 		return nil, e
 	}
+	if err := s.enforceQuota(ctx, repo, "", declared(u.Offset, length), false); err != nil {
+		return nil, err
+	}
 	lease, err := s.claimUpload(ctx, u)
 	if err != nil {
 		return nil, err
@@ -99,6 +105,11 @@ func (s *Service) CompleteUpload(ctx context.Context, repo, id string, d digest.
 		return 0, err
 	}
 	defer unlock()
+	if r != nil && length > 0 {
+		if err := s.enforceQuota(ctx, repo, d, declared(u.Offset, length), false); err != nil {
+			return 0, err
+		}
+	}
 	// The commit writes to the upload too (S3 adds the tail as a part),
 	// so it needs the claim as much as a chunk does. The claim ends with
 	// the session; a failure releases it.
@@ -195,6 +206,9 @@ type uploadFinisher interface {
 // PutBlob uploads a whole blob in one call (a monolithic push).
 func (s *Service) PutBlob(ctx context.Context, repo string, d digest.Digest, r io.Reader, length int64) (int64, error) {
 	if err := ValidateName(repo); err != nil {
+		return 0, err
+	}
+	if err := s.enforceQuota(ctx, repo, d, declared(0, length), false); err != nil {
 		return 0, err
 	}
 	if bc := s.blobCreator(); bc != nil {

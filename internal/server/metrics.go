@@ -185,9 +185,21 @@ type storedCollector struct{ svc *registry.Service }
 var (
 	blobsDesc = prometheus.NewDesc("wharf_blobs_stored", "Distinct blobs linked into repositories.", nil, nil)
 	bytesDesc = prometheus.NewDesc("wharf_blob_bytes_stored", "Bytes of distinct blobs linked into repositories.", nil, nil)
+	// Labelled only for namespaces given a quota of their own (NAME/*),
+	// so that the series are as many as the quotas an administrator set,
+	// not as the namespaces.
+	nsUsedDesc = prometheus.NewDesc("wharf_namespace_used_bytes",
+		"Bytes a namespace with a quota of its own uses, each blob counted once.", []string{"namespace"}, nil)
+	nsQuotaDesc = prometheus.NewDesc("wharf_namespace_quota_bytes",
+		"The quota of a namespace with a quota of its own.", []string{"namespace"}, nil)
 )
 
-func (c *storedCollector) Describe(ch chan<- *prometheus.Desc) { ch <- blobsDesc; ch <- bytesDesc }
+func (c *storedCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- blobsDesc
+	ch <- bytesDesc
+	ch <- nsUsedDesc
+	ch <- nsQuotaDesc
+}
 
 func (c *storedCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -199,4 +211,13 @@ func (c *storedCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(blobsDesc, prometheus.GaugeValue, float64(st.Blobs))
 	ch <- prometheus.MustNewConstMetric(bytesDesc, prometheus.GaugeValue, float64(st.Bytes))
+	usages, err := c.svc.QuotaUsages(ctx)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(nsUsedDesc, err)
+		return
+	}
+	for _, u := range usages {
+		ch <- prometheus.MustNewConstMetric(nsUsedDesc, prometheus.GaugeValue, float64(u.Bytes), u.Namespace)
+		ch <- prometheus.MustNewConstMetric(nsQuotaDesc, prometheus.GaugeValue, float64(u.Quota), u.Namespace)
+	}
 }

@@ -326,6 +326,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	background.Go(func() { s.collectGarbage(jctx) })
 	background.Go(func() { s.pruneTagHistory(jctx) })
+	background.Go(func() { repeat(jctx, usageRecountEvery, func() { s.recountUsage(jctx) }) })
 	defer func() { stopJanitor(); background.Wait() }()
 	s.log.Info("wharf listening", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir,
 		"auth", s.cfg.Auth.Mode, "tls", s.tls != nil)
@@ -407,6 +408,20 @@ func (s *Server) pruneTagHistory(ctx context.Context) {
 	}
 	prune()
 	repeat(ctx, tagHistoryPruneEvery, prune)
+}
+
+// usageRecountEvery is how often serve recounts the storage usage from
+// the blob links. The usage is kept by every write, so a recount only
+// repairs drift (a bug, or a database edited by hand); it holds link
+// writes for the time of one pass over the links.
+const usageRecountEvery = 24 * time.Hour
+
+// recountUsage repairs any drift of the per-repository and per-namespace
+// usage that quotas and the usage bars read.
+func (s *Server) recountUsage(ctx context.Context) {
+	if _, err := s.registry.RecountUsage(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("recounting storage usage failed", "err", err)
+	}
 }
 
 // repeat calls fn every interval until ctx ends; the background jobs of

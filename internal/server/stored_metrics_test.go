@@ -110,3 +110,33 @@ func configDigest(t *testing.T, w *gcWorld, repo, tag string) digest.Digest {
 	}
 	return m.Config.Digest
 }
+
+// The per-namespace gauges are labelled for the namespaces given a quota
+// of their own, and follow pushes there; other namespaces get no series.
+func TestMetrics_NamespaceQuotaGauges(t *testing.T) {
+	w := newGCWorld(t)
+	if err := w.reg.Policies().Set(t.Context(), "team/*", map[string]string{registry.KeyQuota: "1MB"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.reg.Policies().Set(t.Context(), "*", map[string]string{registry.KeyQuota: "10MB"}); err != nil {
+		t.Fatal(err)
+	}
+	shared := layer("shared")
+	pushBlob(t, w.srv.URL, "team/app", shared)
+	pushBlob(t, w.srv.URL, "team/web", shared)
+	pushBlob(t, w.srv.URL, "other/app", layer("own"))
+	_, body := get(t, w.srv.URL+"/metrics")
+	var lines []string
+	for _, l := range strings.Split(body, "\n") {
+		if strings.HasPrefix(l, "wharf_namespace_") {
+			lines = append(lines, l)
+		}
+	}
+	want := []string{
+		`wharf_namespace_quota_bytes{namespace="team"} 1e+06`,
+		fmt.Sprintf(`wharf_namespace_used_bytes{namespace="team"} %d`, len(shared)),
+	}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("namespace gauges:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}

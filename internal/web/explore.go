@@ -50,13 +50,16 @@ type repoList struct {
 	Empty bool
 	// Private names the private repositories of the page, for badges.
 	Private map[string]bool
-	// Members lists an organisation's members, for its admins.
-	Members []auth.Member
-	IsOrg   bool
+	// Members lists an organisation's members, for its admins, who may
+	// ManageMembers.
+	Members       []auth.Member
+	ManageMembers bool
 	// Policies are the namespace's, for its members.
 	Policies *policyPanel
 	// Webhooks are the namespace's, for those who may change it.
 	Webhooks *webhookPanel
+	// Usage is the namespace's storage and quota, for its members.
+	Usage *registry.Usage
 	// Outdated lists Images, the tags whose base moved on, instead of
 	// repositories (explore's ?outdated=1).
 	Outdated bool
@@ -125,7 +128,10 @@ func (h *Handler) listRepos(w http.ResponseWriter, r *http.Request, ns, pageName
 		data.Empty = true
 	}
 	if ns != "" && !h.open() {
-		data.Members, data.IsOrg = h.orgMembers(r, c, ns)
+		if data.Members, data.ManageMembers, err = h.orgMembers(r, c, ns); err != nil {
+			h.internal(w, r, c, err)
+			return
+		}
 	}
 	if ns != "" {
 		if data.Policies, err = h.namespacePolicies(ctx, c, ns); err != nil {
@@ -135,6 +141,14 @@ func (h *Handler) listRepos(w http.ResponseWriter, r *http.Request, ns, pageName
 		if data.Webhooks, err = h.namespaceWebhooks(ctx, c, ns); err != nil {
 			h.internal(w, r, c, err)
 			return
+		}
+		if data.Policies != nil {
+			usage, err := h.reg.NamespaceUsage(ctx, ns)
+			if err != nil {
+				h.internal(w, r, c, err)
+				return
+			}
+			data.Usage = &usage
 		}
 	}
 	h.show(w, r, c, http.StatusOK, pageName, title, data)
@@ -158,24 +172,21 @@ func (h *Handler) namespacePolicies(ctx context.Context, c caller, ns string) (*
 }
 
 // orgMembers lists ns's members when ns is an organisation the caller
-// administers (or the caller is a registry admin).
-func (h *Handler) orgMembers(r *http.Request, c caller, ns string) ([]auth.Member, bool) {
+// administers (or the caller is a registry admin): those may manage them.
+func (h *Handler) orgMembers(r *http.Request, c caller, ns string) ([]auth.Member, bool, error) {
 	if c.sub.Anonymous() {
-		return nil, false
+		return nil, false, nil
 	}
-	members, err := h.auth.ListMembers(r.Context(), ns)
-	if err != nil {
-		return nil, false
+	ctx := r.Context()
+	if isOrg, err := h.auth.IsOrg(ctx, ns); err != nil || !isOrg {
+		return nil, false, err
 	}
-	if c.sub.Admin {
-		return members, true
+	may, err := h.auth.MayManageOrg(ctx, c.sub, ns)
+	if err != nil || !may {
+		return nil, false, err
 	}
-	for _, m := range members {
-		if m.User == c.sub.User && m.Role == auth.RoleAdmin {
-			return members, true
-		}
-	}
-	return nil, true
+	members, err := h.auth.ListMembers(ctx, ns)
+	return members, err == nil, err
 }
 
 // internal logs an unexpected failure and answers 500 without detail.

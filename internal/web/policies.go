@@ -96,6 +96,24 @@ func (h *Handler) namespaceAction(w http.ResponseWriter, r *http.Request) {
 	}
 	pattern := ns + "/*"
 	ctx := actingAs(r.Context(), c)
+	if op := r.PostFormValue("op"); (op == "member-set" || op == "member-rm") && !h.open() {
+		err := h.memberForm(ctx, c, r, ns)
+		if errors.Is(err, auth.ErrForbidden) {
+			h.denied(ctx, r, c, pattern, "manage members")
+			h.showError(w, r, c, http.StatusForbidden, "Only the organisation's admins manage its members.")
+			return
+		}
+		if msg, ok := teamFormError(err); ok {
+			h.showError(w, r, c, http.StatusBadRequest, msg)
+			return
+		}
+		if err != nil {
+			h.internal(w, r, c, err)
+			return
+		}
+		http.Redirect(w, r, "/u/"+ns+"?flash=members-changed#members-h", http.StatusSeeOther)
+		return
+	}
 	if ok, err := h.can(ctx, c, pattern, auth.ActionDelete); err != nil {
 		h.internal(w, r, c, err)
 		return

@@ -24,7 +24,7 @@ type pages struct {
 	policy   *bluemonday.Policy
 }
 
-var pageNames = []string{"explore", "outdated", "repo", "tags", "image", "repo_settings", "namespace", "signin", "account", "error", "admin_gc", "history"}
+var pageNames = []string{"explore", "outdated", "repo", "tags", "image", "repo_settings", "namespace", "signin", "account", "error", "admin", "admin_gc", "history"}
 
 func mustParsePages() *pages {
 	p := &pages{
@@ -50,6 +50,9 @@ func mustParsePages() *pages {
 		"pretty":  prettyJSON,
 		"tagURL":  func(repo, tag string) string { return repoURL(repo, viewTag, tag) },
 		"repoURL": func(repo string) string { return repoURL(repo, viewOverview, "") },
+		// A usage bar turns amber past 80% of the quota, red past 95%.
+		"quotaLow":  func(q int64) int64 { return q / 10 * 8 },
+		"quotaHigh": func(q int64) int64 { return q / 100 * 95 },
 	}
 	for _, name := range pageNames {
 		t := template.Must(template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", "templates/"+name+".html"))
@@ -94,6 +97,11 @@ var flashes = map[string]string{
 	"password-changed":   "Your password was changed; other sessions were signed out.",
 	"token-revoked":      "The token was revoked.",
 	"gc-started":         "A garbage collection started; reload to see its report.",
+	"user-added":         "The user was created.",
+	"user-removed":       "The user was removed.",
+	"password-reset":     "The password was reset; the user's other sessions were signed out.",
+	"org-added":          "The organisation was created.",
+	"members-changed":    "The members were changed.",
 }
 
 // show renders page name with data.

@@ -149,6 +149,9 @@ type overview struct {
 	// (for golden images), UsedByCount how many there are.
 	UsedBy      []registry.DerivedImage
 	UsedByCount int
+	// Usage is the storage the repository uses, against its namespace's
+	// quota.
+	Usage *registry.Usage
 }
 
 // usedByLimit bounds the "used by" list of an overview; the JSON API
@@ -168,6 +171,12 @@ func (h *Handler) overviewPage(w http.ResponseWriter, r *http.Request, c caller,
 		return
 	}
 	data := overview{Repo: hd, Recent: recent, Lines: lines}
+	usage, err := h.reg.RepositoryUsage(ctx, hd.Info.Name)
+	if err != nil {
+		h.internal(w, r, c, err)
+		return
+	}
+	data.Usage = &usage
 	vis, err := h.visibleTo(ctx, c)
 	if err != nil {
 		h.internal(w, r, c, err)

@@ -85,6 +85,8 @@ func (h *Handler) routes() *http.ServeMux {
 	mux.HandleFunc("POST /settings/tokens/{id}/revoke", h.revokeToken)
 	mux.HandleFunc("GET /admin/gc", h.gcPage)
 	mux.HandleFunc("POST /admin/gc", h.startGC)
+	mux.HandleFunc("GET /admin", h.adminPage)
+	mux.HandleFunc("POST /admin", h.adminAction)
 
 	// The Hub-style API (hub.go), every path with and without a trailing
 	// slash: Hub answers both with JSON, and the scripts people copy from
@@ -114,6 +116,8 @@ func (h *Handler) routes() *http.ServeMux {
 	hub("DELETE /v2/namespaces/{ns}/webhooks/{id}/rotate", h.apiWebhooks)
 	hub("GET /v2/namespaces/{ns}/webhooks/{id}/deliveries", h.apiWebhooks)
 	hub("POST /v2/namespaces/{ns}/webhooks/{id}/deliveries/{delivery}/redeliver", h.apiWebhooks)
+	hub("GET /v2/namespaces/{ns}/usage", h.apiUsage)
+	hub("GET /v2/namespaces/{ns}/repositories/{repo}/usage", h.apiUsage)
 	hub("GET /v2/namespaces/{ns}/repositories/{repo}/tags/{tag}/base", h.apiTagBase)
 	hub("GET /v2/namespaces/{ns}/repositories/{repo}/tags/{tag}/history", h.apiTagHistory)
 	hub("POST /v2/namespaces/{ns}/repositories/{repo}/tags/{tag}/restore", h.apiRestoreTag)
@@ -124,6 +128,15 @@ func (h *Handler) routes() *http.ServeMux {
 	hub("GET /v2/repositories/{ns}/{repo}/tags", h.apiListTags)
 	hub("GET /v2/repositories/{ns}/{repo}/tags/{tag}", h.apiGetTag)
 	hub("DELETE /v2/repositories/{ns}/{repo}/tags/{tag}", h.apiDeleteTag)
+	hub("POST /v2/namespaces/{ns}/repositories/{repo}/visibility", h.apiVisibility)
+	hub("GET /v2/users", h.apiUsers)
+	hub("POST /v2/users", h.apiUsers)
+	hub("DELETE /v2/users/{name}", h.apiUsers)
+	hub("POST /v2/users/{name}/password", h.apiUsers)
+	hub("POST /v2/orgs", h.apiCreateOrg)
+	hub("GET /v2/orgs/{org}/members", h.apiMembers)
+	hub("POST /v2/orgs/{org}/members", h.apiMembers)
+	hub("DELETE /v2/orgs/{org}/members/{user}", h.apiMembers)
 	hub("POST /v2/auth/token", h.apiLogin)
 	hub("POST /v2/users/login", h.apiLogin)
 	hub("GET /v2/access-tokens", h.apiListTokens)
@@ -172,7 +185,7 @@ func isAPIPath(path string) bool { return strings.HasPrefix(path, "/v2/") }
 // The server asks only for paths the distribution API does not know, so
 // a repository named like "repositories/x" still reaches the registry.
 func IsHubAPIPath(path string) bool {
-	for _, p := range []string{"/v2/namespaces/", "/v2/repositories/", "/v2/access-tokens", "/v2/admin/"} {
+	for _, p := range []string{"/v2/namespaces/", "/v2/repositories/", "/v2/access-tokens", "/v2/admin/", "/v2/users", "/v2/orgs"} {
 		if strings.HasPrefix(path, p) {
 			return true
 		}

@@ -92,7 +92,14 @@ var bulkTables = map[metadata.Kind]*bulkTable{
 			if err := keepBlob(ctx, tx, d, size); err != nil {
 				return err
 			}
-			return countLink(ctx, tx, d, size)
+			if err := countLink(ctx, tx, d, size); err != nil {
+				return err
+			}
+			var id int64
+			if err := tx.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = ?`, r.Key[0]).Scan(&id); err != nil {
+				return fmt.Errorf("repository %s: %w", r.Key[0], err)
+			}
+			return countRepoLink(ctx, tx, id, r.Key[0], d, size)
 		}},
 	metadata.KindManifests: {name: "manifests", repo: true, key: text("digest"), values: []column{
 		col("media_type", colText), col("content", colBytes), col("size", colInt), col("artifact_type", colText),
@@ -127,6 +134,9 @@ var notCopied = map[string]string{
 	"job_leases":         "the source's replicas' leases and schedule; the copy's replicas start their own",
 	"job_runs":           "reports of runs over the source's data",
 	"tag_history":        "a record of moves for a rollback window; the copy's tags start a new one",
+	"repo_usage":         "kept by the writes of blob links (countRepoLink)",
+	"namespace_blobs":    "kept by the writes of blob links (countRepoLink)",
+	"namespace_usage":    "kept by the writes of blob links (countRepoLink)",
 }
 
 func bulkTableOf(kind metadata.Kind) (*bulkTable, error) {

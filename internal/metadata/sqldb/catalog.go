@@ -168,7 +168,7 @@ func (db *DB) DeleteRepository(ctx context.Context, name string) error {
 		// The links go here rather than by cascade, so that the totals
 		// learn which blobs they held.
 		if _, err := deleteLinks(ctx, tx,
-			`DELETE FROM repo_blobs WHERE repo_id = (SELECT id FROM repositories WHERE name = ?) RETURNING digest`, name); err != nil {
+			`DELETE FROM repo_blobs WHERE repo_id = (SELECT id FROM repositories WHERE name = ?) RETURNING repo_id, digest`, name); err != nil {
 			return fmt.Errorf("delete repository %s: %w", name, err)
 		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM repositories WHERE name = ?`, name)

@@ -77,3 +77,9 @@ func TestBulk_CoversEveryTable(t *testing.T) {
 		}
 	}
 }
+
+func TestSQLite_UsageContract(t *testing.T) {
+	metadatatest.RunUsage(t, func(t *testing.T) metadata.Store {
+		return openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
+	})
+}

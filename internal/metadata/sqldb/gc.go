@@ -123,7 +123,7 @@ func (db *DB) PruneBlobLinks(ctx context.Context, before time.Time, dryRun bool)
 			n, err = pgPruneBlobLinks(ctx, tx, before.UnixNano())
 			return err
 		}
-		n, err = deleteLinks(ctx, tx, `DELETE FROM repo_blobs WHERE `+prunableLinks+` RETURNING digest`, before.UnixNano())
+		n, err = deleteLinks(ctx, tx, `DELETE FROM repo_blobs WHERE `+prunableLinks+` RETURNING repo_id, digest`, before.UnixNano())
 		return err
 	})
 	if err != nil {
@@ -191,13 +191,13 @@ func pgPruneBlobLinks(ctx context.Context, tx *stmtTx, before int64) (int64, err
 	if err != nil {
 		return 0, err
 	}
-	type link struct {
+	type lockedLink struct {
 		repo   int64
 		digest string
 	}
-	var locked []link
+	var locked []lockedLink
 	for rows.Next() {
-		var l link
+		var l lockedLink
 		if err := rows.Scan(&l.repo, &l.digest); err != nil {
 			rows.Close()
 			return 0, err
@@ -210,7 +210,7 @@ func pgPruneBlobLinks(ctx context.Context, tx *stmtTx, before int64) (int64, err
 	if err := rows.Err(); err != nil {
 		return 0, err
 	}
-	removed := map[digest.Digest]int64{}
+	removed := map[link]int64{}
 	var total int64
 	for _, l := range locked {
 		res, err := tx.ExecContext(ctx,
@@ -219,7 +219,7 @@ func pgPruneBlobLinks(ctx context.Context, tx *stmtTx, before int64) (int64, err
 			return 0, err
 		}
 		if n, _ := res.RowsAffected(); n > 0 {
-			removed[digest.Digest(l.digest)] += n
+			removed[link{l.repo, digest.Digest(l.digest)}] += n
 			total += n
 		}
 	}

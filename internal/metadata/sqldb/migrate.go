@@ -322,6 +322,30 @@ var migrations = []string{
 	CREATE INDEX tag_history_tag ON tag_history(repo_id, tag, id);
 	CREATE INDEX tag_history_from ON tag_history(repo_id, from_digest, keep_until) WHERE from_digest <> '';
 	CREATE INDEX tag_history_keep ON tag_history(keep_until);`,
+	// 16: storage used per repository and per namespace (usage.go), kept
+	// by the writes of blob links as blob_totals is, so that a quota check
+	// or a usage bar reads one row. namespace_blobs counts each digest's
+	// links within a namespace: a namespace counts a blob once.
+	`CREATE TABLE repo_usage (
+		repo_id INTEGER PRIMARY KEY REFERENCES repositories(id) ON DELETE CASCADE,
+		blobs   BIGINT NOT NULL,
+		bytes   BIGINT NOT NULL
+	);
+	CREATE TABLE namespace_blobs (
+		namespace TEXT NOT NULL,
+		digest    TEXT NOT NULL,
+		size      BIGINT NOT NULL,
+		links     BIGINT NOT NULL,
+		PRIMARY KEY (namespace, digest)
+	);
+	CREATE TABLE namespace_usage (
+		namespace TEXT PRIMARY KEY,
+		blobs     BIGINT NOT NULL,
+		bytes     BIGINT NOT NULL
+	);
+	` + recountRepoUsage + `;
+	` + recountNamespaceBlobs + `;
+	` + recountNamespaceUsage + `;`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the

@@ -122,3 +122,8 @@ func TestPgBouncer_ParallelOpensMigrateOnce(t *testing.T) {
 		t.Errorf("schema_migrations has %d rows up to version %d; want %d", n, max, len(pgMigrations))
 	}
 }
+
+func TestPgBouncer_UsageContract(t *testing.T) {
+	b := servicetest.StartPgBouncer(t)
+	metadatatest.RunUsage(t, func(t *testing.T) metadata.Store { return openBounced(t, b) })
+}

@@ -246,3 +246,8 @@ func TestPostgres_SchemaTooNewIsOneLine(t *testing.T) {
 		t.Errorf("Open error = %q; want one line saying the migration failed and to upgrade", msg)
 	}
 }
+
+func TestPostgres_UsageContract(t *testing.T) {
+	servicetest.StartPostgres(t)
+	metadatatest.RunUsage(t, func(t *testing.T) metadata.Store { return openPostgres(t) })
+}

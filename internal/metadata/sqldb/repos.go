@@ -122,7 +122,10 @@ func linkBlob(ctx context.Context, tx *stmtTx, repo string, d digest.Digest, siz
 		// Only a new link counts in the totals; an old one is renewed. An
 		// upsert would not say which of the two it did.
 		if inserted, _ := res.RowsAffected(); inserted == 1 {
-			return countLink(ctx, tx, d, size)
+			if err := countLink(ctx, tx, d, size); err != nil {
+				return err
+			}
+			return countRepoLink(ctx, tx, id, repo, d, size)
 		}
 		res, err = tx.ExecContext(ctx,
 			`UPDATE repo_blobs SET created_at = ? WHERE repo_id = ? AND digest = ?`, ts, id, d.String())
@@ -173,16 +176,14 @@ func (db *DB) BlobRepositories(ctx context.Context, d digest.Digest, last string
 // UnlinkBlob removes repo's link to d.
 func (db *DB) UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error {
 	return db.inTx(ctx, func(tx *stmtTx) error {
-		res, err := tx.ExecContext(ctx,
-			`DELETE FROM repo_blobs WHERE digest = ? AND repo_id = (SELECT id FROM repositories WHERE name = ?)`,
-			d.String(), repo)
+		var id int64
+		err := tx.QueryRowContext(ctx,
+			`DELETE FROM repo_blobs WHERE digest = ? AND repo_id = (SELECT id FROM repositories WHERE name = ?) RETURNING repo_id`,
+			d.String(), repo).Scan(&id)
 		if err != nil {
-			return fmt.Errorf("unlink blob %s: %w", d, err)
+			return notFound(err, "unlink blob "+d.String())
 		}
-		if err := expectOne(res, "blob "+d.String()); err != nil {
-			return err
-		}
-		return uncountLinks(ctx, tx, d, 1)
+		return uncountLinks(ctx, tx, id, d)
 	})
 }
 

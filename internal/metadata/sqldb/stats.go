@@ -45,23 +45,28 @@ func countLink(ctx context.Context, tx *stmtTx, d digest.Digest, size int64) err
 	return nil
 }
 
-// uncountLinks records, in the transaction that deleted them, that n
-// repo_blobs rows of d are gone. The last link of a digest takes it out
-// of the totals, with the size it was counted with.
-func uncountLinks(ctx context.Context, tx *stmtTx, d digest.Digest, n int64) error {
-	return uncountRemoved(ctx, tx, map[digest.Digest]int64{d: n})
+// uncountLinks records, in the transaction that deleted it, that the
+// link of d in repository id is gone. The last link of a digest takes it
+// out of the totals, with the size it was counted with.
+func uncountLinks(ctx context.Context, tx *stmtTx, id int64, d digest.Digest) error {
+	return uncountRemoved(ctx, tx, map[link]int64{{id, d}: 1})
 }
 
-// uncountRemoved uncounts the links removed per digest. The linked_blobs
-// rows are updated in digest order and the one blob_totals row last, so
-// that on a database that locks rows (PostgreSQL) every writer takes the
-// locks in one order and none waits for another in a cycle.
-func uncountRemoved(ctx context.Context, tx *stmtTx, removed map[digest.Digest]int64) error {
+// uncountRemoved uncounts the links removed (rows per repository and
+// digest). The linked_blobs rows are updated in digest order, then the
+// usage rows (uncountLinkSet) and the one blob_totals row last, so that
+// on a database that locks rows (PostgreSQL) every writer takes the locks
+// in one order and none waits for another in a cycle.
+func uncountRemoved(ctx context.Context, tx *stmtTx, removed map[link]int64) error {
+	perDigest := map[digest.Digest]int64{}
+	for l, n := range removed {
+		perDigest[l.digest] += n
+	}
 	var blobs, bytes int64
-	for _, d := range slices.Sorted(maps.Keys(removed)) {
+	for _, d := range slices.Sorted(maps.Keys(perDigest)) {
 		var links, size int64
 		err := tx.QueryRowContext(ctx,
-			`UPDATE linked_blobs SET links = links - ? WHERE digest = ? RETURNING links, size`, removed[d], d.String()).Scan(&links, &size)
+			`UPDATE linked_blobs SET links = links - ? WHERE digest = ? RETURNING links, size`, perDigest[d], d.String()).Scan(&links, &size)
 		if err != nil {
 			return fmt.Errorf("uncount links of %s: %w", d, err)
 		}
@@ -74,6 +79,9 @@ func uncountRemoved(ctx context.Context, tx *stmtTx, removed map[digest.Digest]i
 		blobs++
 		bytes += size
 	}
+	if err := uncountLinkSet(ctx, tx, removed); err != nil {
+		return err
+	}
 	if blobs == 0 {
 		return nil
 	}
@@ -84,22 +92,22 @@ func uncountRemoved(ctx context.Context, tx *stmtTx, removed map[digest.Digest]i
 	return nil
 }
 
-// deleteLinks runs a DELETE … RETURNING digest on repo_blobs and uncounts
+// deleteLinks runs a DELETE … RETURNING repo_id, digest on repo_blobs and uncounts
 // what it removed, returning how many rows went.
 func deleteLinks(ctx context.Context, tx *stmtTx, query string, args ...any) (int64, error) {
 	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return 0, err
 	}
-	removed := map[digest.Digest]int64{}
+	removed := map[link]int64{}
 	var total int64
 	for rows.Next() {
-		var d string
-		if err := rows.Scan(&d); err != nil {
+		var l link
+		if err := rows.Scan(&l.repo, &l.digest); err != nil {
 			rows.Close()
 			return 0, err
 		}
-		removed[digest.Digest(d)]++
+		removed[l]++
 		total++
 	}
 	// All rows are read before the next statement: the DELETE has run to

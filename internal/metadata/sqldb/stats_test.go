@@ -1,6 +1,7 @@
 package sqldb
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -47,6 +48,11 @@ func wantStatsMatchRecount(t *testing.T, db *DB, step string) {
 		}
 		return out
 	}
+	// The usage kept per repository and namespace must be what a recount
+	// from the links finds: one that corrects nothing.
+	if fixed, err := db.RecountUsage(t.Context()); err != nil || fixed != 0 {
+		t.Fatalf("after %s: RecountUsage corrected %d usages (%v); want none", step, fixed, err)
+	}
 	kept := links(`SELECT digest, links FROM linked_blobs ORDER BY digest`)
 	counted := links(`SELECT digest, COUNT(*) FROM repo_blobs GROUP BY digest ORDER BY digest`)
 	if !slices.Equal(kept, counted) {
@@ -62,7 +68,7 @@ func TestStats_MatchRecountAfterMixedWrites(t *testing.T) {
 	ctx := t.Context()
 	db := openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
 	rng := rand.New(rand.NewPCG(1, 11))
-	repos := []string{"a", "b", "c/d", "e"}
+	repos := []string{"a", "b", "c/d", "e", "c/f/g"}
 	digests := make([]digest.Digest, 12)
 	for i := range digests {
 		digests[i] = digest.FromString(fmt.Sprint("blob ", i))
@@ -128,6 +134,11 @@ func TestStats_MigrationCountsExistingLinks(t *testing.T) {
 	if err := db.LinkBlob(ctx, "b", own, 7); err != nil {
 		t.Fatal(err)
 	}
+	for _, repo := range []string{"ns/x", "ns/y/z"} {
+		if err := db.LinkBlob(ctx, repo, shared, 100); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// Back to the schema before the totals (and what came after), links
 	// and all.
 	if _, err := db.write.ExecContext(ctx, `DROP TABLE linked_blobs; DROP TABLE blob_totals;
@@ -140,12 +151,27 @@ func TestStats_MigrationCountsExistingLinks(t *testing.T) {
 		DROP INDEX manifest_refs_parents; CREATE INDEX manifest_refs_child ON manifest_refs(repo_id, child);
 		DROP TABLE job_leases; DROP TABLE job_runs;
 		DROP TABLE tag_history;
+		DROP TABLE repo_usage; DROP TABLE namespace_blobs; DROP TABLE namespace_usage;
 		DELETE FROM schema_migrations WHERE version >= 5`); err != nil {
 		t.Fatal(err)
 	}
 	db = reopen(t, db, path)
 	if st, err := db.Stats(ctx); err != nil || st != (metadata.Stats{Blobs: 2, Bytes: 107}) {
 		t.Fatalf("Stats after the migration = %+v, %v; want {Blobs:2 Bytes:107}", st, err)
+	}
+	for _, want := range []struct {
+		got  func(context.Context, string) (metadata.Usage, error)
+		name string
+		want metadata.Usage
+	}{
+		{db.NamespaceUsage, "", metadata.Usage{Name: "", Blobs: 2, Bytes: 107}},
+		{db.NamespaceUsage, "ns", metadata.Usage{Name: "ns", Blobs: 1, Bytes: 100}},
+		{db.RepositoryUsage, "b", metadata.Usage{Name: "b", Blobs: 2, Bytes: 107}},
+		{db.RepositoryUsage, "ns/y/z", metadata.Usage{Name: "ns/y/z", Blobs: 1, Bytes: 100}},
+	} {
+		if got, err := want.got(ctx, want.name); err != nil || got != want.want {
+			t.Errorf("usage of %q after the migration = %+v, %v; want %+v", want.name, got, err, want.want)
+		}
 	}
 	if err := db.UnlinkBlob(ctx, "b", own); err != nil {
 		t.Fatal(err)
