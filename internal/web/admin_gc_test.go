@@ -136,7 +136,8 @@ func TestAdminGC_RunsThroughTheAPIAndThePage(t *testing.T) {
 	if page.code != http.StatusOK {
 		t.Fatalf("admin's /admin/gc = %d", page.code)
 	}
-	wantContains(t, "the admin page", page.body, `data-run="1"`, `href="/admin/gc"`)
+	wantContains(t, "the GC page", page.body, `data-run="1"`, `href="/admin"`)
+	wantContains(t, "the admin page", admin.get("/admin").body, `href="/admin/gc"`)
 	wantContains(t, "the admin page", text(page.body), "Garbage collection", "Runs every 1h0m0s", "admin:admin", "ok")
 	if resp := admin.post("/admin/gc", url.Values{}); resp.code != http.StatusSeeOther || resp.header.Get("Location") != "/admin/gc?flash=gc-started" {
 		t.Errorf("admin's Run now = %d %s", resp.code, resp.header.Get("Location"))
