@@ -132,6 +132,8 @@ func (h *Handler) routes() *http.ServeMux {
 	hub("DELETE /v2/access-tokens/{id}", h.apiRevokeToken)
 	hub("GET /v2/admin/gc/runs", h.apiGCRuns)
 	hub("POST /v2/admin/gc/runs", h.apiStartGC)
+	mux.HandleFunc("GET /v1/_ping", h.v1Ping)
+	mux.HandleFunc("GET /v1/search", h.v1Search)
 	mux.HandleFunc("/", h.notFound)
 	return mux
 }
