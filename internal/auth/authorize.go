@@ -170,6 +170,9 @@ func (s *Service) rights(ctx context.Context, sub Subject, res Resource, asked [
 		push = role == RoleWrite || role == RoleAdmin
 		del = role == RoleAdmin
 	}
+	if !pull && s.cfg.PublicPull != nil && s.cfg.PublicPull(res.Name) {
+		pull = true
+	}
 	if !pull && (slices.Contains(asked, ActionPull) || slices.Contains(asked, ActionAll)) {
 		v, err := s.Visibility(ctx, res.Name)
 		if err != nil {
