@@ -110,6 +110,13 @@ func (m *Mirror) OpenBlob(ctx context.Context, t Target, d digest.Digest) (r *Bl
 	m.mu.Lock()
 	if m.inflight[d] != f {
 		m.mu.Unlock()
+		f.mu.Lock()
+		ferr := f.err
+		f.mu.Unlock()
+		if ferr != nil {
+			return nil, false, m.blobError(t, d, ferr)
+		}
+		// Committed meanwhile: the registry has it now.
 		return m.OpenBlob(ctx, t, d)
 	}
 	fd, err := os.Open(f.path)
@@ -128,8 +135,14 @@ func (m *Mirror) blobError(t Target, d digest.Digest, err error) error {
 }
 
 // fetchBlob runs one fetch to its end and then takes it out of the map.
+// A failed fetch leaves the map and the disk before its readers hear of
+// it, so that a retry starts afresh and finds nothing half-written.
 func (m *Mirror) fetchBlob(ctx context.Context, t Target, d digest.Digest, f *fetch) {
 	err := m.download(ctx, t, d, f)
+	if err != nil {
+		m.forget(d, f)
+		m.opts.Log.WarnContext(ctx, "blob fetch failed; nothing cached", "upstream", t.Source.Host, "repo", t.Local, "digest", d, "err", err)
+	}
 	f.mu.Lock()
 	f.done, f.err = true, err
 	f.cond.Broadcast()
@@ -139,19 +152,26 @@ func (m *Mirror) fetchBlob(ctx context.Context, t Target, d digest.Digest, f *fe
 	default:
 		close(f.ready)
 	}
-	if err == nil {
-		if _, cerr := m.commit(ctx, t, d, f); cerr != nil {
-			m.opts.Log.ErrorContext(ctx, "fetched blob not cached", "upstream", t.Source.Host, "repo", t.Local, "digest", d, "err", cerr)
-		}
-	} else {
-		m.opts.Log.WarnContext(ctx, "blob fetch failed; nothing cached", "upstream", t.Source.Host, "repo", t.Local, "digest", d, "err", err)
+	if err != nil {
+		return
 	}
+	if _, cerr := m.commit(ctx, t, d, f); cerr != nil {
+		m.opts.Log.ErrorContext(ctx, "fetched blob not cached", "upstream", t.Source.Host, "repo", t.Local, "digest", d, "err", cerr)
+	}
+	m.forget(d, f)
+}
+
+// forget takes f out of the map and removes its spool; readers keep
+// their open handles.
+func (m *Mirror) forget(d digest.Digest, f *fetch) {
 	m.mu.Lock()
-	delete(m.inflight, d)
+	defer m.mu.Unlock()
+	if m.inflight[d] == f {
+		delete(m.inflight, d)
+	}
 	if f.path != "" {
 		_ = os.Remove(f.path)
 	}
-	m.mu.Unlock()
 }
 
 // download copies the upstream's bytes into the spool, hashing them, and
