@@ -46,6 +46,9 @@ func newUpstream(t *testing.T, host string) *upstream {
 	u := &upstream{wharf: registrytest.NewServer(t), host: host}
 	inner := u.wharf.Server.Config.Handler
 	u.front = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// As Docker Hub reports its pull allowance.
+		w.Header().Set("RateLimit-Limit", "100;w=21600")
+		w.Header().Set("RateLimit-Remaining", "97;w=21600")
 		if r.Method != http.MethodGet || !strings.Contains(r.URL.Path, "/blobs/sha256:") {
 			inner.ServeHTTP(w, r)
 			return
@@ -201,6 +204,24 @@ func TestMirror_TransparentPullCachesAndRefusesPush(t *testing.T) {
 	}
 	if up.blobGets.Load() != gets {
 		t.Errorf("a warm pull fetched %d blobs upstream, want 0", up.blobGets.Load()-gets)
+	}
+
+	// The UI and the metrics show it.
+	page := getBody(t, mirror.URL+"/mirror")
+	for _, want := range []string{"docker.io", "library/busybox", "Hit rate", "Bytes saved"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the mirror page lacks %q", want)
+		}
+	}
+	metrics := getBody(t, mirror.URL+"/metrics")
+	for _, want := range []string{`wharf_mirror_ratelimit_remaining{upstream="docker.io"} 97`, `wharf_mirror_ratelimit_limit{upstream="docker.io"} 100`,
+		`wharf_mirror_hits_total{upstream="docker.io"}`, `wharf_mirror_saved_bytes_total{upstream="docker.io"}`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(metrics, `wharf_mirror_saved_bytes_total{upstream="docker.io"} 0`) {
+		t.Error("a warm pull saved no bytes in the metrics")
 	}
 
 	// Pushing into the mirrored name is refused with a clear message.
@@ -383,4 +404,17 @@ func TestMirror_AnonymousPullsOnlyWhenConfigured(t *testing.T) {
 			}
 		})
 	}
+}
+
+func getBody(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	must(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	must(t, err)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s = %s", url, resp.Status)
+	}
+	return string(b)
 }
