@@ -124,6 +124,12 @@ func (m *Mirror) OpenBlob(ctx context.Context, t Target, d digest.Digest) (r *Bl
 	if err != nil {
 		return nil, false, err
 	}
+	if joined {
+		// Served from the fetch another request started: the upstream
+		// sends these bytes once.
+		t.Source.stats.hits.Add(1)
+		t.Source.stats.bytesSaved.Add(f.size)
+	}
 	return &BlobReader{f: f, fd: fd}, false, nil
 }
 

@@ -145,8 +145,11 @@ func (m *Mirror) Sources() []*Source { return m.sources }
 // Mirrored returns where a local repository name leads, if an upstream
 // serves it: under a source's prefix, or in one of its namespaces. A
 // single-component name (busybox) is library/busybox of the source
-// serving library, as on Docker Hub.
+// serving library, as on Docker Hub, and cached there once for both.
 func (m *Mirror) Mirrored(name string) (Target, bool) {
+	if name == "" {
+		return Target{}, false
+	}
 	first, rest, nested := strings.Cut(name, "/")
 	for _, s := range m.sources {
 		switch {
@@ -155,7 +158,7 @@ func (m *Mirror) Mirrored(name string) (Target, bool) {
 		case nested && slices.Contains(s.Namespaces, first):
 			return Target{Source: s, Local: name, Remote: name}, true
 		case !nested && slices.Contains(s.Namespaces, "library"):
-			return Target{Source: s, Local: name, Remote: "library/" + name}, true
+			return Target{Source: s, Local: "library/" + name, Remote: "library/" + name}, true
 		}
 	}
 	return Target{}, false

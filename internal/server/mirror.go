@@ -60,8 +60,9 @@ func (h *mirrorHTTP) publicPull(name string) bool {
 
 func readOnly(method string) bool { return method == http.MethodGet || method == http.MethodHead }
 
-// route rewrites ?ns= pulls to the local name and refuses pushes and
-// deletes on mirrored names.
+// route rewrites pulls of ?ns= names and of short Docker Hub names
+// (busybox) to the local repository, and refuses pushes and deletes on
+// mirrored names.
 func (h *mirrorHTTP) route(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rt := distribution.ParseRoute(r.URL.Path)
@@ -69,12 +70,17 @@ func (h *mirrorHTTP) route(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		t, ok := h.m.Mirrored(rt.Name)
 		if ns := r.URL.Query().Get("ns"); ns != "" && readOnly(r.Method) {
-			if t, ok := h.m.ForNamespace(ns, rt.Name); ok && t.Local != rt.Name {
-				r = r.Clone(r.Context())
-				r.URL.Path = "/v2/" + t.Local + r.URL.Path[len("/v2/")+len(rt.Name):]
-				r.URL.RawPath = ""
+			if nt, nok := h.m.ForNamespace(ns, rt.Name); nok {
+				t, ok = nt, true
 			}
+		}
+		if ok && readOnly(r.Method) && t.Local != rt.Name {
+			// The auth gate and the API see the repository that caches it.
+			r = r.Clone(r.Context())
+			r.URL.Path = "/v2/" + t.Local + r.URL.Path[len("/v2/")+len(rt.Name):]
+			r.URL.RawPath = ""
 		}
 		if t, ok := h.m.Mirrored(distribution.ParseRoute(r.URL.Path).Name); ok && !readOnly(r.Method) {
 			w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
