@@ -3,12 +3,16 @@
 package e2e
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -138,5 +142,82 @@ func writeFile(t *testing.T, path, body string) {
 	}
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMirrorConcurrentPullsOfBigBlob: 20 clients pull an uncached
+// 256 MiB blob through the mirror at once; the upstream's access log
+// shows one GET, every client gets the same bytes, and the mirror's peak
+// RSS shows that the blob was streamed, not held.
+func TestMirrorConcurrentPullsOfBigBlob(t *testing.T) {
+	const size, clients = 256 << 20, 20
+	up := startWharf(t)
+	blob := func() io.Reader { return io.LimitReader(rand.NewChaCha8([32]byte{42}), size) }
+	h := sha256.New()
+	if _, err := io.Copy(h, blob()); err != nil {
+		t.Fatal(err)
+	}
+	d := "sha256:" + hex.EncodeToString(h.Sum(nil))
+	req, _ := http.NewRequest(http.MethodPost, up.URL+"/v2/library/big/blobs/uploads/?digest="+d, blob())
+	req.ContentLength = size
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("seed the upstream: %s", resp.Status)
+	}
+	conf := filepath.Join(t.TempDir(), "wharf.yaml")
+	writeFile(t, conf, fmt.Sprintf("mirror:\n  upstreams:\n    - host: docker.io\n      url: %s\n      namespaces: [library]\n", up.URL))
+	mirror := startWharf(t, "--config", conf)
+
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for range clients {
+		wg.Go(func() {
+			resp, err := http.Get(mirror.URL + "/v2/library/big/blobs/" + d)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer resp.Body.Close()
+			h := sha256.New()
+			n, err := io.Copy(h, resp.Body)
+			if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); err != nil || got != d {
+				errs <- fmt.Errorf("client got %d bytes, %s, %v", n, got, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	elapsed := time.Since(start)
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", mirror.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hwm string
+	for _, line := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			hwm = strings.TrimSpace(strings.TrimPrefix(line, "VmHWM:"))
+		}
+	}
+	log, err := os.ReadFile(up.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gets := strings.Count(string(log), "method=GET path=/v2/library/big/blobs/"+d)
+	t.Logf("%d clients × %d MiB through the mirror in %s; upstream blob GETs: %d; mirror peak RSS %s", clients, size>>20, elapsed.Round(time.Millisecond), gets, hwm)
+	if gets != 1 {
+		t.Errorf("the upstream saw %d GETs of the blob, want 1", gets)
+	}
+	var kb int64
+	fmt.Sscan(hwm, &kb)
+	if kb == 0 || kb > 192<<10 {
+		t.Errorf("mirror peak RSS %s: the blob must stream, not sit in memory", hwm)
 	}
 }
