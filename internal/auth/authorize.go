@@ -15,6 +15,8 @@ const (
 	ActionPush   = "push"
 	ActionDelete = "delete"
 	ActionAll    = "*" // every action; on registry:catalog, listing
+	// ActionSearch on registry:catalog is docker search's scope.
+	ActionSearch = "search"
 )
 
 // Resource types.
@@ -144,7 +146,10 @@ func (s *Service) rights(ctx context.Context, sub Subject, res Resource, asked [
 	switch res.Type {
 	case TypeRegistry:
 		if res.Name == CatalogName && !sub.Anonymous() {
-			return map[string]bool{ActionAll: true}, nil
+			// search is what dockerd asks for before /v1/search when it
+			// logs in with an identity token; the results are filtered
+			// by pull rights as the catalog is.
+			return map[string]bool{ActionAll: true, ActionSearch: true}, nil
 		}
 		return nil, nil
 	case TypeRepository:
@@ -164,6 +169,9 @@ func (s *Service) rights(ctx context.Context, sub Subject, res Resource, asked [
 		pull = role.Valid()
 		push = role == RoleWrite || role == RoleAdmin
 		del = role == RoleAdmin
+	}
+	if !pull && s.cfg.PublicPull != nil && s.cfg.PublicPull(res.Name) {
+		pull = true
 	}
 	if !pull && (slices.Contains(asked, ActionPull) || slices.Contains(asked, ActionAll)) {
 		v, err := s.Visibility(ctx, res.Name)

@@ -30,6 +30,10 @@ type Config struct {
 	Now func() time.Time
 	// Log receives audit lines (default: discarded).
 	Log *slog.Logger
+	// PublicPull, if set, names repositories anyone may pull whatever
+	// their visibility: the mirrored names when the pull-through cache
+	// lets anonymous callers use it.
+	PublicPull func(repo string) bool
 }
 
 // Service manages accounts and tokens and answers who may do what.

@@ -44,6 +44,40 @@ type Config struct {
 	GC         GC         `yaml:"gc"`
 	Auth       Auth       `yaml:"auth"`
 	TLS        TLS        `yaml:"tls"`
+	Mirror     Mirror     `yaml:"mirror"`
+}
+
+// Mirror configures the pull-through cache of other registries.
+type Mirror struct {
+	// Upstreams are the registries wharf mirrors.
+	Upstreams []Upstream `yaml:"upstreams"`
+	// TagTTL is how long a cached tag is served before it is revalidated
+	// against its upstream with a HEAD.
+	TagTTL time.Duration `yaml:"tag_ttl"`
+	// ServeStale serves a cached tag when its upstream cannot be reached.
+	ServeStale bool `yaml:"serve_stale"`
+	// AnonymousPull lets callers without an account pull mirrored names;
+	// otherwise the caller's account governs, as for local repositories.
+	AnonymousPull bool `yaml:"anonymous_pull"`
+}
+
+// Upstream is one mirrored registry.
+type Upstream struct {
+	// Host is the registry's name as clients write it (docker.io,
+	// ghcr.io): containerd sends it as ?ns= to a mirror.
+	Host string `yaml:"host"`
+	// URL is where wharf fetches from (https://registry-1.docker.io).
+	URL string `yaml:"url"`
+	// Prefix serves the upstream under a local namespace: ghcr/foo/bar
+	// is foo/bar upstream. Names fetched through ?ns= are cached there too.
+	Prefix string `yaml:"prefix"`
+	// Namespaces are served without a prefix, for dockerd's
+	// registry-mirrors (which knows only docker.io): [library] serves
+	// library/busybox, and busybox as library/busybox.
+	Namespaces []string `yaml:"namespaces"`
+	// Username and Password log in to the upstream (optional).
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
 }
 
 // Auth modes.
@@ -243,6 +277,7 @@ func Default() Config {
 		Limits:          Limits{IdleTimeout: 60 * time.Second},
 		Auth: Auth{Mode: AuthToken, Service: "wharf", DefaultVisibility: "private",
 			TokenLifetime: 5 * time.Minute, SigningAlgorithm: "EdDSA"},
+		Mirror: Mirror{TagTTL: 5 * time.Minute, ServeStale: true},
 	}
 }
 
@@ -405,7 +440,44 @@ func (c *Config) Validate() error {
 	if c.TLS.Cert != "" && len(c.TLS.SelfSigned) > 0 {
 		bad("tls.cert and tls.self_signed exclude each other")
 	}
+	errs = append(errs, c.Mirror.validate()...)
 	return errors.Join(errs...)
+}
+
+func (m Mirror) validate() []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if m.TagTTL < 0 {
+		bad("mirror.tag_ttl %s: must not be negative", m.TagTTL)
+	}
+	seen := map[string]string{}
+	claim := func(what, name string, i int) {
+		if prev, ok := seen[what+name]; ok {
+			bad("mirror.upstreams[%d]: %s %q is already %s's", i, what, name, prev)
+		}
+		seen[what+name] = m.Upstreams[i].Host
+	}
+	for i, u := range m.Upstreams {
+		if u.Host == "" || strings.ContainsAny(u.Host, "/ ") {
+			bad("mirror.upstreams[%d].host %q: want a registry host such as docker.io", i, u.Host)
+		}
+		if pu, err := url.Parse(u.URL); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			bad("mirror.upstreams[%d].url %q: want an http:// or https:// URL", i, u.URL)
+		}
+		if u.Prefix == "" && len(u.Namespaces) == 0 {
+			bad("mirror.upstreams[%d] (%s): set a prefix, namespaces, or both", i, u.Host)
+		}
+		if strings.Contains(u.Prefix, "/") {
+			bad("mirror.upstreams[%d].prefix %q: one name component, e.g. ghcr", i, u.Prefix)
+		}
+		claim("host", u.Host, i)
+		for _, n := range append([]string{u.Prefix}, u.Namespaces...) {
+			if n != "" {
+				claim("namespace", n, i)
+			}
+		}
+	}
+	return errs
 }
 
 // readFile decodes a YAML file strictly over c.

@@ -49,6 +49,18 @@ func TestValidate_RejectsEachProblem(t *testing.T) {
 		{"zero gc grace", func(c *config.Config) { c.GC.Grace = 0 }, []string{"gc.grace", "positive"}},
 		{"negative request limit", func(c *config.Config) { c.Limits.MaxConcurrentRequests = -1 }, []string{"limits.max_concurrent_requests", "negative"}},
 		{"negative idle timeout", func(c *config.Config) { c.Limits.IdleTimeout = -time.Second }, []string{"limits.idle_timeout", "negative"}},
+		{"mirror upstream without a URL", func(c *config.Config) {
+			c.Mirror.Upstreams = []config.Upstream{{Host: "docker.io", Namespaces: []string{"library"}}}
+		}, []string{"mirror.upstreams[0].url"}},
+		{"mirror upstream serving no names", func(c *config.Config) {
+			c.Mirror.Upstreams = []config.Upstream{{Host: "ghcr.io", URL: "https://ghcr.io"}}
+		}, []string{"mirror.upstreams[0]", "prefix, namespaces"}},
+		{"mirror namespace claimed twice", func(c *config.Config) {
+			c.Mirror.Upstreams = []config.Upstream{{Host: "a.io", URL: "https://a.io", Prefix: "x"}, {Host: "b.io", URL: "https://b.io", Namespaces: []string{"x"}}}
+		}, []string{"mirror.upstreams[1]", `namespace "x" is already a.io's`}},
+		{"mirror prefix with a slash", func(c *config.Config) {
+			c.Mirror.Upstreams = []config.Upstream{{Host: "ghcr.io", URL: "https://ghcr.io", Prefix: "a/b"}}
+		}, []string{"mirror.upstreams[0].prefix", "one name component"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := valid()

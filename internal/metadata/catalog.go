@@ -28,6 +28,11 @@ type RepositoryInfo struct {
 const (
 	SortByName       = "name"
 	SortByLastPushed = "last_pushed"
+	// SortByRelevance ranks a search (RepositoryQuery.Search): a name
+	// whose last component is the term, then names where the term starts
+	// a component, then other names containing it, then description
+	// matches; within a rank the most pulled first, then by name.
+	SortByRelevance = "relevance"
 )
 
 // VisibleTo limits a listing to the repositories a viewer may pull: the
@@ -46,7 +51,8 @@ type RepositoryQuery struct {
 	Search string
 	// Visible, if not nil, keeps what a viewer may see.
 	Visible *VisibleTo
-	// Sort is SortByName or SortByLastPushed (newest first).
+	// Sort is SortByName, SortByLastPushed (newest first) or
+	// SortByRelevance (by name without a Search).
 	Sort          string
 	Offset, Limit int
 }

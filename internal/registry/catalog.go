@@ -28,6 +28,7 @@ type (
 const (
 	SortByName       = metadata.SortByName
 	SortByLastPushed = metadata.SortByLastPushed
+	SortByRelevance  = metadata.SortByRelevance
 )
 
 // ErrDescriptionInvalid means a repository description or readme is too
@@ -78,6 +79,18 @@ type TagDetail struct {
 
 // ListRepositoryInfo returns a page of repositories and how many match.
 func (s *Service) ListRepositoryInfo(ctx context.Context, q RepositoryQuery) ([]RepositoryInfo, int, error) {
+	return s.meta.ListRepositoryInfo(ctx, q)
+}
+
+// SearchRepositories returns a page of the repositories matching
+// q.Search, best match first, and how many match. It is the one ranking
+// of the registry: the web UI's search and docker search (/v1/search)
+// both call it, so a term finds the same repositories in the same order
+// in the browser and in the terminal. The rank itself is
+// metadata.SortByRelevance, computed by the store so that a page never
+// needs every match in memory.
+func (s *Service) SearchRepositories(ctx context.Context, q RepositoryQuery) ([]RepositoryInfo, int, error) {
+	q.Sort = SortByRelevance
 	return s.meta.ListRepositoryInfo(ctx, q)
 }
 

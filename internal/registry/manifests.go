@@ -74,7 +74,7 @@ func (s *Service) PutManifest(ctx context.Context, repo, ref, contentType string
 	if parsed.Subject != nil {
 		m.Subject = parsed.Subject.Digest
 	}
-	if !s.opts.SparseManifests {
+	if !s.opts.SparseManifests && !mirrorWrite(ctx) {
 		m.RequiredBlobs = parsed.requiredBlobs()
 		m.RequireChildren = true
 	}

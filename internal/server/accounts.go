@@ -43,7 +43,7 @@ func OpenAccounts(ctx context.Context, cfg config.Config, log *slog.Logger) (*Ac
 	if err != nil {
 		return nil, err
 	}
-	svc, tokens, err := newAuth(ctx, cfg, db, log, newOptions(nil))
+	svc, tokens, err := newAuth(ctx, cfg, db, log, newOptions(nil), nil)
 	if err != nil {
 		_ = db.Close()
 		return nil, err

@@ -19,7 +19,11 @@ func (s *Server) openAuth(ctx context.Context, meta metadata.Store) error {
 	if !ok {
 		return fmt.Errorf("database driver %q keeps no accounts; run with --auth=none", s.cfg.Database.Driver)
 	}
-	svc, tokens, err := newAuth(ctx, s.cfg, store, s.log, s.opts)
+	var publicPull func(string) bool
+	if s.mirror != nil {
+		publicPull = s.mirror.publicPull
+	}
+	svc, tokens, err := newAuth(ctx, s.cfg, store, s.log, s.opts, publicPull)
 	if err != nil {
 		return err
 	}
@@ -36,7 +40,7 @@ func (s *Server) openAuth(ctx context.Context, meta metadata.Store) error {
 	return nil
 }
 
-func newAuth(ctx context.Context, cfg config.Config, store auth.Store, log *slog.Logger, o options) (*auth.Service, *auth.Tokens, error) {
+func newAuth(ctx context.Context, cfg config.Config, store auth.Store, log *slog.Logger, o options, publicPull func(string) bool) (*auth.Service, *auth.Tokens, error) {
 	now := o.now
 	// Failed logins are counted in the database, so that replicas sharing
 	// it share the back-off: round-robin guessing gains nothing.
@@ -50,6 +54,7 @@ func newAuth(ctx context.Context, cfg config.Config, store auth.Store, log *slog
 		Log:               log,
 		Now:               now,
 		PasswordParams:    o.passwordParams,
+		PublicPull:        publicPull,
 	})
 	tokens, err := auth.NewTokens(ctx, store, auth.TokenConfig{
 		Issuer:    "wharf",

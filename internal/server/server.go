@@ -43,6 +43,8 @@ type Server struct {
 	tls     *tls.Config // nil: plain HTTP
 	proxies forwarded.Proxies
 	handler http.Handler
+	// mirror is the pull-through cache, nil without upstreams.
+	mirror *mirrorHTTP
 	// metrics serves /metrics: on the registry's listener, or on its own
 	// when cfg.MetricsAddr is set.
 	metrics http.Handler
@@ -66,6 +68,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if ws, ok := meta.(metadata.WebhookStore); ok {
 		s.hooks = notify.New(ws, log, notify.Options{MaxAttempts: cfg.Webhooks.MaxAttempts, Backoff: cfg.Webhooks.Backoff,
 			Timeout: cfg.Webhooks.Timeout, RegistryURL: cfg.Webhooks.RegistryURL, Now: o.now})
+	}
+	if s.mirror, err = s.openMirror(); err != nil {
+		_ = meta.Close()
+		return nil, err
 	}
 	if cfg.Auth.Mode == config.AuthToken {
 		if err := s.openAuth(ctx, meta); err != nil {
@@ -177,11 +183,18 @@ func (s *Server) routes(promReg *prometheus.Registry) http.Handler {
 
 	api := distribution.New(s.registry, s.log)
 	var v2 http.Handler = api
+	if s.mirror != nil {
+		v2 = s.mirror.fill(v2)
+		s.mirror.register(promReg)
+	}
 	var g *gate
 	if s.auth != nil {
 		g = &gate{auth: s.auth, tokens: s.tokens, service: s.cfg.Auth.Service, realm: s.cfg.Auth.Realm, log: s.log,
 			loginRefreshTokens: s.cfg.Auth.LoginRefreshTokens}
 		v2 = g.wrap(v2)
+	}
+	if s.mirror != nil {
+		v2 = s.mirror.route(v2)
 	}
 	// Two pools of max_concurrent_requests slots: one for what registry
 	// clients call (the distribution API and /token), one for what people

@@ -96,8 +96,12 @@ func (h *Handler) listRepos(w http.ResponseWriter, r *http.Request, ns, pageName
 	}
 	q := r.URL.Query()
 	sort := registry.SortByLastPushed
-	if q.Get("sort") == "name" {
+	switch {
+	case q.Get("sort") == registry.SortByName:
 		sort = registry.SortByName
+	case q.Get("q") != "" && (q.Get("sort") == "" || q.Get("sort") == registry.SortByRelevance):
+		// A search lists the best matches first, as docker search does.
+		sort = registry.SortByRelevance
 	}
 	page := pageParam(r)
 	data := repoList{Query: q.Get("q"), Sort: sort, Namespace: ns, Outdated: q.Get("outdated") != ""}
@@ -111,10 +115,15 @@ func (h *Handler) listRepos(w http.ResponseWriter, r *http.Request, ns, pageName
 		h.show(w, r, c, http.StatusOK, "outdated", "Images with outdated bases", data)
 		return
 	}
-	repos, total, err := h.reg.ListRepositoryInfo(ctx, registry.RepositoryQuery{
+	rq := registry.RepositoryQuery{
 		Namespace: ns, Search: data.Query, Visible: vis, Sort: sort,
 		Offset: (page - 1) * pageSize, Limit: pageSize,
-	})
+	}
+	list := h.reg.ListRepositoryInfo
+	if sort == registry.SortByRelevance {
+		list = h.reg.SearchRepositories
+	}
+	repos, total, err := list(ctx, rq)
 	if err != nil {
 		h.internal(w, r, c, err)
 		return

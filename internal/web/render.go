@@ -24,7 +24,7 @@ type pages struct {
 	policy   *bluemonday.Policy
 }
 
-var pageNames = []string{"explore", "outdated", "repo", "tags", "image", "repo_settings", "namespace", "signin", "account", "error", "admin", "admin_gc", "history"}
+var pageNames = []string{"explore", "outdated", "repo", "tags", "image", "repo_settings", "namespace", "signin", "account", "error", "admin", "admin_gc", "history", "mirror"}
 
 func mustParsePages() *pages {
 	p := &pages{
@@ -43,6 +43,7 @@ func mustParsePages() *pages {
 		"join":     strings.Join,
 		"markdown": p.render,
 		"add":      func(a, b int) int { return a + b },
+		"percent":  func(f float64) float64 { return 100 * f },
 		// panel passes a section's data with the page's view (its CSRF
 		// token) to a partial.
 		"panel":   func(v, p any) map[string]any { return map[string]any{"V": v, "P": p} },
@@ -83,6 +84,8 @@ type view struct {
 	Error    string
 	Data     any
 	SignedIn bool
+	// Mirror is true when the registry mirrors upstreams (a nav link).
+	Mirror bool
 }
 
 // flashes are the notices a redirect may ask a page to show. Only these
@@ -109,7 +112,7 @@ func (h *Handler) show(w http.ResponseWriter, r *http.Request, c caller, status 
 	v := view{
 		Title: title, User: c.sub.User, Admin: c.sub.Admin, Open: h.open(), SignedIn: c.how == viaCookie,
 		CSRF: csrfToken(w, r, c), Host: r.Host, Path: r.URL.Path, Data: data,
-		Flash: flashes[r.URL.Query().Get("flash")],
+		Flash: flashes[r.URL.Query().Get("flash")], Mirror: h.mirror != nil,
 	}
 	if c.sub.User != "" {
 		v.SignedIn = true

@@ -15,6 +15,7 @@ import (
 
 	"github.com/wharf/wharf/internal/auth"
 	"github.com/wharf/wharf/internal/notify"
+	"github.com/wharf/wharf/internal/proxy"
 	"github.com/wharf/wharf/internal/registry"
 )
 
@@ -35,6 +36,8 @@ type Options struct {
 	// Webhooks manages the namespaces' hooks; nil when the database keeps
 	// none.
 	Webhooks *notify.Service
+	// Mirror is the pull-through cache, nil when nothing is mirrored.
+	Mirror *proxy.Mirror
 }
 
 // Handler serves the UI and the Hub-style API.
@@ -46,6 +49,7 @@ type Handler struct {
 	hooks  *notify.Service
 	pages  *pages
 	mux    *http.ServeMux
+	mirror *proxy.Mirror
 }
 
 // New returns the handler; it panics only if the embedded templates are
@@ -57,7 +61,7 @@ func New(opts Options) *Handler {
 	if opts.Auth == nil || opts.Tokens == nil {
 		opts.Auth, opts.Tokens = nil, nil
 	}
-	h := &Handler{reg: opts.Registry, auth: opts.Auth, tokens: opts.Tokens, log: opts.Log, hooks: opts.Webhooks, pages: mustParsePages()}
+	h := &Handler{reg: opts.Registry, auth: opts.Auth, tokens: opts.Tokens, log: opts.Log, hooks: opts.Webhooks, pages: mustParsePages(), mirror: opts.Mirror}
 	h.mux = h.routes()
 	return h
 }
@@ -145,6 +149,9 @@ func (h *Handler) routes() *http.ServeMux {
 	hub("DELETE /v2/access-tokens/{id}", h.apiRevokeToken)
 	hub("GET /v2/admin/gc/runs", h.apiGCRuns)
 	hub("POST /v2/admin/gc/runs", h.apiStartGC)
+	mux.HandleFunc("GET /mirror", h.mirrorPage)
+	mux.HandleFunc("GET /v1/_ping", h.v1Ping)
+	mux.HandleFunc("GET /v1/search", h.v1Search)
 	mux.HandleFunc("/", h.notFound)
 	return mux
 }

@@ -21,6 +21,7 @@ func RunCatalog(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"ListRepositoryInfo_NamespaceAndSearch", testRepoInfoNamespaceSearch},
 		{"ListRepositoryInfo_SortsByLastPushed", testRepoInfoSortPushed},
 		{"ListRepositoryInfo_VisibleToNamespaces", testRepoInfoVisible},
+		{"ListRepositoryInfo_RanksBySearchRelevance", testRepoInfoRelevance},
 		{"GetRepositoryInfo_CountsTagsAndSize", testRepoInfoCounts},
 		{"GetRepositoryInfo_MissingIsNotFound", testRepoInfoMissing},
 		{"SetRepositoryDescription_RoundTrips", testRepoDescription},
@@ -102,6 +103,32 @@ func testRepoInfoVisible(t *testing.T, s metadata.Store) {
 	q.Visible = &metadata.VisibleTo{Default: "public"}
 	if names, _ := listRepos(t, s, q); len(names) != 4 {
 		t.Errorf("with public default = %q, want all four", names)
+	}
+}
+
+func testRepoInfoRelevance(t *testing.T, s metadata.Store) {
+	for _, r := range []string{"a/mygallery", "b/gallery-tools", "c/other", "gallery", "z/gallery", "y/gallery", "d/docs"} {
+		putManifest(t, s, newManifest(r, r), "v1")
+	}
+	if err := s.SetRepositoryDescription(t.Context(), "d/docs", "The GALLERY docs", ""); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().UTC()
+	if err := s.AddPulls(t.Context(), []metadata.Pull{{Repo: "z/gallery", Tag: "v1", Count: 5, At: at}}); err != nil {
+		t.Fatal(err)
+	}
+	q := metadata.RepositoryQuery{Search: "Gallery", Sort: metadata.SortByRelevance}
+	names, total := listRepos(t, s, q)
+	// Exact last component (the most pulled first, then by name), a
+	// component starting with the term, the term inside a name, then the
+	// description.
+	want := []string{"z/gallery", "gallery", "y/gallery", "b/gallery-tools", "a/mygallery", "d/docs"}
+	if !slices.Equal(names, want) || total != 6 {
+		t.Errorf("relevance = %q (%d), want %q", names, total, want)
+	}
+	q.Offset, q.Limit = 2, 2
+	if names, _ := listRepos(t, s, q); !slices.Equal(names, want[2:4]) {
+		t.Errorf("relevance page 2 = %q, want %q", names, want[2:4])
 	}
 }
 

@@ -23,6 +23,7 @@ func RunUsage(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			s := newStore(t)
 			us, ok := s.(metadata.UsageStore)
 			if !ok {

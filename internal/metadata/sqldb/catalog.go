@@ -71,16 +71,23 @@ func (db *DB) ListRepositoryInfo(ctx context.Context, q metadata.RepositoryQuery
 		return nil, 0, fmt.Errorf("count repositories: %w", err)
 	}
 	order := `p.name`
-	if q.Sort == metadata.SortByLastPushed {
+	relevance, rargs := `0`, []any(nil)
+	switch {
+	case q.Sort == metadata.SortByLastPushed:
 		order = `p.last_pushed DESC, p.name`
+	case q.Sort == metadata.SortByRelevance && q.Search != "":
+		relevance, rargs = db.relevanceExpr(q.Search)
+		order = `p.relevance, p.pulls DESC, p.name`
 	}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = noLimit
 	}
-	page := `SELECT r.id, r.name, r.created_at, ` + lastPushedExpr + ` AS last_pushed
+	page := `SELECT r.id, r.name, r.created_at, ` + lastPushedExpr + ` AS last_pushed,
+		` + relevance + ` AS relevance, COALESCE(i.pull_count, 0) AS pulls
 		FROM repositories r LEFT JOIN repo_info i ON i.repo_id = r.id WHERE ` + where +
 		` ORDER BY ` + strings.ReplaceAll(order, "p.", "") + ` LIMIT ? OFFSET ?`
+	args = append(rargs, args...)
 	rows, err := db.query(ctx, `SELECT p.name, p.created_at, p.last_pushed,
 		COALESCE(i.description, ''), '', COALESCE(i.pull_count, 0), COALESCE(i.last_pulled, 0),
 		(SELECT COUNT(*) FROM tags t WHERE t.repo_id = p.id),
@@ -100,6 +107,18 @@ func (db *DB) ListRepositoryInfo(ctx context.Context, q metadata.RepositoryQuery
 		out = append(out, *info)
 	}
 	return out, total, rows.Err()
+}
+
+// relevanceExpr ranks a repository for a search term, lower first, as
+// metadata.SortByRelevance describes: the SQL of the one ranking that the
+// web UI's search and docker search share.
+func (db *DB) relevanceExpr(search string) (string, []any) {
+	instr := db.fn("instr")
+	s := strings.ToLower(search)
+	return `CASE WHEN r.name = ? OR substr(r.name, ` + db.fn("max") + `(length(r.name) - ?, 1)) = ? THEN 0
+		WHEN ` + instr + `(r.name, ?) = 1 OR ` + instr + `(r.name, ?) > 0 THEN 1
+		WHEN ` + instr + `(r.name, ?) > 0 THEN 2 ELSE 3 END`,
+		[]any{s, len(s), "/" + s, s, "/" + s, s}
 }
 
 func scanRepoInfo(row scanner) (*metadata.RepositoryInfo, error) {

@@ -1,0 +1,248 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/wharf/wharf/internal/registry"
+)
+
+// A blob not yet cached is fetched once however many clients ask for it
+// at the same time: the first request starts a fetch that writes the
+// upstream's bytes to a spool file, hashing them; every request, the
+// first included, reads that file as far as it is written, waiting for
+// more. Bytes pass through disk, never whole through memory. Once the
+// digest matches, readers see the end and the spool is committed into
+// the blob store through the registry as a push would be. A fetch cut
+// off, or bytes that do not match, end every reader with an error and
+// leave nothing behind.
+
+// fetch is one blob on its way from the upstream.
+type fetch struct {
+	path  string
+	ready chan struct{} // closed once size or err is known
+	size  int64
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	written int64
+	done    bool  // verified, or failed (err)
+	err     error // set with done when the fetch failed
+}
+
+// BlobReader is a blob served from the mirror while it is fetched.
+type BlobReader struct {
+	f   *fetch
+	fd  *os.File
+	off int64
+}
+
+// Size is the blob's length.
+func (r *BlobReader) Size() int64 { return r.f.size }
+
+// Read returns the bytes written so far, waiting for more until the
+// fetch ends; a failed fetch is an error, never a short EOF.
+func (r *BlobReader) Read(p []byte) (int, error) {
+	f := r.f
+	f.mu.Lock()
+	for r.off >= f.written && !f.done {
+		f.cond.Wait()
+	}
+	avail, done, ferr := f.written-r.off, f.done, f.err
+	f.mu.Unlock()
+	if ferr != nil {
+		return 0, ferr
+	}
+	if avail <= 0 && done {
+		return 0, io.EOF
+	}
+	n, err := r.fd.ReadAt(p[:min(int64(len(p)), avail)], r.off)
+	r.off += int64(n)
+	if errors.Is(err, io.EOF) && n > 0 {
+		err = nil
+	}
+	return n, err
+}
+
+// Close releases the reader's handle on the spool.
+func (r *BlobReader) Close() error { return r.fd.Close() }
+
+// OpenBlob returns d of t when it is not yet cached: a reader of the one
+// fetch in flight for d, started if none is. cached is true (and the
+// reader nil) when the registry already holds d in t.Local; the caller
+// then serves it as any blob.
+func (m *Mirror) OpenBlob(ctx context.Context, t Target, d digest.Digest) (r *BlobReader, cached bool, err error) {
+	if size, err := m.reg.StatBlob(registry.WithPullOnly(ctx), t.Local, d); err == nil {
+		t.Source.stats.hits.Add(1)
+		t.Source.stats.bytesSaved.Add(size)
+		return nil, true, nil
+	}
+	m.mu.Lock()
+	f, joined := m.inflight[d]
+	if !joined {
+		f = &fetch{ready: make(chan struct{})}
+		f.cond = sync.NewCond(&f.mu)
+		m.inflight[d] = f
+		// The fetch outlives the request that started it: the other
+		// clients reading it must not fail when that one hangs up.
+		go m.fetchBlob(context.WithoutCancel(ctx), t, d, f)
+	}
+	m.mu.Unlock()
+	select {
+	case <-f.ready:
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	}
+	if f.path == "" {
+		f.mu.Lock()
+		err := f.err
+		f.mu.Unlock()
+		return nil, false, m.blobError(t, d, err)
+	}
+	// The spool is removed only under m.mu, once the fetch has left the
+	// map; a reader that still finds the fetch there can open it.
+	m.mu.Lock()
+	if m.inflight[d] != f {
+		m.mu.Unlock()
+		f.mu.Lock()
+		ferr := f.err
+		f.mu.Unlock()
+		if ferr != nil {
+			return nil, false, m.blobError(t, d, ferr)
+		}
+		// Committed meanwhile: the registry has it now.
+		return m.OpenBlob(ctx, t, d)
+	}
+	fd, err := os.Open(f.path)
+	m.mu.Unlock()
+	if err != nil {
+		return nil, false, err
+	}
+	if joined {
+		// Served from the fetch another request started: the upstream
+		// sends these bytes once.
+		t.Source.stats.hits.Add(1)
+		t.Source.stats.bytesSaved.Add(f.size)
+	}
+	return &BlobReader{f: f, fd: fd}, false, nil
+}
+
+func (m *Mirror) blobError(t Target, d digest.Digest, err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return registry.Errorf(registry.ErrBlobUnknown, "blob %s is not in %s (upstream %s)", d, t.Remote, t.Source.Host)
+	}
+	return registry.Errorf(ErrUpstream, "upstream %s could not be asked for blob %s of %s, and it is not cached: %v", t.Source.Host, d, t.Remote, err)
+}
+
+// fetchBlob runs one fetch to its end and then takes it out of the map.
+// A failed fetch leaves the map and the disk before its readers hear of
+// it, so that a retry starts afresh and finds nothing half-written.
+func (m *Mirror) fetchBlob(ctx context.Context, t Target, d digest.Digest, f *fetch) {
+	err := m.download(ctx, t, d, f)
+	if err != nil {
+		m.forget(d, f)
+		m.opts.Log.WarnContext(ctx, "blob fetch failed; nothing cached", "upstream", t.Source.Host, "repo", t.Local, "digest", d, "err", err)
+	}
+	f.mu.Lock()
+	f.done, f.err = true, err
+	f.cond.Broadcast()
+	f.mu.Unlock()
+	select {
+	case <-f.ready:
+	default:
+		close(f.ready)
+	}
+	if err != nil {
+		return
+	}
+	if _, cerr := m.commit(ctx, t, d, f); cerr != nil {
+		m.opts.Log.ErrorContext(ctx, "fetched blob not cached", "upstream", t.Source.Host, "repo", t.Local, "digest", d, "err", cerr)
+	}
+	m.forget(d, f)
+}
+
+// forget takes f out of the map and removes its spool; readers keep
+// their open handles.
+func (m *Mirror) forget(d digest.Digest, f *fetch) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.inflight[d] == f {
+		delete(m.inflight, d)
+	}
+	if f.path != "" {
+		_ = os.Remove(f.path)
+	}
+}
+
+// download copies the upstream's bytes into the spool, hashing them, and
+// reports whether they are d.
+func (m *Mirror) download(ctx context.Context, t Target, d digest.Digest, f *fetch) error {
+	if d.Algorithm() != digest.SHA256 {
+		return fmt.Errorf("blob %s: only sha256 blobs are mirrored", d)
+	}
+	body, size, err := t.Source.Upstream.Blob(ctx, t.Remote, d)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	if err := os.MkdirAll(m.opts.SpoolDir, 0o750); err != nil {
+		return err
+	}
+	spool, err := os.CreateTemp(m.opts.SpoolDir, "blob-*")
+	if err != nil {
+		return err
+	}
+	defer spool.Close()
+	f.path, f.size = spool.Name(), size
+	close(f.ready)
+	h := sha256.New()
+	buf := make([]byte, 256<<10)
+	var n int64
+	for n < size {
+		k, rerr := body.Read(buf[:min(int64(len(buf)), size-n)])
+		if k > 0 {
+			if _, err := spool.Write(buf[:k]); err != nil {
+				return err
+			}
+			h.Write(buf[:k])
+			n += int64(k)
+			t.Source.stats.bytesFetched.Add(int64(k))
+			f.mu.Lock()
+			f.written = n
+			f.cond.Broadcast()
+			f.mu.Unlock()
+		}
+		if rerr != nil && (rerr != io.EOF || n < size) {
+			if rerr == io.EOF {
+				rerr = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("%w: blob %s cut off after %d of %d bytes: %v", ErrUnreachable, d, n, size, rerr)
+		}
+	}
+	if got := digest.NewDigest(digest.SHA256, h); got != d {
+		return fmt.Errorf("blob %s: upstream sent %s", d, got)
+	}
+	t.Source.stats.misses.Add(1)
+	return nil
+}
+
+// commit stores the verified spool in the blob store, linked to the
+// local repository, as a monolithic push would.
+func (m *Mirror) commit(ctx context.Context, t Target, d digest.Digest, f *fetch) (int64, error) {
+	fd, err := os.Open(f.path)
+	if err != nil {
+		return 0, err
+	}
+	defer fd.Close()
+	n, err := m.reg.PutBlob(asMirror(ctx, t.Source), t.Local, d, fd, f.size)
+	if err == nil {
+		m.opts.Log.InfoContext(ctx, "blob cached from upstream", "upstream", t.Source.Host, "repo", t.Local, "digest", d, "bytes", n)
+	}
+	return n, err
+}
