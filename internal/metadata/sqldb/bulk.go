@@ -124,6 +124,8 @@ var notCopied = map[string]string{
 	"schema_migrations":  "each database migrates itself",
 	"webhooks":           "not carried yet: create the hooks again at the destination (their secrets with them)",
 	"webhook_deliveries": "the source's outbox: let it drain before switching, as the source's uploads finish there",
+	"retention_runs":     "reports of runs against the source's data, not state",
+	"job_leases":         "leases of the source's running jobs",
 }
 
 func bulkTableOf(kind metadata.Kind) (*bulkTable, error) {

@@ -65,3 +65,9 @@ func TestBulk_CoversEveryTable(t *testing.T) {
 		}
 	}
 }
+
+func TestSQLite_RetentionContract(t *testing.T) {
+	metadatatest.RunRetention(t, func(t *testing.T) metadata.Store {
+		return openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
+	})
+}

@@ -278,6 +278,28 @@ var migrations = []string{
 	// by" of a base with 10,000 derived images read millions of rows.
 	`CREATE INDEX manifest_refs_parents ON manifest_refs(repo_id, child, kind, parent);
 	DROP INDEX manifest_refs_child;`,
+	// 14: retention (internal/registry/retention): a report per run, and
+	// named leases so that one replica at a time runs a scheduled job
+	// (the lease row is claimed by a conditional UPDATE, which holds
+	// through PgBouncer where session advisory locks do not).
+	`CREATE TABLE retention_runs (
+		id                INTEGER PRIMARY KEY,
+		started_at        BIGINT NOT NULL,
+		finished_at       BIGINT NOT NULL,
+		trigger_kind      TEXT NOT NULL,
+		actor             TEXT NOT NULL DEFAULT '',
+		scope             TEXT NOT NULL,
+		repositories      BIGINT NOT NULL,
+		deleted_tags      BIGINT NOT NULL,
+		deleted_manifests BIGINT NOT NULL,
+		failures          BIGINT NOT NULL,
+		report            BLOB NOT NULL
+	);
+	CREATE TABLE job_leases (
+		name        TEXT PRIMARY KEY,
+		holder      TEXT NOT NULL,
+		lease_until BIGINT NOT NULL
+	);`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the

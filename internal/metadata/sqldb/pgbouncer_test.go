@@ -112,3 +112,8 @@ func TestPgBouncer_ParallelOpensMigrateOnce(t *testing.T) {
 		t.Errorf("schema_migrations has %d rows up to version %d; want %d", n, max, len(pgMigrations))
 	}
 }
+
+func TestPgBouncer_RetentionContract(t *testing.T) {
+	b := servicetest.StartPgBouncer(t)
+	metadatatest.RunRetention(t, func(t *testing.T) metadata.Store { return openBounced(t, b) })
+}

@@ -236,3 +236,8 @@ func TestPostgres_SchemaTooNewIsOneLine(t *testing.T) {
 		t.Errorf("Open error = %q; want one line saying the migration failed and to upgrade", msg)
 	}
 }
+
+func TestPostgres_RetentionContract(t *testing.T) {
+	servicetest.StartPostgres(t)
+	metadatatest.RunRetention(t, func(t *testing.T) metadata.Store { return openPostgres(t) })
+}

@@ -138,6 +138,7 @@ func TestStats_MigrationCountsExistingLinks(t *testing.T) {
 		DROP TABLE policies; DROP TABLE policy_version; DROP TABLE image_lineage;
 		DROP TABLE webhook_deliveries; DROP TABLE webhooks;
 		DROP INDEX manifest_refs_parents; CREATE INDEX manifest_refs_child ON manifest_refs(repo_id, child);
+		DROP TABLE retention_runs; DROP TABLE job_leases;
 		DELETE FROM schema_migrations WHERE version >= 5`); err != nil {
 		t.Fatal(err)
 	}
