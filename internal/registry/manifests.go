@@ -203,16 +203,22 @@ func (s *Service) deleteManifest(ctx context.Context, repo string, d digest.Dige
 }
 
 // deleteTag deletes one tag; under floating-tags=semver the floating tags
-// that pointed at it, if it is a version, fall back.
+// that pointed at it, if it is a version, fall back. A retention run's
+// delete also checks that the tag has not moved since it was decided
+// (guardTarget).
 func (s *Service) deleteTag(ctx context.Context, repo, tag string) error {
-	if !isVersion(tag) {
-		return s.meta.DeleteTag(ctx, repo, tag)
+	var plan metadata.TagPlan
+	if isVersion(tag) {
+		if _, _, float, err := s.semverPolicy(ctx, repo); err != nil {
+			return err
+		} else if float {
+			gone := func(t metadata.TagTarget) bool { return t.Name == tag }
+			plan = deletePlan(gone, Actor(ctx))
+		}
 	}
-	if planner, _, float, err := s.semverPolicy(ctx, repo); err != nil {
-		return err
-	} else if float {
-		gone := func(t metadata.TagTarget) bool { return t.Name == tag }
-		return planner.DeleteTagPlanned(ctx, repo, tag, deletePlan(gone, Actor(ctx)))
+	plan = guardTarget(ctx, tag, plan)
+	if planner, ok := s.meta.(metadata.TagPlanner); ok && plan != nil {
+		return planner.DeleteTagPlanned(ctx, repo, tag, plan)
 	}
 	return s.meta.DeleteTag(ctx, repo, tag)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wharf/wharf/internal/metadata"
+	"github.com/wharf/wharf/internal/registry/retention"
 )
 
 // Policies are wharf's per-repository settings: KEY=VALUE pairs set on a
@@ -67,6 +68,8 @@ var policyKeys = []PolicyKey{
 		Doc: "true: a pushed image must be built on a golden image (golden repositories themselves are exempt)"},
 	{Name: KeyAllowScratch, Values: "true|false", Default: "false", Check: oneOf("true", "false"),
 		Doc: "true: with require-golden-base, an image built on no base found (FROM scratch) is accepted too"},
+	{Name: KeyRetention, Values: retention.Syntax, Default: "", Check: checkRetention,
+		Doc: "keep rules (AND inside a rule, OR across rules; a tag no rule keeps is deleted by the scheduled run), e.g. \"last=10; semver-minors=3 semver-patches=1; untagged=14d\""},
 }
 
 // PolicyKeys lists the keys policies may set, in name order.
