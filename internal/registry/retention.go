@@ -67,7 +67,8 @@ func (p RetentionPlan) Deletions() []RetentionItem {
 }
 
 // RetentionRun is the report of a run: the counts the store keeps and,
-// per repository, what went (or failed to).
+// per repository, what went (or failed to): Plans for the run just made,
+// Report (the same as JSON) for a listed one.
 type RetentionRun struct {
 	metadata.RetentionRun
 	Plans []RetentionPlan
@@ -295,12 +296,17 @@ func (s *Service) retentionDelete(ctx context.Context, repo string, it Retention
 
 // RetentionRuns lists up to n recorded runs, newest first, with IDs
 // below before (0: from the newest).
-func (s *Service) RetentionRuns(ctx context.Context, before int64, n int) ([]metadata.RetentionRun, error) {
+func (s *Service) RetentionRuns(ctx context.Context, before int64, n int) ([]RetentionRun, error) {
 	rs, err := s.retentionStore()
 	if err != nil {
 		return nil, err
 	}
-	return rs.ListRetentionRuns(ctx, before, n)
+	runs, err := rs.ListRetentionRuns(ctx, before, n)
+	out := make([]RetentionRun, len(runs))
+	for i, r := range runs {
+		out[i] = RetentionRun{RetentionRun: r}
+	}
+	return out, err
 }
 
 // RetentionLease is the name of the lease a scheduled run holds.

@@ -1,0 +1,156 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/wharf/wharf/internal/auth"
+	"github.com/wharf/wharf/internal/registry"
+)
+
+// The retention routes of the JSON API. A preview is read with pull
+// rights (a namespace's: its members'), as its policies are; a run now is
+// a change, for owners and admins, as setting the policy is. The list of
+// runs covers the whole registry: administrators only.
+
+type hubRetentionPreview struct {
+	Pattern string `json:"pattern"`
+	// Repositories are those with a retention= policy, each with every
+	// decision.
+	Repositories []registry.RetentionPlan `json:"repositories"`
+	// Delete lists only what would go, with the repository and the reason.
+	Delete []hubRetentionDeletion `json:"delete"`
+}
+
+type hubRetentionDeletion struct {
+	Repository string `json:"repository"`
+	registry.RetentionItem
+}
+
+type hubRetentionRun struct {
+	ID               int64   `json:"id"`
+	StartedAt        *string `json:"started_at"`
+	FinishedAt       *string `json:"finished_at"`
+	Trigger          string  `json:"trigger"`
+	Actor            string  `json:"actor"`
+	Scope            string  `json:"scope"`
+	Repositories     int64   `json:"repositories"`
+	DeletedTags      int64   `json:"deleted_tags"`
+	DeletedManifests int64   `json:"deleted_manifests"`
+	Failures         int64   `json:"failures"`
+	// Deleted is, per repository, what the run deleted or failed to.
+	Deleted json.RawMessage `json:"deleted"`
+}
+
+func deletions(plans []registry.RetentionPlan) []hubRetentionDeletion {
+	out := []hubRetentionDeletion{}
+	for _, p := range plans {
+		for _, it := range p.Deletions() {
+			out = append(out, hubRetentionDeletion{Repository: p.Repository, RetentionItem: it})
+		}
+	}
+	return out
+}
+
+// apiRetention serves GET …/retention/preview and POST …/retention/run of
+// a repository or a namespace.
+func (h *Handler) apiRetention(w http.ResponseWriter, r *http.Request) {
+	c, ok := h.apiCaller(w, r)
+	if !ok {
+		return
+	}
+	pattern, rightsOn := policyPattern(r)
+	if err := registry.ValidatePattern(pattern); err != nil {
+		writeSpecError(w, http.StatusNotFound, "NAME_INVALID", "no such repository or namespace")
+		return
+	}
+	need := auth.ActionDelete
+	if r.Method == http.MethodGet {
+		need = auth.ActionPull
+	}
+	if r.PathValue("repo") != "" && !h.apiRepoAccess(w, r, c, rightsOn, need) {
+		return
+	}
+	if r.PathValue("repo") == "" && !h.apiMay(w, r, c, rightsOn, need) {
+		return
+	}
+	ctx := actingAs(r.Context(), c)
+	if r.Method == http.MethodGet {
+		plans, err := h.reg.PreviewRetention(ctx, pattern)
+		if err != nil {
+			h.retentionError(w, r, err)
+			return
+		}
+		if plans == nil {
+			plans = []registry.RetentionPlan{}
+		}
+		writeJSON(w, http.StatusOK, hubRetentionPreview{Pattern: pattern, Repositories: plans, Delete: deletions(plans)})
+		return
+	}
+	run, err := h.reg.RunRetention(ctx, pattern, "manual")
+	if err != nil {
+		h.retentionError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, hubRun(*run))
+}
+
+// apiRetentionRuns serves GET /v2/retention/runs[?before=ID&page_size=N].
+func (h *Handler) apiRetentionRuns(w http.ResponseWriter, r *http.Request) {
+	c, ok := h.apiCaller(w, r)
+	if !ok {
+		return
+	}
+	if !h.open() && !c.sub.Admin {
+		if c.sub.Anonymous() {
+			writeAPIError(w, http.StatusUnauthorized, "authentication required")
+		} else {
+			writeAPIError(w, http.StatusForbidden, "only administrators see the retention runs")
+		}
+		return
+	}
+	q := r.URL.Query()
+	before, err1 := strconv.ParseInt(q.Get("before"), 10, 64)
+	n, err2 := strconv.Atoi(q.Get("page_size"))
+	if (q.Get("before") != "" && (err1 != nil || before < 0)) || (q.Get("page_size") != "" && (err2 != nil || n < 1 || n > 100)) {
+		writeSpecError(w, http.StatusBadRequest, "PAGINATION_NUMBER_INVALID", "before must be a run id and page_size a number from 1 to 100")
+		return
+	}
+	if n == 0 {
+		n = 20
+	}
+	runs, err := h.reg.RetentionRuns(r.Context(), before, n)
+	if err != nil {
+		h.retentionError(w, r, err)
+		return
+	}
+	out := []hubRetentionRun{}
+	for _, run := range runs {
+		out = append(out, hubRun(run))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"runs": out})
+}
+
+func hubRun(run registry.RetentionRun) hubRetentionRun {
+	report := json.RawMessage(run.Report)
+	if len(report) == 0 || string(report) == "null" {
+		report = json.RawMessage("[]")
+	}
+	return hubRetentionRun{ID: run.ID, StartedAt: hubTime(run.StartedAt), FinishedAt: hubTime(run.FinishedAt),
+		Trigger: run.Trigger, Actor: run.Actor, Scope: run.Scope, Repositories: run.Repositories,
+		DeletedTags: run.DeletedTags, DeletedManifests: run.DeletedManifests, Failures: run.Failures, Deleted: report}
+}
+
+func (h *Handler) retentionError(w http.ResponseWriter, r *http.Request, err error) {
+	var de *registry.Error
+	switch {
+	case errors.Is(err, registry.ErrNameUnknown):
+		writeSpecError(w, http.StatusNotFound, "NAME_UNKNOWN", "no such repository")
+	case errors.Is(err, registry.ErrUnsupported) && errors.As(err, &de):
+		writeSpecError(w, http.StatusNotFound, "UNSUPPORTED", de.Message)
+	default:
+		h.apiInternal(w, r, err)
+	}
+}
