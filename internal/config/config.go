@@ -41,6 +41,7 @@ type Config struct {
 	Limits     Limits     `yaml:"limits"`
 	Uploads    Uploads    `yaml:"uploads"`
 	Webhooks   Webhooks   `yaml:"webhooks"`
+	Retention  Retention  `yaml:"retention"`
 	Auth       Auth       `yaml:"auth"`
 	TLS        TLS        `yaml:"tls"`
 }
@@ -111,6 +112,13 @@ type Webhooks struct {
 	// RegistryURL is the registry's URL as receivers know it, for the
 	// links in payloads ("": payloads name repositories without a host).
 	RegistryURL string `yaml:"registry_url"`
+}
+
+// Retention configures the scheduled run of the retention= policies.
+type Retention struct {
+	// Interval is how often serve deletes what the policies name (one
+	// replica per interval when several share a database); 0 never does.
+	Interval time.Duration `yaml:"interval"`
 }
 
 // Log configures the structured logs.
@@ -225,6 +233,7 @@ func Default() Config {
 		Validation:      Validation{MaxManifestBytes: 4 << 20},
 		Uploads:         Uploads{PurgeAfter: 24 * time.Hour},
 		Webhooks:        Webhooks{MaxAttempts: 12, Backoff: 10 * time.Second, Timeout: 10 * time.Second, Poll: time.Second},
+		Retention:       Retention{Interval: 24 * time.Hour},
 		Limits:          Limits{IdleTimeout: 60 * time.Second},
 		Auth: Auth{Mode: AuthToken, Service: "wharf", DefaultVisibility: "private",
 			TokenLifetime: 5 * time.Minute, SigningAlgorithm: "EdDSA"},
@@ -345,6 +354,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Webhooks.Backoff <= 0 || c.Webhooks.Timeout <= 0 || c.Webhooks.Poll <= 0 {
 		bad("webhooks.backoff, webhooks.timeout and webhooks.poll must be positive")
+	}
+	if c.Retention.Interval < 0 || (c.Retention.Interval > 0 && c.Retention.Interval < time.Minute) {
+		bad("retention.interval must be 0 (off) or at least 1m")
 	}
 	if c.Limits.MaxConcurrentRequests < 0 {
 		bad("limits.max_concurrent_requests must not be negative")

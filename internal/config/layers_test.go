@@ -39,6 +39,8 @@ var everySetting = []layered{
 		func(c config.Config) string { return c.Log.Format }},
 	{"WHARF_UPLOAD_PURGE_AFTER", "upload-purge-after", "uploads:\n  purge_after: 1h\n", "1h0m0s", "2h0m0s", "0s",
 		func(c config.Config) string { return c.Uploads.PurgeAfter.String() }},
+	{"WHARF_RETENTION_INTERVAL", "retention-interval", "retention:\n  interval: 1h\n", "1h0m0s", "2h0m0s", "0s",
+		func(c config.Config) string { return c.Retention.Interval.String() }},
 	{"WHARF_MAX_CONCURRENT_REQUESTS", "max-concurrent-requests", "limits:\n  max_concurrent_requests: 10\n", "10", "20", "30",
 		func(c config.Config) string { return strconv.Itoa(c.Limits.MaxConcurrentRequests) }},
 	{"WHARF_IDLE_TIMEOUT", "idle-timeout", "limits:\n  idle_timeout: 10s\n", "10s", "20s", "0s",

@@ -63,7 +63,9 @@ type RetentionStore interface {
 // by a conditional update, so it holds through a transaction pooler.
 type Leaser interface {
 	// ClaimLease makes holder the holder of lease name until until, if no
-	// other holder's lease is live at now, and reports whether it did. A
-	// holder may renew its own lease.
+	// lease is live at now (one lapses at its until), and reports whether
+	// it did. A holder's own live lease refuses it too: a scheduled job
+	// claims a lease as long as its interval, and must not run again on
+	// the same replica before it lapses.
 	ClaimLease(ctx context.Context, name, holder string, now, until time.Time) (bool, error)
 }

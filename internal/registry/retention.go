@@ -314,17 +314,17 @@ const RetentionLease = "retention"
 
 // ScheduledRetention runs retention over every repository if this
 // process, holder, wins the lease for the next interval: of replicas
-// sharing a database, one runs per interval. A nil run means another
-// replica holds the lease.
+// sharing a database, one runs per interval, whichever asks first once
+// the last run's lease lapsed. A nil run means the lease is live. A run
+// longer than its interval may overlap the next one, which is harmless:
+// each deletion re-checks its condition.
 func (s *Service) ScheduledRetention(ctx context.Context, holder string, interval time.Duration) (*RetentionRun, error) {
 	l, ok := s.meta.(metadata.Leaser)
 	if !ok {
 		return nil, Errorf(ErrUnsupported, "this registry's database keeps no leases")
 	}
 	now := s.opts.Now()
-	// A little short of the interval, so that the holder's own next tick
-	// finds the lease lapsed rather than a few milliseconds live.
-	won, err := l.ClaimLease(ctx, RetentionLease, holder, now, now.Add(interval*9/10))
+	won, err := l.ClaimLease(ctx, RetentionLease, holder, now, now.Add(interval))
 	if err != nil || !won {
 		return nil, err
 	}

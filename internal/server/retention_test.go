@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -267,4 +268,47 @@ func descriptorOf(t *testing.T, r name.Reference) v1.Descriptor {
 		t.Fatal(err)
 	}
 	return d.Descriptor
+}
+
+// serve applies the policies at start (and every interval after), and
+// each deletion is an audit line by the retention actor.
+func TestServe_AppliesRetentionAtStartWithAuditLines(t *testing.T) {
+	dir := t.TempDir()
+	first := registrytest.NewServer(t, registrytest.WithDataDir(dir))
+	host := strings.TrimPrefix(first.URL, "http://")
+	for _, tag := range []string{"a", "b"} {
+		r, err := name.ParseReference(host+"/team/app:"+tag, name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := random.Image(64, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(r, img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req, _ := http.NewRequest("POST", first.URL+"/v2/namespaces/team/policies", strings.NewReader(`{"retention":"match=b"}`))
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("set policy: %v %v", resp, err)
+	}
+	first.Stop()
+
+	sink := newLogSink()
+	srv, _ := newServer(t, dir, slog.New(sink), func(c *config.Config) { c.Retention.Interval = time.Hour })
+	_, cancel, served := serve(t, srv)
+	deleted := sink.await(t, "deleted")
+	if deleted["user"] != "retention" || deleted["repository"] != "team/app" || deleted["reference"] != "a" || deleted["kind"] != "tag" {
+		t.Errorf("audit line %v", deleted)
+	}
+	run := sink.await(t, "retention run")
+	if run["trigger"] != "schedule" || run["deleted_tags"] != "1" || run["scope"] != "*" {
+		t.Errorf("run line %v", run)
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
 }

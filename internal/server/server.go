@@ -319,6 +319,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		background.Go(func() { s.hooks.Run(jctx, s.cfg.Webhooks.Poll) })
 		background.Go(func() { s.pruneDeliveries(jctx) })
 	}
+	background.Go(func() { s.applyRetention(jctx) })
 	defer func() { stopJanitor(); background.Wait() }()
 	s.log.Info("wharf listening", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir,
 		"auth", s.cfg.Auth.Mode, "tls", s.tls != nil)

@@ -161,9 +161,9 @@ func testClaimLease(t *testing.T, s metadata.Store) {
 	}
 	claim("retention", "a", t0, true)
 	claim("retention", "b", t0.Add(30*time.Second), false)
-	claim("gc", "b", t0.Add(30*time.Second), true)        // another job's lease
-	claim("retention", "a", t0.Add(50*time.Second), true) // renewed: now until 1m50s
-	claim("retention", "b", t0.Add(90*time.Second), false)
-	claim("retention", "b", t0.Add(2*time.Minute), true) // lapsed
-	claim("retention", "a", t0.Add(2*time.Minute), false)
+	claim("retention", "a", t0.Add(30*time.Second), false) // its own live lease too
+	claim("gc", "b", t0.Add(30*time.Second), true)         // another job's lease
+	claim("retention", "b", t0.Add(time.Minute), true)     // lapsed: until 2m
+	claim("retention", "a", t0.Add(90*time.Second), false)
+	claim("gc", "a", t0.Add(90*time.Second), true)
 }

@@ -134,13 +134,13 @@ func (db *DB) ListRetentionRuns(ctx context.Context, before int64, n int) ([]met
 }
 
 // ClaimLease takes lease name for holder: an update that only a lapsed
-// lease (or the holder's own) lets through, or an insert of the first
-// claim that a concurrent first claim makes a no-op.
+// lease lets through, or an insert of the first claim that a concurrent
+// first claim makes a no-op.
 func (db *DB) ClaimLease(ctx context.Context, name, holder string, now, until time.Time) (bool, error) {
 	claimed := false
 	err := db.inTx(ctx, func(tx *stmtTx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE job_leases SET holder = ?, lease_until = ?
-			WHERE name = ? AND (lease_until < ? OR holder = ?)`, holder, nanos(until), name, nanos(now), holder)
+			WHERE name = ? AND lease_until <= ?`, holder, nanos(until), name, nanos(now))
 		if err != nil {
 			return fmt.Errorf("claim lease %s: %w", name, err)
 		}

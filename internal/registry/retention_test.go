@@ -1,0 +1,101 @@
+package registry_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/wharf/wharf/internal/blobstore/fs"
+	"github.com/wharf/wharf/internal/clocktest"
+	"github.com/wharf/wharf/internal/metadata/sqldb"
+	"github.com/wharf/wharf/internal/registry"
+)
+
+// replicaOn is a registry sharing the database file path with others, on
+// clock c.
+func replicaOn(t *testing.T, path string, c *clocktest.Clock) *registry.Service {
+	t.Helper()
+	db, err := sqldb.OpenSQLite(t.Context(), path, nil, sqldb.WithClock(c.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	blobs, err := fs.New(filepath.Join(t.TempDir(), "blobs"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return registry.New(db, blobs, slog.New(slog.DiscardHandler), registry.Options{SparseManifests: true, Now: c.Now})
+}
+
+func TestRetention_ScheduledRunsOnOneReplicaPerInterval(t *testing.T) {
+	c := clocktest.New()
+	path := filepath.Join(t.TempDir(), "metadata.db")
+	a, b := replicaOn(t, path, c), replicaOn(t, path, c)
+	ctx := registry.WithActor(context.Background(), "alice")
+	for i, tag := range []string{"v1", "v2", "v3"} {
+		if _, err := a.PutManifest(ctx, "team/app", tag, ociManifest, imageManifest(tag), nil); err != nil {
+			t.Fatal(err)
+		}
+		c.Advance(time.Duration(i+1) * time.Minute)
+	}
+	if err := a.Policies().Set(ctx, "team/*", map[string]string{registry.KeyRetention: "last=2"}); err != nil {
+		t.Fatal(err)
+	}
+	run, err := a.ScheduledRetention(ctx, "a", time.Hour)
+	if err != nil || run == nil || run.DeletedTags != 1 || run.Trigger != "schedule" || run.Scope != "*" {
+		t.Fatalf("a's run = %+v, %v; want v1 deleted", run, err)
+	}
+	if run, err := b.ScheduledRetention(ctx, "b", time.Hour); err != nil || run != nil {
+		t.Fatalf("b ran within a's interval: %+v, %v", run, err)
+	}
+	c.Advance(59 * time.Minute)
+	if run, err := a.ScheduledRetention(ctx, "a", time.Hour); err != nil || run != nil {
+		t.Fatalf("a ran again within its interval: %+v, %v", run, err)
+	}
+	c.Advance(time.Minute)
+	if run, err := b.ScheduledRetention(ctx, "b", time.Hour); err != nil || run == nil || run.DeletedTags != 0 {
+		t.Fatalf("b's run after the interval = %+v, %v; want a run deleting nothing", run, err)
+	}
+	runs, err := a.RetentionRuns(ctx, 0, 10)
+	if err != nil || len(runs) != 2 {
+		t.Fatalf("runs = %+v, %v; want 2", runs, err)
+	}
+	tags, err := b.Tags(ctx, "team/app", "", 0)
+	if err != nil || len(tags) != 2 || tags[0] != "v2" {
+		t.Errorf("tags = %q, %v; want v2 v3", tags, err)
+	}
+}
+
+// A tag pushed again between the plan and the deletion is the push's: the
+// run leaves it.
+func TestRetention_RunLeavesATagMovedSinceThePlan(t *testing.T) {
+	c := clocktest.New()
+	svc := replicaOn(t, filepath.Join(t.TempDir(), "metadata.db"), c)
+	ctx := context.Background()
+	old, err := svc.PutManifest(ctx, "team/app", "main", ociManifest, imageManifest("old"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.PutManifest(ctx, "team/app", "main", ociManifest, imageManifest("new"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.RetentionDeleteTag(ctx, "team/app", "main", old.Digest); !errors.Is(err, registry.ErrTagMoved) {
+		t.Fatalf("deleting main as of %s: %v, want ErrTagMoved", old.Digest, err)
+	}
+	if tags, err := svc.Tags(ctx, "team/app", "", 0); err != nil || len(tags) != 1 {
+		t.Fatalf("tags = %q, %v; want main kept", tags, err)
+	}
+	cur, err := svc.GetManifest(ctx, "team/app", "main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.RetentionDeleteTag(ctx, "team/app", "main", cur.Digest); err != nil {
+		t.Fatalf("deleting main where it points: %v", err)
+	}
+	if tags, _ := svc.Tags(ctx, "team/app", "", 0); len(tags) != 0 {
+		t.Errorf("tags = %q; want main deleted", tags)
+	}
+}
