@@ -32,7 +32,7 @@ func TestPolicyCommands(t *testing.T) {
 		t.Errorf("policy set printed %q", out)
 	}
 	run("policy", "set", "golden/legacy", "floating-tags=off")
-	fails(`unknown policy key "floating"; known keys: allow-scratch, floating-tags, golden, require-golden-base`, "policy", "set", "golden/*", "floating=semver")
+	fails(`unknown policy key "floating"; known keys: allow-scratch, floating-tags, golden, require-golden-base, retention`, "policy", "set", "golden/*", "floating=semver")
 	fails(`floating-tags="yes": want semver or off`, "policy", "set", "golden/*", "floating-tags=yes")
 	fails(`pattern "golden/*/x"`, "policy", "set", "golden/*/x", "floating-tags=off")
 	fails("want KEY=VALUE", "policy", "set", "golden/*", "floating-tags")

@@ -32,3 +32,16 @@ func (s *Server) applyRetention(ctx context.Context) {
 	run()
 	repeat(ctx, every, run)
 }
+
+// What `wharf retention` needs of the registry package, which main does
+// not import.
+type (
+	RetentionPlan = registry.RetentionPlan
+	RetentionItem = registry.RetentionItem
+	RetentionRun  = registry.RetentionRun
+)
+
+// RunRetentionOffline runs retention over pattern as the offline actor.
+func (r *Registry) RunRetentionOffline(ctx context.Context, pattern string) (*RetentionRun, error) {
+	return r.RunRetention(registry.WithActor(ctx, OfflineActor), pattern, "manual")
+}
