@@ -105,9 +105,9 @@ func (h *Handler) apiRetentionRuns(w http.ResponseWriter, r *http.Request) {
 	}
 	if !h.open() && !c.sub.Admin {
 		if c.sub.Anonymous() {
-			writeAPIError(w, http.StatusUnauthorized, "authentication required")
+			writeSpecError(w, http.StatusUnauthorized, "UNAUTHORIZED", "authentication required")
 		} else {
-			writeAPIError(w, http.StatusForbidden, "only administrators see the retention runs")
+			writeSpecError(w, http.StatusForbidden, "DENIED", "only administrators see the retention runs")
 		}
 		return
 	}
