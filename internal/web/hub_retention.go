@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -153,4 +154,27 @@ func (h *Handler) retentionError(w http.ResponseWriter, r *http.Request, err err
 	default:
 		h.apiInternal(w, r, err)
 	}
+}
+
+// retentionPanel is the retention preview of a repository's settings:
+// what the next run would delete, and why.
+type retentionPanel struct {
+	Policy, Pattern string
+	Delete          []registry.RetentionItem
+	Kept            int
+}
+
+// retentionPanel previews repo's retention; nil when no retention=
+// policy applies or the store keeps none.
+func (h *Handler) retentionPanel(ctx context.Context, repo string) (*retentionPanel, error) {
+	plans, err := h.reg.PreviewRetention(ctx, repo)
+	if errors.Is(err, registry.ErrUnsupported) {
+		return nil, nil
+	}
+	if err != nil || len(plans) == 0 {
+		return nil, err
+	}
+	p := plans[0]
+	del := p.Deletions()
+	return &retentionPanel{Policy: p.Policy, Pattern: p.Pattern, Delete: del, Kept: len(p.Tags) + len(p.Manifests) - len(del)}, nil
 }

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/wharf/wharf/internal/registrytest"
 )
 
 // TestHubAPI_RetentionRights: readers preview, owners run, admins list
@@ -84,5 +86,25 @@ func TestHubAPI_RetentionRights(t *testing.T) {
 	}
 	if logs.count("msg=deleted", "user=retention", "kind=tag", "repository=alice/priv", "reference=v1") != 1 {
 		t.Error("no audit line of the deletion of alice/priv:v1")
+	}
+}
+
+// The repository's settings preview retention: what the next run deletes
+// and why; without a retention= policy there is no such panel.
+func TestRepoSettings_PreviewsRetention(t *testing.T) {
+	srv := registrytest.NewServer(t)
+	push(t, srv, "team/app:old", testImage(t, "amd64"))
+	push(t, srv, "team/app:new", testImage(t, "arm64"))
+	b := newBrowser(t, srv)
+	if page := b.get("/r/team/app/settings"); page.code != 200 || strings.Contains(page.body, "retention-h") {
+		t.Fatalf("settings without a policy: %d, retention panel shown: %v", page.code, strings.Contains(page.body, "retention-h"))
+	}
+	if code, _ := callJSON(t, srv.URL, "POST", "/v2/namespaces/team/repositories/app/policies", `{"retention":"match=new"}`, nil); code != 200 {
+		t.Fatalf("set retention: %d", code)
+	}
+	page := b.get("/r/team/app/settings")
+	if page.code != 200 || !strings.Contains(page.body, `<tr data-retention-delete="old">`) || strings.Contains(page.body, `data-retention-delete="new"`) ||
+		!strings.Contains(page.body, "kept by no rule: rule 1: does not match match=new") || !strings.Contains(page.body, "deletes 1 and keeps 1") {
+		t.Errorf("settings page %d:\n%s", page.code, page.body)
 	}
 }
