@@ -5,10 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-
 	"github.com/wharf/wharf/internal/registrytest"
 )
 
@@ -18,19 +14,8 @@ func TestRetentionCommands(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
 	srv := registrytest.NewServer(t, registrytest.WithDataDir(dir))
-	host := strings.TrimPrefix(srv.URL, "http://")
 	for _, tag := range []string{"1.0.0", "1.0.1", "1.1.0"} {
-		r, err := name.ParseReference(host+"/team/app:"+tag, name.Insecure)
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, err := random.Image(64, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := remote.Write(r, img); err != nil {
-			t.Fatal(err)
-		}
+		srv.PushRandom(t, "team/app", tag)
 	}
 	srv.Stop()
 	run := func(args ...string) string {

@@ -82,15 +82,21 @@ func (s *Service) retentionStore() (metadata.RetentionStore, error) {
 	return rs, nil
 }
 
+// retentionScope is the store and the repositories pattern names.
+func (s *Service) retentionScope(ctx context.Context, pattern string) (metadata.RetentionStore, []string, error) {
+	rs, err := s.retentionStore()
+	if err != nil {
+		return nil, nil, err
+	}
+	repos, err := s.retentionRepositories(ctx, pattern)
+	return rs, repos, err
+}
+
 // PreviewRetention decides, without deleting anything, what retention
 // would delete now in the repositories pattern names (a repository,
 // NAMESPACE/* or *) that have a retention= policy.
 func (s *Service) PreviewRetention(ctx context.Context, pattern string) ([]RetentionPlan, error) {
-	rs, err := s.retentionStore()
-	if err != nil {
-		return nil, err
-	}
-	repos, err := s.retentionRepositories(ctx, pattern)
+	rs, repos, err := s.retentionScope(ctx, pattern)
 	if err != nil {
 		return nil, err
 	}
@@ -202,11 +208,7 @@ func (s *Service) planRetention(ctx context.Context, rs metadata.RetentionStore,
 // more line with its counts. trigger is "schedule" or "manual"; a manual
 // run records the request's actor.
 func (s *Service) RunRetention(ctx context.Context, pattern, trigger string) (*RetentionRun, error) {
-	rs, err := s.retentionStore()
-	if err != nil {
-		return nil, err
-	}
-	repos, err := s.retentionRepositories(ctx, pattern)
+	rs, repos, err := s.retentionScope(ctx, pattern)
 	if err != nil {
 		return nil, err
 	}

@@ -275,20 +275,8 @@ func descriptorOf(t *testing.T, r name.Reference) v1.Descriptor {
 func TestServe_AppliesRetentionAtStartWithAuditLines(t *testing.T) {
 	dir := t.TempDir()
 	first := registrytest.NewServer(t, registrytest.WithDataDir(dir))
-	host := strings.TrimPrefix(first.URL, "http://")
-	for _, tag := range []string{"a", "b"} {
-		r, err := name.ParseReference(host+"/team/app:"+tag, name.Insecure)
-		if err != nil {
-			t.Fatal(err)
-		}
-		img, err := random.Image(64, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := remote.Write(r, img); err != nil {
-			t.Fatal(err)
-		}
-	}
+	first.PushRandom(t, "team/app", "a")
+	first.PushRandom(t, "team/app", "b")
 	req, _ := http.NewRequest("POST", first.URL+"/v2/namespaces/team/policies", strings.NewReader(`{"retention":"match=b"}`))
 	req.Header.Set("Content-Type", "application/json")
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusOK {

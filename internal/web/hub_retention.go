@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/wharf/wharf/internal/auth"
 	"github.com/wharf/wharf/internal/registry"
 )
 
@@ -58,23 +57,8 @@ func deletions(plans []registry.RetentionPlan) []hubRetentionDeletion {
 // apiRetention serves GET …/retention/preview and POST …/retention/run of
 // a repository or a namespace.
 func (h *Handler) apiRetention(w http.ResponseWriter, r *http.Request) {
-	c, ok := h.apiCaller(w, r)
+	c, pattern, ok := h.policyCaller(w, r)
 	if !ok {
-		return
-	}
-	pattern, rightsOn := policyPattern(r)
-	if err := registry.ValidatePattern(pattern); err != nil {
-		writeSpecError(w, http.StatusNotFound, "NAME_INVALID", "no such repository or namespace")
-		return
-	}
-	need := auth.ActionDelete
-	if r.Method == http.MethodGet {
-		need = auth.ActionPull
-	}
-	if r.PathValue("repo") != "" && !h.apiRepoAccess(w, r, c, rightsOn, need) {
-		return
-	}
-	if r.PathValue("repo") == "" && !h.apiMay(w, r, c, rightsOn, need) {
 		return
 	}
 	ctx := actingAs(r.Context(), c)
