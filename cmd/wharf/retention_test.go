@@ -18,14 +18,7 @@ func TestRetentionCommands(t *testing.T) {
 		srv.PushRandom(t, "team/app", tag)
 	}
 	srv.Stop()
-	run := func(args ...string) string {
-		t.Helper()
-		out, errOut, err := runRootIn(ctx, "", append(args, "--data-dir", dir)...)
-		if err != nil {
-			t.Fatalf("wharf %v: %v\n%s%s", args, err, out, errOut)
-		}
-		return out
-	}
+	run := offline(t, dir)
 	if out := run("retention", "preview", "team/*"); !strings.Contains(out, "(nothing to delete)") {
 		t.Errorf("preview without a policy:\n%s", out)
 	}
