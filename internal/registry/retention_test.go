@@ -99,3 +99,35 @@ func TestRetention_RunLeavesATagMovedSinceThePlan(t *testing.T) {
 		t.Errorf("tags = %q; want main deleted", tags)
 	}
 }
+
+// Under floating-tags=semver, a version tag that retention deletes moves
+// its floating tags back as a manual delete does, guarded or not.
+func TestRetention_DeletingAVersionMovesItsFloatingTags(t *testing.T) {
+	db, err := sqldb.OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "metadata.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	svc := floatingService(t, db)
+	ctx := registry.WithActor(context.Background(), "alice")
+	older, err := svc.PutManifest(ctx, "team/app", "1.0.0", ociManifest, imageManifest("1.0.0"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.PutManifest(ctx, "team/app", "1.0.1", ociManifest, imageManifest("1.0.1"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Policies().Set(ctx, "team/app", map[string]string{registry.KeyRetention: "match=1.0.0|1.0|1|latest"}); err != nil {
+		t.Fatal(err)
+	}
+	run, err := svc.RunRetention(ctx, "team/app", "manual")
+	if err != nil || run.DeletedTags != 1 || run.Failures != 0 {
+		t.Fatalf("run = %+v, %v; want 1.0.1 deleted", run, err)
+	}
+	for _, tag := range []string{"1.0", "1", "latest"} {
+		m, err := svc.GetManifest(ctx, "team/app", tag)
+		if err != nil || m.Digest != older.Digest {
+			t.Errorf("%s after the run: %v, %v; want 1.0.0's %s", tag, m, err, older.Digest)
+		}
+	}
+}
