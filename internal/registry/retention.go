@@ -262,10 +262,35 @@ func (s *Service) RunRetention(ctx context.Context, pattern, trigger string) (*R
 	if err := rs.AddRetentionRun(context.WithoutCancel(ctx), &run.RetentionRun); err != nil {
 		return nil, fmt.Errorf("record retention run: %w", err)
 	}
+	if err := s.emitRetention(context.WithoutCancel(ctx), run); err != nil {
+		// The run happened and is on record; only its webhooks are lost.
+		s.log.WarnContext(ctx, "retention run not sent to webhooks", "run", run.ID, "err", err)
+	}
 	s.log.InfoContext(ctx, "retention run", "user", Actor(ctx), "trigger", trigger, "scope", pattern, "run", run.ID,
 		"repositories", run.Repositories, "deleted_tags", run.DeletedTags, "deleted_manifests", run.DeletedManifests,
 		"failures", run.Failures, "duration", run.FinishedAt.Sub(run.StartedAt))
 	return run, ctx.Err()
+}
+
+// emitRetention reports a run to the webhooks subscribed to retention:
+// one event of no repository with the totals, which any namespace may
+// read, and one per repository with what went there and why. The tags
+// and manifests deleted are delete events already, recorded by the store.
+func (s *Service) emitRetention(ctx context.Context, run *RetentionRun) error {
+	totals, err := json.Marshal(map[string]any{"run": run.ID, "trigger": run.Trigger, "scope": run.Scope,
+		"repositories": run.Repositories, "deleted_tags": run.DeletedTags, "deleted_manifests": run.DeletedManifests, "failures": run.Failures})
+	if err != nil {
+		return err
+	}
+	events := []metadata.Event{{Action: metadata.EventRetention, Actor: run.Actor, Detail: string(totals)}}
+	for _, p := range run.Plans {
+		detail, err := json.Marshal(map[string]any{"run": run.ID, "deleted": p})
+		if err != nil {
+			return err
+		}
+		events = append(events, metadata.Event{Action: metadata.EventRetention, Repo: p.Repository, Actor: run.Actor, Detail: string(detail)})
+	}
+	return s.EmitEvents(ctx, events...)
 }
 
 // retentionDelete carries out one deletion of a plan.

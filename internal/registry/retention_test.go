@@ -5,11 +5,13 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/wharf/wharf/internal/blobstore/fs"
 	"github.com/wharf/wharf/internal/clocktest"
+	"github.com/wharf/wharf/internal/metadata"
 	"github.com/wharf/wharf/internal/metadata/sqldb"
 	"github.com/wharf/wharf/internal/registry"
 )
@@ -129,5 +131,46 @@ func TestRetention_DeletingAVersionMovesItsFloatingTags(t *testing.T) {
 		if err != nil || m.Digest != older.Digest {
 			t.Errorf("%s after the run: %v, %v; want 1.0.0's %s", tag, m, err, older.Digest)
 		}
+	}
+}
+
+// A run reports to the webhooks subscribed to retention: the totals, and
+// per repository what went.
+func TestRetention_RunIsSentToWebhooks(t *testing.T) {
+	c := clocktest.New()
+	path := filepath.Join(t.TempDir(), "metadata.db")
+	svc := replicaOn(t, path, c)
+	db, err := sqldb.OpenSQLite(t.Context(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	ctx := registry.WithActor(context.Background(), "alice")
+	if _, err := db.CreateWebhook(ctx, &metadata.Webhook{Namespace: "team", Pattern: "team/*", URL: "http://127.0.0.1:1/hook",
+		Events: []string{metadata.EventRetention}, Format: "cloudevents", Secrets: []string{"whsec_test"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tag := range []string{"keep", "drop"} {
+		if _, err := svc.PutManifest(ctx, "team/app", tag, ociManifest, imageManifest(tag), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := svc.Policies().Set(ctx, "team/*", map[string]string{registry.KeyRetention: "match=keep"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.RunRetention(ctx, "team/*", "manual"); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := db.ClaimDeliveries(ctx, "test", c.Now(), c.Now().Add(time.Minute), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range ds {
+		got = append(got, d.Action+" "+d.Repo+" "+d.Detail)
+	}
+	if len(ds) != 2 || ds[0].Repo != "" || !strings.Contains(ds[0].Detail, `"deleted_tags":1`) ||
+		ds[1].Repo != "team/app" || !strings.Contains(ds[1].Detail, `"tag":"drop"`) || !strings.Contains(ds[1].Detail, "kept by no rule") {
+		t.Errorf("deliveries:\n%s", strings.Join(got, "\n"))
 	}
 }
