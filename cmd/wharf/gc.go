@@ -28,19 +28,12 @@ replica while the others serve.`
 		if opts.Grace <= 0 {
 			return fmt.Errorf("--grace must be positive, not %s", opts.Grace)
 		}
-		cfg, log, err := dataDirConfig(cmd)
-		if err != nil {
+		return withRegistry(cmd, func(reg *server.Registry) error {
+			start := time.Now()
+			rep, err := reg.CollectGarbage(cmd.Context(), opts)
+			printGCReport(cmd, opts, rep, time.Since(start))
 			return err
-		}
-		reg, err := server.OpenRegistry(cmd.Context(), cfg, log)
-		if err != nil {
-			return err
-		}
-		defer reg.Close()
-		start := time.Now()
-		rep, err := reg.CollectGarbage(cmd.Context(), opts)
-		printGCReport(cmd, opts, rep, time.Since(start))
-		return err
+		})
 	}
 	return cmd
 }

@@ -6,20 +6,26 @@ import (
 	"testing"
 )
 
+// offline runs wharf's offline commands on data directory dir, failing
+// the test if one fails.
+func offline(t *testing.T, dir string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		out, errOut, err := runRootIn(t.Context(), "", append(args, "--data-dir", dir)...)
+		if err != nil {
+			t.Fatalf("wharf %v: %v\n%s%s", args, err, out, errOut)
+		}
+		return out
+	}
+}
+
 // TestPolicyCommands sets, lists and removes policies offline on a data
 // directory, and refuses unknown keys, bad values and bad patterns with a
 // message that says what to fix.
 func TestPolicyCommands(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
-	run := func(args ...string) string {
-		t.Helper()
-		out, errOut, err := runRootIn(ctx, "", append(args, "--data-dir", dir)...)
-		if err != nil {
-			t.Fatalf("wharf %v: %v\n%s%s", args, err, out, errOut)
-		}
-		return out
-	}
+	run := offline(t, dir)
 	fails := func(want string, args ...string) {
 		t.Helper()
 		out, errOut, err := runRootIn(ctx, "", append(args, "--data-dir", dir)...)

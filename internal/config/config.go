@@ -42,6 +42,7 @@ type Config struct {
 	Uploads    Uploads    `yaml:"uploads"`
 	Webhooks   Webhooks   `yaml:"webhooks"`
 	GC         GC         `yaml:"gc"`
+	Retention  Retention  `yaml:"retention"`
 	Auth       Auth       `yaml:"auth"`
 	TLS        TLS        `yaml:"tls"`
 	Mirror     Mirror     `yaml:"mirror"`
@@ -161,6 +162,13 @@ type GC struct {
 	Grace time.Duration `yaml:"grace"`
 }
 
+// Retention configures the scheduled run of the retention= policies.
+type Retention struct {
+	// Interval is how often serve deletes what the policies name (one
+	// replica per interval when several share a database); 0 never does.
+	Interval time.Duration `yaml:"interval"`
+}
+
 // Log configures the structured logs.
 type Log struct {
 	// Level is debug, info, warn or error.
@@ -274,6 +282,7 @@ func Default() Config {
 		Uploads:         Uploads{PurgeAfter: 24 * time.Hour},
 		Webhooks:        Webhooks{MaxAttempts: 12, Backoff: 10 * time.Second, Timeout: 10 * time.Second, Poll: time.Second},
 		GC:              GC{Interval: time.Hour, UntaggedAge: 24 * time.Hour, Grace: time.Hour},
+		Retention:       Retention{Interval: 24 * time.Hour},
 		Limits:          Limits{IdleTimeout: 60 * time.Second},
 		Auth: Auth{Mode: AuthToken, Service: "wharf", DefaultVisibility: "private",
 			TokenLifetime: 5 * time.Minute, SigningAlgorithm: "EdDSA"},
@@ -401,6 +410,9 @@ func (c *Config) Validate() error {
 	}
 	if c.GC.Grace <= 0 {
 		bad("gc.grace must be positive")
+	}
+	if c.Retention.Interval < 0 || (c.Retention.Interval > 0 && c.Retention.Interval < time.Minute) {
+		bad("retention.interval must be 0 (off) or at least 1m")
 	}
 	if c.Limits.MaxConcurrentRequests < 0 {
 		bad("limits.max_concurrent_requests must not be negative")

@@ -45,6 +45,8 @@ var everySetting = []layered{
 		func(c config.Config) string { return c.GC.UntaggedAge.String() }},
 	{"WHARF_GC_GRACE", "gc-grace", "gc:\n  grace: 2h\n", "2h0m0s", "3h0m0s", "10m0s",
 		func(c config.Config) string { return c.GC.Grace.String() }},
+	{"WHARF_RETENTION_INTERVAL", "retention-interval", "retention:\n  interval: 1h\n", "1h0m0s", "2h0m0s", "0s",
+		func(c config.Config) string { return c.Retention.Interval.String() }},
 	{"WHARF_MAX_CONCURRENT_REQUESTS", "max-concurrent-requests", "limits:\n  max_concurrent_requests: 10\n", "10", "20", "30",
 		func(c config.Config) string { return strconv.Itoa(c.Limits.MaxConcurrentRequests) }},
 	{"WHARF_IDLE_TIMEOUT", "idle-timeout", "limits:\n  idle_timeout: 10s\n", "10s", "20s", "0s",

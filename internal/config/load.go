@@ -67,6 +67,8 @@ var settings = []setting{
 		func(c *Config) string { return c.GC.UntaggedAge.String() }, durationSetter(func(c *Config) *time.Duration { return &c.GC.UntaggedAge })},
 	{"WHARF_GC_GRACE", "gc-grace", "garbage collection keeps what was pushed or reused more recently than this",
 		func(c *Config) string { return c.GC.Grace.String() }, durationSetter(func(c *Config) *time.Duration { return &c.GC.Grace })},
+	{"WHARF_RETENTION_INTERVAL", "retention-interval", "how often to delete what the retention= policies name (0: never)",
+		func(c *Config) string { return c.Retention.Interval.String() }, durationSetter(func(c *Config) *time.Duration { return &c.Retention.Interval })},
 	{"WHARF_MAX_CONCURRENT_REQUESTS", "max-concurrent-requests", "answer TOOMANYREQUESTS beyond this many requests in flight, for registry clients and for the web UI and Hub API each (0: no limit)",
 		func(c *Config) string { return strconv.Itoa(c.Limits.MaxConcurrentRequests) }, intSetter(func(c *Config) *int { return &c.Limits.MaxConcurrentRequests })},
 	{"WHARF_IDLE_TIMEOUT", "idle-timeout", "cut off a request whose body sends nothing for this long (0: never)",

@@ -1,5 +1,11 @@
 package registry
 
+import (
+	"context"
+
+	"github.com/opencontainers/go-digest"
+)
+
 // UploadLockCount is the number of ids in the upload lock map, for tests
 // that check it stays bounded.
 func (s *Service) UploadLockCount() int { return s.uploadLocks.len() }
@@ -7,3 +13,9 @@ func (s *Service) UploadLockCount() int { return s.uploadLocks.len() }
 // LayerChains exposes layerChains to the lineage benchmarks, which seed
 // a database with the chains pushes would have recorded.
 var LayerChains = layerChains
+
+// RetentionDeleteTag is a retention run's deletion of tag, decided when it
+// pointed at d.
+func (s *Service) RetentionDeleteTag(ctx context.Context, repo, tag string, d digest.Digest) error {
+	return s.retentionDelete(ctx, repo, RetentionItem{Tag: tag, Digest: d, Delete: true})
+}

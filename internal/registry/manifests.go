@@ -209,15 +209,21 @@ func (s *Service) deleteManifest(ctx context.Context, repo string, d digest.Dige
 
 // deleteTag deletes one tag, unless it is immutable; under
 // floating-tags=semver the floating tags that pointed at it, if it is a
-// version, fall back.
+// version, fall back. A retention run's delete also checks that the tag
+// has not moved since it was decided (guardTarget).
 func (s *Service) deleteTag(ctx context.Context, repo, tag string) error {
 	planner, rules, ctx, err := s.tagWrite(ctx, repo)
 	if err != nil {
 		return err
 	}
+	var plan metadata.TagPlan
 	if planner != nil {
 		gone := func(t metadata.TagTarget) bool { return t.Name == tag }
-		return planner.DeleteTagPlanned(ctx, repo, tag, deletePlan(rules, gone, Actor(ctx)))
+		plan = deletePlan(rules, gone, Actor(ctx))
+	}
+	plan = guardTarget(ctx, tag, plan)
+	if planner, ok := s.meta.(metadata.TagPlanner); ok && plan != nil {
+		return planner.DeleteTagPlanned(ctx, repo, tag, plan)
 	}
 	return s.meta.DeleteTag(ctx, repo, tag)
 }

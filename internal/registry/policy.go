@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wharf/wharf/internal/metadata"
+	"github.com/wharf/wharf/internal/registry/retention"
 )
 
 // Policies are wharf's per-repository settings: KEY=VALUE pairs set on a
@@ -75,6 +76,8 @@ var policyKeys = []PolicyKey{
 		Doc: "tags matching a glob (1.*, v*, release-?) cannot be moved or deleted once pushed; pushing the same image again is accepted"},
 	{Name: KeyTagHistory, Values: "DURATION", Default: "14d", Check: checkKeep,
 		Doc: "how long tag moves and deletes are kept for rollback (14d, 36h); garbage collection keeps the images they name as long"},
+	{Name: KeyRetention, Values: retention.Syntax, Default: "", Check: checkRetention,
+		Doc: "keep rules (AND inside a rule, OR across rules; a tag no rule keeps is deleted by the scheduled run), e.g. \"last=10; semver-minors=3 semver-patches=1; untagged=14d\""},
 }
 
 // PolicyKeys lists the keys policies may set, in name order.

@@ -42,7 +42,7 @@ func (s *Service) recordPull(repo, tag string) {
 	}
 	e := v.(*pullEntry)
 	e.count.Add(1)
-	e.last.Store(time.Now().UnixNano())
+	e.last.Store(s.opts.Now().UnixNano())
 	if c.armed.CompareAndSwap(false, true) {
 		time.AfterFunc(pullFlushDelay, func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -140,3 +140,9 @@ func inLine(v Version, f string) bool {
 	rest, ok := strings.CutPrefix(f, v.Prefix+v.Major)
 	return ok && (rest == "" || rest == "."+v.Minor)
 }
+
+// Numbers returns v's major, minor and patch numbers, for ranking versions
+// by line (retention keeps the highest minor lines).
+func (v Version) Numbers() (major, minor, patch uint64) {
+	return v.nums[0], v.nums[1], v.nums[2]
+}

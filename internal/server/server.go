@@ -340,6 +340,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	background.Go(func() { s.collectGarbage(jctx) })
 	background.Go(func() { s.pruneTagHistory(jctx) })
 	background.Go(func() { repeat(jctx, usageRecountEvery, func() { s.recountUsage(jctx) }) })
+	background.Go(func() { s.applyRetention(jctx) })
 	defer func() { stopJanitor(); background.Wait() }()
 	s.log.Info("wharf listening", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir,
 		"auth", s.cfg.Auth.Mode, "tls", s.tls != nil)

@@ -44,27 +44,39 @@ func policyPattern(r *http.Request) (pattern, rightsOn string) {
 	return r.PathValue("ns") + "/*", r.PathValue("ns") + "/*"
 }
 
-// apiPolicies serves GET, POST and DELETE on …/policies[/{key}].
-func (h *Handler) apiPolicies(w http.ResponseWriter, r *http.Request) {
+// policyCaller identifies the caller of a route on a repository's or a
+// namespace's settings and checks its rights: to read (GET) those of
+// pull, to change those of delete. It answers the request itself when
+// the caller may not.
+func (h *Handler) policyCaller(w http.ResponseWriter, r *http.Request) (caller, string, bool) {
 	c, ok := h.apiCaller(w, r)
 	if !ok {
-		return
+		return c, "", false
 	}
 	pattern, rightsOn := policyPattern(r)
 	if err := registry.ValidatePattern(pattern); err != nil {
 		writeSpecError(w, http.StatusNotFound, "NAME_INVALID", "no such repository or namespace")
-		return
+		return c, "", false
 	}
 	need := auth.ActionDelete
 	if r.Method == http.MethodGet {
 		need = auth.ActionPull
 	}
 	if r.PathValue("repo") != "" && !h.apiRepoAccess(w, r, c, rightsOn, need) {
-		return
+		return c, "", false
 	}
 	// A namespace is no secret (its page lists its public repositories):
 	// a refusal is 401 or 403, not 404.
 	if r.PathValue("repo") == "" && !h.apiMay(w, r, c, rightsOn, need) {
+		return c, "", false
+	}
+	return c, pattern, true
+}
+
+// apiPolicies serves GET, POST and DELETE on …/policies[/{key}].
+func (h *Handler) apiPolicies(w http.ResponseWriter, r *http.Request) {
+	c, pattern, ok := h.policyCaller(w, r)
+	if !ok {
 		return
 	}
 	pol := h.reg.Policies()

@@ -131,10 +131,16 @@ func (h *Handler) repoPage(w http.ResponseWriter, r *http.Request) {
 			h.internal(w, r, c, err)
 			return
 		}
+		ret, err := h.retentionPanel(r.Context(), rt.Name)
+		if err != nil {
+			h.internal(w, r, c, err)
+			return
+		}
 		h.show(w, r, c, http.StatusOK, "repo_settings", rt.Name+" settings", struct {
-			Repo     *repoHeader
-			Policies *policyPanel
-		}{hd, pols})
+			Repo      *repoHeader
+			Policies  *policyPanel
+			Retention *retentionPanel
+		}{hd, pols, ret})
 	default:
 		h.overviewPage(w, r, c, hd)
 	}

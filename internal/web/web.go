@@ -122,6 +122,11 @@ func (h *Handler) routes() *http.ServeMux {
 	hub("POST /v2/namespaces/{ns}/webhooks/{id}/deliveries/{delivery}/redeliver", h.apiWebhooks)
 	hub("GET /v2/namespaces/{ns}/usage", h.apiUsage)
 	hub("GET /v2/namespaces/{ns}/repositories/{repo}/usage", h.apiUsage)
+	hub("GET /v2/namespaces/{ns}/retention/preview", h.apiRetention)
+	hub("POST /v2/namespaces/{ns}/retention/run", h.apiRetention)
+	hub("GET /v2/namespaces/{ns}/repositories/{repo}/retention/preview", h.apiRetention)
+	hub("POST /v2/namespaces/{ns}/repositories/{repo}/retention/run", h.apiRetention)
+	hub("GET /v2/retention/runs", h.apiRetentionRuns)
 	hub("GET /v2/namespaces/{ns}/repositories/{repo}/tags/{tag}/base", h.apiTagBase)
 	hub("GET /v2/namespaces/{ns}/repositories/{repo}/tags/{tag}/history", h.apiTagHistory)
 	hub("POST /v2/namespaces/{ns}/repositories/{repo}/tags/{tag}/restore", h.apiRestoreTag)
@@ -192,7 +197,7 @@ func isAPIPath(path string) bool { return strings.HasPrefix(path, "/v2/") }
 // The server asks only for paths the distribution API does not know, so
 // a repository named like "repositories/x" still reaches the registry.
 func IsHubAPIPath(path string) bool {
-	for _, p := range []string{"/v2/namespaces/", "/v2/repositories/", "/v2/access-tokens", "/v2/admin/", "/v2/users", "/v2/orgs"} {
+	for _, p := range []string{"/v2/namespaces/", "/v2/repositories/", "/v2/access-tokens", "/v2/admin/", "/v2/users", "/v2/orgs", "/v2/retention/"} {
 		if strings.HasPrefix(path, p) {
 			return true
 		}

@@ -137,6 +137,7 @@ var notCopied = map[string]string{
 	"repo_usage":         "kept by the writes of blob links (countRepoLink)",
 	"namespace_blobs":    "kept by the writes of blob links (countRepoLink)",
 	"namespace_usage":    "kept by the writes of blob links (countRepoLink)",
+	"retention_runs":     "reports of runs against the source's data, not state",
 }
 
 func bulkTableOf(kind metadata.Kind) (*bulkTable, error) {

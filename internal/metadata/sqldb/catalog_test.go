@@ -83,3 +83,9 @@ func TestSQLite_UsageContract(t *testing.T) {
 		return openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
 	})
 }
+
+func TestSQLite_RetentionContract(t *testing.T) {
+	metadatatest.RunRetention(t, func(t *testing.T) metadata.Store {
+		return openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
+	})
+}

@@ -346,6 +346,21 @@ var migrations = []string{
 	` + recountRepoUsage + `;
 	` + recountNamespaceBlobs + `;
 	` + recountNamespaceUsage + `;`,
+	// 17: retention (internal/registry/retention): a report per run. Its
+	// scheduled run takes its lease in job_leases (14).
+	`CREATE TABLE retention_runs (
+		id                INTEGER PRIMARY KEY,
+		started_at        BIGINT NOT NULL,
+		finished_at       BIGINT NOT NULL,
+		trigger_kind      TEXT NOT NULL,
+		actor             TEXT NOT NULL DEFAULT '',
+		scope             TEXT NOT NULL,
+		repositories      BIGINT NOT NULL,
+		deleted_tags      BIGINT NOT NULL,
+		deleted_manifests BIGINT NOT NULL,
+		failures          BIGINT NOT NULL,
+		report            BLOB NOT NULL
+	);`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the

@@ -127,3 +127,8 @@ func TestPgBouncer_UsageContract(t *testing.T) {
 	b := servicetest.StartPgBouncer(t)
 	metadatatest.RunUsage(t, func(t *testing.T) metadata.Store { return openBounced(t, b) })
 }
+
+func TestPgBouncer_RetentionContract(t *testing.T) {
+	b := servicetest.StartPgBouncer(t)
+	metadatatest.RunRetention(t, func(t *testing.T) metadata.Store { return openBounced(t, b) })
+}

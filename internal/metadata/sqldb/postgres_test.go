@@ -251,3 +251,8 @@ func TestPostgres_UsageContract(t *testing.T) {
 	servicetest.StartPostgres(t)
 	metadatatest.RunUsage(t, func(t *testing.T) metadata.Store { return openPostgres(t) })
 }
+
+func TestPostgres_RetentionContract(t *testing.T) {
+	servicetest.StartPostgres(t)
+	metadatatest.RunRetention(t, func(t *testing.T) metadata.Store { return openPostgres(t) })
+}
