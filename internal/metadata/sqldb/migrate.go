@@ -322,6 +322,23 @@ var migrations = []string{
 	CREATE INDEX tag_history_tag ON tag_history(repo_id, tag, id);
 	CREATE INDEX tag_history_from ON tag_history(repo_id, from_digest, keep_until) WHERE from_digest <> '';
 	CREATE INDEX tag_history_keep ON tag_history(keep_until);`,
+	// 16: replication rules (replication.go). The password column holds
+	// only what the replicate package sealed under the secret key.
+	`CREATE TABLE replication_rules (
+		id          INTEGER PRIMARY KEY,
+		namespace   TEXT NOT NULL,
+		pattern     TEXT NOT NULL,
+		url         TEXT NOT NULL,
+		dest_prefix TEXT NOT NULL DEFAULT '',
+		username    TEXT NOT NULL DEFAULT '',
+		password    TEXT NOT NULL DEFAULT '',
+		created_by  TEXT NOT NULL DEFAULT '',
+		created_at  BIGINT NOT NULL,
+		last_run_at BIGINT NOT NULL DEFAULT 0,
+		last_ok_at  BIGINT NOT NULL DEFAULT 0,
+		last_error  TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX replication_rules_namespace ON replication_rules(namespace);`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the

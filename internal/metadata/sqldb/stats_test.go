@@ -140,6 +140,7 @@ func TestStats_MigrationCountsExistingLinks(t *testing.T) {
 		DROP INDEX manifest_refs_parents; CREATE INDEX manifest_refs_child ON manifest_refs(repo_id, child);
 		DROP TABLE job_leases; DROP TABLE job_runs;
 		DROP TABLE tag_history;
+		DROP TABLE replication_rules;
 		DELETE FROM schema_migrations WHERE version >= 5`); err != nil {
 		t.Fatal(err)
 	}
