@@ -164,3 +164,50 @@ func (s *Service) reconcileRule(ctx context.Context, r metadata.ReplicationRule,
 	return errors.Join(errs...)
 }
 
+// Apply replicates one event of the outbox (a push, a tag moved, a
+// delete) to every rule that covers its repository, recording each
+// rule's run. A delete of a tag deletes that tag at the destination; a
+// delete by digest deletes the manifest there, where it is allowed.
+func (s *Service) Apply(ctx context.Context, e metadata.Event) error {
+	ref := e.Tag
+	if ref == "" {
+		ref = e.Digest.String()
+	}
+	if e.Repo == "" || ref == "" {
+		return nil
+	}
+	rules, err := s.store.ListReplicationRules(ctx, "")
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, r := range rules {
+		if !Matches(r.Pattern, e.Repo) {
+			continue
+		}
+		err := s.applyRule(ctx, r, e.Action, e.Repo, ref)
+		reason := ""
+		if err != nil {
+			reason = err.Error()
+			errs = append(errs, fmt.Errorf("rule %d: %w", r.ID, err))
+		}
+		if err := s.store.RecordReplicationRun(ctx, r.ID, s.now(), reason); err != nil && !errors.Is(err, metadata.ErrNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Service) applyRule(ctx context.Context, r metadata.ReplicationRule, action, repo, ref string) error {
+	c, err := s.copier(r)
+	if err != nil {
+		return err
+	}
+	switch action {
+	case metadata.EventPush, metadata.EventTag:
+		_, err = c.Copy(ctx, repo, ref)
+	case metadata.EventDelete:
+		err = c.Delete(ctx, repo, ref)
+	}
+	return err
+}

@@ -14,7 +14,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/wharf/wharf/internal/auth"
+	"github.com/wharf/wharf/internal/metadata"
 	"github.com/wharf/wharf/internal/metadata/sqldb"
 	"github.com/wharf/wharf/internal/registrytest"
 )
@@ -116,5 +119,43 @@ func TestService_RefusesPasswordWithoutKey(t *testing.T) {
 	}
 	if _, err := svc.CreateRule(t.Context(), "team", RuleSpec{URL: "https://b.test"}, "a"); err != nil {
 		t.Errorf("a rule without credentials needs no key: %v", err)
+	}
+}
+
+func TestService_ApplyReplicatesPushAndDeleteEvents(t *testing.T) {
+	ctx := context.Background()
+	src, dest := registrytest.NewServer(t), registrytest.NewServer(t)
+	db, err := sqldb.OpenSQLite(ctx, filepath.Join(t.TempDir(), "m.db"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	svc, err := NewService(db, nil, ErrNoKey, Endpoint{URL: src.URL}, nil, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.CreateRule(ctx, "team", RuleSpec{Repositories: "app*", URL: dest.URL}, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	img := push(t, src.Server, "team/app:1.0")
+	want, _ := img.Digest()
+	if err := svc.Apply(ctx, metadata.Event{Action: metadata.EventPush, Repo: "team/app", Tag: "1.0", Digest: digest.Digest(want.String())}); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := digestOf(t, dest.Server, "team/app:1.0"); err != nil || d != want {
+		t.Fatalf("after push event destination has %s (%v), want %s", d, err, want)
+	}
+	push(t, src.Server, "team/lib:1.0")
+	if err := svc.Apply(ctx, metadata.Event{Action: metadata.EventPush, Repo: "team/lib", Tag: "1.0"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := digestOf(t, dest.Server, "team/lib:1.0"); err == nil {
+		t.Error("team/lib replicated though the rule covers team/app* only")
+	}
+	if err := svc.Apply(ctx, metadata.Event{Action: metadata.EventDelete, Repo: "team/app", Tag: "1.0"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := digestOf(t, dest.Server, "team/app:1.0"); err == nil {
+		t.Error("the tag survived its delete event at the destination")
 	}
 }
