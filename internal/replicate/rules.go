@@ -125,9 +125,15 @@ func (s *Service) ReconcileAll(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list source repositories: %w", err)
 	}
+	return s.runRules(ctx, rules, func(r metadata.ReplicationRule) error { return s.reconcileRule(ctx, r, repos) })
+}
+
+// runRules runs fn for each rule and records each run's outcome as the
+// rule's status; a rule deleted meanwhile has no status to keep.
+func (s *Service) runRules(ctx context.Context, rules []metadata.ReplicationRule, fn func(metadata.ReplicationRule) error) error {
 	var errs []error
 	for _, r := range rules {
-		err := s.reconcileRule(ctx, r, repos)
+		err := fn(r)
 		reason := ""
 		if err != nil {
 			reason = err.Error()
@@ -180,22 +186,13 @@ func (s *Service) Apply(ctx context.Context, e metadata.Event) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
+	covering := rules[:0]
 	for _, r := range rules {
-		if !Matches(r.Pattern, e.Repo) {
-			continue
-		}
-		err := s.applyRule(ctx, r, e.Action, e.Repo, ref)
-		reason := ""
-		if err != nil {
-			reason = err.Error()
-			errs = append(errs, fmt.Errorf("rule %d: %w", r.ID, err))
-		}
-		if err := s.store.RecordReplicationRun(ctx, r.ID, s.now(), reason); err != nil && !errors.Is(err, metadata.ErrNotFound) {
-			errs = append(errs, err)
+		if Matches(r.Pattern, e.Repo) {
+			covering = append(covering, r)
 		}
 	}
-	return errors.Join(errs...)
+	return s.runRules(ctx, covering, func(r metadata.ReplicationRule) error { return s.applyRule(ctx, r, e.Action, e.Repo, ref) })
 }
 
 func (s *Service) applyRule(ctx context.Context, r metadata.ReplicationRule, action, repo, ref string) error {
