@@ -33,6 +33,10 @@ type Config struct {
 	// TrustedProxies are the reverse proxies (IP addresses or CIDR
 	// prefixes) whose X-Forwarded-For and X-Forwarded-Proto are believed.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// SecretKey (base64 of 32 bytes) seals stored credentials such as
+	// replication passwords. Replicas sharing a database must share it;
+	// with local metadata and none set, one is generated into DataDir.
+	SecretKey string `yaml:"secret_key"`
 
 	Log        Log        `yaml:"log"`
 	Storage    Storage    `yaml:"storage"`

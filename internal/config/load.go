@@ -85,6 +85,9 @@ var settings = []setting{
 		func(c *Config) string { return c.Auth.TokenLifetime.String() }, durationSetter(func(c *Config) *time.Duration { return &c.Auth.TokenLifetime })},
 	{"WHARF_LOGIN_REFRESH_TOKENS", "login-refresh-tokens", "hand docker login a refresh token to save instead of the password (podman and skopeo then refuse that config.json)",
 		func(c *Config) string { return strconv.FormatBool(c.Auth.LoginRefreshTokens) }, boolSetter(func(c *Config) *bool { return &c.Auth.LoginRefreshTokens })},
+	// Environment only: a flag would show the key in ps.
+	{"WHARF_SECRET_KEY", "", "",
+		func(c *Config) string { return "" }, func(c *Config, v string) error { c.SecretKey = v; return nil }},
 	{"WHARF_ADMIN_PASSWORD", "", "",
 		func(c *Config) string { return "" }, func(c *Config, v string) error { c.Auth.AdminPassword = v; return nil }},
 	{"WHARF_TLS_CERT", "tls-cert", "PEM certificate file for HTTPS, reloaded on change",

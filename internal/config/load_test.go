@@ -141,3 +141,14 @@ func TestLoad_RejectsBadInput(t *testing.T) {
 		})
 	}
 }
+
+func TestLoad_SecretKeyFromEnvOrFile(t *testing.T) {
+	c, err := load(t, nil, map[string]string{"WHARF_SECRET_KEY": "a2V5"})
+	if err != nil || c.SecretKey != "a2V5" {
+		t.Fatalf("env: %q, %v", c.SecretKey, err)
+	}
+	c, err = load(t, []string{"--config", writeFile(t, "secret_key: ZmlsZQ==\n")}, nil)
+	if err != nil || c.SecretKey != "ZmlsZQ==" {
+		t.Fatalf("file: %q, %v", c.SecretKey, err)
+	}
+}

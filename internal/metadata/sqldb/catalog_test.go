@@ -32,6 +32,12 @@ func TestSQLite_TagPlannerContract(t *testing.T) {
 	})
 }
 
+func TestSQLite_ReplicationContract(t *testing.T) {
+	metadatatest.RunReplication(t, func(t *testing.T) metadata.Store {
+		return openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
+	})
+}
+
 func TestSQLite_WebhookContract(t *testing.T) {
 	metadatatest.RunWebhooks(t, func(t *testing.T) metadata.Store {
 		return openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))

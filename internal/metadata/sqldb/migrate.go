@@ -361,6 +361,23 @@ var migrations = []string{
 		failures          BIGINT NOT NULL,
 		report            BLOB NOT NULL
 	);`,
+	// 18: replication rules (replication.go). The password column holds
+	// only what the replicate package sealed under the secret key.
+	`CREATE TABLE replication_rules (
+		id          INTEGER PRIMARY KEY,
+		namespace   TEXT NOT NULL,
+		pattern     TEXT NOT NULL,
+		url         TEXT NOT NULL,
+		dest_prefix TEXT NOT NULL DEFAULT '',
+		username    TEXT NOT NULL DEFAULT '',
+		password    TEXT NOT NULL DEFAULT '',
+		created_by  TEXT NOT NULL DEFAULT '',
+		created_at  BIGINT NOT NULL,
+		last_run_at BIGINT NOT NULL DEFAULT 0,
+		last_ok_at  BIGINT NOT NULL DEFAULT 0,
+		last_error  TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX replication_rules_namespace ON replication_rules(namespace);`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the

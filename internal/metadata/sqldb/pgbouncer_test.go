@@ -61,6 +61,11 @@ func TestPgBouncer_TagPlannerContract(t *testing.T) {
 	metadatatest.RunTagPlanner(t, func(t *testing.T) metadata.Store { return openBounced(t, b) })
 }
 
+func TestPgBouncer_ReplicationContract(t *testing.T) {
+	b := servicetest.StartPgBouncer(t)
+	metadatatest.RunReplication(t, func(t *testing.T) metadata.Store { return openBounced(t, b) })
+}
+
 func TestPgBouncer_WebhookContract(t *testing.T) {
 	b := servicetest.StartPgBouncer(t)
 	metadatatest.RunWebhooks(t, func(t *testing.T) metadata.Store { return openBounced(t, b) })

@@ -66,6 +66,11 @@ func TestPostgres_TagPlannerContract(t *testing.T) {
 	metadatatest.RunTagPlanner(t, func(t *testing.T) metadata.Store { return openPostgres(t) })
 }
 
+func TestPostgres_ReplicationContract(t *testing.T) {
+	servicetest.StartPostgres(t)
+	metadatatest.RunReplication(t, func(t *testing.T) metadata.Store { return openPostgres(t) })
+}
+
 func TestPostgres_WebhookContract(t *testing.T) {
 	servicetest.StartPostgres(t)
 	metadatatest.RunWebhooks(t, func(t *testing.T) metadata.Store { return openPostgres(t) })
