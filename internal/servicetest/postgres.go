@@ -49,10 +49,17 @@ func StartPostgres(t testing.TB) *Postgres {
 // dropped when the test ends.
 func (p *Postgres) Database(t testing.TB) string {
 	t.Helper()
+	return p.database(t, p.CreateDatabase)
+}
+
+// database creates a database with create, under a new name, and drops it
+// when the test ends.
+func (p *Postgres) database(t testing.TB, create func(ctx context.Context, name string) (string, error)) string {
+	t.Helper()
 	name := "t_" + strings.ToLower(rand.Text()[:16])
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	url, err := p.CreateDatabase(ctx, name)
+	url, err := create(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,19 +114,7 @@ func (p *Postgres) DatabaseFrom(t testing.TB, key string, prepare func(ctx conte
 	if tpl.err != nil {
 		t.Fatalf("template database %s: %v", tpl.name, tpl.err)
 	}
-	name := "t_" + strings.ToLower(rand.Text()[:16])
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	url, err := p.CreateDatabaseFrom(ctx, name, tpl.name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := p.DropDatabase(ctx, name); err != nil {
-			t.Logf("drop database %s: %v", name, err)
-		}
+	return p.database(t, func(ctx context.Context, name string) (string, error) {
+		return p.CreateDatabaseFrom(ctx, name, tpl.name)
 	})
-	return url
 }

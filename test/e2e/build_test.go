@@ -46,7 +46,7 @@ CMD ["--greet"]
 // compares the config fields docker users rely on and every file of the
 // layers the builds added (name, type, mode, owner, content).
 func TestImageBuildMatchesDocker(t *testing.T) {
-	d, busybox := dockerWithWharf(t)
+	_, d, busybox := dockerWithWharf(t)
 	const (
 		base       = dockerRegistry + "/e2e-build/base:1"
 		dockerRef  = dockerRegistry + "/e2e-build/by-docker:1"
@@ -144,14 +144,14 @@ func TestImageBuildMatchesDocker(t *testing.T) {
 }
 
 // dockerWithWharf starts wharf where docker finds it (registry.local:5000)
-// and returns a runner of docker commands and a static busybox.
-func dockerWithWharf(t *testing.T) (func(args ...string) command, string) {
+// and returns it, a runner of docker commands and a static busybox.
+func dockerWithWharf(t *testing.T) (*wharfServer, func(args ...string) command, string) {
 	t.Helper()
 	requireDockerRegistryAddr(t)
-	startWharfAt(t, dockerListen)
+	srv := startWharfAt(t, dockerListen)
 	docker := requireDockerEngine(t)
 	busybox := requireStaticBusybox(t)
-	return func(args ...string) command {
+	return srv, func(args ...string) command {
 		c := cmd(docker, args...)
 		c.timeout = dockerTimeout
 		return c
@@ -221,7 +221,7 @@ func addedFiles(t *testing.T, img v1.Image, skip int) []string {
 // annotations: --old-base names the base) registry to registry, and has
 // the engine run the result on the new base.
 func TestImageRebaseWithDocker(t *testing.T) {
-	d, busybox := dockerWithWharf(t)
+	_, d, busybox := dockerWithWharf(t)
 	const (
 		repo    = dockerRegistry + "/e2e-rebase"
 		app     = repo + "/app:1"

@@ -19,15 +19,7 @@ import (
 // a late 2.1.105 moves nothing; deleting 3.0.0 brings latest back to
 // 2.1.107; a different 2.1.106 is refused with wharf's message.
 func TestDockerEngine_SemverFloatingTags(t *testing.T) {
-	requireDockerRegistryAddr(t)
-	srv := startWharfAt(t, dockerListen)
-	docker := requireDockerEngine(t)
-	busybox := requireStaticBusybox(t)
-	d := func(args ...string) command {
-		c := cmd(docker, args...)
-		c.timeout = dockerTimeout
-		return c
-	}
+	srv, d, busybox := dockerWithWharf(t)
 	// Set beside the running server: it applies from the next push.
 	cmd(wharfBin, "policy", "set", "gallery/*", "floating-tags=semver", "--data-dir", srv.DataDir).mustRun(t)
 

@@ -17,15 +17,7 @@ import (
 // pushed, wharf finding the app's base by its layers, then 1.1 moving 1
 // and the app becoming outdated in the API and on the base's page.
 func TestDockerGoldenLineage(t *testing.T) {
-	requireDockerRegistryAddr(t)
-	docker := requireDockerEngine(t)
-	busybox := requireStaticBusybox(t)
-	srv := startWharfAt(t, dockerListen)
-	d := func(args ...string) command {
-		c := cmd(docker, args...)
-		c.timeout = dockerTimeout
-		return c
-	}
+	srv, d, busybox := dockerWithWharf(t)
 	const (
 		base = dockerRegistry + "/golden/base"
 		app  = dockerRegistry + "/team/app:v1"

@@ -14,15 +14,7 @@ import (
 // message naming the tag and the rule, and the tag still names the first
 // image; latest, which no glob matches, moves freely.
 func TestDockerEngine_ImmutableTags(t *testing.T) {
-	requireDockerRegistryAddr(t)
-	srv := startWharfAt(t, dockerListen)
-	docker := requireDockerEngine(t)
-	busybox := requireStaticBusybox(t)
-	d := func(args ...string) command {
-		c := cmd(docker, args...)
-		c.timeout = dockerTimeout
-		return c
-	}
+	srv, d, busybox := dockerWithWharf(t)
 	cmd(wharfBin, "policy", "set", "gallery/*", "immutable-tags=1.*", "--data-dir", srv.DataDir).mustRun(t)
 
 	const (

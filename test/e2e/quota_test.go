@@ -66,15 +66,7 @@ func TestCrane_QuotaRefusal(t *testing.T) {
 // over its namespace's quota is refused, and docker prints wharf's
 // message.
 func TestDockerEngine_QuotaRefusal(t *testing.T) {
-	requireDockerRegistryAddr(t)
-	srv := startWharfAt(t, dockerListen)
-	docker := requireDockerEngine(t)
-	busybox := requireStaticBusybox(t)
-	d := func(args ...string) command {
-		c := cmd(docker, args...)
-		c.timeout = dockerTimeout
-		return c
-	}
+	srv, d, busybox := dockerWithWharf(t)
 	cmd(wharfBin, "policy", "set", "quota/*", "quota=1MB", "--data-dir", srv.DataDir).mustRun(t)
 	const base = "wharf-e2e/quota-base:1"
 	ref := dockerRegistry + "/quota/app:v1"
