@@ -97,6 +97,15 @@ func writeAPIError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]any{"message": msg, "errinfo": map[string]any{}})
 }
 
+// hubPaging is paging for a Hub API route, answering a bad page or
+// page_size with Hub's 400.
+func hubPaging(w http.ResponseWriter, r *http.Request) (page, size int, ok bool) {
+	if page, size, ok = paging(r); !ok {
+		writeAPIError(w, http.StatusBadRequest, "page and page_size must be positive integers")
+	}
+	return page, size, ok
+}
+
 // paging reads page and page_size as Hub does: page 1-based, page_size
 // 10 by default and at most 100.
 func paging(r *http.Request) (page, size int, ok bool) {

@@ -36,9 +36,8 @@ func (h *Handler) apiListRepos(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	page, size, ok := paging(r)
+	page, size, ok := hubPaging(w, r)
 	if !ok {
-		writeAPIError(w, http.StatusBadRequest, "page and page_size must be positive integers")
 		return
 	}
 	vis, err := h.visibleTo(r.Context(), c)
@@ -114,9 +113,8 @@ func (h *Handler) apiListTags(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	page, size, ok := paging(r)
+	page, size, ok := hubPaging(w, r)
 	if !ok {
-		writeAPIError(w, http.StatusBadRequest, "page and page_size must be positive integers")
 		return
 	}
 	q := r.URL.Query()

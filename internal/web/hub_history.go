@@ -43,9 +43,8 @@ func (h *Handler) apiTagHistory(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	page, size, ok := paging(r)
+	page, size, ok := hubPaging(w, r)
 	if !ok {
-		writeAPIError(w, http.StatusBadRequest, "page and page_size must be positive integers")
 		return
 	}
 	changes, total, err := h.reg.TagHistory(r.Context(), name, r.PathValue("tag"), (page-1)*size, size)

@@ -88,9 +88,8 @@ func (h *Handler) apiDerived(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	page, size, ok := paging(r)
+	page, size, ok := hubPaging(w, r)
 	if !ok {
-		writeAPIError(w, http.StatusBadRequest, "page and page_size must be positive integers")
 		return
 	}
 	vis, err := h.visibleTo(r.Context(), c)

@@ -39,9 +39,8 @@ func (h *Handler) apiListTokens(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	page, size, ok := paging(r)
+	page, size, ok := hubPaging(w, r)
 	if !ok {
-		writeAPIError(w, http.StatusBadRequest, "page and page_size must be positive integers")
 		return
 	}
 	toks, err := h.auth.ListPATs(r.Context(), c.sub.User)
