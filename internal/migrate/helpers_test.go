@@ -316,6 +316,8 @@ func run(t *testing.T, ctx context.Context, from, to end, opts migrate.Options) 
 
 // cancelAfterCommits cancels a migration once n blobs are committed at
 // the destination: an interruption at a known point, without timing.
+// Commits after the nth are refused as cancelled, so copies that were
+// running side by side cannot all land before the cancellation is seen.
 type cancelAfterCommits struct {
 	blobstore.Store
 	n      atomic.Int64
@@ -323,8 +325,12 @@ type cancelAfterCommits struct {
 }
 
 func (c *cancelAfterCommits) CommitUpload(ctx context.Context, id string, st blobstore.State, d digest.Digest, size int64) error {
+	left := c.n.Add(-1)
+	if left < 0 {
+		return context.Canceled
+	}
 	err := c.Store.CommitUpload(ctx, id, st, d, size)
-	if c.n.Add(-1) == 0 {
+	if left == 0 {
 		c.cancel()
 	}
 	return err
