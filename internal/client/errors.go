@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"syscall"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -24,7 +25,17 @@ var (
 	ErrUnreachable = errors.New("registry unreachable")
 	// ErrHTTPRegistry: the registry speaks plain HTTP and is not allowed to.
 	ErrHTTPRegistry = errors.New("registry answered HTTP to an HTTPS request")
+	// ErrDenied: the registry refused a change its policies forbid (an
+	// immutable tag, a quota); its message names the rule.
+	ErrDenied = errors.New("denied")
 )
+
+// genericDenial reports whether a DENIED message is the registries'
+// stock wording for a missing permission (docker's, Hub's and wharf's)
+// rather than a policy's own explanation.
+func genericDenial(msg string) bool {
+	return msg == "" || strings.EqualFold(msg, "requested access to the resource is denied")
+}
 
 // explain turns what go-containerregistry and net/http return into an
 // error a person can act on; what names the object ("registry.local:5000/gallery/ui:v1").
@@ -42,8 +53,13 @@ func explain(err error, host, what string) error {
 			codes[d.Code] = d.Message
 		}
 		_, unauthorized := codes[transport.UnauthorizedErrorCode]
-		_, denied := codes[transport.DeniedErrorCode]
+		deniedMsg, denied := codes[transport.DeniedErrorCode]
 		switch {
+		case denied && terr.StatusCode == http.StatusForbidden && !genericDenial(deniedMsg):
+			// A policy said no (an immutable tag, a quota, a push gate):
+			// logging in again would not help, and the registry's message
+			// says what would.
+			return fmt.Errorf("%w: %s: %s", ErrDenied, what, deniedMsg)
 		case unauthorized || denied || terr.StatusCode == http.StatusUnauthorized:
 			return fmt.Errorf("%w: access to %s was denied; if it needs credentials, run `wharf login %s`", ErrUnauthorized, what, host)
 		case terr.StatusCode == http.StatusForbidden:

@@ -22,10 +22,6 @@ import (
 	"github.com/wharf/wharf/internal/client/ref"
 )
 
-// ErrDenied: the registry refused a change its policies forbid (an
-// immutable tag); the message says which rule.
-var ErrDenied = errors.New("denied")
-
 // TagChange is one move or delete of a tag as wharf's JSON API reports
 // it: From is "" for a new tag, To "" for a delete.
 type TagChange struct {
