@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/wharf/wharf/internal/humantime"
 	"github.com/wharf/wharf/internal/metadata"
 )
 
@@ -289,23 +290,7 @@ func sameLine(v, w []int) bool {
 
 // ago says how long before now t was, in the largest whole unit.
 func (s *Service) ago(t time.Time) string {
-	d := s.opts.Now().Sub(t)
-	unit := func(n int, name string) string {
-		if n == 1 {
-			return "1 " + name + " ago"
-		}
-		return strconv.Itoa(n) + " " + name + "s ago"
-	}
-	switch {
-	case d < time.Minute:
-		return "just now"
-	case d < time.Hour:
-		return unit(int(d/time.Minute), "minute")
-	case d < 24*time.Hour:
-		return unit(int(d/time.Hour), "hour")
-	default:
-		return unit(int(d/(24*time.Hour)), "day")
-	}
+	return humantime.Ago(s.opts.Now(), t, "just now")
 }
 
 // OutdatedImages returns one page of the tags, of repositories visible

@@ -15,6 +15,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/yuin/goldmark"
 	"github.com/yuin/goldmark/extension"
+
+	"github.com/wharf/wharf/internal/humantime"
 )
 
 // pages holds one template set per page, each the layout plus the page.
@@ -140,26 +142,7 @@ func ago(t time.Time) string {
 	if t.IsZero() {
 		return "never"
 	}
-	d := time.Since(t)
-	unit := func(n int, name string) string {
-		if n == 1 {
-			return "1 " + name + " ago"
-		}
-		return strconv.Itoa(n) + " " + name + "s ago"
-	}
-	switch {
-	case d < time.Minute:
-		return "less than a minute ago"
-	case d < time.Hour:
-		return unit(int(d/time.Minute), "minute")
-	case d < 24*time.Hour:
-		return unit(int(d/time.Hour), "hour")
-	case d < 30*24*time.Hour:
-		return unit(int(d/(24*time.Hour)), "day")
-	case d < 365*24*time.Hour:
-		return unit(int(d/(30*24*time.Hour)), "month")
-	}
-	return unit(int(d/(365*24*time.Hour)), "year")
+	return humantime.Ago(time.Now(), t, "less than a minute ago")
 }
 
 // humanSize prints bytes in decimal units, as docker does.

@@ -5,16 +5,13 @@ import (
 	"time"
 )
 
+// The units are humantime's (tested there); the page words the first
+// minute and a missing time as Hub does.
 func TestAgo_SaysItAsHubDoes(t *testing.T) {
 	now := time.Now()
 	for d, want := range map[time.Duration]string{
-		10 * time.Second:     "less than a minute ago",
-		time.Minute:          "1 minute ago",
-		59 * time.Minute:     "59 minutes ago",
-		3 * time.Hour:        "3 hours ago",
-		3 * 24 * time.Hour:   "3 days ago",
-		65 * 24 * time.Hour:  "2 months ago",
-		800 * 24 * time.Hour: "2 years ago",
+		10 * time.Second:   "less than a minute ago",
+		3 * 24 * time.Hour: "3 days ago",
 	} {
 		if got := ago(now.Add(-d)); got != want {
 			t.Errorf("ago(-%v) = %q, want %q", d, got, want)
