@@ -102,8 +102,21 @@ type Options struct {
 	ServeStale bool
 	// SpoolDir holds blobs while they are fetched.
 	SpoolDir string
-	Now      func() time.Time
-	Log      *slog.Logger
+	// IdleTimeout ends a blob fetch whose upstream sends nothing for this
+	// long (0: never), so that a stalled upstream does not hold its
+	// clients, and the blob, forever.
+	IdleTimeout time.Duration
+	// AfterFunc starts the idle timer (time.AfterFunc when nil); tests
+	// fire it by hand instead of waiting.
+	AfterFunc func(d time.Duration, f func()) Timer
+	Now       func() time.Time
+	Log       *slog.Logger
+}
+
+// Timer is what the idle watchdog needs of a *time.Timer.
+type Timer interface {
+	Reset(d time.Duration) bool
+	Stop() bool
 }
 
 // Mirror is the pull-through cache over a registry service.
@@ -124,6 +137,9 @@ func New(reg *registry.Service, sources []*Source, opts Options) *Mirror {
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.AfterFunc == nil {
+		opts.AfterFunc = func(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 	}
 	return &Mirror{reg: reg, sources: sources, opts: opts, checked: map[string]time.Time{}, inflight: map[digest.Digest]*fetch{}}
 }

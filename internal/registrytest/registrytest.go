@@ -19,6 +19,7 @@ import (
 	"github.com/wharf/wharf/internal/auth"
 	"github.com/wharf/wharf/internal/config"
 	"github.com/wharf/wharf/internal/notify"
+	"github.com/wharf/wharf/internal/proxy"
 	"github.com/wharf/wharf/internal/server"
 )
 
@@ -72,6 +73,12 @@ func WithConfig(f func(*config.Config)) Option { return func(s *setup) { f(&s.cf
 // WithClock makes the server read the time from now (server.WithClock).
 func WithClock(now func() time.Time) Option {
 	return func(s *setup) { s.opts = append(s.opts, server.WithClock(now)) }
+}
+
+// WithAfterFunc starts the mirror's idle timers with afterFunc
+// (server.WithAfterFunc).
+func WithAfterFunc(afterFunc func(d time.Duration, f func()) proxy.Timer) Option {
+	return func(s *setup) { s.opts = append(s.opts, server.WithAfterFunc(afterFunc)) }
 }
 
 // cheapPasswords is the smallest argon2id cost: tests check who may do

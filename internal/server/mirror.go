@@ -44,7 +44,8 @@ func (s *Server) openMirror() (*mirrorHTTP, error) {
 		sources = append(sources, &proxy.Source{Host: u.Host, Prefix: u.Prefix, Namespaces: u.Namespaces, Upstream: c})
 	}
 	h.m = proxy.New(s.registry, sources, proxy.Options{TagTTL: mc.TagTTL, ServeStale: mc.ServeStale,
-		SpoolDir: filepath.Join(s.cfg.DataDir, "mirror-spool"), Now: s.opts.now, Log: s.log})
+		SpoolDir: filepath.Join(s.cfg.DataDir, "mirror-spool"), IdleTimeout: mc.IdleTimeout, AfterFunc: s.opts.afterFunc,
+		Now: s.opts.now, Log: s.log})
 	return h, nil
 }
 
