@@ -92,7 +92,11 @@ func (m *Mirror) OpenBlob(ctx context.Context, t Target, d digest.Digest) (r *Bl
 		m.inflight[d] = f
 		// The fetch outlives the request that started it: the other
 		// clients reading it must not fail when that one hangs up.
-		go m.fetchBlob(context.WithoutCancel(ctx), t, d, f)
+		m.fetches.Add(1)
+		go func() {
+			defer m.fetches.Done()
+			m.fetchBlob(context.WithoutCancel(ctx), t, d, f)
+		}()
 	}
 	m.mu.Unlock()
 	select {

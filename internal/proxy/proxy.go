@@ -106,6 +106,9 @@ type Options struct {
 	// long (0: never), so that a stalled upstream does not hold its
 	// clients, and the blob, forever.
 	IdleTimeout time.Duration
+	// MaxSize caps what the mirrored namespaces hold (0: no cap); Evict
+	// deletes what was least recently pulled to get under it.
+	MaxSize int64
 	// AfterFunc starts the idle timer (time.AfterFunc when nil); tests
 	// fire it by hand instead of waiting.
 	AfterFunc func(d time.Duration, f func()) Timer
@@ -128,7 +131,14 @@ type Mirror struct {
 	mu       sync.Mutex
 	checked  map[string]time.Time // local:tag → last validated upstream
 	inflight map[digest.Digest]*fetch
+	fetches  sync.WaitGroup // blob fetches, until committed or failed
 }
+
+// Wait returns once every blob fetch started so far has been committed
+// to the cache or has failed. Clients see a blob's last byte before its
+// commit, so whoever counts what the cache holds right after a pull
+// (eviction's tests) waits first.
+func (m *Mirror) Wait() { m.fetches.Wait() }
 
 // New returns a mirror of sources caching into reg.
 func New(reg *registry.Service, sources []*Source, opts Options) *Mirror {

@@ -35,6 +35,9 @@ type Server struct {
 	// Webhooks delivers the outbox; nothing runs it in the background,
 	// so a test calls DeliverDue.
 	Webhooks *notify.Service
+	// Mirror is the pull-through cache (nil without upstreams); nothing
+	// runs its eviction in the background, so a test calls Evict.
+	Mirror *proxy.Mirror
 
 	stop func()
 }
@@ -118,7 +121,7 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 		_ = srv.Close()
 	})
 	t.Cleanup(stop)
-	return &Server{Server: hs, DataDir: cfg.DataDir, Config: cfg, Auth: srv.Accounts(), Webhooks: srv.Webhooks(), stop: stop}
+	return &Server{Server: hs, DataDir: cfg.DataDir, Config: cfg, Auth: srv.Accounts(), Webhooks: srv.Webhooks(), Mirror: srv.Mirror(), stop: stop}
 }
 
 type testWriter struct{ t testing.TB }
