@@ -75,8 +75,9 @@ type nullOpts struct {
 
 // start launches the named server with a fresh data directory under dir;
 // with st, wharf and the reference keep their data in st's PostgreSQL and
-// S3 gateway instead.
-func (f *fleet) start(ctx context.Context, name, dir string, null nullOpts, st *sharedStores) (*server, error) {
+// S3 gateway instead. With mirrorOf, wharf is a pull-through cache of the
+// registry at that URL.
+func (f *fleet) start(ctx context.Context, name, dir string, null nullOpts, st *sharedStores, mirrorOf string) (*server, error) {
 	if name == nameS3 {
 		if st == nil {
 			return nil, errors.New("the S3 gateway runs only in the shared-storage section")
@@ -103,6 +104,13 @@ func (f *fleet) start(ctx context.Context, name, dir string, null nullOpts, st *
 			"--log-level", "info", "--log-format", "text"}
 		if f.authNone {
 			args = append(args, "--auth=none")
+		}
+		if mirrorOf != "" {
+			conf, err := writeMirrorConfig(s.dataDir, mirrorOf)
+			if err != nil {
+				return nil, err
+			}
+			args = append(args, "--config", conf)
 		}
 		if st != nil {
 			args = append(args, "--database-url", st.wharfDB, "--storage-url", st.s3.URL(bucketWharf, ""))
