@@ -126,18 +126,18 @@ func (h *harness) runScenario(ctx context.Context, sc *scenario) error {
 		names = append([]string{sc.MirrorOf}, slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == sc.MirrorOf })...)
 	}
 	var targets []*target
-	upstream := ""
+	var upstream *server
 	for _, n := range names {
-		mirrorOf := ""
+		var mirrorOf *server
 		if n == nameWharf && sc.MirrorOf != "" {
-			if mirrorOf = upstream; mirrorOf == "" {
+			if mirrorOf = upstream; mirrorOf == nil {
 				sr.Errors[n] = "start: its upstream " + sc.MirrorOf + " did not start"
 				continue
 			}
 		}
 		srv, err := h.fleet.start(ctx, n, dir, null, stores, mirrorOf)
 		if err == nil && n == sc.MirrorOf {
-			upstream = srv.base
+			upstream = srv
 		}
 		if err != nil {
 			sr.Errors[n] = "start: " + err.Error()

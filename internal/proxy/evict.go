@@ -69,6 +69,9 @@ func (m *Mirror) Namespaces() []string {
 	return out
 }
 
+// MaxSize is the size cap, 0 if none.
+func (m *Mirror) MaxSize() int64 { return m.opts.MaxSize }
+
 // Usage is the storage the mirrored namespaces hold, as the quota counts it.
 func (m *Mirror) Usage(ctx context.Context) (int64, error) {
 	var total int64

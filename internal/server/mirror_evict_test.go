@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,6 +74,9 @@ func TestMirror_SizeCapEvictsLeastRecentlyPulledAndSparesLocalNamespaces(t *test
 	must(t, err)
 	if usage > 250<<10 || usage == 0 {
 		t.Errorf("after eviction and GC the mirror holds %d bytes, want at most 250KiB", usage)
+	}
+	if page := getBody(t, mirror.URL+"/mirror"); !strings.Contains(page, "of at most 256.00 kB") {
+		t.Errorf("the mirror page does not show the size cap")
 	}
 	// Nothing more to do once under the cap.
 	if again, err := mirror.Mirror.Evict(ctx); err != nil || len(again.Evicted) != 0 {
