@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/wharf/wharf/internal/clocktest"
 	"github.com/wharf/wharf/internal/config"
 	"github.com/wharf/wharf/internal/registrytest"
+	"github.com/wharf/wharf/internal/server"
 )
 
 func TestMirror_SizeCapEvictsLeastRecentlyPulledAndSparesLocalNamespaces(t *testing.T) {
@@ -97,5 +99,22 @@ func TestMirror_SizeCapEvictsLeastRecentlyPulledAndSparesLocalNamespaces(t *test
 	// The local image that shares b's layer is whole.
 	if _, err := pullAll(t, mirror.Server, "team/app:v1"); err != nil {
 		t.Errorf("the local image sharing an evicted layer: %v", err)
+	}
+}
+
+func TestMirror_BadMaxSizeStopsTheServerStarting(t *testing.T) {
+	cfg := config.Default()
+	cfg.Auth.Mode = config.AuthNone
+	cfg.DataDir = t.TempDir()
+	cfg.Mirror.Upstreams = []config.Upstream{{Host: "docker.io", URL: "http://127.0.0.1:9", Namespaces: []string{"library"}}}
+	cfg.Mirror.MaxSize = "lots"
+	cfg.Resolve()
+	srv, err := server.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err == nil {
+		srv.Close()
+		t.Fatal("a server with mirror.max_size \"lots\" started")
+	}
+	if !strings.Contains(err.Error(), `mirror.max_size "lots"`) {
+		t.Errorf("error = %v, want it to name mirror.max_size", err)
 	}
 }
