@@ -29,7 +29,9 @@ import (
 // an index), so a pass may leave the mirror over its cap; the next pass,
 // after the collection, measures again and evicts more. Over-counting
 // errs on the side of keeping: a pass never evicts an image the cap did
-// not need gone.
+// not need gone. What it cannot see is an evicted image whose links the
+// collection kept (fetched within gc.grace): the next pass still counts
+// those bytes and may evict more than the cap needs.
 
 // evictPage is how many repositories or tags are listed at a time.
 const evictPage = 200
