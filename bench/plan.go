@@ -27,6 +27,11 @@ type plan struct {
 	SetupClients     int           `json:"setup_clients"`
 	ProfileSeconds   int           `json:"profile_seconds"`
 	ClientImage      int64         `json:"client_image_bytes"`
+	// The mirror's rows: the blob of a cold pull, the uncached blob whose
+	// streaming to MirrorClients clients at once the peak RSS is of.
+	MirrorPull    int64 `json:"mirror_pull_bytes"`
+	MirrorMem     int64 `json:"mirror_memory_bytes"`
+	MirrorClients int   `json:"mirror_clients"`
 	// The shared-storage section: its blob size (push and GET), the push
 	// whose peak RSS it reports, its manifest window and how many times
 	// each repetition asks for the whole catalog.
@@ -60,6 +65,9 @@ func fullPlan() plan {
 		SetupClients:     8,
 		ProfileSeconds:   10,
 		ClientImage:      1 << 30,
+		MirrorPull:       1 << 30,
+		MirrorMem:        4 << 30,
+		MirrorClients:    8,
 
 		SharedBlob:             1 << 30,
 		SharedMem:              4 << 30,
@@ -92,6 +100,9 @@ func quickPlan() plan {
 		SetupClients:     8,
 		ProfileSeconds:   5,
 		ClientImage:      64 << 20,
+		MirrorPull:       64 << 20,
+		MirrorMem:        256 << 20,
+		MirrorClients:    8,
 
 		SharedBlob:             128 << 20,
 		SharedMem:              256 << 20,

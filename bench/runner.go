@@ -121,9 +121,24 @@ func (h *harness) runScenario(ctx context.Context, sc *scenario) error {
 			defer stores.stop()
 		}
 	}
+	if sc.MirrorOf != "" {
+		// The upstream first: wharf is started knowing where it is.
+		names = append([]string{sc.MirrorOf}, slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == sc.MirrorOf })...)
+	}
 	var targets []*target
+	var upstream *server
 	for _, n := range names {
-		srv, err := h.fleet.start(ctx, n, dir, null, stores)
+		var mirrorOf *server
+		if n == nameWharf && sc.MirrorOf != "" {
+			if mirrorOf = upstream; mirrorOf == nil {
+				sr.Errors[n] = "start: its upstream " + sc.MirrorOf + " did not start"
+				continue
+			}
+		}
+		srv, err := h.fleet.start(ctx, n, dir, null, stores, mirrorOf)
+		if err == nil && n == sc.MirrorOf {
+			upstream = srv
+		}
 		if err != nil {
 			sr.Errors[n] = "start: " + err.Error()
 			continue

@@ -36,6 +36,9 @@ type scenario struct {
 	// Servers, when set, are the servers to start instead of wharf and
 	// the reference (and the null registry).
 	Servers []string
+	// MirrorOf, when set, names the server that wharf mirrors (a pull-
+	// through cache of its library/ namespace): it is started first.
+	MirrorOf string
 	// Shared runs the scenario on the shared-storage section's stores: a
 	// fresh PostgreSQL cluster and S3 gateway, started before its servers.
 	Shared bool
@@ -103,6 +106,7 @@ func (h *harness) scenarios() []*scenario {
 	for i, sz := range p.MemSizes {
 		out = append(out, h.memoryScenario(sz, i == len(p.MemSizes)-1))
 	}
+	out = append(out, h.mirrorScenarios()...)
 	return append(out, h.sharedScenarios()...)
 }
 

@@ -75,8 +75,10 @@ type nullOpts struct {
 
 // start launches the named server with a fresh data directory under dir;
 // with st, wharf and the reference keep their data in st's PostgreSQL and
-// S3 gateway instead.
-func (f *fleet) start(ctx context.Context, name, dir string, null nullOpts, st *sharedStores) (*server, error) {
+// S3 gateway instead. With mirrorOf, wharf is a pull-through cache of
+// that server, whose CPU then counts as wharf's (it is wharf's upstream,
+// not other processes' noise).
+func (f *fleet) start(ctx context.Context, name, dir string, null nullOpts, st *sharedStores, mirrorOf *server) (*server, error) {
 	if name == nameS3 {
 		if st == nil {
 			return nil, errors.New("the S3 gateway runs only in the shared-storage section")
@@ -103,6 +105,14 @@ func (f *fleet) start(ctx context.Context, name, dir string, null nullOpts, st *
 			"--log-level", "info", "--log-format", "text"}
 		if f.authNone {
 			args = append(args, "--auth=none")
+		}
+		if mirrorOf != nil {
+			conf, err := writeMirrorConfig(s.dataDir, mirrorOf.base)
+			if err != nil {
+				return nil, err
+			}
+			args = append(args, "--config", conf)
+			s.stores = append(s.stores, mirrorOf.pid())
 		}
 		if st != nil {
 			args = append(args, "--database-url", st.wharfDB, "--storage-url", st.s3.URL(bucketWharf, ""))

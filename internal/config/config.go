@@ -64,6 +64,15 @@ type Mirror struct {
 	// AnonymousPull lets callers without an account pull mirrored names;
 	// otherwise the caller's account governs, as for local repositories.
 	AnonymousPull bool `yaml:"anonymous_pull"`
+	// IdleTimeout abandons a blob fetch whose upstream sends nothing for
+	// this long: its clients get an error and the next pull fetches
+	// afresh. 0 waits for as long as the connection lives.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxSize caps the storage of the mirrored namespaces ("50GiB"; empty:
+	// no cap). Every EvictInterval, what is over it goes, least recently
+	// pulled first, and the garbage collection reclaims the bytes.
+	MaxSize       string        `yaml:"max_size"`
+	EvictInterval time.Duration `yaml:"evict_interval"`
 }
 
 // Upstream is one mirrored registry.
@@ -271,6 +280,11 @@ type Limits struct {
 	// long, so that a stalled client does not hold a goroutine and its
 	// buffers forever; 0 waits forever.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxSize caps the storage of the mirrored namespaces ("50GiB"; empty:
+	// no cap). Every EvictInterval, what is over it goes, least recently
+	// pulled first, and the garbage collection reclaims the bytes.
+	MaxSize       string        `yaml:"max_size"`
+	EvictInterval time.Duration `yaml:"evict_interval"`
 }
 
 // Default returns the configuration used when nothing else is said.
@@ -290,7 +304,7 @@ func Default() Config {
 		Limits:          Limits{IdleTimeout: 60 * time.Second},
 		Auth: Auth{Mode: AuthToken, Service: "wharf", DefaultVisibility: "private",
 			TokenLifetime: 5 * time.Minute, SigningAlgorithm: "EdDSA"},
-		Mirror: Mirror{TagTTL: 5 * time.Minute, ServeStale: true},
+		Mirror: Mirror{TagTTL: 5 * time.Minute, ServeStale: true, IdleTimeout: 30 * time.Second, EvictInterval: 10 * time.Minute},
 	}
 }
 
@@ -465,6 +479,12 @@ func (m Mirror) validate() []error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if m.TagTTL < 0 {
 		bad("mirror.tag_ttl %s: must not be negative", m.TagTTL)
+	}
+	if m.EvictInterval <= 0 {
+		bad("mirror.evict_interval %s: must be positive", m.EvictInterval)
+	}
+	if m.IdleTimeout < 0 {
+		bad("mirror.idle_timeout %s: must not be negative", m.IdleTimeout)
 	}
 	seen := map[string]string{}
 	claim := func(what, name string, i int) {

@@ -61,6 +61,8 @@ func TestValidate_RejectsEachProblem(t *testing.T) {
 		{"mirror prefix with a slash", func(c *config.Config) {
 			c.Mirror.Upstreams = []config.Upstream{{Host: "ghcr.io", URL: "https://ghcr.io", Prefix: "a/b"}}
 		}, []string{"mirror.upstreams[0].prefix", "one name component"}},
+		{"negative mirror idle timeout", func(c *config.Config) { c.Mirror.IdleTimeout = -time.Second }, []string{"mirror.idle_timeout"}},
+		{"no mirror eviction interval", func(c *config.Config) { c.Mirror.EvictInterval = 0 }, []string{"mirror.evict_interval"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := valid()

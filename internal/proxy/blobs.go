@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/wharf/wharf/internal/registry"
@@ -91,7 +92,11 @@ func (m *Mirror) OpenBlob(ctx context.Context, t Target, d digest.Digest) (r *Bl
 		m.inflight[d] = f
 		// The fetch outlives the request that started it: the other
 		// clients reading it must not fail when that one hangs up.
-		go m.fetchBlob(context.WithoutCancel(ctx), t, d, f)
+		m.fetches.Add(1)
+		go func() {
+			defer m.fetches.Done()
+			m.fetchBlob(context.WithoutCancel(ctx), t, d, f)
+		}()
 	}
 	m.mu.Unlock()
 	select {
@@ -186,9 +191,11 @@ func (m *Mirror) download(ctx context.Context, t Target, d digest.Digest, f *fet
 	if d.Algorithm() != digest.SHA256 {
 		return fmt.Errorf("blob %s: only sha256 blobs are mirrored", d)
 	}
+	ctx, idle := m.watchIdle(ctx)
+	defer idle.stop()
 	body, size, err := t.Source.Upstream.Blob(ctx, t.Remote, d)
 	if err != nil {
-		return err
+		return idle.explain(err)
 	}
 	defer body.Close()
 	if err := os.MkdirAll(m.opts.SpoolDir, 0o750); err != nil {
@@ -207,6 +214,7 @@ func (m *Mirror) download(ctx context.Context, t Target, d digest.Digest, f *fet
 	for n < size {
 		k, rerr := body.Read(buf[:min(int64(len(buf)), size-n)])
 		if k > 0 {
+			idle.progress()
 			if _, err := spool.Write(buf[:k]); err != nil {
 				return err
 			}
@@ -222,7 +230,7 @@ func (m *Mirror) download(ctx context.Context, t Target, d digest.Digest, f *fet
 			if rerr == io.EOF {
 				rerr = io.ErrUnexpectedEOF
 			}
-			return fmt.Errorf("%w: blob %s cut off after %d of %d bytes: %v", ErrUnreachable, d, n, size, rerr)
+			return fmt.Errorf("%w: blob %s cut off after %d of %d bytes: %v", ErrUnreachable, d, n, size, idle.explain(rerr))
 		}
 	}
 	if got := digest.NewDigest(digest.SHA256, h); got != d {
@@ -245,4 +253,51 @@ func (m *Mirror) commit(ctx context.Context, t Target, d digest.Digest, f *fetch
 		m.opts.Log.InfoContext(ctx, "blob cached from upstream", "upstream", t.Source.Host, "repo", t.Local, "digest", d, "bytes", n)
 	}
 	return n, err
+}
+
+// errIdle ends a fetch whose upstream went quiet.
+var errIdle = errors.New("the upstream sent nothing")
+
+// idleWatch cancels a fetch's context once its upstream has sent nothing
+// for the idle timeout. A stalled connection otherwise never errs: the
+// readers would wait on the spool, and the fetch would stay in flight,
+// for as long as the TCP connection lives.
+type idleWatch struct {
+	timer   Timer
+	timeout time.Duration
+	ctx     context.Context
+}
+
+func (m *Mirror) watchIdle(ctx context.Context) (context.Context, *idleWatch) {
+	w := &idleWatch{timeout: m.opts.IdleTimeout}
+	if w.timeout <= 0 {
+		w.ctx = ctx
+		return ctx, w
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	w.ctx = ctx
+	w.timer = m.opts.AfterFunc(w.timeout, func() { cancel(fmt.Errorf("%w for %s", errIdle, w.timeout)) })
+	return ctx, w
+}
+
+// progress restarts the timeout: bytes arrived.
+func (w *idleWatch) progress() {
+	if w.timer != nil {
+		w.timer.Reset(w.timeout)
+	}
+}
+
+func (w *idleWatch) stop() {
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+}
+
+// explain replaces the transport's "context canceled" with the reason
+// the watchdog cancelled the fetch.
+func (w *idleWatch) explain(err error) error {
+	if cause := context.Cause(w.ctx); errors.Is(cause, errIdle) {
+		return cause
+	}
+	return err
 }

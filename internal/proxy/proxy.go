@@ -102,8 +102,24 @@ type Options struct {
 	ServeStale bool
 	// SpoolDir holds blobs while they are fetched.
 	SpoolDir string
-	Now      func() time.Time
-	Log      *slog.Logger
+	// IdleTimeout ends a blob fetch whose upstream sends nothing for this
+	// long (0: never), so that a stalled upstream does not hold its
+	// clients, and the blob, forever.
+	IdleTimeout time.Duration
+	// MaxSize caps what the mirrored namespaces hold (0: no cap); Evict
+	// deletes what was least recently pulled to get under it.
+	MaxSize int64
+	// AfterFunc starts the idle timer (time.AfterFunc when nil); tests
+	// fire it by hand instead of waiting.
+	AfterFunc func(d time.Duration, f func()) Timer
+	Now       func() time.Time
+	Log       *slog.Logger
+}
+
+// Timer is what the idle watchdog needs of a *time.Timer.
+type Timer interface {
+	Reset(d time.Duration) bool
+	Stop() bool
 }
 
 // Mirror is the pull-through cache over a registry service.
@@ -115,7 +131,14 @@ type Mirror struct {
 	mu       sync.Mutex
 	checked  map[string]time.Time // local:tag → last validated upstream
 	inflight map[digest.Digest]*fetch
+	fetches  sync.WaitGroup // blob fetches, until committed or failed
 }
+
+// Wait returns once every blob fetch started so far has been committed
+// to the cache or has failed. Clients see a blob's last byte before its
+// commit, so whoever counts what the cache holds right after a pull
+// (eviction's tests) waits first.
+func (m *Mirror) Wait() { m.fetches.Wait() }
 
 // New returns a mirror of sources caching into reg.
 func New(reg *registry.Service, sources []*Source, opts Options) *Mirror {
@@ -124,6 +147,9 @@ func New(reg *registry.Service, sources []*Source, opts Options) *Mirror {
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.AfterFunc == nil {
+		opts.AfterFunc = func(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 	}
 	return &Mirror{reg: reg, sources: sources, opts: opts, checked: map[string]time.Time{}, inflight: map[digest.Digest]*fetch{}}
 }

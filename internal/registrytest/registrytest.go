@@ -19,6 +19,7 @@ import (
 	"github.com/wharf/wharf/internal/auth"
 	"github.com/wharf/wharf/internal/config"
 	"github.com/wharf/wharf/internal/notify"
+	"github.com/wharf/wharf/internal/proxy"
 	"github.com/wharf/wharf/internal/server"
 )
 
@@ -34,6 +35,9 @@ type Server struct {
 	// Webhooks delivers the outbox; nothing runs it in the background,
 	// so a test calls DeliverDue.
 	Webhooks *notify.Service
+	// Mirror is the pull-through cache (nil without upstreams); nothing
+	// runs its eviction in the background, so a test calls Evict.
+	Mirror *proxy.Mirror
 
 	stop func()
 }
@@ -74,6 +78,12 @@ func WithClock(now func() time.Time) Option {
 	return func(s *setup) { s.opts = append(s.opts, server.WithClock(now)) }
 }
 
+// WithAfterFunc starts the mirror's idle timers with afterFunc
+// (server.WithAfterFunc).
+func WithAfterFunc(afterFunc func(d time.Duration, f func()) proxy.Timer) Option {
+	return func(s *setup) { s.opts = append(s.opts, server.WithAfterFunc(afterFunc)) }
+}
+
 // cheapPasswords is the smallest argon2id cost: tests check who may do
 // what, not how hard a hash is to crack.
 var cheapPasswords = auth.PasswordParams{Memory: 64, Time: 1, Threads: 1}
@@ -111,7 +121,7 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 		_ = srv.Close()
 	})
 	t.Cleanup(stop)
-	return &Server{Server: hs, DataDir: cfg.DataDir, Config: cfg, Auth: srv.Accounts(), Webhooks: srv.Webhooks(), stop: stop}
+	return &Server{Server: hs, DataDir: cfg.DataDir, Config: cfg, Auth: srv.Accounts(), Webhooks: srv.Webhooks(), Mirror: srv.Mirror(), stop: stop}
 }
 
 type testWriter struct{ t testing.TB }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -43,8 +44,17 @@ func (s *Server) openMirror() (*mirrorHTTP, error) {
 		h.limits[u.Host] = c
 		sources = append(sources, &proxy.Source{Host: u.Host, Prefix: u.Prefix, Namespaces: u.Namespaces, Upstream: c})
 	}
-	h.m = proxy.New(s.registry, sources, proxy.Options{TagTTL: mc.TagTTL, ServeStale: mc.ServeStale,
-		SpoolDir: filepath.Join(s.cfg.DataDir, "mirror-spool"), Now: s.opts.now, Log: s.log})
+	var maxSize int64
+	if mc.MaxSize != "" {
+		n, _, err := registry.ParseSize(mc.MaxSize)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("mirror.max_size %q: want a positive size such as 50GiB", mc.MaxSize)
+		}
+		maxSize = n
+	}
+	h.m = proxy.New(s.registry, sources, proxy.Options{TagTTL: mc.TagTTL, ServeStale: mc.ServeStale, MaxSize: maxSize,
+		SpoolDir: filepath.Join(s.cfg.DataDir, "mirror-spool"), IdleTimeout: mc.IdleTimeout, AfterFunc: s.opts.afterFunc,
+		Now: s.opts.now, Log: s.log})
 	return h, nil
 }
 
@@ -189,4 +199,21 @@ func (h *mirrorHTTP) register(reg prometheus.Registerer) {
 		gauge("wharf_mirror_ratelimit_remaining", "Pulls the upstream says are left (Docker Hub's ratelimit-remaining; -1 until reported).", func(r, _ int64) int64 { return r })
 		gauge("wharf_mirror_ratelimit_limit", "The upstream's pull limit (ratelimit-limit; -1 until reported).", func(_, l int64) int64 { return l })
 	}
+}
+
+// evict keeps the mirror under mirror.max_size until ctx ends.
+func (h *mirrorHTTP) evict(ctx context.Context) {
+	if h.s.cfg.Mirror.MaxSize == "" {
+		return
+	}
+	repeat(ctx, h.s.cfg.Mirror.EvictInterval, func() {
+		rep, err := h.m.Evict(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			h.s.log.Warn("mirror eviction failed", "err", err)
+		case len(rep.Evicted) > 0:
+			h.s.log.Info("mirror over its size cap: evicted", "usage", rep.Usage, "images", len(rep.Evicted),
+				"estimated_bytes", rep.Estimated, "collected_bytes", rep.Collected.Bytes)
+		}
+	})
 }

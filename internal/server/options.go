@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/wharf/wharf/internal/auth"
+	"github.com/wharf/wharf/internal/proxy"
 )
 
 // Option adjusts what New and OpenRegistry build, beyond the
@@ -13,6 +14,7 @@ type Option func(*options)
 type options struct {
 	now            func() time.Time
 	passwordParams auth.PasswordParams
+	afterFunc      func(time.Duration, func()) proxy.Timer
 }
 
 // WithClock makes the server read the time from now instead of time.Now:
@@ -25,6 +27,12 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 // the production cost (19 MiB, two passes) hashing is most of their time.
 func WithPasswordParams(p auth.PasswordParams) Option {
 	return func(o *options) { o.passwordParams = p }
+}
+
+// WithAfterFunc starts the mirror's idle timers with afterFunc instead of
+// time.AfterFunc, so that a test fires a timeout instead of waiting it out.
+func WithAfterFunc(afterFunc func(d time.Duration, f func()) proxy.Timer) Option {
+	return func(o *options) { o.afterFunc = afterFunc }
 }
 
 func newOptions(opts []Option) options {

@@ -28,6 +28,7 @@ import (
 	"github.com/wharf/wharf/internal/metadata"
 	"github.com/wharf/wharf/internal/metadata/sqldb"
 	"github.com/wharf/wharf/internal/notify"
+	"github.com/wharf/wharf/internal/proxy"
 	"github.com/wharf/wharf/internal/registry"
 )
 
@@ -155,6 +156,14 @@ func (s *Server) Accounts() *auth.Service { return s.auth }
 
 // Webhooks is the webhook service, nil when the database keeps none.
 func (s *Server) Webhooks() *notify.Service { return s.hooks }
+
+// Mirror is the pull-through cache, nil when no upstream is configured.
+func (s *Server) Mirror() *proxy.Mirror {
+	if s.mirror == nil {
+		return nil
+	}
+	return s.mirror.m
+}
 
 // Handler is the whole HTTP surface, for tests and embedding.
 func (s *Server) Handler() http.Handler { return s.handler }
@@ -341,6 +350,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	background.Go(func() { s.pruneTagHistory(jctx) })
 	background.Go(func() { repeat(jctx, usageRecountEvery, func() { s.recountUsage(jctx) }) })
 	background.Go(func() { s.applyRetention(jctx) })
+	if s.mirror != nil {
+		background.Go(func() { s.mirror.evict(jctx) })
+	}
 	defer func() { stopJanitor(); background.Wait() }()
 	s.log.Info("wharf listening", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir,
 		"auth", s.cfg.Auth.Mode, "tls", s.tls != nil)

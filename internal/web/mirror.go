@@ -15,6 +15,13 @@ type mirrorUpstream struct {
 	Repos []registry.RepositoryInfo
 }
 
+// mirrorData is the mirror page: the upstreams, and the storage the
+// mirrored namespaces hold against the size cap (MaxSize 0: none).
+type mirrorData struct {
+	Upstreams      []mirrorUpstream
+	Usage, MaxSize int64
+}
+
 // mirrorPage is /mirror: what the pull-through cache mirrors, how often
 // it answered from the cache, and the bytes that did not cross again.
 func (h *Handler) mirrorPage(w http.ResponseWriter, r *http.Request) {
@@ -49,5 +56,10 @@ func (h *Handler) mirrorPage(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, u)
 	}
-	h.show(w, r, c, http.StatusOK, "mirror", "Mirror", out)
+	usage, err := h.mirror.Usage(r.Context())
+	if err != nil {
+		h.internal(w, r, c, err)
+		return
+	}
+	h.show(w, r, c, http.StatusOK, "mirror", "Mirror", mirrorData{Upstreams: out, Usage: usage, MaxSize: h.mirror.MaxSize()})
 }

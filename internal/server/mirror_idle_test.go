@@ -1,0 +1,127 @@
+package server_test
+
+import (
+	"bytes"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wharf/wharf/internal/config"
+	"github.com/wharf/wharf/internal/proxy"
+	"github.com/wharf/wharf/internal/registrytest"
+)
+
+// manualTimer is the mirror's idle timer, fired by the test: the timeout
+// "passes" when the test says so, not after a sleep.
+type manualTimer struct {
+	mu     sync.Mutex
+	f      func()
+	armed  bool
+	starts int // AfterFunc calls, one per fetch
+	resets int
+}
+
+func (m *manualTimer) afterFunc(_ time.Duration, f func()) proxy.Timer {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.f, m.armed = f, true
+	m.starts++
+	return m
+}
+
+func (m *manualTimer) Reset(time.Duration) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	was := m.armed
+	m.armed = true
+	m.resets++
+	return was
+}
+
+func (m *manualTimer) Stop() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	was := m.armed
+	m.armed = false
+	return was
+}
+
+// fire runs the timer's function if it is armed, as its expiry would.
+func (m *manualTimer) fire() bool {
+	m.mu.Lock()
+	f, armed := m.f, m.armed
+	m.armed = false
+	m.mu.Unlock()
+	if armed {
+		f()
+	}
+	return armed
+}
+
+func TestMirror_StalledFetchTimesOutAndTheNextPullRetries(t *testing.T) {
+	up := newUpstream(t, "docker.io")
+	blob := make([]byte, 1<<20)
+	_, _ = rand.NewChaCha8([32]byte{11}).Read(blob)
+	dg := pushBlob(t, up.wharf.URL, "library/stall", blob)
+	d, hexd := dg.String(), dg.Encoded()
+	timer := &manualTimer{}
+	mirror := mirrorOf(t, []registrytest.Option{registrytest.WithAfterFunc(timer.afterFunc),
+		registrytest.WithConfig(func(c *config.Config) { c.Mirror.IdleTimeout = time.Minute })}, up)
+
+	// The upstream sends half the blob, then nothing. Two clients read
+	// that half from the one fetch: then the fetch is waiting on the
+	// upstream, with no byte coming.
+	up.hold = make(chan struct{})
+	unhold := sync.OnceFunc(func() { close(up.hold) })
+	t.Cleanup(unhold)
+	var bodies []io.ReadCloser
+	for range 2 {
+		resp, err := http.Get(mirror.URL + "/v2/library/stall/blobs/" + d)
+		must(t, err)
+		defer resp.Body.Close()
+		half := make([]byte, len(blob)/2)
+		if _, err := io.ReadFull(resp.Body, half); err != nil || !bytes.Equal(half, blob[:len(half)]) {
+			t.Fatalf("before the stall a client read %v, want the first half of the blob", err)
+		}
+		bodies = append(bodies, resp.Body)
+	}
+	timer.mu.Lock()
+	starts, resets := timer.starts, timer.resets
+	timer.mu.Unlock()
+	if starts != 1 || resets == 0 {
+		t.Errorf("idle timer started %d times and reset %d times; want one fetch's timer, reset as bytes came", starts, resets)
+	}
+	if !timer.fire() {
+		t.Fatal("the idle timer was not armed while the upstream stalled")
+	}
+	for i, body := range bodies {
+		if n, err := io.Copy(io.Discard, body); err == nil {
+			t.Errorf("client %d: the stalled fetch ended in a clean EOF after %d more bytes, want an error", i, n)
+		}
+	}
+	_ = filepath.WalkDir(mirror.DataDir, func(path string, e fs.DirEntry, err error) error {
+		if err == nil && !e.IsDir() && (strings.Contains(path, hexd) || strings.Contains(path, "mirror-spool")) {
+			t.Errorf("after a timed-out fetch, %s is on disk", path)
+		}
+		return nil
+	})
+
+	// The upstream answers again: the next pull fetches afresh.
+	unhold()
+	resp, err := http.Get(mirror.URL + "/v2/library/stall/blobs/" + d)
+	must(t, err)
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || !bytes.Equal(got, blob) {
+		t.Fatalf("the pull after the timeout = %d bytes, %v; want the blob", len(got), err)
+	}
+	if n := up.blobGets.Load(); n != 2 {
+		t.Errorf("upstream blob GETs = %d, want 2 (the stalled one and the retry)", n)
+	}
+}
