@@ -45,7 +45,7 @@ func (h *harness) mirrorManifestScenario() *scenario {
 	p := h.plan
 	im := manifestImage()
 	path := "/v2/" + mirrorRepo + "/manifests/latest"
-	title := fmt.Sprintf("8a. warm mirror: manifest GET by tag, %d connections (reference: the upstream directly)", p.ManifestConns)
+	title := fmt.Sprintf("10a. warm mirror: manifest GET by tag, %d connections (reference: the upstream directly)", p.ManifestConns)
 	sc := &scenario{
 		ID: "mirror-manifest", Title: title, Servers: []string{nameRef, nameWharf}, MirrorOf: nameRef,
 		Rows: []rowSpec{
@@ -90,7 +90,7 @@ func (h *harness) mirrorManifestScenario() *scenario {
 func (h *harness) mirrorColdScenario() *scenario {
 	p := h.plan
 	blobOf := func(rep int) blob { return blob{Size: p.MirrorPull, Seed: 5000 + uint64(rep)} }
-	title := fmt.Sprintf("8b. cold pull through the mirror: blob GET of %s (reference: the upstream directly)", sizeName(p.MirrorPull))
+	title := fmt.Sprintf("10b. cold pull through the mirror: blob GET of %s (reference: the upstream directly)", sizeName(p.MirrorPull))
 	var upstream *target
 	seeded := map[int]bool{}
 	return &scenario{
@@ -133,7 +133,7 @@ func (h *harness) mirrorColdScenario() *scenario {
 func (h *harness) mirrorMemoryScenario() *scenario {
 	p := h.plan
 	b := blob{Size: p.MirrorMem, Seed: binary.BigEndian.Uint64(pattern()[:8])}
-	title := fmt.Sprintf("8c. peak RSS of the mirror streaming an uncached %s blob to %d clients", sizeName(b.Size), p.MirrorClients)
+	title := fmt.Sprintf("10c. peak RSS of the mirror streaming an uncached %s blob to %d clients", sizeName(b.Size), p.MirrorClients)
 	return &scenario{
 		ID: "mirror-memory", Title: title, Servers: []string{nameWharf}, MirrorOf: nameNull, Reps: 1,
 		Null: &nullOpts{blobSize: b.Size},
