@@ -41,7 +41,7 @@ func recordEvent(ctx context.Context, tx *stmtTx, e metadata.Event) error {
 		"%,"+e.Action+",%", e.Repo, e.Repo, e.Repo); err != nil {
 		return fmt.Errorf("record %s event of %s: %w", e.Action, e.Repo, err)
 	}
-	return nil
+	return recordReplication(ctx, tx, e, ts)
 }
 
 // newEventID names an event, the same for every hook and every retry, so
