@@ -103,7 +103,7 @@ func testReplicationRecord(t *testing.T, ms metadata.Store, s metadata.Replicati
 	ctx := t.Context()
 	all := createRule(t, s, "ns/*")
 	app := createRule(t, s, "ns/app")
-	createRule(t, s, "ns/app2")  // exact: not ns/app
+	createRule(t, s, "ns/app2") // exact: not ns/app
 	createRule(t, s, "other/*") // another namespace
 	m := newManifest("ns/app", "one")
 	putManifest(t, ms, m, "v1")
