@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/wharf/wharf/internal/metadata"
+	"github.com/wharf/wharf/internal/registry"
 )
 
 // RuleSpec is what an owner says when creating a rule.
@@ -70,6 +72,8 @@ var (
 	ErrInvalid = errors.New("invalid replication rule")
 	// ErrNotFound is no such rule in the namespace.
 	ErrNotFound = errors.New("no such replication rule")
+	// ErrBusy is a reconcile refused because many wait already.
+	ErrBusy = errors.New("too many reconciles waiting")
 )
 
 // validate checks spec and returns the pattern it stands for in ns.
@@ -112,8 +116,12 @@ func (s *Service) CreateRule(ctx context.Context, ns string, spec RuleSpec, acto
 	}
 	id, err := s.store.CreateReplicationRule(ctx, &metadata.ReplicationRule{Namespace: ns, Pattern: pattern,
 		URL: spec.URL, DestPrefix: spec.DestPrefix, Username: spec.Username, CreatedBy: actor})
-	if err != nil || spec.Password == "" {
-		return id, err
+	if err != nil {
+		return 0, err
+	}
+	s.log.InfoContext(ctx, "replication rule created", "namespace", ns, "rule", id, "url", spec.URL, "user", actor)
+	if spec.Password == "" {
+		return id, nil
 	}
 	// Sealed against the ID, which exists only now.
 	if err := s.store.SetReplicationPassword(ctx, id, s.sealer.Seal(spec.Password, aad(id))); err != nil {
@@ -123,19 +131,39 @@ func (s *Service) CreateRule(ctx context.Context, ns string, spec RuleSpec, acto
 	return id, nil
 }
 
-// Rules lists namespace ns's rules with their status; the sealed
-// passwords stay behind (credentials are write-only).
-func (s *Service) Rules(ctx context.Context, ns string) ([]metadata.ReplicationRule, error) {
-	rules, err := s.store.ListReplicationRules(ctx, ns)
-	for i := range rules {
-		rules[i].SealedPassword = ""
-	}
-	return rules, err
+// Rule is a rule as its owners see it: the sealed password stays behind
+// (credentials are write-only), whether there is one does not.
+type Rule struct {
+	metadata.ReplicationRule
+	HasPassword bool
+	// Lag is the age of the oldest event not yet replicated, 0 when none.
+	Lag time.Duration
 }
 
-// Rule returns namespace ns's rule id with its status, without its
-// password, or ErrNotFound.
-func (s *Service) Rule(ctx context.Context, ns string, id int64) (*metadata.ReplicationRule, error) {
+func (s *Service) shown(r metadata.ReplicationRule) Rule {
+	out := Rule{ReplicationRule: r, HasPassword: r.SealedPassword != ""}
+	out.SealedPassword = ""
+	if !r.Oldest.IsZero() {
+		out.Lag = max(s.opts.Now().Sub(r.Oldest), 0)
+	}
+	return out
+}
+
+// Rules lists namespace ns's rules with their status.
+func (s *Service) Rules(ctx context.Context, ns string) ([]Rule, error) {
+	rules, err := s.store.ListReplicationRules(ctx, ns)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Rule, 0, len(rules))
+	for _, r := range rules {
+		out = append(out, s.shown(r))
+	}
+	return out, nil
+}
+
+// Rule returns namespace ns's rule id with its status, or ErrNotFound.
+func (s *Service) Rule(ctx context.Context, ns string, id int64) (*Rule, error) {
 	r, err := s.store.GetReplicationRule(ctx, id)
 	if errors.Is(err, metadata.ErrNotFound) || err == nil && r.Namespace != ns {
 		return nil, ErrNotFound
@@ -143,8 +171,8 @@ func (s *Service) Rule(ctx context.Context, ns string, id int64) (*metadata.Repl
 	if err != nil {
 		return nil, err
 	}
-	r.SealedPassword = ""
-	return r, nil
+	shown := s.shown(*r)
+	return &shown, nil
 }
 
 // UpdateRule replaces namespace ns's rule id with spec. An empty password
@@ -165,6 +193,10 @@ func (s *Service) UpdateRule(ctx context.Context, ns string, id int64, spec Rule
 	if errors.Is(err, metadata.ErrNotFound) {
 		return ErrNotFound
 	}
+	if err == nil {
+		s.log.InfoContext(ctx, "replication rule changed", "namespace", ns, "rule", id, "url", spec.URL,
+			"password_changed", spec.Password != "", "user", registry.Actor(ctx))
+	}
 	return err
 }
 
@@ -178,6 +210,20 @@ func (s *Service) DeleteRule(ctx context.Context, ns string, id int64) error {
 	} else if err != nil {
 		return err
 	}
+	s.log.InfoContext(ctx, "replication rule deleted", "namespace", ns, "rule", id, "user", registry.Actor(ctx))
+	return nil
+}
+
+// Reconcile asks for namespace ns's rule id to be reconciled soon by
+// this process's worker; ErrBusy when too many requests wait already.
+func (s *Service) Reconcile(ctx context.Context, ns string, id int64) error {
+	if _, err := s.Rule(ctx, ns, id); err != nil {
+		return err
+	}
+	if !s.RequestReconcile(id) {
+		return ErrBusy
+	}
+	s.log.InfoContext(ctx, "replication reconcile requested", "namespace", ns, "rule", id, "user", registry.Actor(ctx))
 	return nil
 }
 

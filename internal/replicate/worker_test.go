@@ -20,7 +20,6 @@ import (
 
 	"github.com/wharf/wharf/internal/clocktest"
 	"github.com/wharf/wharf/internal/config"
-	"github.com/wharf/wharf/internal/metadata"
 	"github.com/wharf/wharf/internal/registrytest"
 	"github.com/wharf/wharf/internal/replicate"
 	"github.com/wharf/wharf/internal/servicetest"
@@ -36,7 +35,7 @@ func due(t *testing.T, src *registrytest.Server) int {
 	return n
 }
 
-func rule(t *testing.T, src *registrytest.Server, id int64) *metadata.ReplicationRule {
+func rule(t *testing.T, src *registrytest.Server, id int64) *replicate.Rule {
 	t.Helper()
 	r, err := src.Replication.Rule(t.Context(), "team", id)
 	if err != nil {
