@@ -189,15 +189,7 @@ func (s *Service) Run(ctx context.Context, poll time.Duration) {
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	for {
-		for {
-			n, err := s.ReplicateDue(ctx)
-			if err != nil && ctx.Err() == nil {
-				s.log.WarnContext(ctx, "replication round failed", "err", err)
-			}
-			if n == 0 || err != nil {
-				break
-			}
-		}
+		s.drain(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -206,6 +198,16 @@ func (s *Service) Run(ctx context.Context, poll time.Duration) {
 				s.log.WarnContext(ctx, "replication reconcile failed", "rule", id, "err", err)
 			}
 		case <-t.C:
+		}
+	}
+}
+
+// drain runs rounds while they find tasks due, and until one fails.
+func (s *Service) drain(ctx context.Context) {
+	n, err := 1, error(nil)
+	for n > 0 && err == nil {
+		if n, err = s.ReplicateDue(ctx); err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "replication round failed", "err", err)
 		}
 	}
 }

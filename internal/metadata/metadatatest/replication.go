@@ -182,38 +182,14 @@ func testReplicationClaimOrder(t *testing.T, ms metadata.Store, s metadata.Repli
 
 func testReplicationClaimConcurrent(t *testing.T, ms metadata.Store, s metadata.ReplicationStore) {
 	createRule(t, s, "ns/*")
-	const repos = 12
-	for i := range repos {
-		putManifest(t, ms, newManifest(fmt.Sprint("ns/r", i), fmt.Sprint(i)), "v1")
-	}
-	now := time.Now()
-	var mu sync.Mutex
-	claimed := map[int64]string{}
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Go(func() {
-			worker := fmt.Sprint("w", w)
-			for range 3 {
-				ts, err := s.ClaimReplicationTasks(t.Context(), worker, now, now.Add(time.Minute), 2)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				for _, x := range ts {
-					if other, ok := claimed[x.ID]; ok {
-						t.Errorf("task %d claimed by %s and %s", x.ID, other, worker)
-					}
-					claimed[x.ID] = worker
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	if len(claimed) != repos {
-		t.Errorf("%d tasks claimed, want all %d", len(claimed), repos)
-	}
+	claimConcurrently(t, ms, func(worker string, now time.Time) ([]int64, error) {
+		ts, err := s.ClaimReplicationTasks(t.Context(), worker, now, now.Add(time.Minute), 2)
+		ids := make([]int64, 0, len(ts))
+		for _, x := range ts {
+			ids = append(ids, x.ID)
+		}
+		return ids, err
+	})
 }
 
 func testReplicationStatus(t *testing.T, ms metadata.Store, s metadata.ReplicationStore) {

@@ -200,28 +200,14 @@ func (db *DB) ClaimReplicationTasks(ctx context.Context, worker string, now, unt
 	return out, nil
 }
 
-// taskUpdate runs an update of task id that worker must still hold.
-func (db *DB) taskUpdate(ctx context.Context, id int64, what, query string, args ...any) error {
-	return db.inTx(ctx, func(tx *stmtTx) error {
-		res, err := tx.ExecContext(ctx, query, args...)
-		if err != nil {
-			return fmt.Errorf("%s replication task %d: %w", what, id, err)
-		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return fmt.Errorf("%s replication task %d: lease lost: %w", what, id, metadata.ErrConflict)
-		}
-		return nil
-	})
-}
-
 // FinishReplicationTask removes a task done.
 func (db *DB) FinishReplicationTask(ctx context.Context, id int64, worker string) error {
-	return db.taskUpdate(ctx, id, "finish", `DELETE FROM replication_tasks WHERE id = ? AND claimed_by = ?`, id, worker)
+	return db.leased(ctx, id, "finish replication task", `DELETE FROM replication_tasks WHERE id = ? AND claimed_by = ?`, id, worker)
 }
 
 // FailReplicationTask records a failed attempt.
 func (db *DB) FailReplicationTask(ctx context.Context, id int64, worker, reason string, next time.Time) error {
-	return db.taskUpdate(ctx, id, "fail",
+	return db.leased(ctx, id, "fail replication task",
 		`UPDATE replication_tasks SET attempts = attempts + 1, last_error = ?, next_at = ?, claimed_by = '', claimed_until = 0
 		 WHERE id = ? AND claimed_by = ?`, reason, next.UnixNano(), id, worker)
 }
