@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -59,28 +60,15 @@ func toHubRule(r *replicate.Rule) hubRule {
 // apiReplication serves every replication route: the namespace's rights
 // are checked once, then the method and path pick the call.
 func (h *Handler) apiReplication(w http.ResponseWriter, r *http.Request) {
-	c, ok := h.apiCaller(w, r)
+	ctx, c, ns, ok := h.settingsCall(w, r, h.repl != nil, "replication rules")
 	if !ok {
 		return
 	}
-	ns := r.PathValue("ns")
-	if !h.apiMay(w, r, c, ns+"/*", auth.ActionDelete) {
+	ids, ok := pathIDs(w, r, "REPLICATION_RULE_UNKNOWN", "no such replication rule in "+ns, "id")
+	if !ok {
 		return
 	}
-	if h.repl == nil {
-		writeSpecError(w, http.StatusNotFound, "UNSUPPORTED", "this registry's database keeps no replication rules")
-		return
-	}
-	ctx := actingAs(r.Context(), c)
-	var id int64
-	if v := r.PathValue("id"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			writeSpecError(w, http.StatusNotFound, "REPLICATION_RULE_UNKNOWN", "no such replication rule in "+ns)
-			return
-		}
-		id = n
-	}
+	id := ids[0]
 	var (
 		rule *replicate.Rule
 		err  error
@@ -156,4 +144,41 @@ func decodeRuleSpec(w http.ResponseWriter, r *http.Request) (replicate.RuleSpec,
 	}
 	return replicate.RuleSpec{Repositories: body.Repositories, URL: body.URL, DestPrefix: body.DestPrefix,
 		Username: body.Username, Password: body.Password}, true
+}
+
+// settingsCall begins a call of a namespace's settings API (webhooks,
+// replication rules): the caller must be able to change the namespace
+// (delete rights, as for policies), and the registry must keep what is
+// asked for. It returns the context acting as the caller.
+func (h *Handler) settingsCall(w http.ResponseWriter, r *http.Request, kept bool, what string) (context.Context, caller, string, bool) {
+	c, ok := h.apiCaller(w, r)
+	if !ok {
+		return nil, c, "", false
+	}
+	ns := r.PathValue("ns")
+	if !h.apiMay(w, r, c, ns+"/*", auth.ActionDelete) {
+		return nil, c, "", false
+	}
+	if !kept {
+		writeSpecError(w, http.StatusNotFound, "UNSUPPORTED", "this registry's database keeps no "+what)
+		return nil, c, "", false
+	}
+	return actingAs(r.Context(), c), c, ns, true
+}
+
+// pathIDs parses the numeric path values keys (0 for one not in the
+// path); one that is no number is answered 404 with code and msg.
+func pathIDs(w http.ResponseWriter, r *http.Request, code, msg string, keys ...string) ([]int64, bool) {
+	ids := make([]int64, len(keys))
+	for i, key := range keys {
+		if v := r.PathValue(key); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				writeSpecError(w, http.StatusNotFound, code, msg)
+				return nil, false
+			}
+			ids[i] = n
+		}
+	}
+	return ids, true
 }

@@ -29,10 +29,7 @@ type replicationRow struct {
 // namespaceReplication is the replication panel of ns, nil unless the
 // caller may change ns and the database keeps rules.
 func (h *Handler) namespaceReplication(ctx context.Context, c caller, ns string) (*replicationPanel, error) {
-	if h.repl == nil {
-		return nil, nil
-	}
-	if ok, err := h.can(ctx, c, ns+"/*", auth.ActionDelete); err != nil || !ok {
+	if ok, err := h.mayManage(ctx, c, ns, h.repl != nil); err != nil || !ok {
 		return nil, err
 	}
 	rules, err := h.repl.Rules(ctx, ns)
@@ -80,4 +77,14 @@ func (h *Handler) replicationForm(w http.ResponseWriter, r *http.Request, c call
 	default:
 		h.internal(w, r, c, err)
 	}
+}
+
+// mayManage reports whether a namespace page shows c a settings panel
+// (webhooks, replication): the registry keeps what it manages, and c may
+// change ns.
+func (h *Handler) mayManage(ctx context.Context, c caller, ns string, kept bool) (bool, error) {
+	if !kept {
+		return false, nil
+	}
+	return h.can(ctx, c, ns+"/*", auth.ActionDelete)
 }
