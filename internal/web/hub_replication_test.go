@@ -59,12 +59,7 @@ func TestHubAPI_Replication(t *testing.T) {
 	rule := fmt.Sprintf("/v2/namespaces/alice/replication/%d", r.ID)
 	_, bobs := call("POST", "/v2/namespaces/bob/replication", `{"url": "http://bob.example"}`, bob)
 
-	cases := []struct {
-		name, method, path, body string
-		header                   map[string]string
-		want                     int
-		wantCode                 string
-	}{
+	cases := []apiCase{
 		{"anonymous is asked to sign in", "GET", "/v2/namespaces/alice/replication", "", nil, 401, ""},
 		{"another user may not list", "GET", "/v2/namespaces/alice/replication", "", bob, 403, ""},
 		{"another user may not create", "POST", "/v2/namespaces/alice/replication", `{"url": "http://x.example"}`, bob, 403, ""},
@@ -81,17 +76,7 @@ func TestHubAPI_Replication(t *testing.T) {
 		{"an id that is no number", "GET", "/v2/namespaces/alice/replication/first", "", alice, 404, "REPLICATION_RULE_UNKNOWN"},
 		{"reconcile now", "POST", rule + "/reconcile", "", alice, 202, ""},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			code, got := call(tc.method, tc.path, tc.body, tc.header)
-			if code != tc.want {
-				t.Fatalf("%s %s = %d %+v, want %d", tc.method, tc.path, code, got, tc.want)
-			}
-			if tc.wantCode != "" && (len(got.Errors) != 1 || got.Errors[0].Code != tc.wantCode || got.Errors[0].Message == "") {
-				t.Errorf("errors = %+v, want one %s with a message", got.Errors, tc.wantCode)
-			}
-		})
-	}
+	runAPICases(t, srv.URL, cases)
 
 	// The password is sealed in the database: its text is nowhere there.
 	db, err := os.ReadFile(filepath.Join(srv.DataDir, "wharf.db"))
@@ -127,5 +112,37 @@ func TestHubAPI_Replication(t *testing.T) {
 		if logs.count(line, "user=alice") != 1 {
 			t.Errorf("want one audit line %q by alice in the log", line)
 		}
+	}
+}
+
+// apiCase is one call of a settings API and the status (and, when not
+// "", the one spec error code) it must be answered with.
+type apiCase struct {
+	name, method, path, body string
+	header                   map[string]string
+	want                     int
+	wantCode                 string
+}
+
+// runAPICases makes each call against the server at url as a subtest.
+func runAPICases(t *testing.T, url string, cases []apiCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			body := tc.body
+			if body == "" && tc.method == http.MethodPost {
+				body = "{}" // the API's CSRF guard wants a JSON body on a POST
+			}
+			var got struct {
+				Errors []struct{ Code, Message string } `json:"errors"`
+			}
+			code := callAPI(t, url, tc.method, tc.path, body, tc.header, &got)
+			if code != tc.want {
+				t.Fatalf("%s %s = %d %+v, want %d", tc.method, tc.path, code, got, tc.want)
+			}
+			if tc.wantCode != "" && (len(got.Errors) != 1 || got.Errors[0].Code != tc.wantCode || got.Errors[0].Message == "") {
+				t.Errorf("errors = %+v, want one %s with a message", got.Errors, tc.wantCode)
+			}
+		})
 	}
 }
