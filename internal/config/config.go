@@ -50,6 +50,9 @@ type Config struct {
 	Auth       Auth       `yaml:"auth"`
 	TLS        TLS        `yaml:"tls"`
 	Mirror     Mirror     `yaml:"mirror"`
+
+	// Replication runs the replication rules stored in the database.
+	Replication Replication `yaml:"replication"`
 }
 
 // Mirror configures the pull-through cache of other registries.
@@ -182,6 +185,21 @@ type Retention struct {
 	Interval time.Duration `yaml:"interval"`
 }
 
+// Replication configures how serve runs the replication rules.
+type Replication struct {
+	// ReconcileInterval is how often every rule is reconciled (one
+	// replica per interval), repairing what the event-driven copies
+	// missed; 0 never reconciles on a schedule.
+	ReconcileInterval time.Duration `yaml:"reconcile_interval"`
+	// Backoff is the delay before a failed copy's first retry, doubled
+	// for each further one up to an hour.
+	Backoff time.Duration `yaml:"backoff"`
+	// MaxAttempts failed attempts give a copy up to the reconcile.
+	MaxAttempts int `yaml:"max_attempts"`
+	// Poll is how often a replica looks for copies that are due.
+	Poll time.Duration `yaml:"poll"`
+}
+
 // Log configures the structured logs.
 type Log struct {
 	// Level is debug, info, warn or error.
@@ -305,6 +323,8 @@ func Default() Config {
 		Auth: Auth{Mode: AuthToken, Service: "wharf", DefaultVisibility: "private",
 			TokenLifetime: 5 * time.Minute, SigningAlgorithm: "EdDSA"},
 		Mirror: Mirror{TagTTL: 5 * time.Minute, ServeStale: true, IdleTimeout: 30 * time.Second, EvictInterval: 10 * time.Minute},
+
+		Replication: Replication{ReconcileInterval: time.Hour, Backoff: 10 * time.Second, MaxAttempts: 10, Poll: time.Second},
 	}
 }
 
@@ -428,6 +448,9 @@ func (c *Config) Validate() error {
 	}
 	if c.GC.Grace <= 0 {
 		bad("gc.grace must be positive")
+	}
+	if c.Replication.ReconcileInterval < 0 || c.Replication.Backoff <= 0 || c.Replication.Poll <= 0 || c.Replication.MaxAttempts < 1 {
+		bad("replication: reconcile_interval must not be negative; backoff and poll must be positive; max_attempts at least 1")
 	}
 	if c.Retention.Interval < 0 || (c.Retention.Interval > 0 && c.Retention.Interval < time.Minute) {
 		bad("retention.interval must be 0 (off) or at least 1m")

@@ -38,6 +38,8 @@ func TestValidate_RejectsEachProblem(t *testing.T) {
 		{"metrics addr is the registry's", func(c *config.Config) { c.MetricsAddr = c.Addr }, []string{"metrics_addr", "must differ"}},
 		{"empty data dir", func(c *config.Config) { c.DataDir = " " }, []string{"data_dir"}},
 		{"negative shutdown timeout", func(c *config.Config) { c.ShutdownTimeout = -time.Second }, []string{"shutdown_timeout", "negative"}},
+		{"negative replication reconcile interval", func(c *config.Config) { c.Replication.ReconcileInterval = -time.Second }, []string{"replication", "reconcile_interval"}},
+		{"no replication backoff", func(c *config.Config) { c.Replication.Backoff = 0 }, []string{"replication", "backoff"}},
 		{"unknown log level", func(c *config.Config) { c.Log.Level = "loud" }, []string{"log.level", `"loud"`, "debug, info, warn or error"}},
 		{"unknown log format", func(c *config.Config) { c.Log.Format = "xml" }, []string{"log.format", `"xml"`, "text or json"}},
 		{"unknown storage driver", func(c *config.Config) { c.Storage.Driver = "tape" }, []string{"storage.driver", `"tape"`}},

@@ -3,6 +3,8 @@ package metadata
 import (
 	"context"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // ReplicationRule copies a namespace's repositories matching Pattern to
@@ -28,9 +30,39 @@ type ReplicationRule struct {
 	// ("" when it did not).
 	LastRun, LastOK time.Time
 	LastError       string
+	// Failures counts the rule's failed attempts and reconciles.
+	Failures int64
+	// Pending counts the rule's tasks not yet done, Oldest is when the
+	// oldest of them was recorded (zero when none): the rule's lag.
+	Pending int64
+	Oldest  time.Time
 }
 
-// ReplicationStore keeps replication rules and their status.
+// ReplicationTask is one event of a repository owed to one rule: a row
+// of replication's outbox.
+type ReplicationTask struct {
+	ID     int64
+	RuleID int64
+	// Action is EventPush, EventTag or EventDelete.
+	Action string
+	Repo   string
+	Digest digest.Digest
+	Tag    string
+	// CreatedAt is when the write that caused it committed.
+	CreatedAt time.Time
+	// Attempts counts the failed attempts so far.
+	Attempts    int
+	NextAttempt time.Time
+	LastError   string
+}
+
+// ReplicationStore keeps replication rules, their status and their
+// outbox. A store that is a ReplicationStore records, inside the
+// transaction of each write that pushes, moves or deletes a tag or a
+// manifest, a task for every rule whose Pattern matches the repository,
+// as a WebhookStore records deliveries: a write that commits has its
+// tasks, one that rolls back has none. Workers claim tasks with a lease,
+// as webhook deliveries are claimed.
 type ReplicationStore interface {
 	// CreateReplicationRule stores r and returns its new ID.
 	CreateReplicationRule(ctx context.Context, r *ReplicationRule) (int64, error)
@@ -47,4 +79,21 @@ type ReplicationStore interface {
 	// RecordReplicationRun records a run of rule id finished at `at`:
 	// failed with reason, or succeeded when reason is "".
 	RecordReplicationRun(ctx context.Context, id int64, at time.Time, reason string) error
+	// UpdateReplicationRule replaces rule r.ID's pattern, URL, destination
+	// prefix and username (the sealed password stays), or returns
+	// ErrNotFound.
+	UpdateReplicationRule(ctx context.Context, r *ReplicationRule) error
+
+	// ClaimReplicationTasks leases up to n tasks due at now to worker
+	// until until, oldest first, skipping those another worker's live
+	// lease holds. A task is due only when no earlier task of the same
+	// rule and repository remains, so that each repository's events
+	// reach a destination in order.
+	ClaimReplicationTasks(ctx context.Context, worker string, now, until time.Time, n int) ([]ReplicationTask, error)
+	// FinishReplicationTask removes task id, done, if worker still holds
+	// its lease; ErrConflict if it does not.
+	FinishReplicationTask(ctx context.Context, id int64, worker string) error
+	// FailReplicationTask records a failed attempt of task id by worker,
+	// retried at next; ErrConflict if worker no longer holds its lease.
+	FailReplicationTask(ctx context.Context, id int64, worker, reason string, next time.Time) error
 }

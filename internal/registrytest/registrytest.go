@@ -20,6 +20,7 @@ import (
 	"github.com/wharf/wharf/internal/config"
 	"github.com/wharf/wharf/internal/notify"
 	"github.com/wharf/wharf/internal/proxy"
+	"github.com/wharf/wharf/internal/replicate"
 	"github.com/wharf/wharf/internal/server"
 )
 
@@ -38,6 +39,9 @@ type Server struct {
 	// Mirror is the pull-through cache (nil without upstreams); nothing
 	// runs its eviction in the background, so a test calls Evict.
 	Mirror *proxy.Mirror
+	// Replication runs the replication rules; nothing runs it in the
+	// background, so a test calls ReplicateDue.
+	Replication *replicate.Service
 
 	stop func()
 }
@@ -121,7 +125,8 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 		_ = srv.Close()
 	})
 	t.Cleanup(stop)
-	return &Server{Server: hs, DataDir: cfg.DataDir, Config: cfg, Auth: srv.Accounts(), Webhooks: srv.Webhooks(), Mirror: srv.Mirror(), stop: stop}
+	return &Server{Server: hs, DataDir: cfg.DataDir, Config: cfg, Auth: srv.Accounts(), Webhooks: srv.Webhooks(), Mirror: srv.Mirror(),
+		Replication: srv.Replication(), stop: stop}
 }
 
 type testWriter struct{ t testing.TB }

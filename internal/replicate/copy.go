@@ -52,15 +52,24 @@ func (e Endpoint) auth() authn.Authenticator {
 // Copier copies manifests, their blobs and their referrers from Source
 // to Dest with go-containerregistry: blobs stream from one registry to
 // the other, and those the destination repository has already are
-// skipped (ggcr asks it first).
+// skipped (ggcr asks it first). A blob the copier put into another
+// repository of the destination is mounted from there instead of sent.
 type Copier struct {
 	Source, Dest Endpoint
 	// Transport carries every request (nil: http.DefaultTransport).
 	Transport http.RoundTripper
+	// SourceTransport, when set, carries the requests to Source instead:
+	// wharf serve reads itself in-process through it.
+	SourceTransport http.RoundTripper
+	// Mounts remembers where at Dest the blobs went (nil: no mounts).
+	Mounts *Mounts
 }
 
 func (c *Copier) opts(ctx context.Context, e Endpoint) []remote.Option {
 	t := c.Transport
+	if e == c.Source && c.SourceTransport != nil {
+		t = c.SourceTransport
+	}
 	if t == nil {
 		t = http.DefaultTransport
 	}
@@ -71,9 +80,21 @@ func (c *Copier) opts(ctx context.Context, e Endpoint) []remote.Option {
 // SBOM of an image is depth 2), so a cycle cannot recurse forever.
 const maxReferrerDepth = 4
 
+// ErrSourceGone is returned when what was to be copied is no longer at
+// the source (deleted since its push was recorded): there is nothing to
+// copy, and the delete's own event follows.
+var ErrSourceGone = errors.New("no longer at the source")
+
 // Copy copies repo's manifest ref (a tag or a digest) to the same name
 // under Dest, its referrers with it, and returns the manifest's digest.
 func (c *Copier) Copy(ctx context.Context, repo, ref string) (v1.Hash, error) {
+	return c.CopyAs(ctx, repo, ref, ref)
+}
+
+// CopyAs copies repo's manifest ref to Dest under dstRef (a tag, or the
+// same digest), its referrers with it: an event's digest is copied under
+// its tag, so that a tag moved twice reaches Dest as it moved, in order.
+func (c *Copier) CopyAs(ctx context.Context, repo, ref, dstRef string) (v1.Hash, error) {
 	src, dst, err := c.repos(repo)
 	if err != nil {
 		return v1.Hash{}, err
@@ -82,15 +103,19 @@ func (c *Copier) Copy(ctx context.Context, repo, ref string) (v1.Hash, error) {
 	if err != nil {
 		return v1.Hash{}, err
 	}
-	dstRef, err := reference(dst, ref)
+	to, err := reference(dst, dstRef)
 	if err != nil {
 		return v1.Hash{}, err
 	}
 	desc, err := remote.Get(srcRef, c.opts(ctx, c.Source)...)
+	var terr *transport.Error
+	if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
+		return v1.Hash{}, fmt.Errorf("read %s: %w: %w", srcRef, ErrSourceGone, err)
+	}
 	if err != nil {
 		return v1.Hash{}, fmt.Errorf("read %s: %w", srcRef, err)
 	}
-	if err := c.put(ctx, desc, dstRef); err != nil {
+	if err := c.put(ctx, desc, to); err != nil {
 		return v1.Hash{}, err
 	}
 	return desc.Digest, c.copyReferrers(ctx, src, dst, desc.Digest, 1)
@@ -129,7 +154,10 @@ func (c *Copier) put(ctx context.Context, desc *remote.Descriptor, dst name.Refe
 		// SBOM): its config and layers are blobs all the same.
 		var img v1.Image
 		if img, err = desc.Image(); err == nil {
-			err = remote.Write(dst, img, opts...)
+			img = c.Mounts.image(img, dst.Context())
+			if err = remote.Write(dst, img, opts...); err == nil {
+				c.Mounts.wrote(img, dst.Context())
+			}
 		}
 	}
 	if err != nil {

@@ -1,4 +1,4 @@
-package replicate
+package replicate_test
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/wharf/wharf/internal/registrytest"
+	"github.com/wharf/wharf/internal/replicate"
 )
 
 // switchable fronts a real registry and answers 503 while down, as a
@@ -82,7 +83,7 @@ func TestCopier_PushReferrerDeleteAndOutageRepairedByReconcile(t *testing.T) {
 	src := registrytest.NewServer(t)
 	dest := registrytest.NewServer(t)
 	front := newSwitchable(t, dest.URL)
-	c := &Copier{Source: Endpoint{URL: src.URL}, Dest: Endpoint{URL: front.URL, Prefix: "site-b"}}
+	c := &replicate.Copier{Source: replicate.Endpoint{URL: src.URL}, Dest: replicate.Endpoint{URL: front.URL, Prefix: "site-b"}}
 
 	img := push(t, src.Server, "team/app:1.0")
 	want, _ := img.Digest()

@@ -1,4 +1,4 @@
-package replicate
+package replicate_test
 
 import (
 	"context"
@@ -13,12 +13,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/opencontainers/go-digest"
 
 	"github.com/wharf/wharf/internal/auth"
-	"github.com/wharf/wharf/internal/metadata"
 	"github.com/wharf/wharf/internal/metadata/sqldb"
 	"github.com/wharf/wharf/internal/registrytest"
+	"github.com/wharf/wharf/internal/replicate"
 )
 
 func TestService_RuleWithSealedPasswordReconcilesToAuthenticatedDestination(t *testing.T) {
@@ -32,16 +31,16 @@ func TestService_RuleWithSealedPasswordReconcilesToAuthenticatedDestination(t *t
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	key, keyErr := LoadKey("", t.TempDir(), false)
+	key, keyErr := replicate.LoadKey("", t.TempDir(), false)
 	now := time.Unix(5000, 0)
-	svc, err := NewService(db, key, keyErr, Endpoint{URL: src.URL}, nil, func() time.Time { return now })
+	svc, err := replicate.NewService(db, key, keyErr, replicate.Endpoint{URL: src.URL}, replicate.Options{Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	img := push(t, src.Server, "team/app:1.0")
 	push(t, src.Server, "other/app:1.0")
-	id, err := svc.CreateRule(ctx, "team", RuleSpec{URL: dest.URL, DestPrefix: "mirror", Username: auth.AdminUser, Password: pw}, "alice")
+	id, err := svc.CreateRule(ctx, "team", replicate.RuleSpec{URL: dest.URL, DestPrefix: "mirror", Username: auth.AdminUser, Password: pw}, "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +84,7 @@ func TestService_RuleWithSealedPasswordReconcilesToAuthenticatedDestination(t *t
 	}
 
 	// A rule whose destination refuses its credentials records why.
-	bad, err := svc.CreateRule(ctx, "team", RuleSpec{URL: dest.URL, Username: auth.AdminUser, Password: "wrong"}, "alice")
+	bad, err := svc.CreateRule(ctx, "team", replicate.RuleSpec{URL: dest.URL, Username: auth.AdminUser, Password: "wrong"}, "alice")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,56 +104,18 @@ func TestService_RefusesPasswordWithoutKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	_, keyErr := LoadKey("", "", true)
-	svc, err := NewService(db, nil, keyErr, Endpoint{URL: "http://127.0.0.1:1"}, nil, time.Now)
+	_, keyErr := replicate.LoadKey("", "", true)
+	svc, err := replicate.NewService(db, nil, keyErr, replicate.Endpoint{URL: "http://127.0.0.1:1"}, replicate.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.CreateRule(t.Context(), "team", RuleSpec{URL: "https://b.test", Username: "u", Password: "p"}, "a"); !errors.Is(err, ErrNoKey) {
+	if _, err := svc.CreateRule(t.Context(), "team", replicate.RuleSpec{URL: "https://b.test", Username: "u", Password: "p"}, "a"); !errors.Is(err, replicate.ErrNoKey) {
 		t.Fatalf("err = %v, want ErrNoKey", err)
 	}
 	if rules, _ := db.ListReplicationRules(t.Context(), ""); len(rules) != 0 {
 		t.Errorf("a rule was stored: %+v", rules)
 	}
-	if _, err := svc.CreateRule(t.Context(), "team", RuleSpec{URL: "https://b.test"}, "a"); err != nil {
+	if _, err := svc.CreateRule(t.Context(), "team", replicate.RuleSpec{URL: "https://b.test"}, "a"); err != nil {
 		t.Errorf("a rule without credentials needs no key: %v", err)
-	}
-}
-
-func TestService_ApplyReplicatesPushAndDeleteEvents(t *testing.T) {
-	ctx := context.Background()
-	src, dest := registrytest.NewServer(t), registrytest.NewServer(t)
-	db, err := sqldb.OpenSQLite(ctx, filepath.Join(t.TempDir(), "m.db"), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	svc, err := NewService(db, nil, ErrNoKey, Endpoint{URL: src.URL}, nil, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := svc.CreateRule(ctx, "team", RuleSpec{Repositories: "app*", URL: dest.URL}, "alice"); err != nil {
-		t.Fatal(err)
-	}
-	img := push(t, src.Server, "team/app:1.0")
-	want, _ := img.Digest()
-	if err := svc.Apply(ctx, metadata.Event{Action: metadata.EventPush, Repo: "team/app", Tag: "1.0", Digest: digest.Digest(want.String())}); err != nil {
-		t.Fatal(err)
-	}
-	if d, err := digestOf(t, dest.Server, "team/app:1.0"); err != nil || d != want {
-		t.Fatalf("after push event destination has %s (%v), want %s", d, err, want)
-	}
-	push(t, src.Server, "team/lib:1.0")
-	if err := svc.Apply(ctx, metadata.Event{Action: metadata.EventPush, Repo: "team/lib", Tag: "1.0"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := digestOf(t, dest.Server, "team/lib:1.0"); err == nil {
-		t.Error("team/lib replicated though the rule covers team/app* only")
-	}
-	if err := svc.Apply(ctx, metadata.Event{Action: metadata.EventDelete, Repo: "team/app", Tag: "1.0"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := digestOf(t, dest.Server, "team/app:1.0"); err == nil {
-		t.Error("the tag survived its delete event at the destination")
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/wharf/wharf/internal/notify"
 	"github.com/wharf/wharf/internal/proxy"
 	"github.com/wharf/wharf/internal/registry"
+	"github.com/wharf/wharf/internal/replicate"
 )
 
 // Server is a configured wharf registry.
@@ -53,6 +54,8 @@ type Server struct {
 
 	// hooks is nil when the metadata store keeps no webhooks.
 	hooks *notify.Service
+	// repl is nil when the metadata store keeps no replication rules.
+	repl *replicate.Service
 }
 
 // New opens the stores cfg names and builds the handler tree.
@@ -69,6 +72,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	if ws, ok := meta.(metadata.WebhookStore); ok {
 		s.hooks = notify.New(ws, log, notify.Options{MaxAttempts: cfg.Webhooks.MaxAttempts, Backoff: cfg.Webhooks.Backoff,
 			Timeout: cfg.Webhooks.Timeout, RegistryURL: cfg.Webhooks.RegistryURL, Now: o.now})
+	}
+	if s.repl, err = s.openReplication(); err != nil {
+		_ = meta.Close()
+		return nil, err
 	}
 	if s.mirror, err = s.openMirror(); err != nil {
 		_ = meta.Close()
@@ -345,6 +352,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.hooks != nil {
 		background.Go(func() { s.hooks.Run(jctx, s.cfg.Webhooks.Poll) })
 		background.Go(func() { s.pruneDeliveries(jctx) })
+	}
+	if s.repl != nil {
+		background.Go(func() { s.repl.Run(jctx, s.cfg.Replication.Poll) })
+		background.Go(func() { s.reconcileReplication(jctx) })
 	}
 	background.Go(func() { s.collectGarbage(jctx) })
 	background.Go(func() { s.pruneTagHistory(jctx) })

@@ -9,7 +9,8 @@ import (
 // webHandler returns the web UI and Hub-style JSON API. routes calls it
 // once; without accounts (auth and tokens nil) the UI runs open.
 func (s *Server) webHandler() http.Handler {
-	opts := web.Options{Registry: s.registry, Auth: s.auth, Tokens: s.tokens, Webhooks: s.hooks, Log: s.log}
+	opts := web.Options{Registry: s.registry, Auth: s.auth, Tokens: s.tokens, Webhooks: s.hooks, Log: s.log,
+		Replication: s.repl}
 	if s.mirror != nil {
 		opts.Mirror = s.mirror.m
 	}

@@ -58,6 +58,8 @@ type repoList struct {
 	Policies *policyPanel
 	// Webhooks are the namespace's, for those who may change it.
 	Webhooks *webhookPanel
+	// Replication is the namespace's rules, for those who may change it.
+	Replication *replicationPanel
 	// Usage is the namespace's storage and quota, for its members.
 	Usage *registry.Usage
 	// Outdated lists Images, the tags whose base moved on, instead of
@@ -148,6 +150,10 @@ func (h *Handler) listRepos(w http.ResponseWriter, r *http.Request, ns, pageName
 			return
 		}
 		if data.Webhooks, err = h.namespaceWebhooks(ctx, c, ns); err != nil {
+			h.internal(w, r, c, err)
+			return
+		}
+		if data.Replication, err = h.namespaceReplication(ctx, c, ns); err != nil {
 			h.internal(w, r, c, err)
 			return
 		}

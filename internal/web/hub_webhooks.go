@@ -5,10 +5,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 
-	"github.com/wharf/wharf/internal/auth"
 	"github.com/wharf/wharf/internal/notify"
 )
 
@@ -70,30 +68,15 @@ func toHubDelivery(d notify.Delivery) hubDelivery {
 // apiWebhooks serves every webhook route: the namespace's rights are
 // checked once, then the method and path pick the call.
 func (h *Handler) apiWebhooks(w http.ResponseWriter, r *http.Request) {
-	c, ok := h.apiCaller(w, r)
+	ctx, _, ns, ok := h.settingsCall(w, r, h.hooks != nil, "webhooks")
 	if !ok {
 		return
 	}
-	ns := r.PathValue("ns")
-	if !h.apiMay(w, r, c, ns+"/*", auth.ActionDelete) {
+	ids, ok := pathIDs(w, r, "WEBHOOK_UNKNOWN", "no such webhook or delivery", "id", "delivery")
+	if !ok {
 		return
 	}
-	if h.hooks == nil {
-		writeSpecError(w, http.StatusNotFound, "UNSUPPORTED", "this registry's database keeps no webhooks")
-		return
-	}
-	ctx := actingAs(r.Context(), c)
-	var id, did int64
-	for key, dst := range map[string]*int64{"id": &id, "delivery": &did} {
-		if v := r.PathValue(key); v != "" {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				writeSpecError(w, http.StatusNotFound, "WEBHOOK_UNKNOWN", "no such webhook or delivery")
-				return
-			}
-			*dst = n
-		}
-	}
+	id, did := ids[0], ids[1]
 	var (
 		hook *notify.Hook
 		err  error

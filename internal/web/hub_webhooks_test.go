@@ -51,12 +51,7 @@ func TestHubAPI_Webhooks(t *testing.T) {
 	hook := fmt.Sprintf("/v2/namespaces/alice/webhooks/%d", h.ID)
 	_, bobs := call("POST", "/v2/namespaces/bob/webhooks", `{"url": "http://bob.example"}`, bob)
 
-	cases := []struct {
-		name, method, path, body string
-		header                   map[string]string
-		want                     int
-		wantCode                 string
-	}{
+	cases := []apiCase{
 		{"anonymous is asked to sign in", "GET", "/v2/namespaces/alice/webhooks", "", nil, 401, ""},
 		{"another user may not list", "GET", "/v2/namespaces/alice/webhooks", "", bob, 403, ""},
 		{"another user may not create", "POST", "/v2/namespaces/alice/webhooks", `{"url": "http://x.example"}`, bob, 403, ""},
@@ -73,17 +68,7 @@ func TestHubAPI_Webhooks(t *testing.T) {
 		{"no such dead delivery", "POST", hook + "/deliveries/12/redeliver", "", alice, 404, "WEBHOOK_UNKNOWN"},
 		{"an id that is no number", "GET", "/v2/namespaces/alice/webhooks/first", "", alice, 404, "WEBHOOK_UNKNOWN"},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			code, got := call(tc.method, tc.path, tc.body, tc.header)
-			if code != tc.want {
-				t.Fatalf("%s %s = %d %+v, want %d", tc.method, tc.path, code, got, tc.want)
-			}
-			if tc.wantCode != "" && (len(got.Errors) != 1 || got.Errors[0].Code != tc.wantCode || got.Errors[0].Message == "") {
-				t.Errorf("errors = %+v, want one %s with a message", got.Errors, tc.wantCode)
-			}
-		})
-	}
+	runAPICases(t, srv.URL, cases)
 
 	code, h = call("PUT", hook, `{"url": "https://ci.example/v2", "events": ["tag"], "format": "dockerhub"}`, alice)
 	if code != 200 || h.Pattern != "alice/*" || h.Format != "dockerhub" || len(h.Secrets) != 1 {

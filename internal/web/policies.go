@@ -126,6 +126,10 @@ func (h *Handler) namespaceAction(w http.ResponseWriter, r *http.Request) {
 		h.webhookForm(w, r, c, ns)
 		return
 	}
+	if strings.HasPrefix(r.PostFormValue("op"), "replication-") {
+		h.replicationForm(w, r, c, ns)
+		return
+	}
 	err = h.applyPolicyForm(ctx, r, pattern)
 	if msg, ok := policyFormError(err); ok {
 		h.showError(w, r, c, http.StatusBadRequest, msg)

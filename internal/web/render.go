@@ -98,6 +98,7 @@ var flashes = map[string]string{
 	"visibility-changed": "The visibility was changed.",
 	"policy-changed":     "The policy was changed.",
 	"webhook-changed":    "The webhook was changed.",
+	"replicate-changed":  "The replication rules were changed.",
 	"tag-restored":       "The tag was restored.",
 	"password-changed":   "Your password was changed; other sessions were signed out.",
 	"token-revoked":      "The token was revoked.",

@@ -17,6 +17,7 @@ import (
 	"github.com/wharf/wharf/internal/notify"
 	"github.com/wharf/wharf/internal/proxy"
 	"github.com/wharf/wharf/internal/registry"
+	"github.com/wharf/wharf/internal/replicate"
 )
 
 //go:embed templates/*.html
@@ -38,6 +39,9 @@ type Options struct {
 	Webhooks *notify.Service
 	// Mirror is the pull-through cache, nil when nothing is mirrored.
 	Mirror *proxy.Mirror
+	// Replication manages the namespaces' replication rules; nil when
+	// the database keeps none.
+	Replication *replicate.Service
 }
 
 // Handler serves the UI and the Hub-style API.
@@ -50,6 +54,7 @@ type Handler struct {
 	pages  *pages
 	mux    *http.ServeMux
 	mirror *proxy.Mirror
+	repl   *replicate.Service
 }
 
 // New returns the handler; it panics only if the embedded templates are
@@ -61,7 +66,8 @@ func New(opts Options) *Handler {
 	if opts.Auth == nil || opts.Tokens == nil {
 		opts.Auth, opts.Tokens = nil, nil
 	}
-	h := &Handler{reg: opts.Registry, auth: opts.Auth, tokens: opts.Tokens, log: opts.Log, hooks: opts.Webhooks, pages: mustParsePages(), mirror: opts.Mirror}
+	h := &Handler{reg: opts.Registry, auth: opts.Auth, tokens: opts.Tokens, log: opts.Log, hooks: opts.Webhooks, pages: mustParsePages(), mirror: opts.Mirror,
+		repl: opts.Replication}
 	h.mux = h.routes()
 	return h
 }
@@ -120,6 +126,12 @@ func (h *Handler) routes() *http.ServeMux {
 	hub("DELETE /v2/namespaces/{ns}/webhooks/{id}/rotate", h.apiWebhooks)
 	hub("GET /v2/namespaces/{ns}/webhooks/{id}/deliveries", h.apiWebhooks)
 	hub("POST /v2/namespaces/{ns}/webhooks/{id}/deliveries/{delivery}/redeliver", h.apiWebhooks)
+	hub("GET /v2/namespaces/{ns}/replication", h.apiReplication)
+	hub("POST /v2/namespaces/{ns}/replication", h.apiReplication)
+	hub("GET /v2/namespaces/{ns}/replication/{id}", h.apiReplication)
+	hub("PUT /v2/namespaces/{ns}/replication/{id}", h.apiReplication)
+	hub("DELETE /v2/namespaces/{ns}/replication/{id}", h.apiReplication)
+	hub("POST /v2/namespaces/{ns}/replication/{id}/reconcile", h.apiReplication)
 	hub("GET /v2/namespaces/{ns}/usage", h.apiUsage)
 	hub("GET /v2/namespaces/{ns}/repositories/{repo}/usage", h.apiUsage)
 	hub("GET /v2/namespaces/{ns}/retention/preview", h.apiRetention)

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/wharf/wharf/internal/auth"
 	"github.com/wharf/wharf/internal/notify"
 )
 
@@ -36,10 +35,7 @@ const webhookRows = 5
 // namespaceWebhooks is the webhooks panel of ns, nil unless the caller
 // may change ns and the database keeps webhooks.
 func (h *Handler) namespaceWebhooks(ctx context.Context, c caller, ns string) (*webhookPanel, error) {
-	if h.hooks == nil {
-		return nil, nil
-	}
-	if ok, err := h.can(ctx, c, ns+"/*", auth.ActionDelete); err != nil || !ok {
+	if ok, err := h.mayManage(ctx, c, ns, h.hooks != nil); err != nil || !ok {
 		return nil, err
 	}
 	hooks, err := h.hooks.List(ctx, ns)

@@ -34,11 +34,18 @@ type referenceRegistry struct {
 // a free loopback port over the storage root, and waits until it answers.
 func startReference(t *testing.T, root string) *referenceRegistry {
 	t.Helper()
+	return startReferenceAt(t, root, freeLoopbackAddr(t))
+}
+
+// startReferenceAt is startReference on a given address (a registry
+// restarted where its clients know it).
+func startReferenceAt(t *testing.T, root, addr string) *referenceRegistry {
+	t.Helper()
 	bin := reference.Path(reference.DefaultCacheDir())
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("reference registry %s missing (%v): run `bash test/e2e/setup.sh`", bin, err)
 	}
-	r := &referenceRegistry{Addr: freeLoopbackAddr(t), done: make(chan error, 1), log: filepath.Join(t.TempDir(), "registry.log")}
+	r := &referenceRegistry{Addr: addr, done: make(chan error, 1), log: filepath.Join(t.TempDir(), "registry.log")}
 	cfg := filepath.Join(t.TempDir(), "config.yml")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`version: 0.1
 log:

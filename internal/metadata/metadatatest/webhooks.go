@@ -300,6 +300,21 @@ func testWebhooksClaimOrder(t *testing.T, ms metadata.Store, s metadata.WebhookS
 
 func testWebhooksClaimConcurrent(t *testing.T, ms metadata.Store, s metadata.WebhookStore) {
 	createHook(t, s, "ns/*", "push")
+	claimConcurrently(t, ms, func(worker string, now time.Time) ([]int64, error) {
+		ds, err := s.ClaimDeliveries(t.Context(), worker, now, now.Add(time.Minute), 2)
+		ids := make([]int64, 0, len(ds))
+		for _, d := range ds {
+			ids = append(ids, d.ID)
+		}
+		return ids, err
+	})
+}
+
+// claimConcurrently pushes to a dozen repositories, lets four workers
+// claim what that recorded, two rows at a time, all at once, and checks
+// that each row went to one worker.
+func claimConcurrently(t *testing.T, ms metadata.Store, claim func(worker string, now time.Time) ([]int64, error)) {
+	t.Helper()
 	const repos = 12
 	for i := range repos {
 		putManifest(t, ms, newManifest(fmt.Sprint("ns/r", i), fmt.Sprint(i)), "v1")
@@ -312,17 +327,17 @@ func testWebhooksClaimConcurrent(t *testing.T, ms metadata.Store, s metadata.Web
 		wg.Go(func() {
 			worker := fmt.Sprint("w", w)
 			for range 3 {
-				ds, err := s.ClaimDeliveries(t.Context(), worker, now, now.Add(time.Minute), 2)
+				ids, err := claim(worker, now)
 				if err != nil {
 					t.Error(err)
 					return
 				}
 				mu.Lock()
-				for _, d := range ds {
-					if other, ok := claimed[d.ID]; ok {
-						t.Errorf("delivery %d claimed by %s and %s", d.ID, other, worker)
+				for _, id := range ids {
+					if other, ok := claimed[id]; ok {
+						t.Errorf("row %d claimed by %s and %s", id, other, worker)
 					}
-					claimed[d.ID] = worker
+					claimed[id] = worker
 				}
 				mu.Unlock()
 			}
@@ -330,7 +345,7 @@ func testWebhooksClaimConcurrent(t *testing.T, ms metadata.Store, s metadata.Web
 	}
 	wg.Wait()
 	if len(claimed) != repos {
-		t.Errorf("%d deliveries claimed, want all %d", len(claimed), repos)
+		t.Errorf("%d rows claimed, want all %d", len(claimed), repos)
 	}
 }
 

@@ -378,6 +378,27 @@ var migrations = []string{
 		last_error  TEXT NOT NULL DEFAULT ''
 	);
 	CREATE INDEX replication_rules_namespace ON replication_rules(namespace);`,
+	// 19: replication's outbox (replication.go): a write that changes a
+	// repository inserts a task per covering rule in its own transaction,
+	// as webhook deliveries are; a task done is deleted, so the table
+	// holds only the backlog (a rule's lag is its oldest row). failures
+	// counts a rule's failed attempts and reconciles.
+	`ALTER TABLE replication_rules ADD COLUMN failures BIGINT NOT NULL DEFAULT 0;
+	CREATE TABLE replication_tasks (
+		id            INTEGER PRIMARY KEY,
+		rule_id       INTEGER NOT NULL REFERENCES replication_rules(id) ON DELETE CASCADE,
+		action        TEXT NOT NULL,
+		repo          TEXT NOT NULL,
+		digest        TEXT NOT NULL DEFAULT '',
+		tag           TEXT NOT NULL DEFAULT '',
+		created_at    BIGINT NOT NULL,
+		attempts      INTEGER NOT NULL DEFAULT 0,
+		next_at       BIGINT NOT NULL,
+		claimed_by    TEXT NOT NULL DEFAULT '',
+		claimed_until BIGINT NOT NULL DEFAULT 0,
+		last_error    TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX replication_tasks_queue ON replication_tasks(rule_id, repo, id);`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the

@@ -1,9 +1,13 @@
 package sqldb
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 
 	"github.com/wharf/wharf/internal/metadata"
 )
@@ -54,20 +58,27 @@ func (db *DB) RecordReplicationRun(ctx context.Context, id int64, at time.Time, 
 			at.UnixNano(), at.UnixNano(), id)
 	}
 	return db.ruleUpdate(ctx, id,
-		`UPDATE replication_rules SET last_run_at = ?, last_error = ? WHERE id = ?`, at.UnixNano(), reason, id)
+		`UPDATE replication_rules SET last_run_at = ?, last_error = ?, failures = failures + 1 WHERE id = ?`, at.UnixNano(), reason, id)
 }
 
+// ruleColumns read a rule with its backlog, so that its status (lag
+// included) is one query.
 const ruleColumns = `id, namespace, pattern, url, dest_prefix, username, password, created_by, created_at,
-	last_run_at, last_ok_at, last_error`
+	last_run_at, last_ok_at, last_error, failures,
+	(SELECT COUNT(*) FROM replication_tasks t WHERE t.rule_id = replication_rules.id),
+	(SELECT COALESCE(MIN(t.created_at), 0) FROM replication_tasks t WHERE t.rule_id = replication_rules.id)`
 
 func scanRule(sc interface{ Scan(...any) error }) (metadata.ReplicationRule, error) {
 	var r metadata.ReplicationRule
-	var created, run, ok int64
+	var created, run, ok, oldest int64
 	if err := sc.Scan(&r.ID, &r.Namespace, &r.Pattern, &r.URL, &r.DestPrefix, &r.Username, &r.SealedPassword,
-		&r.CreatedBy, &created, &run, &ok, &r.LastError); err != nil {
+		&r.CreatedBy, &created, &run, &ok, &r.LastError, &r.Failures, &r.Pending, &oldest); err != nil {
 		return r, err
 	}
 	r.CreatedAt = fromNanos(created)
+	if oldest != 0 {
+		r.Oldest = fromNanos(oldest)
+	}
 	if run != 0 {
 		r.LastRun = fromNanos(run)
 	}
@@ -107,4 +118,96 @@ func (db *DB) ListReplicationRules(ctx context.Context, namespace string) ([]met
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// replicateQuery inserts one event's task for every rule covering its
+// repository, in the write's transaction, as recordQuery does for hooks:
+// with no rule it inserts nothing. A rule's pattern is a name, or a
+// prefix ending in '*', compared in SQL so that a rule created by another
+// replica counts from its commit on.
+const replicateQuery = `INSERT INTO replication_tasks (rule_id, action, repo, digest, tag, created_at, next_at)
+	SELECT r.id, ?, ?, ?, ?, ?, ? FROM replication_rules r
+	WHERE r.pattern = ? OR (substr(r.pattern, length(r.pattern), 1) = '*'
+	  AND substr(?, 1, length(r.pattern) - 1) = substr(r.pattern, 1, length(r.pattern) - 1))`
+
+// recordReplication records e's replication tasks in tx. Only what
+// changes a repository's content replicates, and only what names a tag
+// or a manifest: a whole repository deleted is left to the reconcile.
+func recordReplication(ctx context.Context, tx *stmtTx, e metadata.Event, ts int64) error {
+	switch e.Action {
+	case metadata.EventPush, metadata.EventTag, metadata.EventDelete:
+	default:
+		return nil
+	}
+	if e.Repo == "" || e.Tag == "" && e.Digest == "" {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, replicateQuery, e.Action, e.Repo, e.Digest.String(), e.Tag, ts, ts, e.Repo, e.Repo); err != nil {
+		return fmt.Errorf("record replication of %s: %w", e.Repo, err)
+	}
+	return nil
+}
+
+// UpdateReplicationRule replaces what may change of rule r.ID.
+func (db *DB) UpdateReplicationRule(ctx context.Context, r *metadata.ReplicationRule) error {
+	return db.ruleUpdate(ctx, r.ID,
+		`UPDATE replication_rules SET pattern = ?, url = ?, dest_prefix = ?, username = ? WHERE id = ?`,
+		r.Pattern, r.URL, r.DestPrefix, r.Username, r.ID)
+}
+
+const taskColumns = `id, rule_id, action, repo, digest, tag, created_at, attempts, next_at, last_error`
+
+// ClaimReplicationTasks leases the due tasks, as ClaimDeliveries does:
+// SKIP LOCKED on PostgreSQL so that replicas claiming at once take
+// different rows, in one statement so that it holds through PgBouncer.
+func (db *DB) ClaimReplicationTasks(ctx context.Context, worker string, now, until time.Time, n int) ([]metadata.ReplicationTask, error) {
+	lock := ""
+	if db.postgres {
+		lock = ` FOR UPDATE SKIP LOCKED`
+	}
+	var out []metadata.ReplicationTask
+	err := db.inTx(ctx, func(tx *stmtTx) error {
+		rows, err := tx.QueryContext(ctx,
+			`UPDATE replication_tasks SET claimed_by = ?, claimed_until = ?
+			 WHERE id IN (SELECT t.id FROM replication_tasks t
+			   WHERE t.next_at <= ? AND t.claimed_until <= ?
+			   AND NOT EXISTS (SELECT 1 FROM replication_tasks e
+			     WHERE e.rule_id = t.rule_id AND e.repo = t.repo AND e.id < t.id)
+			   ORDER BY t.id LIMIT ?`+lock+`)
+			 RETURNING `+taskColumns,
+			worker, until.UnixNano(), now.UnixNano(), now.UnixNano(), n)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var t metadata.ReplicationTask
+			var dg string
+			var created, next int64
+			if err := rows.Scan(&t.ID, &t.RuleID, &t.Action, &t.Repo, &dg, &t.Tag, &created, &t.Attempts, &next, &t.LastError); err != nil {
+				return err
+			}
+			t.Digest, t.CreatedAt, t.NextAttempt = digest.Digest(dg), fromNanos(created), fromNanos(next)
+			out = append(out, t)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim replication tasks: %w", err)
+	}
+	// RETURNING promises no order.
+	slices.SortFunc(out, func(a, b metadata.ReplicationTask) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// FinishReplicationTask removes a task done.
+func (db *DB) FinishReplicationTask(ctx context.Context, id int64, worker string) error {
+	return db.leased(ctx, id, "finish replication task", `DELETE FROM replication_tasks WHERE id = ? AND claimed_by = ?`, id, worker)
+}
+
+// FailReplicationTask records a failed attempt.
+func (db *DB) FailReplicationTask(ctx context.Context, id int64, worker, reason string, next time.Time) error {
+	return db.leased(ctx, id, "fail replication task",
+		`UPDATE replication_tasks SET attempts = attempts + 1, last_error = ?, next_at = ?, claimed_by = '', claimed_until = 0
+		 WHERE id = ? AND claimed_by = ?`, reason, next.UnixNano(), id, worker)
 }

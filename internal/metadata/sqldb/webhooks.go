@@ -41,7 +41,7 @@ func recordEvent(ctx context.Context, tx *stmtTx, e metadata.Event) error {
 		"%,"+e.Action+",%", e.Repo, e.Repo, e.Repo); err != nil {
 		return fmt.Errorf("record %s event of %s: %w", e.Action, e.Repo, err)
 	}
-	return nil
+	return recordReplication(ctx, tx, e, ts)
 }
 
 // newEventID names an event, the same for every hook and every retry, so
@@ -228,15 +228,16 @@ func (db *DB) ClaimDeliveries(ctx context.Context, worker string, now, until tim
 	return out, nil
 }
 
-// leased runs an update of a delivery that worker must still hold.
+// leased runs an update of a leased row (a delivery, a replication task)
+// that worker must still hold; what names the change and the row.
 func (db *DB) leased(ctx context.Context, id int64, what, query string, args ...any) error {
 	return db.inTx(ctx, func(tx *stmtTx) error {
 		res, err := tx.ExecContext(ctx, query, args...)
 		if err != nil {
-			return fmt.Errorf("%s delivery %d: %w", what, id, err)
+			return fmt.Errorf("%s %d: %w", what, id, err)
 		}
 		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return fmt.Errorf("%s delivery %d: lease lost: %w", what, id, metadata.ErrConflict)
+			return fmt.Errorf("%s %d: lease lost: %w", what, id, metadata.ErrConflict)
 		}
 		return nil
 	})
@@ -244,7 +245,7 @@ func (db *DB) leased(ctx context.Context, id int64, what, query string, args ...
 
 // FinishDelivery marks delivery id delivered.
 func (db *DB) FinishDelivery(ctx context.Context, id int64, worker string, now time.Time) error {
-	return db.leased(ctx, id, "finish",
+	return db.leased(ctx, id, "finish delivery",
 		`UPDATE webhook_deliveries SET state = 'delivered', delivered_at = ?, claimed_by = '', claimed_until = 0, last_error = ''
 		 WHERE id = ? AND claimed_by = ? AND state = 'pending'`, now.UnixNano(), id, worker)
 }
@@ -255,7 +256,7 @@ func (db *DB) FailDelivery(ctx context.Context, id int64, worker, reason string,
 	if dead {
 		state = metadata.DeliveryDead
 	}
-	return db.leased(ctx, id, "fail",
+	return db.leased(ctx, id, "fail delivery",
 		`UPDATE webhook_deliveries SET attempts = attempts + 1, last_error = ?, next_at = ?, state = ?, claimed_by = '', claimed_until = 0
 		 WHERE id = ? AND claimed_by = ? AND state = 'pending'`, reason, next.UnixNano(), state, id, worker)
 }
