@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/wharf/wharf/internal/metadata"
+	"github.com/wharf/wharf/internal/secretkey"
 )
 
 // RuleSpec is what an owner says when creating a rule.
@@ -30,7 +31,7 @@ type Service struct {
 	store metadata.ReplicationStore
 	// sealer is nil when no secret key could be found: rules without a
 	// password still work, storing one is refused.
-	sealer *Sealer
+	sealer *secretkey.Sealer
 	keyErr error
 	// Source is this registry as the copier reaches it.
 	source    Endpoint
@@ -39,12 +40,12 @@ type Service struct {
 }
 
 // NewService returns a Service storing rules in store, sealing passwords
-// with the key LoadKey found (or keyErr, reported when a password must be
+// with the key secretkey.LoadKey found (or keyErr, reported when a password must be
 // stored), copying from source.
 func NewService(store metadata.ReplicationStore, key []byte, keyErr error, source Endpoint, transport http.RoundTripper, now func() time.Time) (*Service, error) {
 	s := &Service{store: store, keyErr: keyErr, source: source, transport: transport, now: now}
 	if key != nil {
-		sealer, err := NewSealer(key)
+		sealer, err := secretkey.NewSealer(key)
 		if err != nil {
 			return nil, err
 		}
@@ -62,7 +63,7 @@ func (s *Service) CreateRule(ctx context.Context, ns string, spec RuleSpec, acto
 	}
 	if spec.Password != "" && s.sealer == nil {
 		if s.keyErr == nil {
-			s.keyErr = ErrNoKey
+			s.keyErr = secretkey.ErrNoKey
 		}
 		return 0, s.keyErr
 	}

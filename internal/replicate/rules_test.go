@@ -19,6 +19,7 @@ import (
 	"github.com/wharf/wharf/internal/metadata"
 	"github.com/wharf/wharf/internal/metadata/sqldb"
 	"github.com/wharf/wharf/internal/registrytest"
+	"github.com/wharf/wharf/internal/secretkey"
 )
 
 func TestService_RuleWithSealedPasswordReconcilesToAuthenticatedDestination(t *testing.T) {
@@ -32,7 +33,7 @@ func TestService_RuleWithSealedPasswordReconcilesToAuthenticatedDestination(t *t
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	key, keyErr := LoadKey("", t.TempDir(), false)
+	key, keyErr := secretkey.LoadKey("", t.TempDir(), false)
 	now := time.Unix(5000, 0)
 	svc, err := NewService(db, key, keyErr, Endpoint{URL: src.URL}, nil, func() time.Time { return now })
 	if err != nil {
@@ -105,13 +106,13 @@ func TestService_RefusesPasswordWithoutKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	_, keyErr := LoadKey("", "", true)
+	_, keyErr := secretkey.LoadKey("", "", true)
 	svc, err := NewService(db, nil, keyErr, Endpoint{URL: "http://127.0.0.1:1"}, nil, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.CreateRule(t.Context(), "team", RuleSpec{URL: "https://b.test", Username: "u", Password: "p"}, "a"); !errors.Is(err, ErrNoKey) {
-		t.Fatalf("err = %v, want ErrNoKey", err)
+	if _, err := svc.CreateRule(t.Context(), "team", RuleSpec{URL: "https://b.test", Username: "u", Password: "p"}, "a"); !errors.Is(err, secretkey.ErrNoKey) {
+		t.Fatalf("err = %v, want secretkey.ErrNoKey", err)
 	}
 	if rules, _ := db.ListReplicationRules(t.Context(), ""); len(rules) != 0 {
 		t.Errorf("a rule was stored: %+v", rules)
@@ -129,7 +130,7 @@ func TestService_ApplyReplicatesPushAndDeleteEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	svc, err := NewService(db, nil, ErrNoKey, Endpoint{URL: src.URL}, nil, time.Now)
+	svc, err := NewService(db, nil, secretkey.ErrNoKey, Endpoint{URL: src.URL}, nil, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
