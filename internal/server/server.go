@@ -67,8 +67,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	}
 	s := &Server{cfg: cfg, log: log, meta: meta, registry: reg, opts: o}
 	if ws, ok := meta.(metadata.WebhookStore); ok {
-		s.hooks = notify.New(ws, log, notify.Options{MaxAttempts: cfg.Webhooks.MaxAttempts, Backoff: cfg.Webhooks.Backoff,
-			Timeout: cfg.Webhooks.Timeout, RegistryURL: cfg.Webhooks.RegistryURL, Now: o.now})
+		if s.hooks, err = openWebhooks(ctx, cfg, log, ws, o); err != nil {
+			_ = meta.Close()
+			return nil, err
+		}
 	}
 	if s.mirror, err = s.openMirror(); err != nil {
 		_ = meta.Close()
