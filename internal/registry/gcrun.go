@@ -152,7 +152,9 @@ func (g *GCRuns) Start(ctx context.Context, trigger string) (metadata.Run, error
 	if err != nil {
 		return run, err
 	}
-	g.wg.Go(func() { g.execute(g.bg, run) })
+	// The run outlives the request, not its actor.
+	bg := WithActor(g.bg, Actor(ctx))
+	g.wg.Go(func() { g.execute(bg, run) })
 	return run, nil
 }
 
