@@ -43,4 +43,35 @@ func TestRetention_RunNowFromTheSettingsPanels(t *testing.T) {
 	if n := strings.Count(runs, `"trigger":"manual"`); n != 2 {
 		t.Errorf("retention runs = %s, want the two manual runs", runs)
 	}
+
+	// One list has every job's runs: the API and the admin page.
+	resp, err := http.Post(srv.URL+"/v2/admin/gc/runs?wait=true", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("gc run = %d", resp.StatusCode)
+	}
+	for _, tc := range []struct {
+		path          string
+		gc, retention int
+	}{
+		{"/v2/admin/runs", 1, 2},
+		{"/v2/admin/runs?kind=retention", 0, 2},
+		{"/v2/admin/gc/runs", 1, 0},
+		{"/v2/admin/gc/runs?kind=all", 1, 2},
+	} {
+		body := b.get(tc.path).body
+		if strings.Count(body, `"kind":"gc"`) != tc.gc || strings.Count(body, `"kind":"retention"`) != tc.retention {
+			t.Errorf("%s = %s, want %d gc and %d retention runs", tc.path, body, tc.gc, tc.retention)
+		}
+	}
+	if got := b.get("/v2/admin/runs?kind=cron"); got.code != http.StatusBadRequest || !strings.Contains(got.body, `"code":"UNSUPPORTED"`) {
+		t.Errorf("kind=cron = %d %s, want 400 UNSUPPORTED", got.code, got.body)
+	}
+	page := b.get("/admin/gc").body
+	if strings.Count(page, `class="kind">retention<`) != 2 || strings.Count(page, `class="kind">gc<`) != 1 {
+		t.Errorf("admin page lists %d retention and %d gc runs, want 2 and 1", strings.Count(page, `class="kind">retention<`), strings.Count(page, `class="kind">gc<`))
+	}
 }
