@@ -32,6 +32,18 @@ func storedSecrets(t *testing.T, dataDir string, id int64) []string {
 	return h.Secrets
 }
 
+// pushDelivered pushes ref and returns the one delivery it causes.
+func pushDelivered(t *testing.T, w *world, ref string) received {
+	t.Helper()
+	w.push(t, ref)
+	w.deliver(t)
+	got := w.rc.take()
+	if len(got) != 1 {
+		t.Fatalf("receiver got %d deliveries, want 1", len(got))
+	}
+	return got[0]
+}
+
 func assertSealed(t *testing.T, stored []string, plain string) {
 	t.Helper()
 	if len(stored) == 0 {
@@ -50,14 +62,9 @@ func TestWebhookSecrets_SealedInTheDatabaseAndSignWhenOpened(t *testing.T) {
 	// Rotating writes both secrets back: neither may land plain.
 	var rotated hook
 	w.api(t, http.MethodPost, fmt.Sprintf("/v2/namespaces/team/webhooks/%d/rotate", h.ID), nil, http.StatusOK, &rotated)
-	w.push(t, "team/app:v1")
-	w.deliver(t)
-	got := w.rc.take()
-	if len(got) != 1 {
-		t.Fatalf("receiver got %d deliveries, want 1", len(got))
-	}
-	verify(t, h.Secrets[0], got[0], w.clock.Now())
-	verify(t, rotated.Secrets[0], got[0], w.clock.Now())
+	got := pushDelivered(t, w, "team/app:v1")
+	verify(t, h.Secrets[0], got, w.clock.Now())
+	verify(t, rotated.Secrets[0], got, w.clock.Now())
 	w.srv.Stop()
 	stored := storedSecrets(t, w.srv.DataDir, h.ID)
 	if len(stored) != 2 {
@@ -89,13 +96,7 @@ func TestWebhookSecrets_PlainOnesFromBeforeAKeyAreSealedAtStart(t *testing.T) {
 	clock := clocktest.New()
 	srv := registrytest.NewServer(t, registrytest.WithDataDir(dir), registrytest.WithClock(clock.Now))
 	w := &world{srv: srv, clock: clock, rc: rc}
-	w.push(t, "team/app:v1")
-	w.deliver(t)
-	got := rc.take()
-	if len(got) != 1 {
-		t.Fatalf("receiver got %d deliveries, want 1", len(got))
-	}
-	verify(t, h.Secrets[0], got[0], clock.Now())
+	verify(t, h.Secrets[0], pushDelivered(t, w, "team/app:v1"), clock.Now())
 	srv.Stop()
 	assertSealed(t, storedSecrets(t, dir, h.ID), h.Secrets[0])
 }
