@@ -66,6 +66,15 @@ func fractionAtLeast(x float64) check {
 	}
 }
 
+func wharfAtLeast(v float64, unit string) check {
+	return func(r *rowResult, _ *Results) (bool, string) {
+		if r.Wharf == nil {
+			return false, "no figure"
+		}
+		return r.Wharf.Median >= v, fmt.Sprintf("%.0f %s, want ≥ %.0f %s", r.Wharf.Median, unit, v, unit)
+	}
+}
+
 func wharfAtMost(v float64, unit string) check {
 	return func(r *rowResult, _ *Results) (bool, string) {
 		if r.Wharf == nil {
@@ -114,6 +123,9 @@ var (
 	// One part is what each writing upload holds in memory.
 	goalSharedRSS = &goal{fmt.Sprintf("wharf ≤ 64 MiB + one %d MiB part", sharedPart>>20),
 		[]check{wharfAtMost(64+sharedPart>>20, "MiB")}}
+	// Garbage collection (issue 14): pushes and pulls slowed by at most 20%.
+	goalGC      = &goal{"≤ 0.1× reference (10× faster)", []check{ratioBelow(0.1, true)}}
+	goalGCLoad  = &goal{"≥ 80% of the rate without a collection", []check{wharfAtLeast(80, "%")}}
 	goalRSSFlat = &goal{"wharf ≤ 64 MiB and ≤ smallest push + 16 MiB",
 		[]check{wharfAtMost(64, "MiB"), flatRSS(16)}}
 )

@@ -52,7 +52,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.out, "out", "bench/results", "directory for the markdown and JSON results (and profiles/)")
 	fs.StringVar(&o.name, "name", "", `base name of the result files (default "latest", or "quick" with --quick)`)
 	fs.IntVar(&o.reps, "reps", 0, "repetitions per scenario and server (default 3)")
-	fs.StringVar(&o.only, "only", "", "comma-separated scenario ids to run (push-mono, push-chunked, pull, pull-concurrent, manifest, small-images, tags, catalog, memory, client; mirror-manifest, mirror-cold, mirror-memory, or mirror for all three; shared-push-mono, shared-push-chunked, shared-pull, shared-manifest, shared-catalog, shared-memory, or shared for all six)")
+	fs.StringVar(&o.only, "only", "", "comma-separated scenario ids to run (push-mono, push-chunked, pull, pull-concurrent, manifest, small-images, tags, catalog, memory, client, gc; mirror-manifest, mirror-cold, mirror-memory, or mirror for all three; shared-push-mono, shared-push-chunked, shared-pull, shared-manifest, shared-catalog, shared-memory, or shared for all six)")
 	fs.StringVar(&o.workDir, "work-dir", os.TempDir(), "parent of the temporary data directories (both servers' data live on this filesystem)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary data directories and server logs")
 	fs.StringVar(&o.cacheDir, "cache-dir", defaultCacheDir(), "where the reference registry is installed (go install) when missing")

@@ -39,6 +39,12 @@ type plan struct {
 	SharedMem              int64         `json:"shared_memory_push_bytes"`
 	SharedManifestDuration time.Duration `json:"shared_manifest_duration_ns"`
 	SharedListRequests     int           `json:"shared_list_requests_per_rep"`
+	// The garbage collection rows: repositories seeded per repetition (a
+	// third deleted), each image's layer size, and the shortest window
+	// over which the push+pull rate without a collection is measured.
+	GCRepos      int           `json:"gc_repositories"`
+	GCLayer      int           `json:"gc_layer_bytes"`
+	GCLoadWindow time.Duration `json:"gc_load_window_ns"`
 }
 
 func fullPlan() plan {
@@ -73,6 +79,10 @@ func fullPlan() plan {
 		SharedMem:              4 << 30,
 		SharedManifestDuration: 5 * time.Second,
 		SharedListRequests:     2,
+
+		GCRepos:      3000,
+		GCLayer:      16 << 10,
+		GCLoadWindow: 2 * time.Second,
 	}
 }
 
@@ -108,5 +118,9 @@ func quickPlan() plan {
 		SharedMem:              256 << 20,
 		SharedManifestDuration: time.Second,
 		SharedListRequests:     1,
+
+		GCRepos:      300,
+		GCLayer:      16 << 10,
+		GCLoadWindow: time.Second,
 	}
 }

@@ -135,7 +135,7 @@ func (h *harness) runScenario(ctx context.Context, sc *scenario) error {
 				continue
 			}
 		}
-		srv, err := h.fleet.start(ctx, n, dir, null, stores, mirrorOf)
+		srv, err := h.fleet.start(ctx, n, dir, null, stores, mirrorOf, sc.WharfArgs...)
 		if err == nil && n == sc.MirrorOf {
 			upstream = srv
 		}

@@ -42,6 +42,8 @@ type scenario struct {
 	// Shared runs the scenario on the shared-storage section's stores: a
 	// fresh PostgreSQL cluster and S3 gateway, started before its servers.
 	Shared bool
+	// WharfArgs are added to wharf's command line in this scenario.
+	WharfArgs []string
 	// Reps overrides the plan's repetitions when positive.
 	Reps    int
 	Rows    []rowSpec
@@ -102,6 +104,7 @@ func (h *harness) scenarios() []*scenario {
 		h.tagsScenario(),
 		h.catalogScenario(),
 		h.clientScenario(),
+		h.gcScenario(),
 	)
 	for i, sz := range p.MemSizes {
 		out = append(out, h.memoryScenario(sz, i == len(p.MemSizes)-1))

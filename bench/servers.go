@@ -77,8 +77,8 @@ type nullOpts struct {
 // with st, wharf and the reference keep their data in st's PostgreSQL and
 // S3 gateway instead. With mirrorOf, wharf is a pull-through cache of
 // that server, whose CPU then counts as wharf's (it is wharf's upstream,
-// not other processes' noise).
-func (f *fleet) start(ctx context.Context, name, dir string, null nullOpts, st *sharedStores, mirrorOf *server) (*server, error) {
+// not other processes' noise). wharfArgs are added to wharf's command line.
+func (f *fleet) start(ctx context.Context, name, dir string, null nullOpts, st *sharedStores, mirrorOf *server, wharfArgs ...string) (*server, error) {
 	if name == nameS3 {
 		if st == nil {
 			return nil, errors.New("the S3 gateway runs only in the shared-storage section")
@@ -125,6 +125,7 @@ func (f *fleet) start(ctx context.Context, name, dir string, null nullOpts, st *
 			}
 			args = append(args, "--debug-addr", s.debugAddr)
 		}
+		args = append(args, wharfArgs...)
 	case nameWharfSQLite:
 		args = []string{f.wharfBin, "serve", "--addr", addr, "--data-dir", s.dataDir,
 			"--log-level", "info", "--log-format", "text"}

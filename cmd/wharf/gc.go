@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -19,7 +20,10 @@ recently, links to blobs no manifest of their repository uses, and with
 is gone). Anything pushed, linked or reused within --grace is kept, since it
 may belong to a push still under way. On S3 the database says which blobs
 nothing references (the bucket is never listed), and gc may run on any
-replica while the others serve.`
+replica while the others serve. It takes the lease that serve's scheduled
+collections take, so it never runs at the same time as one (it stops with a
+message while one is under way), and its run is listed on the admin page
+beside theirs.`
 	cmd.Flags().DurationVar(&opts.Grace, "grace", server.DefaultGCGrace, "keep what was pushed or reused more recently than this")
 	cmd.Flags().BoolVar(&opts.Untagged, "untagged", false, "also delete untagged manifests that no index references")
 	cmd.Flags().DurationVar(&opts.UntaggedAge, "untagged-age", 0, "with --untagged, keep untagged manifests pushed more recently than this (at least --grace)")
@@ -30,7 +34,11 @@ replica while the others serve.`
 		}
 		return withRegistry(cmd, func(reg *server.Registry) error {
 			start := time.Now()
-			rep, err := reg.CollectGarbage(cmd.Context(), opts)
+			rep, err := reg.CollectGarbageLeased(cmd.Context(), opts)
+			if errors.Is(err, server.ErrGCBusy) {
+				return errors.New("another garbage collection is under way (a wharf serve replica's, or another wharf gc): " +
+					"try again when it ends; the lease of one that died lapses within a minute")
+			}
 			printGCReport(cmd, opts, rep, time.Since(start))
 			return err
 		})

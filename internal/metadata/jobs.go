@@ -64,7 +64,7 @@ type RunStore interface {
 	StartRun(ctx context.Context, r *Run) error
 	// FinishRun records r's end: its outcome, counts, error and summary.
 	FinishRun(ctx context.Context, r *Run) error
-	// ListRuns lists kind's runs, newest first, from offset, at most
-	// limit, with the total count of kind's runs.
+	// ListRuns lists kind's runs ("": every kind's), newest first, from
+	// offset, at most limit, with the total count of them.
 	ListRuns(ctx context.Context, kind string, offset, limit int) ([]Run, int, error)
 }

@@ -143,7 +143,9 @@ type Collector interface {
 	// child, and whose subject, if they have one, is gone.
 	UntaggedManifests(ctx context.Context, before time.Time, n int) ([]ManifestRef, error)
 	// DeleteUntaggedManifest deletes the manifest if it is still such a
-	// manifest, in one transaction, and reports whether it did.
+	// manifest, in one transaction, and reports whether it did. A
+	// WebhookStore records its delete event there, by the context's
+	// ChangeInfo actor.
 	DeleteUntaggedManifest(ctx context.Context, ref ManifestRef, before time.Time) (bool, error)
 	// PruneBlobLinks removes (or with dryRun only counts) the links made
 	// before `before` to blobs that no manifest of the linking repository

@@ -39,6 +39,8 @@ type Event struct {
 	Size      int64
 	Tag       string
 	// Actor is the account that caused it, "" when unknown or anonymous.
+	// A delete's actor is the write context's ChangeInfo actor (a user, or
+	// the job that deleted: retention, gc).
 	Actor string
 	// Count is how many pulls an EventPull stands for.
 	Count int64

@@ -20,6 +20,7 @@ import (
 
 	"github.com/wharf/wharf/internal/metadata"
 	"github.com/wharf/wharf/internal/registry"
+	"github.com/wharf/wharf/internal/secretkey"
 )
 
 // Hook is a webhook as the store keeps it.
@@ -59,6 +60,9 @@ type Options struct {
 	Client *http.Client
 	// Now is the clock of retries and leases (default time.Now).
 	Now func() time.Time
+	// Sealer, when set, seals the hooks' secrets in the store (nil: they
+	// are stored as they are, for a registry with no secret key).
+	Sealer *secretkey.Sealer
 }
 
 // Service manages hooks and delivers their outbox.
@@ -103,6 +107,9 @@ func New(store metadata.WebhookStore, log *slog.Logger, opts Options) *Service {
 		// for the URL the hook names.
 		opts.Client = &http.Client{Timeout: opts.Timeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	if opts.Sealer != nil {
+		store = &sealedStore{WebhookStore: store, sealer: opts.Sealer}
 	}
 	return &Service{store: store, log: log, opts: opts, client: opts.Client, render: newPayloader(opts.RegistryURL),
 		worker: strings.TrimPrefix(newWorkerID(), secretPrefix)}

@@ -1,6 +1,10 @@
 package registry
 
-import "context"
+import (
+	"context"
+
+	"github.com/wharf/wharf/internal/metadata"
+)
 
 type actorKey struct{}
 
@@ -53,6 +57,17 @@ func pullOnly(ctx context.Context) bool {
 // auditDelete writes the one audit line of a delete, whichever way it
 // came (OCI API, web UI, Hub API): what went and who asked, from the
 // actor the server set ("" on an open registry, where nobody signs in).
+// withChangeActor returns ctx whose store writes record the request's
+// actor (their delete events and history rows), unless one is set.
+func withChangeActor(ctx context.Context) context.Context {
+	info := metadata.ChangeInfoOf(ctx)
+	if info.Actor != "" {
+		return ctx
+	}
+	info.Actor = Actor(ctx)
+	return metadata.WithChangeInfo(ctx, info)
+}
+
 func (s *Service) auditDelete(ctx context.Context, kind, repo, ref string) {
 	s.log.InfoContext(ctx, "deleted", "user", Actor(ctx), "kind", kind, "repository", repo, "reference", ref)
 }

@@ -135,7 +135,7 @@ func (s *Service) DeleteRepository(ctx context.Context, name string) error {
 	if err := ValidateName(name); err != nil {
 		return err
 	}
-	err := s.meta.DeleteRepository(ctx, name)
+	err := s.meta.DeleteRepository(withChangeActor(ctx), name)
 	if errors.Is(err, metadata.ErrNotFound) {
 		return nameUnknown(name)
 	}

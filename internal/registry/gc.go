@@ -35,6 +35,9 @@ type GCOptions struct {
 	DryRun bool
 }
 
+// GCActor is the actor of what a collection that nobody started deletes.
+const GCActor = "gc"
+
 // DefaultGCGrace is the grace period when none is given.
 const DefaultGCGrace = time.Hour
 
@@ -73,6 +76,12 @@ func (s *Service) CollectGarbage(ctx context.Context, opts GCOptions) (GCReport,
 		opts.Grace = DefaultGCGrace
 	}
 	cutoff := s.opts.Now().Add(-opts.Grace)
+	// The manifests it deletes are delete events by whoever started the
+	// run, or by the collection itself when no one did (a schedule).
+	if Actor(ctx) == "" {
+		ctx = WithActor(ctx, GCActor)
+	}
+	ctx = withChangeActor(ctx)
 
 	if opts.Untagged {
 		if err := s.collectManifests(ctx, meta, s.opts.Now().Add(-max(opts.Grace, opts.UntaggedAge)), opts.DryRun, &rep); err != nil {
@@ -195,7 +204,7 @@ func (s *Service) collectManifests(ctx context.Context, meta metadata.Collector,
 			if ok {
 				deleted++
 				rep.Manifests = append(rep.Manifests, ref)
-				s.log.InfoContext(ctx, "untagged manifest collected", "repo", ref.Repo, "digest", ref.Digest)
+				s.log.InfoContext(ctx, "untagged manifest collected", "user", Actor(ctx), "repo", ref.Repo, "digest", ref.Digest)
 			}
 		}
 		if deleted == 0 {

@@ -130,7 +130,8 @@ func (g *GCRuns) Tick(ctx context.Context) (metadata.Run, bool, error) {
 	if err != nil {
 		return run, false, err
 	}
-	return g.execute(ctx, run), true, nil
+	run, _ = g.execute(ctx, run, g.options())
+	return run, true, nil
 }
 
 // Run runs a collection now, whatever the schedule, and returns its
@@ -141,7 +142,30 @@ func (g *GCRuns) Run(ctx context.Context, trigger string) (metadata.Run, error) 
 	if err != nil {
 		return run, err
 	}
-	return g.execute(ctx, run), nil
+	run, _ = g.execute(ctx, run, g.options())
+	return run, nil
+}
+
+// RunWith is Run with opts instead of the schedule's, for `wharf gc`:
+// under the same lease as serve's runs, so that it never collects beside
+// a replica's run (ErrGCBusy while one is under way), and recorded as a
+// run like theirs. A dry run deletes nothing, so it takes no lease and
+// records nothing.
+func (g *GCRuns) RunWith(ctx context.Context, trigger string, opts GCOptions) (metadata.Run, GCReport, error) {
+	if opts.DryRun {
+		rep, err := g.svc.CollectGarbage(ctx, opts)
+		return metadata.Run{}, rep, err
+	}
+	now := g.svc.opts.Now()
+	run, err := g.begin(ctx, trigger, now, now.Add(time.Nanosecond))
+	if err != nil {
+		return run, GCReport{}, err
+	}
+	run, rep := g.execute(ctx, run, opts)
+	if run.Outcome != metadata.RunOK {
+		return run, rep, fmt.Errorf("garbage collection %s: %s", run.Outcome, run.Error)
+	}
+	return run, rep, nil
 }
 
 // Start is Run in the background: it returns the started run's record
@@ -152,7 +176,9 @@ func (g *GCRuns) Start(ctx context.Context, trigger string) (metadata.Run, error
 	if err != nil {
 		return run, err
 	}
-	g.wg.Go(func() { g.execute(g.bg, run) })
+	// The run outlives the request, not its actor.
+	bg := WithActor(g.bg, Actor(ctx))
+	g.wg.Go(func() { g.execute(bg, run, g.options()) })
 	return run, nil
 }
 
@@ -214,7 +240,7 @@ func (g *GCRuns) release(ctx context.Context) {
 var errGCLeaseLost = errors.New("garbage collection: the lease lapsed and another replica took it")
 
 // execute collects while renewing the lease, then records the report.
-func (g *GCRuns) execute(ctx context.Context, run metadata.Run) metadata.Run {
+func (g *GCRuns) execute(ctx context.Context, run metadata.Run, opts GCOptions) (metadata.Run, GCReport) {
 	defer g.running.Unlock()
 	defer g.release(ctx)
 	rctx, cancel := context.WithCancelCause(ctx)
@@ -225,7 +251,7 @@ func (g *GCRuns) execute(ctx context.Context, run metadata.Run) metadata.Run {
 		g.renew(rctx, cancel)
 	}()
 	began := time.Now()
-	rep, err := g.svc.CollectGarbage(rctx, g.options())
+	rep, err := g.svc.CollectGarbage(rctx, opts)
 	took := time.Since(began)
 	cancel(nil)
 	<-renewed
@@ -241,7 +267,7 @@ func (g *GCRuns) execute(ctx context.Context, run metadata.Run) metadata.Run {
 	case err != nil:
 		run.Outcome, run.Error = metadata.RunFailed, err.Error()
 	}
-	run.Summary = gcSummary(rep, g.options())
+	run.Summary = gcSummary(rep, opts)
 	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer fcancel()
 	if err := g.runs.FinishRun(fctx, &run); err != nil {
@@ -254,7 +280,7 @@ func (g *GCRuns) execute(ctx context.Context, run metadata.Run) metadata.Run {
 	g.mu.Unlock()
 	g.svc.log.InfoContext(ctx, "gc run finished", "run", run.ID, "trigger", run.Trigger, "outcome", run.Outcome,
 		"manifests", run.Manifests, "blobs", run.Blobs, "links", run.Links, "bytes", run.Bytes, "took", took, "err", run.Error)
-	return run
+	return run, rep
 }
 
 // renew moves the lease out every third of its length until ctx ends,

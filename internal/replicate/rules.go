@@ -15,6 +15,7 @@ import (
 
 	"github.com/wharf/wharf/internal/metadata"
 	"github.com/wharf/wharf/internal/registry"
+	"github.com/wharf/wharf/internal/secretkey"
 )
 
 // RuleSpec is what an owner says when creating a rule.
@@ -34,7 +35,7 @@ type Service struct {
 	store metadata.ReplicationStore
 	// sealer is nil when no secret key could be found: rules without a
 	// password still work, storing one is refused.
-	sealer *Sealer
+	sealer *secretkey.Sealer
 	keyErr error
 	// Source is this registry as the copier reaches it.
 	source Endpoint
@@ -48,14 +49,14 @@ type Service struct {
 }
 
 // NewService returns a Service storing rules in store, sealing passwords
-// with the key LoadKey found (or keyErr, reported when a password must be
+// with the key secretkey.LoadKey found (or keyErr, reported when a password must be
 // stored), copying from source.
 func NewService(store metadata.ReplicationStore, key []byte, keyErr error, source Endpoint, opts Options) (*Service, error) {
 	opts.defaults()
 	s := &Service{store: store, keyErr: keyErr, source: source, opts: opts, log: opts.Log,
 		mounts: NewMounts(mountMemory), worker: "repl-" + rand.Text()[:16], reconcileNow: make(chan int64, 16)}
 	if key != nil {
-		sealer, err := NewSealer(key)
+		sealer, err := secretkey.NewSealer(key)
 		if err != nil {
 			return nil, err
 		}
@@ -86,7 +87,7 @@ func (s *Service) validate(ns string, spec RuleSpec) (string, error) {
 	}
 	if spec.Password != "" && s.sealer == nil {
 		if s.keyErr == nil {
-			s.keyErr = ErrNoKey
+			s.keyErr = secretkey.ErrNoKey
 		}
 		return "", s.keyErr
 	}

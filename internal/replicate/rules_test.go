@@ -18,6 +18,7 @@ import (
 	"github.com/wharf/wharf/internal/metadata/sqldb"
 	"github.com/wharf/wharf/internal/registrytest"
 	"github.com/wharf/wharf/internal/replicate"
+	"github.com/wharf/wharf/internal/secretkey"
 )
 
 func TestService_RuleWithSealedPasswordReconcilesToAuthenticatedDestination(t *testing.T) {
@@ -31,7 +32,7 @@ func TestService_RuleWithSealedPasswordReconcilesToAuthenticatedDestination(t *t
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	key, keyErr := replicate.LoadKey("", t.TempDir(), false)
+	key, keyErr := secretkey.LoadKey("", t.TempDir(), false)
 	now := time.Unix(5000, 0)
 	svc, err := replicate.NewService(db, key, keyErr, replicate.Endpoint{URL: src.URL}, replicate.Options{Now: func() time.Time { return now }})
 	if err != nil {
@@ -104,12 +105,12 @@ func TestService_RefusesPasswordWithoutKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	_, keyErr := replicate.LoadKey("", "", true)
+	_, keyErr := secretkey.LoadKey("", "", true)
 	svc, err := replicate.NewService(db, nil, keyErr, replicate.Endpoint{URL: "http://127.0.0.1:1"}, replicate.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.CreateRule(t.Context(), "team", replicate.RuleSpec{URL: "https://b.test", Username: "u", Password: "p"}, "a"); !errors.Is(err, replicate.ErrNoKey) {
+	if _, err := svc.CreateRule(t.Context(), "team", replicate.RuleSpec{URL: "https://b.test", Username: "u", Password: "p"}, "a"); !errors.Is(err, secretkey.ErrNoKey) {
 		t.Fatalf("err = %v, want ErrNoKey", err)
 	}
 	if rules, _ := db.ListReplicationRules(t.Context(), ""); len(rules) != 0 {

@@ -163,6 +163,22 @@ type (
 // DefaultGCGrace is registry.DefaultGCGrace.
 const DefaultGCGrace = registry.DefaultGCGrace
 
+// ErrGCBusy is registry.ErrGCBusy: a collection holds the lease.
+var ErrGCBusy = registry.ErrGCBusy
+
+// CollectGarbageLeased runs `wharf gc`: under the garbage collection
+// lease that serve's runs take, recorded as a run of trigger "cli" by
+// the offline actor, so that it never collects beside a replica's run and
+// shows on the admin page like one.
+func (r *Registry) CollectGarbageLeased(ctx context.Context, opts GCOptions) (GCReport, error) {
+	gc := r.GCRuns()
+	if gc == nil {
+		return GCReport{}, errors.New("garbage collection: this metadata store cannot lease the job")
+	}
+	_, rep, err := gc.RunWith(registry.WithActor(ctx, OfflineActor), OfflineActor, opts)
+	return rep, err
+}
+
 // openMetadata opens the metadata database cfg names, SQLite or
 // PostgreSQL.
 func openMetadata(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...sqldb.Option) (*sqldb.DB, error) {

@@ -22,12 +22,11 @@ const selfURL = "http://wharf.self"
 // registry through the distribution API in-process: the same handlers a
 // client meets, with no socket, no TLS and no account to hold, since a
 // rule is a namespace admin's and covers only that namespace.
-func (s *Server) openReplication() (*replicate.Service, error) {
+func (s *Server) openReplication(key []byte, keyErr error) (*replicate.Service, error) {
 	rs, ok := s.meta.(metadata.ReplicationStore)
 	if !ok {
 		return nil, nil
 	}
-	key, keyErr := replicate.LoadKey(s.cfg.SecretKey, s.cfg.DataDir, s.cfg.Database.Driver == "postgres")
 	return replicate.NewService(rs, key, keyErr, replicate.Endpoint{URL: selfURL}, replicate.Options{
 		MaxAttempts:     s.cfg.Replication.MaxAttempts,
 		Backoff:         s.cfg.Replication.Backoff,

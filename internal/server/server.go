@@ -31,6 +31,7 @@ import (
 	"github.com/wharf/wharf/internal/proxy"
 	"github.com/wharf/wharf/internal/registry"
 	"github.com/wharf/wharf/internal/replicate"
+	"github.com/wharf/wharf/internal/secretkey"
 )
 
 // Server is a configured wharf registry.
@@ -69,11 +70,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, meta: meta, registry: reg, opts: o}
+	// One key seals every stored credential (webhook secrets, replication
+	// passwords); replicas sharing a database must be given it, a lone
+	// SQLite registry makes its own.
+	key, keyErr := secretkey.LoadKey(cfg.SecretKey, cfg.DataDir, cfg.Database.Driver == "postgres")
 	if ws, ok := meta.(metadata.WebhookStore); ok {
-		s.hooks = notify.New(ws, log, notify.Options{MaxAttempts: cfg.Webhooks.MaxAttempts, Backoff: cfg.Webhooks.Backoff,
-			Timeout: cfg.Webhooks.Timeout, RegistryURL: cfg.Webhooks.RegistryURL, Now: o.now})
+		if s.hooks, err = openWebhooks(ctx, cfg, log, ws, o, key, keyErr); err != nil {
+			_ = meta.Close()
+			return nil, err
+		}
 	}
-	if s.repl, err = s.openReplication(); err != nil {
+	if s.repl, err = s.openReplication(key, keyErr); err != nil {
 		_ = meta.Close()
 		return nil, err
 	}

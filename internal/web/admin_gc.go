@@ -74,13 +74,34 @@ func (h *Handler) gcRuns(w http.ResponseWriter) *registry.GCRuns {
 	return gc
 }
 
-// apiGCRuns lists the runs of every replica, newest first, Hub-paged.
+// runKind reads ?kind= of a run listing: gc, retention, or all ("");
+// def when absent.
+func runKind(r *http.Request, def string) (string, bool) {
+	switch k := r.URL.Query().Get("kind"); k {
+	case "":
+		return def, true
+	case "all":
+		return "", true
+	case registry.GCRunKind, registry.RetentionRunKind:
+		return k, true
+	}
+	return "", false
+}
+
+// apiGCRuns lists the runs of every replica, newest first, Hub-paged:
+// GET /v2/admin/gc/runs lists garbage collections, GET /v2/admin/runs
+// every job's runs (both take ?kind=gc|retention|all).
 func (h *Handler) apiGCRuns(w http.ResponseWriter, r *http.Request) {
 	if _, ok := h.apiAdmin(w, r); !ok {
 		return
 	}
-	gc := h.gcRuns(w)
-	if gc == nil {
+	def := registry.GCRunKind
+	if r.URL.Path == "/v2/admin/runs" {
+		def = ""
+	}
+	kind, ok := runKind(r, def)
+	if !ok {
+		writeSpecError(w, http.StatusBadRequest, "UNSUPPORTED", "kind must be gc, retention or all")
 		return
 	}
 	page, size, ok := paging(r)
@@ -88,7 +109,11 @@ func (h *Handler) apiGCRuns(w http.ResponseWriter, r *http.Request) {
 		writeSpecError(w, http.StatusBadRequest, "PAGINATION_NUMBER_INVALID", "page and page_size must be positive integers")
 		return
 	}
-	runs, total, err := gc.List(r.Context(), (page-1)*size, size)
+	runs, total, err := h.reg.JobRuns(r.Context(), kind, (page-1)*size, size)
+	if errors.Is(err, registry.ErrUnsupported) {
+		writeSpecError(w, http.StatusNotFound, "UNSUPPORTED", "this registry's database keeps no job runs")
+		return
+	}
 	if err != nil {
 		h.apiInternal(w, r, err)
 		return
@@ -151,6 +176,8 @@ func gcTrigger(c caller) string {
 const gcPageSize = 25
 
 type gcPageData struct {
+	// Kind is the kind of runs listed ("" for every job's).
+	Kind     string
 	Runs     []registry.Run
 	Pager    pager
 	Interval time.Duration
@@ -193,12 +220,17 @@ func (h *Handler) renderGC(w http.ResponseWriter, r *http.Request, c caller, sta
 		return
 	}
 	page := pageParam(r)
-	runs, total, err := gc.List(r.Context(), (page-1)*gcPageSize, gcPageSize)
+	kind, ok := runKind(r, "")
+	if !ok {
+		h.showError(w, r, c, http.StatusBadRequest, "kind must be gc, retention or all")
+		return
+	}
+	runs, total, err := h.reg.JobRuns(r.Context(), kind, (page-1)*gcPageSize, gcPageSize)
 	if err != nil {
 		h.internal(w, r, c, err)
 		return
 	}
-	h.show(w, r, c, status, "admin_gc", "Garbage collection", gcPageData{
+	h.show(w, r, c, status, "admin_gc", "Garbage collection", gcPageData{Kind: kind,
 		Runs: runs, Pager: newPager(r.URL, page, gcPageSize, total), Interval: gc.Interval(), Busy: busy})
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/wharf/wharf/internal/auth"
 	"github.com/wharf/wharf/internal/replicate"
+	"github.com/wharf/wharf/internal/secretkey"
 )
 
 // The replication routes of the JSON API, under
@@ -111,7 +112,7 @@ func (h *Handler) apiReplication(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, replicate.ErrInvalid):
 		writeSpecError(w, http.StatusBadRequest, "REPLICATION_RULE_INVALID", err.Error())
-	case errors.Is(err, replicate.ErrNoKey):
+	case errors.Is(err, secretkey.ErrNoKey):
 		writeSpecError(w, http.StatusBadRequest, "REPLICATION_RULE_INVALID",
 			"no secret key to store the password with: set secret_key (WHARF_SECRET_KEY) on every replica")
 	case errors.Is(err, replicate.ErrNotFound):

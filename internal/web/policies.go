@@ -130,6 +130,14 @@ func (h *Handler) namespaceAction(w http.ResponseWriter, r *http.Request) {
 		h.replicationForm(w, r, c, ns)
 		return
 	}
+	if r.PostFormValue("op") == "retention-run" {
+		if _, err := h.reg.RunRetention(ctx, pattern, "manual"); err != nil {
+			h.internal(w, r, c, err)
+			return
+		}
+		http.Redirect(w, r, "/u/"+ns+"?flash=retention-ran#policies-h", http.StatusSeeOther)
+		return
+	}
 	err = h.applyPolicyForm(ctx, r, pattern)
 	if msg, ok := policyFormError(err); ok {
 		h.showError(w, r, c, http.StatusBadRequest, msg)

@@ -103,6 +103,7 @@ var flashes = map[string]string{
 	"password-changed":   "Your password was changed; other sessions were signed out.",
 	"token-revoked":      "The token was revoked.",
 	"gc-started":         "A garbage collection started; reload to see its report.",
+	"retention-ran":      "Retention ran; its report is in the list of runs.",
 	"user-added":         "The user was created.",
 	"user-removed":       "The user was removed.",
 	"password-reset":     "The password was reset; the user's other sessions were signed out.",

@@ -9,6 +9,7 @@ import (
 
 	"github.com/wharf/wharf/internal/auth"
 	"github.com/wharf/wharf/internal/replicate"
+	"github.com/wharf/wharf/internal/secretkey"
 )
 
 // replicationPanel is the replication section of a namespace's page, for
@@ -68,7 +69,7 @@ func (h *Handler) replicationForm(w http.ResponseWriter, r *http.Request, c call
 		http.Redirect(w, r, "/u/"+ns+"?flash=replicate-changed#replication-h", http.StatusSeeOther)
 	case errors.Is(err, replicate.ErrInvalid), errors.Is(err, errBadForm):
 		h.showError(w, r, c, http.StatusBadRequest, err.Error())
-	case errors.Is(err, replicate.ErrNoKey):
+	case errors.Is(err, secretkey.ErrNoKey):
 		h.showError(w, r, c, http.StatusBadRequest, "No secret key to store the password with: set secret_key (WHARF_SECRET_KEY) on every replica.")
 	case errors.Is(err, replicate.ErrNotFound):
 		h.showError(w, r, c, http.StatusNotFound, "No such replication rule here.")

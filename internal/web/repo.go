@@ -359,6 +359,11 @@ func (h *Handler) applyRepoAction(ctx context.Context, r *http.Request, rt repoR
 			return "", err
 		}
 		return repoURL(rt.Name, viewSettings, "") + "?flash=visibility-changed", nil
+	case rt.View == viewSettings && op == "retention-run":
+		if _, err := h.reg.RunRetention(ctx, rt.Name, "manual"); err != nil {
+			return "", err
+		}
+		return repoURL(rt.Name, viewSettings, "") + "?flash=retention-ran#policies-h", nil
 	case rt.View == viewSettings && (op == "policy-set" || op == "policy-rm"):
 		if err := h.applyPolicyForm(ctx, r, rt.Name); err != nil {
 			return "", err

@@ -165,6 +165,7 @@ func (h *Handler) routes() *http.ServeMux {
 	hub("GET /v2/access-tokens/{id}", h.apiGetToken)
 	hub("DELETE /v2/access-tokens/{id}", h.apiRevokeToken)
 	hub("GET /v2/admin/gc/runs", h.apiGCRuns)
+	hub("GET /v2/admin/runs", h.apiGCRuns)
 	hub("POST /v2/admin/gc/runs", h.apiStartGC)
 	mux.HandleFunc("GET /mirror", h.mirrorPage)
 	mux.HandleFunc("GET /v1/_ping", h.v1Ping)

@@ -205,6 +205,11 @@ func testRunsRoundTrip(t *testing.T, s metadata.Store) {
 	if err != nil || total != 1 || len(got) != 1 || got[0].Outcome != metadata.RunRunning || !got[0].FinishedAt.IsZero() || got[0].Trigger != "admin:alice" {
 		t.Fatalf("ListRuns(retention) = %+v, %d, %v; want the one running run", got, total, err)
 	}
+	// Kind "" lists every kind's runs together, newest first.
+	got, total, err = rs.ListRuns(ctx, "", 0, 10)
+	if err != nil || total != 4 || len(got) != 4 || got[0].Kind != "retention" || !runEqual(got[3], runs[0]) {
+		t.Fatalf("ListRuns(\"\") = %+v, %d, %v; want the 4 runs of both kinds", got, total, err)
+	}
 	if err := rs.FinishRun(ctx, &metadata.Run{ID: 999999, Kind: "gc"}); err == nil {
 		t.Error("FinishRun of an unknown run succeeded")
 	}

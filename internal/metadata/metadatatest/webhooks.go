@@ -1,6 +1,7 @@
 package metadatatest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -23,6 +24,7 @@ func RunWebhooks(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"Webhooks_CreateGetListUpdateDelete", testWebhooksCRUD},
 		{"Writes_RecordDeliveriesForMatchingHooksOnly", testWebhooksRecordMatching},
 		{"Writes_RolledBackRecordNothing", testWebhooksRolledBack},
+		{"Deletes_CarryTheChangeActor", testWebhooksDeleteActor},
 		{"TagPlanMoves_RecordTagEvents", testWebhooksTagPlan},
 		{"RecordEvents_AndPullBatches", testWebhooksRecordEvents},
 		{"GoldenTagPush_RecordsBaseUpdated", testWebhooksBaseUpdated},
@@ -197,6 +199,55 @@ func testWebhooksRecordMatching(t *testing.T, ms metadata.Store, s metadata.Webh
 	want = []string{fmt.Sprintf("hook%d delete ns/app:", all), fmt.Sprintf("hook%d delete ns/app:", all+5)}
 	if got := drain(t, s, time.Now()); !slices.Equal(got, want) {
 		t.Errorf("after DeleteRepository = %q, want %q", got, want)
+	}
+}
+
+// testWebhooksDeleteActor: every kind of delete names who did it, from
+// the write context's ChangeInfo, as the tag history does.
+func testWebhooksDeleteActor(t *testing.T, ms metadata.Store, s metadata.WebhookStore) {
+	as := func(actor string) context.Context {
+		return metadata.WithChangeInfo(t.Context(), metadata.ChangeInfo{Actor: actor})
+	}
+	createHook(t, s, "ns/*", "delete")
+	m := newManifest("ns/app", "one")
+	putManifest(t, ms, m, "v1")
+	if err := ms.DeleteTag(as("alice"), "ns/app", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ms.DeleteManifest(as("bob"), "ns/app", m.Digest); err != nil {
+		t.Fatal(err)
+	}
+	putManifest(t, ms, newManifest("ns/gone", "two"), "v1")
+	if err := ms.DeleteRepository(as("carol"), "ns/gone"); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"delete ns/app:v1 by alice", "delete ns/app: by bob", "delete ns/gone: by carol"}
+	if c, ok := ms.(metadata.Collector); ok {
+		u := newManifest("ns/untagged", "three")
+		putManifest(t, ms, u)
+		ok, err := c.DeleteUntaggedManifest(as("gc"), metadata.ManifestRef{Repo: "ns/untagged", Digest: u.Digest}, time.Now().Add(time.Hour))
+		if err != nil || !ok {
+			t.Fatalf("DeleteUntaggedManifest = %v, %v", ok, err)
+		}
+		want = append(want, "delete ns/untagged: by gc")
+	}
+	var got []string
+	for {
+		ds := claimAll(t, s, "w", time.Now())
+		if len(ds) == 0 {
+			break
+		}
+		for _, d := range ds {
+			if err := s.FinishDelivery(t.Context(), d.ID, "w", time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fmt.Sprintf("%s %s:%s by %s", d.Action, d.Repo, d.Tag, d.Actor))
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("delete deliveries = %q, want %q", got, want)
 	}
 }
 

@@ -137,7 +137,6 @@ var notCopied = map[string]string{
 	"repo_usage":         "kept by the writes of blob links (countRepoLink)",
 	"namespace_blobs":    "kept by the writes of blob links (countRepoLink)",
 	"namespace_usage":    "kept by the writes of blob links (countRepoLink)",
-	"retention_runs":     "reports of runs against the source's data, not state",
 	"replication_rules":  "not carried yet: create the rules again at the destination (their passwords are sealed under the source's secret key)",
 	"replication_tasks":  "the source's replication backlog: let it drain before switching, or reconcile from the copy",
 }

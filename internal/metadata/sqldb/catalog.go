@@ -200,7 +200,7 @@ func (db *DB) DeleteRepository(ctx context.Context, name string) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM repo_visibility WHERE repo = ?`, name); err != nil {
 			return fmt.Errorf("delete repository %s: %w", name, err)
 		}
-		return recordEvent(ctx, tx, metadata.Event{Action: metadata.EventDelete, Repo: name})
+		return recordEvent(ctx, tx, metadata.Event{Action: metadata.EventDelete, Repo: name, Actor: metadata.ChangeInfoOf(ctx).Actor})
 	})
 }
 

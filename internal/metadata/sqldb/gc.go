@@ -92,8 +92,11 @@ func (db *DB) DeleteUntaggedManifest(ctx context.Context, ref metadata.ManifestR
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
-		return err
+		if n, err = res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		return recordEvent(ctx, tx, metadata.Event{Action: metadata.EventDelete, Repo: ref.Repo, Digest: ref.Digest,
+			Actor: metadata.ChangeInfoOf(ctx).Actor})
 	})
 	if err != nil {
 		return false, fmt.Errorf("delete manifest %s@%s: %w", ref.Repo, ref.Digest, err)

@@ -95,12 +95,12 @@ func (db *DB) FinishRun(ctx context.Context, r *metadata.Run) error {
 // ListRuns pages through kind's runs by id, which grows with each start.
 func (db *DB) ListRuns(ctx context.Context, kind string, offset, limit int) ([]metadata.Run, int, error) {
 	var total int
-	if err := db.queryRow(ctx, `SELECT count(*) FROM job_runs WHERE kind = ?`, kind).Scan(&total); err != nil {
+	if err := db.queryRow(ctx, `SELECT count(*) FROM job_runs WHERE (? = '' OR kind = ?)`, kind, kind).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count %s runs: %w", kind, err)
 	}
 	rows, err := db.query(ctx,
 		`SELECT id, kind, started_by, replica, started_at, finished_at, outcome, manifests, blobs, links, bytes, error_text, summary
-		 FROM job_runs WHERE kind = ? ORDER BY id DESC LIMIT ? OFFSET ?`, kind, limit, offset)
+		 FROM job_runs WHERE (? = '' OR kind = ?) ORDER BY id DESC LIMIT ? OFFSET ?`, kind, kind, limit, offset)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list %s runs: %w", kind, err)
 	}

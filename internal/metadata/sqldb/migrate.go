@@ -399,6 +399,21 @@ var migrations = []string{
 		last_error    TEXT NOT NULL DEFAULT ''
 	);
 	CREATE INDEX replication_tasks_queue ON replication_tasks(rule_id, repo, id);`,
+	// 20: retention's run reports join the job runs (kind 'retention'), so
+	// that one list has every job's runs; what only retention counts goes
+	// in the summary, and its report of each deletion in details. The
+	// summary is built by concatenation: actors and scopes are account
+	// names and repository patterns, which hold no character JSON escapes.
+	`ALTER TABLE job_runs ADD COLUMN details BLOB NOT NULL DEFAULT '';
+	INSERT INTO job_runs (kind, started_by, replica, started_at, finished_at, outcome, manifests, error_text, summary, details)
+	SELECT 'retention', trigger_kind, '', started_at, finished_at,
+		CASE WHEN failures > 0 THEN 'failed' ELSE 'ok' END, deleted_manifests,
+		CASE WHEN failures > 0 THEN failures || ' deletions failed' ELSE '' END,
+		'{"actor":"' || actor || '","scope":"' || scope || '","repositories":' || repositories ||
+			',"deleted_tags":' || deleted_tags || ',"deleted_manifests":' || deleted_manifests || ',"failures":' || failures || '}',
+		report
+	FROM retention_runs ORDER BY id;
+	DROP TABLE retention_runs;`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the

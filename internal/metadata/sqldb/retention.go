@@ -2,6 +2,7 @@ package sqldb
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -86,13 +87,42 @@ func (db *DB) ManifestNodes(ctx context.Context, repo string) ([]metadata.Manife
 	return out, refs.Err()
 }
 
-// AddRetentionRun records a run.
+// retentionKind is the job_runs kind of retention's runs.
+const retentionKind = "retention"
+
+// retentionSummary is what a retention run counts beyond the columns
+// every job's run has, in job_runs.summary (migration 19 writes the same
+// fields).
+type retentionSummary struct {
+	Actor            string `json:"actor"`
+	Scope            string `json:"scope"`
+	Repositories     int64  `json:"repositories"`
+	DeletedTags      int64  `json:"deleted_tags"`
+	DeletedManifests int64  `json:"deleted_manifests"`
+	Failures         int64  `json:"failures"`
+}
+
+// AddRetentionRun records a run among the job runs, kind "retention": its
+// report goes in details, its counts in the summary.
 func (db *DB) AddRetentionRun(ctx context.Context, run *metadata.RetentionRun) error {
+	sum, err := json.Marshal(retentionSummary{Actor: run.Actor, Scope: run.Scope, Repositories: run.Repositories,
+		DeletedTags: run.DeletedTags, DeletedManifests: run.DeletedManifests, Failures: run.Failures})
+	if err != nil {
+		return err
+	}
+	outcome, errText := metadata.RunOK, ""
+	if run.Failures > 0 {
+		outcome, errText = metadata.RunFailed, fmt.Sprintf("%d deletions failed", run.Failures)
+	}
+	report := run.Report
+	if report == nil {
+		report = []byte{}
+	}
 	return db.inTx(ctx, func(tx *stmtTx) error {
-		err := tx.QueryRowContext(ctx, `INSERT INTO retention_runs (started_at, finished_at, trigger_kind, actor, scope,
-			repositories, deleted_tags, deleted_manifests, failures, report) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			nanos(run.StartedAt), nanos(run.FinishedAt), run.Trigger, run.Actor, run.Scope,
-			run.Repositories, run.DeletedTags, run.DeletedManifests, run.Failures, run.Report).Scan(&run.ID)
+		err := tx.QueryRowContext(ctx, `INSERT INTO job_runs (kind, started_by, started_at, finished_at, outcome,
+			manifests, error_text, summary, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			retentionKind, run.Trigger, nanos(run.StartedAt), nanos(run.FinishedAt), outcome,
+			run.DeletedManifests, errText, string(sum), report).Scan(&run.ID)
 		if err != nil {
 			return fmt.Errorf("record retention run: %w", err)
 		}
@@ -102,11 +132,10 @@ func (db *DB) AddRetentionRun(ctx context.Context, run *metadata.RetentionRun) e
 
 // ListRetentionRuns lists runs newest first.
 func (db *DB) ListRetentionRuns(ctx context.Context, before int64, n int) ([]metadata.RetentionRun, error) {
-	q := `SELECT id, started_at, finished_at, trigger_kind, actor, scope, repositories, deleted_tags,
-		deleted_manifests, failures, report FROM retention_runs`
-	var args []any
+	q := `SELECT id, started_at, finished_at, started_by, summary, details FROM job_runs WHERE kind = ?`
+	args := []any{retentionKind}
 	if before > 0 {
-		q += ` WHERE id < ?`
+		q += ` AND id < ?`
 		args = append(args, before)
 	}
 	q += ` ORDER BY id DESC`
@@ -123,10 +152,16 @@ func (db *DB) ListRetentionRuns(ctx context.Context, before int64, n int) ([]met
 	for rows.Next() {
 		var r metadata.RetentionRun
 		var started, finished int64
-		if err := rows.Scan(&r.ID, &started, &finished, &r.Trigger, &r.Actor, &r.Scope, &r.Repositories,
-			&r.DeletedTags, &r.DeletedManifests, &r.Failures, &r.Report); err != nil {
+		var summary string
+		if err := rows.Scan(&r.ID, &started, &finished, &r.Trigger, &summary, &r.Report); err != nil {
 			return nil, fmt.Errorf("list retention runs: %w", err)
 		}
+		var sum retentionSummary
+		if err := json.Unmarshal([]byte(summary), &sum); err != nil {
+			return nil, fmt.Errorf("retention run %d: summary: %w", r.ID, err)
+		}
+		r.Actor, r.Scope, r.Repositories, r.DeletedTags, r.DeletedManifests, r.Failures =
+			sum.Actor, sum.Scope, sum.Repositories, sum.DeletedTags, sum.DeletedManifests, sum.Failures
 		r.StartedAt, r.FinishedAt = fromNanos(started), fromNanos(finished)
 		out = append(out, r)
 	}

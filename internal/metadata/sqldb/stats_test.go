@@ -152,7 +152,6 @@ func TestStats_MigrationCountsExistingLinks(t *testing.T) {
 		DROP TABLE job_leases; DROP TABLE job_runs;
 		DROP TABLE tag_history;
 		DROP TABLE repo_usage; DROP TABLE namespace_blobs; DROP TABLE namespace_usage;
-		DROP TABLE retention_runs;
 		DROP TABLE replication_tasks; DROP TABLE replication_rules;
 		DELETE FROM schema_migrations WHERE version >= 5`); err != nil {
 		t.Fatal(err)

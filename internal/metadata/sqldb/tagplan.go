@@ -53,7 +53,7 @@ func (db *DB) DeleteManifestPlanned(ctx context.Context, repo string, d digest.D
 		if err := expectOne(res, what); err != nil {
 			return err
 		}
-		return recordEvent(ctx, tx, metadata.Event{Action: metadata.EventDelete, Repo: repo, Digest: d})
+		return recordEvent(ctx, tx, metadata.Event{Action: metadata.EventDelete, Repo: repo, Digest: d, Actor: c.actor})
 	})
 }
 
@@ -68,7 +68,7 @@ func (db *DB) DeleteTagPlanned(ctx context.Context, repo, tag string, plan metad
 		if old == "" {
 			return fmt.Errorf("tag %s: %w", tag, metadata.ErrNotFound)
 		}
-		return recordEvent(ctx, tx, metadata.Event{Action: metadata.EventDelete, Repo: repo, Digest: digest.Digest(old), Tag: tag})
+		return recordEvent(ctx, tx, metadata.Event{Action: metadata.EventDelete, Repo: repo, Digest: digest.Digest(old), Tag: tag, Actor: c.actor})
 	})
 }
 
@@ -142,7 +142,7 @@ func applyMoves(ctx context.Context, tx *stmtTx, id int64, repo string, moves []
 			if _, err := deleteTag(ctx, tx, id, m.Name, c); err != nil {
 				return err
 			}
-			ev.Action = metadata.EventDelete
+			ev.Action, ev.Actor = metadata.EventDelete, c.actor
 		} else if err := setTag(ctx, tx, id, m.Name, m.Digest, m.PushedBy, c); err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
-// Package replicate copies repositories from this registry to other OCI
-// registries, and keeps the credentials it needs for them sealed at rest.
-package replicate
+// Package secretkey holds the registry's secret key and seals small
+// secrets with it (replication passwords, webhook signing secrets), so
+// that a copy of the database alone does not give them away.
+package secretkey
 
 import (
 	"crypto/aes"
@@ -76,7 +77,8 @@ func decodeKey(s, from string) ([]byte, error) {
 	return key, nil
 }
 
-// Sealer encrypts small secrets (registry passwords) with AES-256-GCM.
+// Sealer encrypts small secrets (registry passwords, webhook secrets)
+// with AES-256-GCM.
 type Sealer struct{ aead cipher.AEAD }
 
 // sealedPrefix marks the format, so that a later key rotation or cipher

@@ -1,4 +1,4 @@
-package replicate
+package secretkey
 
 import (
 	"encoding/base64"
