@@ -114,30 +114,27 @@ func pullOne(ctx context.Context, st LocalStore, named reference.Named, platform
 		return explain(err, t.host, what)
 	}
 
-	_, local, lerr := st.Image(ctx, named.String())
-	upToDate := lerr == nil && local == imgDigest
-	if !upToDate {
-		if err := download(ctx, st, img, layers, out); err != nil {
-			return explain(err, t.host, what)
-		}
-	}
+	rec := store.Pulled{Repo: named}
 	if _, ok := named.(reference.Tagged); ok {
-		if err := st.Tag(ctx, named, imgDigest); err != nil {
-			return err
-		}
+		rec.Tag = named
 	}
 	// Like docker, the repository digest is what the registry served for
 	// the name: the index, when the image came through one.
 	if desc.MediaType.IsIndex() {
-		idx, err := desc.ImageIndex()
-		if err != nil {
+		if rec.Index, err = desc.ImageIndex(); err != nil {
 			return err
 		}
-		if err := st.SetRepoIndex(ctx, named, imgDigest, idx); err != nil {
-			return err
-		}
-	} else if err := st.SetRepoDigest(ctx, named, imgDigest); err != nil {
-		return err
+	}
+	_, local, lerr := st.Image(ctx, named.String())
+	upToDate := lerr == nil && local == imgDigest
+	if upToDate {
+		// Nothing to download: the store finds every blob present.
+		err = st.WritePulled(ctx, img, rec)
+	} else {
+		err = download(ctx, st, img, layers, rec, out)
+	}
+	if err != nil {
+		return explain(err, t.host, what)
 	}
 	var digests []string
 	for _, l := range layers {
@@ -173,9 +170,10 @@ func platformMatches(have, want v1.Platform) bool {
 		(want.Variant == "" || have.Variant == want.Variant)
 }
 
-// download stores img, showing each layer as docker does. img and its
-// layers come from the registry (go-containerregistry's remote package).
-func download(ctx context.Context, st LocalStore, img v1.Image, layers []v1.Layer, out io.Writer) error {
+// download stores img and records the pull (rec), showing each layer as
+// docker does. img and its layers come from the registry
+// (go-containerregistry's remote package).
+func download(ctx context.Context, st LocalStore, img v1.Image, layers []v1.Layer, rec store.Pulled, out io.Writer) error {
 	ids := make([]string, len(layers))
 	first := make([]string, len(layers))
 	wrapped := make([]v1.Layer, len(layers))
@@ -206,7 +204,7 @@ func download(ctx context.Context, st LocalStore, img v1.Image, layers []v1.Laye
 		wrapped[i] = &downloadLayer{Layer: l, disp: disp, i: i, size: size,
 			stored: func() bool { return st.HasBlob(d) }}
 	}
-	err := st.WriteImage(ctx, layeredImage{Image: img, layers: wrapped})
+	err := st.WritePulled(ctx, layeredImage{Image: img, layers: wrapped}, rec)
 	for i := range layers {
 		if !fetch[i] {
 			continue

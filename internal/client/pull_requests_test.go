@@ -7,8 +7,14 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/distribution/reference"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/wharf/wharf/internal/client/store"
 )
 
 // holdLayersForConfigGET holds every blob GET but the config's until the
@@ -152,5 +158,70 @@ func TestPull_MovesFiveBlobsAtOnce(t *testing.T) {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("progress lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// indexWrites counts the store calls that rewrite index.json (each an
+// fsync and a rename on the pull's critical path).
+type indexWrites struct {
+	*store.Store
+	n atomic.Int32
+}
+
+func (s *indexWrites) WriteImage(ctx context.Context, img v1.Image) error {
+	s.n.Add(1)
+	return s.Store.WriteImage(ctx, img)
+}
+
+func (s *indexWrites) WritePulled(ctx context.Context, img v1.Image, p store.Pulled) error {
+	s.n.Add(1)
+	return s.Store.WritePulled(ctx, img, p)
+}
+
+func (s *indexWrites) Tag(ctx context.Context, ref reference.Named, d v1.Hash) error {
+	s.n.Add(1)
+	return s.Store.Tag(ctx, ref, d)
+}
+
+func (s *indexWrites) SetRepoDigest(ctx context.Context, repo reference.Named, d v1.Hash) error {
+	s.n.Add(1)
+	return s.Store.SetRepoDigest(ctx, repo, d)
+}
+
+// TestPull_WritesIndexOnce: a pull stores the image, tags it and records
+// its repository digest in one write of index.json, whether it downloads
+// the image or finds it up to date, and the store then shows all three.
+func TestPull_WritesIndexOnce(t *testing.T) {
+	ctx := context.Background()
+	host, img := pushedImage(t, "team/once:v1", "indexonce", 2)
+	want, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &indexWrites{Store: newStore(t)}
+	for _, pull := range []string{"first", "up to date"} {
+		st.n.Store(0)
+		if err := Pull(ctx, st, host+"/team/once:v1", PullOptions{Remote: testRemote(t)}, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		if n := st.n.Load(); n != 1 {
+			t.Errorf("%s pull: %d writes of index.json, want 1", pull, n)
+		}
+	}
+	entries, err := st.Images(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tagged bool
+	for _, e := range entries {
+		if e.Ref != nil && e.Ref.String() == host+"/team/once:v1" && e.Manifest == want {
+			tagged = true
+			if e.RepoDigest != host+"/team/once@"+want.String() {
+				t.Errorf("repository digest %q, want %s/team/once@%s", e.RepoDigest, host, want)
+			}
+		}
+	}
+	if !tagged {
+		t.Errorf("no tag %s/team/once:v1 → %s in %+v", host, want, entries)
 	}
 }

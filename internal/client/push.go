@@ -34,10 +34,10 @@ type LocalStore interface {
 	ImageIndex(ctx context.Context, h v1.Hash) (v1.ImageIndex, error)
 	Images(ctx context.Context) ([]store.Entry, error)
 	WriteImage(ctx context.Context, img v1.Image) error
+	WritePulled(ctx context.Context, img v1.Image, p store.Pulled) error
 	Tag(ctx context.Context, ref reference.Named, manifest v1.Hash) error
 	HasBlob(h v1.Hash) bool
 	SetRepoDigest(ctx context.Context, repo reference.Named, d v1.Hash) error
-	SetRepoIndex(ctx context.Context, repo reference.Named, image v1.Hash, idx v1.ImageIndex) error
 	PulledThrough(ctx context.Context, manifest v1.Hash) (v1.Hash, bool, error)
 }
 

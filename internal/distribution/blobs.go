@@ -73,7 +73,12 @@ func redirectBlob(w http.ResponseWriter, r *http.Request, d digest.Digest, url s
 
 // etagMatches reports whether If-None-Match names d's ETag (or is "*").
 func etagMatches(r *http.Request, d digest.Digest) bool {
-	match := strings.TrimSpace(r.Header.Get("If-None-Match"))
+	// The canonical key read directly: Header.Get would canonicalise it
+	// again on every manifest GET and HEAD, which hardly ever carry it.
+	var match string
+	if v := r.Header["If-None-Match"]; len(v) > 0 {
+		match = strings.TrimSpace(v[0])
+	}
 	return match == "*" || match != "" && strings.Contains(match, d.String())
 }
 

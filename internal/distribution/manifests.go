@@ -16,7 +16,7 @@ func (a *API) getManifest(w http.ResponseWriter, r *http.Request, rt Route) {
 		a.fail(w, r, err)
 		return
 	}
-	if !acceptable(r.Header.Values("Accept"), m.MediaType) {
+	if !acceptable(r.Header["Accept"], m.MediaType) { // canonical key: no Values canonicalising it
 		a.fail(w, r, registry.Errorf(registry.ErrNotAcceptable,
 			"manifest %s is %s, which the request's Accept header does not allow", rt.Ref, m.MediaType))
 		return

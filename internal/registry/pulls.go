@@ -43,7 +43,10 @@ func (s *Service) recordPull(repo, tag string) {
 	e := v.(*pullEntry)
 	e.count.Add(1)
 	e.last.Store(s.opts.Now().UnixNano())
-	if c.armed.CompareAndSwap(false, true) {
+	// Load first: a compare-and-swap takes the cache line for writing even
+	// when it fails, and every pull on every core would then fight over it
+	// while the timer is armed.
+	if !c.armed.Load() && c.armed.CompareAndSwap(false, true) {
 		time.AfterFunc(pullFlushDelay, func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()

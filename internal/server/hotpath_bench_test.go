@@ -37,7 +37,7 @@ func (w *sinkWriter) Write(b []byte) (int, error) { return len(b), nil }
 // from memory), so wharf's figure minus bare's is what wharf adds to a
 // request on top of net/http's own parsing and writing, which both pay.
 func BenchmarkManifestByTagHandler(b *testing.B) {
-	h, bare, md := manifestHandlers(b)
+	h, bare, md, _ := manifestHandlers(b, io.Discard)
 	for _, method := range []string{http.MethodGet, http.MethodHead} {
 		for _, c := range []struct {
 			name string
@@ -70,10 +70,11 @@ func BenchmarkManifestByTagHandler(b *testing.B) {
 }
 
 // manifestHandlers starts wharf as operators run it (access log on, text
-// format, at info level, metrics on) with one image tagged bench/app:latest,
-// and returns its handler, a bare handler that serves the same manifest
-// from memory as the bench's null registry does, and the manifest's digest.
-func manifestHandlers(b *testing.B) (h, bare http.Handler, md string) {
+// format, at info level, to logTo; metrics on) with one image tagged
+// bench/app:latest, and returns its handler, a bare handler that serves the
+// same manifest from memory as the bench's null registry does, the
+// manifest's digest and its bytes.
+func manifestHandlers(b testing.TB, logTo io.Writer) (h, bare http.Handler, md string, manifest []byte) {
 	cfg := config.Default()
 	cfg.Auth.Mode = config.AuthNone
 	cfg.DataDir = b.TempDir()
@@ -81,7 +82,7 @@ func manifestHandlers(b *testing.B) (h, bare http.Handler, md string) {
 	if err := cfg.Validate(); err != nil {
 		b.Fatal(err)
 	}
-	log := slog.New(server.NewLogHandler(io.Discard, false, slog.LevelInfo))
+	log := slog.New(server.NewLogHandler(logTo, false, slog.LevelInfo))
 	srv, err := server.New(b.Context(), cfg, log)
 	if err != nil {
 		b.Fatal(err)
@@ -107,7 +108,7 @@ func manifestHandlers(b *testing.B) (h, bare http.Handler, md string) {
 			layers = fmt.Sprintf(`{"mediaType":%q,"digest":%q,"size":%d}`, v1.MediaTypeImageLayer, d, len(blob))
 		}
 	}
-	manifest := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":%q,"digest":%q,"size":%d},"layers":[%s]}`,
+	manifest = []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"config":{"mediaType":%q,"digest":%q,"size":%d},"layers":[%s]}`,
 		v1.MediaTypeImageManifest, v1.MediaTypeImageConfig, digest.FromBytes(cfgBlob), len(cfgBlob), layers))
 	if rec := do(http.MethodPut, "/v2/bench/app/manifests/latest", manifest); rec.Code != http.StatusCreated {
 		b.Fatalf("push manifest: %d %s", rec.Code, rec.Body)
@@ -123,5 +124,5 @@ func manifestHandlers(b *testing.B) (h, bare http.Handler, md string) {
 			_, _ = w.Write(manifest)
 		}
 	})
-	return h, bare, md
+	return h, bare, md, manifest
 }
