@@ -32,7 +32,7 @@ const gcLoadClients = 4
 
 func (h *harness) gcScenario() *scenario {
 	p := h.plan
-	title := fmt.Sprintf("8a. garbage collection of %d repositories, a third of them deleted", p.GCRepos)
+	title := fmt.Sprintf("11a. garbage collection of %d repositories, a third of them deleted", p.GCRepos)
 	sc := &scenario{
 		ID: "gc", Title: title,
 		// Scheduled runs off: the harness starts each one. Untagged
@@ -42,7 +42,7 @@ func (h *harness) gcScenario() *scenario {
 		Rows: []rowSpec{
 			{Metric: "gc_s", Title: title, Unit: "s", Goal: goalGC},
 			{Metric: "load_pct", Unit: "%", Higher: true, Goal: goalGCLoad,
-				Title: fmt.Sprintf("8b. push+pull rate of %d clients during wharf's collection, %% of the rate without", gcLoadClients)},
+				Title: fmt.Sprintf("11b. push+pull rate of %d clients during wharf's collection, %% of the rate without", gcLoadClients)},
 		},
 	}
 	// Every repetition seeds its own repositories and deletes a third of
