@@ -399,6 +399,15 @@ var migrations = []string{
 		last_error    TEXT NOT NULL DEFAULT ''
 	);
 	CREATE INDEX replication_tasks_queue ON replication_tasks(rule_id, repo, id);`,
+	// 20: upload sessions that ended without ever having a row of their
+	// own in uploads, or after it (endeduploads.go): their signed ids must
+	// not start a new session again until they expire.
+	`CREATE TABLE ended_uploads (
+		id         TEXT PRIMARY KEY,
+		repo       TEXT NOT NULL,
+		started_at BIGINT NOT NULL
+	);
+	CREATE INDEX ended_uploads_started ON ended_uploads(started_at);`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the
