@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/wharf/wharf/internal/config"
+	"github.com/wharf/wharf/internal/replicate"
 	"github.com/wharf/wharf/internal/server"
 )
 
@@ -33,7 +35,7 @@ variables, then the YAML file given with --config, then defaults.`,
 			defer logs.Close()
 			log := newLogger(logs, cfg.Log)
 			log = slog.New(server.FlushAtWarn(log.Handler(), logs))
-			srv, err := server.New(cmd.Context(), cfg, log)
+			srv, err := server.New(cmd.Context(), cfg, log, server.WithUploadKey(uploadKey(cfg, log)))
 			if err != nil {
 				return err
 			}
@@ -43,6 +45,22 @@ variables, then the YAML file given with --config, then defaults.`,
 	}
 	config.BindFlags(cmd.Flags())
 	return cmd
+}
+
+// uploadKey is the secret key that lets a POST open an upload session
+// without a database write, or nil: on PostgreSQL without a configured key
+// every session is recorded, as before there were keys.
+func uploadKey(cfg config.Config, log *slog.Logger) []byte {
+	// The generated key lives in the data directory, which server.New
+	// would make only after the key is needed.
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil // server.New reports it
+	}
+	key, err := replicate.LoadKey(cfg.SecretKey, cfg.DataDir, cfg.Database.Driver == "postgres")
+	if err != nil && !errors.Is(err, replicate.ErrNoKey) {
+		log.Warn("no secret key: upload sessions are recorded at their POST", "err", err)
+	}
+	return key
 }
 
 func newLogger(w io.Writer, c config.Log) *slog.Logger {

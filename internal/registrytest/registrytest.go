@@ -4,6 +4,7 @@ package registrytest
 
 import (
 	"context"
+	"crypto/sha256"
 	"io"
 	"log/slog"
 	"net/http/httptest"
@@ -115,7 +116,12 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 	if testing.Verbose() {
 		log = slog.New(server.NewLogHandler(testWriter{t}, false, slog.LevelWarn))
 	}
-	srv, err := server.New(context.Background(), cfg, log, s.opts...)
+	// wharf serve loads its secret key from the data directory; a key
+	// derived from the directory's name is as stable across a restart
+	// there, so sessions opened unrecorded survive it as they do in serve.
+	key := sha256.Sum256([]byte("registrytest upload key " + cfg.DataDir))
+	serverOpts := append([]server.Option{server.WithUploadKey(key[:])}, s.opts...)
+	srv, err := server.New(context.Background(), cfg, log, serverOpts...)
 	if err != nil {
 		t.Fatalf("registrytest: %v", err)
 	}

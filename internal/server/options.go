@@ -15,6 +15,7 @@ type options struct {
 	now            func() time.Time
 	passwordParams auth.PasswordParams
 	afterFunc      func(time.Duration, func()) proxy.Timer
+	uploadKey      []byte
 }
 
 // WithClock makes the server read the time from now instead of time.Now:
@@ -34,6 +35,11 @@ func WithPasswordParams(p auth.PasswordParams) Option {
 func WithAfterFunc(afterFunc func(d time.Duration, f func()) proxy.Timer) Option {
 	return func(o *options) { o.afterFunc = afterFunc }
 }
+
+// WithUploadKey gives the server its secret key (32 bytes), which lets a
+// POST open an upload session without a database write
+// (registry.Options.UploadKey). Without it every session is recorded.
+func WithUploadKey(key []byte) Option { return func(o *options) { o.uploadKey = key } }
 
 func newOptions(opts []Option) options {
 	o := options{now: time.Now}

@@ -114,22 +114,10 @@ func openRegistry(ctx context.Context, cfg config.Config, log *slog.Logger, o op
 		Now:             o.now,
 		GC: registry.GCSchedule{Interval: cfg.GC.Interval, Grace: cfg.GC.Grace, UntaggedAge: cfg.GC.UntaggedAge,
 			Replica: replicaName()},
-		UploadKey:    uploadKey(cfg, log),
+		UploadKey:    o.uploadKey,
 		UploadMaxAge: cfg.Uploads.PurgeAfter,
 	})
 	return reg, meta, nil
-}
-
-// uploadKey is the secret key that lets a POST open an upload session
-// without a database write (registry.Options.UploadKey), or nil: on
-// PostgreSQL without a configured key every session is recorded, as
-// before there were keys.
-func uploadKey(cfg config.Config, log *slog.Logger) []byte {
-	key, err := replicate.LoadKey(cfg.SecretKey, cfg.DataDir, cfg.Database.Driver == "postgres")
-	if err != nil && !errors.Is(err, replicate.ErrNoKey) {
-		log.Warn("no secret key: upload sessions are recorded at their POST", "err", err)
-	}
-	return key
 }
 
 // openStores opens the blob and metadata stores cfg names.
