@@ -46,8 +46,10 @@ var (
 	blobNeverPushed = digest.FromString("content nobody pushed")
 )
 
-// blobUUIDRe matches the upload ids the registry hands out.
-const blobUUIDRe = `[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`
+// blobUUIDRe matches the upload ids the registry hands out: UUIDs of
+// recorded sessions, or signed ids (registry/uploadids.go), 32 bytes in
+// unpadded base64url.
+const blobUUIDRe = `(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[A-Za-z0-9_-]{43})`
 
 // uploadLocationRe matches the Location of an upload session of repo.
 func uploadLocationRe(repo string) *regexp.Regexp {

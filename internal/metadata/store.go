@@ -128,6 +128,27 @@ type UploadLeaser interface {
 	ReleaseUpload(ctx context.Context, repo, id, token string) error
 }
 
+// EndedUploads is a Store that remembers which upload sessions have ended,
+// for sessions the registry opens without recording them (their ids are
+// signed, so a live one is recognised without a record): once finished or
+// cancelled, such an id must not look like a new session again. An ended
+// record is kept until ForgetEndedUploads, which the caller runs once the
+// id has expired anyway.
+type EndedUploads interface {
+	// FinishEndedUpload links blob d (size bytes) to repo, removes session
+	// id's record if it has one, and records id as ended, in one
+	// transaction. Finishing an id already ended is not an error.
+	FinishEndedUpload(ctx context.Context, repo, id string, started time.Time, d digest.Digest, size int64) error
+	// EndUpload removes session id's record if it has one and records id
+	// as ended, in one transaction; ending it twice is not an error.
+	EndUpload(ctx context.Context, repo, id string, started time.Time) error
+	// UploadEnded reports whether id of repo was recorded as ended.
+	UploadEnded(ctx context.Context, repo, id string) (bool, error)
+	// ForgetEndedUploads drops the ended records of sessions started
+	// before before and returns how many it dropped.
+	ForgetEndedUploads(ctx context.Context, before time.Time) (int, error)
+}
+
 // ManifestRef names a manifest in a repository.
 type ManifestRef struct {
 	Repo   string

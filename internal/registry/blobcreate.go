@@ -130,7 +130,11 @@ func (s *Service) completeDirect(ctx context.Context, bc blobstore.BlobCreator, 
 	if err != nil {
 		return err
 	}
+	fresh := unrecorded(u)
 	u.Offset = n
+	if fresh {
+		return nil // it never had an upload in the store
+	}
 	// What the session's recorded state names (nothing, unless a write
 	// failed) is none of the blob.
 	if err := s.blobs.CancelUpload(context.WithoutCancel(ctx), u.ID, u.StoreState); err != nil && !errors.Is(err, blobstore.ErrNotFound) {

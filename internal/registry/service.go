@@ -31,6 +31,13 @@ type Options struct {
 	Now func() time.Time
 	// GC configures the garbage collection job (gcrun.go).
 	GC GCSchedule
+	// UploadKey, the registry's secret key, lets a POST open an upload
+	// session without recording it (uploadids.go), where only this
+	// process writes the sessions; nil records every session at its POST.
+	UploadKey []byte
+	// UploadMaxAge is how long an unrecorded session's id stays valid:
+	// the upload purge age (0: for ever, as sessions are never purged).
+	UploadMaxAge time.Duration
 }
 
 // Service implements the registry's operations.
@@ -48,6 +55,12 @@ type Service struct {
 	// filesystem blob store are one machine's), this lock is the whole
 	// guard and a chunk costs no claim.
 	uploadLocks uploadLocks
+
+	// ids signs the ids of sessions a POST opens without recording them,
+	// and ended records their ends; both nil when every session is
+	// recorded (uploadids.go).
+	ids   *uploadIDs
+	ended metadata.EndedUploads
 
 	// pulls counts manifest pulls in memory (pulls.go).
 	pulls pullCounter
@@ -86,6 +99,7 @@ func New(meta metadata.Store, blobs blobstore.Store, log *slog.Logger, opts Opti
 		s.lineage = ls
 	}
 	s.gcRuns = newGCRuns(s, opts.GC)
+	s.ids, s.ended = unrecordedSessions(meta, opts.UploadKey)
 	return s
 }
 

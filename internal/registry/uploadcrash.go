@@ -74,7 +74,7 @@ func (s *Service) adoptCommitted(ctx context.Context, u *metadata.Upload, d dige
 		}
 	}
 	if !present {
-		if err := s.meta.DeleteUpload(ctx, u.Repo, u.ID); err != nil && !errors.Is(err, metadata.ErrNotFound) {
+		if err := s.endSession(ctx, u.Repo, u.ID); err != nil && !errors.Is(err, metadata.ErrNotFound) {
 			return err
 		}
 		// What is left of the upload (on S3, a multipart upload whose part

@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/opencontainers/go-digest"
@@ -20,13 +22,21 @@ import (
 )
 
 // uploadAPI is the distribution API over a Service on real stores in a
-// temporary directory; the Service is returned for its lock map.
-func uploadAPI(t *testing.T) (*registry.Service, http.Handler) {
+// temporary directory; the Service is returned for its lock map. With a
+// key, its POSTs open sessions unrecorded (uploadids.go).
+func uploadAPI(t *testing.T, key []byte) (*registry.Service, http.Handler) {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	_, meta, blobs := realStores(t)
-	svc := registry.New(meta, blobs, log, registry.Options{})
+	svc := registry.New(meta, blobs, log, registry.Options{UploadKey: key, UploadMaxAge: time.Hour})
 	return svc, distribution.New(svc, log)
+}
+
+// sessionKinds runs test with sessions recorded at their POST and with
+// sessions opened unrecorded.
+func sessionKinds(t *testing.T, test func(t *testing.T, key []byte)) {
+	t.Run("recorded", func(t *testing.T) { test(t, nil) })
+	t.Run("signed", func(t *testing.T) { test(t, bytes.Repeat([]byte{1}, 32)) })
 }
 
 // serve makes one request of h; length -1 sends body as a stream.
@@ -62,31 +72,43 @@ func heapAfterGC() uint64 {
 // Upload ids come from URLs, so anyone who may push can send any number
 // of them: ids that are not live sessions of the repository must cost no
 // memory that outlives their request, however long they are.
-func TestUploadLocks_BogusIDsLeaveNoState(t *testing.T) {
-	svc, h := uploadAPI(t)
+func TestUploadLocks_BogusIDsLeaveNoState(t *testing.T) { sessionKinds(t, testBogusIDsLeaveNoState) }
+
+func testBogusIDsLeaveNoState(t *testing.T, key []byte) {
+	svc, h := uploadAPI(t, key)
 	real := startSession(t, h, "app")
 	realID := real[strings.LastIndexByte(real, '/')+1:]
 	body := []byte("sixteen bytes!!!")
 	put := "?digest=" + digest.FromBytes(body).String()
+	ended := startSession(t, h, "app")
+	if rec := serve(h, http.MethodPut, ended+put, nil, bytes.NewReader(body), int64(len(body))); rec.Code != http.StatusCreated {
+		t.Fatalf("PUT %s: status %d", ended, rec.Code)
+	}
+	endedID := ended[strings.LastIndexByte(ended, '/')+1:]
 
 	// bogus returns the i-th bogus id and its repository, in turn: a
-	// well-formed id that no session has, a unique 10 KB one, and a live
-	// session's id in another repository.
+	// well-formed id that no session has, a unique 10 KB one, a live
+	// session's id in another repository, a finished session's id, and
+	// a unique one shaped like a signed id (43 base64url characters).
 	bogus := func(i int) (repo, id string) {
-		switch i % 3 {
+		switch i % 5 {
 		case 0:
 			return "app", uuid.NewString()
 		case 1:
 			return "app", uuid.NewString() + strings.Repeat("x", 10<<10-36)
-		default:
+		case 2:
 			return "other", realID
+		case 3:
+			return "app", endedID
+		default:
+			return "app", base64.RawURLEncoding.EncodeToString([]byte(uuid.NewString()[:32]))
 		}
 	}
 	request := func(i int) error {
 		repo, id := bogus(i)
 		path := "/v2/" + repo + "/blobs/uploads/" + id
 		var rec *httptest.ResponseRecorder
-		switch method := []string{http.MethodPatch, http.MethodPut, http.MethodGet, http.MethodDelete}[i/3%4]; method {
+		switch method := []string{http.MethodPatch, http.MethodPut, http.MethodGet, http.MethodDelete}[i/5%4]; method {
 		case http.MethodPatch:
 			rec = serve(h, method, path, nil, bytes.NewReader(body), int64(len(body)))
 		case http.MethodPut:
@@ -164,7 +186,11 @@ func (b *brokenBody) Read(p []byte) (int, error) {
 // However an upload request ends (refused, failed, cut off, cancelled,
 // finished, or left for later), it leaves no entry in the lock map.
 func TestUploadLocks_EndedRequestsLeaveNoState(t *testing.T) {
-	svc, h := uploadAPI(t)
+	sessionKinds(t, testEndedRequestsLeaveNoState)
+}
+
+func testEndedRequestsLeaveNoState(t *testing.T, key []byte) {
+	svc, h := uploadAPI(t, key)
 	data := []byte("0123456789abcdefghijklmnopqrstuvwxyz")
 	good := "?digest=" + digest.FromBytes(data).String()
 	wrong := "?digest=" + digest.FromString("something else").String()

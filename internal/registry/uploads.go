@@ -42,6 +42,11 @@ func (s *Service) StartUpload(ctx context.Context, repo string, alg digest.Algor
 	if err != nil {
 		return nil, err
 	}
+	if s.ids != nil {
+		// Nothing to record yet: the id says what the row would say
+		// (uploadids.go), and the first write makes the rest.
+		return &Upload{ID: s.ids.issue(repo, alg, s.opts.Now()), Repo: repo}, nil
+	}
 	state, err := marshalHash(h)
 	if err != nil {
 		return nil, err
@@ -132,7 +137,11 @@ func (s *Service) CompleteUpload(ctx context.Context, repo, id string, d digest.
 	if err != nil {
 		return 0, err
 	}
-	if f, ok := s.meta.(uploadFinisher); ok {
+	if _, started, ok := s.ids.verify(repo, id); ok {
+		if err := s.ended.FinishEndedUpload(ctx, repo, id, started, d, u.Offset); err != nil {
+			return 0, err
+		}
+	} else if f, ok := s.meta.(uploadFinisher); ok {
 		if err := f.FinishUpload(ctx, repo, id, d, u.Offset); err != nil {
 			return 0, err
 		}
@@ -153,6 +162,11 @@ func (s *Service) CompleteUpload(ctx context.Context, repo, id string, d digest.
 // and commits them as blob d.
 func (s *Service) completeFromUpload(ctx context.Context, u *metadata.Upload, lease *uploadLease, d digest.Digest, r io.Reader, length int64) error {
 	from := u.Offset
+	if unrecorded(u) {
+		if err := s.startStored(ctx, u); err != nil {
+			return err
+		}
+	}
 	if r != nil && length != 0 {
 		// The last chunk is hashed into u in memory only: the session either
 		// ends here or, if the digest is wrong, stays where it was recorded
@@ -269,11 +283,15 @@ func (s *Service) CancelUpload(ctx context.Context, repo, id string) error {
 		return err
 	}
 	defer unlock()
-	if err := s.meta.DeleteUpload(ctx, repo, id); err != nil {
+	if err := s.endSession(ctx, repo, id); err != nil {
 		if errors.Is(err, metadata.ErrNotFound) {
 			return uploadUnknown(id)
 		}
 		return err
+	}
+	if unrecorded(u) {
+		// Its first write, which makes the store's upload, never came.
+		return nil
 	}
 	if err := s.blobs.CancelUpload(ctx, id, u.StoreState); err != nil && !errors.Is(err, blobstore.ErrNotFound) {
 		return fmt.Errorf("discard upload %s: %w", id, err)
@@ -291,7 +309,7 @@ func (s *Service) getUpload(ctx context.Context, repo, id string) (*metadata.Upl
 	}
 	u, err := s.meta.GetUpload(ctx, repo, id)
 	if errors.Is(err, metadata.ErrNotFound) {
-		return nil, uploadUnknown(id)
+		return s.unrecordedUpload(ctx, repo, id)
 	}
 	return u, err
 }
@@ -307,6 +325,13 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &
 // state, discards the partial bytes.
 func (s *Service) appendChunk(ctx context.Context, u *metadata.Upload, lease *uploadLease, r io.Reader, length int64) error {
 	from := u.Offset
+	fresh := unrecorded(u)
+	if fresh {
+		if err := s.startStored(ctx, u); err != nil {
+			lease.release(ctx)
+			return err
+		}
+	}
 	if err := s.appendInMemory(ctx, u, lease, r, length); err != nil {
 		lease.release(ctx)
 		if errors.Is(err, errLeaseLost) {
@@ -322,7 +347,12 @@ func (s *Service) appendChunk(ctx context.Context, u *metadata.Upload, lease *up
 		return err
 	}
 	u.UpdatedAt = s.opts.Now()
-	if err := s.meta.AdvanceUpload(ctx, u, from); err != nil {
+	record := func() error { return s.meta.AdvanceUpload(ctx, u, from) }
+	if fresh {
+		// The session's first record, which its POST left to this write.
+		record = func() error { return s.meta.CreateUpload(ctx, u) }
+	}
+	if err := record(); err != nil {
 		lease.release(ctx)
 		if errors.Is(err, metadata.ErrConflict) {
 			return s.writtenElsewhere(ctx, u)
@@ -457,7 +487,7 @@ func (s *Service) uploadDigest(ctx context.Context, u *metadata.Upload, lease *u
 	if errors.Is(err, blobstore.ErrNotFound) {
 		// The bytes the session recorded are gone (or were replaced by a
 		// writer that had lost its claim): it can never finish.
-		if err := s.meta.DeleteUpload(ctx, u.Repo, u.ID); err != nil && !errors.Is(err, metadata.ErrNotFound) {
+		if err := s.endSession(ctx, u.Repo, u.ID); err != nil && !errors.Is(err, metadata.ErrNotFound) {
 			return "", err
 		}
 		return "", uploadUnknown(u.ID)
@@ -529,10 +559,12 @@ func marshalHash(h hash.Hash) ([]byte, error) {
 	return m.MarshalBinary()
 }
 
+// restoreHash returns the hash with state, or a new one for a nil state
+// (an unrecorded session, which has hashed nothing yet).
 func restoreHash(alg digest.Algorithm, state []byte) (hash.Hash, error) {
 	h, err := newHash(alg)
-	if err != nil {
-		return nil, err
+	if err != nil || state == nil {
+		return h, err
 	}
 	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err != nil {
 		return nil, fmt.Errorf("restore hash state: %w", err)
@@ -563,6 +595,11 @@ func (s *Service) PurgeStaleUploads(ctx context.Context, maxAge time.Duration) (
 		}
 		if len(stale) < 100 {
 			n, err := s.purgeOrphanUploads(ctx, cutoff)
+			if err != nil {
+				return removed + n, err
+			}
+			// Records, not uploads: not counted as removed.
+			_, err = s.forgetEndedUploads(ctx, cutoff)
 			return removed + n, err
 		}
 	}

@@ -137,7 +137,7 @@ func OpenRegistry(ctx context.Context, cfg config.Config, log *slog.Logger, opts
 	if err := existingDataDir(cfg); err != nil {
 		return nil, err
 	}
-	svc, meta, err := openRegistry(ctx, cfg, log, newOptions(opts))
+	svc, meta, err := openRegistry(ctx, cfg, log, newOptions(opts), nil)
 	if err != nil {
 		return nil, err
 	}

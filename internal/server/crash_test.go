@@ -141,6 +141,29 @@ func TestCompleteUpload_RetryAfterCrashBetweenCommitAndRecord(t *testing.T) {
 		w.wantBlob(t, "team/app", d, content)
 	})
 
+	t.Run("PUT with the whole blob into a session its POST never recorded", func(t *testing.T) {
+		w := newCrashWorld(t)
+		location, id := w.startUpload(t, "team/app", nil)
+		// The interrupted PUT made the upload file (the POST did not), and
+		// a failed attempt may leave one behind too.
+		if _, err := w.store.StartUpload(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+		w.commitBehindTheRegistry(t, id, 0, content, d)
+		if _, err := w.store.StartUpload(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+
+		status, code, h, b := w.call(t, "PUT", putURL(location, d), content)
+		if status != http.StatusCreated || h.Get("Docker-Content-Digest") != d.String() {
+			t.Fatalf("retried PUT = %d %s %s, digest %q; want 201 and %s", status, code, b, h.Get("Docker-Content-Digest"), d)
+		}
+		w.wantBlob(t, "team/app", d, content)
+		if status, code, _, _ := w.call(t, "GET", location, nil); status != http.StatusNotFound || code != "BLOB_UPLOAD_UNKNOWN" {
+			t.Errorf("session after the retry: %d %s, want 404 BLOB_UPLOAD_UNKNOWN", status, code)
+		}
+	})
+
 	t.Run("a retry with other bytes is refused", func(t *testing.T) {
 		w := newCrashWorld(t)
 		location, id := w.startUpload(t, "team/app", content[:half])

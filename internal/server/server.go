@@ -65,15 +65,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	o := newOptions(opts)
-	reg, meta, err := openRegistry(ctx, cfg, log, o)
+	// One key signs upload ids and seals every stored credential (webhook
+	// secrets, replication passwords); replicas sharing a database must be
+	// given it, a lone SQLite registry makes its own. Without one, upload
+	// sessions are recorded at their POST.
+	key, keyErr := secretkey.LoadKey(cfg.SecretKey, cfg.DataDir, cfg.Database.Driver == "postgres")
+	reg, meta, err := openRegistry(ctx, cfg, log, o, key)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, meta: meta, registry: reg, opts: o}
-	// One key seals every stored credential (webhook secrets, replication
-	// passwords); replicas sharing a database must be given it, a lone
-	// SQLite registry makes its own.
-	key, keyErr := secretkey.LoadKey(cfg.SecretKey, cfg.DataDir, cfg.Database.Driver == "postgres")
 	if ws, ok := meta.(metadata.WebhookStore); ok {
 		if s.hooks, err = openWebhooks(ctx, cfg, log, ws, o, key, keyErr); err != nil {
 			_ = meta.Close()
@@ -110,7 +111,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 
 // openRegistry opens the stores cfg names and the registry service over
 // them; closing the metadata store releases them.
-func openRegistry(ctx context.Context, cfg config.Config, log *slog.Logger, o options) (*registry.Service, metadata.Store, error) {
+func openRegistry(ctx context.Context, cfg config.Config, log *slog.Logger, o options, uploadKey []byte) (*registry.Service, metadata.Store, error) {
 	blobs, meta, err := openStores(ctx, cfg, log, o)
 	if err != nil {
 		return nil, nil, err
@@ -121,6 +122,8 @@ func openRegistry(ctx context.Context, cfg config.Config, log *slog.Logger, o op
 		Now:             o.now,
 		GC: registry.GCSchedule{Interval: cfg.GC.Interval, Grace: cfg.GC.Grace, UntaggedAge: cfg.GC.UntaggedAge,
 			Replica: replicaName()},
+		UploadKey:    uploadKey,
+		UploadMaxAge: cfg.Uploads.PurgeAfter,
 	})
 	return reg, meta, nil
 }

@@ -27,6 +27,11 @@ type uploadFlushes struct {
 
 	mu  sync.Mutex
 	err error // the first failure; sticky until the upload is cancelled
+
+	// synced is the upload's size when a writer's Close last made all of
+	// it durable, -1 from the opening of a writer until then: a commit of
+	// exactly that size has nothing left to sync.
+	synced atomic.Int64
 }
 
 // start flushes the upload file at path in the background unless a flush
@@ -81,6 +86,15 @@ func (u *uploadFlushes) wait() error {
 func (s *Store) flushes(id string) *uploadFlushes {
 	v, _ := s.flushing.LoadOrStore(id, new(uploadFlushes))
 	return v.(*uploadFlushes)
+}
+
+// syncedSize is upload id's size as the last writer's Close made it
+// durable in this process, or -1 when that is not known.
+func (s *Store) syncedSize(id string) int64 {
+	if v, ok := s.flushing.Load(id); ok {
+		return v.(*uploadFlushes).synced.Load()
+	}
+	return -1
 }
 
 // waitFlushes waits for the upload's background flushes and forgets them

@@ -225,3 +225,53 @@ func TestUpload_StalledWritebackHintDoesNotHoldUpWrites(t *testing.T) {
 		t.Errorf("committed blob reads back as %s (%v), want %s", digest.NewDigest(digest.SHA256, got), err, d)
 	}
 }
+
+// The commit of an upload whose last writer synced it as it closed does
+// not sync it again; anything else it syncs: an upload this process did
+// not write (after a restart), and one whose writer's sync failed.
+func TestCommitUpload_SyncsOnlyWhatNoCloseSynced(t *testing.T) {
+	root := t.TempDir()
+	errDisk := errors.New("injected EIO")
+	var syncs atomic.Int64
+	var failNext atomic.Bool
+	open := func() *Store {
+		s, err := New(root, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.syncFile = func(f *os.File) error {
+			syncs.Add(1)
+			if failNext.CompareAndSwap(true, false) {
+				return errDisk
+			}
+			return f.Sync()
+		}
+		return s
+	}
+	commit := func(s *Store, id string, d digest.Digest, size int64) int64 {
+		t.Helper()
+		before := syncs.Load()
+		if err := s.CommitUpload(t.Context(), id, nil, d, size); err != nil {
+			t.Fatalf("CommitUpload(%s): %v", id, err)
+		}
+		return syncs.Load() - before
+	}
+	s := open()
+
+	d := writeChunks(t, s, "closed", 3000, 1000)
+	if n := commit(s, "closed", d, 3000); n != 0 {
+		t.Errorf("commit after a synced Close: %d syncs, want 0", n)
+	}
+
+	other := []byte("written before a restart")
+	d = writeChunks(t, s, "restarted", len(other), len(other))
+	if n := commit(open(), "restarted", d, int64(len(other))); n != 1 {
+		t.Errorf("commit by a restarted process: %d syncs, want 1", n)
+	}
+
+	failNext.Store(true)
+	d = writeChunksCloseErr(t, s, "unsynced", 1000, 1000, errDisk)
+	if n := commit(s, "unsynced", d, 1000); n != 1 {
+		t.Errorf("commit after a Close whose sync failed: %d syncs, want 1", n)
+	}
+}

@@ -78,6 +78,9 @@ func Run(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"StaleUploads_ListsSessionsNotWrittenSince", testStaleUploads},
 		{"UploadExists_InAnyRepository", testUploadExists},
 		{"UploadStoreState_InAnyRepository", testUploadStoreStateByID},
+		{"FinishEndedUpload_LinksAndEndsAnUnrecordedSession", testFinishEndedUploadUnrecorded},
+		{"EndUpload_RemovesTheSessionsRecord", testEndUploadRemovesRecord},
+		{"ForgetEndedUploads_ByStartTime", testForgetEndedUploads},
 
 		{"ClaimUpload_LeaseHeldUntilAdvanceEndsIt", testClaimUploadAdvance},
 		{"ClaimUpload_LiveLeaseOfAnotherWriterIsConflict", testClaimUploadLiveLease},

@@ -123,6 +123,7 @@ var bulkTables = map[metadata.Kind]*bulkTable{
 // whether `wharf migrate` carries it.
 var notCopied = map[string]string{
 	"uploads":            "an upload's bytes are in the source's upload area",
+	"ended_uploads":      "ends of upload sessions, which stay with the source as its uploads do",
 	"linked_blobs":       "kept by the writes of blob links (countLink)",
 	"blob_totals":        "kept by the writes of blob links (countLink)",
 	"blobs":              "kept by the writes of blob links (keepBlob)",

@@ -414,6 +414,15 @@ var migrations = []string{
 		report
 	FROM retention_runs ORDER BY id;
 	DROP TABLE retention_runs;`,
+	// 21: upload sessions that ended without ever having a row of their
+	// own in uploads, or after it (endeduploads.go): their signed ids must
+	// not start a new session again until they expire.
+	`CREATE TABLE ended_uploads (
+		id         TEXT PRIMARY KEY,
+		repo       TEXT NOT NULL,
+		started_at BIGINT NOT NULL
+	);
+	CREATE INDEX ended_uploads_started ON ended_uploads(started_at);`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the

@@ -153,6 +153,7 @@ func TestStats_MigrationCountsExistingLinks(t *testing.T) {
 		DROP TABLE tag_history;
 		DROP TABLE repo_usage; DROP TABLE namespace_blobs; DROP TABLE namespace_usage;
 		DROP TABLE replication_tasks; DROP TABLE replication_rules;
+		DROP TABLE ended_uploads;
 		DELETE FROM schema_migrations WHERE version >= 5`); err != nil {
 		t.Fatal(err)
 	}
