@@ -19,3 +19,11 @@ var LayerChains = layerChains
 func (s *Service) RetentionDeleteTag(ctx context.Context, repo, tag string, d digest.Digest) error {
 	return s.retentionDelete(ctx, repo, RetentionItem{Tag: tag, Digest: d, Delete: true})
 }
+
+// WithoutLineage makes s detect and record no lineage, as a store that
+// keeps none would: the lineage benchmarks' baseline, which keeps every
+// other capability of the store (policies, quotas, tag rules, webhooks).
+func WithoutLineage(s *Service) *Service {
+	s.lineage = nil
+	return s
+}
