@@ -115,19 +115,24 @@ func testPutLineage(t *testing.T, s lineageStore) {
 }
 
 func testGoldenByChain(t *testing.T, s lineageStore) {
-	g1 := putImage(t, s, "golden/base", "b1", &metadata.Lineage{Chain: "c1", First: "c1", Layers: 1, Golden: true}, "1")
+	g1 := putImage(t, s, "golden/base", "b1", &metadata.Lineage{Chain: "c1", First: "c1", Layers: 1, Golden: true}, "1.0", "1")
 	g2 := putImage(t, s, "golden/sdk", "s1", &metadata.Lineage{Chain: "c3", First: "c1", Layers: 3, Golden: true}, "1")
+	g3 := putImage(t, s, "golden/sdk", "s0", &metadata.Lineage{Chain: "c3", First: "c1", Layers: 3, Golden: true})
 	putImage(t, s, "team/app", "a", &metadata.Lineage{Chain: "c2", First: "c1", Layers: 2}, "v1")
 	got, err := s.GoldenByChain(t.Context(), []string{"c1", "c2", "c3", "c4"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []metadata.GoldenImage{
-		{Repo: "golden/sdk", Digest: g2.Digest, Chain: "c3", Layers: 3},
-		{Repo: "golden/base", Digest: g1.Digest, Chain: "c1", Layers: 1},
+		{Repo: "golden/sdk", Digest: g2.Digest, Chain: "c3", Layers: 3, Tags: []string{"1"}},
+		{Repo: "golden/sdk", Digest: g3.Digest, Chain: "c3", Layers: 3},
+		{Repo: "golden/base", Digest: g1.Digest, Chain: "c1", Layers: 1, Tags: []string{"1", "1.0"}},
+	}
+	if g3.Digest < g2.Digest {
+		want[0], want[1] = want[1], want[0]
 	}
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("GoldenByChain = %+v; want %+v (longest first, golden only)", got, want)
+		t.Errorf("GoldenByChain = %+v; want %+v (longest first, golden only, with their tags)", got, want)
 	}
 	if got, err := s.GoldenByChain(t.Context(), nil); err != nil || len(got) != 0 {
 		t.Errorf("GoldenByChain(nil) = %v, %v; want nothing", got, err)
@@ -334,6 +339,15 @@ func testDerivedFollowsWrites(t *testing.T, s lineageStore) {
 		t.Fatal(err)
 	}
 	usedBy("repository deleted", g2)
+
+	// A manifest stored before lineage was, pushed again with one: the
+	// tags that already point at it are on its base.
+	putImage(t, s, "team/late", "l", nil, "old")
+	again := newManifest("team/late", "l")
+	again.Lineage = on(g1)
+	again.Lineage.Repo, again.Lineage.Digest = again.Repo, again.Digest
+	putManifest(t, s, again)
+	usedBy("stored again with a lineage", g1, "team/late:old")
 }
 
 func testWithoutLineage(t *testing.T, s lineageStore) {

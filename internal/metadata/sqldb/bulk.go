@@ -130,7 +130,7 @@ var bulkTables = map[metadata.Kind]*bulkTable{
 			if err != nil {
 				return err
 			}
-			return deriveImage(ctx, tx, id, r.Key[1], true)
+			return deriveImage(ctx, tx, id, r.Key[1], true, false)
 		}},
 }
 

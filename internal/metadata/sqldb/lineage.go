@@ -16,7 +16,8 @@ const lineageColumns = `l.chain, l.first_chain, l.layers, l.golden, l.base_repo,
 // insertLineage records l for manifest d of repository repoID;
 // replace overwrites what is there, otherwise a recorded lineage stays (a
 // manifest pushed again keeps what was found when it was first pushed).
-func insertLineage(ctx context.Context, tx *stmtTx, repoID int64, d digest.Digest, l *metadata.Lineage, replace bool) error {
+// fresh says the manifest was stored by this transaction.
+func insertLineage(ctx context.Context, tx *stmtTx, repoID int64, d digest.Digest, l *metadata.Lineage, replace, fresh bool) error {
 	conflict := `DO NOTHING`
 	if replace {
 		conflict = `DO UPDATE SET chain = excluded.chain, first_chain = excluded.first_chain, layers = excluded.layers,
@@ -34,7 +35,7 @@ func insertLineage(ctx context.Context, tx *stmtTx, repoID int64, d digest.Diges
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
 		return err
 	}
-	return deriveImage(ctx, tx, repoID, d.String(), replace)
+	return deriveImage(ctx, tx, repoID, d.String(), replace, fresh)
 }
 
 // The derived rows (derived_tags) are the tags built on each base: a tag
@@ -43,16 +44,26 @@ func insertLineage(ctx context.Context, tx *stmtTx, repoID int64, d digest.Diges
 // (insertLineage, SetGolden, Bulk) keeps them; deletes of tags and
 // lineages take theirs by cascade.
 
-// derivedDirect and derivedByIndex select derived rows of lineages l:
-// with the tags t pointing at l, and with those pointing at an index
-// that lists l (through its references mr).
+// derivedDirect and the derivedByIndex queries select derived rows of
+// lineages l: with the tags t pointing at l, and with those pointing at
+// an index that lists l (through its references mr). The two by-index
+// forms are one query written for the way each is looked up from, since
+// SQLite (which keeps no statistics here) takes the join order as
+// written: from an image, its references are a subquery (as a join,
+// SQLite would read every tag of the repository); from a tag, a join to
+// its index's references (as a subquery, every lineage of the
+// repository).
 const (
 	derivedDirect = `SELECT l.base_repo, l.base_digest, r.name, t.name, l.repo_id, l.digest FROM image_lineage l
 		JOIN repositories r ON r.id = l.repo_id JOIN tags t ON t.repo_id = l.repo_id AND t.digest = l.digest`
-	derivedByIndex = `SELECT l.base_repo, l.base_digest, r.name, t.name, l.repo_id, l.digest FROM image_lineage l
+	derivedByIndexOfImage = `SELECT l.base_repo, l.base_digest, r.name, t.name, l.repo_id, l.digest FROM image_lineage l
 		JOIN repositories r ON r.id = l.repo_id
-		JOIN manifest_refs mr ON mr.repo_id = l.repo_id AND mr.child = l.digest AND mr.kind = 'manifest'
-		JOIN tags t ON t.repo_id = l.repo_id AND t.digest = mr.parent`
+		JOIN tags t ON t.repo_id = l.repo_id AND t.digest IN (SELECT mr.parent FROM manifest_refs mr
+			WHERE mr.repo_id = l.repo_id AND mr.child = l.digest AND mr.kind = 'manifest')`
+	derivedByIndexOfTag = `SELECT l.base_repo, l.base_digest, r.name, t.name, l.repo_id, l.digest FROM tags t
+		JOIN repositories r ON r.id = t.repo_id
+		JOIN manifest_refs mr ON mr.repo_id = t.repo_id AND mr.parent = t.digest AND mr.kind = 'manifest'
+		JOIN image_lineage l ON l.repo_id = mr.repo_id AND l.digest = mr.child`
 	// A tag whose index lists two platforms on one base is one row: the
 	// first platform written names it.
 	insertDerived = `INSERT INTO derived_tags (base_repo, base_digest, repo, tag, repo_id, image) SELECT * FROM (`
@@ -62,16 +73,20 @@ const (
 // deriveImage writes the derived rows of image d of repository repoID
 // from its lineage, after forgetting those it had if replaced: the tags
 // pointing at it, and those pointing at an index listing it (pushed
-// before it, sparse).
-func deriveImage(ctx context.Context, tx *stmtTx, repoID int64, d string, replaced bool) error {
+// before it, sparse). A fresh manifest has no tags yet (its push sets
+// them next, and deriveTag derives them): only indexes can name it.
+func deriveImage(ctx context.Context, tx *stmtTx, repoID int64, d string, replaced, fresh bool) error {
 	if replaced {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM derived_tags WHERE repo_id = ? AND image = ?`, repoID, d); err != nil {
 			return fmt.Errorf("derived tags of %s: %w", d, err)
 		}
 	}
 	const cond = ` WHERE l.repo_id = ? AND l.digest = ? AND l.base_repo <> ''`
-	if _, err := tx.ExecContext(ctx, insertDerived+derivedDirect+cond+` UNION ALL `+derivedByIndex+cond+derivedDone,
-		repoID, d, repoID, d); err != nil {
+	q, args := insertDerived+derivedByIndexOfImage+cond+derivedDone, []any{repoID, d}
+	if !fresh {
+		q, args = insertDerived+derivedDirect+cond+` UNION ALL `+derivedByIndexOfImage+cond+derivedDone, []any{repoID, d, repoID, d}
+	}
+	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 		return fmt.Errorf("derived tags of %s: %w", d, err)
 	}
 	return nil
@@ -87,7 +102,7 @@ func deriveTag(ctx context.Context, tx *stmtTx, repoID int64, tag string, moved 
 		}
 	}
 	const cond = ` WHERE t.repo_id = ? AND t.name = ? AND l.base_repo <> ''`
-	if _, err := tx.ExecContext(ctx, insertDerived+derivedDirect+cond+` UNION ALL `+derivedByIndex+cond+derivedDone,
+	if _, err := tx.ExecContext(ctx, insertDerived+derivedDirect+cond+` UNION ALL `+derivedByIndexOfTag+cond+derivedDone,
 		repoID, tag, repoID, tag); err != nil {
 		return fmt.Errorf("derived rows of tag %s: %w", tag, err)
 	}
@@ -104,7 +119,7 @@ func (db *DB) PutLineage(ctx context.Context, l *metadata.Lineage) error {
 		if err != nil {
 			return notFound(err, "manifest "+l.Digest.String())
 		}
-		return insertLineage(ctx, tx, id, l.Digest, l, true)
+		return insertLineage(ctx, tx, id, l.Digest, l, true, false)
 	})
 }
 
@@ -132,9 +147,11 @@ func (db *DB) GetLineage(ctx context.Context, repo string, d digest.Digest) (*me
 	return l, nil
 }
 
-// GoldenByChain looks chains up in the partial index of golden images. A
-// list of explicit values, rather than one JSON parameter, lets both
-// databases look each value up in the index.
+// GoldenByChain looks chains up in the partial index of golden images,
+// and each one found up in tags_digest for its tags: a row per tag, in
+// one query, since a push asks for both. A list of explicit values,
+// rather than one JSON parameter, lets both databases look each value up
+// in the index.
 func (db *DB) GoldenByChain(ctx context.Context, chains []string) ([]metadata.GoldenImage, error) {
 	if len(chains) == 0 {
 		return nil, nil
@@ -143,9 +160,10 @@ func (db *DB) GoldenByChain(ctx context.Context, chains []string) ([]metadata.Go
 	for i, c := range chains {
 		args[i] = c
 	}
-	rows, err := db.query(ctx, `SELECT r.name, l.digest, l.chain, l.layers FROM image_lineage l
+	rows, err := db.query(ctx, `SELECT r.name, l.digest, l.chain, l.layers, COALESCE(t.name, '') FROM image_lineage l
 		JOIN repositories r ON r.id = l.repo_id
-		WHERE l.golden AND l.chain IN (`+placeholders(len(chains))+`) ORDER BY l.layers DESC, r.name, l.digest`, args...)
+		LEFT JOIN tags t ON t.repo_id = l.repo_id AND t.digest = l.digest
+		WHERE l.golden AND l.chain IN (`+placeholders(len(chains))+`) ORDER BY l.layers DESC, r.name, l.digest, t.name`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("golden images by chain: %w", err)
 	}
@@ -153,12 +171,18 @@ func (db *DB) GoldenByChain(ctx context.Context, chains []string) ([]metadata.Go
 	var out []metadata.GoldenImage
 	for rows.Next() {
 		var g metadata.GoldenImage
-		var d string
-		if err := rows.Scan(&g.Repo, &d, &g.Chain, &g.Layers); err != nil {
+		var d, tag string
+		if err := rows.Scan(&g.Repo, &d, &g.Chain, &g.Layers, &tag); err != nil {
 			return nil, fmt.Errorf("golden images by chain: %w", err)
 		}
 		g.Digest = digest.Digest(d)
-		out = append(out, g)
+		if n := len(out); n == 0 || out[n-1].Repo != g.Repo || out[n-1].Digest != g.Digest {
+			out = append(out, g)
+		}
+		if tag != "" {
+			last := &out[len(out)-1]
+			last.Tags = append(last.Tags, tag)
+		}
 	}
 	return out, rows.Err()
 }
