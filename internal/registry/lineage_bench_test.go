@@ -111,10 +111,6 @@ func seedLineage(b *testing.B, db *sqldb.DB) {
 	load(metadata.KindLineage, lineage)
 }
 
-// withoutLineage is the same store with its lineage (and policies)
-// hidden, so that a Service over it detects nothing: the baseline.
-type withoutLineage struct{ metadata.Store }
-
 func openLineageBench(b *testing.B) *sqldb.DB {
 	log := slog.New(slog.DiscardHandler)
 	path := filepath.Join(b.TempDir(), "wharf.db")
@@ -142,11 +138,15 @@ func openLineageBench(b *testing.B) *sqldb.DB {
 // BenchmarkManifestPut_Lineage measures a manifest PUT (an image of 5
 // layers, the first 3 a golden image's, to a new tag) on SQLite holding
 // 10,000 golden images among 100,000: "with" detects and records its
-// base, "without" is the same PUT on the same database through a Service
-// that does not see the lineage. Each iteration does one of each, in
-// alternating order, so that a busy machine slows both alike; the
-// metrics are each one's time per PUT and their ratio (the bound
-// is ≤ 1.2).
+// base (and the derived row of its tag), "without" is the same PUT on the
+// same database through a Service that keeps no lineage but everything
+// else (policies, quotas, tag rules, webhooks). Each iteration does one
+// of each, in alternating order, so that a busy machine slows both
+// alike; the metrics are each one's time per PUT and their ratio (the
+// issue's bound is ≤ 1.2). One PUT of each comes first, untimed: a
+// process's first push with lineage syncs the golden flags with the
+// policies (syncGolden), once per process and policy change, not per
+// push.
 func BenchmarkManifestPut_Lineage(b *testing.B) {
 	db := openLineageBench(b)
 	log := slog.New(slog.DiscardHandler)
@@ -156,7 +156,7 @@ func BenchmarkManifestPut_Lineage(b *testing.B) {
 	}
 	ctx := context.Background()
 	with := registry.New(db, blobs, log, registry.Options{SparseManifests: true})
-	without := registry.New(withoutLineage{db}, blobs, log, registry.Options{SparseManifests: true})
+	without := registry.WithoutLineage(registry.New(db, blobs, log, registry.Options{SparseManifests: true}))
 	put := func(svc *registry.Service, name string, i int) time.Duration {
 		layers := append(benchLayers("golden/42/7", 3), benchLayers(fmt.Sprint("bench/", name, i), 2)...)
 		body := benchManifest(layers)
@@ -166,6 +166,8 @@ func BenchmarkManifestPut_Lineage(b *testing.B) {
 		}
 		return time.Since(start)
 	}
+	put(with, "with", 0)
+	put(without, "without", 0)
 	var tWith, tWithout time.Duration
 	i := 0
 	for b.Loop() {
@@ -184,6 +186,9 @@ func BenchmarkManifestPut_Lineage(b *testing.B) {
 	base, err := db.GetLineage(ctx, "apps/bench-with", digest.FromBytes(benchManifest(append(benchLayers("golden/42/7", 3), benchLayers("bench/with1", 2)...))))
 	if err != nil || base.Base.Repo != "golden/b042" {
 		b.Fatalf("the benchmark's first push found base %+v, %v; want golden/b042", base, err)
+	}
+	if _, err := db.GetLineage(ctx, "apps/bench-without", digest.FromBytes(benchManifest(append(benchLayers("golden/42/7", 3), benchLayers("bench/without1", 2)...)))); err == nil {
+		b.Fatal("the baseline recorded a lineage")
 	}
 }
 
@@ -207,12 +212,16 @@ func benchManifest(layers []digest.Digest) []byte {
 // BenchmarkUsedBy_10000Derived measures a golden image's "used by": the
 // first page (100) of the 10,000 tags built on golden/b000:1.0, with
 // their count and each one's staleness, among 100,000 images. The
-// issue's bound is 50 ms.
+// issue's bound is 50 ms. One call comes first, untimed: it syncs the
+// golden flags, as a process's first lineage lookup does once.
 func BenchmarkUsedBy_10000Derived(b *testing.B) {
 	db := openLineageBench(b)
 	log := slog.New(slog.DiscardHandler)
 	svc := registry.New(db, nil, log, registry.Options{})
 	ctx := context.Background()
+	if _, _, err := svc.DerivedImages(ctx, "golden/b000", registry.DerivedQuery{Tag: "1.0", Limit: 100}); err != nil {
+		b.Fatal(err)
+	}
 	for b.Loop() {
 		rows, total, err := svc.DerivedImages(ctx, "golden/b000", registry.DerivedQuery{Tag: "1.0", Limit: 100})
 		if err != nil || total != benchUsedBy || len(rows) != 100 {
