@@ -61,6 +61,10 @@ type stmtTx struct {
 	*sql.Tx
 	db  *DB
 	new []string // queries to prepare after the transaction
+	// underived holds the manifests ("repo_id digest") this transaction
+	// stored as images built on no base: a tag pointing at one has no
+	// derived row, which deriveTag then knows without a query.
+	underived map[string]bool
 }
 
 func (tx *stmtTx) stmt(ctx context.Context, query string) *sql.Stmt {

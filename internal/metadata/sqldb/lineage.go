@@ -3,6 +3,7 @@ package sqldb
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -36,6 +37,19 @@ func insertLineage(ctx context.Context, tx *stmtTx, repoID int64, d digest.Diges
 		return err
 	}
 	return deriveImage(ctx, tx, repoID, d.String(), replace, fresh)
+}
+
+func underivedKey(repoID int64, d string) string { return strconv.FormatInt(repoID, 10) + " " + d }
+
+// storedUnderived notes that the push of manifest d in this transaction
+// stored it with a lineage that names no base (or as no image at all),
+// and no index: its tags, set next, and the floating tags they move, then
+// cost no derived-row query.
+func storedUnderived(tx *stmtTx, repoID int64, d digest.Digest) {
+	if tx.underived == nil {
+		tx.underived = map[string]bool{}
+	}
+	tx.underived[underivedKey(repoID, d.String())] = true
 }
 
 // The derived rows (derived_tags) are the tags built on each base: a tag
@@ -76,6 +90,7 @@ const (
 // before it, sparse). A fresh manifest has no tags yet (its push sets
 // them next, and deriveTag derives them): only indexes can name it.
 func deriveImage(ctx context.Context, tx *stmtTx, repoID int64, d string, replaced, fresh bool) error {
+	delete(tx.underived, underivedKey(repoID, d))
 	if replaced {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM derived_tags WHERE repo_id = ? AND image = ?`, repoID, d); err != nil {
 			return fmt.Errorf("derived tags of %s: %w", d, err)
@@ -95,11 +110,14 @@ func deriveImage(ctx context.Context, tx *stmtTx, repoID int64, d string, replac
 // deriveTag writes the derived rows of tag, after forgetting those it had
 // if it moved: from the lineage of the image it points at, or of the
 // images the index it points at lists.
-func deriveTag(ctx context.Context, tx *stmtTx, repoID int64, tag string, moved bool) error {
+func deriveTag(ctx context.Context, tx *stmtTx, repoID int64, tag, d string, moved bool) error {
 	if moved {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM derived_tags WHERE repo_id = ? AND tag = ?`, repoID, tag); err != nil {
 			return fmt.Errorf("derived rows of tag %s: %w", tag, err)
 		}
+	}
+	if tx.underived[underivedKey(repoID, d)] {
+		return nil
 	}
 	const cond = ` WHERE t.repo_id = ? AND t.name = ? AND l.base_repo <> ''`
 	if _, err := tx.ExecContext(ctx, insertDerived+derivedDirect+cond+` UNION ALL `+derivedByIndexOfTag+cond+derivedDone,
