@@ -43,8 +43,9 @@ const (
 	SourceLayers     = "layers"
 )
 
-// layerChains returns chain_1 … chain_L of layers.
-func layerChains(layers []digest.Digest) []string {
+// LayerChains returns chain_1 … chain_L of layers: what a push records,
+// and what a seeded database (benchmarks) must hold to be found alike.
+func LayerChains(layers []digest.Digest) []string {
 	out := make([]string, len(layers))
 	prev := ""
 	for i, l := range layers {
@@ -72,7 +73,7 @@ func (s *Service) detectLineage(ctx context.Context, repo string, d digest.Diges
 	for i, l := range m.Layers {
 		layers[i] = l.Digest
 	}
-	chains := layerChains(layers)
+	chains := LayerChains(layers)
 	l := &metadata.Lineage{Repo: repo, Digest: d, Layers: len(chains), Golden: golden}
 	if len(chains) > 0 {
 		l.Chain, l.First = chains[len(chains)-1], chains[0]
