@@ -61,10 +61,11 @@ type stmtTx struct {
 	*sql.Tx
 	db  *DB
 	new []string // queries to prepare after the transaction
-	// underived holds the manifests ("repo_id digest") this transaction
-	// stored as images built on no base: a tag pointing at one has no
-	// derived row, which deriveTag then knows without a query.
-	underived map[string]bool
+	// derived holds the images ("repo_id digest") this transaction
+	// stored fresh, with the base their lineage names ("" for none): a tag
+	// pointing at one has that derived row, or none, which deriveTag then
+	// knows without a query.
+	derived map[string]derivedBase
 }
 
 func (tx *stmtTx) stmt(ctx context.Context, query string) *sql.Stmt {

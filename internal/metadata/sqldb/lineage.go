@@ -39,17 +39,27 @@ func insertLineage(ctx context.Context, tx *stmtTx, repoID int64, d digest.Diges
 	return deriveImage(ctx, tx, repoID, d.String(), replace, fresh)
 }
 
-func underivedKey(repoID int64, d string) string { return strconv.FormatInt(repoID, 10) + " " + d }
+func derivedKey(repoID int64, d string) string { return strconv.FormatInt(repoID, 10) + " " + d }
 
-// storedUnderived notes that the push of manifest d in this transaction
-// stored it with a lineage that names no base (or as no image at all),
-// and no index: its tags, set next, and the floating tags they move, then
-// cost no derived-row query.
-func storedUnderived(tx *stmtTx, repoID int64, d digest.Digest) {
-	if tx.underived == nil {
-		tx.underived = map[string]bool{}
+// derivedBase is the base of an image stored fresh in a transaction
+// (stmtTx.derived), and its repository's name.
+type derivedBase struct {
+	repo, baseRepo, baseDigest string
+}
+
+// storedFresh notes that the push of image manifest m (no index) in this
+// transaction stored it fresh, with its lineage: its tags, set next, and
+// the floating tags they move, then write their derived row (or none)
+// without a query.
+func storedFresh(tx *stmtTx, repoID int64, m *metadata.Manifest) {
+	if tx.derived == nil {
+		tx.derived = map[string]derivedBase{}
 	}
-	tx.underived[underivedKey(repoID, d.String())] = true
+	b := derivedBase{repo: m.Repo}
+	if m.Lineage != nil && m.Lineage.Base.Repo != "" {
+		b.baseRepo, b.baseDigest = m.Lineage.Base.Repo, m.Lineage.Base.Digest.String()
+	}
+	tx.derived[derivedKey(repoID, m.Digest.String())] = b
 }
 
 // The derived rows (derived_tags) are the tags built on each base: a tag
@@ -90,7 +100,7 @@ const (
 // before it, sparse). A fresh manifest has no tags yet (its push sets
 // them next, and deriveTag derives them): only indexes can name it.
 func deriveImage(ctx context.Context, tx *stmtTx, repoID int64, d string, replaced, fresh bool) error {
-	delete(tx.underived, underivedKey(repoID, d))
+	delete(tx.derived, derivedKey(repoID, d))
 	if replaced {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM derived_tags WHERE repo_id = ? AND image = ?`, repoID, d); err != nil {
 			return fmt.Errorf("derived tags of %s: %w", d, err)
@@ -116,7 +126,15 @@ func deriveTag(ctx context.Context, tx *stmtTx, repoID int64, tag, d string, mov
 			return fmt.Errorf("derived rows of tag %s: %w", tag, err)
 		}
 	}
-	if tx.underived[underivedKey(repoID, d)] {
+	if b, ok := tx.derived[derivedKey(repoID, d)]; ok {
+		if b.baseRepo == "" {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO derived_tags (base_repo, base_digest, repo, tag, repo_id, image)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, b.baseRepo, b.baseDigest, b.repo, tag, repoID, d)
+		if err != nil {
+			return fmt.Errorf("derived row of tag %s: %w", tag, err)
+		}
 		return nil
 	}
 	const cond = ` WHERE t.repo_id = ? AND t.name = ? AND l.base_repo <> ''`

@@ -54,8 +54,8 @@ func putManifest(ctx context.Context, tx *stmtTx, id int64, m *metadata.Manifest
 			return err
 		}
 	}
-	if inserted == 1 && len(m.Children) == 0 && (m.Lineage == nil || m.Lineage.Base.Repo == "") {
-		storedUnderived(tx, id, m.Digest)
+	if inserted == 1 && len(m.Children) == 0 {
+		storedFresh(tx, id, m)
 	}
 	c := changeFor(ctx, tx, metadata.ViaPush, m.PushedBy)
 	for _, tag := range tags {
