@@ -1,6 +1,10 @@
 package main
 
-import "time"
+import (
+	"time"
+
+	"github.com/wharf/wharf/internal/registrytest"
+)
 
 // plan is the size of one run: the issue's sizes for the full run, smaller
 // ones for --quick (which CI runs so that the harness never rots).
@@ -45,6 +49,8 @@ type plan struct {
 	GCRepos      int           `json:"gc_repositories"`
 	GCLayer      int           `json:"gc_layer_bytes"`
 	GCLoadWindow time.Duration `json:"gc_load_window_ns"`
+	// Golden sizes the golden rows' database (seeded, not pushed).
+	Golden registrytest.LineageScale `json:"golden"`
 }
 
 func fullPlan() plan {
@@ -83,6 +89,7 @@ func fullPlan() plan {
 		GCRepos:      3000,
 		GCLayer:      16 << 10,
 		GCLoadWindow: 2 * time.Second,
+		Golden:       registrytest.FullLineageScale,
 	}
 }
 
@@ -122,5 +129,6 @@ func quickPlan() plan {
 		GCRepos:      300,
 		GCLayer:      16 << 10,
 		GCLoadWindow: time.Second,
+		Golden:       registrytest.LineageScale{GoldenRepos: 10, GoldenPerRepo: 10, Apps: 1800, AppsPerRepo: 90, UsedBy: 1000},
 	}
 }

@@ -105,6 +105,7 @@ func (h *harness) scenarios() []*scenario {
 		h.catalogScenario(),
 		h.clientScenario(),
 		h.gcScenario(),
+		h.goldenScenario(),
 	)
 	for i, sz := range p.MemSizes {
 		out = append(out, h.memoryScenario(sz, i == len(p.MemSizes)-1))

@@ -48,6 +48,9 @@ type GoldenImage struct {
 	Digest digest.Digest
 	Chain  string
 	Layers int
+	// Tags are the tags pointing at it, by name: what a push that finds
+	// it as its base records, read in the same lookup.
+	Tags []string
 }
 
 // DerivedImage is a tag whose image (or one platform of whose index) was
@@ -81,7 +84,8 @@ type LineageStore interface {
 	// ErrNotFound.
 	GetLineage(ctx context.Context, repo string, d digest.Digest) (*Lineage, error)
 	// GoldenByChain returns the golden images whose Chain is among
-	// chains: one indexed lookup whatever the number of golden images.
+	// chains, longest first, with their tags: one indexed lookup whatever
+	// the number of golden images.
 	GoldenByChain(ctx context.Context, chains []string) ([]GoldenImage, error)
 	// SetGolden flags (or unflags) every recorded image of repo as
 	// golden. Unflagging also forgets the bases found in repo by their

@@ -10,10 +10,6 @@ import (
 // that check it stays bounded.
 func (s *Service) UploadLockCount() int { return s.uploadLocks.len() }
 
-// LayerChains exposes layerChains to the lineage benchmarks, which seed
-// a database with the chains pushes would have recorded.
-var LayerChains = layerChains
-
 // RetentionDeleteTag is a retention run's deletion of tag, decided when it
 // pointed at d.
 func (s *Service) RetentionDeleteTag(ctx context.Context, repo, tag string, d digest.Digest) error {

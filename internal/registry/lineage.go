@@ -43,8 +43,9 @@ const (
 	SourceLayers     = "layers"
 )
 
-// layerChains returns chain_1 … chain_L of layers.
-func layerChains(layers []digest.Digest) []string {
+// LayerChains returns chain_1 … chain_L of layers: what a push records,
+// and what a seeded database (benchmarks) must hold to be found alike.
+func LayerChains(layers []digest.Digest) []string {
 	out := make([]string, len(layers))
 	prev := ""
 	for i, l := range layers {
@@ -72,7 +73,7 @@ func (s *Service) detectLineage(ctx context.Context, repo string, d digest.Diges
 	for i, l := range m.Layers {
 		layers[i] = l.Digest
 	}
-	chains := layerChains(layers)
+	chains := LayerChains(layers)
 	l := &metadata.Lineage{Repo: repo, Digest: d, Layers: len(chains), Golden: golden}
 	if len(chains) > 0 {
 		l.Chain, l.First = chains[len(chains)-1], chains[0]
@@ -92,11 +93,7 @@ func (s *Service) detectLineage(ctx context.Context, repo string, d digest.Diges
 		if g.Repo == repo && g.Digest == d {
 			continue
 		}
-		tags, err := s.lineage.TagsAt(ctx, g.Repo, g.Digest)
-		if err != nil {
-			return nil, err
-		}
-		l.Base = metadata.BaseRef{Repo: g.Repo, Digest: g.Digest, Tags: tags, Layers: g.Layers, Source: SourceLayers}
+		l.Base = metadata.BaseRef{Repo: g.Repo, Digest: g.Digest, Tags: g.Tags, Layers: g.Layers, Source: SourceLayers}
 		out.golden = true
 		break
 	}
@@ -156,18 +153,17 @@ func (s *Service) lineageForPush(ctx context.Context, repo string, d digest.Dige
 	if s.lineage == nil {
 		return nil, nil
 	}
-	if err := s.syncGolden(ctx); err != nil {
-		return nil, err
-	}
-	golden, err := s.policyTrue(ctx, repo, KeyGolden)
+	// One read of the policy version serves the sync and both keys: a
+	// push pays for lineage in queries, and each read is one.
+	v, set, err := s.policies.settingsAt(ctx, repo, KeyGolden, KeyRequireGoldenBase)
 	if err != nil {
 		return nil, err
 	}
+	if err := s.syncGoldenAt(ctx, v); err != nil {
+		return nil, err
+	}
+	golden, gate := set[0].Value == "true", set[1].Value == "true"
 	found, err := s.detectLineage(ctx, repo, d, m, golden)
-	if err != nil {
-		return nil, err
-	}
-	gate, err := s.policyTrue(ctx, repo, KeyRequireGoldenBase)
 	if err != nil || !gate || golden {
 		// A golden repository is where bases come from: the gate is for
 		// the images built on them.
@@ -312,6 +308,11 @@ func (s *Service) syncGolden(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	return s.syncGoldenAt(ctx, v)
+}
+
+// syncGoldenAt is syncGolden for policy version v, read by the caller.
+func (s *Service) syncGoldenAt(ctx context.Context, v int64) error {
 	if s.golden.started.Load() && s.golden.version.Load() == v {
 		return nil
 	}

@@ -60,6 +60,11 @@ func (s *Service) PutManifest(ctx context.Context, repo, ref, contentType string
 	if err != nil {
 		return nil, err
 	}
+	if s.policies != nil {
+		if ctx, err = s.policies.pin(ctx); err != nil {
+			return nil, err
+		}
+	}
 	m := &metadata.Manifest{
 		Repo:         repo,
 		Digest:       d,

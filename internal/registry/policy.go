@@ -304,19 +304,25 @@ func (p *Policies) settingOn(ctx context.Context, chain []string, key string) (S
 // Settings returns the values of keys in effect for repository repo,
 // read from one snapshot (one version read for them all).
 func (p *Policies) Settings(ctx context.Context, repo string, keys ...string) ([]Setting, error) {
+	_, out, err := p.settingsAt(ctx, repo, keys...)
+	return out, err
+}
+
+// settingsAt is Settings with the policy version they were read at.
+func (p *Policies) settingsAt(ctx context.Context, repo string, keys ...string) (int64, []Setting, error) {
 	snap, err := p.snapshot(ctx)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	out := make([]Setting, len(keys))
 	for i, key := range keys {
 		k, ok := policyKey(key)
 		if !ok {
-			return nil, fmt.Errorf("policy key %q is not declared", key)
+			return 0, nil, fmt.Errorf("policy key %q is not declared", key)
 		}
 		out[i] = snap.lookup(patternsFor(repo), k)
 	}
-	return out, nil
+	return snap.version, out, nil
 }
 
 // version is the policy version the cache holds, reloading it if moved.
@@ -342,6 +348,9 @@ func (s *policySnapshot) lookup(chain []string, k PolicyKey) Setting {
 // between the two reads is then loaded early and labelled old, which
 // costs one more reload, never a stale answer.
 func (p *Policies) snapshot(ctx context.Context) (*policySnapshot, error) {
+	if pin, ok := ctx.Value(pinnedPolicies{}).(pinnedPolicies); ok && pin.p == p {
+		return pin.snap, nil
+	}
 	v, err := p.store.PolicyVersion(ctx)
 	if err != nil {
 		return nil, err
@@ -370,4 +379,23 @@ func knownKeys() string {
 		names = append(names, k.Name)
 	}
 	return strings.Join(names, ", ")
+}
+
+// pinnedPolicies carries one snapshot through a request (pin).
+type pinnedPolicies struct {
+	p    *Policies
+	snap *policySnapshot
+}
+
+// pin returns ctx carrying the policies as they are now, which every
+// lookup through ctx then answers from: a manifest push asks several
+// (tag rules, quota, golden, the push gate) and so reads the version
+// once, not once each. A change made during the request applies from the
+// next one, as if it had come a moment later.
+func (p *Policies) pin(ctx context.Context) (context.Context, error) {
+	snap, err := p.snapshot(ctx)
+	if err != nil {
+		return ctx, err
+	}
+	return context.WithValue(ctx, pinnedPolicies{}, pinnedPolicies{p, snap}), nil
 }

@@ -23,6 +23,10 @@ type Options struct {
 	// SparseManifests accepts manifests whose blobs and child manifests were
 	// never pushed (what platform-filtered copies of indexes produce).
 	SparseManifests bool
+	// NoLineage detects and records no lineage, as over a store that keeps
+	// none, with every other capability of the store: the baseline the
+	// lineage benchmarks compare a push with.
+	NoLineage bool
 	// MaxManifestSize bounds manifest bodies; 0 means DefaultMaxManifestSize.
 	MaxManifestSize int64
 	// Now is the clock of garbage collection's grace period, of upload
@@ -95,7 +99,7 @@ func New(meta metadata.Store, blobs blobstore.Store, log *slog.Logger, opts Opti
 	if ps, ok := meta.(metadata.PolicyStore); ok {
 		s.policies = NewPolicies(ps, log)
 	}
-	if ls, ok := meta.(metadata.LineageStore); ok && s.policies != nil {
+	if ls, ok := meta.(metadata.LineageStore); ok && s.policies != nil && !opts.NoLineage {
 		s.lineage = ls
 	}
 	s.gcRuns = newGCRuns(s, opts.GC)

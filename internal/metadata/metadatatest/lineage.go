@@ -24,6 +24,7 @@ func RunLineage(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"SetGolden_UnflaggingForgetsBasesFoundByLayers", testSetGolden},
 		{"DerivedImages_ListsTagsOfImagesAndIndexesByBase", testDerivedImages},
 		{"DerivedImages_KeepsVisibleRepositories", testDerivedVisible},
+		{"DerivedImages_FollowTagsLineagesAndDeletes", testDerivedFollowsWrites},
 		{"ManifestsWithoutLineage_PagesInDigestOrder", testWithoutLineage},
 		{"BaselessImages_FindsByFirstChain_FirstChainsListsThem", testBaselessImages},
 		{"TagTargets_ListsTagsMissingRepoIsNotFound_TagsAtThoseOfADigest", testTagTargets},
@@ -114,19 +115,24 @@ func testPutLineage(t *testing.T, s lineageStore) {
 }
 
 func testGoldenByChain(t *testing.T, s lineageStore) {
-	g1 := putImage(t, s, "golden/base", "b1", &metadata.Lineage{Chain: "c1", First: "c1", Layers: 1, Golden: true}, "1")
+	g1 := putImage(t, s, "golden/base", "b1", &metadata.Lineage{Chain: "c1", First: "c1", Layers: 1, Golden: true}, "1.0", "1")
 	g2 := putImage(t, s, "golden/sdk", "s1", &metadata.Lineage{Chain: "c3", First: "c1", Layers: 3, Golden: true}, "1")
+	g3 := putImage(t, s, "golden/sdk", "s0", &metadata.Lineage{Chain: "c3", First: "c1", Layers: 3, Golden: true})
 	putImage(t, s, "team/app", "a", &metadata.Lineage{Chain: "c2", First: "c1", Layers: 2}, "v1")
 	got, err := s.GoldenByChain(t.Context(), []string{"c1", "c2", "c3", "c4"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []metadata.GoldenImage{
-		{Repo: "golden/sdk", Digest: g2.Digest, Chain: "c3", Layers: 3},
-		{Repo: "golden/base", Digest: g1.Digest, Chain: "c1", Layers: 1},
+		{Repo: "golden/sdk", Digest: g2.Digest, Chain: "c3", Layers: 3, Tags: []string{"1"}},
+		{Repo: "golden/sdk", Digest: g3.Digest, Chain: "c3", Layers: 3},
+		{Repo: "golden/base", Digest: g1.Digest, Chain: "c1", Layers: 1, Tags: []string{"1", "1.0"}},
+	}
+	if g3.Digest < g2.Digest {
+		want[0], want[1] = want[1], want[0]
 	}
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("GoldenByChain = %+v; want %+v (longest first, golden only)", got, want)
+		t.Errorf("GoldenByChain = %+v; want %+v (longest first, golden only, with their tags)", got, want)
 	}
 	if got, err := s.GoldenByChain(t.Context(), nil); err != nil || len(got) != 0 {
 		t.Errorf("GoldenByChain(nil) = %v, %v; want nothing", got, err)
@@ -239,6 +245,109 @@ func testDerivedVisible(t *testing.T, s lineageStore) {
 	if total != 1 || len(got) != 1 || got[0].Repo != "alice/app" {
 		t.Errorf("DerivedImages(visible to alice) = %+v (total %d); want alice/app only", got, total)
 	}
+}
+
+// testDerivedFollowsWrites: "used by" is kept at write time, so every
+// write that changes which tags sit on a base must show in it at once.
+func testDerivedFollowsWrites(t *testing.T, s lineageStore) {
+	ctx := t.Context()
+	g1 := putImage(t, s, "golden/base", "b1", &metadata.Lineage{Chain: "c1", First: "c1", Layers: 1, Golden: true}, "1.0")
+	g2 := putImage(t, s, "golden/base", "b2", &metadata.Lineage{Chain: "d1", First: "d1", Layers: 1, Golden: true}, "1.1")
+	on := func(g *metadata.Manifest) *metadata.Lineage {
+		return &metadata.Lineage{Chain: "x", First: "x", Layers: 2,
+			Base: metadata.BaseRef{Repo: "golden/base", Digest: g.Digest, Tags: []string{"1"}, Layers: 1, Source: "layers"}}
+	}
+	on2 := func(g *metadata.Manifest) *metadata.Lineage {
+		l := on(g)
+		l.Base.Source = "annotation"
+		return l
+	}
+	usedBy := func(step string, g *metadata.Manifest, want ...string) {
+		t.Helper()
+		got, total, err := s.DerivedImages(ctx, metadata.DerivedQuery{BaseRepo: "golden/base", BaseDigests: []digest.Digest{g.Digest}})
+		if err != nil {
+			t.Fatalf("%s: DerivedImages: %v", step, err)
+		}
+		names := []string{}
+		for _, d := range got {
+			names = append(names, d.Repo+":"+d.Tag)
+		}
+		if total != len(want) || !reflect.DeepEqual(names, append([]string{}, want...)) {
+			t.Errorf("%s: used by %s = %v (total %d); want %v", step, g.Digest, names, total, want)
+		}
+	}
+	a := putImage(t, s, "team/app", "a", on(g1), "v1", "v2")
+	b := putImage(t, s, "team/app", "b", on2(g2))
+	usedBy("pushed", g1, "team/app:v1", "team/app:v2")
+
+	putManifest(t, s, b, "v1") // the tag moves to an image on g2
+	usedBy("tag moved (old base)", g1, "team/app:v2")
+	usedBy("tag moved (new base)", g2, "team/app:v1")
+	if err := s.DeleteTag(ctx, "team/app", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	usedBy("tag deleted", g2)
+
+	// An index pushed before its platform (sparse): the platform's
+	// lineage, when it comes, puts the index's tag on its base.
+	c := newManifest("team/multi", "c")
+	idx := &metadata.Manifest{Repo: "team/multi", MediaType: mediaTypeIndex, Children: []digest.Digest{c.Digest}}
+	idx.Content = fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":%q,"manifests":[{"digest":%q}]}`, mediaTypeIndex, c.Digest)
+	idx.Digest = digest.FromBytes(idx.Content)
+	putManifest(t, s, idx, "latest")
+	usedBy("index before its platform", g1, "team/app:v2")
+	putImage(t, s, "team/multi", "c", on(g1))
+	usedBy("platform pushed", g1, "team/app:v2", "team/multi:latest")
+
+	l := on(g2)
+	l.Repo, l.Digest = "team/multi", c.Digest
+	if err := s.PutLineage(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	usedBy("lineage replaced (old base)", g1, "team/app:v2")
+	usedBy("lineage replaced (new base)", g2, "team/multi:latest")
+	if err := s.DeleteManifest(ctx, "team/multi", c.Digest); err != nil {
+		t.Fatal(err)
+	}
+	usedBy("platform deleted", g2)
+
+	if bulk, ok := s.Store.(metadata.Bulk); ok {
+		// wharf migrate writes tags and lineages through Load: in either
+		// order, the derived rows follow.
+		rec := metadata.Record{Key: []string{"team/app", "v3"}, Values: []any{b.Digest.String(), int64(1), "copy", int64(0)}}
+		if _, err := bulk.Load(ctx, metadata.KindTags, []metadata.Record{rec}, metadata.LoadKeep); err != nil {
+			t.Fatal(err)
+		}
+		usedBy("tag loaded", g2, "team/app:v3")
+		rec.Values[0] = a.Digest.String()
+		if _, err := bulk.Load(ctx, metadata.KindTags, []metadata.Record{rec}, metadata.LoadReplace); err != nil {
+			t.Fatal(err)
+		}
+		usedBy("tag loaded again, moved", g2)
+		usedBy("tag loaded again, moved (new base)", g1, "team/app:v2", "team/app:v3")
+	}
+
+	// A base found by layers is forgotten when its repository stops being
+	// golden; one named by an annotation stays.
+	putManifest(t, s, b, "v4")
+	if _, err := s.SetGolden(ctx, "golden/base", false); err != nil {
+		t.Fatal(err)
+	}
+	usedBy("base no longer golden (by layers)", g1)
+	usedBy("base no longer golden (by annotation)", g2, "team/app:v4")
+	if err := s.DeleteRepository(ctx, "team/app"); err != nil {
+		t.Fatal(err)
+	}
+	usedBy("repository deleted", g2)
+
+	// A manifest stored before lineage was, pushed again with one: the
+	// tags that already point at it are on its base.
+	putImage(t, s, "team/late", "l", nil, "old")
+	again := newManifest("team/late", "l")
+	again.Lineage = on(g1)
+	again.Lineage.Repo, again.Lineage.Digest = again.Repo, again.Digest
+	putManifest(t, s, again)
+	usedBy("stored again with a lineage", g1, "team/late:old")
 }
 
 func testWithoutLineage(t *testing.T, s lineageStore) {

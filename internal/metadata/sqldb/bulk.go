@@ -52,7 +52,7 @@ type bulkTable struct {
 	// added runs in the transaction that inserted a record.
 	added func(ctx context.Context, tx *stmtTx, r metadata.Record) error
 	// changed runs in the transaction that inserted or replaced a record.
-	changed func(ctx context.Context, tx *stmtTx) error
+	changed func(ctx context.Context, tx *stmtTx, r metadata.Record) error
 }
 
 func text(names ...string) []column {
@@ -95,9 +95,9 @@ var bulkTables = map[metadata.Kind]*bulkTable{
 			if err := countLink(ctx, tx, d, size); err != nil {
 				return err
 			}
-			var id int64
-			if err := tx.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = ?`, r.Key[0]).Scan(&id); err != nil {
-				return fmt.Errorf("repository %s: %w", r.Key[0], err)
+			id, err := repoIDOf(ctx, tx, r.Key[0])
+			if err != nil {
+				return err
 			}
 			return countRepoLink(ctx, tx, id, r.Key[0], d, size)
 		}},
@@ -107,15 +107,32 @@ var bulkTables = map[metadata.Kind]*bulkTable{
 	// In the order of its primary key, which the dump's ORDER BY follows.
 	metadata.KindManifestRefs: {name: "manifest_refs", repo: true, key: text("parent", "kind", "child")},
 	metadata.KindTags: {name: "tags", repo: true, key: text("name"), values: []column{
-		col("digest", colText), col("pushed_at", colInt), col("pushed_by", colText), col("last_pulled", colInt)}},
+		col("digest", colText), col("pushed_at", colInt), col("pushed_by", colText), col("last_pulled", colInt)},
+		// The derived rows are kept by the writes of tags and lineages,
+		// whichever of the two is loaded second.
+		changed: func(ctx context.Context, tx *stmtTx, r metadata.Record) error {
+			id, err := repoIDOf(ctx, tx, r.Key[0])
+			if err != nil {
+				return err
+			}
+			d, _ := r.Values[0].(string)
+			return deriveTag(ctx, tx, id, r.Key[1], d, true)
+		}},
 	metadata.KindPolicies: {name: "policies", key: text("pattern", "key"),
 		values: []column{col("value", colText), col("set_by", colText), col("set_at", colInt)},
 		// Processes that cached the destination's policies must see them.
-		changed: bumpPolicyVersion},
+		changed: func(ctx context.Context, tx *stmtTx, _ metadata.Record) error { return bumpPolicyVersion(ctx, tx) }},
 	metadata.KindLineage: {name: "image_lineage", repo: true, key: text("digest"), values: []column{
 		col("chain", colText), col("first_chain", colText), col("layers", colInt), col("golden", colBool),
 		col("base_repo", colText), col("base_digest", colText), col("base_tags", colText), col("base_layers", colInt),
-		col("source", colText), col("note", colText)}},
+		col("source", colText), col("note", colText)},
+		changed: func(ctx context.Context, tx *stmtTx, r metadata.Record) error {
+			id, err := repoIDOf(ctx, tx, r.Key[0])
+			if err != nil {
+				return err
+			}
+			return deriveImage(ctx, tx, id, r.Key[1], true, false)
+		}},
 }
 
 // notCopied are the tables Bulk leaves out, and why. Every table is in
@@ -140,6 +157,16 @@ var notCopied = map[string]string{
 	"namespace_usage":    "kept by the writes of blob links (countRepoLink)",
 	"replication_rules":  "not carried yet: create the rules again at the destination (their passwords are sealed under the source's secret key)",
 	"replication_tasks":  "the source's replication backlog: let it drain before switching, or reconcile from the copy",
+	"derived_tags":       "kept by the writes of tags and lineages (deriveTag, deriveImage)",
+}
+
+// repoIDOf is the id of repository name, which a record's load found.
+func repoIDOf(ctx context.Context, tx *stmtTx, name string) (int64, error) {
+	var id int64
+	if err := tx.QueryRowContext(ctx, `SELECT id FROM repositories WHERE name = ?`, name).Scan(&id); err != nil {
+		return 0, fmt.Errorf("repository %s: %w", name, err)
+	}
+	return id, nil
 }
 
 func bulkTableOf(kind metadata.Kind) (*bulkTable, error) {
@@ -502,7 +529,7 @@ func (t *bulkTable) load(ctx context.Context, tx bulkTx, r metadata.Record, mode
 		return err
 	}
 	if t.changed != nil {
-		if err := t.changed(ctx, tx.(*stmtTx)); err != nil {
+		if err := t.changed(ctx, tx.(*stmtTx), r); err != nil {
 			return err
 		}
 	}
@@ -544,7 +571,7 @@ func (t *bulkTable) insert(ctx context.Context, tx bulkTx, r metadata.Record, mo
 		}
 	}
 	if t.changed != nil {
-		if err := t.changed(ctx, tx.(*stmtTx)); err != nil {
+		if err := t.changed(ctx, tx.(*stmtTx), r); err != nil {
 			return err
 		}
 	}

@@ -61,6 +61,11 @@ type stmtTx struct {
 	*sql.Tx
 	db  *DB
 	new []string // queries to prepare after the transaction
+	// derived holds the images ("repo_id digest") this transaction
+	// stored fresh, with the base their lineage names ("" for none): a tag
+	// pointing at one has that derived row, or none, which deriveTag then
+	// knows without a query.
+	derived map[string]derivedBase
 }
 
 func (tx *stmtTx) stmt(ctx context.Context, query string) *sql.Stmt {

@@ -3,6 +3,7 @@ package sqldb
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -16,20 +17,130 @@ const lineageColumns = `l.chain, l.first_chain, l.layers, l.golden, l.base_repo,
 // insertLineage records l for manifest d of repository repoID;
 // replace overwrites what is there, otherwise a recorded lineage stays (a
 // manifest pushed again keeps what was found when it was first pushed).
-func insertLineage(ctx context.Context, tx *stmtTx, repoID int64, d digest.Digest, l *metadata.Lineage, replace bool) error {
+// fresh says the manifest was stored by this transaction.
+func insertLineage(ctx context.Context, tx *stmtTx, repoID int64, d digest.Digest, l *metadata.Lineage, replace, fresh bool) error {
 	conflict := `DO NOTHING`
 	if replace {
 		conflict = `DO UPDATE SET chain = excluded.chain, first_chain = excluded.first_chain, layers = excluded.layers,
 			golden = excluded.golden, base_repo = excluded.base_repo, base_digest = excluded.base_digest,
 			base_tags = excluded.base_tags, base_layers = excluded.base_layers, source = excluded.source, note = excluded.note`
 	}
-	_, err := tx.ExecContext(ctx,
+	res, err := tx.ExecContext(ctx,
 		`INSERT INTO image_lineage (repo_id, digest, chain, first_chain, layers, golden, base_repo, base_digest, base_tags, base_layers, source, note)
 		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo_id, digest) `+conflict,
 		repoID, d.String(), l.Chain, l.First, l.Layers, l.Golden, l.Base.Repo, l.Base.Digest.String(),
 		strings.Join(l.Base.Tags, " "), l.Base.Layers, l.Base.Source, l.Note)
 	if err != nil {
 		return fmt.Errorf("lineage of %s: %w", d, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return err
+	}
+	return deriveImage(ctx, tx, repoID, d.String(), replace, fresh)
+}
+
+func derivedKey(repoID int64, d string) string { return strconv.FormatInt(repoID, 10) + " " + d }
+
+// derivedBase is the base of an image stored fresh in a transaction
+// (stmtTx.derived), and its repository's name.
+type derivedBase struct {
+	repo, baseRepo, baseDigest string
+}
+
+// storedFresh notes that the push of image manifest m (no index) in this
+// transaction stored it fresh, with its lineage: its tags, set next, and
+// the floating tags they move, then write their derived row (or none)
+// without a query.
+func storedFresh(tx *stmtTx, repoID int64, m *metadata.Manifest) {
+	if tx.derived == nil {
+		tx.derived = map[string]derivedBase{}
+	}
+	b := derivedBase{repo: m.Repo}
+	if m.Lineage != nil && m.Lineage.Base.Repo != "" {
+		b.baseRepo, b.baseDigest = m.Lineage.Base.Repo, m.Lineage.Base.Digest.String()
+	}
+	tx.derived[derivedKey(repoID, m.Digest.String())] = b
+}
+
+// The derived rows (derived_tags) are the tags built on each base: a tag
+// pointing at an image whose lineage names a base, or at an index listing
+// such an image. Every write of a tag (setTag) or of a lineage
+// (insertLineage, SetGolden, Bulk) keeps them; deletes of tags and
+// lineages take theirs by cascade.
+
+// derivedDirect and the derivedByIndex queries select derived rows of
+// lineages l: with the tags t pointing at l, and with those pointing at
+// an index that lists l (through its references mr). The two by-index
+// forms are one query written for the way each is looked up from, since
+// SQLite (which keeps no statistics here) takes the join order as
+// written: from an image, its references are a subquery (as a join,
+// SQLite would read every tag of the repository); from a tag, a join to
+// its index's references (as a subquery, every lineage of the
+// repository).
+const (
+	derivedDirect = `SELECT l.base_repo, l.base_digest, r.name, t.name, l.repo_id, l.digest FROM image_lineage l
+		JOIN repositories r ON r.id = l.repo_id JOIN tags t ON t.repo_id = l.repo_id AND t.digest = l.digest`
+	derivedByIndexOfImage = `SELECT l.base_repo, l.base_digest, r.name, t.name, l.repo_id, l.digest FROM image_lineage l
+		JOIN repositories r ON r.id = l.repo_id
+		JOIN tags t ON t.repo_id = l.repo_id AND t.digest IN (SELECT mr.parent FROM manifest_refs mr
+			WHERE mr.repo_id = l.repo_id AND mr.child = l.digest AND mr.kind = 'manifest')`
+	derivedByIndexOfTag = `SELECT l.base_repo, l.base_digest, r.name, t.name, l.repo_id, l.digest FROM tags t
+		JOIN repositories r ON r.id = t.repo_id
+		JOIN manifest_refs mr ON mr.repo_id = t.repo_id AND mr.parent = t.digest AND mr.kind = 'manifest'
+		JOIN image_lineage l ON l.repo_id = mr.repo_id AND l.digest = mr.child`
+	// A tag whose index lists two platforms on one base is one row: the
+	// first platform written names it.
+	insertDerived = `INSERT INTO derived_tags (base_repo, base_digest, repo, tag, repo_id, image) SELECT * FROM (`
+	derivedDone   = `) AS d WHERE true ON CONFLICT DO NOTHING`
+)
+
+// deriveImage writes the derived rows of image d of repository repoID
+// from its lineage, after forgetting those it had if replaced: the tags
+// pointing at it, and those pointing at an index listing it (pushed
+// before it, sparse). A fresh manifest has no tags yet (its push sets
+// them next, and deriveTag derives them): only indexes can name it.
+func deriveImage(ctx context.Context, tx *stmtTx, repoID int64, d string, replaced, fresh bool) error {
+	delete(tx.derived, derivedKey(repoID, d))
+	if replaced {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM derived_tags WHERE repo_id = ? AND image = ?`, repoID, d); err != nil {
+			return fmt.Errorf("derived tags of %s: %w", d, err)
+		}
+	}
+	const cond = ` WHERE l.repo_id = ? AND l.digest = ? AND l.base_repo <> ''`
+	q, args := insertDerived+derivedByIndexOfImage+cond+derivedDone, []any{repoID, d}
+	if !fresh {
+		q, args = insertDerived+derivedDirect+cond+` UNION ALL `+derivedByIndexOfImage+cond+derivedDone, []any{repoID, d, repoID, d}
+	}
+	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("derived tags of %s: %w", d, err)
+	}
+	return nil
+}
+
+// deriveTag writes the derived rows of tag, after forgetting those it had
+// if it moved: from the lineage of the image it points at, or of the
+// images the index it points at lists.
+func deriveTag(ctx context.Context, tx *stmtTx, repoID int64, tag, d string, moved bool) error {
+	if moved {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM derived_tags WHERE repo_id = ? AND tag = ?`, repoID, tag); err != nil {
+			return fmt.Errorf("derived rows of tag %s: %w", tag, err)
+		}
+	}
+	if b, ok := tx.derived[derivedKey(repoID, d)]; ok {
+		if b.baseRepo == "" {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO derived_tags (base_repo, base_digest, repo, tag, repo_id, image)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, b.baseRepo, b.baseDigest, b.repo, tag, repoID, d)
+		if err != nil {
+			return fmt.Errorf("derived row of tag %s: %w", tag, err)
+		}
+		return nil
+	}
+	const cond = ` WHERE t.repo_id = ? AND t.name = ? AND l.base_repo <> ''`
+	if _, err := tx.ExecContext(ctx, insertDerived+derivedDirect+cond+` UNION ALL `+derivedByIndexOfTag+cond+derivedDone,
+		repoID, tag, repoID, tag); err != nil {
+		return fmt.Errorf("derived rows of tag %s: %w", tag, err)
 	}
 	return nil
 }
@@ -44,7 +155,7 @@ func (db *DB) PutLineage(ctx context.Context, l *metadata.Lineage) error {
 		if err != nil {
 			return notFound(err, "manifest "+l.Digest.String())
 		}
-		return insertLineage(ctx, tx, id, l.Digest, l, true)
+		return insertLineage(ctx, tx, id, l.Digest, l, true, false)
 	})
 }
 
@@ -72,9 +183,11 @@ func (db *DB) GetLineage(ctx context.Context, repo string, d digest.Digest) (*me
 	return l, nil
 }
 
-// GoldenByChain looks chains up in the partial index of golden images. A
-// list of explicit values, rather than one JSON parameter, lets both
-// databases look each value up in the index.
+// GoldenByChain looks chains up in the partial index of golden images,
+// and each one found up in tags_digest for its tags: a row per tag, in
+// one query, since a push asks for both. A list of explicit values,
+// rather than one JSON parameter, lets both databases look each value up
+// in the index.
 func (db *DB) GoldenByChain(ctx context.Context, chains []string) ([]metadata.GoldenImage, error) {
 	if len(chains) == 0 {
 		return nil, nil
@@ -83,9 +196,10 @@ func (db *DB) GoldenByChain(ctx context.Context, chains []string) ([]metadata.Go
 	for i, c := range chains {
 		args[i] = c
 	}
-	rows, err := db.query(ctx, `SELECT r.name, l.digest, l.chain, l.layers FROM image_lineage l
+	rows, err := db.query(ctx, `SELECT r.name, l.digest, l.chain, l.layers, COALESCE(t.name, '') FROM image_lineage l
 		JOIN repositories r ON r.id = l.repo_id
-		WHERE l.golden AND l.chain IN (`+placeholders(len(chains))+`) ORDER BY l.layers DESC, r.name, l.digest`, args...)
+		LEFT JOIN tags t ON t.repo_id = l.repo_id AND t.digest = l.digest
+		WHERE l.golden AND l.chain IN (`+placeholders(len(chains))+`) ORDER BY l.layers DESC, r.name, l.digest, t.name`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("golden images by chain: %w", err)
 	}
@@ -93,12 +207,18 @@ func (db *DB) GoldenByChain(ctx context.Context, chains []string) ([]metadata.Go
 	var out []metadata.GoldenImage
 	for rows.Next() {
 		var g metadata.GoldenImage
-		var d string
-		if err := rows.Scan(&g.Repo, &d, &g.Chain, &g.Layers); err != nil {
+		var d, tag string
+		if err := rows.Scan(&g.Repo, &d, &g.Chain, &g.Layers, &tag); err != nil {
 			return nil, fmt.Errorf("golden images by chain: %w", err)
 		}
 		g.Digest = digest.Digest(d)
-		out = append(out, g)
+		if n := len(out); n == 0 || out[n-1].Repo != g.Repo || out[n-1].Digest != g.Digest {
+			out = append(out, g)
+		}
+		if tag != "" {
+			last := &out[len(out)-1]
+			last.Tags = append(last.Tags, tag)
+		}
 	}
 	return out, rows.Err()
 }
@@ -125,6 +245,11 @@ func (db *DB) SetGolden(ctx context.Context, repo string, golden bool) (int64, e
 			 WHERE base_repo = ? AND base_repo <> '' AND source = 'layers'`, repo)
 		if err != nil {
 			return fmt.Errorf("forget bases in %s: %w", repo, err)
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM derived_tags WHERE base_repo = ? AND NOT EXISTS (SELECT 1 FROM image_lineage l
+			WHERE l.repo_id = derived_tags.repo_id AND l.digest = derived_tags.image AND l.base_repo = derived_tags.base_repo)`, repo)
+		if err != nil {
+			return fmt.Errorf("forget derived tags of %s: %w", repo, err)
 		}
 		return nil
 	})
@@ -204,55 +329,53 @@ func (db *DB) BaselessImages(ctx context.Context, firsts []string, after metadat
 	return out, rows.Err()
 }
 
-// DerivedImages pages through the tags built on q.BaseRepo. A tag counts
-// when it points at a derived image or at an index that lists one; an
-// index whose platforms share one base is one row (UNION, not UNION ALL).
-// Its tags are looked up by digest (tags_digest) for each index listing
-// the image, not found by reading every tag of the repository.
+// DerivedImages pages through the tags built on q.BaseRepo: a range of
+// derived_tags' primary key (or of derived_tags_repo when no base digest
+// is asked for), in the page's order, then each row's tag and lineage by
+// their keys; the count is one over the same range.
 func (db *DB) DerivedImages(ctx context.Context, q metadata.DerivedQuery) ([]metadata.DerivedImage, int, error) {
-	// base_repo <> '' lets both databases use the partial base index.
-	cond := `l.base_repo = ? AND l.base_repo <> ''`
+	cond := `d.base_repo = ?`
 	args := []any{q.BaseRepo}
 	if len(q.BaseDigests) > 0 {
-		cond += ` AND l.base_digest IN (` + placeholders(len(q.BaseDigests)) + `)`
+		cond += ` AND d.base_digest IN (` + placeholders(len(q.BaseDigests)) + `)`
 		for _, d := range q.BaseDigests {
 			args = append(args, d.String())
 		}
 	}
 	if q.Visible != nil {
-		vis, vargs, err := db.visibleCond(q.Visible, "r.name")
+		vis, vargs, err := db.visibleCond(q.Visible, "d.repo")
 		if err != nil {
 			return nil, 0, err
 		}
 		cond += ` AND ` + vis
 		args = append(args, vargs...)
 	}
-	const cols = `r.name AS repo, t.name AS tag, t.digest, t.pushed_at, l.base_digest, l.base_tags, l.base_layers, l.source`
-	union := `SELECT ` + cols + ` FROM image_lineage l JOIN repositories r ON r.id = l.repo_id
-		JOIN tags t ON t.repo_id = l.repo_id AND t.digest = l.digest WHERE ` + cond + `
-		UNION SELECT ` + cols + ` FROM image_lineage l JOIN repositories r ON r.id = l.repo_id
-		JOIN tags t ON t.repo_id = l.repo_id AND t.digest IN (SELECT mr.parent FROM manifest_refs mr
-			WHERE mr.repo_id = l.repo_id AND mr.child = l.digest AND mr.kind = 'manifest') WHERE ` + cond
-	all := append(append([]any{}, args...), args...)
+	var total int
+	if err := db.queryRow(ctx, `SELECT COUNT(*) FROM derived_tags d WHERE `+cond, args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count images built on %s: %w", q.BaseRepo, err)
+	}
+	out := []metadata.DerivedImage{}
+	if total <= q.Offset {
+		return out, total, nil
+	}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = noLimit
 	}
-	// The total comes with the page (a window over the whole union), so
-	// that the union is built once, not once to count and once to page.
-	rows, err := db.query(ctx, `SELECT u.*, COUNT(*) OVER () FROM (`+union+`) u ORDER BY repo, tag, base_digest LIMIT ? OFFSET ?`,
-		append(all, limit, max(q.Offset, 0))...)
+	rows, err := db.query(ctx, `SELECT d.repo, d.tag, t.digest, t.pushed_at, d.base_digest, l.base_tags, l.base_layers, l.source
+		FROM (SELECT * FROM derived_tags d WHERE `+cond+` ORDER BY d.repo, d.tag, d.base_digest LIMIT ? OFFSET ?) d
+		JOIN tags t ON t.repo_id = d.repo_id AND t.name = d.tag
+		JOIN image_lineage l ON l.repo_id = d.repo_id AND l.digest = d.image
+		ORDER BY d.repo, d.tag, d.base_digest`, append(args, limit, max(q.Offset, 0))...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("images built on %s: %w", q.BaseRepo, err)
 	}
 	defer rows.Close()
-	out := []metadata.DerivedImage{}
-	total := 0
 	for rows.Next() {
 		x := metadata.DerivedImage{Base: metadata.BaseRef{Repo: q.BaseRepo}}
 		var d, bd, tags string
 		var pushed int64
-		if err := rows.Scan(&x.Repo, &x.Tag, &d, &pushed, &bd, &tags, &x.Base.Layers, &x.Base.Source, &total); err != nil {
+		if err := rows.Scan(&x.Repo, &x.Tag, &d, &pushed, &bd, &tags, &x.Base.Layers, &x.Base.Source); err != nil {
 			return nil, 0, fmt.Errorf("images built on %s: %w", q.BaseRepo, err)
 		}
 		x.Digest, x.PushedAt = digest.Digest(d), fromNanos(pushed)
@@ -261,12 +384,6 @@ func (db *DB) DerivedImages(ctx context.Context, q metadata.DerivedQuery) ([]met
 	}
 	if err := rows.Err(); err != nil {
 		return nil, 0, fmt.Errorf("images built on %s: %w", q.BaseRepo, err)
-	}
-	if len(out) == 0 && q.Offset > 0 {
-		// A page past the end has no row to carry the total.
-		if err := db.queryRow(ctx, `SELECT COUNT(*) FROM (`+union+`) u`, all...).Scan(&total); err != nil {
-			return nil, 0, fmt.Errorf("count images built on %s: %w", q.BaseRepo, err)
-		}
 	}
 	return out, total, nil
 }

@@ -40,7 +40,8 @@ func putManifest(ctx context.Context, tx *stmtTx, id int64, m *metadata.Manifest
 	if err != nil {
 		return fmt.Errorf("insert manifest %s: %w", m.Digest, err)
 	}
-	if inserted, _ := res.RowsAffected(); inserted == 1 {
+	inserted, _ := res.RowsAffected()
+	if inserted == 1 {
 		if err := insertRefs(ctx, tx, id, m.Digest, "blob", m.Blobs); err != nil {
 			return err
 		}
@@ -49,9 +50,12 @@ func putManifest(ctx context.Context, tx *stmtTx, id int64, m *metadata.Manifest
 		}
 	}
 	if m.Lineage != nil {
-		if err := insertLineage(ctx, tx, id, m.Digest, m.Lineage, false); err != nil {
+		if err := insertLineage(ctx, tx, id, m.Digest, m.Lineage, false, inserted == 1); err != nil {
 			return err
 		}
+	}
+	if inserted == 1 && len(m.Children) == 0 {
+		storedFresh(tx, id, m)
 	}
 	c := changeFor(ctx, tx, metadata.ViaPush, m.PushedBy)
 	for _, tag := range tags {

@@ -423,6 +423,38 @@ var migrations = []string{
 		started_at BIGINT NOT NULL
 	);
 	CREATE INDEX ended_uploads_started ON ended_uploads(started_at);`,
+	// 22: the tags built on each base (lineage.go's derived rows), kept
+	// by every write of a tag or of a lineage, so that "used by" pages a
+	// range of the primary key (and counts one) instead of joining a
+	// base's every derived image to its tags and sorting them. repo is
+	// the derived repository's name: the page's order. image is the
+	// image (or the platform of the index the tag points at) built on
+	// the base; the foreign keys take a row with its tag or its lineage.
+	`CREATE TABLE derived_tags (
+		base_repo   TEXT NOT NULL,
+		base_digest TEXT NOT NULL,
+		repo        TEXT NOT NULL,
+		tag         TEXT NOT NULL,
+		repo_id     INTEGER NOT NULL,
+		image       TEXT NOT NULL,
+		PRIMARY KEY (base_repo, base_digest, repo, tag),
+		FOREIGN KEY (repo_id, tag) REFERENCES tags(repo_id, name) ON DELETE CASCADE,
+		FOREIGN KEY (repo_id, image) REFERENCES image_lineage(repo_id, digest) ON DELETE CASCADE
+	);
+	CREATE INDEX derived_tags_repo ON derived_tags(base_repo, repo, tag);
+	CREATE INDEX derived_tags_tag ON derived_tags(repo_id, tag);
+	CREATE INDEX derived_tags_image ON derived_tags(repo_id, image);
+	INSERT INTO derived_tags (base_repo, base_digest, repo, tag, repo_id, image)
+	SELECT * FROM (
+		SELECT l.base_repo, l.base_digest, r.name, t.name, t.repo_id, l.digest FROM image_lineage l
+		JOIN repositories r ON r.id = l.repo_id JOIN tags t ON t.repo_id = l.repo_id AND t.digest = l.digest
+		WHERE l.base_repo <> ''
+		UNION ALL
+		SELECT l.base_repo, l.base_digest, r.name, t.name, t.repo_id, l.digest FROM image_lineage l
+		JOIN repositories r ON r.id = l.repo_id JOIN manifest_refs mr ON mr.repo_id = l.repo_id AND mr.child = l.digest AND mr.kind = 'manifest'
+		JOIN tags t ON t.repo_id = l.repo_id AND t.digest = mr.parent
+		WHERE l.base_repo <> ''
+	) AS d WHERE true ON CONFLICT DO NOTHING;`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the

@@ -94,6 +94,9 @@ func setTag(ctx context.Context, tx *stmtTx, repoID int64, tag string, d digest.
 	if old == d.String() {
 		return nil
 	}
+	if err := deriveTag(ctx, tx, repoID, tag, d.String(), old != ""); err != nil {
+		return err
+	}
 	return recordChange(ctx, tx, repoID, tag, old, d.String(), c)
 }
 

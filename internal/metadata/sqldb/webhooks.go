@@ -28,17 +28,25 @@ var _ metadata.WebhookStore = (*DB)(nil)
 // The writes call it after their tag writes: the row lock of a tag orders
 // concurrent writes of it on PostgreSQL, so the IDs (the delivery order)
 // of one tag's events follow their commit order.
-const recordQuery = `INSERT INTO webhook_deliveries
+//
+// The action is found in the hook's list with instr, not LIKE: SQLite
+// prepares a statement again each time a LIKE pattern parameter is bound
+// (the pattern might allow an index), and parsing this one again cost
+// more than the rest of an event; a push under floating tags records
+// several.
+func (db *DB) recordQuery() string {
+	return `INSERT INTO webhook_deliveries
 	(hook_id, event_id, action, repo, digest, media_type, size, tag, actor, pulls, detail, created_at, next_at)
 	SELECT h.id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM webhooks h
-	WHERE h.events LIKE ? AND (? = '' OR h.match_prefix = ? OR (NOT h.match_exact AND substr(?, 1, length(h.match_prefix)) = h.match_prefix))`
+	WHERE ` + db.fn("instr") + `(h.events, ?) > 0 AND (? = '' OR h.match_prefix = ? OR (NOT h.match_exact AND substr(?, 1, length(h.match_prefix)) = h.match_prefix))`
+}
 
 // recordEvent records e's deliveries in tx.
 func recordEvent(ctx context.Context, tx *stmtTx, e metadata.Event) error {
 	ts := tx.db.now()
-	if _, err := tx.ExecContext(ctx, recordQuery,
+	if _, err := tx.ExecContext(ctx, tx.db.recordQuery(),
 		newEventID(), e.Action, e.Repo, e.Digest.String(), e.MediaType, e.Size, e.Tag, e.Actor, e.Count, e.Detail, ts, ts,
-		"%,"+e.Action+",%", e.Repo, e.Repo, e.Repo); err != nil {
+		","+e.Action+",", e.Repo, e.Repo, e.Repo); err != nil {
 		return fmt.Errorf("record %s event of %s: %w", e.Action, e.Repo, err)
 	}
 	return recordReplication(ctx, tx, e, ts)
