@@ -398,9 +398,9 @@ func TestBlob_PathTraversalStaysInsideDataDir(t *testing.T) {
 			}
 		}
 	}
-	// Inside, only the store's layout: the database, blob directories and
-	// the one legitimate upload.
-	allowed := regexp.MustCompile(`^(wharf\.db(-wal|-shm|-journal)?|blobs(/blobs(/sha256|/sha512)?|/uploads(/` + blobUUIDRe + `)?)?)$`)
+	// Inside, only the store's layout: the database, the secret key, blob
+	// directories and the one legitimate upload.
+	allowed := regexp.MustCompile(`^(wharf\.db(-wal|-shm|-journal)?|secret\.key|blobs(/blobs(/sha256|/sha512)?|/uploads(/` + blobUUIDRe + `)?)?)$`)
 	err := filepath.WalkDir(dataDir, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
 			return err
