@@ -245,17 +245,7 @@ func testDeleteUnusedBlobRecords(t *testing.T, c metadata.Collector, s metadata.
 	for _, d := range []digest.Digest{gone1, gone2, other} {
 		keep(t, c, d, 3)
 	}
-	linkBlob(t, s, "app", linked, 4)
-	m := newManifest("app", "0")
-	for _, d := range m.Blobs {
-		linkBlob(t, s, "app", d, 5)
-	}
-	putManifest(t, s, m)
-	for _, d := range m.Blobs {
-		if err := s.UnlinkBlob(ctx, "app", d); err != nil {
-			t.Fatal(err)
-		}
-	}
+	m := linkedAndReferenced(t, s, linked)
 	list := []digest.Digest{gone1, gone2, linked, m.Blobs[0], blobDigest("never recorded")}
 	if n, err := c.DeleteUnusedBlobRecords(ctx, list, time.Now().Add(-time.Minute)); err != nil || n != 0 {
 		t.Fatalf("DeleteUnusedBlobRecords of blobs used after the cutoff = %d, %v; want 0", n, err)
@@ -277,17 +267,7 @@ func testBlobsInUse(t *testing.T, c metadata.Collector, s metadata.Store) {
 	ctx := t.Context()
 	linked, loose := blobDigest("linked"), blobDigest("loose")
 	keep(t, c, loose, 3)
-	linkBlob(t, s, "app", linked, 4)
-	m := newManifest("app", "0")
-	for _, d := range m.Blobs {
-		linkBlob(t, s, "app", d, 5)
-	}
-	putManifest(t, s, m)
-	for _, d := range m.Blobs {
-		if err := s.UnlinkBlob(ctx, "app", d); err != nil {
-			t.Fatal(err)
-		}
-	}
+	m := linkedAndReferenced(t, s, linked)
 	list := []digest.Digest{linked, loose, m.Blobs[0], m.Blobs[1], blobDigest("unknown")}
 	want := func(before time.Time, in ...digest.Digest) {
 		t.Helper()
@@ -314,4 +294,22 @@ func testBlobsInUse(t *testing.T, c metadata.Collector, s metadata.Store) {
 	if got, err := c.BlobsInUse(ctx, nil, time.Time{}); err != nil || len(got) != 0 {
 		t.Errorf("BlobsInUse of nothing = %v, %v", got, err)
 	}
+}
+
+// linkedAndReferenced links d in repository app, and pushes a manifest
+// there whose blobs, their links gone, only its references hold.
+func linkedAndReferenced(t *testing.T, s metadata.Store, d digest.Digest) *metadata.Manifest {
+	t.Helper()
+	linkBlob(t, s, "app", d, 4)
+	m := newManifest("app", "0")
+	for _, b := range m.Blobs {
+		linkBlob(t, s, "app", b, 5)
+	}
+	putManifest(t, s, m)
+	for _, b := range m.Blobs {
+		if err := s.UnlinkBlob(t.Context(), "app", b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return m
 }
