@@ -172,11 +172,11 @@ type Collector interface {
 	// before `before` to blobs that no manifest of the linking repository
 	// references.
 	PruneBlobLinks(ctx context.Context, before time.Time, dryRun bool) (int64, error)
-	// BlobInUse reports whether any manifest references d or any link to
-	// it was made at or after `before`; with a zero `before`, whether any
-	// link at all reaches it. A collection passes zero: a link pruning
-	// kept may have lost its manifest since, and is pruned next time.
-	BlobInUse(ctx context.Context, d digest.Digest, before time.Time) (bool, error)
+	// BlobsInUse reports which of ds a manifest references or a link made
+	// at or after `before` reaches; with a zero `before`, any link at all.
+	// A collection passes zero: a link pruning kept may have lost its
+	// manifest since, and is pruned next time.
+	BlobsInUse(ctx context.Context, ds []digest.Digest, before time.Time) (map[digest.Digest]bool, error)
 	// RenewBlobLink dates repo's link to d now, as linking it again would,
 	// unless the link was made or renewed at or after since (so that a
 	// read renews a link at most once in a while). ErrNotFound when repo
@@ -202,6 +202,12 @@ type Collector interface {
 	// A record another collection holds is skipped. It reports whether the
 	// record went; an error from remove keeps it.
 	DeleteUnusedBlob(ctx context.Context, d digest.Digest, before time.Time, remove func(ctx context.Context) error) (bool, error)
+	// DeleteUnusedBlobRecords deletes, in one transaction, the records of
+	// those of ds that are still unused (as DeleteUnusedBlob, but without
+	// bytes to remove: a store that guards its own blobs removed them
+	// already), skipping records another transaction holds. It reports how
+	// many went.
+	DeleteUnusedBlobRecords(ctx context.Context, ds []digest.Digest, before time.Time) (int64, error)
 }
 
 // UnusedBlob is a stored blob that nothing references.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/wharf/wharf/internal/blobstore"
 	"github.com/wharf/wharf/internal/metadata"
@@ -53,8 +54,12 @@ type GCReport struct {
 	Scanned int
 }
 
-// gcBatch is how many untagged manifests are listed at a time.
+// gcBatch is how many untagged manifests are listed, or walked blobs
+// judged, at a time.
 const gcBatch = 500
+
+// gcCollectors is how many blob files a collection removes at once.
+const gcCollectors = 8
 
 // CollectGarbage removes what no repository can reach any more: with
 // Untagged, untagged manifests (repeatedly, as deleting an index frees its
@@ -106,33 +111,97 @@ func (s *Service) CollectGarbage(ctx context.Context, opts GCOptions) (GCReport,
 		// that wharf avoids: the database knows every stored blob.
 		return rep, s.sweepRecorded(ctx, meta, cutoff, linksBefore, opts.DryRun, &rep)
 	}
+	// Walked blobs are judged a batch at a time: one query says which are
+	// in use, and one transaction drops the records of those removed.
+	// Checking a batch early is as safe as checking each blob just before
+	// its Collect: what guards the bytes from a push reusing them is the
+	// file's time, which Collect checks against a cutoff fixed beforehand.
+	var batch []walkedBlob
+	flush := func() error {
+		err := s.collectWalked(ctx, meta, blobs, batch, cutoff, linksBefore, opts.DryRun, &rep)
+		batch = batch[:0]
+		return err
+	}
 	err = blobs.Walk(ctx, func(d digest.Digest, size int64) error {
 		rep.Scanned++
-		used, err := meta.BlobInUse(ctx, d, linksBefore)
-		if err != nil || used {
-			return err
+		if batch = append(batch, walkedBlob{d, size}); len(batch) >= gcBatch {
+			return flush()
 		}
-		if opts.DryRun {
-			rep.Blobs++
-			rep.Bytes += size
-			return nil
+		return nil
+	})
+	if err != nil {
+		return rep, err
+	}
+	return rep, flush()
+}
+
+// walkedBlob is a blob a walk of the store found.
+type walkedBlob struct {
+	digest digest.Digest
+	size   int64
+}
+
+// collectWalked removes the bytes of those of batch that nothing uses,
+// and then their records.
+func (s *Service) collectWalked(ctx context.Context, meta metadata.Collector, blobs blobstore.Collector,
+	batch []walkedBlob, cutoff, linksBefore time.Time, dryRun bool, rep *GCReport) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	ds := make([]digest.Digest, len(batch))
+	for i, b := range batch {
+		ds[i] = b.digest
+	}
+	used, err := meta.BlobsInUse(ctx, ds, linksBefore)
+	if err != nil {
+		return err
+	}
+	var unused []walkedBlob
+	for _, b := range batch {
+		if !used[b.digest] {
+			unused = append(unused, b)
 		}
-		removed, err := blobs.Collect(ctx, d, cutoff)
-		if err != nil {
-			return fmt.Errorf("collect blob %s: %w", d, err)
+	}
+	removed := make([]bool, len(unused))
+	var collectErr error
+	if !dryRun {
+		// Removing a file mostly waits for the filesystem's journal,
+		// and removals waiting together share that wait.
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(gcCollectors)
+		for i, b := range unused {
+			g.Go(func() error {
+				var err error
+				if removed[i], err = blobs.Collect(gctx, b.digest, cutoff); err != nil {
+					return fmt.Errorf("collect blob %s: %w", b.digest, err)
+				}
+				return nil
+			})
 		}
-		if !removed {
-			return nil
+		collectErr = g.Wait()
+	}
+	gone := ds[:0]
+	for i, b := range unused {
+		if !dryRun {
+			if !removed[i] {
+				continue
+			}
+			gone = append(gone, b.digest)
+			s.log.InfoContext(ctx, "blob collected", "digest", b.digest, "bytes", b.size)
 		}
 		rep.Blobs++
-		rep.Bytes += size
-		s.log.InfoContext(ctx, "blob collected", "digest", d, "bytes", size)
-		// Its record goes too, unless a push has dated it since (the
-		// file's time, not the record, guards the bytes here).
-		_, err = meta.DeleteUnusedBlob(ctx, d, cutoff, func(context.Context) error { return nil })
-		return err
-	})
-	return rep, err
+		rep.Bytes += b.size
+	}
+	return errors.Join(collectErr, s.dropRecords(ctx, meta, gone, cutoff))
+}
+
+// dropRecords deletes the records of the blobs whose bytes a collection
+// removed, unless a push has dated them since (the files' times, not the
+// records, guard the bytes here); even when the run is cancelled, as the
+// bytes are gone.
+func (s *Service) dropRecords(ctx context.Context, meta metadata.Collector, ds []digest.Digest, cutoff time.Time) error {
+	_, err := meta.DeleteUnusedBlobRecords(context.WithoutCancel(ctx), ds, cutoff)
+	return err
 }
 
 // sweepRecorded removes the bytes of the blobs the database records that

@@ -167,10 +167,10 @@ func (s *Store) Collect(ctx context.Context, d digest.Digest, cutoff time.Time) 
 		}
 		return false, blobErr("collect", d, err)
 	}
-	// Both entries, lest a crash bring the blob back after we said it went.
-	if err := errors.Join(syncDir(filepath.Dir(blob)), syncDir(s.trash)); err != nil {
-		return true, blobErr("collect", d, err)
-	}
+	// No directory sync: a crash that brings the blob back (at its path,
+	// or in trash/, which New puts back) undoes a removal that nothing
+	// relied on, and the next collection repeats it. Two syncs per blob
+	// were most of a collection's time.
 	s.log.DebugContext(ctx, "blob collected", "digest", d)
 	return true, nil
 }

@@ -15,7 +15,8 @@ import (
 )
 
 // RunCollector runs the contract of metadata.Collector's record of stored
-// blobs (KeepBlob, UnusedBlobs, DeleteUnusedBlob), on which garbage
+// blobs (KeepBlob, UnusedBlobs, DeleteUnusedBlob, DeleteUnusedBlobRecords,
+// BlobsInUse), on which garbage
 // collection of a blob store that cannot be listed relies. newStore must
 // return a new, empty store that is a metadata.Collector.
 func RunCollector(t *testing.T, newStore func(t *testing.T) metadata.Store) {
@@ -31,6 +32,8 @@ func RunCollector(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"DeleteUnusedBlob_RechecksAndRemovesOnce", testDeleteUnusedBlob},
 		{"DeleteUnusedBlob_RemoveErrorKeepsTheRecord", testDeleteUnusedBlobRemoveFails},
 		{"DeleteUnusedBlob_ConcurrentCollectionsRemoveOnce", testDeleteUnusedBlobConcurrent},
+		{"DeleteUnusedBlobRecords_DeletesOnlyUnusedRecords", testDeleteUnusedBlobRecords},
+		{"BlobsInUse_AnswersForEachDigest", testBlobsInUse},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -231,4 +234,82 @@ func testDeleteUnusedBlobConcurrent(t *testing.T, c metadata.Collector, _ metada
 	if removes.Load() != 1 || deleted.Load() != 1 {
 		t.Errorf("%d removes, %d deletions; want 1 and 1", removes.Load(), deleted.Load())
 	}
+}
+
+// One call deletes the records of every listed blob still unused, and
+// none of a blob linked, referenced or used since the cutoff, nor of one
+// it was not given.
+func testDeleteUnusedBlobRecords(t *testing.T, c metadata.Collector, s metadata.Store) {
+	ctx := t.Context()
+	gone1, gone2, linked, other := blobDigest("gone1"), blobDigest("gone2"), blobDigest("linked"), blobDigest("other")
+	for _, d := range []digest.Digest{gone1, gone2, other} {
+		keep(t, c, d, 3)
+	}
+	m := linkedAndReferenced(t, s, linked)
+	list := []digest.Digest{gone1, gone2, linked, m.Blobs[0], blobDigest("never recorded")}
+	if n, err := c.DeleteUnusedBlobRecords(ctx, list, time.Now().Add(-time.Minute)); err != nil || n != 0 {
+		t.Fatalf("DeleteUnusedBlobRecords of blobs used after the cutoff = %d, %v; want 0", n, err)
+	}
+	if n, err := c.DeleteUnusedBlobRecords(ctx, list, later()); err != nil || n != 2 {
+		t.Fatalf("DeleteUnusedBlobRecords = %d, %v; want 2 (the linked and the referenced stay)", n, err)
+	}
+	// The two it deleted are no longer listed; what it was not given is.
+	wantUnused(t, c, later(), time.Time{}, metadata.UnusedBlob{Digest: other, Size: 3})
+	if n, err := c.DeleteUnusedBlobRecords(ctx, nil, later()); err != nil || n != 0 {
+		t.Fatalf("DeleteUnusedBlobRecords of nothing = %d, %v", n, err)
+	}
+}
+
+// BlobsInUse names, among the digests it is given, those a manifest
+// references or a link reaches (only links made since `before` unless it
+// is zero), and no other.
+func testBlobsInUse(t *testing.T, c metadata.Collector, s metadata.Store) {
+	ctx := t.Context()
+	linked, loose := blobDigest("linked"), blobDigest("loose")
+	keep(t, c, loose, 3)
+	m := linkedAndReferenced(t, s, linked)
+	list := []digest.Digest{linked, loose, m.Blobs[0], m.Blobs[1], blobDigest("unknown")}
+	want := func(before time.Time, in ...digest.Digest) {
+		t.Helper()
+		got, err := c.BlobsInUse(ctx, list, before)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []digest.Digest
+		for d, ok := range got {
+			if ok {
+				names = append(names, d)
+			}
+		}
+		slices.SortFunc(names, compareDigests)
+		slices.SortFunc(in, compareDigests)
+		if !slices.Equal(names, in) {
+			t.Errorf("BlobsInUse(before %v) = %v; want %v", before, names, in)
+		}
+	}
+	want(time.Time{}, linked, m.Blobs[0], m.Blobs[1])
+	want(time.Now().Add(-time.Minute), linked, m.Blobs[0], m.Blobs[1])
+	// A link older than `before` no longer counts; a reference does.
+	want(later(), m.Blobs[0], m.Blobs[1])
+	if got, err := c.BlobsInUse(ctx, nil, time.Time{}); err != nil || len(got) != 0 {
+		t.Errorf("BlobsInUse of nothing = %v, %v", got, err)
+	}
+}
+
+// linkedAndReferenced links d in repository app, and pushes a manifest
+// there whose blobs, their links gone, only its references hold.
+func linkedAndReferenced(t *testing.T, s metadata.Store, d digest.Digest) *metadata.Manifest {
+	t.Helper()
+	linkBlob(t, s, "app", d, 4)
+	m := newManifest("app", "0")
+	for _, b := range m.Blobs {
+		linkBlob(t, s, "app", b, 5)
+	}
+	putManifest(t, s, m)
+	for _, b := range m.Blobs {
+		if err := s.UnlinkBlob(t.Context(), "app", b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return m
 }

@@ -3,9 +3,9 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -135,24 +135,42 @@ func (db *DB) PruneBlobLinks(ctx context.Context, before time.Time, dryRun bool)
 	return n, nil
 }
 
-// BlobInUse reports whether anything garbage collection keeps reaches d.
-func (db *DB) BlobInUse(ctx context.Context, d digest.Digest, before time.Time) (bool, error) {
-	since := int64(math.MinInt64) // every link counts
-	if !before.IsZero() {
-		since = before.UnixNano()
+// jsonValues is jsonStrings with its one column named value.
+func (db *DB) jsonValues() string {
+	if db.postgres {
+		return db.jsonStrings() + ` AS value`
 	}
-	var one int
-	err := db.read.QueryRowContext(ctx,
-		`SELECT 1 WHERE EXISTS (SELECT 1 FROM manifest_refs WHERE kind = 'blob' AND child = ?)
-		 OR EXISTS (SELECT 1 FROM repo_blobs WHERE digest = ? AND created_at >= ?)`,
-		d.String(), d.String(), since).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
+	return db.jsonStrings()
+}
+
+// BlobsInUse reports which of ds anything garbage collection keeps
+// reaches, in one query.
+func (db *DB) BlobsInUse(ctx context.Context, ds []digest.Digest, before time.Time) (map[digest.Digest]bool, error) {
+	used := map[digest.Digest]bool{}
+	if len(ds) == 0 {
+		return used, nil
 	}
+	list, err := json.Marshal(ds)
 	if err != nil {
-		return false, fmt.Errorf("blob %s in use: %w", d, err)
+		return nil, err
 	}
-	return true, nil
+	rows, err := db.read.QueryContext(ctx,
+		`SELECT d.value FROM (`+db.jsonValues()+`) d
+		 WHERE EXISTS (SELECT 1 FROM manifest_refs WHERE kind = 'blob' AND child = d.value)
+		 OR EXISTS (SELECT 1 FROM repo_blobs WHERE digest = d.value AND created_at >= ?)`,
+		string(list), sinceNanos(before))
+	if err != nil {
+		return nil, fmt.Errorf("blobs in use: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			return nil, fmt.Errorf("blobs in use: %w", err)
+		}
+		used[digest.Digest(d)] = true
+	}
+	return used, rows.Err()
 }
 
 // RenewBlobLink renews repo's link to d unless it is recent. The date is

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/wharf/wharf/internal/clocktest"
 	"github.com/wharf/wharf/internal/metadata"
 )
@@ -72,29 +74,29 @@ func TestGC_GraceCutoff(t *testing.T) {
 	if n, err := db.PruneBlobLinks(ctx, time.Now().Add(time.Minute), true); err != nil || n != 0 {
 		t.Fatalf("prunable links referenced by a manifest = %d, %v; want 0", n, err)
 	}
-	if used, err := db.BlobInUse(ctx, m.Blobs[0], time.Now().Add(time.Minute)); err != nil || !used {
-		t.Fatalf("referenced blob in use = %v, %v; want true", used, err)
+	if !blobInUse(t, db, m.Blobs[0], time.Now().Add(time.Minute)) {
+		t.Fatalf("referenced blob: reported unused")
 	}
 	if err := db.DeleteManifest(ctx, "app", m.Digest); err != nil {
 		t.Fatal(err)
 	}
-	if used, err := db.BlobInUse(ctx, m.Blobs[0], past); err != nil || !used {
-		t.Fatalf("blob linked after the cutoff in use = %v, %v; want true", used, err)
+	if !blobInUse(t, db, m.Blobs[0], past) {
+		t.Fatalf("blob linked after the cutoff: reported unused")
 	}
 	future := time.Now().Add(time.Minute)
-	if used, err := db.BlobInUse(ctx, m.Blobs[0], future); err != nil || used {
-		t.Fatalf("unreferenced blob with old links in use = %v, %v; want false", used, err)
+	if blobInUse(t, db, m.Blobs[0], future) {
+		t.Fatalf("unreferenced blob with old links: reported in use")
 	}
 	// A collection asks with a zero time: until pruned, any link keeps the
 	// bytes (its manifest may have gone after pruning ran).
-	if used, err := db.BlobInUse(ctx, m.Blobs[0], time.Time{}); err != nil || !used {
-		t.Fatalf("linked blob in use for a collection = %v, %v; want true", used, err)
+	if !blobInUse(t, db, m.Blobs[0], time.Time{}) {
+		t.Fatalf("linked blob for a collection: reported unused")
 	}
 	if n, err := db.PruneBlobLinks(ctx, future, false); err != nil || n != 2 {
 		t.Fatalf("pruned %d links, %v; want 2", n, err)
 	}
-	if used, err := db.BlobInUse(ctx, m.Blobs[0], time.Time{}); err != nil || used {
-		t.Fatalf("blob without links in use for a collection = %v, %v; want false", used, err)
+	if blobInUse(t, db, m.Blobs[0], time.Time{}) {
+		t.Fatalf("blob without links for a collection: reported in use")
 	}
 }
 
@@ -178,4 +180,15 @@ func TestRenewBlobLink(t *testing.T) {
 	if _, err := db.BlobSize(ctx, "app", d); !errors.Is(err, metadata.ErrNotFound) {
 		t.Errorf("BlobSize after renewing a missing link = %v, want ErrNotFound", err)
 	}
+}
+
+// blobInUse asks BlobsInUse about d alone, among digests nothing uses.
+func blobInUse(t *testing.T, db *DB, d digest.Digest, before time.Time) bool {
+	t.Helper()
+	other := digest.FromString("unused")
+	used, err := db.BlobsInUse(t.Context(), []digest.Digest{other, d}, before)
+	if err != nil || used[other] {
+		t.Fatalf("BlobsInUse = %v, %v", used, err)
+	}
+	return used[d]
 }

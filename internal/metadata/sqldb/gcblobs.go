@@ -3,6 +3,7 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -140,4 +141,65 @@ func sinceNanos(t time.Time) int64 {
 		return math.MinInt64
 	}
 	return t.UnixNano()
+}
+
+// DeleteUnusedBlobRecords deletes, in one transaction, the records of ds
+// that are still unused, and reports how many went. On PostgreSQL only the
+// rows it could lock are deleted, skipping those a push's KeepBlob or
+// another collection holds, for the reason DeleteUnusedBlob gives: the
+// DELETE, a new statement, then sees every link and date committed before
+// it, which a DELETE that waited for a row would not.
+func (db *DB) DeleteUnusedBlobRecords(ctx context.Context, ds []digest.Digest, before time.Time) (int64, error) {
+	if len(ds) == 0 {
+		return 0, nil
+	}
+	var n int64
+	err := db.inTx(ctx, func(tx *stmtTx) error {
+		n = 0
+		list, err := json.Marshal(ds)
+		if err != nil {
+			return err
+		}
+		if db.postgres {
+			if list, err = lockBlobRecords(ctx, tx, db.jsonStrings(), list); err != nil || list == nil {
+				return err
+			}
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM blobs WHERE digest IN (`+db.jsonStrings()+`) AND `+unusedBlob,
+			string(list), before.UnixNano(), int64(math.MinInt64))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("delete %d unused blob records: %w", len(ds), err)
+	}
+	return n, nil
+}
+
+// lockBlobRecords locks the blobs rows of the JSON list of digests that no
+// one else holds, and returns them as a JSON list (nil if none).
+func lockBlobRecords(ctx context.Context, tx *stmtTx, in string, list []byte) ([]byte, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT digest FROM blobs WHERE digest IN (`+in+`) FOR UPDATE SKIP LOCKED`, string(list))
+	if err != nil {
+		return nil, err
+	}
+	var locked []string
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		locked = append(locked, d)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil || len(locked) == 0 {
+		return nil, err
+	}
+	return json.Marshal(locked)
 }
