@@ -153,6 +153,17 @@ func envelope(r *http.Request, page, size, total int, results any) hubPage {
 	return env
 }
 
+// pageGone answers a page past the end the way Docker Hub does (404,
+// "invalid page") and says so; the first page is never gone, an empty
+// first page is an empty list.
+func pageGone(w http.ResponseWriter, page, n int) bool {
+	if page > 1 && n == 0 {
+		writeAPIError(w, http.StatusNotFound, "invalid page")
+		return true
+	}
+	return false
+}
+
 // apiGuard keeps other sites from acting through the API. A browser
 // sends its cached Basic credentials with a cross-site form post, whose
 // types are text/plain, multipart/form-data and urlencoded: a POST must

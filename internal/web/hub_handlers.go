@@ -57,8 +57,7 @@ func (h *Handler) apiListRepos(w http.ResponseWriter, r *http.Request) {
 		h.apiInternal(w, r, err)
 		return
 	}
-	if page > 1 && len(infos) == 0 {
-		writeAPIError(w, http.StatusNotFound, "invalid page")
+	if pageGone(w, page, len(infos)) {
 		return
 	}
 	results := make([]hubRepo, 0, len(infos))
@@ -129,8 +128,7 @@ func (h *Handler) apiListTags(w http.ResponseWriter, r *http.Request) {
 		h.apiError(w, r, err)
 		return
 	}
-	if page > 1 && len(tags) == 0 {
-		writeAPIError(w, http.StatusNotFound, "invalid page")
+	if pageGone(w, page, len(tags)) {
 		return
 	}
 	results := make([]hubTag, 0, len(tags))

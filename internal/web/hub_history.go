@@ -52,8 +52,7 @@ func (h *Handler) apiTagHistory(w http.ResponseWriter, r *http.Request) {
 		h.apiError(w, r, err)
 		return
 	}
-	if page > 1 && len(changes) == 0 {
-		writeAPIError(w, http.StatusNotFound, "invalid page")
+	if pageGone(w, page, len(changes)) {
 		return
 	}
 	results := make([]hubTagChange, 0, len(changes))

@@ -104,8 +104,7 @@ func (h *Handler) apiDerived(w http.ResponseWriter, r *http.Request) {
 		h.apiError(w, r, err)
 		return
 	}
-	if page > 1 && len(rows) == 0 {
-		writeAPIError(w, http.StatusNotFound, "invalid page")
+	if pageGone(w, page, len(rows)) {
 		return
 	}
 	results := make([]hubTagRef, 0, len(rows))
