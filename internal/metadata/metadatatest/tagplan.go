@@ -2,6 +2,7 @@ package metadatatest
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,6 +21,7 @@ func RunTagPlanner(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 	}{
 		{"PutManifestPlanned_SeesTagsBeforeAndAppliesMoves", testPlannedPut},
 		{"PutManifestPlanned_PlanErrorStoresNothing", testPlannedPutRefused},
+		{"PutManifestPlanned_SeesEveryTagOfAManyTagged", testPlannedSeesEveryTag},
 		{"DeleteManifestPlanned_AppliesMovesAfterTheDelete", testPlannedDeleteManifest},
 		{"DeleteTagPlanned_AppliesMovesMissingIsNotFound", testPlannedDeleteTag},
 		{"PutManifestPlanned_ConcurrentPlansSeeEachOthersMoves", testPlannedConcurrent},
@@ -76,6 +78,42 @@ func testPlannedPut(t *testing.T, p metadata.TagPlanner, s metadata.Store) {
 	info, err := s.GetTagInfo(t.Context(), "team/app", "latest")
 	if err != nil || info.PushedBy != "wharf (for bob)" {
 		t.Errorf("latest pushed by %q (%v), want the move's PushedBy", info.PushedBy, err)
+	}
+}
+
+// A repository under semver floating tags holds hundreds of versions; a
+// plan must see each of them with its digest, and none in a repository
+// that has no tags yet.
+func testPlannedSeesEveryTag(t *testing.T, p metadata.TagPlanner, s metadata.Store) {
+	a, b, c := newManifest("team/app", "a"), newManifest("team/app", "b"), newManifest("team/app", "c")
+	var seen []metadata.TagTarget
+	plan := func(tags []metadata.TagTarget) ([]metadata.TagMove, error) {
+		seen = tags
+		return nil, nil
+	}
+	if err := p.PutManifestPlanned(t.Context(), a, []string{"1.0.0"}, plan); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 0 {
+		t.Errorf("in a repository without tags the plan saw %v", seen)
+	}
+	want := map[string]digest.Digest{"1.0.0": a.Digest}
+	var tags []string
+	for i := range 300 {
+		tag := fmt.Sprintf("v1.%d.%d_b-%d", i/20, i%20, i)
+		tags = append(tags, tag)
+		want[tag] = b.Digest
+	}
+	putManifest(t, s, b, tags...)
+	if err := p.PutManifestPlanned(t.Context(), c, []string{"latest"}, plan); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]digest.Digest{}
+	for _, tg := range seen {
+		got[tg.Name] = tg.Digest
+	}
+	if len(seen) != len(want) || !mapsEqual(got, want) {
+		t.Errorf("the plan saw %d tags (%d distinct), want the %d before the write, each with its digest", len(seen), len(got), len(want))
 	}
 }
 

@@ -4,8 +4,9 @@ package sqldb
 // differ, queries ask for the dialect's spelling here.
 
 // fn names a scalar function in the database's dialect, by SQLite's name:
-// "instr" (1-based position of a substring, 0 if absent) and "max" (the
-// greater of two values; an aggregate of one in PostgreSQL).
+// "instr" (1-based position of a substring, 0 if absent), "max" (the
+// greater of two values; an aggregate of one in PostgreSQL) and
+// "group_concat" (an aggregate joining strings with a separator).
 func (db *DB) fn(sqliteName string) string {
 	if !db.postgres {
 		return sqliteName
@@ -15,6 +16,8 @@ func (db *DB) fn(sqliteName string) string {
 		return "strpos"
 	case "max":
 		return "GREATEST"
+	case "group_concat":
+		return "string_agg"
 	}
 	panic("sqldb: no PostgreSQL spelling for " + sqliteName)
 }
