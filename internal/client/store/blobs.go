@@ -5,12 +5,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sync/errgroup"
@@ -36,22 +38,38 @@ const copyBufSize = 1 << 20
 // committed has little left to wait for.
 const writebackChunk = 8 << 20
 
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+// directBufSize is the size of a direct write (see batch.direct): each
+// waits for the disk, so it is large enough for the disk to stream and few
+// enough per blob that the waits stay a small part of a pull.
+const directBufSize = 4 << 20
+
+var (
+	copyBufs   = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+	directBufs = sync.Pool{New: func() any { b := alignedBuf(directBufSize); return &b }}
+)
 
 // batch holds blobs written to temporary files and not yet in place. They
 // are made durable together (commit: fsync each in parallel, rename, fsync
 // the directory once) before the caller records anything that refers to
 // them, so a crash leaves at most unreferenced temporary files.
 type batch struct {
-	s       *Store
+	s *Store
+	// direct writes the blobs with direct I/O (O_DIRECT, where the file
+	// system has it), from the buffer to the disk without a copy into the
+	// page cache. A pull wants that: it must have every byte on disk before
+	// it returns, and the copy into the page cache (and its write-out) was
+	// most of a pull's CPU. A load keeps the page cache: what it stores is
+	// usually pushed next, and read back from memory then.
+	direct  bool
 	mu      sync.Mutex
 	pending map[v1.Hash]*os.File
 }
 
 // commitBlobs runs write, which stages blobs into a batch, then commits
-// them; on any error nothing it staged is left behind.
-func (s *Store) commitBlobs(write func(*batch) error) error {
-	b := &batch{s: s, pending: map[v1.Hash]*os.File{}}
+// them; on any error nothing it staged is left behind. direct sets
+// batch.direct.
+func (s *Store) commitBlobs(direct bool, write func(*batch) error) error {
+	b := &batch{s: s, direct: direct, pending: map[v1.Hash]*os.File{}}
 	err := write(b)
 	if err == nil {
 		err = b.commit()
@@ -88,7 +106,7 @@ func (b *batch) stage(h v1.Hash, r io.Reader, verified bool) error {
 	if !verified {
 		hasher = sha256.New()
 	}
-	if _, err := copyBlob(f, r, hasher); err != nil {
+	if _, err := copyBlob(f, r, hasher, b.direct); err != nil {
 		discard(f)
 		return fmt.Errorf("write blob %s: %w", h, err)
 	}
@@ -108,11 +126,20 @@ func (b *batch) stage(h v1.Hash, r io.Reader, verified bool) error {
 	return nil
 }
 
-// copyBlob copies r to f in copyBufSize pieces, feeding h (if any), and
-// starts the write-out of each writebackChunk as soon as it is written.
-func copyBlob(f *os.File, r io.Reader, h hash.Hash) (int64, error) {
-	bp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bp)
+// copyBlob copies r to f, feeding h (if any). Through the page cache it
+// writes copyBufSize pieces and starts the write-out of each
+// writebackChunk as soon as it is written; with direct (see batch.direct)
+// it writes directBufSize pieces straight to the disk.
+func copyBlob(f *os.File, r io.Reader, h hash.Hash, direct bool) (int64, error) {
+	if direct && setDirect(f, true) != nil {
+		direct = false
+	}
+	pool := &copyBufs
+	if direct {
+		pool = &directBufs
+	}
+	bp := pool.Get().(*[]byte)
+	defer pool.Put(bp)
 	buf := *bp
 	var n, started int64
 	for {
@@ -126,14 +153,14 @@ func copyBlob(f *os.File, r io.Reader, h hash.Hash) (int64, error) {
 			m += k
 		}
 		if m > 0 {
-			if _, err := f.Write(buf[:m]); err != nil {
+			if err := writeChunk(f, buf[:m], &direct); err != nil {
 				return n, err
 			}
 			if h != nil {
 				h.Write(buf[:m])
 			}
 			n += int64(m)
-			if n-started >= writebackChunk {
+			if !direct && n-started >= writebackChunk {
 				startWriteback(f, started, n-started)
 				started = n
 			}
@@ -145,6 +172,30 @@ func copyBlob(f *os.File, r io.Reader, h hash.Hash) (int64, error) {
 			return n, rerr
 		}
 	}
+}
+
+// writeChunk writes p at f's offset. With direct I/O it writes the part of
+// p that is a whole number of blocks directly; the rest (the end of a blob:
+// copyBlob fills its buffer whole until then), or all of it if the file
+// system refuses the direct write, goes through the page cache, and
+// direct is turned off for f.
+func writeChunk(f *os.File, p []byte, direct *bool) error {
+	if *direct {
+		k, err := f.Write(p[:len(p)&^(directAlign-1)])
+		p = p[k:]
+		if err != nil && !errors.Is(err, syscall.EINVAL) {
+			return err
+		}
+		if len(p) == 0 {
+			return nil
+		}
+		if err := setDirect(f, false); err != nil {
+			return err
+		}
+		*direct = false
+	}
+	_, err := f.Write(p)
+	return err
 }
 
 // commit makes every staged blob durable and then visible.

@@ -14,7 +14,7 @@ import (
 // WriteImage stores img's blobs (skipping those present) and manifest, and
 // records the image in index.json; it does not tag it.
 func (s *Store) WriteImage(ctx context.Context, img v1.Image) error {
-	if err := s.commitBlobs(func(b *batch) error { return s.writeImageBlobs(ctx, b, img) }); err != nil {
+	if err := s.commitBlobs(false, func(b *batch) error { return s.writeImageBlobs(ctx, b, img) }); err != nil {
 		return err
 	}
 	desc, err := partial.Descriptor(img)
@@ -24,7 +24,7 @@ func (s *Store) WriteImage(ctx context.Context, img v1.Image) error {
 	return s.update(ctx, func(idx *v1.IndexManifest) error {
 		// A concurrent Remove may have deleted a shared blob between our
 		// write and taking the lock; write again what is missing.
-		if err := s.commitBlobs(func(b *batch) error { return s.writeImageBlobs(ctx, b, img) }); err != nil {
+		if err := s.commitBlobs(false, func(b *batch) error { return s.writeImageBlobs(ctx, b, img) }); err != nil {
 			return err
 		}
 		addRecord(idx, *desc)
@@ -35,7 +35,7 @@ func (s *Store) WriteImage(ctx context.Context, img v1.Image) error {
 // WriteIndex stores an index and every child image and index (for
 // multi-platform pulls and loads) and records the index in index.json.
 func (s *Store) WriteIndex(ctx context.Context, ii v1.ImageIndex) error {
-	if err := s.commitBlobs(func(b *batch) error { return s.writeIndexBlobs(ctx, b, ii) }); err != nil {
+	if err := s.commitBlobs(false, func(b *batch) error { return s.writeIndexBlobs(ctx, b, ii) }); err != nil {
 		return err
 	}
 	desc, err := partial.Descriptor(ii)
@@ -43,7 +43,7 @@ func (s *Store) WriteIndex(ctx context.Context, ii v1.ImageIndex) error {
 		return err
 	}
 	return s.update(ctx, func(idx *v1.IndexManifest) error {
-		if err := s.commitBlobs(func(b *batch) error { return s.writeIndexBlobs(ctx, b, ii) }); err != nil {
+		if err := s.commitBlobs(false, func(b *batch) error { return s.writeIndexBlobs(ctx, b, ii) }); err != nil {
 			return err
 		}
 		addRecord(idx, *desc)
@@ -74,7 +74,7 @@ func (s *Store) WritePulled(ctx context.Context, img v1.Image, p Pulled) error {
 			return err
 		}
 	}
-	if err := s.commitBlobs(func(b *batch) error { return s.writeImageBlobs(ctx, b, img) }); err != nil {
+	if err := s.commitBlobs(true, func(b *batch) error { return s.writeImageBlobs(ctx, b, img) }); err != nil {
 		return err
 	}
 	desc, err := partial.Descriptor(img)
@@ -90,7 +90,7 @@ func (s *Store) WritePulled(ctx context.Context, img v1.Image, p Pulled) error {
 	return s.update(ctx, func(idx *v1.IndexManifest) error {
 		// Under the lock, as in WriteImage; the index too, so that a
 		// concurrent Remove cannot drop it before it is referred to.
-		if err := s.commitBlobs(func(b *batch) error {
+		if err := s.commitBlobs(true, func(b *batch) error {
 			if err := s.writeImageBlobs(ctx, b, img); err != nil {
 				return err
 			}
