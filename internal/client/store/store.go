@@ -166,7 +166,9 @@ func (s *Store) readIndex() (*v1.IndexManifest, error) {
 }
 
 // writeFileAtomic writes b to a temporary file beside name, syncs it and
-// renames it over name, so readers never see a partial file.
+// renames it over name, so readers never see a partial file, then syncs
+// the directory: until then a crash of the machine could undo the rename,
+// and with it a pull or tag that was reported done.
 func writeFileAtomic(name string, b []byte) error {
 	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-"+filepath.Base(name)+"-*")
 	if err != nil {
@@ -184,7 +186,10 @@ func writeFileAtomic(name string, b []byte) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), name)
+	if err := os.Rename(f.Name(), name); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(name))
 }
 
 func refName(d v1.Descriptor) string { return d.Annotations[AnnotationRefName] }
