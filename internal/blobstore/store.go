@@ -79,6 +79,14 @@ type Aborter interface {
 	Abort()
 }
 
+// LengthHinter is an UploadWriter that can be told, before its first
+// Write, how many bytes its caller will write: knowing that a part will be
+// whole, an object store's writer sends it on while its bytes arrive
+// instead of holding it until it is full.
+type LengthHinter interface {
+	WillWrite(n int64)
+}
+
 // BlobCreator is a Store that can write a blob whose digest is known
 // before its bytes straight to where the blob lives, rather than to an
 // upload that CommitUpload then moves into place: on an object store that

@@ -396,6 +396,9 @@ func (s *Service) writeHashed(ctx context.Context, id string, offset int64, stor
 	if err != nil {
 		return 0, nil, fmt.Errorf("open upload %s: %w", id, err)
 	}
+	if lh, ok := w.(blobstore.LengthHinter); ok && length >= 0 {
+		lh.WillWrite(length)
+	}
 	n, readErr, writeErr := leasedCopy(ctx, w, h, r, length, lease)
 	if err := lease.err(); err != nil {
 		abortUpload(w)

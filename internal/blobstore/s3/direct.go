@@ -64,7 +64,7 @@ func (w *blobWriter) Write(p []byte) (int, error) {
 	if w.done {
 		return 0, errors.New("blobstore/s3: write to a finished blob writer")
 	}
-	written, err := fillParts(w.buf, int(w.s.parts.size), p, w.sendPart)
+	written, err := fillParts(w.buf, int(w.s.parts.size), p, nil, w.sendPart)
 	w.n += int64(written)
 	w.err = err
 	return written, err

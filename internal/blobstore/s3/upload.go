@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"sync"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/opencontainers/go-digest"
@@ -198,7 +197,7 @@ func (s *Store) WriteUpload(ctx context.Context, id string, offset int64, state 
 		return nil, fmt.Errorf("blobstore/s3: upload %s was read back and can no longer be appended to", id)
 	}
 	s.dropOldTails(ctx, id, &st)
-	w := &UploadWriter{s: s, ctx: ctx, id: id, st: st, buf: s.parts.get(), name: rand.Text()}
+	w := &UploadWriter{s: s, ctx: ctx, id: id, st: st, buf: s.parts.get(), name: rand.Text(), expect: -1}
 	if st.Tail > 0 {
 		// The tail becomes the start of the next part.
 		if err := w.loadTail(); err != nil {
@@ -209,7 +208,10 @@ func (s *Store) WriteUpload(ctx context.Context, id string, offset int64, state 
 	return w, nil
 }
 
-var _ blobstore.Aborter = (*UploadWriter)(nil)
+var (
+	_ blobstore.Aborter      = (*UploadWriter)(nil)
+	_ blobstore.LengthHinter = (*UploadWriter)(nil)
+)
 
 // UploadWriter streams bytes into an upload, one part in memory at most.
 type UploadWriter struct {
@@ -222,8 +224,13 @@ type UploadWriter struct {
 	name string
 	// loadedTail is the name of the tail read at the start, "" if none.
 	loadedTail string
-	err        error
-	closed     bool
+	// expect is how many more bytes the caller said it will write; -1
+	// when it did not say.
+	expect int64
+	// stream sends the part being filled; nil while none is sent.
+	stream *partStream
+	err    error
+	closed bool
 }
 
 // errAborted is a write to a writer given up with Abort.
@@ -263,15 +270,16 @@ func (w *UploadWriter) Write(p []byte) (int, error) {
 	if w.closed {
 		return 0, errors.New("blobstore/s3: write after close")
 	}
-	written, err := fillParts(w.buf, int(w.s.parts.size), p, w.sendPart)
+	written, err := fillParts(w.buf, int(w.s.parts.size), p, w.filled, w.sendPart)
 	w.err = err
 	return written, err
 }
 
-// fillParts copies p into the part buffer *buf and calls send each time
-// the buffer holds a whole part of size bytes (send empties it). It
-// returns how much of p it took.
-func fillParts(buf *[]byte, size int, p []byte, send func() error) (int, error) {
+// fillParts copies p into the part buffer *buf, calls filled (if not nil)
+// with the bytes added each time, and calls send each time the buffer
+// holds a whole part of size bytes (send empties it). It returns how much
+// of p it took.
+func fillParts(buf *[]byte, size int, p []byte, filled func(int), send func() error) (int, error) {
 	written := 0
 	for len(p) > 0 {
 		b := *buf
@@ -279,6 +287,9 @@ func fillParts(buf *[]byte, size int, p []byte, send func() error) (int, error) 
 		*buf = b[:len(b)+n]
 		p = p[n:]
 		written += n
+		if filled != nil {
+			filled(n)
+		}
 		if len(*buf) == size {
 			if err := send(); err != nil {
 				return written, err
@@ -297,7 +308,16 @@ func (w *UploadWriter) sendPart() error {
 	}
 	n := len(w.st.Parts) + 1
 	b := *w.buf
-	etag, err := w.s.putPart(w.ctx, w.s.dataKey(w.id), &w.st.MPU, n, b, "upload "+w.id)
+	var etag string
+	var err error
+	if w.stream != nil {
+		etag, err = w.stream.wait()
+		w.stream = nil
+	}
+	if etag == "" || err != nil {
+		// Not streamed, or the stream failed: the buffer holds the part.
+		etag, err = w.s.putPart(w.ctx, w.s.dataKey(w.id), &w.st.MPU, n, b, "upload "+w.id)
+	}
 	if err != nil {
 		return err
 	}
@@ -312,14 +332,8 @@ func (s *Store) putPart(ctx context.Context, key string, mpu *string, n int, b [
 	if n > maxParts {
 		return "", fmt.Errorf("blobstore/s3: %s reached S3's %d parts; raise the part size", what, maxParts)
 	}
-	if *mpu == "" {
-		id, err := retryDirRace(ctx, func() (string, error) {
-			return s.core.NewMultipartUpload(ctx, s.cfg.Bucket, key, minio.PutObjectOptions{})
-		})
-		if err != nil {
-			return "", ctxOr(ctx, fmt.Errorf("blobstore/s3: start multipart upload of %s: %w", what, err))
-		}
-		*mpu = id
+	if err := s.startMultipart(ctx, key, mpu, what); err != nil {
+		return "", err
 	}
 	p, err := retryDirRace(ctx, func() (minio.ObjectPart, error) {
 		return s.core.PutObjectPart(ctx, s.cfg.Bucket, key, *mpu, n, bytes.NewReader(b), int64(len(b)), minio.PutObjectPartOptions{})
@@ -339,6 +353,8 @@ func (w *UploadWriter) Close() error {
 	}
 	w.closed = true
 	defer w.release()
+	// A part still streaming will not be whole: its bytes go to the tail.
+	w.stopStream()
 	if w.err != nil {
 		return w.err
 	}
@@ -375,6 +391,7 @@ func (w *UploadWriter) Abort() {
 }
 
 func (w *UploadWriter) release() {
+	w.stopStream() // it reads the buffer
 	if w.buf != nil {
 		w.s.parts.put(w.buf)
 		w.buf = nil
@@ -574,17 +591,3 @@ func (s *Store) CancelUpload(ctx context.Context, id string, state blobstore.Sta
 	}
 	return ctxOr(ctx, errors.Join(errs...))
 }
-
-// partPool recycles part buffers: each writing upload holds one.
-type partPool struct {
-	size int64
-	pool *sync.Pool
-}
-
-func newPartPool(size int64) partPool {
-	return partPool{size: size, pool: &sync.Pool{New: func() any { b := make([]byte, 0, size); return &b }}}
-}
-
-func (p partPool) get() *[]byte { b := p.pool.Get().(*[]byte); *b = (*b)[:0]; return b }
-
-func (p partPool) put(b *[]byte) { p.pool.Put(b) }
