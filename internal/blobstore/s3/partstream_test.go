@@ -46,6 +46,18 @@ func wantPartsStored(t *testing.T, s *Store, w *UploadWriter, want int) {
 	}
 }
 
+// commitAndWant commits the upload in state as the blob of b, and checks
+// the blob and that the upload left nothing behind.
+func commitAndWant(t *testing.T, s *Store, id string, state []byte, b []byte) {
+	t.Helper()
+	d := sha256Of(b)
+	if err := s.CommitUpload(t.Context(), id, state, d, int64(len(b))); err != nil {
+		t.Fatalf("CommitUpload: %v", err)
+	}
+	wantBlob(t, s, d, b)
+	wantNoUploadObjects(t, s, id)
+}
+
 // A chunk whose length is known sends each part it will fill while the
 // part's bytes are still arriving, and the parts make the blob.
 func TestUpload_HintedChunkStreamsItsParts(t *testing.T) {
@@ -81,13 +93,7 @@ func TestUpload_HintedChunkStreamsItsParts(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	st = w.State()
-	d := sha256Of(b)
-	if err := s.CommitUpload(t.Context(), id, st, d, int64(len(b))); err != nil {
-		t.Fatalf("CommitUpload: %v", err)
-	}
-	wantBlob(t, s, d, b)
-	wantNoUploadObjects(t, s, id)
+	commitAndWant(t, s, id, w.State(), b)
 }
 
 // A chunk that ends before the length it announced (the client went away)
@@ -107,13 +113,7 @@ func TestUpload_HintedChunkCutShortStoresNoPart(t *testing.T) {
 	if n, _ := s.UploadSize(t.Context(), id, st); n != testPart/2 {
 		t.Fatalf("upload holds %d bytes after the short chunk, want %d", n, testPart/2)
 	}
-	st = writeChunk(t, s, id, st, b[testPart/2:])
-	d := sha256Of(b)
-	if err := s.CommitUpload(t.Context(), id, st, d, int64(len(b))); err != nil {
-		t.Fatalf("CommitUpload: %v", err)
-	}
-	wantBlob(t, s, d, b)
-	wantNoUploadObjects(t, s, id)
+	commitAndWant(t, s, id, writeChunk(t, s, id, st, b[testPart/2:]), b)
 }
 
 // A writer aborted while a part is on its way (its caller lost the
