@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,8 +25,10 @@ import (
 type gate struct {
 	*httptest.Server
 	closed  atomic.Bool
+	held    atomic.Bool
 	entered chan struct{}
 	release chan struct{}
+	once    sync.Once
 }
 
 func newGate(t *testing.T, target string) *gate {
@@ -36,7 +39,9 @@ func newGate(t *testing.T, target string) *gate {
 	g := &gate{entered: make(chan struct{}, 1), release: make(chan struct{})}
 	proxy := httputil.NewSingleHostReverseProxy(u)
 	g.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if g.closed.Load() && strings.Contains(r.URL.Path, "/manifests/") {
+		// Only the first copy is held: a second one (another worker's,
+		// which a failing test starts) goes through.
+		if g.closed.Load() && strings.Contains(r.URL.Path, "/manifests/") && g.held.CompareAndSwap(false, true) {
 			g.entered <- struct{}{}
 			select {
 			case <-g.release:
@@ -47,7 +52,14 @@ func newGate(t *testing.T, target string) *gate {
 		proxy.ServeHTTP(w, r)
 	}))
 	t.Cleanup(g.Close)
+	t.Cleanup(g.open) // first: a failed test leaves no copy held
 	return g
+}
+
+// open releases the held reads and lets later ones through.
+func (g *gate) open() {
+	g.closed.Store(false)
+	g.once.Do(func() { close(g.release) })
 }
 
 // twoWorkers returns two replication workers (two replicas) on one
@@ -166,8 +178,7 @@ func TestWorker_ALiveSlowCopyKeepsItsClaim(t *testing.T) {
 			t.Fatalf("a's heartbeat renewed %d claims (%v), want its copy's", n, err)
 		}
 	}
-	front.closed.Store(false)
-	close(front.release)
+	front.open()
 	if r := <-done; r.err != nil || r.n != 1 {
 		t.Fatalf("a's round = %d, %v; want its one copy done", r.n, r.err)
 	}
