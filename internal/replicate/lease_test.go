@@ -63,8 +63,9 @@ func (g *gate) open() {
 }
 
 // twoWorkers returns two replication workers (two replicas) on one
-// database, copying from source, with the default lease on clock.
-func twoWorkers(t *testing.T, clock *clocktest.Clock, source string) (a, b *replicate.Service, store *sqldb.DB) {
+// database, copying from source, with the default lease on clock, and a
+// rule to dest that owes dest a push of team/app:1.
+func twoWorkers(t *testing.T, clock *clocktest.Clock, source, dest string) (a, b *replicate.Service, rule int64) {
 	t.Helper()
 	store, err := sqldb.OpenSQLite(t.Context(), filepath.Join(t.TempDir(), "wharf.db"), nil, sqldb.WithClock(clock.Now))
 	if err != nil {
@@ -76,7 +77,13 @@ func twoWorkers(t *testing.T, clock *clocktest.Clock, source string) (a, b *repl
 			t.Fatal(err)
 		}
 	}
-	return a, b, store
+	if rule, err = a.CreateRule(t.Context(), "team", replicate.RuleSpec{URL: dest}, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.RecordEvents(t.Context(), []metadata.Event{{Action: metadata.EventPush, Repo: "team/app", Tag: "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	return a, b, rule
 }
 
 func dueOn(t *testing.T, w *replicate.Service) int {
@@ -96,13 +103,7 @@ func TestWorker_ADeadReplicasTaskIsTakenAfterTheShortLease(t *testing.T) {
 	src, dest := registrytest.NewServer(t), registrytest.NewServer(t)
 	img := push(t, src.Server, "team/app:1")
 	front := newGate(t, src.URL)
-	a, b, store := twoWorkers(t, clock, front.URL)
-	if _, err := a.CreateRule(t.Context(), "team", replicate.RuleSpec{URL: dest.URL}, "alice"); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.RecordEvents(t.Context(), []metadata.Event{{Action: metadata.EventPush, Repo: "team/app", Tag: "1"}}); err != nil {
-		t.Fatal(err)
-	}
+	a, b, _ := twoWorkers(t, clock, front.URL, dest.URL)
 
 	front.closed.Store(true)
 	ctx, kill := context.WithCancel(t.Context())
@@ -142,14 +143,7 @@ func TestWorker_ALiveSlowCopyKeepsItsClaim(t *testing.T) {
 	src, dest := registrytest.NewServer(t), registrytest.NewServer(t)
 	img := push(t, src.Server, "team/app:1")
 	front := newGate(t, src.URL)
-	a, b, store := twoWorkers(t, clock, front.URL)
-	id, err := a.CreateRule(t.Context(), "team", replicate.RuleSpec{URL: dest.URL}, "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.RecordEvents(t.Context(), []metadata.Event{{Action: metadata.EventPush, Repo: "team/app", Tag: "1"}}); err != nil {
-		t.Fatal(err)
-	}
+	a, b, id := twoWorkers(t, clock, front.URL, dest.URL)
 
 	front.closed.Store(true)
 	type result struct {
