@@ -36,7 +36,7 @@ func TestReplication_ToReferenceRegistryAndSecondWharf(t *testing.T) {
 	destAddr := freeLoopbackAddr(t)
 	dest := startWharfAt(t, destAddr)
 	// The destinations are on loopback, which rules may not name by default.
-	src := startWharf(t, "--replication-backoff", "1s", "--allow-internal-destinations")
+	src := startWharf(t, "--replication-backoff", "1s", "--allow-internal-destinations=true")
 
 	before := pushRandom(t, src.Addr+"/team/old:v1")
 	toRef := createReplicationRule(t, src, fmt.Sprintf(`{"url": "http://%s"}`, ref.Addr))
