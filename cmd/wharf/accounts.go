@@ -23,7 +23,7 @@ import (
 // addAccountCommands adds `wharf user`, `org`, `token`, `visibility`,
 // `keys` and `gc`: administration of a data directory, offline.
 func addAccountCommands(root *cobra.Command) {
-	root.AddCommand(newUserCmd(), newOrgCmd(), newTokenCmd(), newVisibilityCmd(), newKeysCmd(), newGCCmd(), newPolicyCmd(), newRetentionCmd())
+	root.AddCommand(newUserCmd(), newOrgCmd(), newTokenCmd(), newVisibilityCmd(), newKeysCmd(), newGCCmd(), newPolicyCmd(), newRetentionCmd(), newReplicationCmd())
 }
 
 // accountsGroup is a command group whose subcommands open the data

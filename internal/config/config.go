@@ -37,6 +37,11 @@ type Config struct {
 	// replication passwords. Replicas sharing a database must share it;
 	// with local metadata and none set, one is generated into DataDir.
 	SecretKey string `yaml:"secret_key"`
+	// AllowInternalDestinations lets webhooks and replication rules reach
+	// this host and its private networks (loopback, link-local, RFC 1918):
+	// refused by default, as a namespace admin could otherwise aim them at
+	// services that trust the registry's network.
+	AllowInternalDestinations bool `yaml:"allow_internal_destinations"`
 
 	Log        Log        `yaml:"log"`
 	Storage    Storage    `yaml:"storage"`
@@ -198,6 +203,10 @@ type Replication struct {
 	MaxAttempts int `yaml:"max_attempts"`
 	// Poll is how often a replica looks for copies that are due.
 	Poll time.Duration `yaml:"poll"`
+	// Lease is how long a replica's claim on a copy lasts unless renewed
+	// (it renews every third of it while it copies): how long the copies
+	// of a replica that died wait for another.
+	Lease time.Duration `yaml:"lease"`
 }
 
 // Log configures the structured logs.
@@ -230,6 +239,11 @@ func IsS3URL(s string) bool { return strings.HasPrefix(s, "s3://") }
 type S3Storage struct {
 	AccessKey string `yaml:"access_key"`
 	SecretKey string `yaml:"secret_key"`
+	// AllowInternalDestinations lets webhooks and replication rules reach
+	// this host and its private networks (loopback, link-local, RFC 1918):
+	// refused by default, as a namespace admin could otherwise aim them at
+	// services that trust the registry's network.
+	AllowInternalDestinations bool `yaml:"allow_internal_destinations"`
 	// Redirect answers blob GETs, after the authorization check, with a
 	// 307 to a presigned URL of the blob's object, so that layer bytes go
 	// from the store to the client without passing through wharf. Off by
@@ -324,7 +338,7 @@ func Default() Config {
 			TokenLifetime: 5 * time.Minute, SigningAlgorithm: "EdDSA"},
 		Mirror: Mirror{TagTTL: 5 * time.Minute, ServeStale: true, IdleTimeout: 30 * time.Second, EvictInterval: 10 * time.Minute},
 
-		Replication: Replication{ReconcileInterval: time.Hour, Backoff: 10 * time.Second, MaxAttempts: 10, Poll: time.Second},
+		Replication: Replication{ReconcileInterval: time.Hour, Backoff: 10 * time.Second, MaxAttempts: 10, Poll: time.Second, Lease: time.Minute},
 	}
 }
 
@@ -449,8 +463,8 @@ func (c *Config) Validate() error {
 	if c.GC.Grace <= 0 {
 		bad("gc.grace must be positive")
 	}
-	if c.Replication.ReconcileInterval < 0 || c.Replication.Backoff <= 0 || c.Replication.Poll <= 0 || c.Replication.MaxAttempts < 1 {
-		bad("replication: reconcile_interval must not be negative; backoff and poll must be positive; max_attempts at least 1")
+	if c.Replication.ReconcileInterval < 0 || c.Replication.Backoff <= 0 || c.Replication.Poll <= 0 || c.Replication.Lease <= 0 || c.Replication.MaxAttempts < 1 {
+		bad("replication: reconcile_interval must not be negative; backoff, poll and lease must be positive; max_attempts at least 1")
 	}
 	if c.Retention.Interval < 0 || (c.Retention.Interval > 0 && c.Retention.Interval < time.Minute) {
 		bad("retention.interval must be 0 (off) or at least 1m")

@@ -100,6 +100,8 @@ var settings = []setting{
 		func(c *Config) string { return c.TLS.Key }, func(c *Config, v string) error { c.TLS.Key = v; return nil }},
 	{"WHARF_TLS_SELF_SIGNED", "tls-self-signed", "serve HTTPS with a generated CA and certificate for these hosts (comma-separated)",
 		func(c *Config) string { return strings.Join(c.TLS.SelfSigned, ",") }, listSetter(func(c *Config) *[]string { return &c.TLS.SelfSigned })},
+	{"WHARF_ALLOW_INTERNAL_DESTINATIONS", "allow-internal-destinations", "let webhooks and replication rules reach loopback, link-local and private addresses",
+		func(c *Config) string { return strconv.FormatBool(c.AllowInternalDestinations) }, boolSetter(func(c *Config) *bool { return &c.AllowInternalDestinations })},
 	{"WHARF_TRUSTED_PROXIES", "trusted-proxies", "reverse proxies whose X-Forwarded-For/-Proto to believe (comma-separated IPs or CIDRs)",
 		func(c *Config) string { return strings.Join(c.TrustedProxies, ",") }, listSetter(func(c *Config) *[]string { return &c.TrustedProxies })},
 }

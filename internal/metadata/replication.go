@@ -43,7 +43,8 @@ type ReplicationRule struct {
 type ReplicationTask struct {
 	ID     int64
 	RuleID int64
-	// Action is EventPush, EventTag or EventDelete.
+	// Action is EventPush, EventTag or EventDelete; a delete with
+	// neither Digest nor Tag deleted the whole repository.
 	Action string
 	Repo   string
 	Digest digest.Digest
@@ -59,7 +60,7 @@ type ReplicationTask struct {
 // ReplicationStore keeps replication rules, their status and their
 // outbox. A store that is a ReplicationStore records, inside the
 // transaction of each write that pushes, moves or deletes a tag or a
-// manifest, a task for every rule whose Pattern matches the repository,
+// manifest, or deletes a repository, a task for every rule whose Pattern matches the repository,
 // as a WebhookStore records deliveries: a write that commits has its
 // tasks, one that rolls back has none. Workers claim tasks with a lease,
 // as webhook deliveries are claimed.
@@ -96,4 +97,9 @@ type ReplicationStore interface {
 	// FailReplicationTask records a failed attempt of task id by worker,
 	// retried at next; ErrConflict if worker no longer holds its lease.
 	FailReplicationTask(ctx context.Context, id int64, worker, reason string, next time.Time) error
+	// RenewReplicationClaims extends every lease worker still holds to
+	// until and reports how many it extended: the heartbeat of a worker
+	// that is copying, so that a short lease frees a dead worker's tasks
+	// soon while a live one's long copy is not claimed twice.
+	RenewReplicationClaims(ctx context.Context, worker string, until time.Time) (int, error)
 }

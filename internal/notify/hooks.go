@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wharf/wharf/internal/egress"
 	"github.com/wharf/wharf/internal/metadata"
 	"github.com/wharf/wharf/internal/registry"
 	"github.com/wharf/wharf/internal/secretkey"
@@ -56,8 +57,12 @@ type Options struct {
 	Timeout time.Duration
 	// RegistryURL prefixes links in payloads ("" for none).
 	RegistryURL string
-	// Client sends deliveries (default: one with Timeout, no redirects).
+	// Client sends deliveries (default: one with Timeout, no redirects,
+	// refusing internal addresses unless AllowInternal).
 	Client *http.Client
+	// AllowInternal lets hooks name, and deliveries reach, receivers on
+	// this host or its private network (egress.Internal).
+	AllowInternal bool
 	// Now is the clock of retries and leases (default time.Now).
 	Now func() time.Time
 	// Sealer, when set, seals the hooks' secrets in the store (nil: they
@@ -107,6 +112,9 @@ func New(store metadata.WebhookStore, log *slog.Logger, opts Options) *Service {
 		// for the URL the hook names.
 		opts.Client = &http.Client{Timeout: opts.Timeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		if !opts.AllowInternal {
+			opts.Client.Transport = egress.Transport(http.DefaultTransport.(*http.Transport))
+		}
 	}
 	if opts.Sealer != nil {
 		store = &sealedStore{WebhookStore: store, sealer: opts.Sealer}
@@ -133,6 +141,19 @@ type HookSpec struct {
 // repoPart is what a hook's repositories may be: path components of a
 // repository name, the last of which may end in '*'.
 var repoPart = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?:/?\*)?$|^\*$`)
+
+// hookFrom validates spec for namespace ns into a hook, its URL against
+// internal addresses unless they are allowed.
+func (s *Service) hookFrom(ns string, spec HookSpec) (*Hook, error) {
+	h, err := hookFrom(ns, spec)
+	if err != nil || s.opts.AllowInternal {
+		return h, err
+	}
+	if err := egress.CheckURL(spec.URL); err != nil {
+		return nil, &Invalid{fmt.Sprintf("url %q: %v", spec.URL, err)}
+	}
+	return h, nil
+}
 
 // hookFrom validates spec for namespace ns into a hook.
 func hookFrom(ns string, spec HookSpec) (*Hook, error) {
@@ -174,7 +195,7 @@ func hookFrom(ns string, spec HookSpec) (*Hook, error) {
 // returns the hook with its secret.
 func (s *Service) Create(ctx context.Context, ns string, spec HookSpec) (*Hook, error) {
 	actor := registry.Actor(ctx)
-	h, err := hookFrom(ns, spec)
+	h, err := s.hookFrom(ns, spec)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +220,7 @@ func (s *Service) Update(ctx context.Context, ns string, id int64, spec HookSpec
 	if err != nil {
 		return nil, err
 	}
-	h, err := hookFrom(ns, spec)
+	h, err := s.hookFrom(ns, spec)
 	if err != nil {
 		return nil, err
 	}

@@ -83,7 +83,7 @@ func TestWebhookSecrets_PlainOnesFromBeforeAKeyAreSealedAtStart(t *testing.T) {
 	rc := newReceiver(t)
 	// A service without a sealer stores secrets as wharf did before
 	// they were sealed.
-	plain := notify.New(db, slog.New(slog.DiscardHandler), notify.Options{})
+	plain := notify.New(db, slog.New(slog.DiscardHandler), notify.Options{AllowInternal: true})
 	h, err := plain.Create(t.Context(), "team", notify.HookSpec{URL: rc.URL + "/hook", Events: []string{metadata.EventPush}})
 	if err != nil {
 		t.Fatal(err)

@@ -101,6 +101,8 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 	s := setup{cfg: config.Default(), opts: []server.Option{server.WithPasswordParams(cheapPasswords)}}
 	s.cfg.DataDir = t.TempDir()
 	s.cfg.Auth.Mode = config.AuthNone
+	// Every receiver and destination a test starts is on loopback.
+	s.cfg.AllowInternalDestinations = true
 	for _, o := range opts {
 		o(&s)
 	}

@@ -147,7 +147,10 @@ func (c *Copier) put(ctx context.Context, desc *remote.Descriptor, dst name.Refe
 	case desc.MediaType.IsIndex():
 		var idx v1.ImageIndex
 		if idx, err = desc.ImageIndex(); err == nil {
-			err = remote.WriteIndex(dst, idx, opts...)
+			idx = c.Mounts.index(idx, dst.Context())
+			if err = remote.WriteIndex(dst, idx, opts...); err == nil {
+				c.Mounts.wroteIndex(idx)
+			}
 		}
 	default:
 		// An image, or an artifact in an image manifest (a signature, an
@@ -209,7 +212,11 @@ func (c *Copier) Delete(ctx context.Context, repo, ref string) error {
 	if err != nil {
 		return err
 	}
-	err = remote.Delete(r, c.opts(ctx, c.Dest)...)
+	return c.deleteRef(ctx, r)
+}
+
+func (c *Copier) deleteRef(ctx context.Context, r name.Reference) error {
+	err := remote.Delete(r, c.opts(ctx, c.Dest)...)
 	var terr *transport.Error
 	switch {
 	case err == nil:
@@ -221,6 +228,71 @@ func (c *Copier) Delete(ctx context.Context, repo, ref string) error {
 	default:
 		return fmt.Errorf("delete %s: %w", r, err)
 	}
+}
+
+// DeleteRepository deletes what repo holds at Dest, as far as the OCI
+// API can (it has no call that deletes a repository): each tag's
+// manifest by digest, which takes every tag naming it along, after the
+// manifests that refer to it (signatures, SBOMs). What is gone already,
+// the repository included, counts as done.
+func (c *Copier) DeleteRepository(ctx context.Context, repo string) error {
+	_, dst, err := c.repos(repo)
+	if err != nil {
+		return err
+	}
+	tags, err := remote.List(dst, c.opts(ctx, c.Dest)...)
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("list %s: %w", dst, err)
+	}
+	deleted := map[v1.Hash]bool{}
+	for _, tag := range tags {
+		d, err := remote.Head(dst.Tag(tag), c.opts(ctx, c.Dest)...)
+		if isNotFound(err) {
+			continue // deleted with a digest before it
+		}
+		if err != nil {
+			return fmt.Errorf("head %s:%s: %w", dst, tag, err)
+		}
+		if err := c.deleteWithReferrers(ctx, dst, d.Digest, 1, deleted); err != nil {
+			return fmt.Errorf("delete repository %s: %w", dst, err)
+		}
+	}
+	return nil
+}
+
+// deleteWithReferrers deletes manifest d of dst after its referrers (and
+// theirs, to maxReferrerDepth), skipping those already deleted.
+func (c *Copier) deleteWithReferrers(ctx context.Context, dst name.Repository, d v1.Hash, depth int, deleted map[v1.Hash]bool) error {
+	if deleted[d] {
+		return nil
+	}
+	deleted[d] = true
+	if depth <= maxReferrerDepth {
+		idx, err := remote.Referrers(dst.Digest(d.String()), c.opts(ctx, c.Dest)...)
+		if err != nil && !isNotFound(err) {
+			return fmt.Errorf("referrers of %s: %w", d, err)
+		}
+		if err == nil {
+			im, err := idx.IndexManifest()
+			if err != nil {
+				return fmt.Errorf("referrers of %s: %w", d, err)
+			}
+			for _, m := range im.Manifests {
+				if err := c.deleteWithReferrers(ctx, dst, m.Digest, depth+1, deleted); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return c.deleteRef(ctx, dst.Digest(d.String()))
+}
+
+func isNotFound(err error) bool {
+	var terr *transport.Error
+	return errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound
 }
 
 func hasCode(e *transport.Error, code transport.ErrorCode) bool {

@@ -1,11 +1,13 @@
 package replicate
 
 import (
+	"fmt"
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // Mounts remembers, per destination registry and blob, the repository
@@ -108,4 +110,84 @@ func (i *mountingImage) LayerByDigest(h v1.Hash) (v1.Layer, error) {
 		return nil, err
 	}
 	return i.m.layer(l, i.dst), nil
+}
+
+// index wraps idx so that the layers of its images, at any depth, mount
+// as image's do; wroteIndex records them once the index is written.
+func (m *Mounts) index(idx v1.ImageIndex, dst name.Repository) v1.ImageIndex {
+	if m == nil {
+		return idx
+	}
+	return &mountingIndex{idx: idx, m: m, dst: dst, children: &childImages{}}
+}
+
+// wroteIndex records that the layers of idx's images are now in dst.
+func (m *Mounts) wroteIndex(idx v1.ImageIndex) {
+	mi, ok := idx.(*mountingIndex)
+	if !ok {
+		return
+	}
+	mi.children.mu.Lock()
+	defer mi.children.mu.Unlock()
+	for _, img := range mi.children.imgs {
+		m.wrote(img, mi.dst)
+	}
+}
+
+// childImages are the images an index (and the indexes in it) handed to
+// the writer: ggcr writes them through Image, in parallel.
+type childImages struct {
+	mu   sync.Mutex
+	imgs []v1.Image
+}
+
+// mountingIndex hands ggcr's writer its children through Image and
+// ImageIndex, wrapped, and hides the source index's own Manifests (if
+// any), which would hand them out unwrapped. It cannot embed
+// v1.ImageIndex: it has a method of that name.
+type mountingIndex struct {
+	idx      v1.ImageIndex
+	m        *Mounts
+	dst      name.Repository
+	children *childImages
+}
+
+func (i *mountingIndex) MediaType() (types.MediaType, error)       { return i.idx.MediaType() }
+func (i *mountingIndex) Digest() (v1.Hash, error)                  { return i.idx.Digest() }
+func (i *mountingIndex) Size() (int64, error)                      { return i.idx.Size() }
+func (i *mountingIndex) IndexManifest() (*v1.IndexManifest, error) { return i.idx.IndexManifest() }
+func (i *mountingIndex) RawManifest() ([]byte, error)              { return i.idx.RawManifest() }
+
+func (i *mountingIndex) Image(h v1.Hash) (v1.Image, error) {
+	img, err := i.idx.Image(h)
+	if err != nil {
+		return nil, err
+	}
+	i.children.mu.Lock()
+	i.children.imgs = append(i.children.imgs, img)
+	i.children.mu.Unlock()
+	return i.m.image(img, i.dst), nil
+}
+
+func (i *mountingIndex) ImageIndex(h v1.Hash) (v1.ImageIndex, error) {
+	idx, err := i.idx.ImageIndex(h)
+	if err != nil {
+		return nil, err
+	}
+	return &mountingIndex{idx: idx, m: i.m, dst: i.dst, children: i.children}, nil
+}
+
+// withLayer is an index that serves its children that are blobs (ggcr's
+// remote index is one).
+type withLayer interface {
+	Layer(v1.Hash) (v1.Layer, error)
+}
+
+// Layer serves a child that is neither an image nor an index (an
+// artifact), as the source index would have to ggcr's writer.
+func (i *mountingIndex) Layer(h v1.Hash) (v1.Layer, error) {
+	if wl, ok := i.idx.(withLayer); ok {
+		return wl.Layer(h)
+	}
+	return nil, fmt.Errorf("index child %s is neither an image nor an index", h)
 }

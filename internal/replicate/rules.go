@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/wharf/wharf/internal/egress"
 	"github.com/wharf/wharf/internal/metadata"
 	"github.com/wharf/wharf/internal/registry"
 	"github.com/wharf/wharf/internal/secretkey"
@@ -46,6 +47,7 @@ type Service struct {
 	worker string
 	// reconcileNow queues the rules an admin asked to reconcile.
 	reconcileNow chan int64
+	stats        stats
 }
 
 // NewService returns a Service storing rules in store, sealing passwords
@@ -81,6 +83,11 @@ var (
 func (s *Service) validate(ns string, spec RuleSpec) (string, error) {
 	if _, err := (Endpoint{URL: spec.URL, Prefix: spec.DestPrefix}).repo(ns + "/x"); err != nil {
 		return "", fmt.Errorf("%w: destination: %w", ErrInvalid, err)
+	}
+	if !s.opts.AllowInternal {
+		if err := egress.CheckURL(spec.URL); err != nil {
+			return "", fmt.Errorf("%w: destination: %w", ErrInvalid, err)
+		}
 	}
 	if spec.Repositories != "" && !validRepositories(spec.Repositories) {
 		return "", fmt.Errorf("%w: repositories %q: want a name, or a prefix ending in *", ErrInvalid, spec.Repositories)
@@ -241,8 +248,12 @@ func (s *Service) copier(r metadata.ReplicationRule) (*Copier, error) {
 		}
 		dest.Password = pw
 	}
-	return &Copier{Source: s.source, Dest: dest, Transport: s.opts.Transport, SourceTransport: s.opts.SourceTransport,
-		Mounts: s.mounts}, nil
+	t := s.opts.Transport
+	if t == nil {
+		t = http.DefaultTransport
+	}
+	return &Copier{Source: s.source, Dest: dest, Transport: countingTransport{next: t, n: &s.stats.of(r.ID).bytes},
+		SourceTransport: s.opts.SourceTransport, Mounts: s.mounts}, nil
 }
 
 // Matches reports whether rule pattern covers repository repo.

@@ -34,7 +34,7 @@ func TestService_RuleWithSealedPasswordReconcilesToAuthenticatedDestination(t *t
 	t.Cleanup(func() { db.Close() })
 	key, keyErr := secretkey.LoadKey("", t.TempDir(), false)
 	now := time.Unix(5000, 0)
-	svc, err := replicate.NewService(db, key, keyErr, replicate.Endpoint{URL: src.URL}, replicate.Options{Now: func() time.Time { return now }})
+	svc, err := replicate.NewService(db, key, keyErr, replicate.Endpoint{URL: src.URL}, replicate.Options{Now: func() time.Time { return now }, AllowInternal: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wharf/wharf/internal/egress"
 	"github.com/wharf/wharf/internal/metadata"
 )
 
@@ -20,17 +21,21 @@ type Options struct {
 	MaxAttempts int
 	// Backoff is the first retry's delay, doubled per retry up to an hour.
 	Backoff time.Duration
-	// Lease is how long a claim on a task lasts: a replica killed mid-copy
-	// holds its tasks that long, then another takes them. A copy that
-	// outlasts it may be done twice, which a copy survives (it writes the
-	// same digests).
+	// Lease is how long a claim on a task lasts unless renewed: a replica
+	// killed mid-copy holds its tasks that long, then another takes them.
+	// A live worker renews its claims every third of it (RenewClaims), so
+	// a copy that outlasts it is not claimed twice.
 	Lease time.Duration
 	// Parallel bounds the tasks copied at once by one replica.
 	Parallel int
 	// Transport carries the requests to destinations, SourceTransport
-	// those to the source (nil: http.DefaultTransport; SourceTransport
-	// nil: Transport).
+	// those to the source (nil: http.DefaultTransport, refusing internal
+	// destinations unless AllowInternal; SourceTransport nil: Transport
+	// as given).
 	Transport, SourceTransport http.RoundTripper
+	// AllowInternal lets rules name, and copies reach, destinations on
+	// this host or its private network (egress.Internal).
+	AllowInternal bool
 	// Now is the clock of retries, leases and status (default time.Now).
 	Now func() time.Time
 	Log *slog.Logger
@@ -44,7 +49,18 @@ func (o *Options) defaults() {
 		o.Backoff = 10 * time.Second
 	}
 	if o.Lease <= 0 {
-		o.Lease = 15 * time.Minute
+		o.Lease = time.Minute
+	}
+	// The source is this registry, named by its configuration, not by a
+	// user: it is never guarded.
+	if o.SourceTransport == nil {
+		o.SourceTransport = o.Transport
+	}
+	if o.SourceTransport == nil {
+		o.SourceTransport = http.DefaultTransport
+	}
+	if o.Transport == nil && !o.AllowInternal {
+		o.Transport = egress.Transport(http.DefaultTransport.(*http.Transport))
 	}
 	if o.Parallel < 1 {
 		o.Parallel = 4
@@ -78,6 +94,9 @@ func (s *Service) ReplicateDue(ctx context.Context) (int, error) {
 	if err != nil || len(ts) == 0 {
 		return 0, err
 	}
+	// The whole batch is renewed, not only the copies running: the tasks
+	// waiting for a slot are claimed as well.
+	defer s.heartbeat(ctx)()
 	rules := map[int64]*metadata.ReplicationRule{}
 	for _, t := range ts {
 		if _, ok := rules[t.RuleID]; ok {
@@ -111,6 +130,40 @@ func (s *Service) ReplicateDue(ctx context.Context) (int, error) {
 	return len(ts), errors.Join(errs...)
 }
 
+// RenewClaims extends the leases of the tasks this worker holds to a
+// lease from now, and reports how many it extended; the heartbeat of
+// ReplicateDue calls it every third of a lease while a batch runs.
+func (s *Service) RenewClaims(ctx context.Context) (int, error) {
+	return s.store.RenewReplicationClaims(ctx, s.worker, s.opts.Now().Add(s.opts.Lease))
+}
+
+// heartbeat renews this worker's claims until the returned stop is
+// called. A renewal that fails is logged and tried again at the next
+// beat: the lease has two more beats to go before it lapses.
+func (s *Service) heartbeat(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(max(s.opts.Lease/3, time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, err := s.RenewClaims(ctx); err != nil && ctx.Err() == nil {
+					s.log.WarnContext(ctx, "replication claims not renewed", "err", err)
+				}
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
 // attempt applies t to r's destination once and records the outcome. An
 // error is the store's: the destination's failures are the task's,
 // recorded in it and in the rule's status.
@@ -124,6 +177,9 @@ func (s *Service) attempt(ctx context.Context, r metadata.ReplicationRule, t met
 	reason := ""
 	if applyErr != nil {
 		reason = applyErr.Error()
+		s.stats.of(r.ID).failed.Add(1)
+	} else {
+		s.stats.of(r.ID).done.Add(1)
 	}
 	if err := s.store.RecordReplicationRun(ctx, r.ID, now, reason); err != nil && !errors.Is(err, metadata.ErrNotFound) {
 		return err
@@ -152,7 +208,7 @@ func (s *Service) attempt(ctx context.Context, r metadata.ReplicationRule, t met
 }
 
 // applyTask copies a push's digest under its tag (or by digest), or
-// deletes a tag or a manifest. A push whose manifest is gone from the
+// deletes a tag, a manifest or a whole repository. A push whose manifest is gone from the
 // source since is done: its delete is the next task.
 func (s *Service) applyTask(ctx context.Context, r metadata.ReplicationRule, t metadata.ReplicationTask) error {
 	c, err := s.copier(r)
@@ -177,6 +233,9 @@ func (s *Service) applyTask(ctx context.Context, r metadata.ReplicationRule, t m
 		ref := t.Tag
 		if ref == "" {
 			ref = t.Digest.String()
+		}
+		if ref == "" {
+			return c.DeleteRepository(ctx, t.Repo)
 		}
 		return c.Delete(ctx, t.Repo, ref)
 	}

@@ -3,11 +3,17 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"sync"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wharf/wharf/internal/config"
 	"github.com/wharf/wharf/internal/distribution"
 	"github.com/wharf/wharf/internal/metadata"
 	"github.com/wharf/wharf/internal/replicate"
@@ -30,6 +36,8 @@ func (s *Server) openReplication(key []byte, keyErr error) (*replicate.Service, 
 	return replicate.NewService(rs, key, keyErr, replicate.Endpoint{URL: selfURL}, replicate.Options{
 		MaxAttempts:     s.cfg.Replication.MaxAttempts,
 		Backoff:         s.cfg.Replication.Backoff,
+		Lease:           s.cfg.Replication.Lease,
+		AllowInternal:   s.cfg.AllowInternalDestinations,
 		SourceTransport: selfTransport{h: distribution.New(s.registry, s.log)},
 		Now:             s.opts.now,
 		Log:             s.log,
@@ -39,6 +47,49 @@ func (s *Server) openReplication(key []byte, keyErr error) (*replicate.Service, 
 // Replication is the replication service, nil when the database keeps no
 // rules.
 func (s *Server) Replication() *replicate.Service { return s.repl }
+
+// replicationCollector exports replication: what this process's worker
+// did per rule, and each rule's backlog as the database has it at scrape
+// time (so every replica reports the same lag).
+type replicationCollector struct{ repl *replicate.Service }
+
+var (
+	replLabels    = []string{"rule", "namespace"}
+	replTasksDesc = prometheus.NewDesc("wharf_replication_tasks_total",
+		"Replication task attempts of this process by rule and outcome: done, failed (retried, or given up to the reconcile).",
+		[]string{"rule", "namespace", "outcome"}, nil)
+	replBytesDesc = prometheus.NewDesc("wharf_replication_sent_bytes_total",
+		"Bytes this process sent to a rule's destination (blobs and manifests; a mounted blob or one it had costs none).", replLabels, nil)
+	replPendingDesc = prometheus.NewDesc("wharf_replication_pending", "Events of a rule not yet replicated.", replLabels, nil)
+	replLagDesc     = prometheus.NewDesc("wharf_replication_lag_seconds",
+		"Age of a rule's oldest event not yet replicated (0: none pending).", replLabels, nil)
+)
+
+func (c replicationCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- replTasksDesc
+	ch <- replBytesDesc
+	ch <- replPendingDesc
+	ch <- replLagDesc
+}
+
+func (c replicationCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rules, err := c.repl.Rules(ctx, "")
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(replLagDesc, err)
+		return
+	}
+	stats := c.repl.Stats()
+	for _, r := range rules {
+		id, st := strconv.FormatInt(r.ID, 10), stats[r.ID]
+		ch <- prometheus.MustNewConstMetric(replTasksDesc, prometheus.CounterValue, float64(st.Done), id, r.Namespace, "done")
+		ch <- prometheus.MustNewConstMetric(replTasksDesc, prometheus.CounterValue, float64(st.Failed), id, r.Namespace, "failed")
+		ch <- prometheus.MustNewConstMetric(replBytesDesc, prometheus.CounterValue, float64(st.Bytes), id, r.Namespace)
+		ch <- prometheus.MustNewConstMetric(replPendingDesc, prometheus.GaugeValue, float64(r.Pending), id, r.Namespace)
+		ch <- prometheus.MustNewConstMetric(replLagDesc, prometheus.GaugeValue, r.Lag.Seconds(), id, r.Namespace)
+	}
+}
 
 // reconcileReplication reconciles every rule each
 // cfg.Replication.ReconcileInterval, on one replica per interval (a lease
@@ -127,4 +178,55 @@ func (w *pipeResponse) start(code int) {
 func (w *pipeResponse) Write(p []byte) (int, error) {
 	w.start(http.StatusOK)
 	return w.body.Write(p)
+}
+
+// ReplicationRules is offline access to a database's replication rules
+// and their status, for `wharf replication` beside a running or a
+// stopped server.
+type ReplicationRules struct {
+	svc   *replicate.Service
+	close func() error
+}
+
+// OpenReplicationRules opens the replication rules of the database cfg
+// names. It reads, so it needs no secret key.
+func OpenReplicationRules(ctx context.Context, cfg config.Config, log *slog.Logger) (*ReplicationRules, error) {
+	if cfg.Database.Driver == "sqlite" {
+		if err := existingDataDir(cfg); err != nil {
+			return nil, err
+		}
+	}
+	db, err := openMetadata(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := replicate.NewService(db, nil, nil, replicate.Endpoint{URL: selfURL}, replicate.Options{Log: log})
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return &ReplicationRules{svc: svc, close: db.Close}, nil
+}
+
+// Close releases the database.
+func (r *ReplicationRules) Close() error { return r.close() }
+
+// List lists namespace ns's rules ("": every rule) with their status.
+func (r *ReplicationRules) List(ctx context.Context, ns string) ([]replicate.Rule, error) {
+	return r.svc.Rules(ctx, ns)
+}
+
+// Get returns rule id with its status, or an error that says there is
+// no such rule.
+func (r *ReplicationRules) Get(ctx context.Context, id int64) (*replicate.Rule, error) {
+	all, err := r.svc.Rules(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	for _, rule := range all {
+		if rule.ID == id {
+			return &rule, nil
+		}
+	}
+	return nil, fmt.Errorf("replication rule %d: %w", id, replicate.ErrNotFound)
 }

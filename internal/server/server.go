@@ -205,6 +205,9 @@ func (s *Server) routes(promReg *prometheus.Registry) http.Handler {
 	if s.hooks != nil {
 		promReg.MustRegister(webhookMetrics(s.hooks.Counts()))
 	}
+	if s.repl != nil {
+		promReg.MustRegister(replicationCollector{repl: s.repl})
+	}
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	api := distribution.New(s.registry, s.log)

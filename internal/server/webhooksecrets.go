@@ -20,7 +20,8 @@ import (
 // and the log says so.
 func openWebhooks(ctx context.Context, cfg config.Config, log *slog.Logger, ws metadata.WebhookStore, o options, key []byte, err error) (*notify.Service, error) {
 	opts := notify.Options{MaxAttempts: cfg.Webhooks.MaxAttempts, Backoff: cfg.Webhooks.Backoff,
-		Timeout: cfg.Webhooks.Timeout, RegistryURL: cfg.Webhooks.RegistryURL, Now: o.now}
+		Timeout: cfg.Webhooks.Timeout, RegistryURL: cfg.Webhooks.RegistryURL, Now: o.now,
+		AllowInternal: cfg.AllowInternalDestinations}
 	switch {
 	case errors.Is(err, secretkey.ErrNoKey):
 		log.WarnContext(ctx, "webhook secrets stored unsealed: no secret key", "fix", "set secret_key (WHARF_SECRET_KEY), the same on every replica")

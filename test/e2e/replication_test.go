@@ -28,13 +28,15 @@ const replicationWait = 90 * time.Second
 // attached with oras follows its image; a deleted tag is deleted; an
 // image pushed while both destinations are down reaches them once they
 // are back (the event's retries); an image pushed before the rules
-// existed is copied by a "reconcile now".
+// existed is copied by a "reconcile now"; a repository deleted is deleted
+// at both.
 func TestReplication_ToReferenceRegistryAndSecondWharf(t *testing.T) {
 	refRoot := t.TempDir()
 	ref := startReference(t, refRoot)
 	destAddr := freeLoopbackAddr(t)
 	dest := startWharfAt(t, destAddr)
-	src := startWharf(t, "--replication-backoff", "1s")
+	// The destinations are on loopback, which rules may not name by default.
+	src := startWharf(t, "--replication-backoff", "1s", "--allow-internal-destinations=true")
 
 	before := pushRandom(t, src.Addr+"/team/old:v1")
 	toRef := createReplicationRule(t, src, fmt.Sprintf(`{"url": "http://%s"}`, ref.Addr))
@@ -105,6 +107,27 @@ func TestReplication_ToReferenceRegistryAndSecondWharf(t *testing.T) {
 		waitFor(t, fmt.Sprintf("rule %d caught up", id), func() bool {
 			s := replicationStatus(t, src, id)
 			return s.Pending == 0 && s.LastError == "" && s.LastOK != ""
+		})
+	}
+
+	// A repository deleted (through the Hub API) goes at the destination
+	// too: its manifests are deleted there.
+	req, err := http.NewRequest(http.MethodDelete, src.URL+"/v2/repositories/team/old", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("delete repository team/old = %s", resp.Status)
+	}
+	for where, addr := range at {
+		waitFor(t, "team/old's manifest deleted at "+where, func() bool {
+			_, err := remote.Head(mustRef(t, addr("team/old@"+before.String())))
+			return err != nil
 		})
 	}
 }

@@ -112,7 +112,8 @@ func TestWebhooks_KilledDuringDeliveryLosesNoEvent(t *testing.T) {
 	// The held delivery must still be under way when wharf is killed:
 	// the timeout leaves the test 5s for that, and is what the restarted
 	// wharf waits (plus 5s) before it takes the lapsed claim over.
-	args := []string{"--webhook-poll", "100ms", "--webhook-backoff", "100ms", "--webhook-timeout", "5s"}
+	// The receiver is on loopback, which hooks may not name by default.
+	args := []string{"--webhook-poll", "100ms", "--webhook-backoff", "100ms", "--webhook-timeout", "5s", "--allow-internal-destinations=true"}
 	srv := startWharfAt(t, addr, args...)
 	body := fmt.Sprintf(`{"url": %q, "events": ["push"], "format": "cncf"}`, hs.URL+"/hook")
 	resp, err := http.Post(srv.URL+"/v2/namespaces/team/webhooks", "application/json", strings.NewReader(body))

@@ -30,6 +30,7 @@ func RunReplication(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"Writes_RecordTasksForCoveringRulesOnly", testReplicationRecord},
 		{"Claim_InOrderPerRuleAndRepository_FailRetries", testReplicationClaimOrder},
 		{"Claim_ConcurrentWorkersTakeEachTaskOnce", testReplicationClaimConcurrent},
+		{"Claim_RenewedLeaseHoldsALapsedOneIsTaken", testReplicationRenewClaims},
 		{"Status_BacklogLagAndFailures", testReplicationStatus},
 	}
 	for _, tc := range tests {
@@ -57,7 +58,7 @@ func createRule(t *testing.T, s metadata.ReplicationStore, pattern string) int64
 
 func taskKey(x metadata.ReplicationTask) string {
 	ref := x.Tag
-	if ref == "" {
+	if ref == "" && x.Digest != "" {
 		ref = x.Digest.String()[:15]
 	}
 	return fmt.Sprintf("rule%d %s %s:%s", x.RuleID, x.Action, x.Repo, ref)
@@ -111,11 +112,18 @@ func testReplicationRecord(t *testing.T, ms metadata.Store, s metadata.Replicati
 	if err := ms.DeleteTag(ctx, "ns/app", "v1"); err != nil {
 		t.Fatal(err)
 	}
-	// Neither a pull nor a whole repository deleted makes a task.
+	// A whole repository deleted makes a task; a pull does not.
+	if ws, ok := ms.(metadata.WebhookStore); ok {
+		if err := ws.RecordEvents(ctx, []metadata.Event{{Action: metadata.EventPull, Repo: "ns/app", Tag: "v1", Count: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := ms.DeleteRepository(ctx, "ns/app"); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
+		fmt.Sprintf("rule%d delete ns/app:", all),
+		fmt.Sprintf("rule%d delete ns/app:", app),
 		fmt.Sprintf("rule%d push ns/app:v1", all),
 		fmt.Sprintf("rule%d push ns/app:v1", app),
 		fmt.Sprintf("rule%d push ns/app:%s", all, sig.Digest.String()[:15]),
@@ -189,6 +197,46 @@ func testReplicationClaimConcurrent(t *testing.T, ms metadata.Store, s metadata.
 		}
 		return ids, err
 	})
+}
+
+func testReplicationRenewClaims(t *testing.T, ms metadata.Store, s metadata.ReplicationStore) {
+	ctx := t.Context()
+	rule := createRule(t, s, "ns/*")
+	putManifest(t, ms, newManifest("ns/a", "one"), "v1")
+	putManifest(t, ms, newManifest("ns/b", "two"), "v1")
+	now := time.Now()
+	renew := func(worker string, at time.Time, want int) {
+		t.Helper()
+		if n, err := s.RenewReplicationClaims(ctx, worker, at.Add(time.Minute)); err != nil || n != want {
+			t.Fatalf("RenewReplicationClaims(%s) at +%v = %d, %v; want %d", worker, at.Sub(now), n, err, want)
+		}
+	}
+	held := claimTasks(t, s, "w1", now, 100) // leased for a minute
+	if len(held) != 2 {
+		t.Fatalf("claimed %q, want both repositories' pushes", taskKeys(held))
+	}
+	renew("w1", now.Add(40*time.Second), 2)
+	renew("w2", now.Add(40*time.Second), 0)
+	renew("", now.Add(40*time.Second), 0) // unclaimed rows are nobody's
+	if got := claimTasks(t, s, "w2", now.Add(90*time.Second), 100); len(got) != 0 {
+		t.Fatalf("claim past the first lease but within its renewal = %q, want none", taskKeys(got))
+	}
+	if err := s.FinishReplicationTask(ctx, held[0].ID, "w1"); err != nil {
+		t.Fatal(err)
+	}
+	renew("w1", now.Add(90*time.Second), 1)
+	// w1 stops renewing (it died): once the renewed lease lapses, w2 takes
+	// the task, and w1's heartbeat can no longer take it back.
+	later := now.Add(151 * time.Second)
+	taken := claimTasks(t, s, "w2", later, 100)
+	if want := []string{fmt.Sprintf("rule%d push ns/b:v1", rule)}; !slices.Equal(taskKeys(taken), want) {
+		t.Fatalf("claim after the renewed lease lapsed = %q, want %q", taskKeys(taken), want)
+	}
+	renew("w1", later, 0)
+	wantErr(t, "FinishReplicationTask by the worker that died", s.FinishReplicationTask(ctx, taken[0].ID, "w1"), metadata.ErrConflict)
+	if err := s.FinishReplicationTask(ctx, taken[0].ID, "w2"); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func testReplicationStatus(t *testing.T, ms metadata.Store, s metadata.ReplicationStore) {

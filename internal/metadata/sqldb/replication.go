@@ -131,15 +131,17 @@ const replicateQuery = `INSERT INTO replication_tasks (rule_id, action, repo, di
 	  AND substr(?, 1, length(r.pattern) - 1) = substr(r.pattern, 1, length(r.pattern) - 1))`
 
 // recordReplication records e's replication tasks in tx. Only what
-// changes a repository's content replicates, and only what names a tag
-// or a manifest: a whole repository deleted is left to the reconcile.
+// changes a repository's content replicates: a push or a tag names a tag
+// or a manifest; a delete that names neither is the whole repository's.
 func recordReplication(ctx context.Context, tx *stmtTx, e metadata.Event, ts int64) error {
-	switch e.Action {
-	case metadata.EventPush, metadata.EventTag, metadata.EventDelete:
-	default:
+	switch {
+	case e.Repo == "":
 		return nil
-	}
-	if e.Repo == "" || e.Tag == "" && e.Digest == "" {
+	case e.Action == metadata.EventPush || e.Action == metadata.EventTag:
+		if e.Tag == "" && e.Digest == "" {
+			return nil
+		}
+	case e.Action != metadata.EventDelete:
 		return nil
 	}
 	if _, err := tx.ExecContext(ctx, replicateQuery, e.Action, e.Repo, e.Digest.String(), e.Tag, ts, ts, e.Repo, e.Repo); err != nil {
@@ -161,20 +163,9 @@ const taskColumns = `id, rule_id, action, repo, digest, tag, created_at, attempt
 // SKIP LOCKED on PostgreSQL so that replicas claiming at once take
 // different rows, in one statement so that it holds through PgBouncer.
 func (db *DB) ClaimReplicationTasks(ctx context.Context, worker string, now, until time.Time, n int) ([]metadata.ReplicationTask, error) {
-	lock := ""
-	if db.postgres {
-		lock = ` FOR UPDATE SKIP LOCKED`
-	}
 	var out []metadata.ReplicationTask
 	err := db.inTx(ctx, func(tx *stmtTx) error {
-		rows, err := tx.QueryContext(ctx,
-			`UPDATE replication_tasks SET claimed_by = ?, claimed_until = ?
-			 WHERE id IN (SELECT t.id FROM replication_tasks t
-			   WHERE t.next_at <= ? AND t.claimed_until <= ?
-			   AND NOT EXISTS (SELECT 1 FROM replication_tasks e
-			     WHERE e.rule_id = t.rule_id AND e.repo = t.repo AND e.id < t.id)
-			   ORDER BY t.id LIMIT ?`+lock+`)
-			 RETURNING `+taskColumns,
+		rows, err := tx.QueryContext(ctx, db.claimQuery("replication_tasks", "rule_id", "", taskColumns),
 			worker, until.UnixNano(), now.UnixNano(), now.UnixNano(), n)
 		if err != nil {
 			return err
@@ -210,4 +201,23 @@ func (db *DB) FailReplicationTask(ctx context.Context, id int64, worker, reason 
 	return db.leased(ctx, id, "fail replication task",
 		`UPDATE replication_tasks SET attempts = attempts + 1, last_error = ?, next_at = ?, claimed_by = '', claimed_until = 0
 		 WHERE id = ? AND claimed_by = ?`, reason, next.UnixNano(), id, worker)
+}
+
+// RenewReplicationClaims extends worker's leases. A lease that lapsed and
+// was taken by another worker names that worker now, so it is not taken
+// back; one that lapsed untaken is renewed, as its copy still runs.
+func (db *DB) RenewReplicationClaims(ctx context.Context, worker string, until time.Time) (int, error) {
+	var n int64
+	err := db.inTx(ctx, func(tx *stmtTx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE replication_tasks SET claimed_until = ? WHERE claimed_by = ? AND claimed_by <> ''`, until.UnixNano(), worker)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("renew replication claims: %w", err)
+	}
+	return int(n), nil
 }

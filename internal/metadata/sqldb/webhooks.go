@@ -207,20 +207,9 @@ func scanDeliveries(rows *sql.Rows) ([]metadata.Delivery, error) {
 // different rows instead of queueing on each other; one statement, so it
 // holds through PgBouncer's transaction pooling. SQLite has one writer.
 func (db *DB) ClaimDeliveries(ctx context.Context, worker string, now, until time.Time, n int) ([]metadata.Delivery, error) {
-	lock := ""
-	if db.postgres {
-		lock = ` FOR UPDATE SKIP LOCKED`
-	}
 	var out []metadata.Delivery
 	err := db.inTx(ctx, func(tx *stmtTx) error {
-		rows, err := tx.QueryContext(ctx,
-			`UPDATE webhook_deliveries SET claimed_by = ?, claimed_until = ?
-			 WHERE id IN (SELECT d.id FROM webhook_deliveries d
-			   WHERE d.state = 'pending' AND d.next_at <= ? AND d.claimed_until <= ?
-			   AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e
-			     WHERE e.state = 'pending' AND e.hook_id = d.hook_id AND e.repo = d.repo AND e.id < d.id)
-			   ORDER BY d.id LIMIT ?`+lock+`)
-			 RETURNING `+deliveryColumns,
+		rows, err := tx.QueryContext(ctx, db.claimQuery("webhook_deliveries", "hook_id", "state = 'pending'", deliveryColumns),
 			worker, until.UnixNano(), now.UnixNano(), now.UnixNano(), n)
 		if err != nil {
 			return err
@@ -234,6 +223,31 @@ func (db *DB) ClaimDeliveries(ctx context.Context, worker string, now, until tim
 	// RETURNING promises no order.
 	slices.SortFunc(out, func(a, b metadata.Delivery) int { return int(a.ID - b.ID) })
 	return out, nil
+}
+
+// claimQuery is the statement that leases the due rows of an outbox
+// table (webhook deliveries, replication tasks) and returns their
+// columns; its parameters are the worker, the lease's end, now (twice)
+// and how many rows at most. A row is due when its next attempt is, no
+// live lease holds it, and no earlier row of its queue (the same owner,
+// a hook or a rule, and repository) is still to be worked: the queue's
+// events go out in order. live ("" for every row) says which rows are
+// still to be worked. The oldest due rows go first.
+func (db *DB) claimQuery(table, owner, live, columns string) string {
+	lock, liveD, liveE := "", "", ""
+	if db.postgres {
+		lock = ` FOR UPDATE SKIP LOCKED`
+	}
+	if live != "" {
+		liveD, liveE = "d."+live+" AND ", "e."+live+" AND "
+	}
+	return `UPDATE ` + table + ` SET claimed_by = ?, claimed_until = ?
+	 WHERE id IN (SELECT d.id FROM ` + table + ` d
+	   WHERE ` + liveD + `d.next_at <= ? AND d.claimed_until <= ?
+	   AND NOT EXISTS (SELECT 1 FROM ` + table + ` e
+	     WHERE ` + liveE + `e.` + owner + ` = d.` + owner + ` AND e.repo = d.repo AND e.id < d.id)
+	   ORDER BY d.id LIMIT ?` + lock + `)
+	 RETURNING ` + columns
 }
 
 // leased runs an update of a leased row (a delivery, a replication task)
