@@ -16,19 +16,19 @@ import (
 
 // A blob not yet cached is fetched once however many clients ask for it
 // at the same time: the first request starts a fetch that reads the
-// upstream a chunk at a time into its own buffer, hashes the chunk and
-// writes it to a spool file. The request that started the fetch (the
-// lead) is lent each chunk's buffer and sends it to its client as it is,
-// so its bytes never come back out of the spool; other requests, and a
-// lead that has fallen behind, send the spool as far as it is written
-// (sendfile), waiting for more. The fetch never waits for a client: a
-// slow one just reads more of the spool. Bytes pass through disk and
-// through a few buffers, never whole through memory. The last chunk is
-// readable only once the digest matches, so no client ever receives a
-// whole blob that is not d; then the spool is committed into the blob
-// store through the registry as a push would be, after the clients have
-// their bytes. A fetch cut off, or bytes that do not match, end every
-// reader with an error and leave nothing behind.
+// upstream into its own buffers, writes each chunk to a spool file and
+// hashes it. The request that started the fetch (the lead) is lent each
+// chunk's buffer before it is spooled, and sends it to its client while
+// the fetch spools and hashes it, so its bytes never come back out of the
+// spool; other requests, and a lead that has fallen behind, send the
+// spool as far as it is written (sendfile), waiting for more. The fetch
+// never waits for a client: a slow one just reads more of the spool.
+// Bytes pass through disk and a few buffers, never whole through memory.
+// The last chunk is readable only once the digest matches, so no client
+// receives a whole blob that is not d; then the spool is committed into
+// the blob store through the registry as a push would be, after the
+// clients have their bytes. A fetch cut off, or bytes that do not match,
+// end every reader with an error and leave nothing behind.
 
 // chunkSize bounds the fetch's reads: a read takes what the socket holds,
 // up to this, so that bytes reach clients as they arrive, in big pieces
@@ -58,24 +58,39 @@ type fetch struct {
 	spare  [][]byte
 }
 
-// publish makes chunk, just spooled at offset at, readable, and lends it
-// to the lead if the lead took the last one. It returns the buffer to
-// read the next chunk into.
-func (f *fetch) publish(chunk []byte, at int64) []byte {
+// lend lends chunk, at offset at in the blob, to the lead if the lead
+// took the last one, and reports whether it did. The chunk need not be
+// spooled yet: the lead, which alone sees it, sends it while the fetch
+// spools and hashes it.
+func (f *fetch) lend(chunk []byte, at int64) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.written = at + int64(len(chunk))
-	next := chunk[:cap(chunk)]
-	if f.lead && f.lent == nil {
-		f.lent, f.lentAt = chunk, at
-		if k := len(f.spare); k > 0 {
-			next, f.spare = f.spare[k-1], f.spare[:k-1]
-		} else {
-			next = make([]byte, chunkSize)
-		}
+	if !f.lead || f.lent != nil {
+		return false
 	}
+	f.lent, f.lentAt = chunk, at
 	f.cond.Broadcast()
-	return next
+	return true
+}
+
+// buffer returns a buffer the lead has finished with, or a new one.
+func (f *fetch) buffer() []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if k := len(f.spare); k > 0 {
+		b := f.spare[k-1]
+		f.spare = f.spare[:k-1]
+		return b
+	}
+	return make([]byte, chunkSize)
+}
+
+// spooled makes the first n bytes, now in the spool, readable.
+func (f *fetch) spooled(n int64) {
+	f.mu.Lock()
+	f.written = n
+	f.cond.Broadcast()
+	f.mu.Unlock()
 }
 
 // giveBack returns a lent buffer to the fetch.
@@ -363,11 +378,6 @@ func (m *Mirror) download(ctx context.Context, t Target, d digest.Digest, f *fet
 		k, rerr := body.Read(buf[:min(int64(len(buf)), size-n)])
 		if k > 0 {
 			idle.progress()
-			if _, err := spool.Write(buf[:k]); err != nil {
-				return err
-			}
-			h.Write(buf[:k])
-			t.Source.stats.bytesFetched.Add(int64(k))
 		}
 		if rerr != nil && (rerr != io.EOF || n+int64(k) < size) {
 			if rerr == io.EOF {
@@ -378,13 +388,23 @@ func (m *Mirror) download(ctx context.Context, t Target, d digest.Digest, f *fet
 		if k == 0 {
 			continue
 		}
-		if n+int64(k) == size {
+		chunk, last := buf[:k], n+int64(k) == size
+		if !last && f.lend(chunk, n) {
+			buf = f.buffer()
+		}
+		if _, err := spool.Write(chunk); err != nil {
+			return err
+		}
+		h.Write(chunk)
+		t.Source.stats.bytesFetched.Add(int64(k))
+		if last {
 			if got := digest.NewDigest(digest.SHA256, h); got != d {
 				return fmt.Errorf("blob %s: upstream sent %s", d, got)
 			}
+			f.lend(chunk, n)
 		}
-		buf = f.publish(buf[:k], n)
 		n += int64(k)
+		f.spooled(n)
 	}
 	t.Source.stats.misses.Add(1)
 	return nil

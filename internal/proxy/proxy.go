@@ -104,8 +104,9 @@ type Options struct {
 	// SpoolDir holds blobs while they are fetched.
 	SpoolDir string
 	// IdleTimeout ends a blob fetch whose upstream sends nothing for this
-	// long (0: never), so that a stalled upstream does not hold its
-	// clients, and the blob, forever.
+	// long, and a manifest request not answered whole within it (0:
+	// never), so that a stalled upstream does not hold its clients, and
+	// the blob or tag, forever.
 	IdleTimeout time.Duration
 	// MaxSize caps what the mirrored namespaces hold (0: no cap); Evict
 	// deletes what was least recently pulled to get under it.
