@@ -29,17 +29,11 @@ func TestMirror_FirstClientThatStopsReadingHoldsNoOtherClient(t *testing.T) {
 	// wait for the first.
 	resp, err := http.Get(mirror.URL + "/v2/library/slow/blobs/" + d)
 	must(t, err)
-	got, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || !bytes.Equal(got, blob) {
-		t.Fatalf("second client = %d bytes, %v; want the blob", len(got), err)
-	}
+	defer resp.Body.Close()
+	wantBlob(t, "second client", resp.Body, blob)
 	// The first, reading at last, gets the blob whole: what it was lent,
 	// then what it missed, from the spool.
-	got, err = io.ReadAll(first.Body)
-	if err != nil || !bytes.Equal(got, blob) {
-		t.Fatalf("first client = %d bytes, %v; want the blob", len(got), err)
-	}
+	wantBlob(t, "first client", first.Body, blob)
 	if n := up.blobGets.Load(); n != 1 {
 		t.Errorf("upstream blob GETs = %d, want 1", n)
 	}
@@ -84,5 +78,14 @@ func TestMirror_BlobThatDoesNotMatchItsDigestNeverReachesAClientWhole(t *testing
 	}
 	if len(got) >= len(bad) {
 		t.Errorf("the client received %d bytes of %d before the error, want the last withheld", len(got), len(bad))
+	}
+}
+
+// wantBlob reads r to its end and fails the test unless it was blob.
+func wantBlob(t *testing.T, who string, r io.Reader, blob []byte) {
+	t.Helper()
+	got, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(got, blob) {
+		t.Fatalf("%s = %d bytes, %v; want the blob", who, len(got), err)
 	}
 }
