@@ -74,7 +74,9 @@ type Mirror struct {
 	AnonymousPull bool `yaml:"anonymous_pull"`
 	// IdleTimeout abandons a blob fetch whose upstream sends nothing for
 	// this long: its clients get an error and the next pull fetches
-	// afresh. 0 waits for as long as the connection lives.
+	// afresh. A manifest request (HEAD or GET) must be answered whole
+	// within it, or the pull fails, or is served a stale tag. 0 waits for
+	// as long as the connection lives.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// MaxSize caps the storage of the mirrored namespaces ("50GiB"; empty:
 	// no cap). Every EvictInterval, what is over it goes, least recently

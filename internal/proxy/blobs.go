@@ -15,14 +15,25 @@ import (
 )
 
 // A blob not yet cached is fetched once however many clients ask for it
-// at the same time: the first request starts a fetch that writes the
-// upstream's bytes to a spool file, hashing them; every request, the
-// first included, reads that file as far as it is written, waiting for
-// more. Bytes pass through disk, never whole through memory. Once the
-// digest matches, readers see the end and the spool is committed into
-// the blob store through the registry as a push would be. A fetch cut
-// off, or bytes that do not match, end every reader with an error and
-// leave nothing behind.
+// at the same time: the first request starts a fetch that reads the
+// upstream into its own buffers, writes each chunk to a spool file and
+// hashes it. The request that started the fetch (the lead) is lent each
+// chunk's buffer before it is spooled, and sends it to its client while
+// the fetch spools and hashes it, so its bytes never come back out of the
+// spool; other requests, and a lead that has fallen behind, send the
+// spool as far as it is written (sendfile), waiting for more. The fetch
+// never waits for a client: a slow one just reads more of the spool.
+// Bytes pass through disk and a few buffers, never whole through memory.
+// The last chunk is readable only once the digest matches, so no client
+// receives a whole blob that is not d; then the spool is committed into
+// the blob store through the registry as a push would be, after the
+// clients have their bytes. A fetch cut off, or bytes that do not match,
+// end every reader with an error and leave nothing behind.
+
+// chunkSize bounds the fetch's reads: a read takes what the socket holds,
+// up to this, so that bytes reach clients as they arrive, in big pieces
+// when the upstream is fast.
+const chunkSize = 1 << 20
 
 // fetch is one blob on its way from the upstream.
 type fetch struct {
@@ -32,23 +43,91 @@ type fetch struct {
 
 	mu      sync.Mutex
 	cond    *sync.Cond
-	written int64
+	written int64 // spooled bytes readers may send (all of them once verified)
 	done    bool  // verified, or failed (err)
 	err     error // set with done when the fetch failed
+
+	// lead says the lead reader is still there to be lent chunks; lent
+	// is the chunk lent to it and not yet taken (at lentAt in the blob),
+	// spare the buffers it has finished with. The fetch lends a chunk
+	// only when the previous one was taken, so it holds at most three
+	// buffers: the one it reads into, the lent one, the one being sent.
+	lead   bool
+	lent   []byte
+	lentAt int64
+	spare  [][]byte
+}
+
+// lend lends chunk, at offset at in the blob, to the lead if the lead
+// took the last one, and reports whether it did. The chunk need not be
+// spooled yet: the lead, which alone sees it, sends it while the fetch
+// spools and hashes it.
+func (f *fetch) lend(chunk []byte, at int64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.lead || f.lent != nil {
+		return false
+	}
+	f.lent, f.lentAt = chunk, at
+	f.cond.Broadcast()
+	return true
+}
+
+// buffer returns a buffer the lead has finished with, or a new one.
+func (f *fetch) buffer() []byte {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if k := len(f.spare); k > 0 {
+		b := f.spare[k-1]
+		f.spare = f.spare[:k-1]
+		return b
+	}
+	return make([]byte, chunkSize)
+}
+
+// spooled makes the first n bytes, now in the spool, readable.
+func (f *fetch) spooled(n int64) {
+	f.mu.Lock()
+	f.written = n
+	f.cond.Broadcast()
+	f.mu.Unlock()
+}
+
+// giveBack returns a lent buffer to the fetch.
+func (f *fetch) giveBack(b []byte) {
+	if b == nil {
+		return
+	}
+	f.mu.Lock()
+	f.spare = append(f.spare, b[:cap(b)])
+	f.mu.Unlock()
+}
+
+// dropLead stops lending: the lead reader is gone.
+func (f *fetch) dropLead() {
+	f.mu.Lock()
+	f.lead = false
+	if f.lent != nil {
+		f.spare = append(f.spare, f.lent[:cap(f.lent)])
+		f.lent = nil
+	}
+	f.mu.Unlock()
 }
 
 // BlobReader is a blob served from the mirror while it is fetched.
 type BlobReader struct {
-	f   *fetch
-	fd  *os.File
-	off int64
+	f    *fetch
+	fd   *os.File
+	off  int64
+	lead bool // started the fetch: sends lent chunks
 }
 
 // Size is the blob's length.
 func (r *BlobReader) Size() int64 { return r.f.size }
 
-// Read returns the bytes written so far, waiting for more until the
-// fetch ends; a failed fetch is an error, never a short EOF.
+// Read returns the bytes spooled so far, waiting for more until the
+// fetch ends; a failed fetch is an error, never a short EOF. (WriteTo is
+// the fast way; Read never takes lent chunks.)
 func (r *BlobReader) Read(p []byte) (int, error) {
 	f := r.f
 	f.mu.Lock()
@@ -71,8 +150,82 @@ func (r *BlobReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteTo sends the blob to w as it arrives: the lead's lent chunks as
+// they are, everything else from the spool, which reaches a socket with
+// sendfile when w can take a file (io.ReaderFrom). A failed fetch is an
+// error, never a short copy.
+func (r *BlobReader) WriteTo(w io.Writer) (int64, error) {
+	f := r.f
+	start := r.off
+	for r.off < f.size {
+		f.mu.Lock()
+		for !(r.lead && f.lent != nil) && r.off >= f.written && !f.done {
+			f.cond.Wait()
+		}
+		var chunk []byte
+		var at int64
+		if r.lead && f.lent != nil {
+			chunk, at, f.lent = f.lent, f.lentAt, nil
+		}
+		written, done, ferr := f.written, f.done, f.err
+		f.mu.Unlock()
+		if ferr != nil {
+			f.giveBack(chunk)
+			return r.off - start, ferr
+		}
+		if chunk == nil && done && r.off >= written {
+			return r.off - start, io.ErrUnexpectedEOF // cannot be: verified means all written
+		}
+		err := r.send(w, chunk, at, written)
+		f.giveBack(chunk)
+		if err != nil {
+			if r.lead {
+				r.lead = false
+				f.dropLead()
+			}
+			return r.off - start, err
+		}
+	}
+	return r.off - start, nil
+}
+
+// send writes what the reader may send now: the spool up to the lent
+// chunk (or as far as written, without one), then the chunk's bytes the
+// reader has not sent yet (it may have sent some from the spool).
+func (r *BlobReader) send(w io.Writer, chunk []byte, at, written int64) error {
+	upto := written
+	if chunk != nil {
+		upto = at
+	}
+	if r.off < upto {
+		if _, err := r.fd.Seek(r.off, io.SeekStart); err != nil {
+			return err
+		}
+		n, err := io.Copy(w, &io.LimitedReader{R: r.fd, N: upto - r.off})
+		r.off += n
+		if err == nil && r.off < upto {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if end := at + int64(len(chunk)); chunk != nil && end > r.off {
+		n, err := w.Write(chunk[r.off-at:])
+		r.off += int64(n)
+		return err
+	}
+	return nil
+}
+
 // Close releases the reader's handle on the spool.
-func (r *BlobReader) Close() error { return r.fd.Close() }
+func (r *BlobReader) Close() error {
+	if r.lead {
+		r.lead = false
+		r.f.dropLead()
+	}
+	return r.fd.Close()
+}
 
 // OpenBlob returns d of t when it is not yet cached: a reader of the one
 // fetch in flight for d, started if none is. cached is true (and the
@@ -87,7 +240,7 @@ func (m *Mirror) OpenBlob(ctx context.Context, t Target, d digest.Digest) (r *Bl
 	m.mu.Lock()
 	f, joined := m.inflight[d]
 	if !joined {
-		f = &fetch{ready: make(chan struct{})}
+		f = &fetch{ready: make(chan struct{}), lead: true}
 		f.cond = sync.NewCond(&f.mu)
 		m.inflight[d] = f
 		// The fetch outlives the request that started it: the other
@@ -99,9 +252,16 @@ func (m *Mirror) OpenBlob(ctx context.Context, t Target, d digest.Digest) (r *Bl
 		}()
 	}
 	m.mu.Unlock()
+	// A starter that returns no reader lends nothing more.
+	abandon := func() {
+		if !joined {
+			f.dropLead()
+		}
+	}
 	select {
 	case <-f.ready:
 	case <-ctx.Done():
+		abandon()
 		return nil, false, ctx.Err()
 	}
 	if f.path == "" {
@@ -115,6 +275,7 @@ func (m *Mirror) OpenBlob(ctx context.Context, t Target, d digest.Digest) (r *Bl
 	m.mu.Lock()
 	if m.inflight[d] != f {
 		m.mu.Unlock()
+		abandon()
 		f.mu.Lock()
 		ferr := f.err
 		f.mu.Unlock()
@@ -127,6 +288,7 @@ func (m *Mirror) OpenBlob(ctx context.Context, t Target, d digest.Digest) (r *Bl
 	fd, err := os.Open(f.path)
 	m.mu.Unlock()
 	if err != nil {
+		abandon()
 		return nil, false, err
 	}
 	if joined {
@@ -135,7 +297,7 @@ func (m *Mirror) OpenBlob(ctx context.Context, t Target, d digest.Digest) (r *Bl
 		t.Source.stats.hits.Add(1)
 		t.Source.stats.bytesSaved.Add(f.size)
 	}
-	return &BlobReader{f: f, fd: fd}, false, nil
+	return &BlobReader{f: f, fd: fd, lead: !joined}, false, nil
 }
 
 func (m *Mirror) blobError(t Target, d digest.Digest, err error) error {
@@ -186,7 +348,8 @@ func (m *Mirror) forget(d digest.Digest, f *fetch) {
 }
 
 // download copies the upstream's bytes into the spool, hashing them, and
-// reports whether they are d.
+// reports whether they are d. Each chunk is published once spooled; the
+// last only once the digest matches.
 func (m *Mirror) download(ctx context.Context, t Target, d digest.Digest, f *fetch) error {
 	if d.Algorithm() != digest.SHA256 {
 		return fmt.Errorf("blob %s: only sha256 blobs are mirrored", d)
@@ -209,32 +372,39 @@ func (m *Mirror) download(ctx context.Context, t Target, d digest.Digest, f *fet
 	f.path, f.size = spool.Name(), size
 	close(f.ready)
 	h := sha256.New()
-	buf := make([]byte, 256<<10)
+	buf := make([]byte, chunkSize)
 	var n int64
 	for n < size {
 		k, rerr := body.Read(buf[:min(int64(len(buf)), size-n)])
 		if k > 0 {
 			idle.progress()
-			if _, err := spool.Write(buf[:k]); err != nil {
-				return err
-			}
-			h.Write(buf[:k])
-			n += int64(k)
-			t.Source.stats.bytesFetched.Add(int64(k))
-			f.mu.Lock()
-			f.written = n
-			f.cond.Broadcast()
-			f.mu.Unlock()
 		}
-		if rerr != nil && (rerr != io.EOF || n < size) {
+		if rerr != nil && (rerr != io.EOF || n+int64(k) < size) {
 			if rerr == io.EOF {
 				rerr = io.ErrUnexpectedEOF
 			}
-			return fmt.Errorf("%w: blob %s cut off after %d of %d bytes: %v", ErrUnreachable, d, n, size, idle.explain(rerr))
+			return fmt.Errorf("%w: blob %s cut off after %d of %d bytes: %v", ErrUnreachable, d, n+int64(k), size, idle.explain(rerr))
 		}
-	}
-	if got := digest.NewDigest(digest.SHA256, h); got != d {
-		return fmt.Errorf("blob %s: upstream sent %s", d, got)
+		if k == 0 {
+			continue
+		}
+		chunk, last := buf[:k], n+int64(k) == size
+		if !last && f.lend(chunk, n) {
+			buf = f.buffer()
+		}
+		if _, err := spool.Write(chunk); err != nil {
+			return err
+		}
+		h.Write(chunk)
+		t.Source.stats.bytesFetched.Add(int64(k))
+		if last {
+			if got := digest.NewDigest(digest.SHA256, h); got != d {
+				return fmt.Errorf("blob %s: upstream sent %s", d, got)
+			}
+			f.lend(chunk, n)
+		}
+		n += int64(k)
+		f.spooled(n)
 	}
 	t.Source.stats.misses.Add(1)
 	return nil

@@ -9,6 +9,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -103,8 +104,9 @@ type Options struct {
 	// SpoolDir holds blobs while they are fetched.
 	SpoolDir string
 	// IdleTimeout ends a blob fetch whose upstream sends nothing for this
-	// long (0: never), so that a stalled upstream does not hold its
-	// clients, and the blob, forever.
+	// long, and a manifest request not answered whole within it (0:
+	// never), so that a stalled upstream does not hold its clients, and
+	// the blob or tag, forever.
 	IdleTimeout time.Duration
 	// MaxSize caps what the mirrored namespaces hold (0: no cap); Evict
 	// deletes what was least recently pulled to get under it.
@@ -240,7 +242,11 @@ func (m *Mirror) PrepareManifest(ctx context.Context, t Target, ref string) erro
 		s.stats.hits.Add(1)
 		return nil
 	}
-	current, err := s.Upstream.ManifestDigest(ctx, t.Remote, ref)
+	var current digest.Digest
+	err = m.askUpstream(ctx, func(ctx context.Context) (err error) {
+		current, err = s.Upstream.ManifestDigest(ctx, t.Remote, ref)
+		return err
+	})
 	switch {
 	case err != nil && have && m.opts.ServeStale && errors.Is(err, ErrUnreachable):
 		m.opts.Log.WarnContext(ctx, "upstream unreachable; serving the cached tag", "upstream", s.Host, "repo", t.Local, "tag", ref, "err", err)
@@ -270,7 +276,11 @@ func (m *Mirror) markChecked(key string, at time.Time) {
 // fetchManifest fetches ref upstream and stores it under tag (if set).
 func (m *Mirror) fetchManifest(ctx context.Context, t Target, ref, tag string) error {
 	s := t.Source
-	man, err := s.Upstream.Manifest(ctx, t.Remote, ref)
+	var man *Manifest
+	err := m.askUpstream(ctx, func(ctx context.Context) (err error) {
+		man, err = s.Upstream.Manifest(ctx, t.Remote, ref)
+		return err
+	})
 	if err != nil {
 		return m.upstreamError(t, ref, err)
 	}
@@ -285,6 +295,24 @@ func (m *Mirror) fetchManifest(ctx context.Context, t Target, ref, tag string) e
 	s.stats.bytesFetched.Add(int64(len(man.Body)))
 	m.opts.Log.InfoContext(ctx, "manifest fetched from upstream", "upstream", s.Host, "repo", t.Local, "ref", ref, "digest", man.Digest)
 	return nil
+}
+
+// askUpstream runs one manifest exchange with the upstream under the
+// idle timeout. A manifest is one small answer (at most MaxManifestSize),
+// so the watchdog bounds the whole exchange rather than the gaps between
+// its bytes: a stalled upstream otherwise holds the pull, and every pull
+// of that tag after it, for as long as the connection lives. A timeout is
+// ErrUnreachable, so a cached tag is then served stale if allowed.
+func (m *Mirror) askUpstream(ctx context.Context, call func(context.Context) error) error {
+	wctx, idle := m.watchIdle(ctx)
+	defer idle.stop()
+	err := call(wctx)
+	if err != nil {
+		if cause := context.Cause(wctx); errors.Is(cause, errIdle) && ctx.Err() == nil {
+			return fmt.Errorf("%w: %w", ErrUnreachable, cause)
+		}
+	}
+	return err
 }
 
 // upstreamError is what a client is told when the upstream failed it.

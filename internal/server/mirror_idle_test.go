@@ -6,12 +6,16 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/wharf/wharf/internal/clocktest"
 	"github.com/wharf/wharf/internal/config"
 	"github.com/wharf/wharf/internal/proxy"
 	"github.com/wharf/wharf/internal/registrytest"
@@ -123,5 +127,80 @@ func TestMirror_StalledFetchTimesOutAndTheNextPullRetries(t *testing.T) {
 	}
 	if n := up.blobGets.Load(); n != 2 {
 		t.Errorf("upstream blob GETs = %d, want 2 (the stalled one and the retry)", n)
+	}
+}
+
+func TestMirror_StalledManifestFetchTimesOutAndServesStale(t *testing.T) {
+	up := newUpstream(t, "docker.io")
+	img, err := random.Image(1024, 1)
+	must(t, err)
+	want := pushTo(t, up.wharf.Server, "library/app:latest", img)
+
+	// A front that, once stalled, takes manifest requests (HEAD and GET)
+	// and answers nothing until the mirror gives up on them.
+	var stall atomic.Bool
+	asked := make(chan string, 8)
+	inner := up.wharf.Server.Config.Handler
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if stall.Load() && strings.Contains(r.URL.Path, "/manifests/") {
+			asked <- r.Method
+			<-r.Context().Done()
+			return
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	slow := &upstream{wharf: up.wharf, front: front, host: up.host}
+	timer := &manualTimer{}
+	clock := clocktest.New()
+	mirror := mirrorOf(t, []registrytest.Option{registrytest.WithAfterFunc(timer.afterFunc), registrytest.WithClock(clock.Now),
+		registrytest.WithConfig(func(c *config.Config) { c.Mirror.IdleTimeout = time.Minute })}, slow)
+	if got, err := pullAll(t, mirror.Server, "library/app:latest"); err != nil || got != want {
+		t.Fatalf("first pull = %s, %v; want %s", got, err, want)
+	}
+
+	stall.Store(true)
+	clock.Advance(config.Default().Mirror.TagTTL + time.Second)
+	// get asks the mirror for a manifest while the upstream stalls, and
+	// lets the idle timeout pass once the upstream has the request.
+	get := func(tag string) (*http.Response, []byte) {
+		t.Helper()
+		type answer struct {
+			resp *http.Response
+			body []byte
+			err  error
+		}
+		done := make(chan answer, 1)
+		go func() {
+			req, _ := http.NewRequest(http.MethodGet, mirror.URL+"/v2/library/"+tag+"/manifests/latest", nil)
+			req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				done <- answer{err: err}
+				return
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			done <- answer{resp, body, err}
+		}()
+		if m := <-asked; m != http.MethodHead {
+			t.Errorf("a tag past its TTL was first asked upstream with %s, want HEAD", m)
+		}
+		if !timer.fire() {
+			t.Fatal("no idle timer was armed while the upstream held the manifest request")
+		}
+		a := <-done
+		must(t, a.err)
+		return a.resp, a.body
+	}
+
+	resp, body := get("app")
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Docker-Content-Digest") != want.String() {
+		t.Errorf("a cached tag whose upstream stalled = %d %s %s; want the cached %s served stale", resp.StatusCode,
+			resp.Header.Get("Docker-Content-Digest"), body, want)
+	}
+	resp, body = get("other")
+	if resp.StatusCode != http.StatusBadGateway || !bytes.Contains(body, []byte("sent nothing for 1m0s")) {
+		t.Errorf("an uncached tag whose upstream stalled = %d %s; want 502 saying the upstream sent nothing", resp.StatusCode, body)
 	}
 }
