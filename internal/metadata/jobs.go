@@ -56,6 +56,19 @@ type Run struct {
 	Summary string
 }
 
+// JobRunner is a JobLeaser and RunStore that also begins and ends a run
+// in one transaction each, rather than two: each commit waits for the
+// disk, and a run is short.
+type JobRunner interface {
+	// BeginJobRun is AcquireJob of the lease named r.Kind and, if holder
+	// took it, StartRun(r), in one transaction. It reports whether
+	// holder took the lease; if not, nothing is recorded.
+	BeginJobRun(ctx context.Context, holder string, now, until, startedBefore time.Time, r *Run) (bool, error)
+	// EndJobRun is FinishRun(r) and ReleaseJob of the lease named r.Kind
+	// for holder, in one transaction.
+	EndJobRun(ctx context.Context, holder string, r *Run) error
+}
+
 // RunStore keeps the reports of job runs.
 type RunStore interface {
 	// StartRun records r (Outcome RunRunning) and sets r.ID. The caller

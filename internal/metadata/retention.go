@@ -33,6 +33,9 @@ type RetentionRun struct {
 	// Trigger is "schedule" or "manual"; Actor who asked for a manual run.
 	Trigger string
 	Actor   string
+	// Replica names the process that ran it, as a garbage collection's
+	// run report does.
+	Replica string
 	// Scope is the pattern the run covered ("*" for a scheduled run).
 	Scope            string
 	Repositories     int64

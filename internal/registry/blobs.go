@@ -142,6 +142,7 @@ func (s *Service) DeleteBlob(ctx context.Context, repo string, d digest.Digest) 
 // it nothing it could not read). It reports whether the blob was mounted;
 // false means the caller should upload it instead.
 func (s *Service) MountBlob(ctx context.Context, repo string, d digest.Digest, from string) (bool, error) {
+	defer s.pushes.begin()()
 	if err := ValidateName(repo); err != nil {
 		return false, err
 	}

@@ -52,6 +52,10 @@ type GCReport struct {
 	// store that is walked (the filesystem), the unreferenced ones that
 	// the database records on one that is not (S3).
 	Scanned int
+	// Yields counts the pauses the run made for pushes under way, and
+	// Yielded is their total length (gcpace.go).
+	Yields  int
+	Yielded time.Duration
 }
 
 // gcBatch is how many untagged manifests are listed, or walked blobs
@@ -60,6 +64,10 @@ const gcBatch = 500
 
 // gcCollectors is how many blob files a collection removes at once.
 const gcCollectors = 8
+
+// gcRemoveStep is how many blob files a collection removes between two
+// looks at whether pushes are under way (gcPacer.step).
+const gcRemoveStep = 4 * gcCollectors
 
 // CollectGarbage removes what no repository can reach any more: with
 // Untagged, untagged manifests (repeatedly, as deleting an index frees its
@@ -87,17 +95,27 @@ func (s *Service) CollectGarbage(ctx context.Context, opts GCOptions) (GCReport,
 		ctx = WithActor(ctx, GCActor)
 	}
 	ctx = withChangeActor(ctx)
+	pace := s.newGCPacer()
+	err := s.collect(ctx, meta, opts, cutoff, pace, &rep)
+	rep.Yields, rep.Yielded = pace.yields, pace.yielded
+	return rep, err
+}
 
+// collect is CollectGarbage's work, paced by pace.
+func (s *Service) collect(ctx context.Context, meta metadata.Collector, opts GCOptions, cutoff time.Time, pace *gcPacer, rep *GCReport) error {
 	if opts.Untagged {
-		if err := s.collectManifests(ctx, meta, s.opts.Now().Add(-max(opts.Grace, opts.UntaggedAge)), opts.DryRun, &rep); err != nil {
-			return rep, err
+		if err := s.collectManifests(ctx, meta, s.opts.Now().Add(-max(opts.Grace, opts.UntaggedAge)), opts.DryRun, pace, rep); err != nil {
+			return err
 		}
 	}
 	n, err := meta.PruneBlobLinks(ctx, cutoff, opts.DryRun)
 	if err != nil {
-		return rep, err
+		return err
 	}
 	rep.Links = n
+	if err := pace.step(ctx); err != nil {
+		return err
+	}
 	// A real run counts every link that pruning left: one whose manifest
 	// was deleted since is pruned by the next run. A dry run pruned
 	// nothing, so it discounts the links pruning would remove.
@@ -109,30 +127,51 @@ func (s *Service) CollectGarbage(ctx context.Context, opts GCOptions) (GCReport,
 	if !ok {
 		// Walking a bucket is the slow, racy GC of the CNCF registry
 		// that wharf avoids: the database knows every stored blob.
-		return rep, s.sweepRecorded(ctx, meta, cutoff, linksBefore, opts.DryRun, &rep)
+		return s.sweepRecorded(ctx, meta, cutoff, linksBefore, opts.DryRun, pace, rep)
 	}
+	w := &walkCollection{meta: meta, blobs: blobs, cutoff: cutoff, linksBefore: linksBefore, dryRun: opts.DryRun, pace: pace, rep: rep}
+	return s.walkAndCollect(ctx, w)
+}
+
+// walkAndCollect walks the blob store and removes the blobs nothing uses.
+func (s *Service) walkAndCollect(ctx context.Context, w *walkCollection) (err error) {
 	// Walked blobs are judged a batch at a time: one query says which are
-	// in use, and one transaction drops the records of those removed.
-	// Checking a batch early is as safe as checking each blob just before
-	// its Collect: what guards the bytes from a push reusing them is the
-	// file's time, which Collect checks against a cutoff fixed beforehand.
+	// in use. Checking a batch early is as safe as checking each blob just
+	// before its Collect: what guards the bytes from a push reusing them
+	// is the file's time, which Collect checks against a cutoff fixed
+	// beforehand. The records of the blobs removed are dropped gcBatch at
+	// a time, each time in one transaction (a commit waits for the disk),
+	// and whatever happens to the run, the ones left at its end.
+	defer func() { err = errors.Join(err, s.dropRecords(ctx, w.meta, w.gone, w.cutoff)) }()
 	var batch []walkedBlob
 	flush := func() error {
-		err := s.collectWalked(ctx, meta, blobs, batch, cutoff, linksBefore, opts.DryRun, &rep)
+		err := s.collectWalked(ctx, w, batch)
 		batch = batch[:0]
 		return err
 	}
-	err = blobs.Walk(ctx, func(d digest.Digest, size int64) error {
-		rep.Scanned++
+	err = w.blobs.Walk(ctx, func(d digest.Digest, size int64) error {
+		w.rep.Scanned++
 		if batch = append(batch, walkedBlob{d, size}); len(batch) >= gcBatch {
 			return flush()
 		}
 		return nil
 	})
 	if err != nil {
-		return rep, err
+		return err
 	}
-	return rep, flush()
+	return flush()
+}
+
+// walkCollection is the state of a collection that walks the blob store.
+type walkCollection struct {
+	meta                metadata.Collector
+	blobs               blobstore.Collector
+	cutoff, linksBefore time.Time
+	dryRun              bool
+	pace                *gcPacer
+	rep                 *GCReport
+	// gone are the blobs removed whose records are still to drop.
+	gone []digest.Digest
 }
 
 // walkedBlob is a blob a walk of the store found.
@@ -141,10 +180,9 @@ type walkedBlob struct {
 	size   int64
 }
 
-// collectWalked removes the bytes of those of batch that nothing uses,
-// and then their records.
-func (s *Service) collectWalked(ctx context.Context, meta metadata.Collector, blobs blobstore.Collector,
-	batch []walkedBlob, cutoff, linksBefore time.Time, dryRun bool, rep *GCReport) error {
+// collectWalked removes the bytes of those of batch that nothing uses, a
+// step at a time, and drops their records once gcBatch have gone.
+func (s *Service) collectWalked(ctx context.Context, w *walkCollection, batch []walkedBlob) error {
 	if len(batch) == 0 {
 		return nil
 	}
@@ -152,7 +190,7 @@ func (s *Service) collectWalked(ctx context.Context, meta metadata.Collector, bl
 	for i, b := range batch {
 		ds[i] = b.digest
 	}
-	used, err := meta.BlobsInUse(ctx, ds, linksBefore)
+	used, err := w.meta.BlobsInUse(ctx, ds, w.linksBefore)
 	if err != nil {
 		return err
 	}
@@ -162,37 +200,60 @@ func (s *Service) collectWalked(ctx context.Context, meta metadata.Collector, bl
 			unused = append(unused, b)
 		}
 	}
-	removed := make([]bool, len(unused))
-	var collectErr error
-	if !dryRun {
-		// Removing a file mostly waits for the filesystem's journal,
-		// and removals waiting together share that wait.
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(gcCollectors)
-		for i, b := range unused {
-			g.Go(func() error {
-				var err error
-				if removed[i], err = blobs.Collect(gctx, b.digest, cutoff); err != nil {
-					return fmt.Errorf("collect blob %s: %w", b.digest, err)
-				}
-				return nil
-			})
+	if w.dryRun {
+		for _, b := range unused {
+			w.rep.Blobs++
+			w.rep.Bytes += b.size
 		}
-		collectErr = g.Wait()
+		return nil
 	}
-	gone := ds[:0]
-	for i, b := range unused {
-		if !dryRun {
-			if !removed[i] {
-				continue
+	for len(unused) > 0 {
+		step := unused[:min(len(unused), gcRemoveStep)]
+		unused = unused[len(step):]
+		if err := s.removeWalked(ctx, w, step); err != nil {
+			return err
+		}
+		if len(w.gone) >= gcBatch {
+			err := s.dropRecords(ctx, w.meta, w.gone, w.cutoff)
+			w.gone = w.gone[:0]
+			if err != nil {
+				return err
 			}
-			gone = append(gone, b.digest)
-			s.log.InfoContext(ctx, "blob collected", "digest", b.digest, "bytes", b.size)
 		}
-		rep.Blobs++
-		rep.Bytes += b.size
+		if err := w.pace.step(ctx); err != nil {
+			return err
+		}
 	}
-	return errors.Join(collectErr, s.dropRecords(ctx, meta, gone, cutoff))
+	return nil
+}
+
+// removeWalked removes the files of blobs, gcCollectors at a time.
+func (s *Service) removeWalked(ctx context.Context, w *walkCollection, blobs []walkedBlob) error {
+	removed := make([]bool, len(blobs))
+	// Removing a file mostly waits for the filesystem's journal, and
+	// removals waiting together share that wait.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(gcCollectors)
+	for i, b := range blobs {
+		g.Go(func() error {
+			var err error
+			if removed[i], err = w.blobs.Collect(gctx, b.digest, w.cutoff); err != nil {
+				return fmt.Errorf("collect blob %s: %w", b.digest, err)
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	for i, b := range blobs {
+		if !removed[i] {
+			continue
+		}
+		w.gone = append(w.gone, b.digest)
+		w.rep.Blobs++
+		w.rep.Bytes += b.size
+		s.log.InfoContext(ctx, "blob collected", "digest", b.digest, "bytes", b.size)
+	}
+	return err
 }
 
 // dropRecords deletes the records of the blobs whose bytes a collection
@@ -200,6 +261,9 @@ func (s *Service) collectWalked(ctx context.Context, meta metadata.Collector, bl
 // records, guard the bytes here); even when the run is cancelled, as the
 // bytes are gone.
 func (s *Service) dropRecords(ctx context.Context, meta metadata.Collector, ds []digest.Digest, cutoff time.Time) error {
+	if len(ds) == 0 {
+		return nil
+	}
 	_, err := meta.DeleteUnusedBlobRecords(context.WithoutCancel(ctx), ds, cutoff)
 	return err
 }
@@ -210,7 +274,7 @@ func (s *Service) dropRecords(ctx context.Context, meta metadata.Collector, ds [
 // so a push of the same blob on any replica either waits and then stores
 // its own bytes, or has dated the record and the bytes stay. Collections
 // on several replicas skip each other's records.
-func (s *Service) sweepRecorded(ctx context.Context, meta metadata.Collector, cutoff, linkSince time.Time, dryRun bool, rep *GCReport) error {
+func (s *Service) sweepRecorded(ctx context.Context, meta metadata.Collector, cutoff, linkSince time.Time, dryRun bool, pace *gcPacer, rep *GCReport) error {
 	var after digest.Digest
 	for {
 		page, err := meta.UnusedBlobs(ctx, cutoff, linkSince, after, gcBatch)
@@ -241,6 +305,9 @@ func (s *Service) sweepRecorded(ctx context.Context, meta metadata.Collector, cu
 				rep.Bytes += b.Size
 				s.log.InfoContext(ctx, "blob collected", "digest", b.Digest, "bytes", b.Size)
 			}
+			if err := pace.step(ctx); err != nil {
+				return err
+			}
 		}
 		if len(page) < gcBatch {
 			return nil
@@ -253,7 +320,7 @@ func (s *Service) sweepRecorded(ctx context.Context, meta metadata.Collector, cu
 // nothing holds. What holds a manifest (a tag, a kept index, a live
 // subject, and later the tag history's window) is one rule in the
 // metadata store (sqldb's manifestHeld), re-checked by each deletion.
-func (s *Service) collectManifests(ctx context.Context, meta metadata.Collector, cutoff time.Time, dryRun bool, rep *GCReport) error {
+func (s *Service) collectManifests(ctx context.Context, meta metadata.Collector, cutoff time.Time, dryRun bool, pace *gcPacer, rep *GCReport) error {
 	for {
 		refs, err := meta.UntaggedManifests(ctx, cutoff, gcBatch)
 		if err != nil {
@@ -274,6 +341,9 @@ func (s *Service) collectManifests(ctx context.Context, meta metadata.Collector,
 				deleted++
 				rep.Manifests = append(rep.Manifests, ref)
 				s.log.InfoContext(ctx, "untagged manifest collected", "user", Actor(ctx), "repo", ref.Repo, "digest", ref.Digest)
+			}
+			if err := pace.step(ctx); err != nil {
+				return err
 			}
 		}
 		if deleted == 0 {

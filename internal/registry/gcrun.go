@@ -212,14 +212,17 @@ func (g *GCRuns) begin(ctx context.Context, trigger string, now, startedBefore t
 	if !g.running.TryLock() {
 		return run, ErrGCBusy
 	}
-	ok, err := g.leases.AcquireJob(ctx, GCRunKind, g.holder, now, now.Add(gcLeaseTTL), startedBefore)
-	if err == nil && !ok {
-		err = ErrGCBusy
-	}
-	if err == nil {
+	var ok bool
+	var err error
+	if jr, isRunner := g.leases.(metadata.JobRunner); isRunner {
+		ok, err = jr.BeginJobRun(ctx, g.holder, now, now.Add(gcLeaseTTL), startedBefore, &run)
+	} else if ok, err = g.leases.AcquireJob(ctx, GCRunKind, g.holder, now, now.Add(gcLeaseTTL), startedBefore); err == nil && ok {
 		if err = g.runs.StartRun(ctx, &run); err != nil {
 			g.release(ctx)
 		}
+	}
+	if err == nil && !ok {
+		err = ErrGCBusy
 	}
 	if err != nil {
 		g.running.Unlock()
@@ -242,7 +245,6 @@ var errGCLeaseLost = errors.New("garbage collection: the lease lapsed and anothe
 // execute collects while renewing the lease, then records the report.
 func (g *GCRuns) execute(ctx context.Context, run metadata.Run, opts GCOptions) (metadata.Run, GCReport) {
 	defer g.running.Unlock()
-	defer g.release(ctx)
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	renewed := make(chan struct{})
@@ -268,11 +270,7 @@ func (g *GCRuns) execute(ctx context.Context, run metadata.Run, opts GCOptions) 
 		run.Outcome, run.Error = metadata.RunFailed, err.Error()
 	}
 	run.Summary = gcSummary(rep, opts)
-	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer fcancel()
-	if err := g.runs.FinishRun(fctx, &run); err != nil {
-		g.svc.log.WarnContext(ctx, "gc run report not recorded", "run", run.ID, "err", err)
-	}
+	g.end(ctx, &run)
 	g.mu.Lock()
 	g.stats.Runs[run.Outcome]++
 	g.stats.BytesReclaimed += run.Bytes
@@ -281,6 +279,23 @@ func (g *GCRuns) execute(ctx context.Context, run metadata.Run, opts GCOptions) 
 	g.svc.log.InfoContext(ctx, "gc run finished", "run", run.ID, "trigger", run.Trigger, "outcome", run.Outcome,
 		"manifests", run.Manifests, "blobs", run.Blobs, "links", run.Links, "bytes", run.Bytes, "took", took, "err", run.Error)
 	return run, rep
+}
+
+// end records run's report and releases the lease, in one transaction
+// where the store can.
+func (g *GCRuns) end(ctx context.Context, run *metadata.Run) {
+	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer fcancel()
+	if jr, ok := g.leases.(metadata.JobRunner); ok {
+		err := jr.EndJobRun(fctx, g.holder, run)
+		if err == nil {
+			return
+		}
+		g.svc.log.WarnContext(ctx, "gc run report not recorded", "run", run.ID, "err", err)
+	} else if err := g.runs.FinishRun(fctx, run); err != nil {
+		g.svc.log.WarnContext(ctx, "gc run report not recorded", "run", run.ID, "err", err)
+	}
+	g.release(ctx)
 }
 
 // renew moves the lease out every third of its length until ctx ends,
@@ -314,7 +329,14 @@ func gcSummary(rep GCReport, opts GCOptions) string {
 		UntaggedAge string   `json:"untagged_age,omitempty"`
 		Manifests   []string `json:"manifests,omitempty"`
 		More        int      `json:"more_manifests,omitempty"`
-	}{Scanned: rep.Scanned, Grace: opts.Grace.String()}
+		// Yields and Yielded say how often and how long the run paused
+		// for pushes (gcpace.go).
+		Yields  int    `json:"yields,omitempty"`
+		Yielded string `json:"yielded,omitempty"`
+	}{Scanned: rep.Scanned, Grace: opts.Grace.String(), Yields: rep.Yields}
+	if rep.Yields > 0 {
+		sum.Yielded = rep.Yielded.Round(time.Millisecond).String()
+	}
 	if opts.Untagged {
 		sum.UntaggedAge = max(opts.Grace, opts.UntaggedAge).String()
 	}

@@ -19,6 +19,7 @@ type PutManifestResult struct {
 // PutManifest validates and stores a manifest pushed to repo under ref (a
 // tag or a digest) plus any extra tags, returning its digest.
 func (s *Service) PutManifest(ctx context.Context, repo, ref, contentType string, body []byte, extraTags []string) (*PutManifestResult, error) {
+	defer s.pushes.begin()()
 	if err := ValidateName(repo); err != nil {
 		return nil, err
 	}
@@ -167,6 +168,7 @@ func (s *Service) GetManifest(ctx context.Context, repo, ref string) (*metadata.
 // DeleteManifest deletes a manifest by digest (with every tag pointing at
 // it) or just a tag.
 func (s *Service) DeleteManifest(ctx context.Context, repo, ref string) error {
+	defer s.pushes.begin()()
 	if err := ValidateName(repo); err != nil {
 		return err
 	}

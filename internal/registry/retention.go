@@ -212,7 +212,8 @@ func (s *Service) RunRetention(ctx context.Context, pattern, trigger string) (*R
 	if err != nil {
 		return nil, err
 	}
-	run := &RetentionRun{RetentionRun: metadata.RetentionRun{StartedAt: s.opts.Now(), Trigger: trigger, Actor: Actor(ctx), Scope: pattern}}
+	run := &RetentionRun{RetentionRun: metadata.RetentionRun{StartedAt: s.opts.Now(), Trigger: trigger, Actor: Actor(ctx), Scope: pattern,
+		Replica: s.opts.GC.Replica}}
 	dctx := WithActor(ctx, RetentionActor)
 	for _, repo := range repos {
 		if ctx.Err() != nil {

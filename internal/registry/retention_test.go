@@ -20,6 +20,12 @@ import (
 // clock c.
 func replicaOn(t *testing.T, path string, c *clocktest.Clock) *registry.Service {
 	t.Helper()
+	return replicaNamed(t, path, c, "")
+}
+
+// replicaNamed is replicaOn with a replica name for its job runs.
+func replicaNamed(t *testing.T, path string, c *clocktest.Clock, name string) *registry.Service {
+	t.Helper()
 	db, err := sqldb.OpenSQLite(t.Context(), path, nil, sqldb.WithClock(c.Now))
 	if err != nil {
 		t.Fatal(err)
@@ -29,13 +35,14 @@ func replicaOn(t *testing.T, path string, c *clocktest.Clock) *registry.Service 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return registry.New(db, blobs, slog.New(slog.DiscardHandler), registry.Options{SparseManifests: true, Now: c.Now})
+	return registry.New(db, blobs, slog.New(slog.DiscardHandler), registry.Options{SparseManifests: true, Now: c.Now,
+		GC: registry.GCSchedule{Replica: name}})
 }
 
 func TestRetention_ScheduledRunsOnOneReplicaPerInterval(t *testing.T) {
 	c := clocktest.New()
 	path := filepath.Join(t.TempDir(), "metadata.db")
-	a, b := replicaOn(t, path, c), replicaOn(t, path, c)
+	a, b := replicaNamed(t, path, c, "host-a"), replicaNamed(t, path, c, "host-b")
 	ctx := registry.WithActor(context.Background(), "alice")
 	for i, tag := range []string{"v1", "v2", "v3"} {
 		if _, err := a.PutManifest(ctx, "team/app", tag, ociManifest, imageManifest(tag), nil); err != nil {
@@ -64,6 +71,11 @@ func TestRetention_ScheduledRunsOnOneReplicaPerInterval(t *testing.T) {
 	runs, err := a.RetentionRuns(ctx, 0, 10)
 	if err != nil || len(runs) != 2 {
 		t.Fatalf("runs = %+v, %v; want 2", runs, err)
+	}
+	// Each run names its replica, in the job runs as a collection does.
+	jobs, _, err := a.JobRuns(ctx, registry.RetentionRunKind, 0, 10)
+	if err != nil || len(jobs) != 2 || jobs[0].Replica != "host-b" || jobs[1].Replica != "host-a" {
+		t.Errorf("job runs = %+v, %v; want b's run, then a's", jobs, err)
 	}
 	tags, err := b.Tags(ctx, "team/app", "", 0)
 	if err != nil || len(tags) != 2 || tags[0] != "v2" {

@@ -69,6 +69,10 @@ type Service struct {
 	// pulls counts manifest pulls in memory (pulls.go).
 	pulls pullCounter
 
+	// pushes counts the writes of pushes, for collections to yield to
+	// (gcpace.go).
+	pushes pushActivity
+
 	// manifests caches manifest bytes by digest for pulls (manifestcache.go).
 	manifests manifestCache
 

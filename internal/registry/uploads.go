@@ -79,6 +79,7 @@ func (s *Service) UploadStatus(ctx context.Context, repo, id string) (*Upload, e
 // size (-1 when unknown). A chunk that does not begin at the session's
 // offset is ErrRangeInvalid, carrying the offset.
 func (s *Service) WriteUpload(ctx context.Context, repo, id string, start int64, r io.Reader, length int64) (*Upload, error) {
+	defer s.pushes.begin()()
 	u, unlock, err := s.lockUpload(ctx, repo, id)
 	if err != nil {
 		return nil, err
@@ -105,6 +106,7 @@ func (s *Service) WriteUpload(ctx context.Context, repo, id string, start int64,
 // CompleteUpload appends an optional last chunk (r may be nil), checks the
 // bytes against d, and commits the blob into repo. It returns the size.
 func (s *Service) CompleteUpload(ctx context.Context, repo, id string, d digest.Digest, r io.Reader, length int64) (int64, error) {
+	defer s.pushes.begin()()
 	u, unlock, err := s.lockUpload(ctx, repo, id)
 	if err != nil {
 		return 0, err
@@ -219,6 +221,7 @@ type uploadFinisher interface {
 
 // PutBlob uploads a whole blob in one call (a monolithic push).
 func (s *Service) PutBlob(ctx context.Context, repo string, d digest.Digest, r io.Reader, length int64) (int64, error) {
+	defer s.pushes.begin()()
 	if err := ValidateName(repo); err != nil {
 		return 0, err
 	}

@@ -35,6 +35,7 @@ type hubRetentionRun struct {
 	FinishedAt       *string `json:"finished_at"`
 	Trigger          string  `json:"trigger"`
 	Actor            string  `json:"actor"`
+	Replica          string  `json:"replica"`
 	Scope            string  `json:"scope"`
 	Repositories     int64   `json:"repositories"`
 	DeletedTags      int64   `json:"deleted_tags"`
@@ -124,7 +125,7 @@ func hubRetention(run registry.RetentionRun) hubRetentionRun {
 		report = json.RawMessage("[]")
 	}
 	return hubRetentionRun{ID: run.ID, StartedAt: hubTime(run.StartedAt), FinishedAt: hubTime(run.FinishedAt),
-		Trigger: run.Trigger, Actor: run.Actor, Scope: run.Scope, Repositories: run.Repositories,
+		Trigger: run.Trigger, Actor: run.Actor, Replica: run.Replica, Scope: run.Scope, Repositories: run.Repositories,
 		DeletedTags: run.DeletedTags, DeletedManifests: run.DeletedManifests, Failures: run.Failures, Deleted: report}
 }
 

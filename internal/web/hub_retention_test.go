@@ -61,11 +61,12 @@ func TestHubAPI_RetentionRights(t *testing.T) {
 	var runs struct {
 		Runs []struct {
 			Actor       string `json:"actor"`
+			Replica     string `json:"replica"`
 			DeletedTags int    `json:"deleted_tags"`
 		} `json:"runs"`
 	}
 	must(t, json.NewDecoder(resp.Body).Decode(&runs))
-	if len(runs.Runs) != 1 || runs.Runs[0].Actor != "alice" || runs.Runs[0].DeletedTags != 2 {
+	if len(runs.Runs) != 1 || runs.Runs[0].Actor != "alice" || runs.Runs[0].DeletedTags != 2 || runs.Runs[0].Replica == "" {
 		t.Errorf("runs: %+v", runs)
 	}
 	if logs.count(`msg="retention run"`, "user=alice", "trigger=manual", "scope=alice/*", "deleted_tags=2") != 1 {

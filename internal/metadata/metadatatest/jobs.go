@@ -22,6 +22,7 @@ func RunJobs(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"AcquireJob_ConcurrentOneWins", testAcquireJobConcurrent},
 		{"Runs_StartFinishListNewestFirstPerKind", testRunsRoundTrip},
 		{"StartRun_MarksRunsLeftRunningAbandoned", testRunsAbandoned},
+		{"BeginEndJobRun_LeaseAndRunTogether", testBeginEndJobRun},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -245,5 +246,51 @@ func testRunsAbandoned(t *testing.T, s metadata.Store) {
 	}
 	if got, _, _ := rs.ListRuns(ctx, "retention", 0, 10); len(got) != 1 || got[0].Outcome != metadata.RunRunning {
 		t.Errorf("a gc start touched a retention run: %+v", got)
+	}
+}
+
+// BeginJobRun takes the lease and records the run, or, when the lease is
+// held, does neither; EndJobRun records the end and frees the lease for
+// the next holder.
+func testBeginEndJobRun(t *testing.T, s metadata.Store) {
+	jr, ok := s.(metadata.JobRunner)
+	if !ok {
+		t.Fatalf("%T is not a metadata.JobRunner", s)
+	}
+	rs := s.(metadata.RunStore)
+	ctx := t.Context()
+	now := timeAt(0)
+	a := metadata.Run{Kind: "gc", Trigger: "schedule", Replica: "host-a", StartedAt: now}
+	if took, err := jr.BeginJobRun(ctx, "a", now, now.Add(time.Minute), farFuture, &a); err != nil || !took {
+		t.Fatalf("BeginJobRun(a) = %v, %v; want the lease nobody held", took, err)
+	}
+	if a.ID == 0 || a.Outcome != metadata.RunRunning {
+		t.Fatalf("a's run = %+v; want an id, running", a)
+	}
+	b := metadata.Run{Kind: "gc", Trigger: "schedule", Replica: "host-b", StartedAt: now.Add(time.Second)}
+	if took, err := jr.BeginJobRun(ctx, "b", now.Add(time.Second), now.Add(time.Minute), farFuture, &b); err != nil || took {
+		t.Fatalf("BeginJobRun(b) while a holds the lease = %v, %v; want refused", took, err)
+	}
+	if got, total, err := rs.ListRuns(ctx, "gc", 0, 10); err != nil || total != 1 || got[0].ID != a.ID || got[0].Outcome != metadata.RunRunning {
+		t.Fatalf("runs after b was refused = %+v (%d), %v; want a's run alone, running", got, total, err)
+	}
+
+	a.FinishedAt, a.Outcome, a.Blobs, a.Bytes, a.Summary = now.Add(2*time.Second), metadata.RunOK, 3, 300, `{"scanned_blobs":9}`
+	if err := jr.EndJobRun(ctx, "a", &a); err != nil {
+		t.Fatalf("EndJobRun(a): %v", err)
+	}
+	if got, _, err := rs.ListRuns(ctx, "gc", 0, 1); err != nil || len(got) != 1 || !runEqual(got[0], a) {
+		t.Fatalf("a's run after EndJobRun = %+v, %v; want %+v", got, err, a)
+	}
+	b.StartedAt = now.Add(3 * time.Second)
+	if took, err := jr.BeginJobRun(ctx, "b", b.StartedAt, b.StartedAt.Add(time.Minute), farFuture, &b); err != nil || !took {
+		t.Fatalf("BeginJobRun(b) after a ended = %v, %v; want the lease a released", took, err)
+	}
+	if b.ID == a.ID {
+		t.Errorf("b's run got a's id %d", a.ID)
+	}
+	wantErr(t, "EndJobRun of a run never started", jr.EndJobRun(ctx, "a", &metadata.Run{Kind: "gc", ID: b.ID + 100}), metadata.ErrNotFound)
+	if took, err := jr.BeginJobRun(ctx, "c", b.StartedAt, b.StartedAt.Add(time.Minute), farFuture, &metadata.Run{Kind: "gc"}); err != nil || took {
+		t.Errorf("BeginJobRun(c) while b holds the lease = %v, %v; want refused", took, err)
 	}
 }

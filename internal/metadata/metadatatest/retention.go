@@ -125,7 +125,7 @@ func testRetentionRuns(t *testing.T, s metadata.Store) {
 	for i := range 3 {
 		run := metadata.RetentionRun{StartedAt: at.Add(time.Duration(i) * time.Hour), FinishedAt: at.Add(time.Duration(i)*time.Hour + time.Second),
 			Trigger: "schedule", Scope: "*", Repositories: int64(i), DeletedTags: int64(10 + i), DeletedManifests: 2, Failures: int64(i % 2),
-			Report: fmt.Appendf(nil, `{"run":%d}`, i)}
+			Report: fmt.Appendf(nil, `{"run":%d}`, i), Replica: fmt.Sprintf("host-%d", i)}
 		if i == 2 {
 			run.Trigger, run.Actor, run.Scope = "manual", "alice", "team/*"
 		}
@@ -147,6 +147,12 @@ func testRetentionRuns(t *testing.T, s metadata.Store) {
 	rest, err := rs.ListRetentionRuns(t.Context(), got[1].ID, 0)
 	if err != nil || len(rest) != 1 || rest[0].ID != added[0].ID {
 		t.Errorf("ListRetentionRuns(before %d) = %+v, %v; want run %d", got[1].ID, rest, err, added[0].ID)
+	}
+	// The job runs, which the admin page and API list, name the replica
+	// as they do for a collection.
+	jobs, _, err := s.(metadata.RunStore).ListRuns(t.Context(), "retention", 0, 1)
+	if err != nil || len(jobs) != 1 || jobs[0].ID != added[2].ID || jobs[0].Replica != "host-2" {
+		t.Errorf("ListRuns(retention) = %+v, %v; want run %d by host-2", jobs, err, added[2].ID)
 	}
 }
 

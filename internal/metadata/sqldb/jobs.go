@@ -12,7 +12,17 @@ import (
 var (
 	_ metadata.JobLeaser = (*DB)(nil)
 	_ metadata.RunStore  = (*DB)(nil)
+	_ metadata.JobRunner = (*DB)(nil)
 )
+
+// acquireJob takes a lease in one statement; its parameters are name,
+// holder, until, now, now and startedBefore.
+const acquireJob = `INSERT INTO job_leases (name, holder, lease_until, started_at) VALUES (?, ?, ?, ?)
+	ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until, started_at = excluded.started_at
+	WHERE job_leases.lease_until <= ? AND job_leases.started_at < ?`
+
+// releaseJob ends holder's lease of name.
+const releaseJob = `UPDATE job_leases SET lease_until = 0 WHERE name = ? AND holder = ?`
 
 // AcquireJob takes the lease in one statement, so that two replicas
 // racing for it cannot both win: on PostgreSQL the loser of the insert
@@ -22,11 +32,7 @@ func (db *DB) AcquireJob(ctx context.Context, name, holder string, now, until, s
 	if holder == "" {
 		return false, fmt.Errorf("acquire job %s: empty holder", name)
 	}
-	res, err := db.exec(ctx,
-		`INSERT INTO job_leases (name, holder, lease_until, started_at) VALUES (?, ?, ?, ?)
-		 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until, started_at = excluded.started_at
-		 WHERE job_leases.lease_until <= ? AND job_leases.started_at < ?`,
-		name, holder, until.UnixNano(), now.UnixNano(), now.UnixNano(), startedBefore.UnixNano())
+	res, err := db.exec(ctx, acquireJob, name, holder, until.UnixNano(), now.UnixNano(), now.UnixNano(), startedBefore.UnixNano())
 	return rowChanged(res, err, "acquire job "+name)
 }
 
@@ -54,7 +60,7 @@ func rowChanged(res sql.Result, err error, what string) (bool, error) {
 // ReleaseJob ends the lease; the holder's name stays, for whoever looks
 // at the table.
 func (db *DB) ReleaseJob(ctx context.Context, name, holder string) error {
-	if _, err := db.exec(ctx, `UPDATE job_leases SET lease_until = 0 WHERE name = ? AND holder = ?`, name, holder); err != nil {
+	if _, err := db.exec(ctx, releaseJob, name, holder); err != nil {
 		return fmt.Errorf("release job %s: %w", name, err)
 	}
 	return nil
@@ -63,29 +69,75 @@ func (db *DB) ReleaseJob(ctx context.Context, name, holder string) error {
 // StartRun records the run and marks as abandoned the kind's runs left
 // running, in one transaction.
 func (db *DB) StartRun(ctx context.Context, r *metadata.Run) error {
-	r.Outcome = metadata.RunRunning
-	err := db.inTx(ctx, func(tx *stmtTx) error {
-		if _, err := tx.ExecContext(ctx,
-			`UPDATE job_runs SET outcome = ? WHERE kind = ? AND outcome = ?`,
-			metadata.RunAbandoned, r.Kind, metadata.RunRunning); err != nil {
-			return err
-		}
-		return tx.QueryRowContext(ctx,
-			`INSERT INTO job_runs (kind, started_by, replica, started_at, outcome) VALUES (?, ?, ?, ?, ?) RETURNING id`,
-			r.Kind, r.Trigger, r.Replica, r.StartedAt.UnixNano(), r.Outcome).Scan(&r.ID)
-	})
+	err := db.inTx(ctx, func(tx *stmtTx) error { return startRun(ctx, tx, r) })
 	if err != nil {
 		return fmt.Errorf("start %s run: %w", r.Kind, err)
 	}
 	return nil
 }
 
+func startRun(ctx context.Context, tx *stmtTx, r *metadata.Run) error {
+	r.Outcome = metadata.RunRunning
+	if _, err := tx.ExecContext(ctx,
+		`UPDATE job_runs SET outcome = ? WHERE kind = ? AND outcome = ?`,
+		metadata.RunAbandoned, r.Kind, metadata.RunRunning); err != nil {
+		return err
+	}
+	return tx.QueryRowContext(ctx,
+		`INSERT INTO job_runs (kind, started_by, replica, started_at, outcome) VALUES (?, ?, ?, ?, ?) RETURNING id`,
+		r.Kind, r.Trigger, r.Replica, r.StartedAt.UnixNano(), r.Outcome).Scan(&r.ID)
+}
+
+// BeginJobRun takes the lease and records the run in one transaction.
+func (db *DB) BeginJobRun(ctx context.Context, holder string, now, until, startedBefore time.Time, r *metadata.Run) (bool, error) {
+	if holder == "" {
+		return false, fmt.Errorf("begin %s run: empty holder", r.Kind)
+	}
+	var took bool
+	err := db.inTx(ctx, func(tx *stmtTx) error {
+		res, err := tx.ExecContext(ctx, acquireJob, r.Kind, holder, until.UnixNano(), now.UnixNano(), now.UnixNano(), startedBefore.UnixNano())
+		if took, err = rowChanged(res, err, "acquire job "+r.Kind); err != nil || !took {
+			return err
+		}
+		return startRun(ctx, tx, r)
+	})
+	if err != nil {
+		return false, fmt.Errorf("begin %s run: %w", r.Kind, err)
+	}
+	return took, nil
+}
+
+// EndJobRun records the run's end and releases the lease in one
+// transaction.
+func (db *DB) EndJobRun(ctx context.Context, holder string, r *metadata.Run) error {
+	err := db.inTx(ctx, func(tx *stmtTx) error {
+		res, err := tx.ExecContext(ctx, finishRun, finishRunArgs(r)...)
+		if err != nil {
+			return err
+		}
+		if err := expectOne(res, fmt.Sprintf("%s run %d", r.Kind, r.ID)); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, releaseJob, r.Kind, holder)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("end %s run %d: %w", r.Kind, r.ID, err)
+	}
+	return nil
+}
+
+// finishRun records a run's end; finishRunArgs are its parameters.
+const finishRun = `UPDATE job_runs SET finished_at = ?, outcome = ?, manifests = ?, blobs = ?, links = ?, bytes = ?, error_text = ?, summary = ?
+	WHERE id = ?`
+
+func finishRunArgs(r *metadata.Run) []any {
+	return []any{r.FinishedAt.UnixNano(), r.Outcome, r.Manifests, r.Blobs, r.Links, r.Bytes, r.Error, r.Summary, r.ID}
+}
+
 // FinishRun records the run's end.
 func (db *DB) FinishRun(ctx context.Context, r *metadata.Run) error {
-	res, err := db.exec(ctx,
-		`UPDATE job_runs SET finished_at = ?, outcome = ?, manifests = ?, blobs = ?, links = ?, bytes = ?, error_text = ?, summary = ?
-		 WHERE id = ?`,
-		r.FinishedAt.UnixNano(), r.Outcome, r.Manifests, r.Blobs, r.Links, r.Bytes, r.Error, r.Summary, r.ID)
+	res, err := db.exec(ctx, finishRun, finishRunArgs(r)...)
 	if err != nil {
 		return fmt.Errorf("finish %s run %d: %w", r.Kind, r.ID, err)
 	}

@@ -119,9 +119,9 @@ func (db *DB) AddRetentionRun(ctx context.Context, run *metadata.RetentionRun) e
 		report = []byte{}
 	}
 	return db.inTx(ctx, func(tx *stmtTx) error {
-		err := tx.QueryRowContext(ctx, `INSERT INTO job_runs (kind, started_by, started_at, finished_at, outcome,
-			manifests, error_text, summary, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-			retentionKind, run.Trigger, nanos(run.StartedAt), nanos(run.FinishedAt), outcome,
+		err := tx.QueryRowContext(ctx, `INSERT INTO job_runs (kind, started_by, replica, started_at, finished_at, outcome,
+			manifests, error_text, summary, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			retentionKind, run.Trigger, run.Replica, nanos(run.StartedAt), nanos(run.FinishedAt), outcome,
 			run.DeletedManifests, errText, string(sum), report).Scan(&run.ID)
 		if err != nil {
 			return fmt.Errorf("record retention run: %w", err)
@@ -132,7 +132,7 @@ func (db *DB) AddRetentionRun(ctx context.Context, run *metadata.RetentionRun) e
 
 // ListRetentionRuns lists runs newest first.
 func (db *DB) ListRetentionRuns(ctx context.Context, before int64, n int) ([]metadata.RetentionRun, error) {
-	q := `SELECT id, started_at, finished_at, started_by, summary, details FROM job_runs WHERE kind = ?`
+	q := `SELECT id, started_at, finished_at, started_by, replica, summary, details FROM job_runs WHERE kind = ?`
 	args := []any{retentionKind}
 	if before > 0 {
 		q += ` AND id < ?`
@@ -153,7 +153,7 @@ func (db *DB) ListRetentionRuns(ctx context.Context, before int64, n int) ([]met
 		var r metadata.RetentionRun
 		var started, finished int64
 		var summary string
-		if err := rows.Scan(&r.ID, &started, &finished, &r.Trigger, &summary, &r.Report); err != nil {
+		if err := rows.Scan(&r.ID, &started, &finished, &r.Trigger, &r.Replica, &summary, &r.Report); err != nil {
 			return nil, fmt.Errorf("list retention runs: %w", err)
 		}
 		var sum retentionSummary

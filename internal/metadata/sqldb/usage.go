@@ -88,10 +88,16 @@ func uncountLinkSet(ctx context.Context, tx *stmtTx, removed map[link]int64) err
 		ns     string
 	}
 	perBlob := map[nsBlob]int64{}
+	// The links of each (digest, namespace), so that each repository's
+	// bytes are summed without scanning every link for every blob: a
+	// collection pruning thousands of links spent most of its commit there.
+	linksOf := map[nsBlob][]link{}
 	type sum struct{ blobs, bytes int64 }
 	repos := map[int64]sum{}
 	for l, n := range removed {
-		perBlob[nsBlob{l.digest, namespaceOf(names[l.repo])}] += n
+		b := nsBlob{l.digest, namespaceOf(names[l.repo])}
+		perBlob[b] += n
+		linksOf[b] = append(linksOf[b], l)
 	}
 	nsGone := map[string]sum{}
 	for _, b := range slices.SortedFunc(maps.Keys(perBlob), func(a, b nsBlob) int {
@@ -107,11 +113,10 @@ func uncountLinkSet(ctx context.Context, tx *stmtTx, removed map[link]int64) err
 		if err != nil {
 			return fmt.Errorf("uncount links of %s in namespace %q: %w", b.digest, b.ns, err)
 		}
-		for l, n := range removed {
-			if l.digest == b.digest && namespaceOf(names[l.repo]) == b.ns {
-				s := repos[l.repo]
-				repos[l.repo] = sum{s.blobs + n, s.bytes + n*size}
-			}
+		for _, l := range linksOf[b] {
+			n := removed[l]
+			s := repos[l.repo]
+			repos[l.repo] = sum{s.blobs + n, s.bytes + n*size}
 		}
 		if links > 0 {
 			continue
