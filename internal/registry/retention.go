@@ -347,16 +347,27 @@ const RetentionLease = "retention"
 // longer than its interval may overlap the next one, which is harmless:
 // each deletion re-checks its condition.
 func (s *Service) ScheduledRetention(ctx context.Context, holder string, interval time.Duration) (*RetentionRun, error) {
-	l, ok := s.meta.(metadata.Leaser)
-	if !ok {
-		return nil, Errorf(ErrUnsupported, "this registry's database keeps no leases")
-	}
-	now := s.opts.Now()
-	won, err := l.ClaimLease(ctx, RetentionLease, holder, now, now.Add(interval))
+	won, err := s.ClaimInterval(ctx, RetentionLease, holder, interval)
 	if err != nil || !won {
 		return nil, err
 	}
 	return s.RunRetention(ctx, "*", "schedule")
+}
+
+// MirrorEvictLease is the name of the lease a mirror eviction pass holds.
+const MirrorEvictLease = "mirror-evict"
+
+// ClaimInterval makes holder the one process, of those sharing the
+// database, that runs the periodic job lease for the next interval. It
+// reports false while another holder's claim lasts, and ErrUnsupported
+// when the database keeps no leases.
+func (s *Service) ClaimInterval(ctx context.Context, lease, holder string, interval time.Duration) (bool, error) {
+	l, ok := s.meta.(metadata.Leaser)
+	if !ok {
+		return false, Errorf(ErrUnsupported, "this registry's database keeps no leases")
+	}
+	now := s.opts.Now()
+	return l.ClaimLease(ctx, lease, holder, now, now.Add(interval))
 }
 
 type tagTargetKey struct{}

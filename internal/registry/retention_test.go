@@ -83,6 +83,40 @@ func TestRetention_ScheduledRunsOnOneReplicaPerInterval(t *testing.T) {
 	}
 }
 
+// Mirror eviction passes take turns the way scheduled retention does, on
+// a lease of their own: a replica's eviction claim does not hold back
+// another's retention run, and the claim passes on once its interval ends.
+func TestClaimInterval_MirrorEvictionRunsOnOneReplicaPerInterval(t *testing.T) {
+	c := clocktest.New()
+	path := filepath.Join(t.TempDir(), "metadata.db")
+	a, b := replicaNamed(t, path, c, "host-a"), replicaNamed(t, path, c, "host-b")
+	ctx := context.Background()
+	claim := func(s *registry.Service, lease, holder string) bool {
+		t.Helper()
+		won, err := s.ClaimInterval(ctx, lease, holder, 10*time.Minute)
+		if err != nil {
+			t.Fatalf("%s claims %s: %v", holder, lease, err)
+		}
+		return won
+	}
+	if !claim(a, registry.MirrorEvictLease, "a") {
+		t.Fatal("a did not win the first eviction claim")
+	}
+	if claim(b, registry.MirrorEvictLease, "b") {
+		t.Fatal("b won the eviction claim within a's interval")
+	}
+	if !claim(b, registry.RetentionLease, "b") {
+		t.Fatal("a's eviction claim held back b's retention claim")
+	}
+	c.Advance(10 * time.Minute)
+	if !claim(b, registry.MirrorEvictLease, "b") {
+		t.Fatal("b did not win the eviction claim after a's interval")
+	}
+	if claim(a, registry.MirrorEvictLease, "a") {
+		t.Fatal("a won the eviction claim within b's interval")
+	}
+}
+
 // A tag pushed again between the plan and the deletion is the push's: the
 // run leaves it.
 func TestRetention_RunLeavesATagMovedSinceThePlan(t *testing.T) {

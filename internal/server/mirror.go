@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -206,7 +207,20 @@ func (h *mirrorHTTP) evict(ctx context.Context) {
 	if h.s.cfg.Mirror.MaxSize == "" {
 		return
 	}
-	repeat(ctx, h.s.cfg.Mirror.EvictInterval, func() {
+	every := h.s.cfg.Mirror.EvictInterval
+	// Replicas sharing a database take turns: one pass per interval.
+	holder := "serve-" + rand.Text()[:12]
+	repeat(ctx, every, func() {
+		won, err := h.s.registry.ClaimInterval(ctx, registry.MirrorEvictLease, holder, every)
+		if err != nil && !errors.Is(err, registry.ErrUnsupported) {
+			if ctx.Err() == nil {
+				h.s.log.Warn("mirror eviction skipped: its lease could not be claimed", "err", err)
+			}
+			return
+		}
+		if err == nil && !won {
+			return
+		}
 		rep, err := h.m.Evict(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
