@@ -29,17 +29,7 @@ func (a *Accounts) Close() error { return a.close() }
 
 // OpenAccounts opens the accounts of the database cfg names.
 func OpenAccounts(ctx context.Context, cfg config.Config, log *slog.Logger) (*Accounts, error) {
-	switch cfg.Database.Driver {
-	case "sqlite":
-		// Accounts live in the data directory's database file.
-		if err := existingDataDir(cfg); err != nil {
-			return nil, err
-		}
-	case "postgres":
-	default:
-		return nil, fmt.Errorf("unknown database driver %q", cfg.Database.Driver)
-	}
-	db, err := openMetadata(ctx, cfg, log)
+	db, err := openOfflineMetadata(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -69,12 +59,7 @@ func (p *Policies) Close() error { return p.close() }
 
 // OpenPolicies opens the policies of the database cfg names.
 func OpenPolicies(ctx context.Context, cfg config.Config, log *slog.Logger) (*Policies, error) {
-	if cfg.Database.Driver == "sqlite" {
-		if err := existingDataDir(cfg); err != nil {
-			return nil, err
-		}
-	}
-	db, err := openMetadata(ctx, cfg, log)
+	db, err := openOfflineMetadata(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -142,6 +127,22 @@ func OpenRegistry(ctx context.Context, cfg config.Config, log *slog.Logger, opts
 		return nil, err
 	}
 	return &Registry{Service: svc, close: meta.Close}, nil
+}
+
+// openOfflineMetadata opens the database cfg names for an offline
+// command. On SQLite the database is a file of the data directory, which
+// must exist already (existingDataDir).
+func openOfflineMetadata(ctx context.Context, cfg config.Config, log *slog.Logger) (*sqldb.DB, error) {
+	switch cfg.Database.Driver {
+	case "sqlite":
+		if err := existingDataDir(cfg); err != nil {
+			return nil, err
+		}
+	case "postgres":
+	default:
+		return nil, fmt.Errorf("unknown database driver %q", cfg.Database.Driver)
+	}
+	return openMetadata(ctx, cfg, log)
 }
 
 // existingDataDir refuses a data directory that is not there: the offline

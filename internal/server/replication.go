@@ -191,12 +191,7 @@ type ReplicationRules struct {
 // OpenReplicationRules opens the replication rules of the database cfg
 // names. It reads, so it needs no secret key.
 func OpenReplicationRules(ctx context.Context, cfg config.Config, log *slog.Logger) (*ReplicationRules, error) {
-	if cfg.Database.Driver == "sqlite" {
-		if err := existingDataDir(cfg); err != nil {
-			return nil, err
-		}
-	}
-	db, err := openMetadata(ctx, cfg, log)
+	db, err := openOfflineMetadata(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
