@@ -42,6 +42,8 @@ command -v dockerd >/dev/null || missing+=(docker.io)
 command -v skopeo >/dev/null || missing+=(skopeo)
 command -v podman >/dev/null || missing+=(podman)
 command -v chromium >/dev/null || missing+=(chromium fonts-dejavu-core)
+# strace: the client store's durability test traces its own child process.
+command -v strace >/dev/null || missing+=(strace)
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' ||
   missing+=(busybox-static)
 # PostgreSQL 15: the metadata suites run on a throwaway cluster of it
