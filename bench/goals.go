@@ -80,7 +80,7 @@ func wharfAtMost(v float64, unit string) check {
 		if r.Wharf == nil {
 			return false, "no figure"
 		}
-		return r.Wharf.Median <= v, fmt.Sprintf("%.0f %s, want ≤ %.0f %s", r.Wharf.Median, unit, v, unit)
+		return r.Wharf.Median <= v, fmt.Sprintf("%.3g %s, want ≤ %.3g %s", r.Wharf.Median, unit, v, unit)
 	}
 }
 
