@@ -171,9 +171,11 @@ func (c *regClient) pushChunked(ctx context.Context, repo, d string, b blob, chu
 	return err
 }
 
-// pushSmall uploads a small blob the way docker and crane do: HEAD to see
-// whether the repository has it, then POST and PUT.
-func (c *regClient) pushSmall(ctx context.Context, repo string, data []byte, d string) error {
+// pushSmall uploads a small blob as containerd, BuildKit and oras do:
+// HEAD to see whether the repository has it, then POST and a PUT with the
+// body (chunked, false), or as docker, podman and crane do: HEAD, POST,
+// a PATCH with the body, and a PUT without one (chunked, true).
+func (c *regClient) pushSmall(ctx context.Context, repo string, data []byte, d string, chunked bool) error {
 	req, err := c.newRequest(ctx, http.MethodHead, c.url("/v2/"+repo+"/blobs/"+d), nil, 0)
 	if err != nil {
 		return err
@@ -185,7 +187,36 @@ func (c *regClient) pushSmall(ctx context.Context, repo string, data []byte, d s
 	if resp.StatusCode == http.StatusOK {
 		return nil
 	}
+	if chunked {
+		return c.pushPatched(ctx, repo, d, data)
+	}
 	return c.pushMonolithic(ctx, repo, d, bytes.NewReader(data), int64(len(data)))
+}
+
+// pushPatched uploads data in one PATCH (no Content-Range, as docker
+// sends it) and closes the session with an empty PUT.
+func (c *regClient) pushPatched(ctx context.Context, repo, d string, data []byte) error {
+	loc, err := c.startUpload(ctx, repo)
+	if err != nil {
+		return err
+	}
+	req, err := c.newRequest(ctx, http.MethodPatch, loc.String(), bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return err
+	}
+	resp, err := c.do(req, http.StatusAccepted)
+	if err != nil {
+		return err
+	}
+	if loc, err = location(resp); err != nil {
+		return err
+	}
+	req, err = c.newRequest(ctx, http.MethodPut, withDigest(loc, d), bytes.NewReader(nil), 0)
+	if err != nil {
+		return err
+	}
+	_, err = c.do(req, http.StatusCreated)
+	return err
 }
 
 // mountOrPush links blob d from repository from into repo (a cross-repo
@@ -331,13 +362,13 @@ func newImage(seed uint64, nLayers, layerSize int) image {
 }
 
 // push uploads the image's blobs and its manifest under tag.
-func (c *regClient) pushImage(ctx context.Context, repo, tag string, im image) error {
+func (c *regClient) pushImage(ctx context.Context, repo, tag string, im image, chunked bool) error {
 	for i, l := range im.layers {
-		if err := c.pushSmall(ctx, repo, l, im.layerDigests[i]); err != nil {
+		if err := c.pushSmall(ctx, repo, l, im.layerDigests[i], chunked); err != nil {
 			return err
 		}
 	}
-	if err := c.pushSmall(ctx, repo, im.config, im.configDigest); err != nil {
+	if err := c.pushSmall(ctx, repo, im.config, im.configDigest, chunked); err != nil {
 		return err
 	}
 	return c.putManifest(ctx, repo, tag, im.manifest)

@@ -83,7 +83,7 @@ func (h *harness) seedGC(ctx context.Context, t *target, prefix string, seed uin
 	c := newRegClient(t.srv.base, p.SetupClients, 64<<10)
 	defer c.close()
 	err := forEach(ctx, len(set.images), p.SetupClients, func(ctx context.Context, i int) error {
-		return c.pushImage(ctx, set.repo(i), "latest", set.images[i])
+		return c.pushImage(ctx, set.repo(i), "latest", set.images[i], false)
 	})
 	if err != nil {
 		return set, fmt.Errorf("seeding: %w", err)
@@ -327,7 +327,7 @@ func (l *gcLoad) run(ctx context.Context, during func(context.Context) error) (l
 				im := newImage(1<<40|l.seed<<32|i, 1, 1024)
 				repo := fmt.Sprintf("gcload/c%d", i%gcLoadClients)
 				t0 := time.Now()
-				err := l.c.pushImage(ctx, repo, fmt.Sprintf("v%d", i), im)
+				err := l.c.pushImage(ctx, repo, fmt.Sprintf("v%d", i), im, false)
 				if err == nil {
 					err = pullImage(ctx, l.c, repo, fmt.Sprintf("v%d", i), im, b)
 				}

@@ -58,7 +58,7 @@ func (h *harness) mirrorManifestScenario() *scenario {
 			c := newRegClient(t.srv.base, 1, 64<<10)
 			defer c.close()
 			if t.name == nameRef {
-				return c.pushImage(ctx, mirrorRepo, "latest", im)
+				return c.pushImage(ctx, mirrorRepo, "latest", im, false)
 			}
 			// The first GET fetches the manifest from the upstream.
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(path), nil)

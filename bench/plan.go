@@ -87,7 +87,7 @@ func fullPlan() plan {
 		SharedListRequests:     2,
 
 		GCRepos:      3000,
-		GCLayer:      16 << 10,
+		GCLayer:      64 << 10,
 		GCLoadWindow: 2 * time.Second,
 		Golden:       registrytest.FullLineageScale,
 	}
@@ -127,7 +127,7 @@ func quickPlan() plan {
 		SharedListRequests:     1,
 
 		GCRepos:      300,
-		GCLayer:      16 << 10,
+		GCLayer:      64 << 10,
 		GCLoadWindow: time.Second,
 		Golden:       registrytest.LineageScale{GoldenRepos: 10, GoldenPerRepo: 10, Apps: 1800, AppsPerRepo: 90, UsedBy: 1000},
 	}

@@ -240,7 +240,7 @@ func (h *harness) manifestScenario() *scenario {
 			}
 			c := newRegClient(t.srv.base, 1, 64<<10)
 			defer c.close()
-			return c.pushImage(ctx, repo, tag, im)
+			return c.pushImage(ctx, repo, tag, im, false)
 		},
 	}
 	accept := map[string]string{"Accept": v1.MediaTypeImageManifest}
@@ -356,19 +356,22 @@ func (h *harness) smallImagesScenario() *scenario {
 				Title: fmt.Sprintf("5a. push %d small images, one client", p.SmallImages)},
 			{Metric: "par_ips", Unit: "images/s", Higher: true, Goal: goal,
 				Title: fmt.Sprintf("5b. push %d small images, %d clients", p.SmallImages, p.SmallClients)},
+			{Metric: "patch_ips", Unit: "images/s", Higher: true, Goal: goal,
+				Title: fmt.Sprintf("5c. push %d small images, one client, each blob in a PATCH as docker sends it", p.SmallImages)},
 		},
 		Measure: func(ctx context.Context, t *target, rep int) (sample, error) {
 			s := sample{}
-			for _, v := range []struct {
+			for k, v := range []struct {
 				key     string
 				clients int
-			}{{"seq_ips", 1}, {"par_ips", p.SmallClients}} {
-				ims := mk(uint64(rep+1)<<32 | uint64(v.clients)<<24)
+				chunked bool
+			}{{"seq_ips", 1, false}, {"par_ips", p.SmallClients, false}, {"patch_ips", 1, true}} {
+				ims := mk(uint64(rep+1)<<32 | uint64(v.clients)<<24 | uint64(k)<<20)
 				repo := fmt.Sprintf("small/%s-%d", v.key[:3], rep)
 				c := newRegClient(t.srv.base, v.clients, 64<<10)
 				t0 := time.Now()
 				err := forEach(ctx, len(ims), v.clients, func(ctx context.Context, i int) error {
-					return c.pushImage(ctx, repo, fmt.Sprintf("v%d", i), ims[i])
+					return c.pushImage(ctx, repo, fmt.Sprintf("v%d", i), ims[i], v.chunked)
 				})
 				el := time.Since(t0)
 				c.close()
@@ -450,7 +453,7 @@ func (h *harness) tagsScenario() *scenario {
 		Setup: func(ctx context.Context, t *target) error {
 			c := newRegClient(t.srv.base, p.SetupClients, 64<<10)
 			defer c.close()
-			if err := c.pushImage(ctx, repo, tag(0), im); err != nil {
+			if err := c.pushImage(ctx, repo, tag(0), im, false); err != nil {
 				return err
 			}
 			return forEach(ctx, p.Tags-1, p.SetupClients, func(ctx context.Context, i int) error {
@@ -486,7 +489,7 @@ func (h *harness) populateCatalog(ctx context.Context, t *target, repos int) err
 	name := func(i int) string { return fmt.Sprintf("cat/r%05d", i) }
 	c := newRegClient(t.srv.base, p.SetupClients, 64<<10)
 	defer c.close()
-	if err := c.pushImage(ctx, name(0), "latest", im); err != nil {
+	if err := c.pushImage(ctx, name(0), "latest", im, false); err != nil {
 		return err
 	}
 	return forEach(ctx, repos-1, p.SetupClients, func(ctx context.Context, i int) error {

@@ -130,7 +130,7 @@ func (h *harness) sharedManifestScenario() *scenario {
 		Setup: func(ctx context.Context, t *target) error {
 			c := newRegClient(t.srv.base, 1, 64<<10)
 			defer c.close()
-			return c.pushImage(ctx, repo, tag, im)
+			return c.pushImage(ctx, repo, tag, im, false)
 		},
 		Measure: func(ctx context.Context, t *target, _ int) (sample, error) {
 			r, err := runRawLoad(ctx, t.srv.base[len("http://"):], "GET", path,

@@ -149,6 +149,43 @@ type EndedUploads interface {
 	ForgetEndedUploads(ctx context.Context, before time.Time) (int, error)
 }
 
+// SmallBlobs is a Store that can keep the bytes of small blobs in their
+// record (the one every stored blob has, see Collector.KeepBlob) instead
+// of a blob store: committing such a blob is then one transaction, where
+// a blob store needs its own writes and flushes before the link's. The
+// caller decides what is small; the store holds whatever it is given.
+type SmallBlobs interface {
+	// PutSmallBlob records content as the bytes of blob d, links d to
+	// repo (as LinkBlob) and ends the upload session end names, if any,
+	// in one transaction. Bytes d's record holds already are kept.
+	PutSmallBlob(ctx context.Context, repo string, d digest.Digest, content []byte, end UploadEnd) error
+	// SmallBlob returns the bytes d's record holds; ErrNotFound when it
+	// holds none (the blob store has them, or d is not stored).
+	SmallBlob(ctx context.Context, d digest.Digest) ([]byte, error)
+	// MountSmallBlob links d to repo if d's record holds its bytes,
+	// dating the record as KeepBlob does, in one transaction, and reports
+	// whether it did: a collection that takes the record first leaves
+	// nothing to mount.
+	MountSmallBlob(ctx context.Context, repo string, d digest.Digest) (bool, error)
+	// CollectSmallBlobs deletes up to n records that hold bytes and are
+	// unused (as UnusedBlobs says, with the same before and linkSince),
+	// skipping those another transaction holds, and returns them; with
+	// dryRun it only lists them, after `after` in digest order.
+	CollectSmallBlobs(ctx context.Context, before, linkSince time.Time, after digest.Digest, n int, dryRun bool) ([]UnusedBlob, error)
+}
+
+// UploadEnd names the upload session whose last request carried a small
+// blob whole, for PutSmallBlob to end with the commit.
+type UploadEnd struct {
+	// ID is the session's id; empty when there was none (a monolithic
+	// POST).
+	ID string
+	// Started, when set, is the start of a session whose id the registry
+	// signed instead of recording it: the id is recorded as ended, as
+	// EndedUploads.FinishEndedUpload does.
+	Started time.Time
+}
+
 // ManifestRef names a manifest in a repository.
 type ManifestRef struct {
 	Repo   string

@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -168,7 +169,7 @@ func (m *migration) copyBlob(ctx context.Context, b metadata.BlobRef) (bool, err
 }
 
 func (m *migration) copyOnce(ctx context.Context, b metadata.BlobRef) (bool, error) {
-	r, size, err := m.src.Blobs.Open(ctx, b.Digest)
+	r, size, err := m.openSource(ctx, b.Digest)
 	if errors.Is(err, blobstore.ErrNotFound) {
 		m.problem("blob %s is linked but missing from the source's blob store; not copied", b.Digest)
 		return false, nil
@@ -225,6 +226,29 @@ func (m *migration) copyOnce(ctx context.Context, b metadata.BlobRef) (bool, err
 	committed = true
 	m.count(func(r *Report) { r.BlobsCopied++; r.BytesCopied += n })
 	return true, nil
+}
+
+// openSource opens blob d at the source: in its blob store, or in its
+// metadata record if the source kept it there (a small blob, see
+// metadata.SmallBlobs). The destination gets every blob in its blob store,
+// where reads find them whatever its own limit for small blobs.
+func (m *migration) openSource(ctx context.Context, d digest.Digest) (io.ReadCloser, int64, error) {
+	r, size, err := m.src.Blobs.Open(ctx, d)
+	if !errors.Is(err, blobstore.ErrNotFound) {
+		return r, size, err
+	}
+	small, ok := m.src.Meta.(metadata.SmallBlobs)
+	if !ok {
+		return nil, 0, err
+	}
+	b, serr := small.SmallBlob(ctx, d)
+	if errors.Is(serr, metadata.ErrNotFound) {
+		return nil, 0, err
+	}
+	if serr != nil {
+		return nil, 0, serr
+	}
+	return io.NopCloser(bytes.NewReader(b)), int64(len(b)), nil
 }
 
 // hashBlob reads blob d of s through its digest's hash and returns the

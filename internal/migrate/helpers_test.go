@@ -193,6 +193,12 @@ func fillSource(t *testing.T, e end) {
 	if err := e.Meta.PutManifest(ctx, sig, nil); err != nil {
 		t.Fatal(err)
 	}
+	// A small blob kept in its record, as a monolithic push keeps one:
+	// the destination gets it in its blob store.
+	small := []byte(`{"small":"config"}`)
+	if err := e.Meta.(metadata.SmallBlobs).PutSmallBlob(ctx, "team/app", digest.FromBytes(small), small, metadata.UploadEnd{}); err != nil {
+		t.Fatal(err)
+	}
 	// The same layer in a second repository: one blob, two links.
 	tools := putImage(t, e, "alice/tools", "alice", []string{"1.0"}, []byte("layer one"))
 	// Lineage: alice/tools is golden and team/app is built on it.

@@ -88,7 +88,8 @@ func (s *Service) readBlob(ctx context.Context, repo string, d digest.Digest, re
 	if err := ValidateName(repo); err != nil {
 		return BlobRead{}, err
 	}
-	if _, err := s.meta.BlobSize(ctx, repo, d); errors.Is(err, metadata.ErrNotFound) {
+	size, err := s.meta.BlobSize(ctx, repo, d)
+	if errors.Is(err, metadata.ErrNotFound) {
 		// Manifests are content too: serve them by digest from the blob
 		// endpoint, as clients that fetch any descriptor there expect.
 		if m, merr := s.meta.GetManifest(ctx, repo, d); merr == nil {
@@ -97,6 +98,12 @@ func (s *Service) readBlob(ctx context.Context, repo string, d digest.Digest, re
 		return BlobRead{}, blobUnknown(d)
 	} else if err != nil {
 		return BlobRead{}, err
+	}
+	small := size <= s.opts.SmallBlobMax
+	if small {
+		if b, ok, err := s.smallBlob(ctx, d); ok || err != nil {
+			return b, err
+		}
 	}
 	if rd, ok := s.blobs.(blobstore.Redirector); ok && redirect {
 		u, err := rd.RedirectURL(ctx, d)
@@ -108,6 +115,12 @@ func (s *Service) readBlob(ctx context.Context, repo string, d digest.Digest, re
 		}
 	}
 	rc, size, err := s.blobs.Open(ctx, d)
+	if errors.Is(err, blobstore.ErrNotFound) && !small {
+		// Kept in its record under a larger limit than today's?
+		if b, ok, err := s.smallBlob(ctx, d); ok || err != nil {
+			return b, err
+		}
+	}
 	if errors.Is(err, blobstore.ErrNotFound) {
 		// Linked but gone from the store: report it as unknown rather than
 		// failing the request, and say so in the log.
@@ -174,24 +187,24 @@ func (s *Service) MountBlob(ctx context.Context, repo string, d digest.Digest, f
 			return false, err
 		}
 	}
-	if c, ok := s.blobs.(blobstore.Collector); ok {
-		// Marked as reused, like a commit that finds the blob present, so
-		// that a garbage collection racing the mount keeps the bytes (or
-		// has taken them first, and the mount becomes an upload).
-		present, err := c.Reuse(ctx, d)
-		if err != nil {
-			return false, fmt.Errorf("reuse blob %s: %w", d, err)
+	small := size <= s.opts.SmallBlobMax
+	if small {
+		// In one transaction with the link: a collection of the record
+		// either came first (then nothing is mounted) or waits.
+		if mounted, err := s.mountSmall(ctx, repo, d); mounted || err != nil {
+			return mounted, err
 		}
-		if !present {
-			return false, nil
-		}
-	} else if err := s.keepBlob(ctx, d, size); err != nil {
+	}
+	present, err := s.holdForMount(ctx, d, size)
+	if err != nil {
 		return false, err
-	} else if _, err := s.blobs.Stat(ctx, d); err != nil {
-		if errors.Is(err, blobstore.ErrNotFound) {
-			return false, nil
+	}
+	if !present {
+		if !small {
+			// Kept in its record under a larger limit than today's?
+			return s.mountSmall(ctx, repo, d)
 		}
-		return false, fmt.Errorf("stat blob %s: %w", d, err)
+		return false, nil
 	}
 	if err := s.meta.LinkBlob(ctx, repo, d, size); err != nil {
 		return false, err
@@ -213,6 +226,30 @@ func (s *Service) keepBlob(ctx context.Context, d digest.Digest, size int64) err
 		return nil
 	}
 	return c.KeepBlob(ctx, d, size)
+}
+
+// holdForMount reports whether the blob store holds d, first making sure
+// that a garbage collection racing the mount keeps the bytes (or has taken
+// them first, and the mount becomes an upload).
+func (s *Service) holdForMount(ctx context.Context, d digest.Digest, size int64) (bool, error) {
+	if c, ok := s.blobs.(blobstore.Collector); ok {
+		// Marked as reused, like a commit that finds the blob present.
+		present, err := c.Reuse(ctx, d)
+		if err != nil {
+			return false, fmt.Errorf("reuse blob %s: %w", d, err)
+		}
+		return present, nil
+	}
+	if err := s.keepBlob(ctx, d, size); err != nil {
+		return false, err
+	}
+	if _, err := s.blobs.Stat(ctx, d); err != nil {
+		if errors.Is(err, blobstore.ErrNotFound) {
+			return false, nil
+		}
+		return false, fmt.Errorf("stat blob %s: %w", d, err)
+	}
+	return true, nil
 }
 
 // Bounds of visibleHolder's search: a mount that finds no repository it

@@ -130,7 +130,13 @@ func (s *Service) collect(ctx context.Context, meta metadata.Collector, opts GCO
 		return s.sweepRecorded(ctx, meta, cutoff, linksBefore, opts.DryRun, pace, rep)
 	}
 	w := &walkCollection{meta: meta, blobs: blobs, cutoff: cutoff, linksBefore: linksBefore, dryRun: opts.DryRun, pace: pace, rep: rep}
-	return s.walkAndCollect(ctx, w)
+	if err := s.walkAndCollect(ctx, w); err != nil {
+		return err
+	}
+	// The bytes of small blobs live in their records, which the walk
+	// does not find (on a store that is not walked, the sweep above
+	// deletes those records with the others).
+	return s.collectSmall(ctx, cutoff, linksBefore, opts.DryRun, pace, rep)
 }
 
 // walkAndCollect walks the blob store and removes the blobs nothing uses.

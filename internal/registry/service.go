@@ -29,6 +29,11 @@ type Options struct {
 	NoLineage bool
 	// MaxManifestSize bounds manifest bodies; 0 means DefaultMaxManifestSize.
 	MaxManifestSize int64
+	// SmallBlobMax is the size up to which a blob whose bytes come whole
+	// in one request is kept in the metadata store (smallblobs.go); 0
+	// means DefaultSmallBlobMax, a negative size keeps every blob in the
+	// blob store.
+	SmallBlobMax int64
 	// Now is the clock of garbage collection's grace period, of upload
 	// sessions and of their janitor (default time.Now). Tests move it
 	// instead of waiting.
@@ -89,6 +94,11 @@ type Service struct {
 	// gcRuns is the garbage collection job, nil when the metadata store
 	// cannot lease it and record its runs.
 	gcRuns *GCRuns
+
+	// small is the metadata store's keeping of small blobs' bytes
+	// (smallblobs.go), nil when it keeps none; Options.SmallBlobMax says
+	// which new blobs go there.
+	small metadata.SmallBlobs
 }
 
 // New returns a Service over the given stores.
@@ -99,7 +109,11 @@ func New(meta metadata.Store, blobs blobstore.Store, log *slog.Logger, opts Opti
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.SmallBlobMax == 0 {
+		opts.SmallBlobMax = DefaultSmallBlobMax
+	}
 	s := &Service{meta: meta, blobs: blobs, log: log, opts: opts}
+	s.small, _ = meta.(metadata.SmallBlobs)
 	if ps, ok := meta.(metadata.PolicyStore); ok {
 		s.policies = NewPolicies(ps, log)
 	}

@@ -99,7 +99,8 @@ func TestSignedUpload_PostWritesNothingAndPutFinishes(t *testing.T) {
 	if size, err := r.meta.BlobSize(t.Context(), "app", d); err != nil || size != int64(len(data)) {
 		t.Errorf("BlobSize after the PUT = %d, %v; want %d", size, err, len(data))
 	}
-	if got, err := os.ReadFile(filepath.Join(r.dir, "blobs", "blobs", "sha256", d.Encoded()[:2], d.Encoded())); err != nil || !bytes.Equal(got, data) {
+	// Small: kept in the database with the link (smallblobs.go).
+	if got, err := r.meta.SmallBlob(t.Context(), d); err != nil || !bytes.Equal(got, data) {
 		t.Errorf("stored blob = %q, %v; want %q", got, err, data)
 	}
 	if files := r.uploadFiles(t); len(files) != 0 {

@@ -130,6 +130,14 @@ func (s *Service) CompleteUpload(ctx context.Context, repo, id string, d digest.
 			lease.release(ctx)
 		}
 	}()
+	if u.Offset == 0 && r != nil && s.isSmall(length) {
+		if err := s.completeSmall(ctx, u, lease, d, r, length); err != nil {
+			return 0, err
+		}
+		finished = true // ending the session ended the claim
+		s.log.InfoContext(ctx, "blob committed", "repo", repo, "digest", d, "bytes", u.Offset, "kept", "metadata")
+		return u.Offset, nil
+	}
 	if bc := s.blobCreator(); bc != nil && u.Offset == 0 && r != nil && length != 0 {
 		// The whole blob is in this request (POST, then PUT with the body).
 		err = s.completeDirect(ctx, bc, u, lease, d, r, length)
@@ -227,6 +235,9 @@ func (s *Service) PutBlob(ctx context.Context, repo string, d digest.Digest, r i
 	}
 	if err := s.enforceQuota(ctx, repo, d, declared(0, length), false); err != nil {
 		return 0, err
+	}
+	if s.isSmall(length) {
+		return s.putSmall(ctx, repo, d, r, length)
 	}
 	if bc := s.blobCreator(); bc != nil {
 		n, err := s.createBlob(ctx, bc, d, r, length, nil)

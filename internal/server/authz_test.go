@@ -17,6 +17,7 @@ import (
 
 	"github.com/wharf/wharf/internal/auth"
 	"github.com/wharf/wharf/internal/clocktest"
+	"github.com/wharf/wharf/internal/registry"
 	"github.com/wharf/wharf/internal/registrytest"
 )
 
@@ -122,7 +123,9 @@ func newAuthWorld(t *testing.T, opts ...registrytest.Option) *authWorld {
 // push stores an image (config, one layer, manifest tagged v1) as admin.
 func (w *authWorld) push(t *testing.T, repo string) {
 	t.Helper()
-	layer := make([]byte, 512)
+	// Larger than registry.DefaultSmallBlobMax, as layers are: its bytes
+	// are in the blob store (the redirect tests send clients there).
+	layer := make([]byte, registry.DefaultSmallBlobMax+512)
 	_, _ = rand.Read(layer)
 	config := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
 	for _, blob := range [][]byte{config, layer} {

@@ -116,7 +116,12 @@ func (w *gcWorld) blobFile(t *testing.T, d digest.Digest) bool {
 	return err == nil
 }
 
-func layer(seed string) []byte { return bytes.Repeat([]byte(seed), 300) }
+// layer is a layer larger than registry.DefaultSmallBlobMax, so that its
+// bytes are a file in the blob store (whose removal these tests check);
+// the configs of the images they push are small and kept in the database.
+func layer(seed string) []byte {
+	return bytes.Repeat([]byte(seed), registry.DefaultSmallBlobMax/len(seed)+1)
+}
 
 func TestGC_DeletesWhatNoManifestReferences(t *testing.T) {
 	w := newGCWorld(t)

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -104,9 +105,15 @@ func (w *gcWorld) runGC() (gcRunJSON, error) {
 }
 
 // storedBytes sums the blob files in the data directory.
+// storedBytes is the size of every blob stored: the blob store's files
+// and the small blobs the database keeps.
 func (w *gcWorld) storedBytes(t *testing.T) int64 {
 	t.Helper()
 	var n int64
+	db := w.database(t)
+	if err := db.QueryRow(`SELECT COALESCE(SUM(LENGTH(content)), 0) FROM blobs WHERE content IS NOT NULL`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
 	err := filepath.WalkDir(filepath.Join(w.srv.Config.Storage.Filesystem.Root, "blobs"), func(_ string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() {
 			return err
@@ -119,6 +126,28 @@ func (w *gcWorld) storedBytes(t *testing.T) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// database opens the server's SQLite database beside it, for reading.
+func (w *gcWorld) database(t *testing.T) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+w.srv.Config.Database.SQLite.Path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// keptInDatabase reports whether the database keeps d's bytes (a small
+// blob).
+func (w *gcWorld) keptInDatabase(t *testing.T, d digest.Digest) bool {
+	t.Helper()
+	var n int
+	if err := w.database(t).QueryRow(`SELECT COUNT(*) FROM blobs WHERE digest = ? AND content IS NOT NULL`, d.String()).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
 }
 
 // Garbage collection inside the server, started over and over through
@@ -252,7 +281,7 @@ func TestGCInServe_RacesPushesAndDeletes(t *testing.T) {
 	}
 	for d, n := range gone {
 		goneBytes += n
-		if w.blobFile(t, d) {
+		if w.blobFile(t, d) || w.keptInDatabase(t, d) {
 			t.Errorf("blob %s of a deleted image is still stored", d)
 		}
 	}

@@ -34,6 +34,10 @@ func RunCollector(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"DeleteUnusedBlob_ConcurrentCollectionsRemoveOnce", testDeleteUnusedBlobConcurrent},
 		{"DeleteUnusedBlobRecords_DeletesOnlyUnusedRecords", testDeleteUnusedBlobRecords},
 		{"BlobsInUse_AnswersForEachDigest", testBlobsInUse},
+		{"PutSmallBlob_KeepsTheBytesLinksAndEndsTheUpload", testPutSmallBlob},
+		{"MountSmallBlob_OnlyWhereTheRecordHoldsBytes", testMountSmallBlob},
+		{"CollectSmallBlobs_DeletesOnlyUnusedRecordsWithBytes", testCollectSmallBlobs},
+		{"CollectSmallBlobs_ConcurrentWithMountsLosesNoMountedBytes", testCollectSmallBlobsRacesMounts},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -75,18 +75,11 @@ func (db *DB) UnusedBlobs(ctx context.Context, before, linkSince time.Time, afte
 	if err != nil {
 		return nil, fmt.Errorf("unused blobs: %w", err)
 	}
-	defer rows.Close()
-	var out []metadata.UnusedBlob
-	for rows.Next() {
-		var b metadata.UnusedBlob
-		var d string
-		if err := rows.Scan(&d, &b.Size); err != nil {
-			return nil, fmt.Errorf("unused blobs: %w", err)
-		}
-		b.Digest = digest.Digest(d)
-		out = append(out, b)
+	out, err := scanUnused(rows)
+	if err != nil {
+		return nil, fmt.Errorf("unused blobs: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // DeleteUnusedBlob deletes d's row and, through remove, its bytes, if it

@@ -455,6 +455,12 @@ var migrations = []string{
 		JOIN tags t ON t.repo_id = l.repo_id AND t.digest = mr.parent
 		WHERE l.base_repo <> ''
 	) AS d WHERE true ON CONFLICT DO NOTHING;`,
+	// 23: the bytes of small blobs, kept in their record (smallblobs.go)
+	// instead of the blob store when a push carries them whole: NULL for
+	// every blob the blob store holds. The index lets a collection on a
+	// blob store it walks find the others without reading every record.
+	`ALTER TABLE blobs ADD COLUMN content BLOB;
+	CREATE INDEX blobs_small ON blobs(digest) WHERE content IS NOT NULL;`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the

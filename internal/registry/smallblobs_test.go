@@ -1,0 +1,262 @@
+package registry_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/wharf/wharf/internal/blobstore"
+	"github.com/wharf/wharf/internal/blobstore/fs"
+	"github.com/wharf/wharf/internal/metadata"
+	"github.com/wharf/wharf/internal/metadata/sqldb"
+	"github.com/wharf/wharf/internal/registry"
+)
+
+// smallRig is a Service on SQLite and a directory, with a clock the test
+// moves, and the stores under it to look at.
+type smallRig struct {
+	svc   *registry.Service
+	db    *sqldb.DB
+	blobs *fs.Store
+	mu    sync.Mutex
+	now   time.Time
+	// key signs upload ids, as serve does on SQLite; nil records every
+	// session at its POST, as on PostgreSQL.
+	key []byte
+}
+
+func newSmallRig(t *testing.T, max int64) *smallRig {
+	t.Helper()
+	rig := &smallRig{now: time.Now(), key: []byte("0123456789abcdef0123456789abcdef")}
+	clock := func() time.Time { rig.mu.Lock(); defer rig.mu.Unlock(); return rig.now }
+	rig.db = openSQLite(t, clock)
+	rig.attach(t, max)
+	return rig
+}
+
+// attach (re)makes the service over the rig's stores with a limit.
+func (r *smallRig) attach(t *testing.T, max int64) {
+	t.Helper()
+	log := slog.New(slog.DiscardHandler)
+	if r.blobs == nil {
+		var err error
+		if r.blobs, err = fs.New(filepath.Join(t.TempDir(), "blobs"), log); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock := func() time.Time { r.mu.Lock(); defer r.mu.Unlock(); return r.now }
+	r.svc = registry.New(r.db, r.blobs, log, registry.Options{SmallBlobMax: max, Now: clock, UploadKey: r.key})
+}
+
+func (r *smallRig) advance(d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.now = r.now.Add(d)
+}
+
+// wantInStore says whether the blob store holds d.
+func (r *smallRig) wantInStore(t *testing.T, d digest.Digest, want bool) {
+	t.Helper()
+	_, err := r.blobs.Stat(t.Context(), d)
+	if got := err == nil; got != want || (err != nil && !errors.Is(err, blobstore.ErrNotFound)) {
+		t.Errorf("blob store holds %s: %v (%v); want %v", d, got, err, want)
+	}
+}
+
+// wantInRecord says whether d's metadata record holds its bytes.
+func (r *smallRig) wantInRecord(t *testing.T, d digest.Digest, want bool) {
+	t.Helper()
+	_, err := r.db.SmallBlob(t.Context(), d)
+	if got := err == nil; got != want || (err != nil && !errors.Is(err, metadata.ErrNotFound)) {
+		t.Errorf("record of %s holds its bytes: %v (%v); want %v", d, got, err, want)
+	}
+}
+
+// wantBlob reads d from repo through the service.
+func wantBlob(t *testing.T, svc *registry.Service, repo string, want []byte) {
+	t.Helper()
+	d := digest.FromBytes(want)
+	rc, size, err := svc.OpenBlob(t.Context(), repo, d)
+	if err != nil {
+		t.Fatalf("OpenBlob(%s, %s): %v", repo, d, err)
+	}
+	defer rc.Close()
+	got, err := io.ReadAll(rc)
+	if err != nil || !bytes.Equal(got, want) || size != int64(len(want)) {
+		t.Errorf("OpenBlob(%s, %s) = %q (size %d), %v; want %q", repo, d, got, size, err, want)
+	}
+	if n, err := svc.StatBlob(t.Context(), repo, d); err != nil || n != int64(len(want)) {
+		t.Errorf("StatBlob(%s, %s) = %d, %v; want %d", repo, d, n, err, len(want))
+	}
+}
+
+// A blob sent whole and small enough is kept in its record, by either
+// monolithic push; one sent in chunks, or larger, or with the limit off,
+// goes to the blob store.
+func TestSmallBlob_KeptInTheDatabaseWhenSentWhole(t *testing.T) {
+	for _, signed := range []bool{true, false} {
+		name := "signed upload ids"
+		if !signed {
+			name = "recorded sessions"
+		}
+		t.Run(name, func(t *testing.T) { testSmallBlobKept(t, signed) })
+	}
+}
+
+func testSmallBlobKept(t *testing.T, signed bool) {
+	rig := newSmallRig(t, 1024)
+	if !signed {
+		rig.key = nil
+		rig.attach(t, 1024)
+	}
+	ctx := t.Context()
+	svc := rig.svc
+
+	post := []byte(`{"config":"posted with its digest"}`)
+	if _, err := svc.PutBlob(ctx, "app", digest.FromBytes(post), bytes.NewReader(post), int64(len(post))); err != nil {
+		t.Fatal(err)
+	}
+	put := []byte(`{"config":"POST, then PUT with the body"}`)
+	up, err := svc.StartUpload(ctx, "app", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.CompleteUpload(ctx, "app", up.ID, digest.FromBytes(put), bytes.NewReader(put), int64(len(put))); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range [][]byte{post, put} {
+		rig.wantInRecord(t, digest.FromBytes(b), true)
+		rig.wantInStore(t, digest.FromBytes(b), false)
+		wantBlob(t, svc, "app", b)
+	}
+	if _, err := svc.UploadStatus(ctx, "app", up.ID); err == nil {
+		t.Error("the session is still open after its PUT")
+	}
+
+	patched := []byte("sent in a PATCH")
+	up, err = svc.StartUpload(ctx, "app", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.WriteUpload(ctx, "app", up.ID, 0, bytes.NewReader(patched), int64(len(patched))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.CompleteUpload(ctx, "app", up.ID, digest.FromBytes(patched), nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	large := bytes.Repeat([]byte("l"), 1025)
+	if _, err := svc.PutBlob(ctx, "app", digest.FromBytes(large), bytes.NewReader(large), int64(len(large))); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range [][]byte{patched, large} {
+		rig.wantInRecord(t, digest.FromBytes(b), false)
+		rig.wantInStore(t, digest.FromBytes(b), true)
+		wantBlob(t, svc, "app", b)
+	}
+
+	rig.attach(t, -1)
+	off := []byte("with the limit off")
+	if _, err := rig.svc.PutBlob(ctx, "app", digest.FromBytes(off), bytes.NewReader(off), int64(len(off))); err != nil {
+		t.Fatal(err)
+	}
+	rig.wantInRecord(t, digest.FromBytes(off), false)
+	rig.wantInStore(t, digest.FromBytes(off), true)
+	// What was kept in records stays readable and mountable.
+	wantBlob(t, rig.svc, "app", post)
+	if ok, err := rig.svc.MountBlob(ctx, "other", digest.FromBytes(put), "app"); err != nil || !ok {
+		t.Errorf("MountBlob with the limit off = %v, %v; want true", ok, err)
+	}
+	wantBlob(t, rig.svc, "other", put)
+}
+
+// A small blob whose bytes do not match its digest, or that is cut
+// short, is refused and leaves nothing: no record, no link, no file.
+func TestSmallBlob_BadBodyStoresNothing(t *testing.T) {
+	rig := newSmallRig(t, 0)
+	ctx := t.Context()
+	body := []byte("the real bytes")
+	wrong := digest.FromString("other bytes")
+	_, err := rig.svc.PutBlob(ctx, "app", wrong, bytes.NewReader(body), int64(len(body)))
+	if !errors.Is(err, registry.ErrDigestInvalid) {
+		t.Errorf("PutBlob with a wrong digest = %v; want DIGEST_INVALID", err)
+	}
+	up, err := rig.svc.StartUpload(ctx, "app", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := digest.FromBytes(body)
+	_, err = rig.svc.CompleteUpload(ctx, "app", up.ID, d, strings.NewReader("the real"), int64(len(body)))
+	if !errors.Is(err, registry.ErrSizeInvalid) && !errors.Is(err, registry.ErrUploadInvalid) {
+		t.Errorf("CompleteUpload of a short body = %v; want SIZE_INVALID", err)
+	}
+	for _, d := range []digest.Digest{wrong, d} {
+		rig.wantInRecord(t, d, false)
+		rig.wantInStore(t, d, false)
+		if _, err := rig.svc.StatBlob(ctx, "app", d); err == nil {
+			t.Errorf("StatBlob(app, %s) found a blob that was refused", d)
+		}
+	}
+	// The session is still there for a correct PUT.
+	if _, err := rig.svc.CompleteUpload(ctx, "app", up.ID, d, bytes.NewReader(body), int64(len(body))); err != nil {
+		t.Fatalf("CompleteUpload after a short body: %v", err)
+	}
+	wantBlob(t, rig.svc, "app", body)
+}
+
+// A small blob mounts like any other; once nothing links or references
+// it, garbage collection deletes its record with its bytes (a dry run
+// counts it first), and what is in use stays.
+func TestSmallBlob_MountedAndCollected(t *testing.T) {
+	rig := newSmallRig(t, 0)
+	ctx := t.Context()
+	svc := rig.svc
+	gone, kept := []byte("collected"), []byte("still linked")
+	for _, b := range [][]byte{gone, kept} {
+		if _, err := svc.PutBlob(ctx, "app", digest.FromBytes(b), bytes.NewReader(b), int64(len(b))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ok, err := svc.MountBlob(ctx, "copy", digest.FromBytes(gone), "app"); err != nil || !ok {
+		t.Fatalf("MountBlob = %v, %v; want true", ok, err)
+	}
+	wantBlob(t, svc, "copy", gone)
+	for _, repo := range []string{"app", "copy"} {
+		if err := svc.DeleteBlob(ctx, repo, digest.FromBytes(gone)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Within the grace nothing goes.
+	rep, err := svc.CollectGarbage(ctx, registry.GCOptions{Grace: time.Hour})
+	if err != nil || rep.Blobs != 0 {
+		t.Fatalf("CollectGarbage within the grace = %+v, %v; want nothing collected", rep, err)
+	}
+	rig.advance(2 * time.Hour)
+	// A pusher's HEAD renews the link of the blob that stays (no manifest
+	// references it, so an old link would be pruned and the blob go too).
+	if _, err := svc.StatBlob(ctx, "app", digest.FromBytes(kept)); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = svc.CollectGarbage(ctx, registry.GCOptions{Grace: time.Hour, DryRun: true})
+	if err != nil || rep.Blobs != 1 || rep.Bytes != int64(len(gone)) {
+		t.Errorf("dry run = %+v, %v; want 1 blob of %d bytes", rep, err, len(gone))
+	}
+	rig.wantInRecord(t, digest.FromBytes(gone), true)
+	rep, err = svc.CollectGarbage(ctx, registry.GCOptions{Grace: time.Hour})
+	if err != nil || rep.Blobs != 1 || rep.Bytes != int64(len(gone)) {
+		t.Errorf("CollectGarbage = %+v, %v; want 1 blob of %d bytes", rep, err, len(gone))
+	}
+	rig.wantInRecord(t, digest.FromBytes(gone), false)
+	if ok, err := svc.MountBlob(ctx, "copy", digest.FromBytes(gone), ""); err != nil || ok {
+		t.Errorf("MountBlob of a collected blob = %v, %v; want false", ok, err)
+	}
+	rig.wantInRecord(t, digest.FromBytes(kept), true)
+	wantBlob(t, svc, "app", kept)
+}
