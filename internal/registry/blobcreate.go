@@ -130,15 +130,20 @@ func (s *Service) completeDirect(ctx context.Context, bc blobstore.BlobCreator, 
 	if err != nil {
 		return err
 	}
-	fresh := unrecorded(u)
 	u.Offset = n
-	if fresh {
-		return nil // it never had an upload in the store
+	s.dropStoredUpload(ctx, u)
+	return nil
+}
+
+// dropStoredUpload removes session u's upload from the blob store after
+// its blob was committed without it, from the final request's body: what
+// the recorded state names (nothing, unless a write failed) is none of the
+// blob. A session never recorded never had an upload in the store.
+func (s *Service) dropStoredUpload(ctx context.Context, u *metadata.Upload) {
+	if unrecorded(u) {
+		return
 	}
-	// What the session's recorded state names (nothing, unless a write
-	// failed) is none of the blob.
 	if err := s.blobs.CancelUpload(context.WithoutCancel(ctx), u.ID, u.StoreState); err != nil && !errors.Is(err, blobstore.ErrNotFound) {
 		s.log.WarnContext(ctx, "upload bytes not removed", "upload", u.ID, "err", err)
 	}
-	return nil
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/wharf/wharf/internal/blobstore"
 	"github.com/wharf/wharf/internal/metadata"
 )
 
@@ -89,12 +88,7 @@ func (s *Service) completeSmall(ctx context.Context, u *metadata.Upload, lease *
 		return err
 	}
 	u.Offset = int64(len(content))
-	if !unrecorded(u) {
-		// The upload its POST made in the blob store holds none of it.
-		if err := s.blobs.CancelUpload(context.WithoutCancel(ctx), u.ID, u.StoreState); err != nil && !errors.Is(err, blobstore.ErrNotFound) {
-			s.log.WarnContext(ctx, "upload bytes not removed", "upload", u.ID, "err", err)
-		}
-	}
+	s.dropStoredUpload(ctx, u)
 	return nil
 }
 
