@@ -167,11 +167,23 @@ type SmallBlobs interface {
 	// whether it did: a collection that takes the record first leaves
 	// nothing to mount.
 	MountSmallBlob(ctx context.Context, repo string, d digest.Digest) (bool, error)
+	// LinkedBlob is BlobSize, and also says whether d's record holds its
+	// bytes, so that a read or a mount goes to the right place at once.
+	LinkedBlob(ctx context.Context, repo string, d digest.Digest) (BlobInfo, error)
+	// AnyLinkedBlob is AnyBlobSize, and says the same.
+	AnyLinkedBlob(ctx context.Context, d digest.Digest) (BlobInfo, error)
 	// CollectSmallBlobs deletes up to n records that hold bytes and are
 	// unused (as UnusedBlobs says, with the same before and linkSince),
 	// skipping those another transaction holds, and returns them; with
 	// dryRun it only lists them, after `after` in digest order.
 	CollectSmallBlobs(ctx context.Context, before, linkSince time.Time, after digest.Digest, n int, dryRun bool) ([]UnusedBlob, error)
+}
+
+// BlobInfo is what a repository's link to a blob says of it.
+type BlobInfo struct {
+	Size int64
+	// InRecord: the blob's record holds its bytes (SmallBlobs.SmallBlob).
+	InRecord bool
 }
 
 // UploadEnd names the upload session whose last request carried a small

@@ -88,7 +88,7 @@ func (s *Service) readBlob(ctx context.Context, repo string, d digest.Digest, re
 	if err := ValidateName(repo); err != nil {
 		return BlobRead{}, err
 	}
-	size, err := s.meta.BlobSize(ctx, repo, d)
+	b, err := s.linkedBlob(ctx, repo, d)
 	if errors.Is(err, metadata.ErrNotFound) {
 		// Manifests are content too: serve them by digest from the blob
 		// endpoint, as clients that fetch any descriptor there expect.
@@ -99,10 +99,12 @@ func (s *Service) readBlob(ctx context.Context, repo string, d digest.Digest, re
 	} else if err != nil {
 		return BlobRead{}, err
 	}
-	small := size <= s.opts.SmallBlobMax
-	if small {
-		if b, ok, err := s.smallBlob(ctx, d); ok || err != nil {
-			return b, err
+	if b.InRecord {
+		// Unless a collection took the record since it was read: the
+		// link went before it, and the store will not have the blob
+		// either.
+		if r, ok, err := s.smallBlob(ctx, d); ok || err != nil {
+			return r, err
 		}
 	}
 	if rd, ok := s.blobs.(blobstore.Redirector); ok && redirect {
@@ -115,10 +117,10 @@ func (s *Service) readBlob(ctx context.Context, repo string, d digest.Digest, re
 		}
 	}
 	rc, size, err := s.blobs.Open(ctx, d)
-	if errors.Is(err, blobstore.ErrNotFound) && !small {
-		// Kept in its record under a larger limit than today's?
-		if b, ok, err := s.smallBlob(ctx, d); ok || err != nil {
-			return b, err
+	if errors.Is(err, blobstore.ErrNotFound) && !b.InRecord {
+		// Its record took its bytes since the link was read?
+		if r, ok, err := s.smallBlob(ctx, d); ok || err != nil {
+			return r, err
 		}
 	}
 	if errors.Is(err, blobstore.ErrNotFound) {
@@ -159,20 +161,20 @@ func (s *Service) MountBlob(ctx context.Context, repo string, d digest.Digest, f
 	if err := ValidateName(repo); err != nil {
 		return false, err
 	}
-	var size int64
+	var b metadata.BlobInfo
 	var err error
 	switch keep := repoFilter(ctx); {
 	case from != "":
 		if ValidateName(from) != nil {
 			return false, nil
 		}
-		size, err = s.meta.BlobSize(ctx, from, d)
+		b, err = s.linkedBlob(ctx, from, d)
 	case keep != nil:
 		if from, err = s.visibleHolder(ctx, d, keep); err == nil {
-			size, err = s.meta.BlobSize(ctx, from, d)
+			b, err = s.linkedBlob(ctx, from, d)
 		}
 	default:
-		size, err = s.meta.AnyBlobSize(ctx, d)
+		b, err = s.anyLinkedBlob(ctx, d)
 	}
 	if errors.Is(err, metadata.ErrNotFound) {
 		return false, nil
@@ -183,30 +185,24 @@ func (s *Service) MountBlob(ctx context.Context, repo string, d digest.Digest, f
 	// A mount within a namespace adds nothing to its usage (a blob counts
 	// once there); from elsewhere it adds the blob.
 	if from == "" || Namespace(from) != Namespace(repo) {
-		if err := s.enforceQuota(ctx, repo, d, size, false); err != nil {
+		if err := s.enforceQuota(ctx, repo, d, b.Size, false); err != nil {
 			return false, err
 		}
 	}
-	small := size <= s.opts.SmallBlobMax
-	if small {
+	if b.InRecord {
 		// In one transaction with the link: a collection of the record
 		// either came first (then nothing is mounted) or waits.
-		if mounted, err := s.mountSmall(ctx, repo, d); mounted || err != nil {
-			return mounted, err
-		}
+		return s.mountSmall(ctx, repo, d)
 	}
-	present, err := s.holdForMount(ctx, d, size)
+	present, err := s.holdForMount(ctx, d, b.Size)
 	if err != nil {
 		return false, err
 	}
 	if !present {
-		if !small {
-			// Kept in its record under a larger limit than today's?
-			return s.mountSmall(ctx, repo, d)
-		}
-		return false, nil
+		// Its record took its bytes since the link was read?
+		return s.mountSmall(ctx, repo, d)
 	}
-	if err := s.meta.LinkBlob(ctx, repo, d, size); err != nil {
+	if err := s.meta.LinkBlob(ctx, repo, d, b.Size); err != nil {
 		return false, err
 	}
 	return true, nil

@@ -25,10 +25,9 @@ import (
 // and crane push) goes to the blob store as always, since its session's
 // bytes already are there.
 //
-// Reads, mounts and garbage collection look in both places: the record
-// first for a blob no larger than SmallBlobMax, the blob store otherwise
-// (and the record again if the store lacks a blob: one kept while the
-// limit was larger).
+// Reads and mounts learn from the link's lookup which of the two places
+// holds a blob (metadata.BlobInfo), so a small blob stored as a file
+// costs no extra query; garbage collection looks in both.
 
 // DefaultSmallBlobMax is the default of Options.SmallBlobMax: most image
 // configs are a few KiB, and up to this size a blob costs the database
@@ -90,6 +89,25 @@ func (s *Service) completeSmall(ctx context.Context, u *metadata.Upload, lease *
 	u.Offset = int64(len(content))
 	s.dropStoredUpload(ctx, u)
 	return nil
+}
+
+// linkedBlob is the metadata's BlobSize, and says where the bytes are.
+func (s *Service) linkedBlob(ctx context.Context, repo string, d digest.Digest) (metadata.BlobInfo, error) {
+	if s.small != nil {
+		return s.small.LinkedBlob(ctx, repo, d)
+	}
+	size, err := s.meta.BlobSize(ctx, repo, d)
+	return metadata.BlobInfo{Size: size}, err
+}
+
+// anyLinkedBlob is the metadata's AnyBlobSize, and says where the bytes
+// are.
+func (s *Service) anyLinkedBlob(ctx context.Context, d digest.Digest) (metadata.BlobInfo, error) {
+	if s.small != nil {
+		return s.small.AnyLinkedBlob(ctx, d)
+	}
+	size, err := s.meta.AnyBlobSize(ctx, d)
+	return metadata.BlobInfo{Size: size}, err
 }
 
 // smallBlob returns d's bytes from its metadata record, if it holds them.

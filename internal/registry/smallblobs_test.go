@@ -2,12 +2,14 @@ package registry_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -259,4 +261,62 @@ func TestSmallBlob_MountedAndCollected(t *testing.T) {
 	}
 	rig.wantInRecord(t, digest.FromBytes(kept), true)
 	wantBlob(t, svc, "app", kept)
+}
+
+// recordReads counts the reads and mounts that ask a blob's record for
+// its bytes.
+type recordReads struct {
+	*sqldb.DB
+	reads, mounts atomic.Int64
+}
+
+func (r *recordReads) SmallBlob(ctx context.Context, d digest.Digest) ([]byte, error) {
+	r.reads.Add(1)
+	return r.DB.SmallBlob(ctx, d)
+}
+
+func (r *recordReads) MountSmallBlob(ctx context.Context, repo string, d digest.Digest) (bool, error) {
+	r.mounts.Add(1)
+	return r.DB.MountSmallBlob(ctx, repo, d)
+}
+
+// A GET or mount of a small blob goes straight to where its bytes are: a
+// blob the blob store holds costs no question to its record, one whose
+// record holds it no look in the blob store.
+func TestSmallBlob_ReadsGoStraightToTheBytes(t *testing.T) {
+	rig := newSmallRig(t, -1)
+	ctx := t.Context()
+	stored := []byte("small, stored while the limit was off")
+	if _, err := rig.svc.PutBlob(ctx, "app", digest.FromBytes(stored), bytes.NewReader(stored), int64(len(stored))); err != nil {
+		t.Fatal(err)
+	}
+	counted := &recordReads{DB: rig.db}
+	log := slog.New(slog.DiscardHandler)
+	svc := registry.New(counted, rig.blobs, log, registry.Options{SmallBlobMax: 1024, Now: time.Now, UploadKey: rig.key})
+	kept := []byte("small, kept in its record")
+	if _, err := svc.PutBlob(ctx, "app", digest.FromBytes(kept), bytes.NewReader(kept), int64(len(kept))); err != nil {
+		t.Fatal(err)
+	}
+	rig.wantInStore(t, digest.FromBytes(stored), true)
+	rig.wantInRecord(t, digest.FromBytes(kept), true)
+
+	for _, from := range []string{"app", ""} {
+		if ok, err := svc.MountBlob(ctx, "copy", digest.FromBytes(stored), from); err != nil || !ok {
+			t.Fatalf("MountBlob(stored, from %q) = %v, %v; want true", from, ok, err)
+		}
+	}
+	wantBlob(t, svc, "app", stored)
+	wantBlob(t, svc, "copy", stored)
+	if n, m := counted.reads.Load(), counted.mounts.Load(); n != 0 || m != 0 {
+		t.Errorf("a stored blob's GETs and mounts asked its record %d and %d times; want 0", n, m)
+	}
+
+	if ok, err := svc.MountBlob(ctx, "copy", digest.FromBytes(kept), "app"); err != nil || !ok {
+		t.Fatalf("MountBlob(kept) = %v, %v; want true", ok, err)
+	}
+	wantBlob(t, svc, "copy", kept)
+	if n, m := counted.reads.Load(), counted.mounts.Load(); n != 1 || m != 1 {
+		t.Errorf("a kept blob's GET and mount asked its record %d and %d times; want 1 and 1", n, m)
+	}
+	rig.wantInStore(t, digest.FromBytes(kept), false)
 }

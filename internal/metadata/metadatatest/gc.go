@@ -36,6 +36,7 @@ func RunCollector(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"BlobsInUse_AnswersForEachDigest", testBlobsInUse},
 		{"PutSmallBlob_KeepsTheBytesLinksAndEndsTheUpload", testPutSmallBlob},
 		{"MountSmallBlob_OnlyWhereTheRecordHoldsBytes", testMountSmallBlob},
+		{"LinkedBlob_SaysWhetherTheRecordHoldsTheBytes", testLinkedBlob},
 		{"CollectSmallBlobs_DeletesOnlyUnusedRecordsWithBytes", testCollectSmallBlobs},
 		{"CollectSmallBlobs_ConcurrentWithMountsLosesNoMountedBytes", testCollectSmallBlobsRacesMounts},
 	}

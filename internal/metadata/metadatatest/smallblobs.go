@@ -94,6 +94,43 @@ func testMountSmallBlob(t *testing.T, c metadata.Collector, s metadata.Store) {
 	}
 }
 
+func wantLinked(t *testing.T, sb metadata.SmallBlobs, repo string, d digest.Digest, want metadata.BlobInfo) {
+	t.Helper()
+	got, err := sb.LinkedBlob(t.Context(), repo, d)
+	if err != nil || got != want {
+		t.Errorf("LinkedBlob(%s, %s) = %+v, %v; want %+v", repo, d, got, err, want)
+	}
+	got, err = sb.AnyLinkedBlob(t.Context(), d)
+	if err != nil || got != want {
+		t.Errorf("AnyLinkedBlob(%s) = %+v, %v; want %+v", d, got, err, want)
+	}
+}
+
+// Reads go straight to a blob's bytes: the link's lookup says where they
+// are, and says it again after a commit changed it.
+func testLinkedBlob(t *testing.T, _ metadata.Collector, s metadata.Store) {
+	sb := smallBlobs(t, s)
+	ctx := t.Context()
+	a := putSmall(t, sb, "app", []byte("x"), metadata.UploadEnd{})
+	wantLinked(t, sb, "app", a, metadata.BlobInfo{Size: 1, InRecord: true})
+	empty := digest.FromBytes(nil)
+	linkBlob(t, s, "app", empty, 0)
+	wantLinked(t, sb, "app", empty, metadata.BlobInfo{Size: 0})
+	// Stored as a file, then sent whole to another repository: its
+	// record holds the bytes from then on, for every link.
+	content := []byte("config stored twice")
+	d := digest.FromBytes(content)
+	linkBlob(t, s, "app", d, int64(len(content)))
+	wantLinked(t, sb, "app", d, metadata.BlobInfo{Size: int64(len(content))})
+	putSmall(t, sb, "other", content, metadata.UploadEnd{})
+	wantLinked(t, sb, "app", d, metadata.BlobInfo{Size: int64(len(content)), InRecord: true})
+	// No link is no answer, wherever the bytes are.
+	_, err := sb.LinkedBlob(ctx, "nowhere", a)
+	wantErr(t, "LinkedBlob(nowhere)", err, metadata.ErrNotFound)
+	_, err = sb.AnyLinkedBlob(ctx, blobDigest("never"))
+	wantErr(t, "AnyLinkedBlob(never)", err, metadata.ErrNotFound)
+}
+
 func collectSmall(t *testing.T, sb metadata.SmallBlobs, before time.Time, dryRun bool) []metadata.UnusedBlob {
 	t.Helper()
 	got, err := sb.CollectSmallBlobs(t.Context(), before, time.Time{}, "", 0, dryRun)

@@ -139,31 +139,63 @@ func linkBlob(ctx context.Context, tx *stmtTx, repo string, d digest.Digest, siz
 	return fmt.Errorf("link blob %s to %s: pruned concurrently twice: %w", d, repo, metadata.ErrConflict)
 }
 
+// A link's size is read together with whether the blob's record holds
+// its bytes, packed into one signed value (-1-size when it does): the
+// pull path's point lookups and their memo carry one column, and a HEAD
+// (which needs the size) and a GET (which needs both) then share one
+// memoized answer. The subquery is answered from the partial index
+// blobs_small.
+const (
+	linkedBlobQuery = `SELECT CASE WHEN EXISTS (SELECT 1 FROM blobs k WHERE k.digest = b.digest AND k.content IS NOT NULL)
+		THEN -1 - b.size ELSE b.size END
+		FROM repo_blobs b JOIN repositories r ON r.id = b.repo_id
+		WHERE r.name = ? AND b.digest = ?`
+	anyLinkedBlobQuery = `SELECT CASE WHEN EXISTS (SELECT 1 FROM blobs k WHERE k.digest = b.digest AND k.content IS NOT NULL)
+		THEN -1 - b.size ELSE b.size END
+		FROM repo_blobs b WHERE b.digest = ? LIMIT 1`
+)
+
+// blobInfo unpacks a value of linkedBlobQuery.
+func blobInfo(v any, d digest.Digest) (metadata.BlobInfo, error) {
+	n, ok := v.(int64)
+	if !ok {
+		return metadata.BlobInfo{}, fmt.Errorf("blob %s: size stored as %T", d, v)
+	}
+	if n < 0 {
+		return metadata.BlobInfo{Size: -1 - n, InRecord: true}, nil
+	}
+	return metadata.BlobInfo{Size: n}, nil
+}
+
+// LinkedBlob implements metadata.SmallBlobs.
+func (db *DB) LinkedBlob(ctx context.Context, repo string, d digest.Digest) (metadata.BlobInfo, error) {
+	// Blob HEADs and GETs ask this on every request: the direct path.
+	v, err := db.lookup(ctx, linkedBlobQuery, repo, d.String())
+	if err != nil {
+		return metadata.BlobInfo{}, notFound(err, "blob "+d.String())
+	}
+	return blobInfo(v, d)
+}
+
 // BlobSize returns the size of d if repo holds it.
 func (db *DB) BlobSize(ctx context.Context, repo string, d digest.Digest) (int64, error) {
-	// Blob HEADs and GETs ask this on every request: the direct path.
-	v, err := db.lookup(ctx,
-		`SELECT b.size FROM repo_blobs b JOIN repositories r ON r.id = b.repo_id
-		 WHERE r.name = ? AND b.digest = ?`, repo, d.String())
-	if err != nil {
-		return 0, notFound(err, "blob "+d.String())
+	b, err := db.LinkedBlob(ctx, repo, d)
+	return b.Size, err
+}
+
+// AnyLinkedBlob implements metadata.SmallBlobs.
+func (db *DB) AnyLinkedBlob(ctx context.Context, d digest.Digest) (metadata.BlobInfo, error) {
+	var v int64
+	if err := db.queryRow(pointLookup(ctx), anyLinkedBlobQuery, d.String()).Scan(&v); err != nil {
+		return metadata.BlobInfo{}, notFound(err, "blob "+d.String())
 	}
-	size, ok := v.(int64)
-	if !ok {
-		return 0, fmt.Errorf("blob %s: size stored as %T", d, v)
-	}
-	return size, nil
+	return blobInfo(v, d)
 }
 
 // AnyBlobSize returns the size of d if any repository holds it.
 func (db *DB) AnyBlobSize(ctx context.Context, d digest.Digest) (int64, error) {
-	var size int64
-	err := db.queryRow(pointLookup(ctx),
-		`SELECT size FROM repo_blobs WHERE digest = ? LIMIT 1`, d.String()).Scan(&size)
-	if err != nil {
-		return 0, notFound(err, "blob "+d.String())
-	}
-	return size, nil
+	b, err := db.AnyLinkedBlob(ctx, d)
+	return b.Size, err
 }
 
 // BlobRepositories lists the repositories that hold d, in byte order.
