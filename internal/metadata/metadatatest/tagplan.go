@@ -79,6 +79,20 @@ func testPlannedPut(t *testing.T, p metadata.TagPlanner, s metadata.Store) {
 	if err != nil || info.PushedBy != "wharf (for bob)" {
 		t.Errorf("latest pushed by %q (%v), want the move's PushedBy", info.PushedBy, err)
 	}
+	// A move of a tag that exists records where it was.
+	c := newManifest("team/app", "c")
+	err = p.PutManifestPlanned(t.Context(), c, []string{"1.2.0"}, func([]metadata.TagTarget) ([]metadata.TagMove, error) {
+		return []metadata.TagMove{{Name: "latest", Digest: c.Digest, PushedBy: "wharf (for bob)"}}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, ok := s.(metadata.TagHistory); ok {
+		got, _, err := h.TagChanges(t.Context(), "team/app", "latest", 0, 0)
+		if err != nil || len(got) != 2 || got[0].From != b.Digest || got[0].To != c.Digest || got[1].From != "" || got[1].To != b.Digest {
+			t.Errorf("history of latest = %+v, %v; want b → c, then new → b", got, err)
+		}
+	}
 }
 
 // A repository under semver floating tags holds hundreds of versions; a

@@ -66,6 +66,9 @@ type stmtTx struct {
 	// pointing at one has that derived row, or none, which deriveTag then
 	// knows without a query.
 	derived map[string]derivedBase
+	// sinks, once read, says whether any webhook or replication rule
+	// exists, for the events of one write (eventSinks).
+	sinks *eventSinks
 }
 
 func (tx *stmtTx) stmt(ctx context.Context, query string) *sql.Stmt {

@@ -109,6 +109,7 @@ func (db *DB) runBatch(batch []*writeOp) {
 				return
 			}
 		}
+		stx.sinks = nil // an earlier write may have added a hook
 		errs[i] = op.fn(stx)
 		if alone {
 			break

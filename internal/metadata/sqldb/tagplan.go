@@ -27,15 +27,16 @@ func (db *DB) PutManifestPlanned(ctx context.Context, m *metadata.Manifest, tags
 			return err
 		}
 		var moves []metadata.TagMove
+		var current []metadata.TagTarget
 		if plan != nil {
-			if moves, err = planTags(ctx, tx, id, plan); err != nil {
+			if moves, current, err = planTags(ctx, tx, id, plan); err != nil {
 				return err
 			}
 		}
 		if err := putManifest(ctx, tx, id, m, annotations, tags); err != nil {
 			return err
 		}
-		return applyMoves(ctx, tx, id, m.Repo, moves)
+		return applyMoves(ctx, tx, id, m.Repo, moves, current)
 	})
 }
 
@@ -85,26 +86,28 @@ func (db *DB) deletePlanned(ctx context.Context, repo string, plan metadata.TagP
 		}
 		var moves []metadata.TagMove
 		if plan != nil {
-			if moves, err = planTags(ctx, tx, id, plan); err != nil {
+			if moves, _, err = planTags(ctx, tx, id, plan); err != nil {
 				return err
 			}
 		}
 		if err := del(tx, id, changeFor(ctx, tx, metadata.ViaDelete, "")); err != nil {
 			return err
 		}
-		return applyMoves(ctx, tx, id, repo, moves)
+		// The delete changed tags since the plan read them.
+		return applyMoves(ctx, tx, id, repo, moves, nil)
 	})
 }
 
-// planTags runs plan on repository id's tags. On PostgreSQL it first
+// planTags runs plan on repository id's tags, and returns its moves and
+// the tags it ran on. On PostgreSQL it first
 // locks the repository's row (FOR NO KEY UPDATE, which the foreign-key
 // checks of other writes' inserts do not wait for), so that the planned
 // writes of one repository run one at a time and each plan sees the
 // moves of the one before; SQLite has one writer anyway.
-func planTags(ctx context.Context, tx *stmtTx, id int64, plan metadata.TagPlan) ([]metadata.TagMove, error) {
+func planTags(ctx context.Context, tx *stmtTx, id int64, plan metadata.TagPlan) ([]metadata.TagMove, []metadata.TagTarget, error) {
 	if tx.db.postgres {
 		if _, err := tx.ExecContext(ctx, `SELECT id FROM repositories WHERE id = ? FOR NO KEY UPDATE`, id); err != nil {
-			return nil, fmt.Errorf("lock repository: %w", err)
+			return nil, nil, fmt.Errorf("lock repository: %w", err)
 		}
 	}
 	// One row for all the tags: a repository under semver floating tags
@@ -113,7 +116,7 @@ func planTags(ctx context.Context, tx *stmtTx, id int64, plan metadata.TagPlan) 
 	// digest can hold a space.
 	var all sql.NullString
 	if err := tx.QueryRowContext(ctx, `SELECT `+tx.db.fn("group_concat")+`(name || ' ' || digest, ' ') FROM tags WHERE repo_id = ?`, id).Scan(&all); err != nil {
-		return nil, fmt.Errorf("read tags: %w", err)
+		return nil, nil, fmt.Errorf("read tags: %w", err)
 	}
 	tags := make([]metadata.TagTarget, 0, strings.Count(all.String, " ")/2+1)
 	for rest := all.String; rest != ""; {
@@ -122,26 +125,42 @@ func planTags(ctx context.Context, tx *stmtTx, id int64, plan metadata.TagPlan) 
 		d, rest, _ = strings.Cut(rest, " ")
 		tags = append(tags, metadata.TagTarget{Name: name, Digest: digest.Digest(d)})
 	}
-	return plan(tags)
+	moves, err := plan(tags)
+	return moves, tags, err
 }
 
 // applyMoves points or deletes the tags the plan moved, each with its
 // event, recorded in the tag history as floating moves made for the
-// move's PushedBy.
-func applyMoves(ctx context.Context, tx *stmtTx, id int64, repo string, moves []metadata.TagMove) error {
+// move's PushedBy. current, when not nil, is what the moved tags pointed
+// at: what the plan read, in this transaction, of tags no other statement
+// of it wrote. On SQLite, the only writer, that spares a read per move;
+// PostgreSQL reads each again, locking its row (currentTag).
+func applyMoves(ctx context.Context, tx *stmtTx, id int64, repo string, moves []metadata.TagMove, current []metadata.TagTarget) error {
+	var was map[string]string
+	if len(moves) > 0 && current != nil && !tx.db.postgres {
+		was = make(map[string]string, len(current))
+		for _, t := range current {
+			was[t.Name] = t.Digest.String()
+		}
+	}
 	for _, m := range moves {
 		ev := metadata.Event{Action: metadata.EventTag, Repo: repo, Digest: m.Digest, Tag: m.Name, Actor: m.PushedBy}
 		c := changeFor(ctx, tx, metadata.ViaFloating, m.PushedBy)
 		c.via, c.actor = metadata.ViaFloating, m.PushedBy
-		if m.Digest == "" {
+		var err error
+		switch {
+		case m.Digest == "":
 			if c.actor == "" {
 				c.actor = metadata.ChangeInfoOf(ctx).Actor
 			}
-			if _, err := deleteTag(ctx, tx, id, m.Name, c); err != nil {
-				return err
-			}
+			_, err = deleteTag(ctx, tx, id, m.Name, c)
 			ev.Action, ev.Actor = metadata.EventDelete, c.actor
-		} else if err := setTag(ctx, tx, id, m.Name, m.Digest, m.PushedBy, c); err != nil {
+		case was != nil:
+			err = setTagFrom(ctx, tx, id, m.Name, was[m.Name], m.Digest, m.PushedBy, c)
+		default:
+			err = setTag(ctx, tx, id, m.Name, m.Digest, m.PushedBy, c)
+		}
+		if err != nil {
 			return err
 		}
 		if err := recordEvent(ctx, tx, ev); err != nil {

@@ -40,7 +40,7 @@ func BenchmarkPlanTags(b *testing.B) {
 	for b.Loop() {
 		i++
 		err := db.inTx(ctx, func(tx *stmtTx) error {
-			_, err := planTags(ctx, tx, int64(i%repos+1), func(tags []metadata.TagTarget) ([]metadata.TagMove, error) {
+			_, _, err := planTags(ctx, tx, int64(i%repos+1), func(tags []metadata.TagTarget) ([]metadata.TagMove, error) {
 				seen = len(tags)
 				return nil, nil
 			})

@@ -41,13 +41,45 @@ func (db *DB) recordQuery() string {
 	WHERE ` + db.fn("instr") + `(h.events, ?) > 0 AND (? = '' OR h.match_prefix = ? OR (NOT h.match_exact AND substr(?, 1, length(h.match_prefix)) = h.match_prefix))`
 }
 
+// eventSinks says whether a write's events have anywhere to go. Most
+// registries have no webhook and no replication rule, and a push under
+// semver floating tags records an event per moved tag: one query per
+// write then replaces two inserts (that insert nothing) per event.
+type eventSinks struct {
+	hooks, rules bool
+}
+
+// sinksOf reads tx's eventSinks once per write.
+func sinksOf(ctx context.Context, tx *stmtTx) (eventSinks, error) {
+	if tx.sinks != nil {
+		return *tx.sinks, nil
+	}
+	var s eventSinks
+	err := tx.QueryRowContext(ctx,
+		`SELECT EXISTS (SELECT 1 FROM webhooks), EXISTS (SELECT 1 FROM replication_rules)`).Scan(&s.hooks, &s.rules)
+	if err != nil {
+		return s, fmt.Errorf("read event sinks: %w", err)
+	}
+	tx.sinks = &s
+	return s, nil
+}
+
 // recordEvent records e's deliveries in tx.
 func recordEvent(ctx context.Context, tx *stmtTx, e metadata.Event) error {
+	sinks, err := sinksOf(ctx, tx)
+	if err != nil {
+		return err
+	}
 	ts := tx.db.now()
-	if _, err := tx.ExecContext(ctx, tx.db.recordQuery(),
-		newEventID(), e.Action, e.Repo, e.Digest.String(), e.MediaType, e.Size, e.Tag, e.Actor, e.Count, e.Detail, ts, ts,
-		","+e.Action+",", e.Repo, e.Repo, e.Repo); err != nil {
-		return fmt.Errorf("record %s event of %s: %w", e.Action, e.Repo, err)
+	if sinks.hooks {
+		if _, err := tx.ExecContext(ctx, tx.db.recordQuery(),
+			newEventID(), e.Action, e.Repo, e.Digest.String(), e.MediaType, e.Size, e.Tag, e.Actor, e.Count, e.Detail, ts, ts,
+			","+e.Action+",", e.Repo, e.Repo, e.Repo); err != nil {
+			return fmt.Errorf("record %s event of %s: %w", e.Action, e.Repo, err)
+		}
+	}
+	if !sinks.rules {
+		return nil
 	}
 	return recordReplication(ctx, tx, e, ts)
 }
