@@ -109,8 +109,13 @@ type Upload struct {
 	// kept here, in the same write as Offset, so that any replica can
 	// continue the upload. Nil for a driver that keeps its own.
 	StoreState []byte
-	StartedAt  time.Time
-	UpdatedAt  time.Time
+	// Content holds the session's bytes when its record keeps them
+	// instead of the blob store: a first chunk small enough (see
+	// SmallBlobs) is one write of the record, and its commit another.
+	// Nil otherwise; a session has bytes in one place only.
+	Content   []byte
+	StartedAt time.Time
+	UpdatedAt time.Time
 	// Writer is the token of the writer that holds the session's lease
 	// (see UploadLeaser), "" when none does. AdvanceUpload moves only a
 	// session whose writer is still u.Writer, and ends the lease.

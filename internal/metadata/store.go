@@ -54,7 +54,7 @@ type Store interface {
 	// GetUpload returns the session id of repo, or ErrNotFound.
 	GetUpload(ctx context.Context, repo, id string) (*Upload, error)
 	// AdvanceUpload moves a session from offset from to u.Offset with a new
-	// hash state and store state, and ends its writer's lease, in one
+	// hash state, store state and content, and ends its writer's lease, in one
 	// write; ErrConflict (and nothing changed) if its offset is no longer
 	// from or its writer is no longer u.Writer.
 	AdvanceUpload(ctx context.Context, u *Upload, from int64) error

@@ -21,9 +21,14 @@ import (
 // PUT with the body, as containerd, BuildKit and oras push) and it is at
 // most Options.SmallBlobMax bytes, its bytes go into the blob's metadata
 // record in the link's transaction instead (metadata.SmallBlobs): one
-// durable write. A blob that arrives in chunks (PATCH, as docker, podman
-// and crane push) goes to the blob store as always, since its session's
-// bytes already are there.
+// durable write. A blob sent in one PATCH (as docker, podman and crane
+// push) is kept in its session's record (metadata.Upload.Content) when
+// that PATCH is the session's first write, and moves to the blob's record
+// with the commit: two writes of the database, and no file or object. A
+// second chunk moves the bytes to the blob store, as every chunk of a
+// larger blob goes. Sessions recorded at their POST (on PostgreSQL, whose
+// replicas share them) have an upload in the blob store already, and use
+// it.
 //
 // Reads and mounts learn from the link's lookup which of the two places
 // holds a blob (metadata.BlobInfo), so a small blob stored as a file
@@ -79,11 +84,7 @@ func (s *Service) completeSmall(ctx context.Context, u *metadata.Upload, lease *
 	if err != nil {
 		return err
 	}
-	end := metadata.UploadEnd{ID: u.ID}
-	if _, started, ok := s.ids.verify(u.Repo, u.ID); ok {
-		end.Started = started
-	}
-	if err := s.small.PutSmallBlob(ctx, u.Repo, d, content, end); err != nil {
+	if err := s.small.PutSmallBlob(ctx, u.Repo, d, content, s.uploadEnd(u)); err != nil {
 		return err
 	}
 	u.Offset = int64(len(content))
@@ -108,6 +109,103 @@ func (s *Service) anyLinkedBlob(ctx context.Context, d digest.Digest) (metadata.
 	}
 	size, err := s.meta.AnyBlobSize(ctx, d)
 	return metadata.BlobInfo{Size: size}, err
+}
+
+// peekSmall reads the first chunk of a fresh session, of length bytes (-1:
+// unknown, as docker sends it), when it may be small: it returns the
+// chunk's bytes if they are at most SmallBlobMax, else nil and a reader
+// of the whole chunk, which the caller streams to the blob store.
+func (s *Service) peekSmall(r io.Reader, length int64) ([]byte, io.Reader, error) {
+	max := s.opts.SmallBlobMax
+	if s.small == nil || max <= 0 || length == 0 || length > max {
+		return nil, r, nil
+	}
+	want := length
+	if want < 0 {
+		want = max + 1 // one more than fits tells a larger chunk
+	}
+	buf := make([]byte, want)
+	n, err := io.ReadFull(r, buf)
+	switch {
+	case err == nil && int64(n) == length:
+		return buf, nil, nil
+	case err == nil:
+		return nil, io.MultiReader(bytes.NewReader(buf), r), nil
+	case errors.Is(err, io.EOF) && n == 0:
+		return nil, bytes.NewReader(nil), nil
+	case errors.Is(err, io.ErrUnexpectedEOF) && length < 0:
+		return buf[:n], nil, nil
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return nil, nil, bodyErr(int64(n), length, nil)
+	default:
+		return nil, nil, bodyErr(int64(n), length, err)
+	}
+}
+
+// keepInRecord makes content the bytes of fresh session u, kept in its
+// record.
+func keepInRecord(u *metadata.Upload, content []byte) error {
+	h, err := newHash(u.Algorithm)
+	if err != nil {
+		return err
+	}
+	h.Write(content)
+	if u.HashState, err = marshalHash(h); err != nil {
+		return err
+	}
+	u.Offset, u.Content = int64(len(content)), content
+	return nil
+}
+
+// moveToStore writes the bytes session u's record kept into a new upload
+// in the blob store, for a chunk that follows them; u's record changes
+// only with that chunk's, so a failure leaves the session as it was.
+func (s *Service) moveToStore(ctx context.Context, u *metadata.Upload) error {
+	if err := s.startStored(ctx, u); err != nil {
+		return err
+	}
+	w, err := s.blobs.WriteUpload(ctx, u.ID, 0, u.StoreState)
+	if err != nil {
+		return fmt.Errorf("open upload %s: %w", u.ID, err)
+	}
+	if _, err := w.Write(u.Content); err != nil {
+		abortUpload(w)
+		return fmt.Errorf("write upload %s: %w", u.ID, err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("write upload %s: %w", u.ID, err)
+	}
+	u.StoreState, u.Content = w.State(), nil
+	return nil
+}
+
+// commitKept is CompleteUpload, with no last chunk, for a session whose
+// record kept its bytes: they become blob d's record's, and the session
+// ends, in one write.
+func (s *Service) commitKept(ctx context.Context, u *metadata.Upload, d digest.Digest) error {
+	h, err := restoreHash(u.Algorithm, u.HashState)
+	if d.Algorithm() != u.Algorithm {
+		// The session guessed the algorithm wrong: hash again.
+		if h, err = newHash(d.Algorithm()); err == nil {
+			h.Write(u.Content)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if err := checkDigest(d, h); err != nil {
+		return err
+	}
+	return s.small.PutSmallBlob(ctx, u.Repo, d, u.Content, s.uploadEnd(u))
+}
+
+// uploadEnd names session u for PutSmallBlob to end.
+func (s *Service) uploadEnd(u *metadata.Upload) metadata.UploadEnd {
+	end := metadata.UploadEnd{ID: u.ID}
+	if _, started, ok := s.ids.verify(u.Repo, u.ID); ok {
+		end.Started = started
+	}
+	return end
 }
 
 // smallBlob returns d's bytes from its metadata record, if it holds them.

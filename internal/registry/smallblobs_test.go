@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -143,26 +144,21 @@ func testSmallBlobKept(t *testing.T, signed bool) {
 		t.Error("the session is still open after its PUT")
 	}
 
+	// One PATCH, then a PUT without a body: kept in the session's record
+	// and then the blob's where sessions start unrecorded; a session
+	// recorded at its POST has its upload in the blob store already.
 	patched := []byte("sent in a PATCH")
-	up, err = svc.StartUpload(ctx, "app", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := svc.WriteUpload(ctx, "app", up.ID, 0, bytes.NewReader(patched), int64(len(patched))); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := svc.CompleteUpload(ctx, "app", up.ID, digest.FromBytes(patched), nil, 0); err != nil {
-		t.Fatal(err)
-	}
+	pushPatched(t, svc, "app", patched, -1)
+	rig.wantInRecord(t, digest.FromBytes(patched), signed)
+	rig.wantInStore(t, digest.FromBytes(patched), !signed)
+	wantBlob(t, svc, "app", patched)
 	large := bytes.Repeat([]byte("l"), 1025)
 	if _, err := svc.PutBlob(ctx, "app", digest.FromBytes(large), bytes.NewReader(large), int64(len(large))); err != nil {
 		t.Fatal(err)
 	}
-	for _, b := range [][]byte{patched, large} {
-		rig.wantInRecord(t, digest.FromBytes(b), false)
-		rig.wantInStore(t, digest.FromBytes(b), true)
-		wantBlob(t, svc, "app", b)
-	}
+	rig.wantInRecord(t, digest.FromBytes(large), false)
+	rig.wantInStore(t, digest.FromBytes(large), true)
+	wantBlob(t, svc, "app", large)
 
 	rig.attach(t, -1)
 	off := []byte("with the limit off")
@@ -177,6 +173,157 @@ func testSmallBlobKept(t *testing.T, signed bool) {
 		t.Errorf("MountBlob with the limit off = %v, %v; want true", ok, err)
 	}
 	wantBlob(t, rig.svc, "other", put)
+}
+
+// pushPatched pushes b as docker does: POST, one PATCH of length bytes
+// (-1: not declared, as docker sends it), PUT without a body.
+func pushPatched(t *testing.T, svc *registry.Service, repo string, b []byte, length int64) {
+	t.Helper()
+	up, err := svc.StartUpload(t.Context(), repo, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.WriteUpload(t.Context(), repo, up.ID, 0, bytes.NewReader(b), length); err != nil {
+		t.Fatalf("WriteUpload: %v", err)
+	}
+	if _, err := svc.CompleteUpload(t.Context(), repo, up.ID, digest.FromBytes(b), nil, 0); err != nil {
+		t.Fatalf("CompleteUpload: %v", err)
+	}
+	if _, err := svc.UploadStatus(t.Context(), repo, up.ID); !errors.Is(err, registry.ErrUploadUnknown) {
+		t.Errorf("UploadStatus after the commit = %v; want %v", err, registry.ErrUploadUnknown)
+	}
+}
+
+// A session whose first PATCH was small keeps its bytes in its record
+// until its commit, through every turn a session can take: another chunk
+// or a last chunk with the PUT moves them to the blob store, a wrong
+// digest leaves the session as it was, a restart keeps it, a cancel or
+// a larger first chunk leaves nothing in a record.
+func TestSmallBlob_SessionKeptInItsRecord(t *testing.T) {
+	rig := newSmallRig(t, 1024)
+	ctx := t.Context()
+	svc := rig.svc
+	start := func() string {
+		t.Helper()
+		up, err := svc.StartUpload(ctx, "app", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return up.ID
+	}
+	write := func(id string, b []byte, length int64) {
+		t.Helper()
+		if _, err := svc.WriteUpload(ctx, "app", id, -1, bytes.NewReader(b), length); err != nil {
+			t.Fatalf("WriteUpload(%q): %v", b, err)
+		}
+	}
+	complete := func(id string, whole, last []byte) error {
+		t.Helper()
+		var r io.Reader
+		if last != nil {
+			r = bytes.NewReader(last)
+		}
+		_, err := svc.CompleteUpload(ctx, "app", id, digest.FromBytes(whole), r, int64(len(last)))
+		return err
+	}
+	stored := func(b []byte) {
+		t.Helper()
+		rig.wantInRecord(t, digest.FromBytes(b), false)
+		rig.wantInStore(t, digest.FromBytes(b), true)
+		wantBlob(t, svc, "app", b)
+	}
+
+	// Declared and not declared lengths.
+	for _, length := range []int64{-1, 0} {
+		b := []byte(fmt.Sprintf("one PATCH, length %d", length))
+		if length == 0 {
+			length = int64(len(b))
+		}
+		pushPatched(t, svc, "app", b, length)
+		rig.wantInRecord(t, digest.FromBytes(b), true)
+		rig.wantInStore(t, digest.FromBytes(b), false)
+		wantBlob(t, svc, "app", b)
+	}
+
+	// A second PATCH.
+	id := start()
+	write(id, []byte("first "), -1)
+	write(id, []byte("and second"), -1)
+	if err := complete(id, []byte("first and second"), nil); err != nil {
+		t.Fatal(err)
+	}
+	stored([]byte("first and second"))
+
+	// A last chunk in the PUT.
+	id = start()
+	write(id, []byte("patched "), -1)
+	if err := complete(id, []byte("patched then put"), []byte("then put")); err != nil {
+		t.Fatal(err)
+	}
+	stored([]byte("patched then put"))
+
+	// A wrong digest, then a restart, then the right one.
+	id = start()
+	kept := []byte("kept across a wrong digest and a restart")
+	write(id, kept, -1)
+	if err := complete(id, []byte("something else"), nil); !errors.Is(err, registry.ErrDigestInvalid) {
+		t.Fatalf("CompleteUpload with a wrong digest = %v; want %v", err, registry.ErrDigestInvalid)
+	}
+	rig.attach(t, 1024)
+	svc = rig.svc
+	if up, err := svc.UploadStatus(ctx, "app", id); err != nil || up.Offset != int64(len(kept)) {
+		t.Fatalf("UploadStatus after a wrong digest = %+v, %v; want offset %d", up, err, len(kept))
+	}
+	if err := complete(id, kept, nil); err != nil {
+		t.Fatal(err)
+	}
+	rig.wantInRecord(t, digest.FromBytes(kept), true)
+	wantBlob(t, svc, "app", kept)
+
+	// Committed with another algorithm than the session guessed.
+	id = start()
+	other := []byte("hashed again with sha512")
+	write(id, other, -1)
+	d512 := digest.SHA512.FromBytes(other)
+	if _, err := svc.CompleteUpload(ctx, "app", id, d512, nil, 0); err != nil {
+		t.Fatalf("CompleteUpload(%s): %v", d512, err)
+	}
+	rig.wantInRecord(t, d512, true)
+
+	// Cancelled: nothing anywhere.
+	id = start()
+	gone := []byte("cancelled")
+	write(id, gone, -1)
+	if err := svc.CancelUpload(ctx, "app", id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.UploadStatus(ctx, "app", id); !errors.Is(err, registry.ErrUploadUnknown) {
+		t.Errorf("UploadStatus after a cancel = %v; want %v", err, registry.ErrUploadUnknown)
+	}
+	rig.wantInRecord(t, digest.FromBytes(gone), false)
+	rig.wantInStore(t, digest.FromBytes(gone), false)
+
+	// A first chunk of undeclared length just over the limit, and one
+	// well over it.
+	for _, n := range []int{1025, 300 << 10} {
+		big := bytes.Repeat([]byte{byte(n)}, n)
+		id = start()
+		write(id, big, -1)
+		if err := complete(id, big, nil); err != nil {
+			t.Fatal(err)
+		}
+		stored(big)
+	}
+
+	// A body shorter than declared is refused and leaves the session
+	// fresh.
+	id = start()
+	if _, err := svc.WriteUpload(ctx, "app", id, 0, strings.NewReader("short"), 10); !errors.Is(err, registry.ErrSizeInvalid) {
+		t.Fatalf("WriteUpload of a short body = %v; want %v", err, registry.ErrSizeInvalid)
+	}
+	if up, err := svc.UploadStatus(ctx, "app", id); err != nil || up.Offset != 0 {
+		t.Errorf("UploadStatus after a short body = %+v, %v; want offset 0", up, err)
+	}
 }
 
 // A small blob whose bytes do not match its digest, or that is cut

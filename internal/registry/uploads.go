@@ -130,6 +130,21 @@ func (s *Service) CompleteUpload(ctx context.Context, repo, id string, d digest.
 			lease.release(ctx)
 		}
 	}()
+	if u.Content != nil {
+		if r == nil || length == 0 {
+			if err := s.commitKept(ctx, u, d); err != nil {
+				return 0, err
+			}
+			finished = true // ending the session ended the claim
+			s.log.InfoContext(ctx, "blob committed", "repo", repo, "digest", d, "bytes", u.Offset, "kept", "metadata")
+			return u.Offset, nil
+		}
+		// A last chunk after bytes its record kept: all of them go to the
+		// blob store.
+		if err := s.moveToStore(ctx, u); err != nil {
+			return 0, err
+		}
+	}
 	if u.Offset == 0 && r != nil && s.isSmall(length) {
 		if err := s.completeSmall(ctx, u, lease, d, r, length); err != nil {
 			return 0, err
@@ -303,8 +318,9 @@ func (s *Service) CancelUpload(ctx context.Context, repo, id string) error {
 		}
 		return err
 	}
-	if unrecorded(u) {
-		// Its first write, which makes the store's upload, never came.
+	if unrecorded(u) || u.Content != nil {
+		// Its first write, which makes the store's upload, never came, or
+		// its record kept the bytes.
 		return nil
 	}
 	if err := s.blobs.CancelUpload(ctx, id, u.StoreState); err != nil && !errors.Is(err, blobstore.ErrNotFound) {
@@ -340,13 +356,7 @@ var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &
 func (s *Service) appendChunk(ctx context.Context, u *metadata.Upload, lease *uploadLease, r io.Reader, length int64) error {
 	from := u.Offset
 	fresh := unrecorded(u)
-	if fresh {
-		if err := s.startStored(ctx, u); err != nil {
-			lease.release(ctx)
-			return err
-		}
-	}
-	if err := s.appendInMemory(ctx, u, lease, r, length); err != nil {
+	if err := s.appendBytes(ctx, u, lease, r, length, fresh); err != nil {
 		lease.release(ctx)
 		if errors.Is(err, errLeaseLost) {
 			return s.writtenElsewhere(ctx, u)
@@ -377,6 +387,31 @@ func (s *Service) appendChunk(ctx context.Context, u *metadata.Upload, lease *up
 		return err
 	}
 	return nil
+}
+
+// appendBytes adds a chunk to session u's bytes, advancing u in memory
+// only: the first chunk of a fresh session goes into u.Content when it is
+// small (smallblobs.go), any other to the blob store, with the bytes a
+// record kept moved there first.
+func (s *Service) appendBytes(ctx context.Context, u *metadata.Upload, lease *uploadLease, r io.Reader, length int64, fresh bool) error {
+	if fresh {
+		content, rest, err := s.peekSmall(r, length)
+		if err != nil {
+			return err
+		}
+		if content != nil {
+			return keepInRecord(u, content)
+		}
+		r = rest
+		if err := s.startStored(ctx, u); err != nil {
+			return err
+		}
+	} else if u.Content != nil {
+		if err := s.moveToStore(ctx, u); err != nil {
+			return err
+		}
+	}
+	return s.appendInMemory(ctx, u, lease, r, length)
 }
 
 // appendInMemory writes a chunk to the session's bytes, under lease, and

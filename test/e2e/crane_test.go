@@ -134,14 +134,21 @@ func TestCraneRoundTrip(t *testing.T) {
 // returns the index and the digest of each platform's image.
 func randomIndex(t *testing.T) (v1.ImageIndex, map[string]v1.Hash) {
 	t.Helper()
-	base, err := random.Layer(4096, types.OCILayer)
+	return randomIndexOf(t, 4096, 2048)
+}
+
+// randomIndexOf is randomIndex with a base layer of about baseSize bytes
+// and own layers of about ownSize.
+func randomIndexOf(t *testing.T, baseSize, ownSize int64) (v1.ImageIndex, map[string]v1.Hash) {
+	t.Helper()
+	base, err := random.Layer(baseSize, types.OCILayer)
 	if err != nil {
 		t.Fatal(err)
 	}
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 	children := map[string]v1.Hash{}
 	for _, p := range indexPlatforms {
-		own, err := random.Layer(2048, types.OCILayer)
+		own, err := random.Layer(ownSize, types.OCILayer)
 		if err != nil {
 			t.Fatal(err)
 		}

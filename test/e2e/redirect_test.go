@@ -13,12 +13,16 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
+	"github.com/wharf/wharf/internal/registry"
 	"github.com/wharf/wharf/internal/servicetest"
 )
 
 // TestCranePull_BlobRedirectsToS3: with blob redirects on, crane pulls a
 // multi-platform image through wharf with every digest intact, and every
-// blob it fetched came from versitygw through a 307, not through wharf.
+// layer it fetched came from versitygw through a 307, not through wharf.
+// The image configs, small enough for wharf to keep in its database
+// (registry.DefaultSmallBlobMax), have no object to redirect to: wharf
+// serves them.
 func TestCranePull_BlobRedirectsToS3(t *testing.T) {
 	crane := requireTool(t, "crane")
 	run := func(args ...string) command { return cmd(crane, append(args, "--insecure")...) }
@@ -28,7 +32,7 @@ func TestCranePull_BlobRedirectsToS3(t *testing.T) {
 	srv := startWharfEnv(t, freeLoopbackAddr(t), s3.Env(), "--log-format=json",
 		"--storage-url", s3.URL(s3.Bucket(t), "wharf"), "--s3-redirect", "--s3-public-endpoint", public)
 
-	idx, _ := randomIndex(t)
+	idx, _ := randomIndexOf(t, 4*registry.DefaultSmallBlobMax, 2*registry.DefaultSmallBlobMax)
 	layoutDir := t.TempDir()
 	lp, err := layout.Write(layoutDir, empty.Index)
 	if err != nil {
@@ -43,8 +47,8 @@ func TestCranePull_BlobRedirectsToS3(t *testing.T) {
 	run("pull", "--format=oci", repo+":v1", pulled).mustRun(t)
 	checkPulledLayout(t, pulled, idx)
 
-	// Every config and layer of the index.
-	want := map[string]bool{}
+	// Every layer of the index is redirected, every config served.
+	want, configs := map[string]bool{}, map[string]bool{}
 	im, err := idx.IndexManifest()
 	if err != nil {
 		t.Fatal(err)
@@ -58,8 +62,14 @@ func TestCranePull_BlobRedirectsToS3(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want[m.Config.Digest.String()] = true
+		if m.Config.Size > registry.DefaultSmallBlobMax {
+			t.Fatalf("config of %d bytes: want one wharf keeps in its database", m.Config.Size)
+		}
+		configs[m.Config.Digest.String()] = true
 		for _, l := range m.Layers {
+			if l.Size <= registry.DefaultSmallBlobMax {
+				t.Fatalf("layer of %d bytes: want one larger than wharf keeps in its database", l.Size)
+			}
 			want[l.Digest.String()] = true
 		}
 	}
@@ -73,15 +83,23 @@ func TestCranePull_BlobRedirectsToS3(t *testing.T) {
 				missing++
 			}
 		}
-		if len(served) > 0 {
-			t.Fatalf("blob GETs answered by wharf instead of redirected: %v", served)
+		for _, path := range served {
+			if _, d, _ := strings.Cut(path, "/blobs/"); !configs[d] {
+				t.Fatalf("blob GET answered by wharf instead of redirected: %s", path)
+			}
 		}
-		if missing == 0 {
-			t.Logf("all %d blobs of the pull were redirected to %s", len(want), public)
+		for d := range configs {
+			if redirected[d] {
+				t.Fatalf("config %s was redirected; want it served from wharf's database", d)
+			}
+		}
+		if missing == 0 && len(served) >= len(configs) {
+			t.Logf("all %d layers of the pull were redirected to %s, its %d configs served by wharf", len(want), public, len(configs))
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d blobs never answered 307 in the access log\n%s", missing, len(want), srv.logTail())
+			t.Fatalf("%d of %d layers never answered 307, %d GETs of %d configs answered 200 in the access log\n%s",
+				missing, len(want), len(served), len(configs), srv.logTail())
 		}
 		time.Sleep(20 * time.Millisecond) // polling the log file for the flush
 	}

@@ -72,6 +72,7 @@ func Run(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"AdvanceUpload_MovesOffsetAndHashState", testAdvanceUpload},
 		{"AdvanceUpload_StaleOffsetIsConflict", testAdvanceUploadConflict},
 		{"Upload_StoreStateRoundTripsAndLosingAdvanceKeepsIt", testUploadStoreState},
+		{"Upload_ContentRoundTripsAndAdvanceClearsIt", testUploadContent},
 		{"AdvanceUpload_MissingIsNotFound", testAdvanceUploadMissing},
 		{"DeleteUpload_RemovesSession", testDeleteUpload},
 		{"DeleteUpload_MissingIsNotFound", testDeleteUploadMissing},

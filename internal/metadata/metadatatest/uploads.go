@@ -81,6 +81,9 @@ func wantUpload(t *testing.T, s metadata.Store, want *metadata.Upload) {
 	if !bytes.Equal(got.StoreState, want.StoreState) {
 		t.Errorf("%s store state = %q; want %q", call, got.StoreState, want.StoreState)
 	}
+	if (got.Content == nil) != (want.Content == nil) || !bytes.Equal(got.Content, want.Content) {
+		t.Errorf("%s content = %q; want %q", call, got.Content, want.Content)
+	}
 	if got.Writer != want.Writer || !got.LeaseUntil.Equal(want.LeaseUntil) {
 		t.Errorf("%s lease = %q until %v; want %q until %v", call, got.Writer, got.LeaseUntil, want.Writer, want.LeaseUntil)
 	}
@@ -205,6 +208,21 @@ func testUploadStoreState(t *testing.T, s metadata.Store) {
 		t.Fatalf("AdvanceUpload(same offset): %v", err)
 	}
 	wantUpload(t, s, &w)
+}
+
+// A session whose record keeps its bytes has them back with it, and an
+// advance that moves them to the blob store clears them.
+func testUploadContent(t *testing.T, s metadata.Store) {
+	u := newUpload(t, "repo")
+	u.Offset, u.Content = 5, []byte("\x00abc\xff")
+	createUpload(t, s, u)
+	wantUpload(t, s, u)
+	v := advance(t, u, 9, timeAt(0))
+	v.Content, v.StoreState = nil, []byte(`{"file":true}`)
+	if err := s.AdvanceUpload(t.Context(), v, 5); err != nil {
+		t.Fatalf("AdvanceUpload(5 -> 9): %v", err)
+	}
+	wantUpload(t, s, v)
 }
 
 func testAdvanceUploadMissing(t *testing.T, s metadata.Store) {

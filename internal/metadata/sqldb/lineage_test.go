@@ -43,6 +43,7 @@ func TestLineage_MigrationDerivesExistingTags(t *testing.T) {
 	// what came after it too.
 	if _, err := db.write.ExecContext(ctx, `DROP TABLE derived_tags;
 		DROP INDEX blobs_small; ALTER TABLE blobs DROP COLUMN content;
+		ALTER TABLE uploads DROP COLUMN content;
 		DELETE FROM schema_migrations WHERE version >= 22`); err != nil {
 		t.Fatal(err)
 	}

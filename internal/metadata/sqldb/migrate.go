@@ -461,6 +461,10 @@ var migrations = []string{
 	// blob store it walks find the others without reading every record.
 	`ALTER TABLE blobs ADD COLUMN content BLOB;
 	CREATE INDEX blobs_small ON blobs(digest) WHERE content IS NOT NULL;`,
+	// 24: the bytes of an upload session whose first chunk was small,
+	// kept in its record until its commit moves them to the blob's
+	// (registry/smallblobs.go); NULL while the blob store holds them.
+	`ALTER TABLE uploads ADD COLUMN content BLOB;`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the

@@ -146,6 +146,7 @@ func TestStats_MigrationCountsExistingLinks(t *testing.T) {
 		DROP TABLE login_failures;
 		ALTER TABLE uploads DROP COLUMN writer;
 		ALTER TABLE uploads DROP COLUMN lease_until;
+		ALTER TABLE uploads DROP COLUMN content;
 		DROP TABLE derived_tags;
 		DROP TABLE policies; DROP TABLE policy_version; DROP TABLE image_lineage;
 		DROP TABLE webhook_deliveries; DROP TABLE webhooks;

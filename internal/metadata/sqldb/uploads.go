@@ -15,8 +15,8 @@ import (
 // CreateUpload records a new upload session.
 func (db *DB) CreateUpload(ctx context.Context, u *metadata.Upload) error {
 	_, err := db.exec(ctx,
-		`INSERT INTO uploads (id, repo, algorithm, "offset", hash_state, store_state, started_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		u.ID, u.Repo, string(u.Algorithm), u.Offset, u.HashState, u.StoreState, u.StartedAt.UnixNano(), u.UpdatedAt.UnixNano())
+		`INSERT INTO uploads (id, repo, algorithm, "offset", hash_state, store_state, content, started_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		u.ID, u.Repo, string(u.Algorithm), u.Offset, u.HashState, u.StoreState, u.Content, u.StartedAt.UnixNano(), u.UpdatedAt.UnixNano())
 	if err != nil {
 		return fmt.Errorf("create upload %s: %w", u.ID, err)
 	}
@@ -29,8 +29,8 @@ func (db *DB) GetUpload(ctx context.Context, repo, id string) (*metadata.Upload,
 	var alg string
 	var started, updated, leaseUntil int64
 	err := db.queryRow(pointLookup(ctx),
-		`SELECT algorithm, "offset", hash_state, store_state, started_at, updated_at, writer, lease_until FROM uploads WHERE id = ? AND repo = ?`, id, repo).
-		Scan(&alg, &u.Offset, &u.HashState, &u.StoreState, &started, &updated, &u.Writer, &leaseUntil)
+		`SELECT algorithm, "offset", hash_state, store_state, content, started_at, updated_at, writer, lease_until FROM uploads WHERE id = ? AND repo = ?`, id, repo).
+		Scan(&alg, &u.Offset, &u.HashState, &u.StoreState, &u.Content, &started, &updated, &u.Writer, &leaseUntil)
 	if err != nil {
 		return nil, notFound(err, "upload "+id)
 	}
@@ -48,9 +48,9 @@ func (db *DB) GetUpload(ctx context.Context, repo, id string) (*metadata.Upload,
 // one write.
 func (db *DB) AdvanceUpload(ctx context.Context, u *metadata.Upload, from int64) error {
 	res, err := db.exec(ctx,
-		`UPDATE uploads SET "offset" = ?, hash_state = ?, store_state = ?, updated_at = ?, writer = '', lease_until = 0
+		`UPDATE uploads SET "offset" = ?, hash_state = ?, store_state = ?, content = ?, updated_at = ?, writer = '', lease_until = 0
 		 WHERE id = ? AND repo = ? AND "offset" = ? AND writer = ?`,
-		u.Offset, u.HashState, u.StoreState, u.UpdatedAt.UnixNano(), u.ID, u.Repo, from, u.Writer)
+		u.Offset, u.HashState, u.StoreState, u.Content, u.UpdatedAt.UnixNano(), u.ID, u.Repo, from, u.Writer)
 	if err != nil {
 		return fmt.Errorf("advance upload %s: %w", u.ID, err)
 	}
