@@ -73,6 +73,23 @@ func (s *Service) putSmall(ctx context.Context, repo string, d digest.Digest, r 
 	return n, nil
 }
 
+// completeInRecord commits session u as blob d into the blob's metadata
+// record when the session's record kept its bytes and no last chunk
+// follows them, or when the final request carries a small blob whole, and
+// reports whether it did. Kept bytes that a last chunk follows move to
+// the blob store first, and the commit goes on from there.
+func (s *Service) completeInRecord(ctx context.Context, u *metadata.Upload, lease *uploadLease, d digest.Digest, r io.Reader, length int64) (bool, error) {
+	switch {
+	case u.Content != nil && (r == nil || length == 0):
+		return true, s.commitKept(ctx, u, d)
+	case u.Content != nil:
+		return false, s.moveToStore(ctx, u)
+	case u.Offset == 0 && r != nil && s.isSmall(length):
+		return true, s.completeSmall(ctx, u, lease, d, r, length)
+	}
+	return false, nil
+}
+
 // completeSmall is CompleteUpload for a session that holds no bytes yet
 // and whose final PUT carries a small blob whole: the commit ends the
 // session too.

@@ -130,25 +130,11 @@ func (s *Service) CompleteUpload(ctx context.Context, repo, id string, d digest.
 			lease.release(ctx)
 		}
 	}()
-	if u.Content != nil {
-		if r == nil || length == 0 {
-			if err := s.commitKept(ctx, u, d); err != nil {
-				return 0, err
-			}
-			finished = true // ending the session ended the claim
-			s.log.InfoContext(ctx, "blob committed", "repo", repo, "digest", d, "bytes", u.Offset, "kept", "metadata")
-			return u.Offset, nil
-		}
-		// A last chunk after bytes its record kept: all of them go to the
-		// blob store.
-		if err := s.moveToStore(ctx, u); err != nil {
-			return 0, err
-		}
+	kept, err := s.completeInRecord(ctx, u, lease, d, r, length)
+	if err != nil {
+		return 0, err
 	}
-	if u.Offset == 0 && r != nil && s.isSmall(length) {
-		if err := s.completeSmall(ctx, u, lease, d, r, length); err != nil {
-			return 0, err
-		}
+	if kept {
 		finished = true // ending the session ended the claim
 		s.log.InfoContext(ctx, "blob committed", "repo", repo, "digest", d, "bytes", u.Offset, "kept", "metadata")
 		return u.Offset, nil

@@ -32,8 +32,8 @@ func (db *DB) EndUpload(ctx context.Context, repo, id string, started time.Time)
 }
 
 func endUpload(ctx context.Context, tx *stmtTx, repo, id string, started time.Time) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM uploads WHERE id = ? AND repo = ?`, id, repo); err != nil {
-		return fmt.Errorf("delete upload %s: %w", id, err)
+	if err := deleteUpload(ctx, tx, repo, id); err != nil {
+		return err
 	}
 	if _, err := tx.ExecContext(ctx,
 		`INSERT INTO ended_uploads (id, repo, started_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`,

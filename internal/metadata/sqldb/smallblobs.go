@@ -39,11 +39,7 @@ func (db *DB) PutSmallBlob(ctx context.Context, repo string, d digest.Digest, co
 		case !end.Started.IsZero():
 			return endUpload(ctx, tx, repo, end.ID, end.Started)
 		default:
-			_, err := tx.ExecContext(ctx, `DELETE FROM uploads WHERE id = ? AND repo = ?`, end.ID, repo)
-			if err != nil {
-				return fmt.Errorf("delete upload %s: %w", end.ID, err)
-			}
-			return nil
+			return deleteUpload(ctx, tx, repo, end.ID)
 		}
 	})
 	if err != nil {

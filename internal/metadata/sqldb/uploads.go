@@ -149,11 +149,16 @@ func (db *DB) FinishUpload(ctx context.Context, repo, id string, d digest.Digest
 		if err := linkBlob(ctx, tx, repo, d, size); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM uploads WHERE id = ? AND repo = ?`, id, repo); err != nil {
-			return fmt.Errorf("delete upload %s: %w", id, err)
-		}
-		return nil
+		return deleteUpload(ctx, tx, repo, id)
 	})
+}
+
+// deleteUpload removes session id's record in tx, if it has one.
+func deleteUpload(ctx context.Context, tx *stmtTx, repo, id string) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM uploads WHERE id = ? AND repo = ?`, id, repo); err != nil {
+		return fmt.Errorf("delete upload %s: %w", id, err)
+	}
+	return nil
 }
 
 // StaleUploads lists up to n sessions last written before before.
