@@ -119,14 +119,14 @@ type BlobWriter interface {
 type Collector interface {
 	// Walk calls fn for every committed blob, in no particular order; an
 	// error from fn stops the walk and is returned.
-	Walk(ctx context.Context, fn func(d digest.Digest, size int64) error) error
+	Walk(ctx context.Context, fn func(d digest.Digest) error) error
 	// Collect removes blob d unless it was written, or reused by a
 	// CommitUpload that found it present, at or after cutoff; removed
-	// says whether it went. A CommitUpload racing Collect either finds
+	// says whether it went, size how many bytes went with it. A CommitUpload racing Collect either finds
 	// the blob gone and stores its own bytes, or marks it reused in time
 	// for Collect to keep it: a commit that returned nil always leaves
 	// the blob in place. A missing blob is not an error (removed false).
-	Collect(ctx context.Context, d digest.Digest, cutoff time.Time) (removed bool, err error)
+	Collect(ctx context.Context, d digest.Digest, cutoff time.Time) (size int64, removed bool, err error)
 	// Reuse marks blob d as reused now, as CommitUpload does when it finds
 	// the blob present, and reports whether it is in place: a Collect
 	// racing it then either keeps the blob or took it first (false).

@@ -149,15 +149,15 @@ func (s *Service) walkAndCollect(ctx context.Context, w *walkCollection) (err er
 	// a time, each time in one transaction (a commit waits for the disk),
 	// and whatever happens to the run, the ones left at its end.
 	defer func() { err = errors.Join(err, s.dropRecords(ctx, w.meta, w.gone, w.cutoff)) }()
-	var batch []walkedBlob
+	var batch []digest.Digest
 	flush := func() error {
 		err := s.collectWalked(ctx, w, batch)
 		batch = batch[:0]
 		return err
 	}
-	err = w.blobs.Walk(ctx, func(d digest.Digest, size int64) error {
+	err = w.blobs.Walk(ctx, func(d digest.Digest) error {
 		w.rep.Scanned++
-		if batch = append(batch, walkedBlob{d, size}); len(batch) >= gcBatch {
+		if batch = append(batch, d); len(batch) >= gcBatch {
 			return flush()
 		}
 		return nil
@@ -180,36 +180,33 @@ type walkCollection struct {
 	gone []digest.Digest
 }
 
-// walkedBlob is a blob a walk of the store found.
-type walkedBlob struct {
-	digest digest.Digest
-	size   int64
-}
-
 // collectWalked removes the bytes of those of batch that nothing uses, a
 // step at a time, and drops their records once gcBatch have gone.
-func (s *Service) collectWalked(ctx context.Context, w *walkCollection, batch []walkedBlob) error {
+func (s *Service) collectWalked(ctx context.Context, w *walkCollection, batch []digest.Digest) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	ds := make([]digest.Digest, len(batch))
-	for i, b := range batch {
-		ds[i] = b.digest
-	}
-	used, err := w.meta.BlobsInUse(ctx, ds, w.linksBefore)
+	used, err := w.meta.BlobsInUse(ctx, batch, w.linksBefore)
 	if err != nil {
 		return err
 	}
-	var unused []walkedBlob
-	for _, b := range batch {
-		if !used[b.digest] {
-			unused = append(unused, b)
+	var unused []digest.Digest
+	for _, d := range batch {
+		if !used[d] {
+			unused = append(unused, d)
 		}
 	}
 	if w.dryRun {
-		for _, b := range unused {
+		for _, d := range unused {
+			size, err := s.blobs.Stat(ctx, d)
+			if errors.Is(err, blobstore.ErrNotFound) {
+				continue // removed meanwhile
+			}
+			if err != nil {
+				return err
+			}
 			w.rep.Blobs++
-			w.rep.Bytes += b.size
+			w.rep.Bytes += size
 		}
 		return nil
 	}
@@ -234,30 +231,31 @@ func (s *Service) collectWalked(ctx context.Context, w *walkCollection, batch []
 }
 
 // removeWalked removes the files of blobs, gcCollectors at a time.
-func (s *Service) removeWalked(ctx context.Context, w *walkCollection, blobs []walkedBlob) error {
+func (s *Service) removeWalked(ctx context.Context, w *walkCollection, blobs []digest.Digest) error {
 	removed := make([]bool, len(blobs))
+	sizes := make([]int64, len(blobs))
 	// Removing a file mostly waits for the filesystem's journal, and
 	// removals waiting together share that wait.
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(gcCollectors)
-	for i, b := range blobs {
+	for i, d := range blobs {
 		g.Go(func() error {
 			var err error
-			if removed[i], err = w.blobs.Collect(gctx, b.digest, w.cutoff); err != nil {
-				return fmt.Errorf("collect blob %s: %w", b.digest, err)
+			if sizes[i], removed[i], err = w.blobs.Collect(gctx, d, w.cutoff); err != nil {
+				return fmt.Errorf("collect blob %s: %w", d, err)
 			}
 			return nil
 		})
 	}
 	err := g.Wait()
-	for i, b := range blobs {
+	for i, d := range blobs {
 		if !removed[i] {
 			continue
 		}
-		w.gone = append(w.gone, b.digest)
+		w.gone = append(w.gone, d)
 		w.rep.Blobs++
-		w.rep.Bytes += b.size
-		s.log.InfoContext(ctx, "blob collected", "digest", b.digest, "bytes", b.size)
+		w.rep.Bytes += sizes[i]
+		s.log.InfoContext(ctx, "blob collected", "digest", d, "bytes", sizes[i])
 	}
 	return err
 }

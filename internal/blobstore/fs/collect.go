@@ -46,8 +46,11 @@ const walkBatch = 1024
 
 // Walk calls fn for every committed blob, one directory read at a time,
 // skipping names that are not a blob of their directory. Blobs committed or
-// collected while it runs may or may not be visited.
-func (s *Store) Walk(ctx context.Context, fn func(d digest.Digest, size int64) error) error {
+// collected while it runs may or may not be visited. It reads names only
+// (the directory's entry types say which are files): a blob's size is
+// wanted only once it is found unused, and a stat of every blob was most
+// of a walk's time.
+func (s *Store) Walk(ctx context.Context, fn func(d digest.Digest) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -69,7 +72,7 @@ func (s *Store) Walk(ctx context.Context, fn func(d digest.Digest, size int64) e
 	return nil
 }
 
-func (s *Store) walkDir(ctx context.Context, alg digest.Algorithm, dir string, fn func(digest.Digest, int64) error) error {
+func (s *Store) walkDir(ctx context.Context, alg digest.Algorithm, dir string, fn func(digest.Digest) error) error {
 	f, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("blobstore/fs: walk: %w", err)
@@ -89,14 +92,7 @@ func (s *Store) walkDir(ctx context.Context, alg digest.Algorithm, dir string, f
 			if p, err := s.blobPath(d); err != nil || p != filepath.Join(dir, e.Name()) {
 				continue
 			}
-			fi, err := e.Info()
-			if errors.Is(err, os.ErrNotExist) {
-				continue // collected meanwhile
-			}
-			if err != nil {
-				return fmt.Errorf("blobstore/fs: walk: %w", err)
-			}
-			if err := fn(d, fi.Size()); err != nil {
+			if err := fn(d); err != nil {
 				return err
 			}
 		}
@@ -111,35 +107,36 @@ func (s *Store) walkDir(ctx context.Context, alg digest.Algorithm, dir string, f
 
 // Collect removes blob d unless its mtime, the time it was committed or
 // last reused, is at or after cutoff. If it returns an error after moving
-// the blob aside, the blob stays in trash/ until New puts it back.
-func (s *Store) Collect(ctx context.Context, d digest.Digest, cutoff time.Time) (removed bool, err error) {
+// the blob aside, the blob stays in trash/ until New puts it back. size is
+// the size of the file it removed.
+func (s *Store) Collect(ctx context.Context, d digest.Digest, cutoff time.Time) (size int64, removed bool, err error) {
 	if err := ctx.Err(); err != nil {
-		return false, err
+		return 0, false, err
 	}
 	blob, err := s.blobPath(d)
 	if err != nil {
-		return false, err
+		return 0, false, err
 	}
 	fi, err := os.Stat(blob)
 	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
+		return 0, false, nil
 	}
 	if err != nil {
-		return false, blobErr("collect", d, err)
+		return 0, false, blobErr("collect", d, err)
 	}
 	if !fi.ModTime().Before(cutoff) {
-		return false, nil
+		return 0, false, nil
 	}
 	if err := s.makeTrash(); err != nil {
-		return false, blobErr("collect", d, err)
+		return 0, false, blobErr("collect", d, err)
 	}
 	s.step("collect-trash")
 	trash := filepath.Join(s.trash, trashName(d))
 	if err := os.Rename(blob, trash); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return false, nil // collected or deleted meanwhile
+			return 0, false, nil // collected or deleted meanwhile
 		}
-		return false, blobErr("collect", d, err)
+		return 0, false, blobErr("collect", d, err)
 	}
 	// No cancellation from here on: the blob must go back or go away.
 	s.step("collect-trashed")
@@ -147,7 +144,7 @@ func (s *Store) Collect(ctx context.Context, d digest.Digest, cutoff time.Time) 
 	// Any vanishing of the trash file below means a New put it back.
 	fi, err = os.Stat(trash)
 	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
+		return 0, false, nil
 	}
 	if err != nil || !fi.ModTime().Before(cutoff) {
 		// Reused before the move (or we cannot tell): the commit that
@@ -156,23 +153,23 @@ func (s *Store) Collect(ctx context.Context, d digest.Digest, cutoff time.Time) 
 			err = errors.Join(err, perr)
 		}
 		if err != nil {
-			return false, blobErr("collect", d, err)
+			return 0, false, blobErr("collect", d, err)
 		}
 		s.log.DebugContext(ctx, "blob reused while being collected; kept", "digest", d)
-		return false, nil
+		return 0, false, nil
 	}
 	if err := os.Remove(trash); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return false, nil
+			return 0, false, nil
 		}
-		return false, blobErr("collect", d, err)
+		return 0, false, blobErr("collect", d, err)
 	}
 	// No directory sync: a crash that brings the blob back (at its path,
 	// or in trash/, which New puts back) undoes a removal that nothing
 	// relied on, and the next collection repeats it. Two syncs per blob
 	// were most of a collection's time.
 	s.log.DebugContext(ctx, "blob collected", "digest", d)
-	return true, nil
+	return fi.Size(), true, nil
 }
 
 // touch sets path's modification time to now, the mark of a commit or a

@@ -156,22 +156,25 @@ func wantNoUploads(t *testing.T, s *Store) {
 
 func collect(t *testing.T, s *Store, d digest.Digest, cutoff time.Time) bool {
 	t.Helper()
-	removed, err := s.Collect(t.Context(), d, cutoff)
+	size, removed, err := s.Collect(t.Context(), d, cutoff)
 	if err != nil {
 		t.Fatalf("Collect(%s): %v", d, err)
+	}
+	if !removed && size != 0 {
+		t.Errorf("Collect(%s) kept the blob and says it removed %d bytes", d, size)
 	}
 	return removed
 }
 
 // walk returns what Walk reports, failing on a digest reported twice.
-func walk(t *testing.T, s *Store) map[digest.Digest]int64 {
+func walk(t *testing.T, s *Store) map[digest.Digest]bool {
 	t.Helper()
-	got := map[digest.Digest]int64{}
-	err := s.Walk(t.Context(), func(d digest.Digest, size int64) error {
-		if _, dup := got[d]; dup {
+	got := map[digest.Digest]bool{}
+	err := s.Walk(t.Context(), func(d digest.Digest) error {
+		if got[d] {
 			t.Errorf("Walk reported %s twice", d)
 		}
-		got[d] = size
+		got[d] = true
 		return nil
 	})
 	if err != nil {
@@ -182,11 +185,11 @@ func walk(t *testing.T, s *Store) map[digest.Digest]int64 {
 
 func TestWalk_ReportsCommittedBlobsOnly(t *testing.T) {
 	s := newTestStore(t)
-	want := map[digest.Digest]int64{}
+	want := map[digest.Digest]bool{}
 	for i, b := range [][]byte{nil, []byte("one"), bytes.Repeat([]byte("two"), 1000)} {
 		for _, d := range []digest.Digest{sha256Digest(b), sha512Digest(b)} {
 			store(t, s, fmt.Sprintf("u%d-%s", i, d.Algorithm()), d, b)
-			want[d] = int64(len(b))
+			want[d] = true
 		}
 	}
 	startWith(t, s, "in-progress", []byte("not a blob yet"))
@@ -242,19 +245,19 @@ func TestWalk_StopsAtFnErrorAndCancellation(t *testing.T) {
 	}
 	errStop := errors.New("stop")
 	calls := 0
-	err := s.Walk(t.Context(), func(digest.Digest, int64) error { calls++; return errStop })
+	err := s.Walk(t.Context(), func(digest.Digest) error { calls++; return errStop })
 	if !errors.Is(err, errStop) || calls != 1 {
 		t.Errorf("Walk with a failing fn: %d calls, error %v; want 1 call and fn's error", calls, err)
 	}
 
 	ctx, cancel := context.WithCancel(t.Context())
 	calls = 0
-	err = s.Walk(ctx, func(digest.Digest, int64) error { calls++; cancel(); return nil })
+	err = s.Walk(ctx, func(digest.Digest) error { calls++; cancel(); return nil })
 	if !errors.Is(err, context.Canceled) || calls != 1 {
 		t.Errorf("Walk cancelled from fn: %d calls, error %v; want 1 call and context.Canceled", calls, err)
 	}
 	calls = 0
-	err = s.Walk(ctx, func(digest.Digest, int64) error { calls++; return nil })
+	err = s.Walk(ctx, func(digest.Digest) error { calls++; return nil })
 	if !errors.Is(err, context.Canceled) || calls != 0 {
 		t.Errorf("Walk with a cancelled context: %d calls, error %v; want none and context.Canceled", calls, err)
 	}
@@ -267,16 +270,18 @@ func TestWalk_CollectingEveryBlobAsVisited(t *testing.T) {
 		b := fmt.Appendf(nil, "blob %d", i)
 		store(t, s, fmt.Sprint("u", i), sha256Digest(b), b)
 	}
-	removed := 0
-	err := s.Walk(t.Context(), func(d digest.Digest, _ int64) error {
-		ok, err := s.Collect(t.Context(), d, time.Now().Add(time.Hour))
+	removed, bytes := 0, int64(0)
+	err := s.Walk(t.Context(), func(d digest.Digest) error {
+		size, ok, err := s.Collect(t.Context(), d, time.Now().Add(time.Hour))
 		if ok {
 			removed++
+			bytes += size
 		}
 		return err
 	})
-	if err != nil || removed != 50 {
-		t.Fatalf("Walk collecting: removed %d, error %v; want 50, nil", removed, err)
+	// "blob 0" … "blob 49": 10 of 6 bytes, 40 of 7.
+	if err != nil || removed != 50 || bytes != 10*6+40*7 {
+		t.Fatalf("Walk collecting: removed %d (%d bytes), error %v; want 50 (340 bytes), nil", removed, bytes, err)
 	}
 	if got := walk(t, s); len(got) != 0 {
 		t.Errorf("Walk after collecting everything reported %v", got)
@@ -328,12 +333,12 @@ func TestCollect_CutoffEqualToMarkKeeps(t *testing.T) {
 
 func TestCollect_MissingAndInvalid(t *testing.T) {
 	s := newTestStore(t)
-	removed, err := s.Collect(t.Context(), sha256Digest([]byte("never stored")), time.Now().Add(time.Hour))
+	_, removed, err := s.Collect(t.Context(), sha256Digest([]byte("never stored")), time.Now().Add(time.Hour))
 	if removed || err != nil {
 		t.Errorf("Collect of a missing blob = %v, %v; want false, nil", removed, err)
 	}
 	for _, d := range []digest.Digest{"", "sha256:xyz", digest.Digest("sha384:" + strings.Repeat("ab", 48))} {
-		removed, err := s.Collect(t.Context(), d, time.Now().Add(time.Hour))
+		_, removed, err := s.Collect(t.Context(), d, time.Now().Add(time.Hour))
 		if removed || err == nil || errors.Is(err, blobstore.ErrNotFound) {
 			t.Errorf("Collect(%q) = %v, %v; want an invalid-digest error", d, removed, err)
 		}
@@ -343,7 +348,7 @@ func TestCollect_MissingAndInvalid(t *testing.T) {
 	store(t, s, "u", d, b)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if removed, err := s.Collect(ctx, d, time.Now().Add(time.Hour)); removed || !errors.Is(err, context.Canceled) {
+	if _, removed, err := s.Collect(ctx, d, time.Now().Add(time.Hour)); removed || !errors.Is(err, context.Canceled) {
 		t.Errorf("Collect with a cancelled context = %v, %v; want false, context.Canceled", removed, err)
 	}
 	wantBlob(t, s, d, b)
@@ -592,7 +597,7 @@ func TestCollect_RacingCommitsKeepTheirBlob(t *testing.T) {
 		for i := range collectors {
 			wg.Go(func() {
 				<-start
-				results[i], collectErrs[i] = s.Collect(t.Context(), d, cutoff)
+				_, results[i], collectErrs[i] = s.Collect(t.Context(), d, cutoff)
 			})
 		}
 		close(start)
@@ -684,7 +689,7 @@ func TestCollect_StressWithCommitsReadersAndWalks(t *testing.T) {
 				return
 			default:
 			}
-			ok, err := s.Collect(context.Background(), d, future)
+			_, ok, err := s.Collect(context.Background(), d, future)
 			if err != nil {
 				fail(fmt.Errorf("Collect: %w", err))
 				return
@@ -719,9 +724,9 @@ func TestCollect_StressWithCommitsReadersAndWalks(t *testing.T) {
 				return
 			default:
 			}
-			err := s.Walk(context.Background(), func(got digest.Digest, size int64) error {
-				if got != d || size != int64(len(b)) {
-					return fmt.Errorf("Walk reported %s (%d bytes); only %s (%d bytes) exists", got, size, d, len(b))
+			err := s.Walk(context.Background(), func(got digest.Digest) error {
+				if got != d {
+					return fmt.Errorf("Walk reported %s; only %s exists", got, d)
 				}
 				return nil
 			})
