@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -49,8 +50,11 @@ type DB struct {
 
 // stmtTx is a write transaction whose queries use statements prepared on
 // the write connection. The pool has one connection, which the transaction
-// holds, so a statement cannot be prepared during it: a query seen for the
-// first time runs as is and is prepared once the transaction has ended.
+// holds, so a statement cannot be prepared there during it: a query seen
+// for the first time runs as is and is prepared once the transaction has
+// ended. On SQLite a query the transaction runs again (a loop over
+// digests, say) is prepared for the rest of the transaction, rather than
+// parsed once per row.
 // Migrations, which run multi-statement scripts, use the embedded *sql.Tx.
 //
 // On SQLite its methods drop the cancellation of their context: the
@@ -61,6 +65,9 @@ type stmtTx struct {
 	*sql.Tx
 	db  *DB
 	new []string // queries to prepare after the transaction
+	// local holds the statements prepared in the transaction, for the
+	// queries of new it runs more than once.
+	local map[string]*sql.Stmt
 	// derived holds the images ("repo_id digest") this transaction
 	// stored fresh, with the base their lineage names ("" for none): a tag
 	// pointing at one has that derived row, or none, which deriveTag then
@@ -75,8 +82,23 @@ func (tx *stmtTx) stmt(ctx context.Context, query string) *sql.Stmt {
 	if st, ok := tx.db.wstmts.Load(query); ok {
 		return tx.StmtContext(ctx, st.(*sql.Stmt))
 	}
-	tx.new = append(tx.new, query)
-	return nil
+	if st, ok := tx.local[query]; ok {
+		return st
+	}
+	if tx.db.postgres || !slices.Contains(tx.new, query) {
+		tx.new = append(tx.new, query)
+		return nil
+	}
+	// Closed with the transaction.
+	st, err := tx.Tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil
+	}
+	if tx.local == nil {
+		tx.local = map[string]*sql.Stmt{}
+	}
+	tx.local[query] = st
+	return st
 }
 
 // uncancelled drops ctx's cancellation on SQLite, whose transactions

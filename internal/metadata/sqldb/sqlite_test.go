@@ -467,3 +467,29 @@ func TestPutManifest_RetagUpdatesPushedAt(t *testing.T) {
 		t.Errorf("after re-pushing latest = %s at %v; want %s after %v", d3, t3, cur.Digest, t2)
 	}
 }
+
+// A write transaction that runs a new query again (a loop over digests)
+// prepares it on its connection for the rest of the transaction, and the
+// query is prepared on the write pool once the transaction ends.
+func TestStmtTx_PreparesAQueryItRunsAgain(t *testing.T) {
+	db := openSQLite(t, filepath.Join(t.TempDir(), "metadata.db"))
+	const q = `SELECT COUNT(*) FROM repositories WHERE name = ?`
+	err := db.inTx(t.Context(), func(tx *stmtTx) error {
+		for i := range 3 {
+			var n int
+			if err := tx.QueryRowContext(t.Context(), q, fmt.Sprint("repo", i)).Scan(&n); err != nil {
+				return err
+			}
+			if _, local := tx.local[q]; local != (i > 0) {
+				t.Errorf("after run %d: prepared in the transaction = %v, want %v", i+1, local, i > 0)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := db.wstmts.Load(q); !ok {
+		t.Error("the query is not prepared on the write pool after the transaction")
+	}
+}
