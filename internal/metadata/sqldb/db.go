@@ -41,6 +41,8 @@ type DB struct {
 	// wstmts does the same for the write connection.
 	wstmts sync.Map // string → *sql.Stmt
 
+	// ckpt checkpoints SQLite's WAL beside the writers (checkpoint.go).
+	ckpt *checkpointer
 	// group runs the write transactions (groupcommit.go).
 	group groupCommit
 	// lookups shares PostgreSQL's point lookups between concurrent callers
@@ -224,6 +226,7 @@ func OpenSQLite(ctx context.Context, path string, log *slog.Logger, opts ...Opti
 		// holds for all of them (TestOpenSQLite_EveryConnectionSyncsFull).
 		"synchronous(FULL)",
 		"foreign_keys(1)",
+		fmt.Sprintf("wal_autocheckpoint(%d)", checkpointBackstop),
 	} {
 		q.Add("_pragma", p)
 	}
@@ -262,11 +265,19 @@ func OpenSQLite(ctx context.Context, path string, log *slog.Logger, opts ...Opti
 		log.Warn("sqlite: cannot map the WAL index; pull-path lookups are not memoized", "path", path, "err", err)
 	}
 	db.point.wal.Store(wal) // nil: no memo
+	if db.ckpt, err = startCheckpointer(dsn, walFrames(db.point), log); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
 	return db, nil
 }
 
 // Close releases the connection pools.
 func (db *DB) Close() error {
+	var errs []error
+	if db.ckpt != nil {
+		errs = append(errs, db.ckpt.stop())
+	}
 	if db.point != nil {
 		db.point.close()
 	}
@@ -274,9 +285,9 @@ func (db *DB) Close() error {
 		cache.Range(func(_, st any) bool { st.(*sql.Stmt).Close(); return true })
 	}
 	if db.read == db.write {
-		return db.read.Close()
+		return errors.Join(append(errs, db.read.Close())...)
 	}
-	return errors.Join(db.read.Close(), db.write.Close())
+	return errors.Join(append(errs, db.read.Close(), db.write.Close())...)
 }
 
 // Ping reports whether the database answers a query.

@@ -135,6 +135,9 @@ func (db *DB) runBatch(batch []*writeOp) {
 		failAll(fmt.Errorf("commit: %w", err))
 		return
 	}
+	if db.ckpt != nil {
+		db.ckpt.committed()
+	}
 	for _, q := range stx.new {
 		// Best effort: a query that cannot be prepared just stays unprepared.
 		_, _ = db.prepared(ctx, &db.wstmts, db.write, q)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -491,5 +492,45 @@ func TestStmtTx_PreparesAQueryItRunsAgain(t *testing.T) {
 	}
 	if _, ok := db.wstmts.Load(q); !ok {
 		t.Error("the query is not prepared on the write pool after the transaction")
+	}
+}
+
+// Commits that bring the log past SQLite's usual checkpoint length reach
+// the database file soon after, though the writer's own threshold is far
+// longer: the checkpointer copies them there, beside the writers.
+func TestOpenSQLite_CheckpointsBesideTheWriters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "metadata.db")
+	db := openSQLite(t, path)
+	var backstop int
+	if err := db.write.QueryRowContext(t.Context(), `PRAGMA wal_autocheckpoint`).Scan(&backstop); err != nil || backstop != checkpointBackstop {
+		t.Fatalf("writer's wal_autocheckpoint = %d, %v; want %d", backstop, err, checkpointBackstop)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := fi.Size()
+	// About 1.5 times checkpointFrames pages of manifests (8 each), a fifth
+	// of the writer's threshold.
+	const n, size = 192, 32 << 10
+	for i := range n {
+		m := testManifest("team/app", fmt.Sprint(i))
+		m.Content = append(m.Content, bytes.Repeat([]byte(" "), size)...)
+		m.Digest = digest.FromBytes(m.Content)
+		if err := db.PutManifest(t.Context(), m, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() >= before+n*size/2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("database file of %d bytes (%d before the writes): the log was not checkpointed within 10s", fi.Size(), before)
+		}
 	}
 }
