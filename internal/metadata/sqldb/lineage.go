@@ -224,7 +224,9 @@ func (db *DB) GoldenByChain(ctx context.Context, chains []string) ([]metadata.Go
 }
 
 // SetGolden flags repo's images, in one transaction with forgetting the
-// bases found in it by layers when it stops being golden.
+// bases found in it by layers when it stops being golden: a scan of every
+// lineage, which no index serves, since a push would pay for keeping one
+// (migration 25) and a repository stops being golden rarely.
 func (db *DB) SetGolden(ctx context.Context, repo string, golden bool) (int64, error) {
 	var n int64
 	err := db.inTx(ctx, func(tx *stmtTx) error {
@@ -329,10 +331,12 @@ func (db *DB) BaselessImages(ctx context.Context, firsts []string, after metadat
 	return out, rows.Err()
 }
 
-// DerivedImages pages through the tags built on q.BaseRepo: a range of
-// derived_tags' primary key (or of derived_tags_repo when no base digest
-// is asked for), in the page's order, then each row's tag and lineage by
-// their keys; the count is one over the same range.
+// DerivedImages pages through the tags built on q.BaseRepo: the base's
+// range of derived_tags' primary key, in the page's order (repository,
+// tag), filtered by the base digests asked for, then each row's tag and
+// lineage by their keys; the count is one over the same range. A filter
+// reads the base's whole range: as many rows as images are built on the
+// base repository, which one index serving both forms keeps off a push.
 func (db *DB) DerivedImages(ctx context.Context, q metadata.DerivedQuery) ([]metadata.DerivedImage, int, error) {
 	cond := `d.base_repo = ?`
 	args := []any{q.BaseRepo}

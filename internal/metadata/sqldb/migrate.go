@@ -465,6 +465,61 @@ var migrations = []string{
 	// kept in its record until its commit moves them to the blob's
 	// (registry/smallblobs.go); NULL while the blob store holds them.
 	`ALTER TABLE uploads ADD COLUMN content BLOB;`,
+	// 25: the lineage tables cost a push fewer b-trees. On SQLite each
+	// becomes WITHOUT ROWID, its primary key the table itself (PostgreSQL
+	// keeps heaps: the copy there only renames). image_lineage loses its
+	// base index, which only "stop being golden" read (a rare scan now);
+	// derived_tags' primary key takes the page order of "used by"
+	// (base, repository, tag), which a base digest filters, so that one
+	// index serves both forms of the page. derived_tags is derived: it is
+	// dropped and written again.
+	`DROP TABLE derived_tags;
+	CREATE TABLE image_lineage_keyed (
+		repo_id     INTEGER NOT NULL,
+		digest      TEXT NOT NULL,
+		chain       TEXT NOT NULL,
+		first_chain TEXT NOT NULL,
+		layers      INTEGER NOT NULL,
+		golden      BOOLEAN NOT NULL DEFAULT FALSE,
+		base_repo   TEXT NOT NULL DEFAULT '',
+		base_digest TEXT NOT NULL DEFAULT '',
+		base_tags   TEXT NOT NULL DEFAULT '',
+		base_layers INTEGER NOT NULL DEFAULT 0,
+		source      TEXT NOT NULL DEFAULT '',
+		note        TEXT NOT NULL DEFAULT '',
+		PRIMARY KEY (repo_id, digest),
+		FOREIGN KEY (repo_id, digest) REFERENCES manifests(repo_id, digest) ON DELETE CASCADE
+	) WITHOUT ROWID;
+	INSERT INTO image_lineage_keyed (repo_id, digest, chain, first_chain, layers, golden, base_repo, base_digest, base_tags, base_layers, source, note)
+	SELECT repo_id, digest, chain, first_chain, layers, golden, base_repo, base_digest, base_tags, base_layers, source, note FROM image_lineage;
+	DROP TABLE image_lineage;
+	ALTER TABLE image_lineage_keyed RENAME TO image_lineage;
+	CREATE INDEX image_lineage_golden ON image_lineage(chain) WHERE golden;
+	CREATE INDEX image_lineage_baseless ON image_lineage(first_chain) WHERE base_repo = '';
+	CREATE TABLE derived_tags (
+		base_repo   TEXT NOT NULL,
+		base_digest TEXT NOT NULL,
+		repo        TEXT NOT NULL,
+		tag         TEXT NOT NULL,
+		repo_id     INTEGER NOT NULL,
+		image       TEXT NOT NULL,
+		PRIMARY KEY (base_repo, repo, tag, base_digest),
+		FOREIGN KEY (repo_id, tag) REFERENCES tags(repo_id, name) ON DELETE CASCADE,
+		FOREIGN KEY (repo_id, image) REFERENCES image_lineage(repo_id, digest) ON DELETE CASCADE
+	) WITHOUT ROWID;
+	CREATE INDEX derived_tags_tag ON derived_tags(repo_id, tag);
+	CREATE INDEX derived_tags_image ON derived_tags(repo_id, image);
+	INSERT INTO derived_tags (base_repo, base_digest, repo, tag, repo_id, image)
+	SELECT * FROM (
+		SELECT l.base_repo, l.base_digest, r.name, t.name, t.repo_id, l.digest FROM image_lineage l
+		JOIN repositories r ON r.id = l.repo_id JOIN tags t ON t.repo_id = l.repo_id AND t.digest = l.digest
+		WHERE l.base_repo <> ''
+		UNION ALL
+		SELECT l.base_repo, l.base_digest, r.name, t.name, t.repo_id, l.digest FROM image_lineage l
+		JOIN repositories r ON r.id = l.repo_id JOIN manifest_refs mr ON mr.repo_id = l.repo_id AND mr.child = l.digest AND mr.kind = 'manifest'
+		JOIN tags t ON t.repo_id = l.repo_id AND t.digest = mr.parent
+		WHERE l.base_repo <> ''
+	) AS d WHERE true ON CONFLICT DO NOTHING;`,
 }
 
 // migrate applies pending migrations in one write transaction, reading the

@@ -1,6 +1,9 @@
 package sqldb
 
-import "regexp"
+import (
+	"regexp"
+	"strings"
+)
 
 // pgMigrations are the migrations in PostgreSQL's DDL: version N is
 // version N of SQLite's list, translated, so that the two schemas cannot
@@ -16,8 +19,11 @@ var sqliteTypes = regexp.MustCompile(`\b(INTEGER PRIMARY KEY|INTEGER|BLOB|TEXT)\
 // the rowid, numbered on insert) becomes an identity column, INTEGER
 // (which is 64 bits in SQLite) BIGINT, BLOB BYTEA, and every TEXT compares
 // in byte order (COLLATE "C"), as SQLite's do and as listings promise,
-// whatever locale the database was created with.
+// whatever locale the database was created with. A WITHOUT ROWID table
+// (SQLite's table stored as its primary key) is an ordinary one: a
+// PostgreSQL table is a heap beside its indexes either way.
 func pgDDL(ddl string) string {
+	ddl = strings.ReplaceAll(ddl, ") WITHOUT ROWID;", ");")
 	return sqliteTypes.ReplaceAllStringFunc(ddl, func(t string) string {
 		switch t {
 		case "INTEGER PRIMARY KEY":
