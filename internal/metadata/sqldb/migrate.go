@@ -471,8 +471,10 @@ var migrations = []string{
 	// base index, which only "stop being golden" read (a rare scan now);
 	// derived_tags' primary key takes the page order of "used by"
 	// (base, repository, tag), which a base digest filters, so that one
-	// index serves both forms of the page. derived_tags is derived: it is
-	// dropped and written again.
+	// index serves both forms of the page. The golden index holds each
+	// golden image's length, so that a push's chain lookup reads the
+	// index alone. derived_tags is derived: it is dropped and written
+	// again.
 	`DROP TABLE derived_tags;
 	CREATE TABLE image_lineage_keyed (
 		repo_id     INTEGER NOT NULL,
@@ -494,7 +496,7 @@ var migrations = []string{
 	SELECT repo_id, digest, chain, first_chain, layers, golden, base_repo, base_digest, base_tags, base_layers, source, note FROM image_lineage;
 	DROP TABLE image_lineage;
 	ALTER TABLE image_lineage_keyed RENAME TO image_lineage;
-	CREATE INDEX image_lineage_golden ON image_lineage(chain) WHERE golden;
+	CREATE INDEX image_lineage_golden ON image_lineage(chain, layers) WHERE golden;
 	CREATE INDEX image_lineage_baseless ON image_lineage(first_chain) WHERE base_repo = '';
 	CREATE TABLE derived_tags (
 		base_repo   TEXT NOT NULL,
