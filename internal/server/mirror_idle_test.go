@@ -21,51 +21,65 @@ import (
 	"github.com/wharf/wharf/internal/registrytest"
 )
 
-// manualTimer is the mirror's idle timer, fired by the test: the timeout
-// "passes" when the test says so, not after a sleep.
+// manualTimer stands in for the mirror's idle timers: each AfterFunc
+// gets a timer of its own, so that a watchdog stopped late (a finished
+// fetch's, say) cannot disarm the one a test means to fire, and fire
+// expires the newest armed one, as its timeout would.
 type manualTimer struct {
 	mu     sync.Mutex
-	f      func()
-	armed  bool
+	timers []*fakeTimer
 	starts int // AfterFunc calls, one per fetch
 	resets int
+}
+
+type fakeTimer struct {
+	m     *manualTimer
+	f     func()
+	armed bool
 }
 
 func (m *manualTimer) afterFunc(_ time.Duration, f func()) proxy.Timer {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.f, m.armed = f, true
+	t := &fakeTimer{m: m, f: f, armed: true}
+	m.timers = append(m.timers, t)
 	m.starts++
-	return m
+	return t
 }
 
-func (m *manualTimer) Reset(time.Duration) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	was := m.armed
-	m.armed = true
-	m.resets++
+func (t *fakeTimer) Reset(time.Duration) bool {
+	t.m.mu.Lock()
+	defer t.m.mu.Unlock()
+	was := t.armed
+	t.armed = true
+	t.m.resets++
 	return was
 }
 
-func (m *manualTimer) Stop() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	was := m.armed
-	m.armed = false
+func (t *fakeTimer) Stop() bool {
+	t.m.mu.Lock()
+	defer t.m.mu.Unlock()
+	was := t.armed
+	t.armed = false
 	return was
 }
 
-// fire runs the timer's function if it is armed, as its expiry would.
+// fire runs the function of the newest armed timer, as its expiry would,
+// and reports whether there was one.
 func (m *manualTimer) fire() bool {
 	m.mu.Lock()
-	f, armed := m.f, m.armed
-	m.armed = false
+	var f func()
+	for i := len(m.timers) - 1; i >= 0; i-- {
+		if t := m.timers[i]; t.armed {
+			f, t.armed = t.f, false
+			break
+		}
+	}
 	m.mu.Unlock()
-	if armed {
+	if f != nil {
 		f()
 	}
-	return armed
+	return f != nil
 }
 
 func TestMirror_StalledFetchTimesOutAndTheNextPullRetries(t *testing.T) {
@@ -140,16 +154,23 @@ func TestMirror_StalledManifestFetchTimesOutAndServesStale(t *testing.T) {
 	// and answers nothing until the mirror gives up on them.
 	var stall atomic.Bool
 	asked := make(chan string, 8)
+	released := make(chan struct{})
 	inner := up.wharf.Server.Config.Handler
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if stall.Load() && strings.Contains(r.URL.Path, "/manifests/") {
 			asked <- r.Method
-			<-r.Context().Done()
+			select {
+			case <-r.Context().Done():
+			case <-released:
+			}
 			return
 		}
 		inner.ServeHTTP(w, r)
 	}))
 	t.Cleanup(front.Close)
+	// Cleanups run last first: a test that failed with a request still
+	// held lets it go before front.Close waits for it.
+	t.Cleanup(func() { close(released) })
 	slow := &upstream{wharf: up.wharf, front: front, host: up.host}
 	timer := &manualTimer{}
 	clock := clocktest.New()
