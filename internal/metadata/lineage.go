@@ -28,7 +28,22 @@ type Lineage struct {
 	// Note says what was doubted on the way (an annotation naming a base
 	// whose layers do not match), "" when nothing was.
 	Note string
+	// FindBase, when Base is zero, has the store find the base as it
+	// records the lineage, in the same transaction: the golden image
+	// other than this one whose Chain is the longest among these chains
+	// (the image's chain_1 … chain_L), recorded with the tags pointing at
+	// it and Source SourceLayers. A push that need not refuse on the
+	// answer leaves the lookup to the writer, whose pages are warm, where
+	// a read of its own would start cold after every commit; and the
+	// golden set it reads cannot change before the lineage is written.
+	FindBase []string
 }
+
+// How a base was found (BaseRef.Source).
+const (
+	SourceAnnotation = "annotation"
+	SourceLayers     = "layers"
+)
 
 // BaseRef names the image another was built on.
 type BaseRef struct {

@@ -39,8 +39,8 @@ const (
 
 // How a base was found.
 const (
-	SourceAnnotation = "annotation"
-	SourceLayers     = "layers"
+	SourceAnnotation = metadata.SourceAnnotation
+	SourceLayers     = metadata.SourceLayers
 )
 
 // LayerChains returns chain_1 … chain_L of layers: what a push records,
@@ -64,8 +64,11 @@ type foundBase struct {
 }
 
 // detectLineage finds the base of image manifest m (digest d) of repo;
-// nil for what is not a container image.
-func (s *Service) detectLineage(ctx context.Context, repo string, d digest.Digest, m *manifest, golden bool) (*foundBase, error) {
+// nil for what is not a container image. With deferred, a base the
+// annotations do not name is left for the store to find as it records
+// the lineage (metadata.Lineage.FindBase), and the answer's golden is
+// not known.
+func (s *Service) detectLineage(ctx context.Context, repo string, d digest.Digest, m *manifest, golden, deferred bool) (*foundBase, error) {
 	if s.lineage == nil || m.isIndex() || !isImageConfig(m) {
 		return nil, nil
 	}
@@ -84,6 +87,10 @@ func (s *Service) detectLineage(ctx context.Context, repo string, d digest.Diges
 		if ok || err != nil {
 			return out, err
 		}
+	}
+	if deferred {
+		l.FindBase = chains
+		return out, nil
 	}
 	found, err := s.lineage.GoldenByChain(ctx, chains)
 	if err != nil {
@@ -163,10 +170,12 @@ func (s *Service) lineageForPush(ctx context.Context, repo string, d digest.Dige
 		return nil, err
 	}
 	golden, gate := set[0].Value == "true", set[1].Value == "true"
-	found, err := s.detectLineage(ctx, repo, d, m, golden)
-	if err != nil || !gate || golden {
-		// A golden repository is where bases come from: the gate is for
-		// the images built on them.
+	// A golden repository is where bases come from: the gate is for the
+	// images built on them. Where no gate waits for the base, finding it
+	// is left to the write.
+	gated := gate && !golden
+	found, err := s.detectLineage(ctx, repo, d, m, golden, !gated)
+	if err != nil || !gated {
 		return lineageOf(found), err
 	}
 	if m.isIndex() {
@@ -259,7 +268,7 @@ func (s *Service) recordedBase(ctx context.Context, repo string, d digest.Digest
 	if !ok {
 		return nil, nil
 	}
-	return s.detectLineage(ctx, repo, d, m, false)
+	return s.detectLineage(ctx, repo, d, m, false, false)
 }
 
 // storedManifest decodes a stored manifest's fields, false if it cannot
@@ -376,7 +385,7 @@ func (s *Service) backfillGolden(ctx context.Context, repo string) error {
 			if !ok {
 				continue
 			}
-			f, err := s.detectLineage(ctx, repo, ms[i].Digest, m, true)
+			f, err := s.detectLineage(ctx, repo, ms[i].Digest, m, true, false)
 			if err != nil {
 				return err
 			}
@@ -440,7 +449,7 @@ func (s *Service) rematch(ctx context.Context, firsts []string) (int, error) {
 			if err != nil {
 				return found, err
 			}
-			f, err := s.detectLineage(ctx, ref.Repo, ref.Digest, m, old.Golden)
+			f, err := s.detectLineage(ctx, ref.Repo, ref.Digest, m, old.Golden, false)
 			if err != nil {
 				return found, err
 			}

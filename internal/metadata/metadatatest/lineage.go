@@ -21,6 +21,7 @@ func RunLineage(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"PutManifest_RecordsLineageOnceGetLineageReadsIt", testLineageRoundTrip},
 		{"PutLineage_ReplacesAndNeedsTheManifest", testPutLineage},
 		{"GoldenByChain_FindsGoldenImagesOnly", testGoldenByChain},
+		{"PutManifest_FindBaseRecordsTheLongestGoldenImage", testFindBase},
 		{"SetGolden_UnflaggingForgetsBasesFoundByLayers", testSetGolden},
 		{"DerivedImages_ListsTagsOfImagesAndIndexesByBase", testDerivedImages},
 		{"DerivedImages_KeepsVisibleRepositories", testDerivedVisible},
@@ -136,6 +137,37 @@ func testGoldenByChain(t *testing.T, s lineageStore) {
 	}
 	if got, err := s.GoldenByChain(t.Context(), nil); err != nil || len(got) != 0 {
 		t.Errorf("GoldenByChain(nil) = %v, %v; want nothing", got, err)
+	}
+}
+
+func testFindBase(t *testing.T, s lineageStore) {
+	ctx := t.Context()
+	putImage(t, s, "golden/base", "b1", &metadata.Lineage{Chain: "c1", First: "c1", Layers: 1, Golden: true}, "1.0")
+	sdk := putImage(t, s, "golden/sdk", "s1", &metadata.Lineage{Chain: "c3", First: "c1", Layers: 3, Golden: true}, "1", "1.2")
+	putImage(t, s, "team/lib", "l", &metadata.Lineage{Chain: "c4", First: "c1", Layers: 4}, "v1")
+	asked := &metadata.Lineage{Chain: "c5", First: "c1", Layers: 5, FindBase: []string{"c1", "c2", "c3", "c4", "c5"}}
+	app := putImage(t, s, "team/app", "a", asked, "v1")
+	if asked.Base.Repo != "" {
+		t.Errorf("PutManifest wrote the base it found into the caller's lineage: %+v", asked.Base)
+	}
+	want := metadata.BaseRef{Repo: "golden/sdk", Digest: sdk.Digest, Tags: []string{"1", "1.2"}, Layers: 3, Source: metadata.SourceLayers}
+	if got := getLineage(t, s, "team/app", app.Digest); !reflect.DeepEqual(got.Base, want) {
+		t.Errorf("base found = %+v; want %+v (the longest golden image, not team/lib, which is not golden)", got.Base, want)
+	}
+	derived, total, err := s.DerivedImages(ctx, metadata.DerivedQuery{BaseRepo: "golden/sdk"})
+	if err != nil || total != 1 || len(derived) != 1 || derived[0].Repo != "team/app" || derived[0].Tag != "v1" {
+		t.Errorf("DerivedImages(golden/sdk) = %+v, %d, %v; want team/app:v1, derived from the base found", derived, total, err)
+	}
+	// A base given wins; none golden among the chains finds none.
+	given := metadata.BaseRef{Repo: "golden/base", Digest: sdk.Digest, Layers: 1, Source: metadata.SourceAnnotation}
+	annotated := putImage(t, s, "team/app", "b", &metadata.Lineage{Chain: "c5", First: "c1", Layers: 5, Base: given,
+		FindBase: []string{"c1", "c2", "c3", "c4", "c5"}})
+	if got := getLineage(t, s, "team/app", annotated.Digest); !reflect.DeepEqual(got.Base, given) {
+		t.Errorf("base with one given = %+v; want it kept, %+v", got.Base, given)
+	}
+	alone := putImage(t, s, "team/app", "c", &metadata.Lineage{Chain: "x2", First: "x1", Layers: 2, FindBase: []string{"x1", "x2"}})
+	if got := getLineage(t, s, "team/app", alone.Digest); got.Base.Repo != "" {
+		t.Errorf("base found among no golden chain: %+v", got.Base)
 	}
 }
 

@@ -2,6 +2,7 @@ package sqldb
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strconv"
 	"strings"
@@ -17,8 +18,17 @@ const lineageColumns = `l.chain, l.first_chain, l.layers, l.golden, l.base_repo,
 // insertLineage records l for manifest d of repository repoID;
 // replace overwrites what is there, otherwise a recorded lineage stays (a
 // manifest pushed again keeps what was found when it was first pushed).
-// fresh says the manifest was stored by this transaction.
-func insertLineage(ctx context.Context, tx *stmtTx, repoID int64, d digest.Digest, l *metadata.Lineage, replace, fresh bool) error {
+// fresh says the manifest was stored by this transaction. It returns
+// what it recorded: l, with the base its FindBase found.
+func insertLineage(ctx context.Context, tx *stmtTx, repoID int64, d digest.Digest, l *metadata.Lineage, replace, fresh bool) (*metadata.Lineage, error) {
+	if l.Base.Repo == "" && len(l.FindBase) > 0 {
+		// A copy: a batch that fails is retried from the caller's l.
+		found := *l
+		if err := findBase(ctx, tx, &found); err != nil {
+			return nil, err
+		}
+		l = &found
+	}
 	conflict := `DO NOTHING`
 	if replace {
 		conflict = `DO UPDATE SET chain = excluded.chain, first_chain = excluded.first_chain, layers = excluded.layers,
@@ -31,12 +41,12 @@ func insertLineage(ctx context.Context, tx *stmtTx, repoID int64, d digest.Diges
 		repoID, d.String(), l.Chain, l.First, l.Layers, l.Golden, l.Base.Repo, l.Base.Digest.String(),
 		strings.Join(l.Base.Tags, " "), l.Base.Layers, l.Base.Source, l.Note)
 	if err != nil {
-		return fmt.Errorf("lineage of %s: %w", d, err)
+		return nil, fmt.Errorf("lineage of %s: %w", d, err)
 	}
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return err
+		return l, err
 	}
-	return deriveImage(ctx, tx, repoID, d.String(), replace, fresh)
+	return l, deriveImage(ctx, tx, repoID, d.String(), replace, fresh)
 }
 
 func derivedKey(repoID int64, d string) string { return strconv.FormatInt(repoID, 10) + " " + d }
@@ -48,16 +58,16 @@ type derivedBase struct {
 }
 
 // storedFresh notes that the push of image manifest m (no index) in this
-// transaction stored it fresh, with its lineage: its tags, set next, and
-// the floating tags they move, then write their derived row (or none)
-// without a query.
-func storedFresh(tx *stmtTx, repoID int64, m *metadata.Manifest) {
+// transaction stored it fresh, with lineage l (as recorded, nil for none):
+// its tags, set next, and the floating tags they move, then write their
+// derived row (or none) without a query.
+func storedFresh(tx *stmtTx, repoID int64, m *metadata.Manifest, l *metadata.Lineage) {
 	if tx.derived == nil {
 		tx.derived = map[string]derivedBase{}
 	}
 	b := derivedBase{repo: m.Repo}
-	if m.Lineage != nil && m.Lineage.Base.Repo != "" {
-		b.baseRepo, b.baseDigest = m.Lineage.Base.Repo, m.Lineage.Base.Digest.String()
+	if l != nil && l.Base.Repo != "" {
+		b.baseRepo, b.baseDigest = l.Base.Repo, l.Base.Digest.String()
 	}
 	tx.derived[derivedKey(repoID, m.Digest.String())] = b
 }
@@ -155,7 +165,8 @@ func (db *DB) PutLineage(ctx context.Context, l *metadata.Lineage) error {
 		if err != nil {
 			return notFound(err, "manifest "+l.Digest.String())
 		}
-		return insertLineage(ctx, tx, id, l.Digest, l, true, false)
+		_, err = insertLineage(ctx, tx, id, l.Digest, l, true, false)
+		return err
 	})
 }
 
@@ -189,6 +200,10 @@ func (db *DB) GetLineage(ctx context.Context, repo string, d digest.Digest) (*me
 // rather than one JSON parameter, lets both databases look each value up
 // in the index.
 func (db *DB) GoldenByChain(ctx context.Context, chains []string) ([]metadata.GoldenImage, error) {
+	return goldenByChain(ctx, db.query, chains)
+}
+
+func goldenByChain(ctx context.Context, query func(context.Context, string, ...any) (*sql.Rows, error), chains []string) ([]metadata.GoldenImage, error) {
 	if len(chains) == 0 {
 		return nil, nil
 	}
@@ -196,7 +211,7 @@ func (db *DB) GoldenByChain(ctx context.Context, chains []string) ([]metadata.Go
 	for i, c := range chains {
 		args[i] = c
 	}
-	rows, err := db.query(ctx, `SELECT r.name, l.digest, l.chain, l.layers, COALESCE(t.name, '') FROM image_lineage l
+	rows, err := query(ctx, `SELECT r.name, l.digest, l.chain, l.layers, COALESCE(t.name, '') FROM image_lineage l
 		JOIN repositories r ON r.id = l.repo_id
 		LEFT JOIN tags t ON t.repo_id = l.repo_id AND t.digest = l.digest
 		WHERE l.golden AND l.chain IN (`+placeholders(len(chains))+`) ORDER BY l.layers DESC, r.name, l.digest, t.name`, args...)
@@ -221,6 +236,23 @@ func (db *DB) GoldenByChain(ctx context.Context, chains []string) ([]metadata.Go
 		}
 	}
 	return out, rows.Err()
+}
+
+// findBase fills in the base of l that l.FindBase asks for: the longest
+// golden image found by its chains, other than the image itself.
+func findBase(ctx context.Context, tx *stmtTx, l *metadata.Lineage) error {
+	found, err := goldenByChain(ctx, tx.QueryContext, l.FindBase)
+	if err != nil {
+		return err
+	}
+	for _, g := range found {
+		if g.Repo == l.Repo && g.Digest == l.Digest {
+			continue
+		}
+		l.Base = metadata.BaseRef{Repo: g.Repo, Digest: g.Digest, Tags: g.Tags, Layers: g.Layers, Source: metadata.SourceLayers}
+		return nil
+	}
+	return nil
 }
 
 // SetGolden flags repo's images, in one transaction with forgetting the

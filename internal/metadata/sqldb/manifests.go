@@ -49,13 +49,14 @@ func putManifest(ctx context.Context, tx *stmtTx, id int64, m *metadata.Manifest
 			return err
 		}
 	}
-	if m.Lineage != nil {
-		if err := insertLineage(ctx, tx, id, m.Digest, m.Lineage, false, inserted == 1); err != nil {
+	lineage := m.Lineage
+	if lineage != nil {
+		if lineage, err = insertLineage(ctx, tx, id, m.Digest, lineage, false, inserted == 1); err != nil {
 			return err
 		}
 	}
 	if inserted == 1 && len(m.Children) == 0 {
-		storedFresh(tx, id, m)
+		storedFresh(tx, id, m, lineage)
 	}
 	c := changeFor(ctx, tx, metadata.ViaPush, m.PushedBy)
 	for _, tag := range tags {
