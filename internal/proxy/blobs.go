@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -48,32 +50,61 @@ type fetch struct {
 	err     error // set with done when the fetch failed
 
 	// lead says the lead reader is still there to be lent chunks; lent
-	// is the chunk lent to it and not yet taken (at lentAt in the blob),
-	// spare the buffers it has finished with. The fetch lends a chunk
-	// only when the previous one was taken, so it holds at most three
-	// buffers: the one it reads into, the lent one, the one being sent.
-	lead   bool
-	lent   []byte
-	lentAt int64
-	spare  [][]byte
+	// is the chunk lent to it and not yet taken, spare the buffers every
+	// holder of a chunk has finished with. The fetch lends a chunk only
+	// when the previous one was taken, and the hasher's queue is short,
+	// so it holds a few buffers at most: the one it reads into, the
+	// hasher's, the lent one, the one being sent.
+	lead  bool
+	lent  *chunk
+	spare [][]byte
 }
 
-// lend lends chunk, at offset at in the blob, to the lead if the lead
-// took the last one, and reports whether it did. The chunk need not be
-// spooled yet: the lead, which alone sees it, sends it while the fetch
-// spools and hashes it.
-func (f *fetch) lend(chunk []byte, at int64) bool {
+// chunk is one read of the upstream, shared by whoever still needs it:
+// the spool write, the hasher and the lead's send. The last to release
+// it gives its buffer back to the fetch.
+type chunk struct {
+	f    *fetch
+	buf  []byte
+	at   int64 // offset in the blob
+	refs atomic.Int32
+}
+
+func (f *fetch) newChunk(buf []byte, at int64) *chunk {
+	c := &chunk{f: f, buf: buf, at: at}
+	c.refs.Store(1)
+	return c
+}
+
+// hold takes one more reference to c.
+func (c *chunk) hold() { c.refs.Add(1) }
+
+// release drops a reference to c; the last one recycles its buffer.
+func (c *chunk) release() {
+	if c == nil || c.refs.Add(-1) > 0 {
+		return
+	}
+	c.f.mu.Lock()
+	c.f.spare = append(c.f.spare, c.buf[:cap(c.buf)])
+	c.f.mu.Unlock()
+}
+
+// lend lends c to the lead if the lead took the last one, and reports
+// whether it did. The chunk need not be spooled yet: the lead, which
+// alone sees it, sends it while the fetch spools and hashes it.
+func (f *fetch) lend(c *chunk) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.lead || f.lent != nil {
 		return false
 	}
-	f.lent, f.lentAt = chunk, at
+	c.hold()
+	f.lent = c
 	f.cond.Broadcast()
 	return true
 }
 
-// buffer returns a buffer the lead has finished with, or a new one.
+// buffer returns a buffer no chunk holds any more, or a new one.
 func (f *fetch) buffer() []byte {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -93,25 +124,58 @@ func (f *fetch) spooled(n int64) {
 	f.mu.Unlock()
 }
 
-// giveBack returns a lent buffer to the fetch.
-func (f *fetch) giveBack(b []byte) {
-	if b == nil {
-		return
-	}
-	f.mu.Lock()
-	f.spare = append(f.spare, b[:cap(b)])
-	f.mu.Unlock()
-}
-
 // dropLead stops lending: the lead reader is gone.
 func (f *fetch) dropLead() {
 	f.mu.Lock()
 	f.lead = false
-	if f.lent != nil {
-		f.spare = append(f.spare, f.lent[:cap(f.lent)])
-		f.lent = nil
-	}
+	c := f.lent
+	f.lent = nil
 	f.mu.Unlock()
+	c.release()
+}
+
+// chunkHasher hashes a fetch's chunks in order beside the spool writes,
+// on a goroutine of its own: on a loopback upstream, hashing and writing
+// one after the other, each the length of the other, would halve the
+// fetch's rate.
+type chunkHasher struct {
+	h    hash.Hash
+	q    chan *chunk
+	done chan struct{}
+}
+
+func newChunkHasher() *chunkHasher {
+	q := make(chan *chunk, 2)
+	hs := &chunkHasher{h: sha256.New(), q: q, done: make(chan struct{})}
+	go func() {
+		defer close(hs.done)
+		for c := range q {
+			hs.h.Write(c.buf)
+			c.release()
+		}
+	}()
+	return hs
+}
+
+// add queues c, holding it until it is hashed.
+func (hs *chunkHasher) add(c *chunk) {
+	c.hold()
+	hs.q <- c
+}
+
+// sum waits for every chunk added and returns their digest.
+func (hs *chunkHasher) sum() digest.Digest {
+	hs.stop()
+	return digest.NewDigest(digest.SHA256, hs.h)
+}
+
+// stop ends the hasher once the chunks added are hashed.
+func (hs *chunkHasher) stop() {
+	if hs.q != nil {
+		close(hs.q)
+		hs.q = nil
+		<-hs.done
+	}
 }
 
 // BlobReader is a blob served from the mirror while it is fetched.
@@ -162,22 +226,21 @@ func (r *BlobReader) WriteTo(w io.Writer) (int64, error) {
 		for !(r.lead && f.lent != nil) && r.off >= f.written && !f.done {
 			f.cond.Wait()
 		}
-		var chunk []byte
-		var at int64
+		var c *chunk
 		if r.lead && f.lent != nil {
-			chunk, at, f.lent = f.lent, f.lentAt, nil
+			c, f.lent = f.lent, nil
 		}
 		written, done, ferr := f.written, f.done, f.err
 		f.mu.Unlock()
 		if ferr != nil {
-			f.giveBack(chunk)
+			c.release()
 			return r.off - start, ferr
 		}
-		if chunk == nil && done && r.off >= written {
+		if c == nil && done && r.off >= written {
 			return r.off - start, io.ErrUnexpectedEOF // cannot be: verified means all written
 		}
-		err := r.send(w, chunk, at, written)
-		f.giveBack(chunk)
+		err := r.send(w, c, written)
+		c.release()
 		if err != nil {
 			if r.lead {
 				r.lead = false
@@ -192,10 +255,10 @@ func (r *BlobReader) WriteTo(w io.Writer) (int64, error) {
 // send writes what the reader may send now: the spool up to the lent
 // chunk (or as far as written, without one), then the chunk's bytes the
 // reader has not sent yet (it may have sent some from the spool).
-func (r *BlobReader) send(w io.Writer, chunk []byte, at, written int64) error {
+func (r *BlobReader) send(w io.Writer, c *chunk, written int64) error {
 	upto := written
-	if chunk != nil {
-		upto = at
+	if c != nil {
+		upto = c.at
 	}
 	if r.off < upto {
 		if _, err := r.fd.Seek(r.off, io.SeekStart); err != nil {
@@ -210,8 +273,8 @@ func (r *BlobReader) send(w io.Writer, chunk []byte, at, written int64) error {
 			return err
 		}
 	}
-	if end := at + int64(len(chunk)); chunk != nil && end > r.off {
-		n, err := w.Write(chunk[r.off-at:])
+	if c != nil && c.at+int64(len(c.buf)) > r.off {
+		n, err := w.Write(c.buf[r.off-c.at:])
 		r.off += int64(n)
 		return err
 	}
@@ -371,38 +434,45 @@ func (m *Mirror) download(ctx context.Context, t Target, d digest.Digest, f *fet
 	defer spool.Close()
 	f.path, f.size = spool.Name(), size
 	close(f.ready)
-	h := sha256.New()
-	buf := make([]byte, chunkSize)
+	hasher := newChunkHasher()
+	defer hasher.stop()
 	var n int64
 	for n < size {
+		buf := f.buffer()
 		k, rerr := body.Read(buf[:min(int64(len(buf)), size-n)])
 		if k > 0 {
 			idle.progress()
 		}
+		c := f.newChunk(buf[:k], n)
 		if rerr != nil && (rerr != io.EOF || n+int64(k) < size) {
+			c.release()
 			if rerr == io.EOF {
 				rerr = io.ErrUnexpectedEOF
 			}
 			return fmt.Errorf("%w: blob %s cut off after %d of %d bytes: %v", ErrUnreachable, d, n+int64(k), size, idle.explain(rerr))
 		}
 		if k == 0 {
+			c.release()
 			continue
 		}
-		chunk, last := buf[:k], n+int64(k) == size
-		if !last && f.lend(chunk, n) {
-			buf = f.buffer()
+		last := n+int64(k) == size
+		if !last {
+			f.lend(c)
 		}
-		if _, err := spool.Write(chunk); err != nil {
+		hasher.add(c)
+		if _, err := spool.Write(c.buf); err != nil {
+			c.release()
 			return err
 		}
-		h.Write(chunk)
 		t.Source.stats.bytesFetched.Add(int64(k))
 		if last {
-			if got := digest.NewDigest(digest.SHA256, h); got != d {
+			if got := hasher.sum(); got != d {
+				c.release()
 				return fmt.Errorf("blob %s: upstream sent %s", d, got)
 			}
-			f.lend(chunk, n)
+			f.lend(c)
 		}
+		c.release()
 		n += int64(k)
 		f.spooled(n)
 	}
