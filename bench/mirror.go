@@ -88,7 +88,9 @@ func (h *harness) mirrorManifestScenario() *scenario {
 // mirrorColdScenario: one GET of a blob the mirror has not cached (a new
 // one each repetition, and each repeated attempt), against the same GET
 // from the upstream directly. The blob is pushed to the upstream and read
-// once before the clock starts, so both come from its page cache.
+// once before the clock starts, so both come from its page cache. The
+// limit is the null registry as a mirror of the same upstream (nullMirror):
+// what a cache that sends, spools and hashes every byte can reach here.
 func (h *harness) mirrorColdScenario() *scenario {
 	p := h.plan
 	blobOf := func(rep int) blob { return blob{Size: p.MirrorPull, Seed: 5000 + uint64(rep)} }
@@ -97,7 +99,9 @@ func (h *harness) mirrorColdScenario() *scenario {
 	seeded := map[int]bool{}
 	return &scenario{
 		ID: "mirror-cold", Title: title, Servers: []string{nameRef, nameWharf}, MirrorOf: nameRef,
-		Rows: []rowSpec{{Metric: "mbps", Title: title, Unit: "MB/s", Higher: true, Goal: goalMirrorCold}},
+		Null: &nullOpts{mirror: true},
+		Rows: []rowSpec{{Metric: "mbps", Title: title, Unit: "MB/s", Higher: true, Goal: goalMirrorCold, Limit: limitNull,
+			LimitName: "ceiling: the null registry as a mirror of the same upstream, sending, spooling and hashing each piece side by side, no registry"}},
 		Setup: func(_ context.Context, t *target) error {
 			if t.name == nameRef {
 				upstream = t

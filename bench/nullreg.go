@@ -30,6 +30,7 @@ func runNullRegistry(args []string) error {
 	blobSize := fs.Int64("blob-size", 0, "length of every blob GET answer")
 	manifestFile := fs.String("manifest", "", "file whose bytes answer every manifest GET")
 	dataDir := fs.String("data-dir", "", "hash and store uploads here (the push ceiling) instead of dropping them")
+	mirrorOf := fs.String("mirror-of", "", "serve blob GETs from this upstream as a pull-through cache would, spooled in --data-dir (the cold-pull ceiling)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -44,7 +45,16 @@ func runNullRegistry(args []string) error {
 		n.manifest, n.manifestDigest = b, sha256Digest(b)
 	}
 	n.bufs.New = func() any { return make([]byte, 1<<20) }
-	if *dataDir != "" {
+	switch {
+	case *mirrorOf != "":
+		if *dataDir == "" {
+			return errors.New("--mirror-of needs --data-dir for its spool")
+		}
+		if err := os.MkdirAll(*dataDir, 0o755); err != nil {
+			return err
+		}
+		n.mirror = &nullMirror{upstream: *mirrorOf, spoolDir: *dataDir, client: &http.Client{}}
+	case *dataDir != "":
 		st, err := newNullStore(*dataDir)
 		if err != nil {
 			return err
@@ -71,7 +81,8 @@ type nullRegistry struct {
 	manifest       []byte
 	manifestDigest string
 	bufs           sync.Pool
-	store          *nullStore // stores uploads when set
+	store          *nullStore  // stores uploads when set
+	mirror         *nullMirror // serves blob GETs from an upstream when set
 }
 
 func (n *nullRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -91,6 +102,8 @@ func (n *nullRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet {
 			_, _ = w.Write(n.manifest)
 		}
+	case strings.Contains(p, "/blobs/") && n.mirror != nil && r.Method == http.MethodGet:
+		n.mirror.serveBlob(w, r)
 	case strings.Contains(p, "/blobs/"):
 		h := w.Header()
 		h.Set("Content-Type", "application/octet-stream")

@@ -177,6 +177,7 @@ func (res *Results) markdown() string {
 		"*limit* is the best this machine does for that row's work with no registry, measured in the same rotation as the servers " +
 		"(push rows: the null registry hashing the body and storing it through wharf's own blob writer, with its writeback and fsyncs; " +
 		"GET rows: a bare net/http server sending the bytes from memory; manifest rows: a bare net/http handler answering from memory; " +
+		"the cold mirror row: the null registry as a mirror of the same upstream, sending, spooling and hashing each piece side by side; " +
 		"details below); *wharf/limit* the share of it wharf reached.\n\n")
 
 	for _, r := range res.Rows {

@@ -129,7 +129,7 @@ func (h *harness) runScenario(ctx context.Context, sc *scenario) error {
 	var upstream *server
 	for _, n := range names {
 		var mirrorOf *server
-		if n == nameWharf && sc.MirrorOf != "" {
+		if (n == nameWharf || n == nameNull && null.mirror) && sc.MirrorOf != "" {
 			if mirrorOf = upstream; mirrorOf == nil {
 				sr.Errors[n] = "start: its upstream " + sc.MirrorOf + " did not start"
 				continue

@@ -71,6 +71,7 @@ type nullOpts struct {
 	blobSize int64
 	manifest []byte
 	store    bool // hash and store uploads in its data directory
+	mirror   bool // serve blob GETs from the scenario's upstream (MirrorOf), spooled
 }
 
 // start launches the named server with a fresh data directory under dir;
@@ -158,6 +159,13 @@ func (f *fleet) start(ctx context.Context, name, dir string, null nullOpts, st *
 		}
 		if null.store {
 			args = append(args, "--data-dir", filepath.Join(s.dataDir, "store"))
+		}
+		if null.mirror {
+			if mirrorOf == nil {
+				return nil, errors.New("the null mirror needs its upstream")
+			}
+			args = append(args, "--mirror-of", mirrorOf.base, "--data-dir", filepath.Join(s.dataDir, "spool"))
+			s.stores = append(s.stores, mirrorOf.pid())
 		}
 	default:
 		return nil, fmt.Errorf("unknown server %q", name)
