@@ -61,6 +61,29 @@ func awaitLimited(t *testing.T, url string, limited bool) {
 	t.Fatalf("GET %s: still limited=%v after 20s", url, !limited)
 }
 
+// holdSlot sends a stalled request (stall) until it holds the slot that
+// GET url needs, and returns its connection. The polls that watch for the
+// slot take it for a moment themselves, and a stalled request arriving in
+// that moment is refused with 429 at once: its connection then has an
+// answer, and it is sent again.
+func holdSlot(t *testing.T, url string, stall func() net.Conn) net.Conn {
+	t.Helper()
+	conn := stall()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if statusOf(t, http.MethodGet, url) == http.StatusTooManyRequests {
+			return conn
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Millisecond))
+		if n, _ := conn.Read(make([]byte, 1)); n > 0 {
+			conn.Close()
+			conn = stall()
+		}
+	}
+	t.Fatalf("GET %s: never limited by the stalled request in 20s", url)
+	return nil
+}
+
 // The concurrency limit covers every route, in two pools: registry
 // clients (the distribution API and /token) and the web (UI, Hub JSON
 // API, metrics). Filling one leaves the other, and health checks, alone.
@@ -79,9 +102,10 @@ func TestConcurrencyLimit_WebAndRegistryPoolsApart(t *testing.T) {
 	}
 
 	// A Hub API login whose JSON body stalls holds the web slot.
-	login := stallRequest(t, s.URL, "POST /v2/users/login HTTP/1.1\r\nHost: wharf\r\nContent-Type: application/json\r\nContent-Length: 100\r\n",
-		`{"username": "admin", `)
-	awaitLimited(t, s.URL+web[0], true)
+	login := holdSlot(t, s.URL+web[0], func() net.Conn {
+		return stallRequest(t, s.URL, "POST /v2/users/login HTTP/1.1\r\nHost: wharf\r\nContent-Type: application/json\r\nContent-Length: 100\r\n",
+			`{"username": "admin", `)
+	})
 	for _, path := range web {
 		if code := statusOf(t, http.MethodGet, s.URL+path); code != http.StatusTooManyRequests {
 			t.Errorf("GET %s = %d with the web pool full, want 429", path, code)
@@ -103,8 +127,9 @@ func TestConcurrencyLimit_WebAndRegistryPoolsApart(t *testing.T) {
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("POST uploads: %s", resp.Status)
 	}
-	stallRequest(t, s.URL, "PATCH "+resp.Header.Get("Location")+" HTTP/1.1\r\nHost: wharf\r\nAuthorization: "+basic+"\r\nContent-Length: 100\r\n", "a few bytes")
-	awaitLimited(t, s.URL+registry[0], true)
+	holdSlot(t, s.URL+registry[0], func() net.Conn {
+		return stallRequest(t, s.URL, "PATCH "+resp.Header.Get("Location")+" HTTP/1.1\r\nHost: wharf\r\nAuthorization: "+basic+"\r\nContent-Length: 100\r\n", "a few bytes")
+	})
 	for _, path := range registry {
 		if code := statusOf(t, http.MethodGet, s.URL+path); code != http.StatusTooManyRequests {
 			t.Errorf("GET %s = %d with the registry pool full, want 429", path, code)

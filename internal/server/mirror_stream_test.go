@@ -89,3 +89,19 @@ func wantBlob(t *testing.T, who string, r io.Reader, blob []byte) {
 		t.Fatalf("%s = %d bytes, %v; want the blob", who, len(got), err)
 	}
 }
+
+// One client alone is lent the fetch's chunks as they arrive and reads
+// the rest from the spool: over many chunks, the two must join without a
+// gap (a version that spooled on a goroutine of its own lent chunks ahead
+// of the spool and failed here with a short read).
+func TestMirror_LoneClientGetsAManyChunkBlobWhole(t *testing.T) {
+	up := newUpstream(t, "docker.io")
+	blob := make([]byte, 48<<20)
+	_, _ = rand.NewChaCha8([32]byte{19}).Read(blob)
+	d := pushBlob(t, up.wharf.URL, "library/many", blob).String()
+	mirror := mirrorOf(t, nil, up)
+	resp, err := http.Get(mirror.URL + "/v2/library/many/blobs/" + d)
+	must(t, err)
+	defer resp.Body.Close()
+	wantBlob(t, "client", resp.Body, blob)
+}
