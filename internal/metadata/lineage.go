@@ -68,6 +68,19 @@ type GoldenImage struct {
 	Tags []string
 }
 
+// BaseAmong is the base that golden, the answer of a chain lookup
+// (longest first, as GoldenByChain gives it), names for image d of repo:
+// the first golden image that is not d itself, found by its layers.
+func BaseAmong(golden []GoldenImage, repo string, d digest.Digest) (BaseRef, bool) {
+	for _, g := range golden {
+		if g.Repo == repo && g.Digest == d {
+			continue
+		}
+		return BaseRef{Repo: g.Repo, Digest: g.Digest, Tags: g.Tags, Layers: g.Layers, Source: SourceLayers}, true
+	}
+	return BaseRef{}, false
+}
+
 // DerivedImage is a tag whose image (or one platform of whose index) was
 // built on a base.
 type DerivedImage struct {

@@ -96,13 +96,8 @@ func (s *Service) detectLineage(ctx context.Context, repo string, d digest.Diges
 	if err != nil {
 		return nil, err
 	}
-	for _, g := range found {
-		if g.Repo == repo && g.Digest == d {
-			continue
-		}
-		l.Base = metadata.BaseRef{Repo: g.Repo, Digest: g.Digest, Tags: g.Tags, Layers: g.Layers, Source: SourceLayers}
-		out.golden = true
-		break
+	if b, ok := metadata.BaseAmong(found, repo, d); ok {
+		l.Base, out.golden = b, true
 	}
 	return out, nil
 }

@@ -245,12 +245,8 @@ func findBase(ctx context.Context, tx *stmtTx, l *metadata.Lineage) error {
 	if err != nil {
 		return err
 	}
-	for _, g := range found {
-		if g.Repo == l.Repo && g.Digest == l.Digest {
-			continue
-		}
-		l.Base = metadata.BaseRef{Repo: g.Repo, Digest: g.Digest, Tags: g.Tags, Layers: g.Layers, Source: metadata.SourceLayers}
-		return nil
+	if b, ok := metadata.BaseAmong(found, l.Repo, l.Digest); ok {
+		l.Base = b
 	}
 	return nil
 }
