@@ -150,7 +150,8 @@ func (st *sharedStores) putCeiling(ctx context.Context, key string, b blob) erro
 	var parts []minio.CompletePart
 	for off, n := int64(0), 1; off < b.Size; off, n = off+sharedPart, n+1 {
 		size := min(sharedPart, b.Size-off)
-		p, err := st.core.PutObjectPart(ctx, bucketCeiling, key, id, n, b.section(off, size), size, minio.PutObjectPartOptions{})
+		body, opts := s3store.CRCPart(b.section(off, size))
+		p, err := st.core.PutObjectPart(ctx, bucketCeiling, key, id, n, body, size, opts)
 		if err != nil {
 			return err
 		}

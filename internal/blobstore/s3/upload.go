@@ -336,7 +336,8 @@ func (s *Store) putPart(ctx context.Context, key string, mpu *string, n int, b [
 		return "", err
 	}
 	p, err := retryDirRace(ctx, func() (minio.ObjectPart, error) {
-		return s.core.PutObjectPart(ctx, s.cfg.Bucket, key, *mpu, n, bytes.NewReader(b), int64(len(b)), minio.PutObjectPartOptions{})
+		body, opts := CRCPart(bytes.NewReader(b))
+		return s.core.PutObjectPart(ctx, s.cfg.Bucket, key, *mpu, n, body, int64(len(b)), opts)
 	})
 	if err != nil {
 		return "", ctxOr(ctx, fmt.Errorf("blobstore/s3: %s part %d: %w", what, n, err))
