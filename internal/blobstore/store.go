@@ -24,8 +24,6 @@ type Store interface {
 	// Stat returns the size of a committed blob, or ErrNotFound.
 	Stat(ctx context.Context, d digest.Digest) (int64, error)
 	// Open returns a reader of a committed blob and its size, or ErrNotFound.
-	// Drivers backed by files return an *os.File so that HTTP responses can
-	// use sendfile.
 	Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, int64, error)
 	// Delete removes a committed blob. Deleting a missing blob is ErrNotFound.
 	Delete(ctx context.Context, d digest.Digest) error

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,15 +45,16 @@ func (a *API) getBlob(w http.ResponseWriter, r *http.Request, rt Route) {
 		return
 	}
 	defer b.Body.Close()
-	// ServeContent answers Range and If-None-Match, and sends an *os.File
-	// with sendfile. Any other body (an object store's response) it copies
-	// 32 KiB at a time, a read and a write system call for each, which
-	// held a GET from S3 below the store's own pace; copyingWriter moves
-	// it a MiB at a time.
-	out := w
-	if _, isFile := b.Body.(*os.File); !isFile {
-		out = copyingWriter{w}
-	}
+	// ServeContent answers Range and If-None-Match. Its copy is not
+	// used: for an *os.File it would sendfile, and for any other body (an
+	// object store's response) copy 32 KiB at a time, a read and a write
+	// system call for each, which held a GET from S3 below the store's
+	// own pace. copyingWriter moves bodies a MiB at a time, files too:
+	// sendfile over TCP ran at 70-75% of these copies on the 2-core VMs we
+	// measure on (loopback, Linux 6.18: 1.10-1.28 GB/s against 1.56-1.63,
+	// and more CPU: 1.1 s per GiB for client and server against 0.93),
+	// and a TLS connection copies anyway.
+	out := copyingWriter{w}
 	http.ServeContent(out, r, "", time.Time{}, b.Body)
 }
 

@@ -87,9 +87,9 @@ func TestBlobGet_NonFileBodyGoesOutInLargeWrites(t *testing.T) {
 	}
 }
 
-// A blob in a file still reaches the connection's ReadFrom as a file, so
-// that the server sends it with sendfile.
-func TestBlobGet_FileBodyStaysAFile(t *testing.T) {
+// A blob in a file goes out in large writes too: not by sendfile, which
+// ran at 70-75% of these copies on the machines we measure on.
+func TestBlobGet_FileBodyGoesOutInLargeWrites(t *testing.T) {
 	s := registrytest.NewServer(t)
 	blob := make([]byte, 2<<20)
 	rand.Read(blob)
@@ -98,7 +98,10 @@ func TestBlobGet_FileBodyStaysAFile(t *testing.T) {
 	if !bytes.Equal(got, blob) {
 		t.Fatalf("GET returned %d bytes, not the blob's %d", len(got), len(blob))
 	}
-	if !ww.fromFile {
-		t.Error("the blob's file did not reach ReadFrom: sendfile is lost")
+	if ww.fromFile {
+		t.Error("the blob's file reached ReadFrom: net/http would sendfile it")
+	}
+	if ww.maxWrite < 1<<20 {
+		t.Errorf("largest write %d bytes, want at least 1 MiB", ww.maxWrite)
 	}
 }

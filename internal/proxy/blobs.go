@@ -215,8 +215,7 @@ func (r *BlobReader) Read(p []byte) (int, error) {
 }
 
 // WriteTo sends the blob to w as it arrives: the lead's lent chunks as
-// they are, everything else from the spool, which reaches a socket with
-// sendfile when w can take a file (io.ReaderFrom). A failed fetch is an
+// they are, everything else from the spool. A failed fetch is an
 // error, never a short copy.
 func (r *BlobReader) WriteTo(w io.Writer) (int64, error) {
 	f := r.f
@@ -252,6 +251,12 @@ func (r *BlobReader) WriteTo(w io.Writer) (int64, error) {
 	return r.off - start, nil
 }
 
+// spoolBufs are the buffers spool reads are sent through: large enough
+// that system calls cost little next to the bytes they move, small
+// enough that the many clients of one fetch (each holds one) cost little
+// memory.
+var spoolBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
 // send writes what the reader may send now: the spool up to the lent
 // chunk (or as far as written, without one), then the chunk's bytes the
 // reader has not sent yet (it may have sent some from the spool).
@@ -264,7 +269,12 @@ func (r *BlobReader) send(w io.Writer, c *chunk, written int64) error {
 		if _, err := r.fd.Seek(r.off, io.SeekStart); err != nil {
 			return err
 		}
-		n, err := io.Copy(w, &io.LimitedReader{R: r.fd, N: upto - r.off})
+		bp := spoolBufs.Get().(*[]byte)
+		// Only the Writer: through a ResponseWriter's ReadFrom, net/http
+		// would sendfile the spool, slower than these copies (see
+		// distribution's getBlob).
+		n, err := io.CopyBuffer(struct{ io.Writer }{w}, &io.LimitedReader{R: r.fd, N: upto - r.off}, *bp)
+		spoolBufs.Put(bp)
 		r.off += n
 		if err == nil && r.off < upto {
 			err = io.ErrUnexpectedEOF

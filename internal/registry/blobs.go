@@ -56,8 +56,7 @@ func (s *Service) renewLink(ctx context.Context, repo string, d digest.Digest) e
 	return c.RenewBlobLink(ctx, repo, d, s.opts.Now().Add(-LinkRenewAfter))
 }
 
-// OpenBlob returns a reader of blob d if repo holds it. The reader is an
-// *os.File for the filesystem store, so callers can serve it with sendfile.
+// OpenBlob returns a reader of blob d if repo holds it.
 func (s *Service) OpenBlob(ctx context.Context, repo string, d digest.Digest) (io.ReadSeekCloser, int64, error) {
 	b, err := s.readBlob(ctx, repo, d, false)
 	return b.Body, b.Size, err

@@ -212,7 +212,7 @@ func limitConcurrency(next http.Handler, slots chan struct{}, log *slog.Logger) 
 }
 
 // responseRecorder notes the status and bytes written. It passes ReadFrom
-// through so that blob downloads keep using sendfile.
+// through, so that a body copied that way keeps net/http's own copy.
 type responseRecorder struct {
 	http.ResponseWriter
 	code  int

@@ -149,7 +149,7 @@ func (s *Store) Stat(ctx context.Context, d digest.Digest) (int64, error) {
 	return fi.Size(), nil
 }
 
-// Open returns the blob's *os.File, so that net/http can use sendfile.
+// Open returns the blob's *os.File.
 func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadSeekCloser, int64, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, 0, err
