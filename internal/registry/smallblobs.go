@@ -27,8 +27,9 @@ import (
 // with the commit: two writes of the database, and no file or object. A
 // second chunk moves the bytes to the blob store, as every chunk of a
 // larger blob goes. Sessions recorded at their POST (on PostgreSQL, whose
-// replicas share them) have an upload in the blob store already, and use
-// it.
+// replicas share them) keep a small first PATCH in their record too; the
+// store upload their POST started (on S3 nothing in the bucket yet) is
+// dropped when the bytes go to the blob's record.
 //
 // Reads and mounts learn from the link's lookup which of the two places
 // holds a blob (metadata.BlobInfo), so a small blob stored as a file
@@ -81,7 +82,13 @@ func (s *Service) putSmall(ctx context.Context, repo string, d digest.Digest, r 
 func (s *Service) completeInRecord(ctx context.Context, u *metadata.Upload, lease *uploadLease, d digest.Digest, r io.Reader, length int64) (bool, error) {
 	switch {
 	case u.Content != nil && (r == nil || length == 0):
-		return true, s.commitKept(ctx, u, d)
+		if err := s.commitKept(ctx, u, d); err != nil {
+			return true, err
+		}
+		if s.storedAtPost(u) {
+			s.dropStoredUpload(ctx, u)
+		}
+		return true, nil
 	case u.Content != nil:
 		return false, s.moveToStore(ctx, u)
 	case u.Offset == 0 && r != nil && s.isSmall(length):
@@ -159,8 +166,8 @@ func (s *Service) peekSmall(r io.Reader, length int64) ([]byte, io.Reader, error
 	}
 }
 
-// keepInRecord makes content the bytes of fresh session u, kept in its
-// record.
+// keepInRecord makes content the bytes of session u, which holds none
+// yet, kept in its record.
 func keepInRecord(u *metadata.Upload, content []byte) error {
 	h, err := newHash(u.Algorithm)
 	if err != nil {
@@ -214,6 +221,16 @@ func (s *Service) commitKept(ctx context.Context, u *metadata.Upload, d digest.D
 		return err
 	}
 	return s.small.PutSmallBlob(ctx, u.Repo, d, u.Content, s.uploadEnd(u))
+}
+
+// storedAtPost reports whether session u's store upload was started by
+// its POST, which recorded it (on PostgreSQL, whose replicas share
+// sessions), rather than by its first write to the blob store (a signed
+// id): a session whose record keeps its bytes then has an empty upload
+// in the store to drop.
+func (s *Service) storedAtPost(u *metadata.Upload) bool {
+	_, _, signed := s.ids.verify(u.Repo, u.ID)
+	return !signed
 }
 
 // uploadEnd names session u for PutSmallBlob to end.

@@ -74,6 +74,31 @@ func (r *smallRig) wantInStore(t *testing.T, d digest.Digest, want bool) {
 	}
 }
 
+// bothSessionKinds runs test on a rig (limit 1024) whose upload ids are
+// signed, as serve's on SQLite, and on one that records every session at
+// its POST, as on PostgreSQL.
+func bothSessionKinds(t *testing.T, test func(*testing.T, *smallRig)) {
+	t.Run("signed upload ids", func(t *testing.T) { test(t, newSmallRig(t, 1024)) })
+	t.Run("recorded sessions", func(t *testing.T) {
+		rig := newSmallRig(t, 1024)
+		rig.key = nil
+		rig.attach(t, 1024)
+		test(t, rig)
+	})
+}
+
+// wantNoUploads fails if the blob store holds an upload.
+func (r *smallRig) wantNoUploads(t *testing.T) {
+	t.Helper()
+	err := r.blobs.WalkUploads(t.Context(), func(id string, _ time.Time) error {
+		t.Errorf("the blob store holds upload %s", id)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // wantInRecord says whether d's metadata record holds its bytes.
 func (r *smallRig) wantInRecord(t *testing.T, d digest.Digest, want bool) {
 	t.Helper()
@@ -104,22 +129,9 @@ func wantBlob(t *testing.T, svc *registry.Service, repo string, want []byte) {
 // A blob sent whole and small enough is kept in its record, by either
 // monolithic push; one sent in chunks, or larger, or with the limit off,
 // goes to the blob store.
-func TestSmallBlob_KeptInTheDatabaseWhenSentWhole(t *testing.T) {
-	for _, signed := range []bool{true, false} {
-		name := "signed upload ids"
-		if !signed {
-			name = "recorded sessions"
-		}
-		t.Run(name, func(t *testing.T) { testSmallBlobKept(t, signed) })
-	}
-}
+func TestSmallBlob_KeptInTheDatabaseWhenSentWhole(t *testing.T) { bothSessionKinds(t, testSmallBlobKept) }
 
-func testSmallBlobKept(t *testing.T, signed bool) {
-	rig := newSmallRig(t, 1024)
-	if !signed {
-		rig.key = nil
-		rig.attach(t, 1024)
-	}
+func testSmallBlobKept(t *testing.T, rig *smallRig) {
 	ctx := t.Context()
 	svc := rig.svc
 
@@ -145,13 +157,14 @@ func testSmallBlobKept(t *testing.T, signed bool) {
 	}
 
 	// One PATCH, then a PUT without a body: kept in the session's record
-	// and then the blob's where sessions start unrecorded; a session
-	// recorded at its POST has its upload in the blob store already.
+	// and then the blob's, whether the session started unrecorded or was
+	// recorded at its POST; the store upload such a POST started goes.
 	patched := []byte("sent in a PATCH")
 	pushPatched(t, svc, "app", patched, -1)
-	rig.wantInRecord(t, digest.FromBytes(patched), signed)
-	rig.wantInStore(t, digest.FromBytes(patched), !signed)
+	rig.wantInRecord(t, digest.FromBytes(patched), true)
+	rig.wantInStore(t, digest.FromBytes(patched), false)
 	wantBlob(t, svc, "app", patched)
+	rig.wantNoUploads(t)
 	large := bytes.Repeat([]byte("l"), 1025)
 	if _, err := svc.PutBlob(ctx, "app", digest.FromBytes(large), bytes.NewReader(large), int64(len(large))); err != nil {
 		t.Fatal(err)
@@ -199,8 +212,9 @@ func pushPatched(t *testing.T, svc *registry.Service, repo string, b []byte, len
 // or a last chunk with the PUT moves them to the blob store, a wrong
 // digest leaves the session as it was, a restart keeps it, a cancel or
 // a larger first chunk leaves nothing in a record.
-func TestSmallBlob_SessionKeptInItsRecord(t *testing.T) {
-	rig := newSmallRig(t, 1024)
+func TestSmallBlob_SessionKeptInItsRecord(t *testing.T) { bothSessionKinds(t, testSessionKept) }
+
+func testSessionKept(t *testing.T, rig *smallRig) {
 	ctx := t.Context()
 	svc := rig.svc
 	start := func() string {
@@ -324,6 +338,11 @@ func TestSmallBlob_SessionKeptInItsRecord(t *testing.T) {
 	if up, err := svc.UploadStatus(ctx, "app", id); err != nil || up.Offset != 0 {
 		t.Errorf("UploadStatus after a short body = %+v, %v; want offset 0", up, err)
 	}
+	if err := svc.CancelUpload(ctx, "app", id); err != nil {
+		t.Fatal(err)
+	}
+	// Every session committed or cancelled: no upload is left behind.
+	rig.wantNoUploads(t)
 }
 
 // A small blob whose bytes do not match its digest, or that is cut

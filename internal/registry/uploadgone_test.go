@@ -19,13 +19,15 @@ func TestWriteUpload_SessionWithoutItsBytesIsUploadUnknown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.svc.WriteUpload(ctx, "team/app", up.ID, 0, bytes.NewReader([]byte("first")), 5); err != nil {
+	// Larger than a small blob, which the session's record would keep.
+	first := bytes.Repeat([]byte("first"), 20<<10)
+	if _, err := w.svc.WriteUpload(ctx, "team/app", up.ID, 0, bytes.NewReader(first), int64(len(first))); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Remove(filepath.Join(w.uploads, up.ID)); err != nil {
 		t.Fatal(err)
 	}
-	_, err = w.svc.WriteUpload(ctx, "team/app", up.ID, 5, bytes.NewReader([]byte("second")), 6)
+	_, err = w.svc.WriteUpload(ctx, "team/app", up.ID, int64(len(first)), bytes.NewReader([]byte("second")), 6)
 	if !errors.Is(err, registry.ErrUploadUnknown) {
 		t.Fatalf("WriteUpload after the upload file went: %v; want ErrUploadUnknown", err)
 	}

@@ -304,9 +304,9 @@ func (s *Service) CancelUpload(ctx context.Context, repo, id string) error {
 		}
 		return err
 	}
-	if unrecorded(u) || u.Content != nil {
+	if unrecorded(u) || u.Content != nil && !s.storedAtPost(u) {
 		// Its first write, which makes the store's upload, never came, or
-		// its record kept the bytes.
+		// its record kept the bytes and its first write made none.
 		return nil
 	}
 	if err := s.blobs.CancelUpload(ctx, id, u.StoreState); err != nil && !errors.Is(err, blobstore.ErrNotFound) {
@@ -376,11 +376,12 @@ func (s *Service) appendChunk(ctx context.Context, u *metadata.Upload, lease *up
 }
 
 // appendBytes adds a chunk to session u's bytes, advancing u in memory
-// only: the first chunk of a fresh session goes into u.Content when it is
-// small (smallblobs.go), any other to the blob store, with the bytes a
-// record kept moved there first.
+// only: the first chunk of a session goes into u.Content when it is small
+// (smallblobs.go), any other to the blob store, with the bytes a record
+// kept moved there first. A fresh session's store upload starts here; one
+// recorded at its POST started there.
 func (s *Service) appendBytes(ctx context.Context, u *metadata.Upload, lease *uploadLease, r io.Reader, length int64, fresh bool) error {
-	if fresh {
+	if fresh || u.Offset == 0 && u.Content == nil {
 		content, rest, err := s.peekSmall(r, length)
 		if err != nil {
 			return err
@@ -389,8 +390,10 @@ func (s *Service) appendBytes(ctx context.Context, u *metadata.Upload, lease *up
 			return keepInRecord(u, content)
 		}
 		r = rest
-		if err := s.startStored(ctx, u); err != nil {
-			return err
+		if fresh {
+			if err := s.startStored(ctx, u); err != nil {
+				return err
+			}
 		}
 	} else if u.Content != nil {
 		if err := s.moveToStore(ctx, u); err != nil {

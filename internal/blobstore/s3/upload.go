@@ -574,6 +574,13 @@ func (s *Store) CancelUpload(ctx context.Context, id string, state blobstore.Sta
 	if err != nil {
 		return err
 	}
+	if st.MPU == "" && st.Tail == 0 && len(st.OldTailNames) == 0 && len(st.OldTails) == 0 {
+		// Nothing was stored under this state (nor assembled, which takes
+		// parts): there is nothing to remove, and no request to send. What
+		// a writer that died before its state was recorded left is the
+		// janitor's.
+		return nil
+	}
 	var errs []error
 	if st.MPU != "" && !st.Assembled {
 		if err := s.core.AbortMultipartUpload(ctx, s.cfg.Bucket, s.dataKey(id), st.MPU); err != nil && !errors.Is(notFound(err), blobstore.ErrNotFound) {
