@@ -30,6 +30,14 @@ func summarize(xs []float64) *summary {
 	return &summary{Median: med, Min: s[0], Max: s[len(s)-1], Samples: xs}
 }
 
+func total(xs []float64) float64 {
+	var t float64
+	for _, x := range xs {
+		t += x
+	}
+	return t
+}
+
 // spread is half the range as a fraction of the median: "±4%" means every
 // repetition fell within 4% of the median.
 func (s *summary) spread() float64 {
