@@ -1,7 +1,12 @@
 package s3
 
 import (
+	"bytes"
+	"context"
 	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"hash"
 	"hash/crc32"
 	"io"
@@ -15,9 +20,9 @@ const crcTrailer = "x-amz-checksum-crc32c"
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// CRCPart returns the body and options for one PUT of a multipart
-// upload's part: an unsigned payload whose CRC32C follows it as a
-// trailer, which the store checks before it keeps the part.
+// Parts of multipart uploads go up as unsigned payloads whose CRC32C
+// follows them as a trailer, which the store checks before it keeps the
+// part.
 //
 // Why not the signed payload minio-go sends over plain HTTP: the store
 // would check a sha256 of every byte, and we would compute it, on the
@@ -28,6 +33,15 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // pull; blobs are content-addressed, and clients check the digest of
 // what they pull. The CRC catches what the network or a proxy corrupts.
 //
+// A store that refuses such parts (an older S3-compatible server without
+// trailers, or one that wants the checksum declared when the upload
+// starts) is found by New's probe, and then gets the signed payloads
+// (Store.signedParts).
+
+// CRCPart returns the body and options for one PUT of a part read from
+// body, whose sum is known only at its end. A body that cannot seek is
+// sent once: minio-go does not retry it.
+//
 // Exported for the benchmark's ceiling, which sends parts as wharf does.
 func CRCPart(body io.Reader) (io.Reader, minio.PutObjectPartOptions) {
 	trailer := make(http.Header, 1)
@@ -37,6 +51,32 @@ func CRCPart(body io.Reader) (io.Reader, minio.PutObjectPartOptions) {
 	trailer.Set(crcTrailer, base64.StdEncoding.EncodeToString(h.Sum(nil)))
 	r := &crcReader{r: body, h: h, trailer: trailer}
 	return r, minio.PutObjectPartOptions{DisableContentSha256: true, Trailer: trailer}
+}
+
+// crcBuffered is CRCPart for a part held whole in b: the trailer is
+// summed first, and the body can seek, so minio-go retries a PUT that
+// failed on the way.
+func crcBuffered(b []byte) (io.Reader, minio.PutObjectPartOptions) {
+	trailer := make(http.Header, 1)
+	sum := binary.BigEndian.AppendUint32(nil, crc32.Checksum(b, castagnoli))
+	trailer.Set(crcTrailer, base64.StdEncoding.EncodeToString(sum))
+	return bytes.NewReader(b), minio.PutObjectPartOptions{DisableContentSha256: true, Trailer: trailer}
+}
+
+// partBody returns the body and options of a part read from body.
+func (s *Store) partBody(body io.Reader) (io.Reader, minio.PutObjectPartOptions) {
+	if s.signedParts {
+		return body, minio.PutObjectPartOptions{}
+	}
+	return CRCPart(body)
+}
+
+// bufferedPart returns the body and options of a part held whole in b.
+func (s *Store) bufferedPart(b []byte) (io.Reader, minio.PutObjectPartOptions) {
+	if s.signedParts {
+		return bytes.NewReader(b), minio.PutObjectPartOptions{}
+	}
+	return crcBuffered(b)
 }
 
 // crcReader sums what is read through it and, at the end of the body,
@@ -54,4 +94,65 @@ func (c *crcReader) Read(p []byte) (int, error) {
 		c.trailer.Set(crcTrailer, base64.StdEncoding.EncodeToString(c.h.Sum(nil)))
 	}
 	return n, err
+}
+
+// partRefused is a part PUT or completion that the store refused in
+// New's probe; what says which, as the operator's message starts.
+type partRefused struct {
+	what string
+	err  error
+}
+
+func (p *partRefused) Error() string { return p.what + ": " + explain(p.err) }
+func (p *partRefused) Unwrap() error { return p.err }
+
+// probeMultipart runs a multipart upload at key through: started, one
+// small part, completed, deleted. Parts go with a CRC32C trailer unless
+// the store refuses them for a reason other than permission; then with
+// signed payloads, which the store must take.
+func (s *Store) probeMultipart(ctx context.Context, key string) error {
+	err := s.multipartRoundTrip(ctx, key)
+	var refused *partRefused
+	if errors.As(err, &refused) && minio.ToErrorResponse(refused.err).Code != "AccessDenied" {
+		s.signedParts = true
+		s.log.WarnContext(ctx, "the S3 store refused a part sent with a CRC32C trailer; parts go with signed payloads, which cost a sha256 of every byte here and at the store",
+			"err", refused.err)
+		err = s.multipartRoundTrip(ctx, key)
+	}
+	return err
+}
+
+func (s *Store) multipartRoundTrip(ctx context.Context, key string) (err error) {
+	mpu, err := retryDirRace(ctx, func() (string, error) {
+		return s.core.NewMultipartUpload(ctx, s.cfg.Bucket, key, minio.PutObjectOptions{})
+	})
+	if err != nil {
+		return fmt.Errorf("cannot start multipart uploads (s3:PutObject on multipart): %s", explain(err))
+	}
+	completed := false
+	defer func() {
+		if completed {
+			return
+		}
+		if aerr := s.core.AbortMultipartUpload(context.WithoutCancel(ctx), s.cfg.Bucket, key, mpu); aerr != nil && err == nil {
+			err = fmt.Errorf("cannot abort multipart uploads (s3:AbortMultipartUpload): %s", explain(aerr))
+		}
+	}()
+	b := []byte("wharf")
+	body, opts := s.bufferedPart(b)
+	p, err := s.core.PutObjectPart(ctx, s.cfg.Bucket, key, mpu, 1, body, int64(len(b)), opts)
+	if err != nil {
+		return &partRefused{"cannot upload parts (s3:PutObject on multipart)", err}
+	}
+	_, err = retryDirRace(ctx, func() (minio.UploadInfo, error) {
+		return s.core.CompleteMultipartUpload(ctx, s.cfg.Bucket, key, mpu, []minio.CompletePart{{PartNumber: 1, ETag: p.ETag}}, minio.PutObjectOptions{})
+	})
+	if err != nil {
+		return &partRefused{"cannot complete multipart uploads (s3:PutObject on multipart)", err}
+	}
+	completed = true
+	if err := s.client.RemoveObject(ctx, s.cfg.Bucket, key, minio.RemoveObjectOptions{}); err != nil {
+		return fmt.Errorf("cannot delete objects (s3:DeleteObject): %s", explain(err))
+	}
+	return nil
 }

@@ -75,7 +75,7 @@ func (s *Store) streamPart(ctx context.Context, key, mpu string, n int, buf []by
 		defer close(ps.done)
 		// Not retried: the body is read once. A failed stream is sent
 		// again from the buffer once full (UploadWriter.sendPart).
-		body, opts := CRCPart(ps)
+		body, opts := s.partBody(ps)
 		p, err := s.core.PutObjectPart(ctx, s.cfg.Bucket, key, mpu, n, body, int64(len(buf)), opts)
 		ps.etag, ps.err = p.ETag, err
 	}()

@@ -58,6 +58,9 @@ type Store struct {
 	core   minio.Core
 	log    *slog.Logger
 	parts  partPool
+	// signedParts sends parts with signed payloads instead of a CRC32C
+	// trailer, for a store that refused the trailer (partcrc.go).
+	signedParts bool
 	// public signs redirect URLs for cfg.PublicEndpoint; nil when
 	// redirects are off. It never sends a request.
 	public *minio.Client
@@ -66,7 +69,7 @@ type Store struct {
 // New connects to the bucket and checks, once, everything wharf will ask of
 // it: that the endpoint answers, the credentials are accepted, the bucket
 // exists, and objects can be written, read and deleted and multipart
-// uploads started. Each failure is one line that says what to fix.
+// uploads run through (which also says how parts can be sent). Each failure is one line that says what to fix.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	s, err := open(cfg, log)
 	if err != nil {
@@ -159,14 +162,8 @@ func (s *Store) check(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: cannot read objects (s3:GetObject): %s", where, explain(err))
 	}
-	mpu, err := retryDirRace(ctx, func() (string, error) {
-		return s.core.NewMultipartUpload(ctx, s.cfg.Bucket, key+"-multipart", minio.PutObjectOptions{})
-	})
-	if err != nil {
-		return fmt.Errorf("%s: cannot start multipart uploads (s3:PutObject on multipart): %s", where, explain(err))
-	}
-	if err := s.core.AbortMultipartUpload(ctx, s.cfg.Bucket, key+"-multipart", mpu); err != nil {
-		return fmt.Errorf("%s: cannot abort multipart uploads (s3:AbortMultipartUpload): %s", where, explain(err))
+	if err := s.probeMultipart(ctx, key+"-multipart"); err != nil {
+		return fmt.Errorf("%s: %w", where, err)
 	}
 	if err := s.client.RemoveObject(ctx, s.cfg.Bucket, key, minio.RemoveObjectOptions{}); err != nil {
 		return fmt.Errorf("%s: cannot delete objects (s3:DeleteObject): %s", where, explain(err))

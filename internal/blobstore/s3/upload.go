@@ -336,7 +336,7 @@ func (s *Store) putPart(ctx context.Context, key string, mpu *string, n int, b [
 		return "", err
 	}
 	p, err := retryDirRace(ctx, func() (minio.ObjectPart, error) {
-		body, opts := CRCPart(bytes.NewReader(b))
+		body, opts := s.bufferedPart(b)
 		return s.core.PutObjectPart(ctx, s.cfg.Bucket, key, *mpu, n, body, int64(len(b)), opts)
 	})
 	if err != nil {
