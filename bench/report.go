@@ -190,8 +190,8 @@ func (res *Results) markdown() string {
 	}
 	for _, r := range res.Rows {
 		if r.Scenario == "pull" && r.Fraction != nil && *r.Fraction > 1 {
-			w("*wharf/limit* above 100%% on a GET row: wharf sends blobs with sendfile(2) from the page cache, the null registry " +
-				"copies them from memory with write(2); the bare net/http figure is then a floor for a zero-copy server, not a ceiling.\n\n")
+			w("*wharf/limit* above 100%% on a GET row: wharf copies blobs from the page cache (read(2) and write(2) of 256 KiB), " +
+				"the null registry from memory; a figure above the bare net/http server's is the run's spread (see ±), not a result.\n\n")
 			break
 		}
 	}

@@ -87,8 +87,9 @@ func TestBlobGet_NonFileBodyGoesOutInLargeWrites(t *testing.T) {
 	}
 }
 
-// A blob in a file goes out in large writes too: not by sendfile, which
-// ran at 70-75% of these copies on the machines we measure on.
+// A blob in a file goes out in large writes too (256 KiB: a slow client
+// holds the buffer): not by sendfile, which ran at 70-75% of these copies
+// on the machines we measure on.
 func TestBlobGet_FileBodyGoesOutInLargeWrites(t *testing.T) {
 	s := registrytest.NewServer(t)
 	blob := make([]byte, 2<<20)
@@ -101,7 +102,7 @@ func TestBlobGet_FileBodyGoesOutInLargeWrites(t *testing.T) {
 	if ww.fromFile {
 		t.Error("the blob's file reached ReadFrom: net/http would sendfile it")
 	}
-	if ww.maxWrite < 1<<20 {
-		t.Errorf("largest write %d bytes, want at least 1 MiB", ww.maxWrite)
+	if ww.maxWrite < 256<<10 {
+		t.Errorf("largest write %d bytes, want at least 256 KiB", ww.maxWrite)
 	}
 }

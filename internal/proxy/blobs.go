@@ -23,7 +23,7 @@ import (
 // chunk's buffer before it is spooled, and sends it to its client while
 // the fetch spools and hashes it, so its bytes never come back out of the
 // spool; other requests, and a lead that has fallen behind, send the
-// spool as far as it is written (sendfile), waiting for more. The fetch
+// spool as far as it is written, waiting for more. The fetch
 // never waits for a client: a slow one just reads more of the spool.
 // Bytes pass through disk and a few buffers, never whole through memory.
 // The last chunk is readable only once the digest matches, so no client

@@ -12,6 +12,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/wharf/wharf/internal/blobstore"
 	"github.com/wharf/wharf/internal/blobstore/s3"
 	"github.com/wharf/wharf/internal/metadata/sqldb"
 	"github.com/wharf/wharf/internal/registry"
@@ -36,20 +37,8 @@ func (f failingReader) Read(p []byte) (int, error) {
 // right bytes.
 func TestUpload_OnS3_RetryAfterFailedChunkReplacesItsParts(t *testing.T) {
 	const mib = 1 << 20
-	srv := servicetest.StartS3(t)
 	log := slog.New(slog.DiscardHandler)
-	blobs, err := s3.New(t.Context(), s3.Config{
-		Bucket: srv.Bucket(t), Endpoint: srv.Endpoint, Region: srv.Region, PathStyle: true,
-		AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, PartSize: 5 * mib,
-	}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	meta, err := sqldb.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "wharf.db"), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = meta.Close() })
+	blobs, meta := s3Stores(t, servicetest.StartS3(t), s3.Config{PartSize: 5 * mib})
 	svc := registry.New(meta, blobs, log, registry.Options{})
 	ctx := t.Context()
 
@@ -108,18 +97,7 @@ func TestUpload_OnS3_RetriedPutAfterCrashBetweenPlaceAndRecord(t *testing.T) {
 		{"PUT without a body", 12*mib + 5, 12*mib + 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			blobs, err := s3.New(t.Context(), s3.Config{
-				Bucket: srv.Bucket(t), Endpoint: srv.Endpoint, Region: srv.Region, PathStyle: true,
-				AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, PartSize: 5 * mib,
-			}, log)
-			if err != nil {
-				t.Fatal(err)
-			}
-			meta, err := sqldb.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "wharf.db"), log)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = meta.Close() })
+			blobs, meta := s3Stores(t, srv, s3.Config{PartSize: 5 * mib})
 			// No small blobs: a first PATCH of a few bytes would be kept in
 			// the session's record, not in the bucket this test is about.
 			svc := registry.New(meta, blobs, log, registry.Options{SmallBlobMax: -1})
@@ -175,4 +153,49 @@ func TestUpload_OnS3_RetriedPutAfterCrashBetweenPlaceAndRecord(t *testing.T) {
 			}
 		})
 	}
+}
+
+// On S3, a small blob sent in one PATCH to a session recorded at its POST
+// (as on PostgreSQL) is kept in the database: nothing of it reaches the
+// bucket, neither the blob nor an upload's object.
+func TestSmallBlob_OnS3_RecordedSessionSendsNothingToTheBucket(t *testing.T) {
+	blobs, meta := s3Stores(t, servicetest.StartS3(t), s3.Config{})
+	// No upload key: every session is recorded at its POST.
+	svc := registry.New(meta, blobs, slog.New(slog.DiscardHandler), registry.Options{})
+	config := []byte(`{"architecture":"amd64","os":"linux"}`)
+	pushPatched(t, svc, "team/app", config, -1)
+	d := digest.FromBytes(config)
+	if _, err := meta.SmallBlob(t.Context(), d); err != nil {
+		t.Errorf("the blob's record does not hold its bytes: %v", err)
+	}
+	if _, err := blobs.Stat(t.Context(), d); !errors.Is(err, blobstore.ErrNotFound) {
+		t.Errorf("Stat in the bucket = %v; want not found", err)
+	}
+	err := blobs.WalkUploadObjects(t.Context(), func(o blobstore.UploadObject) error {
+		t.Errorf("the bucket holds an upload's object: %+v", o)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantBlob(t, svc, "team/app", config)
+}
+
+// s3Stores returns a blob store on a new bucket of srv, with cfg's part
+// size, and a SQLite metadata store.
+func s3Stores(t *testing.T, srv *servicetest.S3, cfg s3.Config) (*s3.Store, *sqldb.DB) {
+	t.Helper()
+	log := slog.New(slog.DiscardHandler)
+	cfg.Bucket, cfg.Endpoint, cfg.Region, cfg.PathStyle = srv.Bucket(t), srv.Endpoint, srv.Region, true
+	cfg.AccessKey, cfg.SecretKey = srv.AccessKey, srv.SecretKey
+	blobs, err := s3.New(t.Context(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := sqldb.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "wharf.db"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = meta.Close() })
+	return blobs, meta
 }

@@ -181,12 +181,15 @@ func keepInRecord(u *metadata.Upload, content []byte) error {
 	return nil
 }
 
-// moveToStore writes the bytes session u's record kept into a new upload
-// in the blob store, for a chunk that follows them; u's record changes
+// moveToStore writes the bytes session u's record kept into its upload in
+// the blob store (started now, or by its POST), for a chunk that follows
+// them; u's record changes
 // only with that chunk's, so a failure leaves the session as it was.
 func (s *Service) moveToStore(ctx context.Context, u *metadata.Upload) error {
-	if err := s.startStored(ctx, u); err != nil {
-		return err
+	if !s.storedAtPost(u) {
+		if err := s.startStored(ctx, u); err != nil {
+			return err
+		}
 	}
 	w, err := s.blobs.WriteUpload(ctx, u.ID, 0, u.StoreState)
 	if err != nil {

@@ -129,7 +129,9 @@ func wantBlob(t *testing.T, svc *registry.Service, repo string, want []byte) {
 // A blob sent whole and small enough is kept in its record, by either
 // monolithic push; one sent in chunks, or larger, or with the limit off,
 // goes to the blob store.
-func TestSmallBlob_KeptInTheDatabaseWhenSentWhole(t *testing.T) { bothSessionKinds(t, testSmallBlobKept) }
+func TestSmallBlob_KeptInTheDatabaseWhenSentWhole(t *testing.T) {
+	bothSessionKinds(t, testSmallBlobKept)
+}
 
 func testSmallBlobKept(t *testing.T, rig *smallRig) {
 	ctx := t.Context()

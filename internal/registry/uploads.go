@@ -379,9 +379,10 @@ func (s *Service) appendChunk(ctx context.Context, u *metadata.Upload, lease *up
 // only: the first chunk of a session goes into u.Content when it is small
 // (smallblobs.go), any other to the blob store, with the bytes a record
 // kept moved there first. A fresh session's store upload starts here; one
-// recorded at its POST started there.
+// recorded at its POST started there. (A signed session whose first write
+// was empty started its store upload then, and keeps using it.)
 func (s *Service) appendBytes(ctx context.Context, u *metadata.Upload, lease *uploadLease, r io.Reader, length int64, fresh bool) error {
-	if fresh || u.Offset == 0 && u.Content == nil {
+	if fresh || u.Offset == 0 && u.Content == nil && s.storedAtPost(u) {
 		content, rest, err := s.peekSmall(r, length)
 		if err != nil {
 			return err

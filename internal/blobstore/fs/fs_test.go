@@ -93,14 +93,14 @@ func TestCommitUpload_UsesContentAddressedLayout(t *testing.T) {
 
 func TestOpen_ReturnsOSFile(t *testing.T) {
 	s := newStore(t, t.TempDir())
-	d := put(t, s, "u", []byte("sendfile me"))
+	d := put(t, s, "u", []byte("open me"))
 	r, _, err := s.Open(t.Context(), d)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
 	if _, ok := r.(*os.File); !ok {
-		t.Errorf("Open returned %T; want *os.File so net/http can sendfile", r)
+		t.Errorf("Open returned %T; want *os.File (a GET sizes its copy buffer for files by it)", r)
 	}
 }
 
