@@ -129,7 +129,8 @@ func (h *harness) goldenScenario() *scenario {
 			// adds to what lineage costs (3 repetitions of 200 pairs, same
 			// build: sums 1.31/1.03/1.36, and in a second run 1.19/1.03/
 			// 1.15 where the medians were 1.25/1.16/1.25). The sums' ratio
-			// is in the JSON as put_sum_ratio.
+			// is in the JSON as put_sum_ratio, and the medians themselves
+			// as put_with_us and put_without_us.
 			var tWith, tWithout []float64
 			for i := range goldenPuts {
 				seq++
@@ -157,7 +158,9 @@ func (h *harness) goldenScenario() *scenario {
 			if err != nil {
 				return nil, err
 			}
-			return sample{"used_by_ms": calls[len(calls)/2], "put_ratio": summarize(tWith).Median / summarize(tWithout).Median,
+			medWith, medWithout := summarize(tWith).Median, summarize(tWithout).Median
+			return sample{"used_by_ms": calls[len(calls)/2], "put_ratio": medWith / medWithout,
+				"put_with_us": medWith / 1e3, "put_without_us": medWithout / 1e3,
 				"put_sum_ratio": total(tWith) / total(tWithout), "float_added_ms": added}, nil
 		},
 	}

@@ -169,6 +169,18 @@ func testFindBase(t *testing.T, s lineageStore) {
 	if got := getLineage(t, s, "team/app", alone.Digest); got.Base.Repo != "" {
 		t.Errorf("base found among no golden chain: %+v", got.Base)
 	}
+	// An index pushed before its platform (sparse): the base found when
+	// the platform comes is its tag's too.
+	platform := newManifest("team/multi", "p")
+	idx := &metadata.Manifest{Repo: "team/multi", MediaType: mediaTypeIndex, Children: []digest.Digest{platform.Digest}}
+	idx.Content = fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":%q,"manifests":[{"digest":%q}]}`, mediaTypeIndex, platform.Digest)
+	idx.Digest = digest.FromBytes(idx.Content)
+	putManifest(t, s, idx, "latest")
+	putImage(t, s, "team/multi", "p", &metadata.Lineage{Chain: "y2", First: "c1", Layers: 2, FindBase: []string{"c1", "y2"}})
+	derived, total, err = s.DerivedImages(ctx, metadata.DerivedQuery{BaseRepo: "golden/base"})
+	if err != nil || total != 1 || len(derived) != 1 || derived[0].Repo != "team/multi" || derived[0].Tag != "latest" || derived[0].Digest != idx.Digest {
+		t.Errorf("DerivedImages(golden/base) = %+v, %d, %v; want team/multi:latest, the index listing the platform built on it", derived, total, err)
+	}
 }
 
 func testSetGolden(t *testing.T, s lineageStore) {

@@ -443,18 +443,7 @@ var migrations = []string{
 	);
 	CREATE INDEX derived_tags_repo ON derived_tags(base_repo, repo, tag);
 	CREATE INDEX derived_tags_tag ON derived_tags(repo_id, tag);
-	CREATE INDEX derived_tags_image ON derived_tags(repo_id, image);
-	INSERT INTO derived_tags (base_repo, base_digest, repo, tag, repo_id, image)
-	SELECT * FROM (
-		SELECT l.base_repo, l.base_digest, r.name, t.name, t.repo_id, l.digest FROM image_lineage l
-		JOIN repositories r ON r.id = l.repo_id JOIN tags t ON t.repo_id = l.repo_id AND t.digest = l.digest
-		WHERE l.base_repo <> ''
-		UNION ALL
-		SELECT l.base_repo, l.base_digest, r.name, t.name, t.repo_id, l.digest FROM image_lineage l
-		JOIN repositories r ON r.id = l.repo_id JOIN manifest_refs mr ON mr.repo_id = l.repo_id AND mr.child = l.digest AND mr.kind = 'manifest'
-		JOIN tags t ON t.repo_id = l.repo_id AND t.digest = mr.parent
-		WHERE l.base_repo <> ''
-	) AS d WHERE true ON CONFLICT DO NOTHING;`,
+	CREATE INDEX derived_tags_image ON derived_tags(repo_id, image);` + deriveAllTags,
 	// 23: the bytes of small blobs, kept in their record (smallblobs.go)
 	// instead of the blob store when a push carries them whole: NULL for
 	// every blob the blob store holds. The index lets a collection on a
@@ -510,7 +499,34 @@ var migrations = []string{
 		FOREIGN KEY (repo_id, image) REFERENCES image_lineage(repo_id, digest) ON DELETE CASCADE
 	) WITHOUT ROWID;
 	CREATE INDEX derived_tags_tag ON derived_tags(repo_id, tag);
-	CREATE INDEX derived_tags_image ON derived_tags(repo_id, image);
+	CREATE INDEX derived_tags_image ON derived_tags(repo_id, image);` + deriveAllTags,
+	// 26: a derived row costs a push one b-tree less: derived_tags loses
+	// its index by image and the foreign key it served, which took a row
+	// with its image's lineage. A lineage goes only with its manifest,
+	// whose tags take their rows by the other key; the rows of tags on an
+	// index that lists it go where the manifest is deleted and where a
+	// lineage is replaced (forgetDerivedImage), the only two writes that
+	// can leave them (a collection deletes no image an index lists). Each
+	// b-tree a push writes is a page in the write-ahead log, written and
+	// synced before the push is answered.
+	`DROP TABLE derived_tags;
+	CREATE TABLE derived_tags (
+		base_repo   TEXT NOT NULL,
+		base_digest TEXT NOT NULL,
+		repo        TEXT NOT NULL,
+		tag         TEXT NOT NULL,
+		repo_id     INTEGER NOT NULL,
+		image       TEXT NOT NULL,
+		PRIMARY KEY (base_repo, repo, tag, base_digest),
+		FOREIGN KEY (repo_id, tag) REFERENCES tags(repo_id, name) ON DELETE CASCADE
+	) WITHOUT ROWID;
+	CREATE INDEX derived_tags_tag ON derived_tags(repo_id, tag);` + deriveAllTags,
+}
+
+// deriveAllTags writes the derived rows of every tag, as the migrations
+// that (re)create derived_tags fill it: the tags of images built on a
+// base, and the tags of indexes listing one.
+const deriveAllTags = `
 	INSERT INTO derived_tags (base_repo, base_digest, repo, tag, repo_id, image)
 	SELECT * FROM (
 		SELECT l.base_repo, l.base_digest, r.name, t.name, t.repo_id, l.digest FROM image_lineage l
@@ -521,8 +537,7 @@ var migrations = []string{
 		JOIN repositories r ON r.id = l.repo_id JOIN manifest_refs mr ON mr.repo_id = l.repo_id AND mr.child = l.digest AND mr.kind = 'manifest'
 		JOIN tags t ON t.repo_id = l.repo_id AND t.digest = mr.parent
 		WHERE l.base_repo <> ''
-	) AS d WHERE true ON CONFLICT DO NOTHING;`,
-}
+	) AS d WHERE true ON CONFLICT DO NOTHING;`
 
 // migrate applies pending migrations in one write transaction, reading the
 // schema version inside it, so that several processes opening a new
