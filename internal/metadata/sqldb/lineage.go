@@ -127,8 +127,9 @@ func storedFresh(tx *stmtTx, repoID int64, m *metadata.Manifest, l *metadata.Lin
 // The derived rows (derived_tags) are the tags built on each base: a tag
 // pointing at an image whose lineage names a base, or at an index listing
 // such an image. Every write of a tag (setTag) or of a lineage
-// (insertLineage, SetGolden, Bulk) keeps them; deletes of tags and
-// lineages take theirs by cascade.
+// (insertLineage, SetGolden, Bulk) keeps them; a deleted tag takes its
+// rows by cascade, and a deleted manifest those of the tags on indexes
+// that list it (forgetDerivedImage; its own tags go by cascade).
 
 // derivedDirect and the derivedByIndex queries select derived rows of
 // lineages l: with the tags t pointing at l, and with those pointing at
