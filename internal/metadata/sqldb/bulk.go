@@ -115,8 +115,7 @@ var bulkTables = map[metadata.Kind]*bulkTable{
 			if err != nil {
 				return err
 			}
-			d, _ := r.Values[0].(string)
-			return deriveTag(ctx, tx, id, r.Key[1], d, true)
+			return deriveLoadedTag(ctx, tx, id, r.Key[1])
 		}},
 	metadata.KindPolicies: {name: "policies", key: text("pattern", "key"),
 		values: []column{col("value", colText), col("set_by", colText), col("set_at", colInt)},

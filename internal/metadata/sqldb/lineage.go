@@ -101,6 +101,28 @@ func insertFindingBase(ctx context.Context, tx *stmtTx, repoID int64, d digest.D
 	return &found, deriveImage(ctx, tx, repoID, d.String(), false, fresh)
 }
 
+// derivedCond is the condition of q on derived rows whose base
+// repository, base digest and repository name are the columns named.
+func (db *DB) derivedCond(q metadata.DerivedQuery, baseRepo, baseDigest, repo string) (string, []any, error) {
+	cond := baseRepo + ` = ?`
+	args := []any{q.BaseRepo}
+	if len(q.BaseDigests) > 0 {
+		cond += ` AND ` + baseDigest + ` IN (` + placeholders(len(q.BaseDigests)) + `)`
+		for _, d := range q.BaseDigests {
+			args = append(args, d.String())
+		}
+	}
+	if q.Visible != nil {
+		vis, vargs, err := db.visibleCond(q.Visible, repo)
+		if err != nil {
+			return "", nil, err
+		}
+		cond += ` AND ` + vis
+		args = append(args, vargs...)
+	}
+	return cond, args, nil
+}
+
 func derivedKey(repoID int64, d string) string { return strconv.FormatInt(repoID, 10) + " " + d }
 
 // derivedBase is the base of an image stored fresh in a transaction
@@ -124,25 +146,48 @@ func storedFresh(tx *stmtTx, repoID int64, m *metadata.Manifest, l *metadata.Lin
 	tx.derived[derivedKey(repoID, m.Digest.String())] = b
 }
 
-// The derived rows (derived_tags) are the tags built on each base: a tag
-// pointing at an image whose lineage names a base, or at an index listing
-// such an image. Every write of a tag (setTag) or of a lineage
-// (insertLineage, SetGolden, Bulk) keeps them; a deleted tag takes its
-// rows by cascade, and a deleted manifest those of the tags on indexes
-// that list it (forgetDerivedImage; its own tags go by cascade).
+// The derived rows are the tags built on each base: a tag pointing at an
+// image whose lineage names a base carries that base in its own row
+// (tags.base_repo, base_digest and repo_name, migration 27), and a tag
+// pointing at an index has a row in derived_tags for each base of the
+// platforms it lists. Every write of a tag (upsertTag, deriveTag) or of a
+// lineage (insertLineage, SetGolden, Bulk) keeps them; a deleted tag
+// takes its rows with it (by cascade), and a deleted manifest those of
+// the tags on indexes that list it (forgetDerivedImage).
 
-// derivedDirect and the derivedByIndex queries select derived rows of
-// lineages l: with the tags t pointing at l, and with those pointing at
-// an index that lists l (through its references mr). The two by-index
-// forms are one query written for the way each is looked up from, since
-// SQLite (which keeps no statistics here) takes the join order as
-// written: from an image, its references are a subquery (as a join,
-// SQLite would read every tag of the repository); from a tag, a join to
-// its index's references (as a subquery, every lineage of the
+// upsertTag points tag at d, with the base of d's lineage: known without
+// a query for an image this transaction stored fresh (storedFresh), read
+// from its lineage in the same statement otherwise. It returns whether
+// the image was one stored fresh.
+func upsertTag(ctx context.Context, tx *stmtTx, repoID int64, tag, d string, ts int64, by string) (bool, error) {
+	const conflict = ` ON CONFLICT (repo_id, name) DO UPDATE SET digest = excluded.digest, pushed_at = excluded.pushed_at,
+		pushed_by = excluded.pushed_by, base_repo = excluded.base_repo, base_digest = excluded.base_digest, repo_name = excluded.repo_name`
+	if b, ok := tx.derived[derivedKey(repoID, d)]; ok {
+		repo := ""
+		if b.baseRepo != "" {
+			repo = b.repo
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO tags (repo_id, name, digest, pushed_at, pushed_by, base_repo, base_digest, repo_name)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`+conflict, repoID, tag, d, ts, by, b.baseRepo, b.baseDigest, repo)
+		return true, err
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO tags (repo_id, name, digest, pushed_at, pushed_by, base_repo, base_digest, repo_name)
+		SELECT CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS TEXT),
+			COALESCE(l.base_repo, ''), COALESCE(l.base_digest, ''), CASE WHEN l.base_repo <> '' THEN r.name ELSE '' END
+		FROM repositories r LEFT JOIN image_lineage l ON l.repo_id = r.id AND l.digest = ? WHERE r.id = ?`+conflict,
+		repoID, tag, d, ts, by, d, repoID)
+	return false, err
+}
+
+// The derivedByIndex queries select the derived rows of lineages l with
+// the tags t pointing at an index that lists l (through its references
+// mr). The two forms are one query written for the way each is looked up
+// from, since SQLite (which keeps no statistics here) takes the join
+// order as written: from an image, its references are a subquery (as a
+// join, SQLite would read every tag of the repository); from a tag, a
+// join to its index's references (as a subquery, every lineage of the
 // repository).
 const (
-	derivedDirect = `SELECT l.base_repo, l.base_digest, r.name, t.name, l.repo_id, l.digest FROM image_lineage l
-		JOIN repositories r ON r.id = l.repo_id JOIN tags t ON t.repo_id = l.repo_id AND t.digest = l.digest`
 	derivedByIndexOfImage = `SELECT l.base_repo, l.base_digest, r.name, t.name, l.repo_id, l.digest FROM image_lineage l
 		JOIN repositories r ON r.id = l.repo_id
 		JOIN tags t ON t.repo_id = l.repo_id AND t.digest IN (SELECT mr.parent FROM manifest_refs mr
@@ -158,10 +203,10 @@ const (
 )
 
 // deriveImage writes the derived rows of image d of repository repoID
-// from its lineage, after forgetting those it had if replaced: the tags
-// pointing at it, and those pointing at an index listing it (pushed
-// before it, sparse). A fresh manifest has no tags yet (its push sets
-// them next, and deriveTag derives them): only indexes can name it.
+// from its lineage, after forgetting those it had if replaced: the base
+// of the tags pointing at it, and the rows of those pointing at an index
+// listing it (pushed before it, sparse). A fresh manifest has no tags yet
+// (its push sets them next, with their base): only indexes can name it.
 func deriveImage(ctx context.Context, tx *stmtTx, repoID int64, d string, replaced, fresh bool) error {
 	delete(tx.derived, derivedKey(repoID, d))
 	if replaced {
@@ -169,58 +214,66 @@ func deriveImage(ctx context.Context, tx *stmtTx, repoID int64, d string, replac
 			return err
 		}
 	}
-	const cond = ` WHERE l.repo_id = ? AND l.digest = ? AND l.base_repo <> ''`
-	q, args := insertDerived+derivedByIndexOfImage+cond+derivedDone, []any{repoID, d}
 	if !fresh {
-		q, args = insertDerived+derivedDirect+cond+` UNION ALL `+derivedByIndexOfImage+cond+derivedDone, []any{repoID, d, repoID, d}
+		if _, err := tx.ExecContext(ctx, `UPDATE tags SET base_repo = l.base_repo, base_digest = l.base_digest,
+				repo_name = CASE WHEN l.base_repo <> '' THEN r.name ELSE '' END
+			FROM image_lineage l, repositories r
+			WHERE tags.repo_id = ? AND tags.digest = ? AND l.repo_id = tags.repo_id AND l.digest = tags.digest AND r.id = tags.repo_id`,
+			repoID, d); err != nil {
+			return fmt.Errorf("derived tags of %s: %w", d, err)
+		}
 	}
-	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+	const cond = ` WHERE l.repo_id = ? AND l.digest = ? AND l.base_repo <> ''`
+	if _, err := tx.ExecContext(ctx, insertDerived+derivedByIndexOfImage+cond+derivedDone, repoID, d); err != nil {
 		return fmt.Errorf("derived tags of %s: %w", d, err)
 	}
 	return nil
 }
 
-// forgetDerivedImage deletes the derived rows of image d: those of the
-// tags pointing at it or at an index listing it, found by tag, since
+// forgetDerivedImage deletes the derived rows of image d that the tags
+// of indexes listing it have in derived_tags, found by tag, since
 // derived_tags keeps no index by image (migration 26).
 func forgetDerivedImage(ctx context.Context, tx *stmtTx, repoID int64, d string) error {
 	_, err := tx.ExecContext(ctx, `DELETE FROM derived_tags WHERE repo_id = ? AND image = ? AND tag IN (
-		SELECT t.name FROM tags t WHERE t.repo_id = ? AND t.digest = ?
-		UNION ALL
 		SELECT t.name FROM manifest_refs mr JOIN tags t ON t.repo_id = mr.repo_id AND t.digest = mr.parent
-		WHERE mr.repo_id = ? AND mr.child = ? AND mr.kind = 'manifest')`, repoID, d, repoID, d, repoID, d)
+		WHERE mr.repo_id = ? AND mr.child = ? AND mr.kind = 'manifest')`, repoID, d, repoID, d)
 	if err != nil {
 		return fmt.Errorf("derived tags of %s: %w", d, err)
 	}
 	return nil
 }
 
-// deriveTag writes the derived rows of tag, after forgetting those it had
-// if it moved: from the lineage of the image it points at, or of the
-// images the index it points at lists.
-func deriveTag(ctx context.Context, tx *stmtTx, repoID int64, tag, d string, moved bool) error {
+// deriveTag writes the derived rows of a tag written by upsertTag, after
+// forgetting those it had if it moved: for a tag on an index, a row per
+// base of the platforms the index lists (a tag on an image carries its
+// base in its own row). fresh says the tag points at an image this
+// transaction stored fresh: no index, then.
+func deriveTag(ctx context.Context, tx *stmtTx, repoID int64, tag string, moved, fresh bool) error {
 	if moved {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM derived_tags WHERE repo_id = ? AND tag = ?`, repoID, tag); err != nil {
 			return fmt.Errorf("derived rows of tag %s: %w", tag, err)
 		}
 	}
-	if b, ok := tx.derived[derivedKey(repoID, d)]; ok {
-		if b.baseRepo == "" {
-			return nil
-		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO derived_tags (base_repo, base_digest, repo, tag, repo_id, image)
-			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, b.baseRepo, b.baseDigest, b.repo, tag, repoID, d)
-		if err != nil {
-			return fmt.Errorf("derived row of tag %s: %w", tag, err)
-		}
+	if fresh {
 		return nil
 	}
 	const cond = ` WHERE t.repo_id = ? AND t.name = ? AND l.base_repo <> ''`
-	if _, err := tx.ExecContext(ctx, insertDerived+derivedDirect+cond+` UNION ALL `+derivedByIndexOfTag+cond+derivedDone,
-		repoID, tag, repoID, tag); err != nil {
+	if _, err := tx.ExecContext(ctx, insertDerived+derivedByIndexOfTag+cond+derivedDone, repoID, tag); err != nil {
 		return fmt.Errorf("derived rows of tag %s: %w", tag, err)
 	}
 	return nil
+}
+
+// deriveLoadedTag is deriveTag for a tag loaded as a record (Bulk),
+// whose row holds no base yet.
+func deriveLoadedTag(ctx context.Context, tx *stmtTx, repoID int64, tag string) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE tags SET base_repo = l.base_repo, base_digest = l.base_digest, repo_name = r.name
+		FROM image_lineage l, repositories r
+		WHERE tags.repo_id = ? AND tags.name = ? AND l.repo_id = tags.repo_id AND l.digest = tags.digest
+			AND l.base_repo <> '' AND r.id = tags.repo_id`, repoID, tag); err != nil {
+		return fmt.Errorf("derived rows of tag %s: %w", tag, err)
+	}
+	return deriveTag(ctx, tx, repoID, tag, true, false)
 }
 
 // PutLineage replaces the lineage of a stored manifest.
@@ -349,6 +402,12 @@ func (db *DB) SetGolden(ctx context.Context, repo string, golden bool) (int64, e
 		if err != nil {
 			return fmt.Errorf("forget derived tags of %s: %w", repo, err)
 		}
+		_, err = tx.ExecContext(ctx, `UPDATE tags SET base_repo = '', base_digest = '', repo_name = ''
+			WHERE base_repo = ? AND base_repo <> '' AND NOT EXISTS (SELECT 1 FROM image_lineage l
+				WHERE l.repo_id = tags.repo_id AND l.digest = tags.digest AND l.base_repo = tags.base_repo)`, repo)
+		if err != nil {
+			return fmt.Errorf("forget derived tags of %s: %w", repo, err)
+		}
 		return nil
 	})
 	return n, err
@@ -427,31 +486,29 @@ func (db *DB) BaselessImages(ctx context.Context, firsts []string, after metadat
 	return out, rows.Err()
 }
 
-// DerivedImages pages through the tags built on q.BaseRepo: the base's
-// range of derived_tags' primary key, in the page's order (repository,
-// tag), filtered by the base digests asked for, then each row's tag and
-// lineage by their keys; the count is one over the same range. A filter
-// reads the base's whole range: as many rows as images are built on the
-// base repository, which one index serving both forms keeps off a push.
+// DerivedImages pages through the tags built on q.BaseRepo, from its two
+// kinds of derived rows: the range of tags_base (tags on images) and of
+// derived_tags' primary key (tags on indexes) that the base owns, each in
+// the page's order (repository, tag), filtered by the base digests asked
+// for, merged, then each row's tag and lineage read by their keys; the
+// count is one over the same ranges. A filter reads the base's whole
+// range: as many rows as images are built on the base repository, which
+// one index serving both forms keeps off a push.
 func (db *DB) DerivedImages(ctx context.Context, q metadata.DerivedQuery) ([]metadata.DerivedImage, int, error) {
-	cond := `d.base_repo = ?`
-	args := []any{q.BaseRepo}
-	if len(q.BaseDigests) > 0 {
-		cond += ` AND d.base_digest IN (` + placeholders(len(q.BaseDigests)) + `)`
-		for _, d := range q.BaseDigests {
-			args = append(args, d.String())
-		}
+	onImages, imageArgs, err := db.derivedCond(q, "t.base_repo", "t.base_digest", "t.repo_name")
+	if err != nil {
+		return nil, 0, err
 	}
-	if q.Visible != nil {
-		vis, vargs, err := db.visibleCond(q.Visible, "d.repo")
-		if err != nil {
-			return nil, 0, err
-		}
-		cond += ` AND ` + vis
-		args = append(args, vargs...)
+	// A partial index serves only a query that says its condition.
+	onImages += ` AND t.base_repo <> ''`
+	onIndexes, indexArgs, err := db.derivedCond(q, "d.base_repo", "d.base_digest", "d.repo")
+	if err != nil {
+		return nil, 0, err
 	}
+	args := append(imageArgs, indexArgs...)
 	var total int
-	if err := db.queryRow(ctx, `SELECT COUNT(*) FROM derived_tags d WHERE `+cond, args...).Scan(&total); err != nil {
+	if err := db.queryRow(ctx, `SELECT (SELECT COUNT(*) FROM tags t WHERE `+onImages+`)
+		+ (SELECT COUNT(*) FROM derived_tags d WHERE `+onIndexes+`)`, args...).Scan(&total); err != nil {
 		return nil, 0, fmt.Errorf("count images built on %s: %w", q.BaseRepo, err)
 	}
 	out := []metadata.DerivedImage{}
@@ -462,11 +519,15 @@ func (db *DB) DerivedImages(ctx context.Context, q metadata.DerivedQuery) ([]met
 	if limit <= 0 {
 		limit = noLimit
 	}
-	rows, err := db.query(ctx, `SELECT d.repo, d.tag, t.digest, t.pushed_at, d.base_digest, l.base_tags, l.base_layers, l.source
-		FROM (SELECT * FROM derived_tags d WHERE `+cond+` ORDER BY d.repo, d.tag, d.base_digest LIMIT ? OFFSET ?) d
-		JOIN tags t ON t.repo_id = d.repo_id AND t.name = d.tag
-		JOIN image_lineage l ON l.repo_id = d.repo_id AND l.digest = d.image
-		ORDER BY d.repo, d.tag, d.base_digest`, append(args, limit, max(q.Offset, 0))...)
+	rows, err := db.query(ctx, `SELECT x.repo, x.tag, t.digest, t.pushed_at, x.base_digest, l.base_tags, l.base_layers, l.source
+		FROM (SELECT t.repo_name AS repo, t.name AS tag, t.base_digest AS base_digest, t.repo_id AS repo_id, t.digest AS image
+				FROM tags t WHERE `+onImages+`
+			UNION ALL
+			SELECT d.repo, d.tag, d.base_digest, d.repo_id, d.image FROM derived_tags d WHERE `+onIndexes+`
+			ORDER BY 1, 2, 3 LIMIT ? OFFSET ?) x
+		JOIN tags t ON t.repo_id = x.repo_id AND t.name = x.tag
+		JOIN image_lineage l ON l.repo_id = x.repo_id AND l.digest = x.image
+		ORDER BY x.repo, x.tag, x.base_digest`, append(args, limit, max(q.Offset, 0))...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("images built on %s: %w", q.BaseRepo, err)
 	}

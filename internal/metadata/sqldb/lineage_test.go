@@ -42,6 +42,8 @@ func TestLineage_MigrationDerivesExistingTags(t *testing.T) {
 	// Back to the schema before the derived rows (migration 22), undoing
 	// what came after it too.
 	if _, err := db.write.ExecContext(ctx, `DROP TABLE derived_tags;
+		DROP INDEX tags_base; ALTER TABLE tags DROP COLUMN base_repo; ALTER TABLE tags DROP COLUMN base_digest;
+		ALTER TABLE tags DROP COLUMN repo_name;
 		DROP INDEX blobs_small; ALTER TABLE blobs DROP COLUMN content;
 		ALTER TABLE uploads DROP COLUMN content;
 		DELETE FROM schema_migrations WHERE version >= 22`); err != nil {

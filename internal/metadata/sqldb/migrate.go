@@ -521,6 +521,21 @@ var migrations = []string{
 		FOREIGN KEY (repo_id, tag) REFERENCES tags(repo_id, name) ON DELETE CASCADE
 	) WITHOUT ROWID;
 	CREATE INDEX derived_tags_tag ON derived_tags(repo_id, tag);` + deriveAllTags,
+	// 27: the derived row of a tag on an image is the tag's own row: its
+	// image's base (base_repo, base_digest) and its repository's name
+	// (repo_name, the order of a "used by" page), written with the tag,
+	// and a partial index that only such tags enter. derived_tags keeps
+	// the rows of tags on indexes, one per base of their platforms. A
+	// push of an image built on a golden one writes one b-tree for its
+	// tag's derivation (the index) where it wrote two and a statement.
+	`ALTER TABLE tags ADD COLUMN base_repo TEXT NOT NULL DEFAULT '';
+	ALTER TABLE tags ADD COLUMN base_digest TEXT NOT NULL DEFAULT '';
+	ALTER TABLE tags ADD COLUMN repo_name TEXT NOT NULL DEFAULT '';
+	UPDATE tags SET base_repo = d.base_repo, base_digest = d.base_digest, repo_name = d.repo FROM derived_tags d
+		WHERE d.repo_id = tags.repo_id AND d.tag = tags.name AND d.image = tags.digest;
+	DELETE FROM derived_tags WHERE EXISTS (SELECT 1 FROM tags t
+		WHERE t.repo_id = derived_tags.repo_id AND t.name = derived_tags.tag AND t.digest = derived_tags.image);
+	CREATE INDEX tags_base ON tags(base_repo, repo_name, name, base_digest) WHERE base_repo <> '';`,
 }
 
 // deriveAllTags writes the derived rows of every tag, as the migrations

@@ -148,6 +148,8 @@ func TestStats_MigrationCountsExistingLinks(t *testing.T) {
 		ALTER TABLE uploads DROP COLUMN lease_until;
 		ALTER TABLE uploads DROP COLUMN content;
 		DROP TABLE derived_tags;
+		DROP INDEX tags_base; ALTER TABLE tags DROP COLUMN base_repo; ALTER TABLE tags DROP COLUMN base_digest;
+		ALTER TABLE tags DROP COLUMN repo_name;
 		DROP TABLE policies; DROP TABLE policy_version; DROP TABLE image_lineage;
 		DROP TABLE webhook_deliveries; DROP TABLE webhooks;
 		DROP INDEX manifest_refs_parents; CREATE INDEX manifest_refs_child ON manifest_refs(repo_id, child);

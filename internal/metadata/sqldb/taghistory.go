@@ -90,17 +90,14 @@ func setTag(ctx context.Context, tx *stmtTx, repoID int64, tag string, d digest.
 // setTagFrom is setTag for a tag known to point at old ("" if it does not
 // exist).
 func setTagFrom(ctx context.Context, tx *stmtTx, repoID int64, tag, old string, d digest.Digest, by string, c change) error {
-	_, err := tx.ExecContext(ctx,
-		`INSERT INTO tags (repo_id, name, digest, pushed_at, pushed_by) VALUES (?, ?, ?, ?, ?)
-		 ON CONFLICT (repo_id, name) DO UPDATE SET digest = excluded.digest, pushed_at = excluded.pushed_at, pushed_by = excluded.pushed_by`,
-		repoID, tag, d.String(), c.ts, by)
+	fresh, err := upsertTag(ctx, tx, repoID, tag, d.String(), c.ts, by)
 	if err != nil {
 		return fmt.Errorf("tag %s: %w", tag, err)
 	}
 	if old == d.String() {
 		return nil
 	}
-	if err := deriveTag(ctx, tx, repoID, tag, d.String(), old != ""); err != nil {
+	if err := deriveTag(ctx, tx, repoID, tag, old != "", fresh); err != nil {
 		return err
 	}
 	return recordChange(ctx, tx, repoID, tag, old, d.String(), c)
