@@ -26,6 +26,7 @@ func RunLineage(t *testing.T, newStore func(t *testing.T) metadata.Store) {
 		{"DerivedImages_ListsTagsOfImagesAndIndexesByBase", testDerivedImages},
 		{"DerivedImages_KeepsVisibleRepositories", testDerivedVisible},
 		{"DerivedImages_FollowTagsLineagesAndDeletes", testDerivedFollowsWrites},
+		{"DerivedImages_IndexTagFollowsItsPlatforms", testDerivedIndexPlatforms},
 		{"ManifestsWithoutLineage_PagesInDigestOrder", testWithoutLineage},
 		{"BaselessImages_FindsByFirstChain_FirstChainsListsThem", testBaselessImages},
 		{"TagTargets_ListsTagsMissingRepoIsNotFound_TagsAtThoseOfADigest", testTagTargets},
@@ -369,6 +370,11 @@ func testDerivedFollowsWrites(t *testing.T, s lineageStore) {
 		}
 		usedBy("tag loaded again, moved", g2)
 		usedBy("tag loaded again, moved (new base)", g1, "team/app:v2", "team/app:v3")
+		rec.Values[0] = putImage(t, s, "team/app", "plain", nil).Digest.String()
+		if _, err := bulk.Load(ctx, metadata.KindTags, []metadata.Record{rec}, metadata.LoadReplace); err != nil {
+			t.Fatal(err)
+		}
+		usedBy("tag loaded again, moved to an image on no base", g1, "team/app:v2")
 	}
 
 	// A base found by layers is forgotten when its repository stops being
@@ -467,4 +473,96 @@ func testTagTargets(t *testing.T, s lineageStore) {
 	if _, err := s.TagTargets(t.Context(), "no/such"); !errors.Is(err, metadata.ErrNotFound) {
 		t.Errorf("TagTargets(missing repo) error = %v; want ErrNotFound", err)
 	}
+}
+
+// usedByOf returns "repo:tag" of the tags on base image g of golden/base,
+// failing unless the count agrees with the page.
+func usedByOf(t *testing.T, s lineageStore, g *metadata.Manifest) []string {
+	t.Helper()
+	got, total, err := s.DerivedImages(t.Context(), metadata.DerivedQuery{BaseRepo: "golden/base", BaseDigests: []digest.Digest{g.Digest}})
+	if err != nil {
+		t.Fatalf("DerivedImages: %v", err)
+	}
+	names := []string{}
+	for _, d := range got {
+		names = append(names, d.Repo+":"+d.Tag)
+	}
+	if total != len(names) {
+		t.Errorf("DerivedImages(%s) counts %d for a page of %v", g.Digest, total, names)
+	}
+	return names
+}
+
+// testDerivedIndexPlatforms: a tag on an index is on each base one of its
+// platforms is on, whichever platforms go or change base, and a tag that
+// moves from an image to an index takes the index's bases.
+func testDerivedIndexPlatforms(t *testing.T, s lineageStore) {
+	ctx := t.Context()
+	g1 := putImage(t, s, "golden/base", "b1", &metadata.Lineage{Chain: "c1", First: "c1", Layers: 1, Golden: true}, "1.0")
+	g2 := putImage(t, s, "golden/base", "b2", &metadata.Lineage{Chain: "d1", First: "d1", Layers: 1, Golden: true}, "1.1")
+	on := func(g *metadata.Manifest) *metadata.Lineage {
+		return &metadata.Lineage{Chain: "x", First: "x", Layers: 2,
+			Base: metadata.BaseRef{Repo: "golden/base", Digest: g.Digest, Layers: 1, Source: "layers"}}
+	}
+	want := func(step string, g *metadata.Manifest, names ...string) {
+		t.Helper()
+		if got := usedByOf(t, s, g); !reflect.DeepEqual(got, append([]string{}, names...)) {
+			t.Errorf("%s: used by %s = %v; want %v", step, g.Digest, got, names)
+		}
+	}
+	app := putImage(t, s, "team/web", "app", on(g2), "latest")
+	want("tag on an image", g2, "team/web:latest")
+	var platforms []*metadata.Manifest
+	for _, p := range []string{"amd64", "arm64", "s390x"} {
+		platforms = append(platforms, putImage(t, s, "team/web", p, on(g1)))
+	}
+	idx := &metadata.Manifest{Repo: "team/web", MediaType: mediaTypeIndex}
+	idx.Content = []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"manifests":[`, mediaTypeIndex))
+	for i, p := range platforms {
+		idx.Children = append(idx.Children, p.Digest)
+		if i > 0 {
+			idx.Content = append(idx.Content, ',')
+		}
+		idx.Content = fmt.Appendf(idx.Content, `{"digest":%q}`, p.Digest)
+	}
+	idx.Content = append(idx.Content, "]}"...)
+	idx.Digest = digest.FromBytes(idx.Content)
+	putManifest(t, s, idx, "latest") // from an image on g2 to an index on g1
+	want("tag moved to an index (old base)", g2)
+	want("tag moved to an index (new base)", g1, "team/web:latest")
+
+	// The first platform written names the index's row on g1.
+	if err := s.DeleteManifest(ctx, "team/web", platforms[0].Digest); err != nil {
+		t.Fatal(err)
+	}
+	want("a platform deleted, others on the base", g1, "team/web:latest")
+	l := on(g2)
+	l.Repo, l.Digest = "team/web", platforms[1].Digest
+	if err := s.PutLineage(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	want("a platform re-based (old base, one left on it)", g1, "team/web:latest")
+	want("a platform re-based (new base)", g2, "team/web:latest")
+	l = on(g2)
+	l.Repo, l.Digest = "team/web", platforms[2].Digest
+	if err := s.PutLineage(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	want("the last platform re-based (old base)", g1)
+	want("the last platform re-based (new base)", g2, "team/web:latest")
+
+	putManifest(t, s, app, "latest") // back to the image
+	want("tag moved back to the image", g2, "team/web:latest")
+
+	// A manifest pushed again, now with a base to find, puts the tags
+	// that already point at it on that base.
+	late := putImage(t, s, "team/late", "l", nil, "old")
+	again := newManifest("team/late", "l")
+	again.Lineage = &metadata.Lineage{Chain: "c1x", First: "c1", Layers: 2, FindBase: []string{"c1", "c1x"}}
+	again.Lineage.Repo, again.Lineage.Digest = again.Repo, again.Digest
+	putManifest(t, s, again, "new")
+	if again.Digest != late.Digest {
+		t.Fatalf("pushed again as %s, first as %s", again.Digest, late.Digest)
+	}
+	want("stored again with a base to find", g1, "team/late:new", "team/late:old")
 }

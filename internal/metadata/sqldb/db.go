@@ -72,8 +72,8 @@ type stmtTx struct {
 	local map[string]*sql.Stmt
 	// derived holds the images ("repo_id digest") this transaction
 	// stored fresh, with the base their lineage names ("" for none): a tag
-	// pointing at one has that derived row, or none, which deriveTag then
-	// knows without a query.
+	// pointing at one carries that base, or none, which upsertTag then
+	// knows without reading the lineage.
 	derived map[string]derivedBase
 	// sinks, once read, says whether any webhook or replication rule
 	// exists, for the events of one write (eventSinks).

@@ -151,9 +151,9 @@ func storedFresh(tx *stmtTx, repoID int64, m *metadata.Manifest, l *metadata.Lin
 // (tags.base_repo, base_digest and repo_name, migration 27), and a tag
 // pointing at an index has a row in derived_tags for each base of the
 // platforms it lists. Every write of a tag (upsertTag, deriveTag) or of a
-// lineage (insertLineage, SetGolden, Bulk) keeps them; a deleted tag
-// takes its rows with it (by cascade), and a deleted manifest those of
-// the tags on indexes that list it (forgetDerivedImage).
+// lineage (insertLineage, SetGolden, Bulk) keeps them; a deleted tag or
+// lineage takes its rows with it (by cascade), and a deleted platform's
+// index tags are derived again from the platforms left (deriveIndexesOf).
 
 // upsertTag points tag at d, with the base of d's lineage: known without
 // a query for an image this transaction stored fresh (storedFresh), read
@@ -210,8 +210,8 @@ const (
 func deriveImage(ctx context.Context, tx *stmtTx, repoID int64, d string, replaced, fresh bool) error {
 	delete(tx.derived, derivedKey(repoID, d))
 	if replaced {
-		if err := forgetDerivedImage(ctx, tx, repoID, d); err != nil {
-			return err
+		if _, err := tx.ExecContext(ctx, `DELETE FROM derived_tags WHERE repo_id = ? AND image = ?`, repoID, d); err != nil {
+			return fmt.Errorf("derived tags of %s: %w", d, err)
 		}
 	}
 	if !fresh {
@@ -223,6 +223,12 @@ func deriveImage(ctx context.Context, tx *stmtTx, repoID int64, d string, replac
 			return fmt.Errorf("derived tags of %s: %w", d, err)
 		}
 	}
+	if replaced {
+		// An index's tag has one row per base, named after the first of
+		// its platforms written: another platform on the base it left
+		// names it now.
+		return deriveIndexesOf(ctx, tx, repoID, d)
+	}
 	const cond = ` WHERE l.repo_id = ? AND l.digest = ? AND l.base_repo <> ''`
 	if _, err := tx.ExecContext(ctx, insertDerived+derivedByIndexOfImage+cond+derivedDone, repoID, d); err != nil {
 		return fmt.Errorf("derived tags of %s: %w", d, err)
@@ -230,15 +236,15 @@ func deriveImage(ctx context.Context, tx *stmtTx, repoID int64, d string, replac
 	return nil
 }
 
-// forgetDerivedImage deletes the derived rows of image d that the tags
-// of indexes listing it have in derived_tags, found by tag, since
-// derived_tags keeps no index by image (migration 26).
-func forgetDerivedImage(ctx context.Context, tx *stmtTx, repoID int64, d string) error {
-	_, err := tx.ExecContext(ctx, `DELETE FROM derived_tags WHERE repo_id = ? AND image = ? AND tag IN (
-		SELECT t.name FROM manifest_refs mr JOIN tags t ON t.repo_id = mr.repo_id AND t.digest = mr.parent
-		WHERE mr.repo_id = ? AND mr.child = ? AND mr.kind = 'manifest')`, repoID, d, repoID, d)
-	if err != nil {
-		return fmt.Errorf("derived tags of %s: %w", d, err)
+// deriveIndexesOf writes again the derived rows of the tags pointing at
+// an index that lists image d, from all their platforms: after d's rows
+// went (its lineage replaced, or d deleted), a tag still on the same base
+// through another platform keeps a row.
+func deriveIndexesOf(ctx context.Context, tx *stmtTx, repoID int64, d string) error {
+	const cond = ` WHERE t.repo_id = ? AND t.digest IN (SELECT p.parent FROM manifest_refs p
+		WHERE p.repo_id = ? AND p.child = ? AND p.kind = 'manifest') AND l.base_repo <> ''`
+	if _, err := tx.ExecContext(ctx, insertDerived+derivedByIndexOfTag+cond+derivedDone, repoID, repoID, d); err != nil {
+		return fmt.Errorf("derived tags of the indexes listing %s: %w", d, err)
 	}
 	return nil
 }
@@ -265,12 +271,14 @@ func deriveTag(ctx context.Context, tx *stmtTx, repoID int64, tag string, moved,
 }
 
 // deriveLoadedTag is deriveTag for a tag loaded as a record (Bulk),
-// whose row holds no base yet.
+// whose row holds no base yet, or, loaded over a tag that was there, the
+// base of what it pointed at before.
 func deriveLoadedTag(ctx context.Context, tx *stmtTx, repoID int64, tag string) error {
-	if _, err := tx.ExecContext(ctx, `UPDATE tags SET base_repo = l.base_repo, base_digest = l.base_digest, repo_name = r.name
-		FROM image_lineage l, repositories r
-		WHERE tags.repo_id = ? AND tags.name = ? AND l.repo_id = tags.repo_id AND l.digest = tags.digest
-			AND l.base_repo <> '' AND r.id = tags.repo_id`, repoID, tag); err != nil {
+	const base = `(SELECT l.base_repo FROM image_lineage l WHERE l.repo_id = tags.repo_id AND l.digest = tags.digest)`
+	if _, err := tx.ExecContext(ctx, `UPDATE tags SET base_repo = COALESCE(`+base+`, ''),
+			base_digest = COALESCE((SELECT l.base_digest FROM image_lineage l WHERE l.repo_id = tags.repo_id AND l.digest = tags.digest), ''),
+			repo_name = CASE WHEN COALESCE(`+base+`, '') <> '' THEN (SELECT r.name FROM repositories r WHERE r.id = tags.repo_id) ELSE '' END
+		WHERE repo_id = ? AND name = ?`, repoID, tag); err != nil {
 		return fmt.Errorf("derived rows of tag %s: %w", tag, err)
 	}
 	return deriveTag(ctx, tx, repoID, tag, true, false)
@@ -379,6 +387,10 @@ func findBase(ctx context.Context, tx *stmtTx, l *metadata.Lineage) error {
 func (db *DB) SetGolden(ctx context.Context, repo string, golden bool) (int64, error) {
 	var n int64
 	err := db.inTx(ctx, func(tx *stmtTx) error {
+		// The bases of images stored fresh earlier in this transaction
+		// (a batch of writes, groupcommit.go) may be forgotten below:
+		// their tags then read them from the lineages.
+		tx.derived = nil
 		res, err := tx.ExecContext(ctx,
 			`UPDATE image_lineage SET golden = ? WHERE golden <> ? AND repo_id = (SELECT id FROM repositories WHERE name = ?)`,
 			golden, golden, repo)

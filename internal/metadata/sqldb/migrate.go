@@ -502,13 +502,9 @@ var migrations = []string{
 	CREATE INDEX derived_tags_image ON derived_tags(repo_id, image);` + deriveAllTags,
 	// 26: a derived row costs a push one b-tree less: derived_tags loses
 	// its index by image and the foreign key it served, which took a row
-	// with its image's lineage. A lineage goes only with its manifest,
-	// whose tags take their rows by the other key; the rows of tags on an
-	// index that lists it go where the manifest is deleted and where a
-	// lineage is replaced (forgetDerivedImage), the only two writes that
-	// can leave them (a collection deletes no image an index lists). Each
-	// b-tree a push writes is a page in the write-ahead log, written and
-	// synced before the push is answered.
+	// with its image's lineage (both back in 28, once 27 took the rows of
+	// tags on images out of the table: the key is what keeps a concurrent
+	// write on PostgreSQL from leaving a row that names a deleted image).
 	`DROP TABLE derived_tags;
 	CREATE TABLE derived_tags (
 		base_repo   TEXT NOT NULL,
@@ -536,6 +532,31 @@ var migrations = []string{
 	DELETE FROM derived_tags WHERE EXISTS (SELECT 1 FROM tags t
 		WHERE t.repo_id = derived_tags.repo_id AND t.name = derived_tags.tag AND t.digest = derived_tags.image);
 	CREATE INDEX tags_base ON tags(base_repo, repo_name, name, base_digest) WHERE base_repo <> '';`,
+	// 28: derived_tags gets back its key to the lineage it names, and the
+	// index by image that the key's cascade reads, which 26 dropped to
+	// spare every push a b-tree: since 27 a push of an image writes no
+	// derived_tags row, and the key is what keeps a tag on an index from
+	// naming a deleted platform when the two writes race on PostgreSQL (a
+	// delete cannot see the row another transaction is adding).
+	`DROP TABLE derived_tags;
+	CREATE TABLE derived_tags (
+		base_repo   TEXT NOT NULL,
+		base_digest TEXT NOT NULL,
+		repo        TEXT NOT NULL,
+		tag         TEXT NOT NULL,
+		repo_id     INTEGER NOT NULL,
+		image       TEXT NOT NULL,
+		PRIMARY KEY (base_repo, repo, tag, base_digest),
+		FOREIGN KEY (repo_id, tag) REFERENCES tags(repo_id, name) ON DELETE CASCADE,
+		FOREIGN KEY (repo_id, image) REFERENCES image_lineage(repo_id, digest) ON DELETE CASCADE
+	) WITHOUT ROWID;
+	CREATE INDEX derived_tags_tag ON derived_tags(repo_id, tag);
+	CREATE INDEX derived_tags_image ON derived_tags(repo_id, image);
+	INSERT INTO derived_tags (base_repo, base_digest, repo, tag, repo_id, image)
+	SELECT l.base_repo, l.base_digest, r.name, t.name, t.repo_id, l.digest FROM image_lineage l
+		JOIN repositories r ON r.id = l.repo_id JOIN manifest_refs mr ON mr.repo_id = l.repo_id AND mr.child = l.digest AND mr.kind = 'manifest'
+		JOIN tags t ON t.repo_id = l.repo_id AND t.digest = mr.parent
+		WHERE l.base_repo <> '' ON CONFLICT DO NOTHING;`,
 }
 
 // deriveAllTags writes the derived rows of every tag, as the migrations

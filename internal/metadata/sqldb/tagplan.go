@@ -48,16 +48,14 @@ func (db *DB) DeleteManifestPlanned(ctx context.Context, repo string, d digest.D
 		if err := recordManifestDelete(ctx, tx, id, d, c); err != nil {
 			return err
 		}
-		// Its tags take their derived rows with them; an index's tag
-		// keeps its own unless told.
-		if err := forgetDerivedImage(ctx, tx, id, d.String()); err != nil {
-			return err
-		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM manifests WHERE repo_id = ? AND digest = ?`, id, d.String())
 		if err != nil {
 			return fmt.Errorf("delete %s: %w", what, err)
 		}
 		if err := expectOne(res, what); err != nil {
+			return err
+		}
+		if err := deriveIndexesOf(ctx, tx, id, d.String()); err != nil {
 			return err
 		}
 		return recordEvent(ctx, tx, metadata.Event{Action: metadata.EventDelete, Repo: repo, Digest: d, Actor: c.actor})
