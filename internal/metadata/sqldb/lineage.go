@@ -215,11 +215,7 @@ func deriveImage(ctx context.Context, tx *stmtTx, repoID int64, d string, replac
 		}
 	}
 	if !fresh {
-		if _, err := tx.ExecContext(ctx, `UPDATE tags SET base_repo = l.base_repo, base_digest = l.base_digest,
-				repo_name = CASE WHEN l.base_repo <> '' THEN r.name ELSE '' END
-			FROM image_lineage l, repositories r
-			WHERE tags.repo_id = ? AND tags.digest = ? AND l.repo_id = tags.repo_id AND l.digest = tags.digest AND r.id = tags.repo_id`,
-			repoID, d); err != nil {
+		if err := setTagBases(ctx, tx, `digest = ?`, repoID, d); err != nil {
 			return fmt.Errorf("derived tags of %s: %w", d, err)
 		}
 	}
@@ -274,14 +270,22 @@ func deriveTag(ctx context.Context, tx *stmtTx, repoID int64, tag string, moved,
 // whose row holds no base yet, or, loaded over a tag that was there, the
 // base of what it pointed at before.
 func deriveLoadedTag(ctx context.Context, tx *stmtTx, repoID int64, tag string) error {
-	const base = `(SELECT l.base_repo FROM image_lineage l WHERE l.repo_id = tags.repo_id AND l.digest = tags.digest)`
-	if _, err := tx.ExecContext(ctx, `UPDATE tags SET base_repo = COALESCE(`+base+`, ''),
-			base_digest = COALESCE((SELECT l.base_digest FROM image_lineage l WHERE l.repo_id = tags.repo_id AND l.digest = tags.digest), ''),
-			repo_name = CASE WHEN COALESCE(`+base+`, '') <> '' THEN (SELECT r.name FROM repositories r WHERE r.id = tags.repo_id) ELSE '' END
-		WHERE repo_id = ? AND name = ?`, repoID, tag); err != nil {
+	if err := setTagBases(ctx, tx, `name = ?`, repoID, tag); err != nil {
 		return fmt.Errorf("derived rows of tag %s: %w", tag, err)
 	}
 	return deriveTag(ctx, tx, repoID, tag, true, false)
+}
+
+// setTagBases sets the base columns of repository repoID's tags that
+// match cond (on one more argument) from the lineage of what each points
+// at: none for a target without a lineage or a base.
+func setTagBases(ctx context.Context, tx *stmtTx, cond string, repoID int64, arg string) error {
+	const base = `(SELECT l.base_repo FROM image_lineage l WHERE l.repo_id = tags.repo_id AND l.digest = tags.digest)`
+	_, err := tx.ExecContext(ctx, `UPDATE tags SET base_repo = COALESCE(`+base+`, ''),
+			base_digest = COALESCE((SELECT l.base_digest FROM image_lineage l WHERE l.repo_id = tags.repo_id AND l.digest = tags.digest), ''),
+			repo_name = CASE WHEN COALESCE(`+base+`, '') <> '' THEN (SELECT r.name FROM repositories r WHERE r.id = tags.repo_id) ELSE '' END
+		WHERE repo_id = ? AND `+cond, repoID, arg)
+	return err
 }
 
 // PutLineage replaces the lineage of a stored manifest.
