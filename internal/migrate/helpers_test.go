@@ -323,7 +323,9 @@ func run(t *testing.T, ctx context.Context, from, to end, opts migrate.Options) 
 // cancelAfterCommits cancels a migration once n blobs are committed at
 // the destination: an interruption at a known point, without timing.
 // Commits after the nth are refused as cancelled, so copies that were
-// running side by side cannot all land before the cancellation is seen.
+// running side by side cannot all land before the cancellation is seen;
+// the first n commit whatever the context, so one that is still writing
+// when the nth cancels does not fail with it.
 type cancelAfterCommits struct {
 	blobstore.Store
 	n      atomic.Int64
@@ -335,7 +337,7 @@ func (c *cancelAfterCommits) CommitUpload(ctx context.Context, id string, st blo
 	if left < 0 {
 		return context.Canceled
 	}
-	err := c.Store.CommitUpload(ctx, id, st, d, size)
+	err := c.Store.CommitUpload(context.WithoutCancel(ctx), id, st, d, size)
 	if left == 0 {
 		c.cancel()
 	}
