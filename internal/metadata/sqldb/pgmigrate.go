@@ -23,6 +23,9 @@ var sqliteTypes = regexp.MustCompile(`\b(INTEGER PRIMARY KEY|INTEGER|BLOB|TEXT)\
 // (SQLite's table stored as its primary key) is an ordinary one: a
 // PostgreSQL table is a heap beside its indexes either way.
 func pgDDL(ddl string) string {
+	if strings.HasPrefix(ddl, sqliteOnlyMark) {
+		return `SELECT 1`
+	}
 	ddl = strings.ReplaceAll(ddl, ") WITHOUT ROWID;", ");")
 	return sqliteTypes.ReplaceAllStringFunc(ddl, func(t string) string {
 		switch t {
@@ -37,6 +40,14 @@ func pgDDL(ddl string) string {
 		}
 	})
 }
+
+// sqliteOnlyMark starts a migration that changes only how SQLite stores
+// what it holds: PostgreSQL has nothing to change, and applies the
+// version as a statement that does nothing, so both count the same
+// versions.
+const sqliteOnlyMark = "-- SQLite only\n"
+
+func sqliteOnly(ddl string) string { return sqliteOnlyMark + ddl }
 
 func pgDDLAll(list []string) []string {
 	out := make([]string, len(list))

@@ -534,3 +534,111 @@ func TestOpenSQLite_CheckpointsBesideTheWriters(t *testing.T) {
 		}
 	}
 }
+
+// Migration 29 stores the text-keyed tables a push writes as their key
+// (WITHOUT ROWID). A database from before it keeps every row, and ends
+// with the schema of a database created new.
+func TestMigrate_TextKeyedTablesWithoutRowid(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "metadata.db")
+	db := openSQLite(t, path)
+	for i, repo := range []string{"team/app", "team/api", "other/app"} {
+		layer := digest.FromString(fmt.Sprintf("layer %d", i%2))
+		if err := db.LinkBlob(ctx, repo, layer, 100); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.PutManifest(ctx, testManifest(repo, fmt.Sprintf("image %d", i)), []string{"latest"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.EndUpload(ctx, repo, fmt.Sprintf("upload-%d", i), time.Unix(int64(i), 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tables := []string{"repo_blobs", "manifest_refs", "linked_blobs", "namespace_blobs", "namespace_usage", "ended_uploads"}
+	dump := func() string {
+		var b strings.Builder
+		for _, table := range tables {
+			rows, err := db.read.QueryContext(ctx, `SELECT * FROM `+table+` ORDER BY 1, 2`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cols, _ := rows.Columns()
+			n := 0
+			for rows.Next() {
+				vals := make([]any, len(cols))
+				ptrs := make([]any, len(cols))
+				for i := range vals {
+					ptrs[i] = &vals[i]
+				}
+				if err := rows.Scan(ptrs...); err != nil {
+					t.Fatal(err)
+				}
+				fmt.Fprintf(&b, "%s %v\n", table, vals)
+				n++
+			}
+			if err := rows.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				t.Fatalf("no rows in %s: nothing to carry over", table)
+			}
+		}
+		return b.String()
+	}
+	schema := func() string {
+		var b strings.Builder
+		rows, err := db.read.QueryContext(ctx, `SELECT type, name, tbl_name, COALESCE(sql, '') FROM sqlite_schema ORDER BY type, name`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var typ, name, table, ddl string
+			if err := rows.Scan(&typ, &name, &table, &ddl); err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&b, "%s %s %s %s\n", typ, name, table, ddl)
+		}
+		return b.String()
+	}
+	withoutRowid := func() (n int) {
+		for _, table := range tables {
+			var ddl string
+			if err := db.read.QueryRowContext(ctx, `SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?`, table).Scan(&ddl); err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasSuffix(ddl, "WITHOUT ROWID") {
+				n++
+			}
+		}
+		return n
+	}
+	if n := withoutRowid(); n != len(tables) {
+		t.Fatalf("new database: %d of %d tables WITHOUT ROWID", n, len(tables))
+	}
+	wantRows, wantSchema := dump(), schema()
+
+	// Back to version 28: the same rebuild into rowid tables.
+	const v = 29
+	back := strings.ReplaceAll(strings.TrimPrefix(migrations[v-1], sqliteOnlyMark), ") WITHOUT ROWID;", ");")
+	if _, err := db.write.ExecContext(ctx, back+`; DELETE FROM schema_migrations WHERE version >= 29`); err != nil {
+		t.Fatal(err)
+	}
+	if n := withoutRowid(); n != 0 {
+		t.Fatalf("rolled back: %d tables still WITHOUT ROWID", n)
+	}
+
+	db = reopen(t, db, path)
+	if n := withoutRowid(); n != len(tables) {
+		t.Errorf("migrated: %d of %d tables WITHOUT ROWID", n, len(tables))
+	}
+	if got := dump(); got != wantRows {
+		t.Errorf("rows after the migration:\n%s\nwant:\n%s", got, wantRows)
+	}
+	if got := schema(); got != wantSchema {
+		t.Errorf("schema after the migration:\n%s\nwant that of a new database:\n%s", got, wantSchema)
+	}
+	if _, err := db.GetTaggedManifest(ctx, "team/api", "latest"); err != nil {
+		t.Errorf("GetTaggedManifest after the migration: %v", err)
+	}
+}
