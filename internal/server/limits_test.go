@@ -1,11 +1,13 @@
 package server_test
 
 import (
+	"bufio"
 	"encoding/base64"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,4 +138,47 @@ func TestConcurrencyLimit_WebAndRegistryPoolsApart(t *testing.T) {
 		}
 	}
 	checkOthers(t, web)
+}
+
+// A request refused for want of a slot is answered at once, and its
+// connection closed, even while its body is still to come: net/http would
+// otherwise read the rest of the body before sending the 429, and a client
+// that stalls would wait for it until the idle cutoff (a minute).
+func TestConcurrencyLimit_RefusesAStalledBodyAtOnce(t *testing.T) {
+	s := registrytest.NewServer(t, registrytest.WithConfig(func(c *config.Config) { c.Limits.MaxConcurrentRequests = 1 }))
+	patch := func() net.Conn {
+		resp, err := http.Post(s.URL+"/v2/team/app/blobs/uploads/", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("POST uploads: %s", resp.Status)
+		}
+		return stallRequest(t, s.URL, "PATCH "+resp.Header.Get("Location")+" HTTP/1.1\r\nHost: wharf\r\nContent-Length: 100\r\n", "a few bytes")
+	}
+	// A fresh session for each try: its POST takes the slot for a moment
+	// too, before the stall.
+	holdSlot(t, s.URL+"/v2/", patch)
+
+	// The slot is held: a second stalled upload is refused.
+	u, _ := url.Parse(s.URL)
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "PATCH /v2/team/app/blobs/uploads/any HTTP/1.1\r\nHost: wharf\r\nContent-Length: 100\r\n\r\na few bytes"); err != nil {
+		t.Fatal(err)
+	}
+	// A bound on waiting for the answer, far below the idle cutoff.
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a refused request whose body stalls: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusTooManyRequests || !resp.Close || !strings.Contains(string(body), "TOOMANYREQUESTS") {
+		t.Errorf("answer %s, close=%v, body %s; want 429, the connection closed, TOOMANYREQUESTS", resp.Status, resp.Close, body)
+	}
 }
