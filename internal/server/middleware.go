@@ -205,13 +205,15 @@ func limitConcurrency(next http.Handler, slots chan struct{}, log *slog.Logger) 
 			next.ServeHTTP(w, r)
 		default:
 			w.Header().Set("Retry-After", "1")
-			if r.ContentLength != 0 {
+			if r.ContentLength != 0 && r.ProtoMajor == 1 {
 				// Answer now, and close: net/http would otherwise read
 				// what is left of a body the refusal never reads (up to
 				// 256 KiB) before it sends the answer, which keeps a
 				// client that stalls waiting for its 429 until the
 				// idle cutoff, and makes one that sends read more of
-				// an overloaded registry.
+				// an overloaded registry. (HTTP/2 resets the stream
+				// instead; there the header would close the client's
+				// other streams' connection.)
 				w.Header().Set("Connection", "close")
 			}
 			distribution.WriteError(w, r, log, distribution.NewError(distribution.CodeTooManyRequests,
