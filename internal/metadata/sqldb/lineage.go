@@ -280,10 +280,11 @@ func deriveLoadedTag(ctx context.Context, tx *stmtTx, repoID int64, tag string) 
 // match cond (on one more argument) from the lineage of what each points
 // at: none for a target without a lineage or a base.
 func setTagBases(ctx context.Context, tx *stmtTx, cond string, repoID int64, arg string) error {
-	const base = `(SELECT l.base_repo FROM image_lineage l WHERE l.repo_id = tags.repo_id AND l.digest = tags.digest)`
-	_, err := tx.ExecContext(ctx, `UPDATE tags SET base_repo = COALESCE(`+base+`, ''),
-			base_digest = COALESCE((SELECT l.base_digest FROM image_lineage l WHERE l.repo_id = tags.repo_id AND l.digest = tags.digest), ''),
-			repo_name = CASE WHEN COALESCE(`+base+`, '') <> '' THEN (SELECT r.name FROM repositories r WHERE r.id = tags.repo_id) ELSE '' END
+	_, err := tx.ExecContext(ctx, `UPDATE tags SET (base_repo, base_digest, repo_name) = (
+			SELECT COALESCE(l.base_repo, ''), COALESCE(l.base_digest, ''),
+				CASE WHEN COALESCE(l.base_repo, '') <> '' THEN r.name ELSE '' END
+			FROM repositories r LEFT JOIN image_lineage l ON l.repo_id = r.id AND l.digest = tags.digest
+			WHERE r.id = tags.repo_id)
 		WHERE repo_id = ? AND `+cond, repoID, arg)
 	return err
 }
