@@ -65,6 +65,22 @@ func putImage(t *testing.T, s lineageStore, repo, seed string, l *metadata.Linea
 	return m
 }
 
+// twoGoldenBases stores two golden images of golden/base, tagged 1.0 and
+// 1.1, on chains of their own.
+func twoGoldenBases(t *testing.T, s lineageStore) (g1, g2 *metadata.Manifest) {
+	t.Helper()
+	g1 = putImage(t, s, "golden/base", "b1", &metadata.Lineage{Chain: "c1", First: "c1", Layers: 1, Golden: true}, "1.0")
+	g2 = putImage(t, s, "golden/base", "b2", &metadata.Lineage{Chain: "d1", First: "d1", Layers: 1, Golden: true}, "1.1")
+	return g1, g2
+}
+
+// builtOn is the lineage of an image of two layers found built on g by
+// its layers, g then carrying tags.
+func builtOn(g *metadata.Manifest, tags ...string) *metadata.Lineage {
+	return &metadata.Lineage{Chain: "x", First: "x", Layers: 2,
+		Base: metadata.BaseRef{Repo: "golden/base", Digest: g.Digest, Tags: tags, Layers: 1, Source: "layers"}}
+}
+
 func getLineage(t *testing.T, s lineageStore, repo string, d digest.Digest) *metadata.Lineage {
 	t.Helper()
 	l, err := s.GetLineage(t.Context(), repo, d)
@@ -222,16 +238,12 @@ func testDerivedImages(t *testing.T, s lineageStore) {
 	ctx := t.Context()
 	g1 := putImage(t, s, "golden/base", "b1", &metadata.Lineage{Chain: "c1", First: "c1", Layers: 1, Golden: true}, "1.0")
 	g2 := putImage(t, s, "golden/base", "b2", &metadata.Lineage{Chain: "d1", First: "d1", Layers: 1, Golden: true}, "1.1", "1")
-	on := func(g *metadata.Manifest, tags ...string) *metadata.Lineage {
-		return &metadata.Lineage{Chain: "x", First: "x", Layers: 2,
-			Base: metadata.BaseRef{Repo: "golden/base", Digest: g.Digest, Tags: tags, Layers: 1, Source: "layers"}}
-	}
-	putImage(t, s, "team/api", "api1", on(g1, "1", "1.0"), "v1", "stable")
-	putImage(t, s, "team/api", "api2", on(g2, "1", "1.1"), "v2")
-	putImage(t, s, "team/api", "untagged", on(g2, "1"))
+	putImage(t, s, "team/api", "api1", builtOn(g1, "1", "1.0"), "v1", "stable")
+	putImage(t, s, "team/api", "api2", builtOn(g2, "1", "1.1"), "v2")
+	putImage(t, s, "team/api", "untagged", builtOn(g2, "1"))
 	// An index whose two platforms share one base is one row.
-	p1 := putImage(t, s, "team/web", "amd64", on(g1, "1.0"))
-	p2 := putImage(t, s, "team/web", "arm64", on(g1, "1.0"))
+	p1 := putImage(t, s, "team/web", "amd64", builtOn(g1, "1.0"))
+	p2 := putImage(t, s, "team/web", "arm64", builtOn(g1, "1.0"))
 	idx := &metadata.Manifest{Repo: "team/web", MediaType: mediaTypeIndex, Children: []digest.Digest{p1.Digest, p2.Digest}}
 	idx.Content = fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":%q,"manifests":[{"digest":%q},{"digest":%q}]}`, mediaTypeIndex, p1.Digest, p2.Digest)
 	idx.Digest = digest.FromBytes(idx.Content)
@@ -296,12 +308,8 @@ func testDerivedVisible(t *testing.T, s lineageStore) {
 // write that changes which tags sit on a base must show in it at once.
 func testDerivedFollowsWrites(t *testing.T, s lineageStore) {
 	ctx := t.Context()
-	g1 := putImage(t, s, "golden/base", "b1", &metadata.Lineage{Chain: "c1", First: "c1", Layers: 1, Golden: true}, "1.0")
-	g2 := putImage(t, s, "golden/base", "b2", &metadata.Lineage{Chain: "d1", First: "d1", Layers: 1, Golden: true}, "1.1")
-	on := func(g *metadata.Manifest) *metadata.Lineage {
-		return &metadata.Lineage{Chain: "x", First: "x", Layers: 2,
-			Base: metadata.BaseRef{Repo: "golden/base", Digest: g.Digest, Tags: []string{"1"}, Layers: 1, Source: "layers"}}
-	}
+	g1, g2 := twoGoldenBases(t, s)
+	on := func(g *metadata.Manifest) *metadata.Lineage { return builtOn(g, "1") }
 	on2 := func(g *metadata.Manifest) *metadata.Lineage {
 		l := on(g)
 		l.Base.Source = "annotation"
@@ -498,23 +506,18 @@ func usedByOf(t *testing.T, s lineageStore, g *metadata.Manifest) []string {
 // moves from an image to an index takes the index's bases.
 func testDerivedIndexPlatforms(t *testing.T, s lineageStore) {
 	ctx := t.Context()
-	g1 := putImage(t, s, "golden/base", "b1", &metadata.Lineage{Chain: "c1", First: "c1", Layers: 1, Golden: true}, "1.0")
-	g2 := putImage(t, s, "golden/base", "b2", &metadata.Lineage{Chain: "d1", First: "d1", Layers: 1, Golden: true}, "1.1")
-	on := func(g *metadata.Manifest) *metadata.Lineage {
-		return &metadata.Lineage{Chain: "x", First: "x", Layers: 2,
-			Base: metadata.BaseRef{Repo: "golden/base", Digest: g.Digest, Layers: 1, Source: "layers"}}
-	}
+	g1, g2 := twoGoldenBases(t, s)
 	want := func(step string, g *metadata.Manifest, names ...string) {
 		t.Helper()
 		if got := usedByOf(t, s, g); !reflect.DeepEqual(got, append([]string{}, names...)) {
 			t.Errorf("%s: used by %s = %v; want %v", step, g.Digest, got, names)
 		}
 	}
-	app := putImage(t, s, "team/web", "app", on(g2), "latest")
+	app := putImage(t, s, "team/web", "app", builtOn(g2), "latest")
 	want("tag on an image", g2, "team/web:latest")
 	var platforms []*metadata.Manifest
 	for _, p := range []string{"amd64", "arm64", "s390x"} {
-		platforms = append(platforms, putImage(t, s, "team/web", p, on(g1)))
+		platforms = append(platforms, putImage(t, s, "team/web", p, builtOn(g1)))
 	}
 	idx := &metadata.Manifest{Repo: "team/web", MediaType: mediaTypeIndex}
 	idx.Content = []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":%q,"manifests":[`, mediaTypeIndex))
@@ -536,14 +539,14 @@ func testDerivedIndexPlatforms(t *testing.T, s lineageStore) {
 		t.Fatal(err)
 	}
 	want("a platform deleted, others on the base", g1, "team/web:latest")
-	l := on(g2)
+	l := builtOn(g2)
 	l.Repo, l.Digest = "team/web", platforms[1].Digest
 	if err := s.PutLineage(ctx, l); err != nil {
 		t.Fatal(err)
 	}
 	want("a platform re-based (old base, one left on it)", g1, "team/web:latest")
 	want("a platform re-based (new base)", g2, "team/web:latest")
-	l = on(g2)
+	l = builtOn(g2)
 	l.Repo, l.Digest = "team/web", platforms[2].Digest
 	if err := s.PutLineage(ctx, l); err != nil {
 		t.Fatal(err)
