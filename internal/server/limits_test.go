@@ -34,6 +34,37 @@ func stallRequest(t *testing.T, base, head, partialBody string) net.Conn {
 	return conn
 }
 
+// startUpload opens an upload session with a POST to url (with an
+// Authorization header unless authorization is empty) and returns its
+// Location.
+func startUpload(t *testing.T, url, authorization string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, nil)
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST uploads: %s", resp.Status)
+	}
+	return resp.Header.Get("Location")
+}
+
+// stallPatch sends a PATCH of session location whose body stops after a
+// few of its 100 bytes (see stallRequest).
+func stallPatch(t *testing.T, base, location, authorization string) net.Conn {
+	t.Helper()
+	head := "PATCH " + location + " HTTP/1.1\r\nHost: wharf\r\n"
+	if authorization != "" {
+		head += "Authorization: " + authorization + "\r\n"
+	}
+	return stallRequest(t, base, head+"Content-Length: 100\r\n", "a few bytes")
+}
+
 // statusOf is the status of a bodiless request.
 func statusOf(t *testing.T, method, url string) int {
 	t.Helper()
@@ -119,19 +150,8 @@ func TestConcurrencyLimit_WebAndRegistryPoolsApart(t *testing.T) {
 
 	// An upload whose body stalls holds the registry slot.
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:pool-password"))
-	req, _ := http.NewRequest(http.MethodPost, s.URL+"/v2/admin/app/blobs/uploads/", nil)
-	req.Header.Set("Authorization", basic)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("POST uploads: %s", resp.Status)
-	}
-	holdSlot(t, s.URL+registry[0], func() net.Conn {
-		return stallRequest(t, s.URL, "PATCH "+resp.Header.Get("Location")+" HTTP/1.1\r\nHost: wharf\r\nAuthorization: "+basic+"\r\nContent-Length: 100\r\n", "a few bytes")
-	})
+	location := startUpload(t, s.URL+"/v2/admin/app/blobs/uploads/", basic)
+	holdSlot(t, s.URL+registry[0], func() net.Conn { return stallPatch(t, s.URL, location, basic) })
 	for _, path := range registry {
 		if code := statusOf(t, http.MethodGet, s.URL+path); code != http.StatusTooManyRequests {
 			t.Errorf("GET %s = %d with the registry pool full, want 429", path, code)
@@ -146,31 +166,14 @@ func TestConcurrencyLimit_WebAndRegistryPoolsApart(t *testing.T) {
 // that stalls would wait for it until the idle cutoff (a minute).
 func TestConcurrencyLimit_RefusesAStalledBodyAtOnce(t *testing.T) {
 	s := registrytest.NewServer(t, registrytest.WithConfig(func(c *config.Config) { c.Limits.MaxConcurrentRequests = 1 }))
-	patch := func() net.Conn {
-		resp, err := http.Post(s.URL+"/v2/team/app/blobs/uploads/", "", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("POST uploads: %s", resp.Status)
-		}
-		return stallRequest(t, s.URL, "PATCH "+resp.Header.Get("Location")+" HTTP/1.1\r\nHost: wharf\r\nContent-Length: 100\r\n", "a few bytes")
-	}
 	// A fresh session for each try: its POST takes the slot for a moment
 	// too, before the stall.
-	holdSlot(t, s.URL+"/v2/", patch)
+	holdSlot(t, s.URL+"/v2/", func() net.Conn {
+		return stallPatch(t, s.URL, startUpload(t, s.URL+"/v2/team/app/blobs/uploads/", ""), "")
+	})
 
 	// The slot is held: a second stalled upload is refused.
-	u, _ := url.Parse(s.URL)
-	conn, err := net.Dial("tcp", u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := io.WriteString(conn, "PATCH /v2/team/app/blobs/uploads/any HTTP/1.1\r\nHost: wharf\r\nContent-Length: 100\r\n\r\na few bytes"); err != nil {
-		t.Fatal(err)
-	}
+	conn := stallPatch(t, s.URL, "/v2/team/app/blobs/uploads/any", "")
 	// A bound on waiting for the answer, far below the idle cutoff.
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
