@@ -176,7 +176,7 @@ func (res *Results) markdown() string {
 	w("\n↑ higher is better, ↓ lower is better. *wharf/ref* is the ratio of medians (below 1 is better for ↓ rows). " +
 		"*limit* is the best this machine does for that row's work with no registry, measured in the same rotation as the servers " +
 		"(push rows: the null registry hashing the body and storing it through wharf's own blob writer, with its writeback and fsyncs; " +
-		"GET rows: a bare net/http server sending the bytes from memory; manifest rows: a bare net/http handler answering from memory; " +
+		"GET rows: a bare net/http server sending the bytes from memory; manifest rows: a bare net/http handler answering from memory with wharf's header lines; " +
 		"the cold mirror row: the null registry as a mirror of the same upstream, sending, spooling and hashing each piece side by side; " +
 		"details below); *wharf/limit* the share of it wharf reached.\n\n")
 
