@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -43,20 +45,25 @@ func TestNullRegistry_ManifestAnswerIsWharfs(t *testing.T) {
 	defer null.Close()
 
 	for _, method := range []string{http.MethodGet, http.MethodHead} {
-		answer := func(base string) http.Header {
+		answer := func(base string) (http.Header, []byte) {
 			req, _ := http.NewRequestWithContext(t.Context(), method, base+"/v2/library/app/manifests/latest", nil)
 			req.Header.Set("Accept", v1.MediaTypeImageManifest)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				t.Fatalf("%s %s: %s", method, base, resp.Status)
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s %s: %s, %v", method, base, resp.Status, err)
 			}
-			return resp.Header
+			return resp.Header, body
 		}
-		w, n := answer(wharf.URL), answer(null.URL)
+		w, wb := answer(wharf.URL)
+		n, nb := answer(null.URL)
+		if !bytes.Equal(wb, nb) {
+			t.Errorf("%s: bodies differ: wharf %d bytes, null %d", method, len(wb), len(nb))
+		}
 		if wk, nk := slices.Sorted(maps.Keys(w)), slices.Sorted(maps.Keys(n)); !slices.Equal(wk, nk) {
 			t.Fatalf("%s: header lines differ:\nwharf %q\nnull  %q", method, wk, nk)
 		}

@@ -206,14 +206,16 @@ func limitConcurrency(next http.Handler, slots chan struct{}, log *slog.Logger) 
 		default:
 			w.Header().Set("Retry-After", "1")
 			if r.ContentLength != 0 && r.ProtoMajor == 1 {
-				// Answer now, and close: net/http would otherwise read
-				// what is left of a body the refusal never reads (up to
-				// 256 KiB) before it sends the answer, which keeps a
-				// client that stalls waiting for its 429 until the
-				// idle cutoff, and makes one that sends read more of
-				// an overloaded registry. (HTTP/2 resets the stream
-				// instead; there the header would close the client's
-				// other streams' connection.)
+				// Answer first, then close: net/http would otherwise
+				// read what is left of a body the refusal never reads
+				// (up to 256 KiB) before it sends the answer, so a
+				// client that stalls would wait for its 429 until the
+				// idle cutoff. After the answer, the server may still
+				// read up to 256 KiB (or wait out that cutoff) before
+				// it closes, so that the close does not reset the
+				// connection under an answer not yet read. (HTTP/2
+				// resets the stream instead; there the header would
+				// close the client's other streams' connection.)
 				w.Header().Set("Connection", "close")
 			}
 			distribution.WriteError(w, r, log, distribution.NewError(distribution.CodeTooManyRequests,
