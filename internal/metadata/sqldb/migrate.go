@@ -691,6 +691,12 @@ func (db *DB) applyMigrations(ctx context.Context, tx *stmtTx, applied *[]int) e
 	if current > len(list) {
 		return fmt.Errorf("version %d, this wharf knows %d: upgrade wharf: %w", current, len(list), ErrSchemaTooNew)
 	}
+	if current > 0 && current < len(list) {
+		// Said before the work, not only after: an upgrade can rewrite the
+		// largest tables (migration 29 does, on SQLite), and start-up
+		// waits for it.
+		db.log.InfoContext(ctx, "applying metadata migrations", "from_version", current, "to_version", len(list))
+	}
 	for v := current + 1; v <= len(list); v++ {
 		if _, err := tx.Tx.ExecContext(ctx, list[v-1]); err != nil {
 			return fmt.Errorf("migration %d: %w", v, err)

@@ -1,8 +1,10 @@
 package sqldb
 
 import (
+	"bytes"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -19,7 +21,8 @@ var textKeyedTables = []string{"repo_blobs", "manifest_refs", "linked_blobs", "n
 // Migration 29 rebuilds the text-keyed tables a push writes as WITHOUT
 // ROWID. A database of version 28, made by migrations 1 to 28 as they ran
 // then, keeps every row, every column, index, foreign key and check of
-// those tables, and ends with the schema of a database created new.
+// those tables, and ends with the schema of a database created new; the
+// log says the upgrade is under way before it starts.
 func TestMigrate_TextKeyedTablesWithoutRowid(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -73,7 +76,16 @@ func TestMigrate_TextKeyedTablesWithoutRowid(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	db = openSQLite(t, oldPath) // applies migration 29
+	var log bytes.Buffer
+	db, err = OpenSQLite(ctx, oldPath, slog.New(slog.NewTextHandler(&log, nil))) // applies migration 29
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	start := strings.Index(log.String(), `msg="applying metadata migrations" from_version=28 to_version=29`)
+	if done := strings.Index(log.String(), `msg="metadata migration applied" version=29`); start < 0 || done < start {
+		t.Errorf("log of the upgrade:\n%s\nwant it to say that migrations 28 to 29 are being applied, before it says 29 was", log.String())
+	}
 	if n := withoutRowid(t, db.read); n != len(textKeyedTables) {
 		t.Errorf("migrated: %d of %d tables WITHOUT ROWID", n, len(textKeyedTables))
 	}
