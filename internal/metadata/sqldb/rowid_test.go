@@ -111,9 +111,9 @@ func copyRows(t *testing.T, raw *sql.DB, path string) {
 	if _, err := raw.ExecContext(ctx, `ATTACH DATABASE ? AS src`, "file:"+path); err != nil {
 		t.Fatal(err)
 	}
-	tables := queryStrings(t, raw, `SELECT name FROM src.sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'schema_migrations' ORDER BY name`)
+	tables := queryColumn[string](t, raw, `SELECT name FROM src.sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'schema_migrations' ORDER BY name`)
 	for _, table := range tables {
-		cols := strings.Join(queryStrings(t, raw, `SELECT '"' || name || '"' FROM pragma_table_info(?) ORDER BY cid`, table), ", ")
+		cols := strings.Join(queryColumn[string](t, raw, `SELECT '"' || name || '"' FROM pragma_table_info(?) ORDER BY cid`, table), ", ")
 		if _, err := raw.ExecContext(ctx, fmt.Sprintf(`INSERT OR REPLACE INTO main.%s (%s) SELECT %s FROM src.%s`, table, cols, cols, table)); err != nil {
 			t.Fatalf("copy %s: %v", table, err)
 		}
@@ -161,22 +161,28 @@ func dumpRows(t *testing.T, q *sql.DB) string {
 // DDL.
 func sqliteSchema(t *testing.T, q *sql.DB) string {
 	t.Helper()
-	return strings.Join(queryStrings(t, q, `SELECT type || ' ' || name || ' ' || tbl_name || ' ' || COALESCE(sql, '') FROM sqlite_schema ORDER BY type, name`), "\n")
+	return strings.Join(queryColumn[string](t, q, `SELECT type || ' ' || name || ' ' || tbl_name || ' ' || COALESCE(sql, '') FROM sqlite_schema ORDER BY type, name`), "\n")
 }
 
 // withoutRowid counts the text-keyed tables stored WITHOUT ROWID.
 func withoutRowid(t *testing.T, q *sql.DB) (n int) {
 	t.Helper()
 	for _, table := range textKeyedTables {
-		var ddl string
-		if err := q.QueryRowContext(t.Context(), `SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?`, table).Scan(&ddl); err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasSuffix(ddl, "WITHOUT ROWID") {
+		if strings.HasSuffix(tableDDL(t, q, table), "WITHOUT ROWID") {
 			n++
 		}
 	}
 	return n
+}
+
+// tableDDL is the CREATE TABLE statement of table.
+func tableDDL(t *testing.T, q *sql.DB, table string) string {
+	t.Helper()
+	var ddl string
+	if err := q.QueryRowContext(t.Context(), `SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?`, table).Scan(&ddl); err != nil {
+		t.Fatal(err)
+	}
+	return ddl
 }
 
 var checkClause = regexp.MustCompile(`(?i)\bCHECK\s*\(`)
@@ -194,24 +200,21 @@ func tableShapes(t *testing.T, q *sql.DB, tables []string) string {
 		// so, where a rowid table allows NULL in a text key only by an old
 		// SQLite quirk (no write of wharf's stores one; PostgreSQL's keys
 		// are NOT NULL).
-		for _, c := range queryStrings(t, q, `SELECT name || ' ' || type || ' notnull=' || ("notnull" OR pk > 0) || ' default=' || COALESCE(dflt_value, '-') || ' pk=' || pk || ' hidden=' || hidden
+		for _, c := range queryColumn[string](t, q, `SELECT name || ' ' || type || ' notnull=' || ("notnull" OR pk > 0) || ' default=' || COALESCE(dflt_value, '-') || ' pk=' || pk || ' hidden=' || hidden
 			FROM pragma_table_xinfo(?) ORDER BY cid`, table) {
 			fmt.Fprintf(&b, "%s column %s\n", table, c)
 		}
-		for _, ix := range queryStrings(t, q, `SELECT name || ' unique=' || "unique" || ' origin=' || origin || ' partial=' || partial
+		for _, ix := range queryColumn[string](t, q, `SELECT name || ' unique=' || "unique" || ' origin=' || origin || ' partial=' || partial
 			FROM pragma_index_list(?) WHERE origin <> 'pk' ORDER BY name`, table) {
 			name, _, _ := strings.Cut(ix, " ")
-			keys := queryStrings(t, q, `SELECT COALESCE(name, '<expr>') FROM pragma_index_info(?) ORDER BY seqno`, name)
+			keys := queryColumn[string](t, q, `SELECT COALESCE(name, '<expr>') FROM pragma_index_info(?) ORDER BY seqno`, name)
 			fmt.Fprintf(&b, "%s index %s on (%s)\n", table, ix, strings.Join(keys, ", "))
 		}
-		for _, fk := range queryStrings(t, q, `SELECT "from" || ' -> ' || "table" || '(' || COALESCE("to", '') || ') on update ' || on_update || ' on delete ' || on_delete
+		for _, fk := range queryColumn[string](t, q, `SELECT "from" || ' -> ' || "table" || '(' || COALESCE("to", '') || ') on update ' || on_update || ' on delete ' || on_delete
 			FROM pragma_foreign_key_list(?) ORDER BY id, seq`, table) {
 			fmt.Fprintf(&b, "%s foreign key %s\n", table, fk)
 		}
-		var ddl string
-		if err := q.QueryRowContext(t.Context(), `SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?`, table).Scan(&ddl); err != nil {
-			t.Fatal(err)
-		}
+		ddl := tableDDL(t, q, table)
 		for _, loc := range checkClause.FindAllStringIndex(ddl, -1) {
 			depth, end := 0, loc[1]-1
 			for i := end; i < len(ddl); i++ {
@@ -230,21 +233,21 @@ func tableShapes(t *testing.T, q *sql.DB, tables []string) string {
 	return b.String()
 }
 
-// queryStrings is the first column of every row q answers.
-func queryStrings(t *testing.T, q *sql.DB, query string, args ...any) []string {
+// queryColumn is the first column of every row q answers.
+func queryColumn[T any](t *testing.T, q *sql.DB, query string, args ...any) []T {
 	t.Helper()
 	rows, err := q.QueryContext(t.Context(), query, args...)
 	if err != nil {
 		t.Fatalf("%s: %v", query, err)
 	}
 	defer rows.Close()
-	var out []string
+	var out []T
 	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
+		var v T
+		if err := rows.Scan(&v); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, s)
+		out = append(out, v)
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)

@@ -182,23 +182,7 @@ func (c *logCounter) n(msg string) int {
 
 func schemaVersions(t *testing.T, db *DB) []int {
 	t.Helper()
-	rows, err := db.read.QueryContext(t.Context(), `SELECT version FROM schema_migrations ORDER BY version`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var vs []int
-	for rows.Next() {
-		var v int
-		if err := rows.Scan(&v); err != nil {
-			t.Fatal(err)
-		}
-		vs = append(vs, v)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return vs
+	return queryColumn[int](t, db.read, `SELECT version FROM schema_migrations ORDER BY version`)
 }
 
 func TestOpenSQLite_MigrationsAreIdempotent(t *testing.T) {
